@@ -1,0 +1,133 @@
+// attention.wgsl — causal grouped-query attention over the KV cache, flash-style: keys are
+// visited in tiles of 64 with an online softmax (running max m, running sum l), all in f32.
+//   q      (T, H, D)        packed, RoPE applied
+//   tok    (T)              (sequence slot, position); token t sees cache positions 0..=pos
+//   kcache (S, ctx, Hkv, D) packed, RoPE applied
+//   vcache (S, ctx, Hkv, D) packed
+//   out    (T, H, D)        packed: softmax(q k^T * scale) v
+// One 64-thread workgroup per (token, head); query head h reads KV head h / (H / Hkv).
+// D <= 256 (each thread owns at most two output words).
+
+struct Params {
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+    tokens: u32,
+    ctx: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<u32>;
+@group(0) @binding(2) var<storage, read> tok: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> kcache: array<u32>;
+@group(0) @binding(4) var<storage, read> vcache: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<u32>;
+
+const TILE: u32 = 64u;
+const NEG: f32 = -3.0e38;
+
+var<workgroup> qs: array<vec2<f32>, 128>; // the query head, as pairs
+var<workgroup> probs: array<f32, TILE>;
+var<workgroup> red: array<f32, TILE>;
+
+fn reduce_max(lid: u32, v: f32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = TILE / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn reduce_sum(lid: u32, v: f32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = TILE / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) lid: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let th = wid.x + wid.y * nwg.x;
+    if th >= p.tokens * p.heads {
+        return;
+    }
+    let t = th / p.heads;
+    let h = th % p.heads;
+    let kvh = h / (p.heads / p.kv_heads);
+    let hw = p.head_dim / 2u;
+    for (var i = lid; i < hw; i += TILE) {
+        qs[i] = unpack_act(q[th * hw + i]);
+    }
+    workgroupBarrier();
+
+    let at = tok[t];
+    let n_keys = at.y + 1u;
+    let row_words = p.kv_heads * hw;
+    let seq_base = at.x * p.ctx;
+    var m = NEG;
+    var l = 0.0;
+    var acc0 = vec2<f32>(0.0); // output word lid
+    var acc1 = vec2<f32>(0.0); // output word lid + 64
+    for (var t0 = 0u; t0 < n_keys; t0 += TILE) {
+        // 1. one key per thread: score = q . k * scale
+        let key = t0 + lid;
+        var score = NEG;
+        if key < n_keys {
+            let kb = (seq_base + key) * row_words + kvh * hw;
+            var d = 0.0;
+            for (var i = 0u; i < hw; i++) {
+                d += dot(qs[i], unpack_act(kcache[kb + i]));
+            }
+            score = d * p.scale;
+        }
+        // 2. online softmax update
+        let m_new = max(m, reduce_max(lid, score));
+        var pj = 0.0;
+        if key < n_keys {
+            pj = exp(score - m_new);
+        }
+        probs[lid] = pj;
+        let corr = exp(m - m_new);
+        l = l * corr + reduce_sum(lid, pj);
+        m = m_new;
+        acc0 *= corr;
+        acc1 *= corr;
+        // 3. accumulate p_j * v_j for this thread's output words
+        let nk = min(TILE, n_keys - t0);
+        for (var j = 0u; j < nk; j++) {
+            let vb = (seq_base + t0 + j) * row_words + kvh * hw;
+            let pr = probs[j];
+            if lid < hw {
+                acc0 += pr * unpack_act(vcache[vb + lid]);
+            }
+            if lid + TILE < hw {
+                acc1 += pr * unpack_act(vcache[vb + lid + TILE]);
+            }
+        }
+        workgroupBarrier();
+    }
+    if lid < hw {
+        out[th * hw + lid] = pack_act(acc0 / l);
+    }
+    if lid + TILE < hw {
+        out[th * hw + lid + TILE] = pack_act(acc1 / l);
+    }
+}

@@ -1,0 +1,46 @@
+// common.wgsl — value helpers shared by every kernel (prepended to each kernel's source).
+//
+// Activations and the KV cache are 16-bit values packed two per u32 (element 2i in the low half):
+// IEEE f16 when ACT_F16, bfloat16 otherwise. All arithmetic is f32.
+// Weights are the checkpoint's own bytes read as u32 words; W_DTYPE (declared by the kernels that
+// read weights) says how: 0 = f32, 1 = f16, 2 = bf16.
+
+override ACT_F16: bool = true;
+
+// bf16 <-> f32: a bf16 is the high half of an f32.
+fn bf16x2_to_f32(w: u32) -> vec2<f32> {
+    return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
+}
+
+// f32 -> bf16 bits, round to nearest even; NaN stays NaN.
+fn f32_to_bf16(x: f32) -> u32 {
+    let b = bitcast<u32>(x);
+    if (b & 0x7fffffffu) > 0x7f800000u {
+        return (b >> 16u) | 0x40u;
+    }
+    return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+}
+
+// One packed activation word -> two f32.
+fn unpack_act(w: u32) -> vec2<f32> {
+    if ACT_F16 {
+        return unpack2x16float(w);
+    }
+    return bf16x2_to_f32(w);
+}
+
+// Two f32 -> one packed activation word (f16 saturates at +-65504 instead of overflowing).
+fn pack_act(v: vec2<f32>) -> u32 {
+    if ACT_F16 {
+        return pack2x16float(clamp(v, vec2<f32>(-65504.0), vec2<f32>(65504.0)));
+    }
+    return f32_to_bf16(v.x) | (f32_to_bf16(v.y) << 16u);
+}
+
+// One word of a 16-bit weight -> two f32 (dtype 1 = f16, 2 = bf16).
+fn unpack_w16(w: u32, dtype: u32) -> vec2<f32> {
+    if dtype == 1u {
+        return unpack2x16float(w);
+    }
+    return bf16x2_to_f32(w);
+}

@@ -1,0 +1,156 @@
+//! Element types of weights (as stored in the checkpoint) and of activations (as stored on the GPU).
+
+use crate::error::{Error, Result};
+
+/// How a weight tensor's elements are stored, byte for byte as in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WeightDtype {
+    /// IEEE f32.
+    F32,
+    /// IEEE f16.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl WeightDtype {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            WeightDtype::F32 => 4,
+            WeightDtype::F16 | WeightDtype::Bf16 => 2,
+        }
+    }
+
+    /// The value of the WGSL override constant `W_DTYPE` (see shaders/common.wgsl).
+    pub fn wgsl_id(self) -> f64 {
+        match self {
+            WeightDtype::F32 => 0.0,
+            WeightDtype::F16 => 1.0,
+            WeightDtype::Bf16 => 2.0,
+        }
+    }
+
+    /// Name as safetensors writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightDtype::F32 => "F32",
+            WeightDtype::F16 => "F16",
+            WeightDtype::Bf16 => "BF16",
+        }
+    }
+
+    /// Parses a safetensors dtype name; `what` names the tensor for the error.
+    pub fn from_name(name: &str, what: &str) -> Result<Self> {
+        match name {
+            "F32" => Ok(WeightDtype::F32),
+            "F16" => Ok(WeightDtype::F16),
+            "BF16" => Ok(WeightDtype::Bf16),
+            other => Err(Error::UnsupportedDtype {
+                what: what.to_string(),
+                dtype: other.to_string(),
+            }),
+        }
+    }
+
+    /// Encodes f32 values into this dtype's little-endian bytes (tests and conversions).
+    pub fn encode(self, values: &[f32]) -> Vec<u8> {
+        match self {
+            WeightDtype::F32 => bytemuck::cast_slice(values).to_vec(),
+            WeightDtype::F16 => values
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+            WeightDtype::Bf16 => values
+                .iter()
+                .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                .collect(),
+        }
+    }
+
+    /// Decodes this dtype's little-endian bytes to f32.
+    pub fn decode(self, bytes: &[u8]) -> Vec<f32> {
+        match self {
+            WeightDtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            WeightDtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            WeightDtype::Bf16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+        }
+    }
+}
+
+/// How activations and the KV cache are stored on the GPU: 16-bit values packed two per `u32`.
+/// Arithmetic is always f32; only storage is 16-bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActDtype {
+    /// IEEE half (chosen where the adapter has `shader-f16`).
+    F16,
+    /// bfloat16 (the fallback, and a switch forces it anywhere).
+    Bf16,
+}
+
+impl ActDtype {
+    /// Rounds an f32 to this storage precision and back (what a GPU store then load does).
+    pub fn round(self, v: f32) -> f32 {
+        match self {
+            ActDtype::F16 => half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32(),
+            ActDtype::Bf16 => half::bf16::from_f32(v).to_f32(),
+        }
+    }
+
+    /// Packs f32 values (even count, or padded with a zero) into u32 words.
+    pub fn pack(self, values: &[f32]) -> Vec<u32> {
+        values
+            .chunks(2)
+            .map(|p| {
+                let lo = self.bits(p[0]);
+                let hi = p.get(1).map_or(0, |&v| self.bits(v));
+                lo | (hi << 16)
+            })
+            .collect()
+    }
+
+    /// Unpacks `n` values from packed words.
+    pub fn unpack(self, words: &[u32], n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let bits = ((words[i / 2] >> (16 * (i % 2))) & 0xffff) as u16;
+                match self {
+                    ActDtype::F16 => half::f16::from_bits(bits).to_f32(),
+                    ActDtype::Bf16 => half::bf16::from_bits(bits).to_f32(),
+                }
+            })
+            .collect()
+    }
+
+    fn bits(self, v: f32) -> u32 {
+        match self {
+            ActDtype::F16 => half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_bits() as u32,
+            ActDtype::Bf16 => half::bf16::from_f32(v).to_bits() as u32,
+        }
+    }
+
+    /// The value of the WGSL override constant `ACT_F16`.
+    pub fn wgsl_is_f16(self) -> f64 {
+        match self {
+            ActDtype::F16 => 1.0,
+            ActDtype::Bf16 => 0.0,
+        }
+    }
+
+    /// Short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActDtype::F16 => "f16",
+            ActDtype::Bf16 => "packed-bf16",
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! GPU context: adapter choice, device with the adapter's own limits, buffers, pipelines, readback.
+
+mod shaders;
+pub mod weight;
+
+pub use shaders::{kernel_source, KERNELS};
+
+use crate::dtype::ActDtype;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use wgpu::util::DeviceExt;
+
+/// How to choose and configure the GPU.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Restrict to these backends (None: all). Env `INFERNO_BACKEND` (vulkan, metal, dx12, gl, webgpu).
+    pub backends: Option<wgpu::Backends>,
+    /// Pick the first adapter whose name contains this (case-insensitive). Env `INFERNO_ADAPTER`.
+    pub adapter_name: Option<String>,
+    /// Store activations as packed bf16 even where the adapter has `shader-f16`.
+    pub force_bf16: bool,
+    /// Pretend `max_storage_buffer_binding_size` is this small (tests of the chunked path).
+    pub max_binding_override: Option<u64>,
+}
+
+impl GpuOptions {
+    /// Options from the environment (`INFERNO_BACKEND`, `INFERNO_ADAPTER`, `INFERNO_FORCE_BF16`).
+    pub fn from_env() -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        GpuOptions {
+            backends: env("INFERNO_BACKEND").map(|b| wgpu::Backends::from_comma_list(&b)),
+            adapter_name: env("INFERNO_ADAPTER"),
+            force_bf16: env("INFERNO_FORCE_BF16").is_some_and(|v| v != "0"),
+            max_binding_override: None,
+        }
+    }
+}
+
+/// A device, its queue and what the engine knows about it. Cheap to clone (all `Arc`s inside).
+#[derive(Clone)]
+pub struct GpuContext {
+    /// The wgpu device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// The adapter's description.
+    pub info: wgpu::AdapterInfo,
+    /// Features enabled on the device.
+    pub features: wgpu::Features,
+    /// Limits enabled on the device (the adapter's own).
+    pub limits: wgpu::Limits,
+    /// Storage precision of activations and KV cache.
+    pub act: ActDtype,
+    /// Largest storage binding the engine will use (the device's, or the override).
+    pub max_binding: u64,
+    pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
+}
+
+/// Features the engine uses when present.
+const WANTED: wgpu::Features = wgpu::Features::SHADER_F16
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::TIMESTAMP_QUERY);
+
+fn type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+impl GpuContext {
+    /// Lists the adapters wgpu sees for these options (for `inferno info`).
+    pub async fn adapters(opts: &GpuOptions) -> Vec<wgpu::Adapter> {
+        let instance = Self::instance(opts);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            instance.enumerate_adapters(opts.backends.unwrap_or(wgpu::Backends::all())).await
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    ..Default::default()
+                })
+                .await
+                .into_iter()
+                .collect()
+        }
+    }
+
+    fn instance(opts: &GpuOptions) -> wgpu::Instance {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = opts.backends.unwrap_or(wgpu::Backends::all());
+        wgpu::Instance::new(desc)
+    }
+
+    /// Chooses an adapter (best discrete GPU first, or by name) and opens a device with its limits.
+    pub async fn new(opts: &GpuOptions) -> Result<Self> {
+        let mut adapters = Self::adapters(opts).await;
+        if let Some(name) = &opts.adapter_name {
+            let want = name.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want));
+        }
+        adapters.sort_by_key(|a| type_rank(a.get_info().device_type));
+        let adapter = adapters.into_iter().next().ok_or_else(|| {
+            Error::NoAdapter(match &opts.adapter_name {
+                Some(n) => format!(" matching {n:?}"),
+                None => " (install a Vulkan/Metal/DX12 driver; on Linux without a GPU: \
+                         apt-get install mesa-vulkan-drivers libvulkan1)"
+                    .to_string(),
+            })
+        })?;
+        Self::from_adapter(adapter, opts).await
+    }
+
+    /// Blocking form of [`GpuContext::new`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking(opts: &GpuOptions) -> Result<Self> {
+        pollster::block_on(Self::new(opts))
+    }
+
+    /// Opens a device on a chosen adapter.
+    pub async fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Self> {
+        let info = adapter.get_info();
+        let features = adapter.features() & WANTED;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("inferno"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Device {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let act = if features.contains(wgpu::Features::SHADER_F16) && !opts.force_bf16 {
+            ActDtype::F16
+        } else {
+            ActDtype::Bf16
+        };
+        let device_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let max_binding = opts.max_binding_override.map_or(device_max, |o| o.min(device_max));
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            features,
+            limits,
+            act,
+            max_binding,
+            pipelines: Arc::default(),
+        })
+    }
+
+    /// A human-readable report: adapter, backend, features, limits, activation path.
+    pub fn report(&self) -> String {
+        let l = &self.limits;
+        format!(
+            "adapter: {} ({:?}, {:?})\ndriver: {} {}\nfeatures: shader-f16={} subgroup={} timestamp-query={}\n\
+             activations: {}\nmax_storage_buffer_binding_size: {}\nmax_buffer_size: {}\n\
+             max_compute_workgroup_storage_size: {}\nmax_compute_invocations_per_workgroup: {}\n\
+             max_storage_buffers_per_shader_stage: {}\nengine binding limit: {}",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            self.info.driver,
+            self.info.driver_info,
+            self.features.contains(wgpu::Features::SHADER_F16),
+            self.features.contains(wgpu::Features::SUBGROUP),
+            self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            self.act.name(),
+            l.max_storage_buffer_binding_size,
+            l.max_buffer_size,
+            l.max_compute_workgroup_storage_size,
+            l.max_compute_invocations_per_workgroup,
+            l.max_storage_buffers_per_shader_stage,
+            self.max_binding,
+        )
+    }
+
+    /// A compute pipeline for kernel `name` with these override constants (cached).
+    /// `ACT_F16` is always set from the context's activation path.
+    pub fn pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
+        let mut all: Vec<(&str, f64)> = vec![("ACT_F16", self.act.wgsl_is_f16())];
+        all.extend_from_slice(constants);
+        let key = format!("{name}{all:?}");
+        if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&key) {
+            return Ok(p.clone());
+        }
+        let source = kernel_source(name)
+            .ok_or_else(|| Error::Invalid(format!("no kernel named {name}")))?;
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = Arc::new(self.device.create_compute_pipeline(
+            &wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &all,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            },
+        ));
+        self.pipelines
+            .lock()
+            .expect("pipeline cache")
+            .insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// A storage buffer of `bytes` bytes (rounded up to 4), uninitialised.
+    pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_size(label, bytes)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.div_ceil(4).max(1) * 4,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// A storage buffer holding `data` (padded with zeros to a multiple of 4 bytes).
+    pub fn storage_init(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+        self.check_size(label, data.len() as u64)?;
+        let size = (data.len() as u64).div_ceil(4).max(1) * 4;
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: true,
+        });
+        {
+            let mut view = buf.slice(..).get_mapped_range_mut().map_err(|e| Error::Gpu {
+                what: label.to_string(),
+                reason: e.to_string(),
+            })?;
+            // The padding bytes stay zero: wgpu zero-initialises new buffers.
+            view.slice(..data.len()).copy_from_slice(data);
+        }
+        buf.unmap();
+        Ok(buf)
+    }
+
+    /// A uniform buffer holding a params struct.
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, params: &T) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    fn check_size(&self, label: &str, bytes: u64) -> Result<()> {
+        if bytes > self.limits.max_buffer_size {
+            return Err(Error::OutOfMemory {
+                what: format!("{label} (larger than the adapter's max_buffer_size {})", self.limits.max_buffer_size),
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `f` (buffer creations) inside an out-of-memory error scope.
+    pub async fn catch_oom<T>(&self, what: &str, bytes: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let out = f();
+        if let Some(e) = scope.pop().await {
+            return Err(Error::OutOfMemory {
+                what: format!("{what}: {e}"),
+                bytes,
+            });
+        }
+        out
+    }
+
+    /// Copies `bytes` bytes from the start of `buf` back to the host.
+    pub async fn read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let size = bytes.div_ceil(4) * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures::channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                what: "readback".into(),
+                reason: e.to_string(),
+            })?;
+        let gpu_err = |reason: String| Error::Gpu {
+            what: "readback".into(),
+            reason,
+        };
+        rx.await
+            .map_err(|e| gpu_err(e.to_string()))?
+            .map_err(|e| gpu_err(e.to_string()))?;
+        let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
+        let out = view[..bytes as usize].to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Blocking [`GpuContext::read`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_blocking(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        pollster::block_on(self.read(buf, bytes))
+    }
+}
+
+/// Splits a 1-D workgroup count into x/y so that neither exceeds 65,535; shaders rebuild the
+/// linear id as `wid.x + wid.y * nwg.x` and return past `count`.
+pub fn fold_workgroups(count: u32) -> [u32; 3] {
+    const MAX: u32 = 65_535;
+    if count <= MAX {
+        [count.max(1), 1, 1]
+    } else {
+        [MAX, count.div_ceil(MAX), 1]
+    }
+}

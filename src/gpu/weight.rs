@@ -1,0 +1,82 @@
+//! Weights on the GPU, as the checkpoint's own bytes, split into row chunks that each fit one
+//! storage binding.
+
+use super::GpuContext;
+use crate::dtype::WeightDtype;
+use crate::error::{Error, Result};
+
+/// A contiguous run of rows of a weight, in its own buffer.
+pub struct WeightChunk {
+    /// First row held.
+    pub row0: usize,
+    /// Rows held.
+    pub rows: usize,
+    /// The bytes, `rows * cols * dtype.size()` (padded to 4).
+    pub buf: wgpu::Buffer,
+}
+
+/// A 2-D weight `(rows, cols)` (a 1-D weight has one row) in its checkpoint dtype.
+pub struct Weight {
+    /// Checkpoint name, e.g. `model.layers.0.self_attn.q_proj.weight`.
+    pub name: String,
+    /// Element type as stored.
+    pub dtype: WeightDtype,
+    /// Rows (output features).
+    pub rows: usize,
+    /// Columns (input features).
+    pub cols: usize,
+    /// Row chunks, each within the binding limit; one chunk when it fits.
+    pub chunks: Vec<WeightChunk>,
+}
+
+impl Weight {
+    /// Uploads `bytes` (little-endian, `rows * cols` elements of `dtype`) to the GPU.
+    pub fn upload(
+        ctx: &GpuContext,
+        name: &str,
+        dtype: WeightDtype,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Self> {
+        let row_bytes = cols * dtype.size();
+        if bytes.len() != rows * row_bytes {
+            return Err(Error::shape(
+                name,
+                format!("{rows}x{cols} {} = {} bytes", dtype.name(), rows * row_bytes),
+                format!("{} bytes", bytes.len()),
+            ));
+        }
+        if cols % 2 != 0 {
+            return Err(Error::shape(name, "an even number of columns", cols));
+        }
+        let max_rows = (ctx.max_binding / row_bytes as u64) as usize & !1;
+        if max_rows == 0 && rows > 0 {
+            return Err(Error::Invalid(format!(
+                "{name}: one row ({row_bytes} bytes) exceeds the storage binding limit {}",
+                ctx.max_binding
+            )));
+        }
+        let mut chunks = Vec::new();
+        let mut row0 = 0;
+        while row0 < rows {
+            let n = max_rows.min(rows - row0);
+            let data = &bytes[row0 * row_bytes..(row0 + n) * row_bytes];
+            let buf = ctx.storage_init(name, data)?;
+            chunks.push(WeightChunk { row0, rows: n, buf });
+            row0 += n;
+        }
+        Ok(Weight {
+            name: name.to_string(),
+            dtype,
+            rows,
+            cols,
+            chunks,
+        })
+    }
+
+    /// Bytes held on the GPU (the tensor's bytes plus padding to 4 per chunk).
+    pub fn gpu_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.buf.size()).sum()
+    }
+}

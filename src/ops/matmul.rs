@@ -1,0 +1,127 @@
+//! `out = x @ W^T` with W in its checkpoint dtype: GEMV for a few tokens (decode), tiled GEMM for
+//! many (prefill). Kernels: shaders/matmul_gemv.wgsl, shaders/matmul_gemm.wgsl.
+
+use super::{act_bytes, check_buf, check_even};
+use crate::dtype::WeightDtype;
+use crate::error::{Error, Result};
+use crate::gpu::weight::Weight;
+use crate::gpu::{fold_workgroups, GpuContext};
+use crate::graph::Graph;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Mirrors `Params` in both matmul shaders.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatmulParams {
+    /// Inner dimension K (elements, even).
+    pub k: u32,
+    /// Rows of W in this chunk.
+    pub n: u32,
+    /// Columns of the output (N total).
+    pub out_stride: u32,
+    /// First output column written by this chunk.
+    pub out_offset: u32,
+    /// Tokens (GEMM only; the GEMV takes tokens from the grid).
+    pub t: u32,
+    /// Padding to 16 bytes.
+    pub _pad: [u32; 3],
+}
+
+/// Up to this many tokens use the GEMV kernel; more use the tiled GEMM.
+pub const GEMV_MAX_TOKENS: usize = 4;
+
+/// Output storage of a matmul.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulOut {
+    /// Packed 16-bit activations (N must be even).
+    Act,
+    /// f32 (logits).
+    F32,
+}
+
+/// The matmul op: pipelines per (kernel, weight dtype, output kind), made on first use.
+pub struct Matmul {
+    ctx: GpuContext,
+    pipelines: std::sync::Mutex<HashMap<(bool, WeightDtype, MatmulOut), Arc<wgpu::ComputePipeline>>>,
+}
+
+impl Matmul {
+    /// A matmul op on this context.
+    pub fn new(ctx: &GpuContext) -> Self {
+        Matmul {
+            ctx: ctx.clone(),
+            pipelines: Default::default(),
+        }
+    }
+
+    fn pipeline(&self, gemv: bool, dtype: WeightDtype, out: MatmulOut) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key = (gemv, dtype, out);
+        if let Some(p) = self.pipelines.lock().expect("matmul pipelines").get(&key) {
+            return Ok(p.clone());
+        }
+        let name = if gemv { "matmul_gemv" } else { "matmul_gemm" };
+        let out_f32 = if out == MatmulOut::F32 { 1.0 } else { 0.0 };
+        let p = self
+            .ctx
+            .pipeline(name, &[("W_DTYPE", dtype.wgsl_id()), ("OUT_F32", out_f32)])?;
+        self.pipelines.lock().expect("matmul pipelines").insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Records `out (t, W.rows) = x (t, W.cols) @ W^T`, one dispatch per weight chunk.
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        out_kind: MatmulOut,
+        t: usize,
+    ) -> Result<()> {
+        let (n, k) = (w.rows, w.cols);
+        check_even(&format!("{} columns", w.name), k)?;
+        check_buf(&format!("input of {}", w.name), x, act_bytes(t * k))?;
+        let out_bytes = match out_kind {
+            MatmulOut::Act => {
+                check_even(&format!("{} rows (packed output)", w.name), n)?;
+                act_bytes(t * n)
+            }
+            MatmulOut::F32 => (t * n * 4) as u64,
+        };
+        check_buf(&format!("output of {}", w.name), out, out_bytes)?;
+        if t == 0 {
+            return Ok(());
+        }
+        let gemv = t <= GEMV_MAX_TOKENS;
+        let pipeline = self.pipeline(gemv, w.dtype, out_kind)?;
+        for chunk in &w.chunks {
+            let params = MatmulParams {
+                k: k as u32,
+                n: chunk.rows as u32,
+                out_stride: n as u32,
+                out_offset: chunk.row0 as u32,
+                t: t as u32,
+                _pad: [0; 3],
+            };
+            let uniform = self.ctx.uniform("matmul params", &params);
+            let workgroups = if gemv {
+                let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
+                [x, y, t as u32]
+            } else {
+                let wx = chunk.rows.div_ceil(64);
+                let wy = t.div_ceil(32);
+                if wx > 65_535 || wy > 65_535 {
+                    return Err(Error::Invalid(format!(
+                        "{}: GEMM grid {wx}x{wy} exceeds 65535 workgroups",
+                        w.name
+                    )));
+                }
+                [wx as u32, wy as u32, 1]
+            };
+            let label = if gemv { "matmul_gemv" } else { "matmul_gemm" };
+            g.push(&self.ctx, label, &pipeline, &[&uniform, x, &chunk.buf, out], workgroups);
+        }
+        Ok(())
+    }
+}

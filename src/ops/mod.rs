@@ -1,0 +1,48 @@
+//! One Rust file per kernel: the pipeline(s), a `#[repr(C)]` Params struct mirroring the WGSL
+//! uniform, shape checks and the dispatch math.
+//!
+//! Activation buffers hold 16-bit values packed two per `u32` (see [`crate::dtype::ActDtype`]);
+//! logits are f32; token metadata is `(slot, position)` as two `u32` per token.
+
+pub mod add;
+pub mod argmax;
+pub mod attention;
+pub mod embedding;
+pub mod kv_write;
+pub mod matmul;
+pub mod rms_norm;
+pub mod rope;
+pub mod swiglu;
+
+use crate::error::{Error, Result};
+use crate::gpu::fold_workgroups;
+
+/// Bytes of `n` packed 16-bit activation values.
+pub fn act_bytes(n: usize) -> u64 {
+    (n as u64).div_ceil(2) * 4
+}
+
+/// Fails unless `buf` holds at least `bytes` bytes.
+pub(crate) fn check_buf(what: &str, buf: &wgpu::Buffer, bytes: u64) -> Result<()> {
+    if buf.size() < bytes {
+        return Err(Error::shape(
+            what,
+            format!("a buffer of at least {bytes} bytes"),
+            format!("{} bytes", buf.size()),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails unless `n` is even (packed activations are handled in pairs).
+pub(crate) fn check_even(what: &str, n: usize) -> Result<()> {
+    if n % 2 != 0 {
+        return Err(Error::shape(what, "an even size", n));
+    }
+    Ok(())
+}
+
+/// Workgroups for a one-thread-per-item kernel of 256 threads.
+pub(crate) fn per_item(items: usize) -> [u32; 3] {
+    fold_workgroups(items.div_ceil(256) as u32)
+}

@@ -1,0 +1,184 @@
+//! Rotary position embedding (Meta's `precompute_freqs_cis`, with llama3 or linear frequency
+//! scaling), HF half-split or interleaved layout. Kernel: shaders/rope.wgsl.
+
+use super::{act_bytes, check_buf, check_even, per_item};
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::graph::Graph;
+
+/// Frequency scaling of RoPE (`rope_scaling` in config.json).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum RopeScaling {
+    /// Plain RoPE.
+    #[default]
+    None,
+    /// Positions divided by `factor` (`rope_type: linear`).
+    Linear {
+        /// Scale factor.
+        factor: f32,
+    },
+    /// Llama 3.1's wavelength-dependent scaling (`rope_type: llama3`).
+    Llama3 {
+        /// Scale factor for low frequencies.
+        factor: f32,
+        /// Wavelengths above `original_max / low_freq_factor` are divided by `factor`.
+        low_freq_factor: f32,
+        /// Wavelengths below `original_max / high_freq_factor` are kept.
+        high_freq_factor: f32,
+        /// Context length the model was pre-trained with.
+        original_max_position_embeddings: f32,
+    },
+}
+
+/// Inverse frequencies `theta^(-2i/D)` for i in 0..D/2, scaled, computed in f32 as transformers does.
+pub fn inv_freqs(head_dim: usize, theta: f32, scaling: &RopeScaling) -> Vec<f32> {
+    let base: Vec<f32> = (0..head_dim / 2)
+        .map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32))
+        .collect();
+    match *scaling {
+        RopeScaling::None => base,
+        RopeScaling::Linear { factor } => base.iter().map(|f| f / factor).collect(),
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings: old,
+        } => {
+            let low_wavelen = old / low_freq_factor;
+            let high_wavelen = old / high_freq_factor;
+            base.iter()
+                .map(|&f| {
+                    let wavelen = 2.0 * std::f32::consts::PI / f;
+                    if wavelen < high_wavelen {
+                        f
+                    } else if wavelen > low_wavelen {
+                        f / factor
+                    } else {
+                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// `(cos, sin)` of `pos * inv_freq[i]` for every position < `max_pos`: shape (max_pos, D/2, 2).
+pub fn freqs_cis(inv_freq: &[f32], max_pos: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(max_pos * inv_freq.len() * 2);
+    for pos in 0..max_pos {
+        for &f in inv_freq {
+            let angle = (pos as f32 * f) as f64; // the f32 product, as torch computes it
+            out.push(angle.cos() as f32);
+            out.push(angle.sin() as f32);
+        }
+    }
+    out
+}
+
+/// The (cos, sin) table on the GPU, shared by every layer.
+pub struct RopeTable {
+    /// (max_pos, D/2) of vec2<f32>.
+    pub buf: wgpu::Buffer,
+    /// Head dimension D.
+    pub head_dim: usize,
+    /// Positions covered.
+    pub max_pos: usize,
+}
+
+impl RopeTable {
+    /// Computes and uploads the table for positions `0..max_pos`.
+    pub fn new(ctx: &GpuContext, head_dim: usize, theta: f32, scaling: &RopeScaling, max_pos: usize) -> Result<Self> {
+        check_even("head_dim", head_dim)?;
+        let table = freqs_cis(&inv_freqs(head_dim, theta, scaling), max_pos);
+        let buf = ctx.storage_init("rope table", bytemuck::cast_slice(&table))?;
+        Ok(RopeTable { buf, head_dim, max_pos })
+    }
+}
+
+/// Mirrors `Params` in rope.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct RopeParams {
+    /// Heads H of the tensor.
+    pub heads: u32,
+    /// Head dimension D.
+    pub head_dim: u32,
+    /// Tokens T.
+    pub tokens: u32,
+    /// 1: pairs (2i, 2i+1); 0: pairs (i, i + D/2).
+    pub interleaved: u32,
+    /// 1: write into the KV cache at (slot, pos).
+    pub to_cache: u32,
+    /// Cache positions per slot.
+    pub ctx: u32,
+    /// Padding.
+    pub _pad: [u32; 2],
+}
+
+/// Where RoPE writes its output.
+pub enum RopeDst<'a> {
+    /// A (T, H, D) activation buffer.
+    Act(&'a wgpu::Buffer),
+    /// The KV cache (S, ctx, H, D), at each token's (slot, pos).
+    Cache(&'a wgpu::Buffer, usize),
+}
+
+/// The RoPE op.
+pub struct Rope {
+    ctx: GpuContext,
+}
+
+impl Rope {
+    /// A RoPE op on this context.
+    pub fn new(ctx: &GpuContext) -> Self {
+        Rope { ctx: ctx.clone() }
+    }
+
+    /// Records RoPE of `src (t, heads, D)` into `dst`, positions from `tok (t)`.
+    /// Positions must be below the table's `max_pos` (the caller checks per step).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        src: &wgpu::Buffer,
+        tok: &wgpu::Buffer,
+        table: &RopeTable,
+        dst: RopeDst<'_>,
+        heads: usize,
+        t: usize,
+        interleaved: bool,
+    ) -> Result<()> {
+        let d = table.head_dim;
+        check_buf("rope input", src, act_bytes(t * heads * d))?;
+        check_buf("rope positions", tok, (t * 8) as u64)?;
+        let (dst_buf, to_cache, ctx_len) = match dst {
+            RopeDst::Act(b) => {
+                check_buf("rope output", b, act_bytes(t * heads * d))?;
+                (b, 0, 0)
+            }
+            RopeDst::Cache(b, ctx_len) => {
+                if ctx_len > table.max_pos {
+                    return Err(Error::Invalid(format!(
+                        "cache length {ctx_len} exceeds the RoPE table ({} positions)",
+                        table.max_pos
+                    )));
+                }
+                (b, 1, ctx_len)
+            }
+        };
+        let pipeline = self.ctx.pipeline("rope", &[])?;
+        let params = RopeParams {
+            heads: heads as u32,
+            head_dim: d as u32,
+            tokens: t as u32,
+            interleaved: interleaved as u32,
+            to_cache,
+            ctx: ctx_len as u32,
+            _pad: [0; 2],
+        };
+        let uniform = self.ctx.uniform("rope params", &params);
+        g.push(&self.ctx, "rope", &pipeline, &[&uniform, src, tok, &table.buf, dst_buf], per_item(t * heads * d / 2));
+        Ok(())
+    }
+}
