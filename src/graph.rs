@@ -15,11 +15,32 @@ pub struct Dispatch {
     workgroups: [u32; 3],
 }
 
-/// A recorded sequence of dispatches.
+/// One step of a graph.
+pub enum Step {
+    /// A compute dispatch.
+    Dispatch(Dispatch),
+    /// A buffer-to-buffer copy (e.g. gathering the rows that need logits).
+    Copy {
+        /// Source buffer.
+        src: wgpu::Buffer,
+        /// Byte offset in the source.
+        src_offset: u64,
+        /// Destination buffer.
+        dst: wgpu::Buffer,
+        /// Byte offset in the destination.
+        dst_offset: u64,
+        /// Bytes to copy (a multiple of 4).
+        size: u64,
+    },
+}
+
+/// A recorded sequence of dispatches and copies.
 #[derive(Default)]
 pub struct Graph {
-    /// The dispatches, in execution order.
-    pub dispatches: Vec<Dispatch>,
+    /// The steps, in execution order.
+    pub steps: Vec<Step>,
+    /// Bytes of the uniform buffers the recorded ops created (for the memory ledger).
+    pub uniform_bytes: u64,
 }
 
 impl Graph {
@@ -45,41 +66,61 @@ impl Graph {
                 resource: b.as_entire_binding(),
             })
             .collect();
+        self.uniform_bytes += buffers
+            .iter()
+            .filter(|b| b.usage().contains(wgpu::BufferUsages::UNIFORM))
+            .map(|b| b.size())
+            .sum::<u64>();
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.dispatches.push(Dispatch {
+        self.steps.push(Step::Dispatch(Dispatch {
             label,
             pipeline: pipeline.clone(),
             bind_group,
             workgroups,
-        });
+        }));
     }
 
-    /// Appends every dispatch to a compute pass.
-    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for d in &self.dispatches {
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            let [x, y, z] = d.workgroups;
-            pass.dispatch_workgroups(x, y, z);
+    /// Records a copy of `size` bytes between buffers.
+    pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
+        self.steps.push(Step::Copy { src: src.clone(), src_offset, dst: dst.clone(), dst_offset, size });
+    }
+
+    /// The recorded dispatches, in order.
+    pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Dispatch(d) => Some(d),
+            Step::Copy { .. } => None,
+        })
+    }
+
+    /// Appends the graph to `enc`: runs of dispatches share one compute pass.
+    pub fn encode(&self, enc: &mut wgpu::CommandEncoder) {
+        let mut i = 0;
+        while i < self.steps.len() {
+            if let Step::Copy { src, src_offset, dst, dst_offset, size } = &self.steps[i] {
+                enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
+                i += 1;
+                continue;
+            }
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("graph"), timestamp_writes: None });
+            while let Some(Step::Dispatch(d)) = self.steps.get(i) {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                let [x, y, z] = d.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+                i += 1;
+            }
         }
     }
 
-    /// Encodes the whole graph in one compute pass and submits it.
+    /// Encodes the whole graph and submits it (one submit).
     pub fn run(&self, ctx: &GpuContext) -> wgpu::SubmissionIndex {
-        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("graph"),
-        });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("graph"),
-                timestamp_writes: None,
-            });
-            self.encode(&mut pass);
-        }
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("graph") });
+        self.encode(&mut enc);
         ctx.queue.submit([enc.finish()])
     }
 }

@@ -7,6 +7,7 @@ pub mod dtype;
 pub mod error;
 pub mod gpu;
 pub mod graph;
+pub mod model;
 pub mod ops;
 
 pub use dtype::{ActDtype, WeightDtype};

@@ -1,0 +1,305 @@
+//! GGUF files (llama.cpp): metadata, tensor directory, and the block formats' CPU dequantizers
+//! (ggml's definitions). Every read is bounds-checked: a corrupt file is an error, never a panic.
+
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+/// A metadata value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Any unsigned integer type.
+    U(u64),
+    /// Any signed integer type.
+    I(i64),
+    /// f32 or f64.
+    F(f64),
+    /// bool.
+    Bool(bool),
+    /// UTF-8 string.
+    Str(String),
+    /// Array of values.
+    Array(Vec<Value>),
+}
+
+impl Value {
+    /// As an unsigned integer, if it is a non-negative integer.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Value::U(x) => Some(x),
+            Value::I(x) if x >= 0 => Some(x as u64),
+            _ => None,
+        }
+    }
+    /// As a float, if numeric.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::U(x) => Some(x as f64),
+            Value::I(x) => Some(x as f64),
+            Value::F(x) => Some(x),
+            _ => None,
+        }
+    }
+    /// As a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// As an array.
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// ggml tensor types this engine reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GgmlType {
+    /// f32.
+    F32,
+    /// f16.
+    F16,
+    /// bf16.
+    Bf16,
+    /// 32 x 4-bit, scale: `(q - 8) * d`.
+    Q4_0,
+    /// 32 x 4-bit, scale and min: `q * d + m`.
+    Q4_1,
+    /// 32 x 8-bit, scale: `q * d`.
+    Q8_0,
+}
+
+impl GgmlType {
+    fn from_id(id: u32) -> Option<Self> {
+        Some(match id {
+            0 => GgmlType::F32,
+            1 => GgmlType::F16,
+            2 => GgmlType::Q4_0,
+            3 => GgmlType::Q4_1,
+            8 => GgmlType::Q8_0,
+            30 => GgmlType::Bf16,
+            _ => return None,
+        })
+    }
+    /// (elements per block, bytes per block).
+    pub fn block(self) -> (usize, usize) {
+        match self {
+            GgmlType::F32 => (1, 4),
+            GgmlType::F16 | GgmlType::Bf16 => (1, 2),
+            GgmlType::Q4_0 => (32, 18),
+            GgmlType::Q4_1 => (32, 20),
+            GgmlType::Q8_0 => (32, 34),
+        }
+    }
+}
+
+fn ggml_type_name(id: u32) -> String {
+    const NAMES: [&str; 31] = [
+        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+        "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64",
+        "F64", "IQ1_M", "BF16",
+    ];
+    NAMES.get(id as usize).map_or(format!("ggml type {id}"), |s| s.to_string())
+}
+
+/// One tensor's directory entry.
+#[derive(Clone, Debug)]
+pub struct TensorInfo {
+    /// GGUF name, e.g. `blk.0.attn_q.weight`.
+    pub name: String,
+    /// PyTorch-order shape (GGUF stores it reversed).
+    pub shape: Vec<usize>,
+    /// Element type.
+    pub ty: GgmlType,
+    /// Byte range inside the file.
+    pub range: std::ops::Range<usize>,
+}
+
+/// A parsed GGUF header: metadata and tensor directory (the data stays in the caller's bytes).
+#[derive(Clone, Debug)]
+pub struct Gguf {
+    /// Metadata key/values.
+    pub metadata: BTreeMap<String, Value>,
+    /// Tensors in file order.
+    pub tensors: Vec<TensorInfo>,
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+    file: &'a str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| {
+            Error::loader(self.file, format!("truncated GGUF header: needs {n} bytes at offset {}, file has {}", self.pos, self.b.len()))
+        })?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn len(&mut self, what: &str) -> Result<usize> {
+        let n = self.u64()?;
+        // every element takes at least one byte, so a count past the file's end is corrupt
+        if n > (self.b.len() - self.pos) as u64 {
+            return Err(Error::loader(self.file, format!("{what} length {n} at offset {} runs past the end of the file", self.pos)));
+        }
+        Ok(n as usize)
+    }
+    fn string(&mut self) -> Result<String> {
+        let n = self.len("string")?;
+        let s = self.take(n)?;
+        String::from_utf8(s.to_vec()).map_err(|_| Error::loader(self.file, format!("invalid UTF-8 string at offset {}", self.pos - n)))
+    }
+    fn value(&mut self, ty: u32, depth: u32) -> Result<Value> {
+        Ok(match ty {
+            0 => Value::U(self.take(1)?[0] as u64),
+            1 => Value::I(self.take(1)?[0] as i8 as i64),
+            2 => Value::U(u16::from_le_bytes(self.take(2)?.try_into().expect("2")) as u64),
+            3 => Value::I(i16::from_le_bytes(self.take(2)?.try_into().expect("2")) as i64),
+            4 => Value::U(self.u32()? as u64),
+            5 => Value::I(self.u32()? as i32 as i64),
+            6 => Value::F(f32::from_bits(self.u32()?) as f64),
+            7 => Value::Bool(self.take(1)?[0] != 0),
+            8 => Value::Str(self.string()?),
+            9 if depth < 4 => {
+                let ety = self.u32()?;
+                let n = self.len("array")?;
+                let mut items = Vec::with_capacity(n.min(1 << 20));
+                for _ in 0..n {
+                    items.push(self.value(ety, depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            10 => Value::U(self.u64()?),
+            11 => Value::I(self.u64()? as i64),
+            12 => Value::F(f64::from_bits(self.u64()?)),
+            other => return Err(Error::loader(self.file, format!("unknown metadata value type {other} at offset {}", self.pos))),
+        })
+    }
+}
+
+impl Gguf {
+    /// Parses the header of a GGUF file held in `bytes`; `file` names it in errors.
+    pub fn parse(bytes: &[u8], file: &str) -> Result<Self> {
+        let mut r = Reader { b: bytes, pos: 0, file };
+        if r.take(4)? != b"GGUF" {
+            return Err(Error::loader(file, "not a GGUF file (bad magic)"));
+        }
+        let version = r.u32()?;
+        if !(2..=3).contains(&version) {
+            return Err(Error::loader(file, format!("GGUF version {version} is not supported (2 and 3 are)")));
+        }
+        let n_tensors = r.len("tensor count")?;
+        let n_kv = r.len("metadata count")?;
+        let mut metadata = BTreeMap::new();
+        for _ in 0..n_kv {
+            let key = r.string()?;
+            let ty = r.u32()?;
+            let v = r.value(ty, 0)?;
+            metadata.insert(key, v);
+        }
+        let mut raw = Vec::with_capacity(n_tensors);
+        for _ in 0..n_tensors {
+            let name = r.string()?;
+            let n_dims = r.u32()?;
+            if n_dims == 0 || n_dims > 4 {
+                return Err(Error::loader(file, format!("tensor {name}: {n_dims} dimensions")));
+            }
+            let mut dims = Vec::new();
+            for _ in 0..n_dims {
+                dims.push(r.u64()? as usize);
+            }
+            let ty_id = r.u32()?;
+            let offset = r.u64()? as usize;
+            raw.push((name, dims, ty_id, offset));
+        }
+        let align = metadata.get("general.alignment").and_then(Value::as_u64).unwrap_or(32) as usize;
+        if align == 0 || !align.is_power_of_two() {
+            return Err(Error::loader(file, format!("general.alignment {align} is not a power of two")));
+        }
+        let data_start = r.pos.div_ceil(align) * align;
+        let mut tensors = Vec::with_capacity(raw.len());
+        for (name, dims, ty_id, offset) in raw {
+            let ty = GgmlType::from_id(ty_id).ok_or_else(|| Error::UnsupportedDtype {
+                what: format!("{file}: tensor {name}"),
+                dtype: ggml_type_name(ty_id),
+            })?;
+            let n: usize = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| Error::loader(file, format!("tensor {name}: shape overflows")))?;
+            let (be, bb) = ty.block();
+            if dims[0] % be != 0 {
+                return Err(Error::loader(file, format!("tensor {name}: row of {} is not a whole number of {be}-element blocks", dims[0])));
+            }
+            let size = n / be * bb;
+            let start = data_start.checked_add(offset).ok_or_else(|| Error::loader(file, format!("tensor {name}: offset overflows")))?;
+            let end = start.checked_add(size).filter(|&e| e <= bytes.len()).ok_or_else(|| {
+                Error::loader(file, format!("tensor {name}: data [{start}, {}) runs past the end of the file ({} bytes)", start + size, bytes.len()))
+            })?;
+            tensors.push(TensorInfo { name, shape: dims.into_iter().rev().collect(), ty, range: start..end });
+        }
+        let mut sorted: Vec<&TensorInfo> = tensors.iter().collect();
+        sorted.sort_by_key(|t| t.range.start);
+        for w in sorted.windows(2) {
+            if w[1].range.start < w[0].range.end {
+                return Err(Error::loader(file, format!("tensors {} and {} overlap", w[0].name, w[1].name)));
+            }
+        }
+        Ok(Gguf { metadata, tensors })
+    }
+
+    /// A metadata value.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.metadata.get(key)
+    }
+
+    /// A tensor's directory entry.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+}
+
+/// Dequantizes `data` (whole blocks of `ty`) to f32, following ggml's reference definitions.
+pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
+    let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let (_, bb) = ty.block();
+    let mut out = Vec::with_capacity(data.len() / bb * 32);
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 => {
+            let d = match ty {
+                GgmlType::F32 => crate::WeightDtype::F32,
+                GgmlType::F16 => crate::WeightDtype::F16,
+                _ => crate::WeightDtype::Bf16,
+            };
+            return d.decode(data);
+        }
+        GgmlType::Q4_0 | GgmlType::Q4_1 => {
+            for blk in data.chunks_exact(bb) {
+                let d = f16(&blk[0..2]);
+                let (m, qs) = if ty == GgmlType::Q4_1 { (f16(&blk[2..4]), &blk[4..20]) } else { (-8.0 * d, &blk[2..18]) };
+                let base = out.len();
+                out.resize(base + 32, 0.0);
+                for (j, &q) in qs.iter().enumerate() {
+                    out[base + j] = (q & 0xf) as f32 * d + m;
+                    out[base + j + 16] = (q >> 4) as f32 * d + m;
+                }
+            }
+        }
+        GgmlType::Q8_0 => {
+            for blk in data.chunks_exact(bb) {
+                let d = f16(&blk[0..2]);
+                out.extend(blk[2..34].iter().map(|&q| q as i8 as f32 * d));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,261 @@
+//! The Llama weights on the GPU and the per-layer forward, recorded into a [`Graph`].
+
+use super::checkpoint::Checkpoint;
+use super::config::LlamaConfig;
+use crate::error::Result;
+use crate::gpu::weight::Weight;
+use crate::gpu::GpuContext;
+use crate::graph::Graph;
+use crate::ops::{
+    add::Add, argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, kv_write::KvWrite,
+    matmul::Matmul, matmul::MatmulOut, rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu,
+};
+
+/// One decoder layer's weights (names as in the checkpoint, `model.layers.{i}.*`).
+pub struct Layer {
+    /// `input_layernorm.weight` (C)
+    pub input_layernorm: Weight,
+    /// `self_attn.q_proj.weight` (H*D, C)
+    pub q_proj: Weight,
+    /// `self_attn.k_proj.weight` (Hkv*D, C)
+    pub k_proj: Weight,
+    /// `self_attn.v_proj.weight` (Hkv*D, C)
+    pub v_proj: Weight,
+    /// `self_attn.o_proj.weight` (C, H*D)
+    pub o_proj: Weight,
+    /// `post_attention_layernorm.weight` (C)
+    pub post_attention_layernorm: Weight,
+    /// `mlp.gate_proj.weight` (I, C)
+    pub gate_proj: Weight,
+    /// `mlp.up_proj.weight` (I, C)
+    pub up_proj: Weight,
+    /// `mlp.down_proj.weight` (C, I)
+    pub down_proj: Weight,
+}
+
+/// Every kernel op, made once per context.
+pub struct Ops {
+    /// Matmul (GEMV/GEMM).
+    pub matmul: Matmul,
+    /// RMSNorm.
+    pub rms_norm: RmsNorm,
+    /// RoPE.
+    pub rope: Rope,
+    /// KV append.
+    pub kv_write: KvWrite,
+    /// Attention.
+    pub attention: Attention,
+    /// SwiGLU.
+    pub swiglu: Swiglu,
+    /// Residual add.
+    pub add: Add,
+    /// Embedding gather.
+    pub embedding: Embedding,
+    /// Argmax.
+    pub argmax: Argmax,
+}
+
+impl Ops {
+    /// All ops on a context.
+    pub fn new(ctx: &GpuContext) -> Self {
+        Ops {
+            matmul: Matmul::new(ctx),
+            rms_norm: RmsNorm::new(ctx),
+            rope: Rope::new(ctx),
+            kv_write: KvWrite::new(ctx),
+            attention: Attention::new(ctx),
+            swiglu: Swiglu::new(ctx),
+            add: Add::new(ctx),
+            embedding: Embedding::new(ctx),
+            argmax: Argmax::new(ctx),
+        }
+    }
+}
+
+/// GPU memory by category, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryLedger {
+    /// Weight buffers (the file's tensor bytes, plus padding to 4 bytes per buffer).
+    pub weights: u64,
+    /// Of `weights`, bytes of tensors expanded from a GGUF block format at load.
+    pub weights_expanded: u64,
+    /// Bytes the same tensors take in the checkpoint files.
+    pub weights_in_file: u64,
+    /// KV cache.
+    pub kv_cache: u64,
+    /// Activations, RoPE table, uniforms, readback.
+    pub scratch: u64,
+}
+
+impl MemoryLedger {
+    /// Everything on the GPU.
+    pub fn total(&self) -> u64 {
+        self.weights + self.kv_cache + self.scratch
+    }
+}
+
+/// A Llama model resident on the GPU.
+pub struct Llama {
+    /// The context it lives on.
+    pub ctx: GpuContext,
+    /// Its shape.
+    pub config: LlamaConfig,
+    /// `model.embed_tokens.weight` (V, C)
+    pub embed_tokens: Weight,
+    /// Decoder layers.
+    pub layers: Vec<Layer>,
+    /// `model.norm.weight` (C)
+    pub norm: Weight,
+    /// `lm_head.weight` (V, C); None when tied to the embedding.
+    pub lm_head: Option<Weight>,
+    /// RoPE rotates interleaved pairs (GGUF's permuted Q/K rows) instead of HF halves.
+    pub rope_interleaved: bool,
+    /// The kernels.
+    pub ops: Ops,
+    ledger: MemoryLedger,
+}
+
+/// Scratch activations for up to `t` tokens (shapes in comments).
+pub struct Scratch {
+    /// (T) token ids
+    pub ids: wgpu::Buffer,
+    /// (T) (slot, pos)
+    pub tok: wgpu::Buffer,
+    /// (T, C) residual stream
+    pub x: wgpu::Buffer,
+    /// (T, C) normed input / projection output
+    pub h: wgpu::Buffer,
+    /// (T, H*D)
+    pub q: wgpu::Buffer,
+    /// (T, H*D) q after RoPE
+    pub qr: wgpu::Buffer,
+    /// (T, Hkv*D)
+    pub k: wgpu::Buffer,
+    /// (T, Hkv*D)
+    pub v: wgpu::Buffer,
+    /// (T, H*D) attention output
+    pub attn: wgpu::Buffer,
+    /// (T, I)
+    pub gate: wgpu::Buffer,
+    /// (T, I)
+    pub up: wgpu::Buffer,
+    /// (T, I) silu(gate) * up
+    pub act: wgpu::Buffer,
+}
+
+/// Per-layer KV cache buffers, each (slots, ctx, Hkv, D) packed.
+pub struct KvCache {
+    /// K per layer.
+    pub k: Vec<wgpu::Buffer>,
+    /// V per layer.
+    pub v: Vec<wgpu::Buffer>,
+    /// Positions per slot.
+    pub ctx_len: usize,
+    /// Sequence slots.
+    pub slots: usize,
+}
+
+impl Llama {
+    /// Uploads a checkpoint's weights tensor by tensor; `progress(done, total)` in bytes.
+    pub fn load(ctx: &GpuContext, ckpt: &Checkpoint, mut progress: impl FnMut(u64, u64)) -> Result<Self> {
+        let cfg = ckpt.config.clone();
+        let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+        let qd = cfg.num_attention_heads * cfg.head_dim;
+        let kvd = cfg.num_key_value_heads * cfg.head_dim;
+        let total = ckpt.tensor_bytes();
+        let mut done = 0u64;
+        let mut ledger = MemoryLedger::default();
+        let mut load = |name: &str, shape: &[usize]| -> Result<Weight> {
+            let raw = ckpt.tensor(name, shape)?;
+            let (rows, cols) = if shape.len() == 1 { (1, shape[0]) } else { (shape[0], shape[1]) };
+            let w = Weight::upload(ctx, name, raw.dtype, rows, cols, &raw.bytes)?;
+            let file_bytes = ckpt.tensors[name].range.len() as u64;
+            ledger.weights += w.gpu_bytes();
+            ledger.weights_in_file += file_bytes;
+            if raw.expanded_from.is_some() {
+                ledger.weights_expanded += w.gpu_bytes();
+            }
+            drop(raw);
+            ckpt.release(name);
+            done += file_bytes;
+            progress(done, total);
+            Ok(w)
+        };
+        let embed_tokens = load("model.embed_tokens.weight", &[v, c])?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let p = |s: &str| format!("model.layers.{l}.{s}");
+            layers.push(Layer {
+                input_layernorm: load(&p("input_layernorm.weight"), &[c])?,
+                q_proj: load(&p("self_attn.q_proj.weight"), &[qd, c])?,
+                k_proj: load(&p("self_attn.k_proj.weight"), &[kvd, c])?,
+                v_proj: load(&p("self_attn.v_proj.weight"), &[kvd, c])?,
+                o_proj: load(&p("self_attn.o_proj.weight"), &[c, qd])?,
+                post_attention_layernorm: load(&p("post_attention_layernorm.weight"), &[c])?,
+                gate_proj: load(&p("mlp.gate_proj.weight"), &[i, c])?,
+                up_proj: load(&p("mlp.up_proj.weight"), &[i, c])?,
+                down_proj: load(&p("mlp.down_proj.weight"), &[c, i])?,
+            });
+        }
+        let norm = load("model.norm.weight", &[c])?;
+        // A checkpoint may carry lm_head even when tied; use it only when untied.
+        let lm_head = if cfg.tie_word_embeddings {
+            None
+        } else {
+            Some(load("lm_head.weight", &[v, c])?)
+        };
+        Ok(Llama {
+            ctx: ctx.clone(),
+            config: cfg,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rope_interleaved: ckpt.format == super::Format::Gguf,
+            ops: Ops::new(ctx),
+            ledger,
+        })
+    }
+
+    /// Weight memory (KV cache and scratch belong to sessions).
+    pub fn ledger(&self) -> MemoryLedger {
+        self.ledger
+    }
+
+    /// The output projection (lm_head, or the embedding when tied).
+    pub fn lm_head(&self) -> &Weight {
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
+    }
+
+    /// Records the forward of `t` tokens: embeddings, every layer, final norm into `s.h`.
+    pub fn record_body(&self, g: &mut Graph, s: &Scratch, kv: &KvCache, rope: &RopeTable, t: usize) -> Result<()> {
+        let cfg = &self.config;
+        let ops = &self.ops;
+        let (c, i, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.rms_norm_eps);
+        let (heads, kv_heads) = (cfg.num_attention_heads, cfg.num_key_value_heads);
+        let shape = AttentionShape { heads, kv_heads, head_dim: cfg.head_dim, ctx: kv.ctx_len };
+        let kvd = kv_heads * cfg.head_dim;
+        ops.embedding.record(g, &s.ids, &self.embed_tokens, &s.x, t)?; // x = embed_tokens[ids]
+        for (l, w) in self.layers.iter().enumerate() {
+            // h = attention(rms_norm(x)); x = x + o_proj(h)
+            ops.rms_norm.record(g, &s.x, &w.input_layernorm, &s.h, t, eps)?;
+            ops.matmul.record(g, &s.h, &w.q_proj, &s.q, MatmulOut::Act, t)?; // (T, H*D)
+            ops.matmul.record(g, &s.h, &w.k_proj, &s.k, MatmulOut::Act, t)?; // (T, Hkv*D)
+            ops.matmul.record(g, &s.h, &w.v_proj, &s.v, MatmulOut::Act, t)?; // (T, Hkv*D)
+            ops.rope.record(g, &s.q, &s.tok, rope, RopeDst::Act(&s.qr), heads, t, self.rope_interleaved)?;
+            ops.rope.record(g, &s.k, &s.tok, rope, RopeDst::Cache(&kv.k[l], kv.ctx_len), kv_heads, t, self.rope_interleaved)?;
+            ops.kv_write.record(g, &s.v, &s.tok, &kv.v[l], kvd, t, kv.ctx_len)?;
+            ops.attention.record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, shape, t)?; // (T, H*D)
+            ops.matmul.record(g, &s.attn, &w.o_proj, &s.h, MatmulOut::Act, t)?; // (T, C)
+            ops.add.record(g, &s.x, &s.h, t * c)?;
+            // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
+            ops.rms_norm.record(g, &s.x, &w.post_attention_layernorm, &s.h, t, eps)?;
+            ops.matmul.record(g, &s.h, &w.gate_proj, &s.gate, MatmulOut::Act, t)?; // (T, I)
+            ops.matmul.record(g, &s.h, &w.up_proj, &s.up, MatmulOut::Act, t)?; // (T, I)
+            ops.swiglu.record(g, &s.gate, &s.up, &s.act, t * i)?;
+            ops.matmul.record(g, &s.act, &w.down_proj, &s.h, MatmulOut::Act, t)?; // (T, C)
+            ops.add.record(g, &s.x, &s.h, t * c)?;
+        }
+        ops.rms_norm.record(g, &s.x, &self.norm, &s.h, t, eps) // h = norm(x)
+    }
+}

@@ -1,0 +1,265 @@
+//! A session runs a model: it owns the KV cache (several sequence slots), scratch activations and
+//! recorded graphs, and turns token chunks into logits or greedy next tokens.
+
+use super::llama::{KvCache, Llama, MemoryLedger, Scratch};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::ops::{act_bytes, matmul::MatmulOut, rope::RopeTable};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Tokens of one sequence to append at `pos` in cache slot `slot`.
+#[derive(Clone, Copy, Debug)]
+pub struct SeqChunk<'a> {
+    /// KV cache slot (one per independent sequence).
+    pub slot: usize,
+    /// Position of the first token.
+    pub pos: usize,
+    /// Token ids.
+    pub tokens: &'a [u32],
+}
+
+/// Which rows of the forward get logits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Rows {
+    All,
+    Last(Vec<usize>),
+}
+
+/// A model with its KV cache and scratch buffers.
+pub struct Session {
+    /// The model.
+    pub model: Arc<Llama>,
+    scratch: Scratch,
+    kv: KvCache,
+    rope: RopeTable,
+    hsel: wgpu::Buffer,   // (R, C) rows that need logits
+    logits: wgpu::Buffer, // (R, V) f32
+    next: wgpu::Buffer,   // (R) u32 argmax
+    /// Most tokens in one forward.
+    pub max_tokens: usize,
+    /// Most rows of logits in one forward.
+    pub max_logit_rows: usize,
+    scratch_bytes: u64,
+    graphs: HashMap<(usize, Rows, bool), Graph>,
+}
+
+impl Session {
+    /// A session with `slots` sequences of up to `ctx_len` positions, forwarding at most
+    /// `max_tokens` tokens at once.
+    pub fn new(model: Arc<Llama>, slots: usize, ctx_len: usize, max_tokens: usize) -> Result<Self> {
+        let ctx = model.ctx.clone();
+        let cfg = &model.config;
+        if slots == 0 || ctx_len == 0 || max_tokens == 0 {
+            return Err(Error::Invalid("slots, context length and batch size must be positive".into()));
+        }
+        let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+        let qd = cfg.num_attention_heads * cfg.head_dim;
+        let kvd = cfg.num_key_value_heads * cfg.head_dim;
+        let kv_bytes = act_bytes(slots * ctx_len * kvd);
+        if kv_bytes > ctx.max_binding {
+            return Err(Error::Invalid(format!(
+                "a KV cache of {slots} x {ctx_len} positions takes {kv_bytes} bytes per layer, over this adapter's \
+                 binding limit of {} bytes: lower the context length",
+                ctx.max_binding
+            )));
+        }
+        let max_logit_rows = max_tokens.min((ctx.max_binding / (v as u64 * 4)) as usize).max(1);
+        let t = max_tokens;
+        let mut scratch_bytes = 0;
+        let mut buf = |label: &str, bytes: u64| {
+            scratch_bytes += bytes.div_ceil(4) * 4;
+            ctx.storage(label, bytes)
+        };
+        let scratch = Scratch {
+            ids: buf("ids", (t * 4) as u64)?,
+            tok: buf("tok", (t * 8) as u64)?,
+            x: buf("x", act_bytes(t * c))?,
+            h: buf("h", act_bytes(t * c))?,
+            q: buf("q", act_bytes(t * qd))?,
+            qr: buf("qr", act_bytes(t * qd))?,
+            k: buf("k", act_bytes(t * kvd))?,
+            v: buf("v", act_bytes(t * kvd))?,
+            attn: buf("attn", act_bytes(t * qd))?,
+            gate: buf("gate", act_bytes(t * i))?,
+            up: buf("up", act_bytes(t * i))?,
+            act: buf("act", act_bytes(t * i))?,
+        };
+        let hsel = buf("hsel", act_bytes(max_logit_rows * c))?;
+        let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;
+        let next = buf("next", (max_logit_rows * 4) as u64)?;
+        let mut kv = KvCache { k: vec![], v: vec![], ctx_len, slots };
+        for l in 0..cfg.num_hidden_layers {
+            kv.k.push(ctx.storage(&format!("k cache {l}"), kv_bytes)?);
+            kv.v.push(ctx.storage(&format!("v cache {l}"), kv_bytes)?);
+        }
+        let rope = RopeTable::new(&ctx, cfg.head_dim, cfg.rope_theta, &cfg.rope_scaling, ctx_len)?;
+        scratch_bytes += rope.buf.size();
+        Ok(Session { model, scratch, kv, rope, hsel, logits, next, max_tokens, max_logit_rows, scratch_bytes, graphs: HashMap::new() })
+    }
+
+    /// GPU memory of the model plus this session.
+    pub fn ledger(&self) -> MemoryLedger {
+        let uniforms: u64 = self.graphs.values().map(|g| g.uniform_bytes).sum();
+        MemoryLedger {
+            kv_cache: self.kv.k.iter().chain(&self.kv.v).map(|b| b.size()).sum(),
+            scratch: self.scratch_bytes + uniforms,
+            ..self.model.ledger()
+        }
+    }
+
+    /// Context length per slot.
+    pub fn ctx_len(&self) -> usize {
+        self.kv.ctx_len
+    }
+
+    /// Sequence slots.
+    pub fn slots(&self) -> usize {
+        self.kv.slots
+    }
+
+    /// Validates chunks and writes ids and (slot, pos) for every token; returns the token count
+    /// and the row index of each chunk's last token.
+    fn prepare(&self, chunks: &[SeqChunk]) -> Result<(usize, Vec<usize>)> {
+        let cfg = &self.model.config;
+        let mut ids = Vec::new();
+        let mut tok = Vec::new();
+        let mut last = Vec::new();
+        for ch in chunks {
+            if ch.tokens.is_empty() {
+                return Err(Error::Invalid("empty token chunk".into()));
+            }
+            if ch.slot >= self.kv.slots {
+                return Err(Error::Invalid(format!("sequence slot {} out of range (session has {})", ch.slot, self.kv.slots)));
+            }
+            if ch.pos + ch.tokens.len() > self.kv.ctx_len {
+                return Err(Error::Invalid(format!(
+                    "context full: positions {}..{} exceed the context length {}",
+                    ch.pos,
+                    ch.pos + ch.tokens.len(),
+                    self.kv.ctx_len
+                )));
+            }
+            for (j, &id) in ch.tokens.iter().enumerate() {
+                if id as usize >= cfg.vocab_size {
+                    return Err(Error::Invalid(format!("token id {id} is outside the vocabulary ({})", cfg.vocab_size)));
+                }
+                ids.push(id);
+                tok.extend([ch.slot as u32, (ch.pos + j) as u32]);
+            }
+            last.push(ids.len() - 1);
+        }
+        if ids.len() > self.max_tokens {
+            return Err(Error::Invalid(format!("{} tokens in one forward exceed the session's {}", ids.len(), self.max_tokens)));
+        }
+        let q = &self.model.ctx.queue;
+        q.write_buffer(&self.scratch.ids, 0, bytemuck::cast_slice(&ids));
+        q.write_buffer(&self.scratch.tok, 0, bytemuck::cast_slice(&tok));
+        Ok((ids.len(), last))
+    }
+
+    /// Runs the graph for `t` tokens with logits for `rows` (and argmax when `argmax`),
+    /// recording it on first use.
+    fn run_graph(&mut self, t: usize, rows: Rows, argmax: bool) -> Result<()> {
+        let key = (t, rows.clone(), argmax);
+        if !self.graphs.contains_key(&key) {
+            if self.graphs.len() >= 32 {
+                self.graphs.clear();
+            }
+            let m = &self.model;
+            let (c, v) = (m.config.hidden_size, m.config.vocab_size);
+            let mut g = Graph::new();
+            m.record_body(&mut g, &self.scratch, &self.kv, &self.rope, t)?;
+            let (src, r) = match &rows {
+                Rows::All => (&self.scratch.h, t),
+                Rows::Last(list) => {
+                    let row = act_bytes(c);
+                    for (j, &i) in list.iter().enumerate() {
+                        g.copy(&self.scratch.h, i as u64 * row, &self.hsel, j as u64 * row, row);
+                    }
+                    (&self.hsel, list.len())
+                }
+            };
+            m.ops.matmul.record(&mut g, src, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
+            if argmax {
+                m.ops.argmax.record(&mut g, &self.logits, &self.next, v, r)?;
+            }
+            self.graphs.insert(key.clone(), g);
+        }
+        self.graphs[&key].run(&self.model.ctx);
+        Ok(())
+    }
+
+    /// Runs the chunks and returns the logits of each chunk's last token, (chunks, V) f32.
+    pub async fn forward_last(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<f32>> {
+        let (t, last) = self.prepare(chunks)?;
+        self.check_rows(last.len())?;
+        let n = last.len() * self.model.config.vocab_size;
+        self.run_graph(t, Rows::Last(last), false)?;
+        let bytes = self.model.ctx.read(&self.logits, (n * 4) as u64).await?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+
+    /// Runs the chunks and returns the greedy next token of each chunk (argmax on the GPU;
+    /// only the ids come back).
+    pub async fn forward_greedy(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<u32>> {
+        let (t, last) = self.prepare(chunks)?;
+        self.check_rows(last.len())?;
+        let n = last.len();
+        self.run_graph(t, Rows::Last(last), true)?;
+        let bytes = self.model.ctx.read(&self.next, (n * 4) as u64).await?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+
+    /// Logits (T, V) of every token of `tokens` placed at `pos0..` in `slot`, forwarded in
+    /// pieces of at most `max_logit_rows` tokens.
+    pub async fn logits_all(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
+        let v = self.model.config.vocab_size;
+        let mut out = Vec::with_capacity(tokens.len() * v);
+        for (k, piece) in tokens.chunks(self.max_logit_rows).enumerate() {
+            let chunk = SeqChunk { slot, pos: pos0 + k * self.max_logit_rows, tokens: piece };
+            let (t, _) = self.prepare(&[chunk])?;
+            self.run_graph(t, Rows::All, false)?;
+            let bytes = self.model.ctx.read(&self.logits, (t * v * 4) as u64).await?;
+            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+        }
+        Ok(out)
+    }
+
+    /// Feeds a long prompt in pieces of `max_tokens`; returns the last token's logits (V).
+    pub async fn prefill(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
+        let mut logits = Vec::new();
+        for (k, piece) in tokens.chunks(self.max_tokens).enumerate() {
+            logits = self.forward_last(&[SeqChunk { slot, pos: pos0 + k * self.max_tokens, tokens: piece }]).await?;
+        }
+        Ok(logits)
+    }
+
+    fn check_rows(&self, r: usize) -> Result<()> {
+        if r > self.max_logit_rows {
+            return Err(Error::Invalid(format!("{r} sequences in one forward exceed the session's {}", self.max_logit_rows)));
+        }
+        Ok(())
+    }
+}
+
+/// Blocking forms for native callers.
+#[cfg(not(target_arch = "wasm32"))]
+impl Session {
+    /// Blocking [`Session::forward_last`].
+    pub fn forward_last_blocking(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<f32>> {
+        pollster::block_on(self.forward_last(chunks))
+    }
+    /// Blocking [`Session::forward_greedy`].
+    pub fn forward_greedy_blocking(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<u32>> {
+        pollster::block_on(self.forward_greedy(chunks))
+    }
+    /// Blocking [`Session::logits_all`].
+    pub fn logits_all_blocking(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
+        pollster::block_on(self.logits_all(slot, pos0, tokens))
+    }
+    /// Blocking [`Session::prefill`].
+    pub fn prefill_blocking(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
+        pollster::block_on(self.prefill(slot, pos0, tokens))
+    }
+}

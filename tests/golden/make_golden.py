@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Make the tiny golden checkpoints in tests/data/ and their reference outputs.
+
+Each case is a random-weight Llama saved by transformers (config.json + safetensors) plus
+golden.json: prompt token ids, 16 greedy tokens with their top-2 margins, and the f32 reference
+logits of prompt + greedy tokens (logits.f32, little-endian, shape (11 + 16, V)), computed by transformers in float32 from the very
+weights stored in the file (bf16/f16 weights are upcast, so the reference sees what we load).
+
+    pip install torch transformers safetensors
+    python3 tests/golden/make_golden.py            # rewrites tests/data/*
+The Rust tests need no Python.
+"""
+import json, os, shutil, sys
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
+
+BASE = dict(hidden_size=64, intermediate_size=172, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, vocab_size=509, rms_norm_eps=1e-5, rope_theta=10000.0,
+            max_position_embeddings=512, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+            initializer_range=0.15)
+
+CASES = {
+    # GQA, untied, vocab not a multiple of 64, bf16 weights
+    "tiny-gqa-bf16": dict(dtype="bfloat16"),
+    # MHA, tied embeddings, llama3 rope scaling, f16 weights
+    "tiny-tied-llama3-f16": dict(dtype="float16", num_key_value_heads=4, tie_word_embeddings=True, rope_theta=500000.0,
+                                 rope_scaling=dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0,
+                                                   high_freq_factor=4.0, original_max_position_embeddings=64)),
+    # head_dim override (24: not a power of two, not C/H), one KV head, f32 weights
+    "tiny-headdim24-f32": dict(dtype="float32", head_dim=24, num_attention_heads=8, num_key_value_heads=1, vocab_size=300),
+    # bf16 matrices with f32 norms and an f16 embedding in one file
+    "tiny-mixed": dict(dtype="mixed"),
+    # sharded into several files with model.safetensors.index.json, linear rope scaling
+    "tiny-sharded-bf16": dict(dtype="bfloat16", shard="40KB", rope_scaling=dict(rope_type="linear", factor=2.0)),
+}
+
+def make(name, spec):
+    spec = dict(spec)
+    dtype = spec.pop("dtype")
+    shard = spec.pop("shard", None)
+    torch.manual_seed(sum(map(ord, name)))
+    cfg = LlamaConfig(**{**BASE, **spec})
+    model = LlamaForCausalLM(cfg).eval()
+    if dtype == "mixed":
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.data = p.data.float()
+            elif "embed" in n:
+                p.data = p.data.half()
+            else:
+                p.data = p.data.bfloat16()
+    else:
+        model = model.to(getattr(torch, dtype))
+    # norms away from 1 so they matter
+    for n, p in model.named_parameters():
+        if "norm" in n:
+            p.data = (1.0 + 0.5 * torch.randn_like(p.data.float())).to(p.dtype)
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(d, safe_serialization=True, max_shard_size=shard or "5GB")
+    for extra in ("generation_config.json",):
+        if os.path.exists(os.path.join(d, extra)):
+            os.remove(os.path.join(d, extra))
+    # reference in float32 from the stored weights
+    ref = LlamaForCausalLM.from_pretrained(d, torch_dtype=torch.float32).eval()
+    g = torch.Generator().manual_seed(7)
+    prompt = torch.randint(3, cfg.vocab_size, (11,), generator=g).tolist()
+    with torch.no_grad():
+        out = ref.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False, eos_token_id=None,
+                           pad_token_id=0, min_new_tokens=16)
+    greedy = out[0, len(prompt):].tolist()
+    # top-2 margin at each greedy step (how robust the argmax is)
+    with torch.no_grad():
+        logits = ref(out).logits[0].float()  # (T + 16, V): every position of prompt + greedy
+    top2 = logits[len(prompt) - 1:-1].topk(2, dim=-1).values
+    margins = (top2[:, 0] - top2[:, 1]).tolist()
+    logits.numpy().astype("<f4").tofile(os.path.join(d, "logits.f32"))
+    with open(os.path.join(d, "golden.json"), "w") as f:
+        json.dump(dict(prompt=prompt, greedy=greedy, greedy_margins=margins, vocab_size=cfg.vocab_size,
+                       logits_shape=list(logits.shape), weights_dtype=dtype,
+                       made_by="tests/golden/make_golden.py", torch=torch.__version__), f, indent=1)
+    print(name, "min greedy margin %.4f" % min(margins), "logit rms %.3f" % logits.pow(2).mean().sqrt())
+
+if __name__ == "__main__":
+    for n, s in CASES.items():
+        if len(sys.argv) == 1 or n in sys.argv[1:]:
+            make(n, s)
