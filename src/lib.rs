@@ -13,3 +13,7 @@ pub mod ops;
 pub use dtype::{ActDtype, WeightDtype};
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuOptions};
+pub mod tokenizer;
+pub mod chat;
+pub mod sampling;
+pub mod generate;

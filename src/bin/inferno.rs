@@ -1,0 +1,388 @@
+//! The `inferno` command line: run, chat, bench, info, perplexity.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use inferno_llama::chat::Message;
+use inferno_llama::generate::{EngineOptions, GenerateParams, InfernoLlamaEngine};
+use inferno_llama::model::{Checkpoint, Llama, SeqChunk, Session};
+use inferno_llama::sampling::SamplingParams;
+use inferno_llama::{GpuContext, GpuOptions};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "inferno", version, about = "Llama-family LLM inference on any GPU (WGSL compute shaders through wgpu)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate text from a prompt, streamed to stdout.
+    Run {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// The prompt.
+        #[arg(short, long)]
+        prompt: String,
+        /// Use the prompt as raw text (no chat template).
+        #[arg(long)]
+        raw: bool,
+        /// System message (chat template only).
+        #[arg(short, long)]
+        system: Option<String>,
+        #[command(flatten)]
+        s: SampleArgs,
+    },
+    /// Interactive chat; the conversation stays in the KV cache between turns.
+    Chat {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// System message.
+        #[arg(short, long)]
+        system: Option<String>,
+        #[command(flatten)]
+        s: SampleArgs,
+    },
+    /// Measure prompt (pp) and generation (tg) speed, like llama-bench.
+    Bench {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// Prompt tokens.
+        #[arg(short = 'p', long, default_value_t = 512)]
+        n_prompt: usize,
+        /// Generated tokens.
+        #[arg(short = 'n', long, default_value_t = 128)]
+        n_gen: usize,
+        /// Repetitions.
+        #[arg(short, long, default_value_t = 3)]
+        reps: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// GPU adapters, features and limits (and a model's shape with -m).
+    Info {
+        /// A model to describe.
+        #[arg(short, long)]
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        g: GpuArgs,
+    },
+    /// Perplexity of a text file, in windows of --ctx tokens (as llama-perplexity).
+    Perplexity {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// The text file.
+        #[arg(short, long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct GpuArgs {
+    /// Pick the adapter whose name contains this.
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Backends to consider (vulkan, metal, dx12, gl).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Store activations as packed bf16 even where shader-f16 exists.
+    #[arg(long)]
+    force_bf16: bool,
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Model: a directory (config.json + safetensors), a .safetensors file, or a .gguf file.
+    #[arg(short, long)]
+    model: PathBuf,
+    /// Context length (KV cache positions).
+    #[arg(short, long)]
+    ctx: Option<usize>,
+    /// Most tokens per forward pass (prompt batch).
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    #[command(flatten)]
+    g: GpuArgs,
+}
+
+#[derive(Args, Clone)]
+struct SampleArgs {
+    /// Most new tokens.
+    #[arg(short = 'n', long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temp: f32,
+    /// Top-k (0 = off).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Top-p (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Min-p (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    /// Repetition penalty (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    /// RNG seed (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop strings (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+}
+
+impl SampleArgs {
+    fn params(&self) -> GenerateParams {
+        let seed = self.seed.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+        GenerateParams {
+            max_tokens: self.max_tokens,
+            sampling: SamplingParams {
+                temperature: self.temp,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+                repetition_penalty: self.repeat_penalty,
+                seed,
+                ..Default::default()
+            },
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+fn gpu(g: &GpuArgs) -> Result<GpuContext> {
+    let mut opts = GpuOptions::from_env();
+    if let Some(a) = &g.adapter {
+        opts.adapter_name = Some(a.clone());
+    }
+    if let Some(b) = &g.backend {
+        opts.backends = Some(wgpu::Backends::from_comma_list(b));
+    }
+    opts.force_bf16 |= g.force_bf16;
+    let ctx = GpuContext::new_blocking(&opts)?;
+    let note = if ctx.info.device_type == wgpu::DeviceType::Cpu { " — no GPU found, running on the CPU through lavapipe (slow)" } else { "" };
+    eprintln!("adapter: {} ({:?}), activations {}{note}", ctx.info.name, ctx.info.backend, ctx.act.name());
+    Ok(ctx)
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("loading {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+fn load_engine(m: &ModelArgs) -> Result<InfernoLlamaEngine> {
+    let ctx = gpu(&m.g)?;
+    let pb = progress_bar(0);
+    let opts = EngineOptions { ctx_len: m.ctx, max_tokens: m.batch };
+    let eng = InfernoLlamaEngine::load(&m.model, &ctx, &opts, |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })
+    .with_context(|| format!("loading {}", m.model.display()))?;
+    pb.finish_and_clear();
+    let l = eng.session.ledger();
+    eprintln!(
+        "model: {} layers, hidden {}, vocab {}; GPU memory: weights {:.1} MB, KV cache {:.1} MB, scratch {:.1} MB{}",
+        eng.session.model.config.num_hidden_layers,
+        eng.session.model.config.hidden_size,
+        eng.session.model.config.vocab_size,
+        l.weights as f64 / 1e6,
+        l.kv_cache as f64 / 1e6,
+        l.scratch as f64 / 1e6,
+        if l.weights_expanded > 0 { format!(" ({:.1} MB of weights expanded from GGUF blocks to f16)", l.weights_expanded as f64 / 1e6) } else { String::new() }
+    );
+    Ok(eng)
+}
+
+fn print_stats(g: &inferno_llama::generate::Generation) {
+    let pp = g.prompt_tokens as f64 / g.prompt_secs.max(1e-9);
+    let tg = g.tokens.len().saturating_sub(1) as f64 / g.gen_secs.max(1e-9);
+    eprintln!("\nprompt: {} tokens, {:.1} tok/s | generation: {} tokens, {:.1} tok/s | finish: {:?}", g.prompt_tokens, pp, g.tokens.len(), tg, g.finish);
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { m, prompt, raw, system, s } => {
+            let mut eng = load_engine(&m)?;
+            let text = if raw || eng.template.is_none() {
+                prompt
+            } else {
+                let mut msgs = vec![];
+                if let Some(sys) = system {
+                    msgs.push(Message::new("system", &sys));
+                }
+                msgs.push(Message::new("user", &prompt));
+                eng.render_chat(&msgs)?
+            };
+            let out = std::io::stdout();
+            let g = eng.generate(&text, s.params(), |piece| {
+                let mut o = out.lock();
+                let _ = o.write_all(piece.as_bytes());
+                let _ = o.flush();
+            })?;
+            println!();
+            print_stats(&g);
+        }
+        Cmd::Chat { m, system, s } => {
+            let mut eng = load_engine(&m)?;
+            if eng.template.is_none() {
+                bail!("{} has no chat template; use `inferno run --raw`", m.model.display());
+            }
+            let mut msgs = vec![];
+            if let Some(sys) = system {
+                msgs.push(Message::new("system", &sys));
+            }
+            eprintln!("chat: type a message, empty line or Ctrl-D to quit");
+            let stdin = std::io::stdin();
+            loop {
+                eprint!("> ");
+                let mut line = String::new();
+                if stdin.lock().read_line(&mut line)? == 0 || line.trim().is_empty() {
+                    break;
+                }
+                msgs.push(Message::new("user", line.trim_end()));
+                let out = std::io::stdout();
+                let g = eng.chat(&msgs, s.params(), |piece| {
+                    let mut o = out.lock();
+                    let _ = o.write_all(piece.as_bytes());
+                    let _ = o.flush();
+                })?;
+                println!();
+                print_stats(&g);
+                msgs.push(Message::new("assistant", &g.text));
+            }
+        }
+        Cmd::Bench { m, n_prompt, n_gen, reps, json } => bench(&m, n_prompt, n_gen, reps, json)?,
+        Cmd::Info { model, g } => {
+            let opts = GpuOptions { adapter_name: g.adapter.clone(), force_bf16: g.force_bf16, ..GpuOptions::from_env() };
+            for a in pollster::block_on(GpuContext::adapters(&opts)) {
+                let i = a.get_info();
+                println!("adapter: {} ({:?}, {:?}, driver {})", i.name, i.backend, i.device_type, i.driver);
+            }
+            let ctx = gpu(&g)?;
+            println!("chosen:\n{}", ctx.report());
+            if let Some(p) = model {
+                let ck = Checkpoint::open(&p)?;
+                println!("model: {}\nformat: {:?}\n{:#?}\ntensor bytes in files: {}", p.display(), ck.format, ck.config, ck.tensor_bytes());
+            }
+        }
+        Cmd::Perplexity { m, file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let mut eng = load_engine(&m)?;
+            let ids = eng.tokenizer.encode(&text, true)?;
+            let n_ctx = m.ctx.unwrap_or(512).min(eng.session.ctx_len());
+            if ids.len() < 2 * n_ctx.min(ids.len()).max(2) / 2 + 1 {
+                bail!("{} has only {} tokens", file.display(), ids.len());
+            }
+            let v = eng.session.model.config.vocab_size;
+            let (mut nll, mut count) = (0.0f64, 0usize);
+            let t0 = Instant::now();
+            // windows of n_ctx tokens; as llama-perplexity, only the second half of each window is scored
+            for window in ids.chunks(n_ctx).filter(|w| w.len() >= 2) {
+                let logits = eng.session.logits_all_blocking(0, 0, window)?;
+                let first = window.len() / 2;
+                for i in first.max(1)..window.len() {
+                    let row = &logits[(i - 1) * v..i * v];
+                    let max = row.iter().cloned().fold(f32::MIN, f32::max);
+                    let lse = max as f64 + row.iter().map(|&x| ((x - max) as f64).exp()).sum::<f64>().ln();
+                    nll += lse - row[window[i] as usize] as f64;
+                    count += 1;
+                }
+                eprint!("\r[{count} tokens scored] ppl {:.4}", (nll / count as f64).exp());
+            }
+            eprintln!();
+            println!("perplexity: {:.4} over {count} tokens ({} tokens, windows of {n_ctx}) in {:.1} s", (nll / count as f64).exp(), ids.len(), t0.elapsed().as_secs_f64());
+        }
+    }
+    Ok(())
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) -> Result<()> {
+    let ctx = gpu(&m.g)?;
+    let ck = Checkpoint::open(&m.model)?;
+    let pb = progress_bar(ck.tensor_bytes());
+    let t_load = Instant::now();
+    let model = Arc::new(Llama::load(&ctx, &ck, |d, _| pb.set_position(d))?);
+    pb.finish_and_clear();
+    let load_s = t_load.elapsed().as_secs_f64();
+    let cfg = model.config.clone();
+    let ctx_len = m.ctx.unwrap_or(n_prompt + n_gen + 1);
+    let mut s = Session::new(model.clone(), 1, ctx_len, m.batch.max(1).min(n_prompt.max(1)))?;
+    let prompt: Vec<u32> = (0..n_prompt).map(|i| (i * 7919 % cfg.vocab_size) as u32).collect();
+    let (mut pp, mut tg, mut ttft) = (vec![], vec![], vec![]);
+    for r in 0..reps + 1 {
+        // first repetition warms up pipelines and graphs and is not counted
+        let t = Instant::now();
+        let mut next = if n_prompt > 0 { s.prefill_blocking(0, 0, &prompt).map(|l| inferno_llama::sampling::argmax(&l))? } else { 0 };
+        let prefill = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for k in 0..n_gen {
+            next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: n_prompt + k, tokens: &[next] }])?[0];
+        }
+        let gen = t.elapsed().as_secs_f64();
+        if r > 0 {
+            if n_prompt > 0 {
+                pp.push(n_prompt as f64 / prefill);
+                ttft.push(prefill * 1e3);
+            }
+            if n_gen > 0 {
+                tg.push(n_gen as f64 / gen);
+            }
+        }
+    }
+    let ledger = s.ledger();
+    let dtype = model.layers[0].q_proj.dtype.name();
+    let name = m.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let (pp_m, pp_sd) = if pp.is_empty() { (0.0, 0.0) } else { mean_sd(&pp) };
+    let (tg_m, tg_sd) = if tg.is_empty() { (0.0, 0.0) } else { mean_sd(&tg) };
+    let (ttft_m, _) = if ttft.is_empty() { (0.0, 0.0) } else { mean_sd(&ttft) };
+    if json {
+        let j = serde_json::json!({
+            "model": name, "params": cfg.n_params(), "weights_dtype": dtype, "adapter": ctx.info.name,
+            "backend": format!("{:?}", ctx.info.backend), "activations": ctx.act.name(),
+            "n_prompt": n_prompt, "n_gen": n_gen, "reps": reps,
+            "pp_tok_s": pp_m, "pp_tok_s_sd": pp_sd, "tg_tok_s": tg_m, "tg_tok_s_sd": tg_sd, "ttft_ms": ttft_m,
+            "load_s": load_s, "gpu_bytes": {"weights": ledger.weights, "kv_cache": ledger.kv_cache, "scratch": ledger.scratch},
+            "weights_file_bytes": ledger.weights_in_file, "pp": pp, "tg": tg,
+        });
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        println!("| model | size | dtype | adapter | test | t/s |");
+        println!("|---|---|---|---|---|---|");
+        let size = format!("{:.2} GiB", ledger.weights as f64 / (1u64 << 30) as f64);
+        if n_prompt > 0 {
+            println!("| {name} | {size} | {dtype} | {} | pp{n_prompt} | {pp_m:.2} ± {pp_sd:.2} |", ctx.info.name);
+        }
+        if n_gen > 0 {
+            println!("| {name} | {size} | {dtype} | {} | tg{n_gen} | {tg_m:.2} ± {tg_sd:.2} |", ctx.info.name);
+        }
+        eprintln!("load {load_s:.2} s; time to first token {ttft_m:.1} ms; GPU memory: weights {} B, KV {} B, scratch {} B", ledger.weights, ledger.kv_cache, ledger.scratch);
+    }
+    Ok(())
+}
