@@ -13,7 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "inferno", version, about = "Llama-family LLM inference on any GPU (WGSL compute shaders through wgpu)")]
+#[command(
+    name = "inferno",
+    version,
+    about = "Llama-family LLM inference on any GPU (WGSL compute shaders through wgpu)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -140,7 +144,11 @@ struct SampleArgs {
 
 impl SampleArgs {
     fn params(&self) -> GenerateParams {
-        let seed = self.seed.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
         GenerateParams {
             max_tokens: self.max_tokens,
             sampling: SamplingParams {
@@ -167,16 +175,27 @@ fn gpu(g: &GpuArgs) -> Result<GpuContext> {
     }
     opts.force_bf16 |= g.force_bf16;
     let ctx = GpuContext::new_blocking(&opts)?;
-    let note = if ctx.info.device_type == wgpu::DeviceType::Cpu { " — no GPU found, running on the CPU through lavapipe (slow)" } else { "" };
-    eprintln!("adapter: {} ({:?}), activations {}{note}", ctx.info.name, ctx.info.backend, ctx.act.name());
+    let note = if ctx.info.device_type == wgpu::DeviceType::Cpu {
+        " — no GPU found, running on the CPU through lavapipe (slow)"
+    } else {
+        ""
+    };
+    eprintln!(
+        "adapter: {} ({:?}), activations {}{note}",
+        ctx.info.name,
+        ctx.info.backend,
+        ctx.act.name()
+    );
     Ok(ctx)
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
     let pb = indicatif::ProgressBar::new(total);
     pb.set_style(
-        indicatif::ProgressStyle::with_template("loading {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "loading {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     pb
 }
@@ -184,7 +203,10 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
 fn load_engine(m: &ModelArgs) -> Result<InfernoLlamaEngine> {
     let ctx = gpu(&m.g)?;
     let pb = progress_bar(0);
-    let opts = EngineOptions { ctx_len: m.ctx, max_tokens: m.batch };
+    let opts = EngineOptions {
+        ctx_len: m.ctx,
+        max_tokens: m.batch,
+    };
     let eng = InfernoLlamaEngine::load(&m.model, &ctx, &opts, |done, total| {
         pb.set_length(total);
         pb.set_position(done);
@@ -208,7 +230,14 @@ fn load_engine(m: &ModelArgs) -> Result<InfernoLlamaEngine> {
 fn print_stats(g: &inferno_llama::generate::Generation) {
     let pp = g.prompt_tokens as f64 / g.prompt_secs.max(1e-9);
     let tg = g.tokens.len().saturating_sub(1) as f64 / g.gen_secs.max(1e-9);
-    eprintln!("\nprompt: {} tokens, {:.1} tok/s | generation: {} tokens, {:.1} tok/s | finish: {:?}", g.prompt_tokens, pp, g.tokens.len(), tg, g.finish);
+    eprintln!(
+        "\nprompt: {} tokens, {:.1} tok/s | generation: {} tokens, {:.1} tok/s | finish: {:?}",
+        g.prompt_tokens,
+        pp,
+        g.tokens.len(),
+        tg,
+        g.finish
+    );
 }
 
 fn main() {
@@ -221,7 +250,13 @@ fn main() {
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { m, prompt, raw, system, s } => {
+        Cmd::Run {
+            m,
+            prompt,
+            raw,
+            system,
+            s,
+        } => {
             let mut eng = load_engine(&m)?;
             let text = if raw || eng.template.is_none() {
                 prompt
@@ -245,7 +280,10 @@ fn real_main() -> Result<()> {
         Cmd::Chat { m, system, s } => {
             let mut eng = load_engine(&m)?;
             if eng.template.is_none() {
-                bail!("{} has no chat template; use `inferno run --raw`", m.model.display());
+                bail!(
+                    "{} has no chat template; use `inferno run --raw`",
+                    m.model.display()
+                );
             }
             let mut msgs = vec![];
             if let Some(sys) = system {
@@ -271,22 +309,42 @@ fn real_main() -> Result<()> {
                 msgs.push(Message::new("assistant", &g.text));
             }
         }
-        Cmd::Bench { m, n_prompt, n_gen, reps, json } => bench(&m, n_prompt, n_gen, reps, json)?,
+        Cmd::Bench {
+            m,
+            n_prompt,
+            n_gen,
+            reps,
+            json,
+        } => bench(&m, n_prompt, n_gen, reps, json)?,
         Cmd::Info { model, g } => {
-            let opts = GpuOptions { adapter_name: g.adapter.clone(), force_bf16: g.force_bf16, ..GpuOptions::from_env() };
+            let opts = GpuOptions {
+                adapter_name: g.adapter.clone(),
+                force_bf16: g.force_bf16,
+                ..GpuOptions::from_env()
+            };
             for a in pollster::block_on(GpuContext::adapters(&opts)) {
                 let i = a.get_info();
-                println!("adapter: {} ({:?}, {:?}, driver {})", i.name, i.backend, i.device_type, i.driver);
+                println!(
+                    "adapter: {} ({:?}, {:?}, driver {})",
+                    i.name, i.backend, i.device_type, i.driver
+                );
             }
             let ctx = gpu(&g)?;
             println!("chosen:\n{}", ctx.report());
             if let Some(p) = model {
                 let ck = Checkpoint::open(&p)?;
-                println!("model: {}\nformat: {:?}\n{:#?}\ntensor bytes in files: {}", p.display(), ck.format, ck.config, ck.tensor_bytes());
+                println!(
+                    "model: {}\nformat: {:?}\n{:#?}\ntensor bytes in files: {}",
+                    p.display(),
+                    ck.format,
+                    ck.config,
+                    ck.tensor_bytes()
+                );
             }
         }
         Cmd::Perplexity { m, file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let mut eng = load_engine(&m)?;
             let ids = eng.tokenizer.encode(&text, true)?;
             let n_ctx = m.ctx.unwrap_or(512).min(eng.session.ctx_len());
@@ -303,14 +361,27 @@ fn real_main() -> Result<()> {
                 for i in first.max(1)..window.len() {
                     let row = &logits[(i - 1) * v..i * v];
                     let max = row.iter().cloned().fold(f32::MIN, f32::max);
-                    let lse = max as f64 + row.iter().map(|&x| ((x - max) as f64).exp()).sum::<f64>().ln();
+                    let lse = max as f64
+                        + row
+                            .iter()
+                            .map(|&x| ((x - max) as f64).exp())
+                            .sum::<f64>()
+                            .ln();
                     nll += lse - row[window[i] as usize] as f64;
                     count += 1;
                 }
-                eprint!("\r[{count} tokens scored] ppl {:.4}", (nll / count as f64).exp());
+                eprint!(
+                    "\r[{count} tokens scored] ppl {:.4}",
+                    (nll / count as f64).exp()
+                );
             }
             eprintln!();
-            println!("perplexity: {:.4} over {count} tokens ({} tokens, windows of {n_ctx}) in {:.1} s", (nll / count as f64).exp(), ids.len(), t0.elapsed().as_secs_f64());
+            println!(
+                "perplexity: {:.4} over {count} tokens ({} tokens, windows of {n_ctx}) in {:.1} s",
+                (nll / count as f64).exp(),
+                ids.len(),
+                t0.elapsed().as_secs_f64()
+            );
         }
     }
     Ok(())
@@ -319,7 +390,11 @@ fn real_main() -> Result<()> {
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (mean, var.sqrt())
 }
 
@@ -333,17 +408,33 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) 
     let load_s = t_load.elapsed().as_secs_f64();
     let cfg = model.config.clone();
     let ctx_len = m.ctx.unwrap_or(n_prompt + n_gen + 1);
-    let mut s = Session::new(model.clone(), 1, ctx_len, m.batch.max(1).min(n_prompt.max(1)))?;
-    let prompt: Vec<u32> = (0..n_prompt).map(|i| (i * 7919 % cfg.vocab_size) as u32).collect();
+    let mut s = Session::new(
+        model.clone(),
+        1,
+        ctx_len,
+        m.batch.max(1).min(n_prompt.max(1)),
+    )?;
+    let prompt: Vec<u32> = (0..n_prompt)
+        .map(|i| (i * 7919 % cfg.vocab_size) as u32)
+        .collect();
     let (mut pp, mut tg, mut ttft) = (vec![], vec![], vec![]);
     for r in 0..reps + 1 {
         // first repetition warms up pipelines and graphs and is not counted
         let t = Instant::now();
-        let mut next = if n_prompt > 0 { s.prefill_blocking(0, 0, &prompt).map(|l| inferno_llama::sampling::argmax(&l))? } else { 0 };
+        let mut next = if n_prompt > 0 {
+            s.prefill_blocking(0, 0, &prompt)
+                .map(|l| inferno_llama::sampling::argmax(&l))?
+        } else {
+            0
+        };
         let prefill = t.elapsed().as_secs_f64();
         let t = Instant::now();
         for k in 0..n_gen {
-            next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: n_prompt + k, tokens: &[next] }])?[0];
+            next = s.forward_greedy_blocking(&[SeqChunk {
+                slot: 0,
+                pos: n_prompt + k,
+                tokens: &[next],
+            }])?[0];
         }
         let gen = t.elapsed().as_secs_f64();
         if r > 0 {
@@ -358,10 +449,26 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) 
     }
     let ledger = s.ledger();
     let dtype = model.layers[0].q_proj.dtype.name();
-    let name = m.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let (pp_m, pp_sd) = if pp.is_empty() { (0.0, 0.0) } else { mean_sd(&pp) };
-    let (tg_m, tg_sd) = if tg.is_empty() { (0.0, 0.0) } else { mean_sd(&tg) };
-    let (ttft_m, _) = if ttft.is_empty() { (0.0, 0.0) } else { mean_sd(&ttft) };
+    let name = m
+        .model
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (pp_m, pp_sd) = if pp.is_empty() {
+        (0.0, 0.0)
+    } else {
+        mean_sd(&pp)
+    };
+    let (tg_m, tg_sd) = if tg.is_empty() {
+        (0.0, 0.0)
+    } else {
+        mean_sd(&tg)
+    };
+    let (ttft_m, _) = if ttft.is_empty() {
+        (0.0, 0.0)
+    } else {
+        mean_sd(&ttft)
+    };
     if json {
         let j = serde_json::json!({
             "model": name, "params": cfg.n_params(), "weights_dtype": dtype, "adapter": ctx.info.name,
@@ -377,10 +484,16 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) 
         println!("|---|---|---|---|---|---|");
         let size = format!("{:.2} GiB", ledger.weights as f64 / (1u64 << 30) as f64);
         if n_prompt > 0 {
-            println!("| {name} | {size} | {dtype} | {} | pp{n_prompt} | {pp_m:.2} ± {pp_sd:.2} |", ctx.info.name);
+            println!(
+                "| {name} | {size} | {dtype} | {} | pp{n_prompt} | {pp_m:.2} ± {pp_sd:.2} |",
+                ctx.info.name
+            );
         }
         if n_gen > 0 {
-            println!("| {name} | {size} | {dtype} | {} | tg{n_gen} | {tg_m:.2} ± {tg_sd:.2} |", ctx.info.name);
+            println!(
+                "| {name} | {size} | {dtype} | {} | tg{n_gen} | {tg_m:.2} ± {tg_sd:.2} |",
+                ctx.info.name
+            );
         }
         eprintln!("load {load_s:.2} s; time to first token {ttft_m:.1} ms; GPU memory: weights {} B, KV {} B, scratch {} B", ledger.weights, ledger.kv_cache, ledger.scratch);
     }

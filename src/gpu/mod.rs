@@ -78,7 +78,9 @@ impl GpuContext {
         let instance = Self::instance(opts);
         #[cfg(not(target_arch = "wasm32"))]
         {
-            instance.enumerate_adapters(opts.backends.unwrap_or(wgpu::Backends::all())).await
+            instance
+                .enumerate_adapters(opts.backends.unwrap_or(wgpu::Backends::all()))
+                .await
         }
         #[cfg(target_arch = "wasm32")]
         {
@@ -148,8 +150,12 @@ impl GpuContext {
         } else {
             ActDtype::Bf16
         };
-        let device_max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
-        let max_binding = opts.max_binding_override.map_or(device_max, |o| o.min(device_max));
+        let device_max = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let max_binding = opts
+            .max_binding_override
+            .map_or(device_max, |o| o.min(device_max));
         Ok(GpuContext {
             device,
             queue,
@@ -190,19 +196,25 @@ impl GpuContext {
 
     /// A compute pipeline for kernel `name` with these override constants (cached).
     /// `ACT_F16` is always set from the context's activation path.
-    pub fn pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
+    pub fn pipeline(
+        &self,
+        name: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
         let mut all: Vec<(&str, f64)> = vec![("ACT_F16", self.act.wgsl_is_f16())];
         all.extend_from_slice(constants);
         let key = format!("{name}{all:?}");
         if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&key) {
             return Ok(p.clone());
         }
-        let source = kernel_source(name)
-            .ok_or_else(|| Error::Invalid(format!("no kernel named {name}")))?;
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        let source =
+            kernel_source(name).ok_or_else(|| Error::Invalid(format!("no kernel named {name}")))?;
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
         let pipeline = Arc::new(self.device.create_compute_pipeline(
             &wgpu::ComputePipelineDescriptor {
                 label: Some(name),
@@ -249,10 +261,13 @@ impl GpuContext {
             mapped_at_creation: true,
         });
         {
-            let mut view = buf.slice(..).get_mapped_range_mut().map_err(|e| Error::Gpu {
-                what: label.to_string(),
-                reason: e.to_string(),
-            })?;
+            let mut view = buf
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Gpu {
+                    what: label.to_string(),
+                    reason: e.to_string(),
+                })?;
             // The padding bytes stay zero: wgpu zero-initialises new buffers.
             view.slice(..data.len()).copy_from_slice(data);
         }
@@ -262,17 +277,21 @@ impl GpuContext {
 
     /// A uniform buffer holding a params struct.
     pub fn uniform<T: bytemuck::Pod>(&self, label: &str, params: &T) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
     }
 
     fn check_size(&self, label: &str, bytes: u64) -> Result<()> {
         if bytes > self.limits.max_buffer_size {
             return Err(Error::OutOfMemory {
-                what: format!("{label} (larger than the adapter's max_buffer_size {})", self.limits.max_buffer_size),
+                what: format!(
+                    "{label} (larger than the adapter's max_buffer_size {})",
+                    self.limits.max_buffer_size
+                ),
                 bytes,
             });
         }
@@ -280,7 +299,12 @@ impl GpuContext {
     }
 
     /// Runs `f` (buffer creations) inside an out-of-memory error scope.
-    pub async fn catch_oom<T>(&self, what: &str, bytes: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub async fn catch_oom<T>(
+        &self,
+        what: &str,
+        bytes: u64,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let out = f();
         if let Some(e) = scope.pop().await {
@@ -322,7 +346,9 @@ impl GpuContext {
         rx.await
             .map_err(|e| gpu_err(e.to_string()))?
             .map_err(|e| gpu_err(e.to_string()))?;
-        let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| gpu_err(e.to_string()))?;
         let out = view[..bytes as usize].to_vec();
         drop(view);
         staging.unmap();

@@ -6,8 +6,14 @@ pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 /// Every kernel: (name, source of shaders/{name}.wgsl).
 pub const KERNELS: &[(&str, &str)] = &[
-    ("matmul_gemv", include_str!("../../shaders/matmul_gemv.wgsl")),
-    ("matmul_gemm", include_str!("../../shaders/matmul_gemm.wgsl")),
+    (
+        "matmul_gemv",
+        include_str!("../../shaders/matmul_gemv.wgsl"),
+    ),
+    (
+        "matmul_gemm",
+        include_str!("../../shaders/matmul_gemm.wgsl"),
+    ),
     ("rms_norm", include_str!("../../shaders/rms_norm.wgsl")),
     ("rope", include_str!("../../shaders/rope.wgsl")),
     ("kv_write", include_str!("../../shaders/kv_write.wgsl")),
@@ -47,11 +53,17 @@ mod tests {
                 for w_dtype in [0.0, 1.0, 2.0] {
                     let mut constants = naga::back::PipelineConstants::default();
                     constants.insert("ACT_F16".into(), act_f16);
-                    if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("W_DTYPE")) {
+                    if module
+                        .overrides
+                        .iter()
+                        .any(|(_, o)| o.name.as_deref() == Some("W_DTYPE"))
+                    {
                         constants.insert("W_DTYPE".into(), w_dtype);
                     }
-                    naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
-                        .unwrap_or_else(|e| panic!("{name} ACT_F16={act_f16} W_DTYPE={w_dtype}: {e}"));
+                    naga::back::pipeline_constants::process_overrides(
+                        &module, &info, None, &constants,
+                    )
+                    .unwrap_or_else(|e| panic!("{name} ACT_F16={act_f16} W_DTYPE={w_dtype}: {e}"));
                 }
             }
         }

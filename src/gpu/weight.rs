@@ -43,11 +43,15 @@ impl Weight {
         if bytes.len() != rows * row_bytes {
             return Err(Error::shape(
                 name,
-                format!("{rows}x{cols} {} = {} bytes", dtype.name(), rows * row_bytes),
+                format!(
+                    "{rows}x{cols} {} = {} bytes",
+                    dtype.name(),
+                    rows * row_bytes
+                ),
                 format!("{} bytes", bytes.len()),
             ));
         }
-        if cols % 2 != 0 {
+        if !cols.is_multiple_of(2) {
             return Err(Error::shape(name, "an even number of columns", cols));
         }
         let max_rows = (ctx.max_binding / row_bytes as u64) as usize & !1;

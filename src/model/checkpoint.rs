@@ -34,10 +34,16 @@ impl FileData {
     /// Memory-maps a file.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn map(path: &Path) -> Result<Self> {
-        let f = std::fs::File::open(path).map_err(|e| Error::Io { file: path.display().to_string(), source: e })?;
+        let f = std::fs::File::open(path).map_err(|e| Error::Io {
+            file: path.display().to_string(),
+            source: e,
+        })?;
         // SAFETY: the map is read-only; a file changed underneath us gives wrong weights, not UB in
         // safe code we rely on (we only copy bytes out of it).
-        let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::Io { file: path.display().to_string(), source: e })?;
+        let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::Io {
+            file: path.display().to_string(),
+            source: e,
+        })?;
         Ok(FileData::Mmap(m))
     }
 
@@ -50,7 +56,9 @@ impl FileData {
             let end = range.end / page * page;
             if end > start {
                 // SAFETY: read-only file-backed map: dropped pages are re-read from the file if touched.
-                let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
             }
         }
         let _ = range;
@@ -110,18 +118,33 @@ pub struct Checkpoint {
 }
 
 fn io(file: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::Io { file: file.display().to_string(), source: e }
+    move |e| Error::Io {
+        file: file.display().to_string(),
+        source: e,
+    }
 }
 
 /// Reads a safetensors header: tensors with absolute byte ranges.
-fn safetensors_dir(bytes: &[u8], file_idx: usize, file: &str, out: &mut HashMap<String, TensorEntry>) -> Result<()> {
-    let (n, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| Error::loader(file, format!("invalid safetensors: {e}")))?;
+fn safetensors_dir(
+    bytes: &[u8],
+    file_idx: usize,
+    file: &str,
+    out: &mut HashMap<String, TensorEntry>,
+) -> Result<()> {
+    let (n, meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::loader(file, format!("invalid safetensors: {e}")))?;
     let base = 8 + n;
     for (name, info) in meta.tensors() {
         let (s, e) = info.data_offsets;
         out.insert(
             name.clone(),
-            TensorEntry { file: file_idx, dtype: format!("{:?}", info.dtype), shape: info.shape.clone(), range: base + s..base + e, ggml: None },
+            TensorEntry {
+                file: file_idx,
+                dtype: format!("{:?}", info.dtype),
+                shape: info.shape.clone(),
+                range: base + s..base + e,
+                ggml: None,
+            },
         );
     }
     Ok(())
@@ -157,28 +180,43 @@ pub fn gguf_to_hf_name(name: &str) -> Option<String> {
 
 /// The Llama config from GGUF metadata (`llama.*` keys).
 pub fn gguf_config(g: &Gguf, file: &str) -> Result<LlamaConfig> {
-    let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("llama");
+    let arch = g
+        .get("general.architecture")
+        .and_then(|v| v.as_str())
+        .unwrap_or("llama");
     if arch != "llama" {
-        return Err(Error::Config { field: format!("{file}: general.architecture"), reason: format!("{arch:?} is not a Llama model") });
+        return Err(Error::Config {
+            field: format!("{file}: general.architecture"),
+            reason: format!("{arch:?} is not a Llama model"),
+        });
     }
     let req = |k: &str| {
-        g.get(&format!("llama.{k}")).and_then(|v| v.as_u64()).map(|x| x as usize).ok_or_else(|| Error::Config {
-            field: format!("{file}: llama.{k}"),
-            reason: "missing".into(),
-        })
+        g.get(&format!("llama.{k}"))
+            .and_then(|v| v.as_u64())
+            .map(|x| x as usize)
+            .ok_or_else(|| Error::Config {
+                field: format!("{file}: llama.{k}"),
+                reason: "missing".into(),
+            })
     };
     let f = |k: &str| g.get(k).and_then(|v| v.as_f64());
     let hidden = req("embedding_length")?;
     let heads = req("attention.head_count")?;
     let vocab = match req("vocab_size") {
         Ok(v) => v,
-        Err(_) => g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map(|a| a.len()).ok_or_else(|| Error::Config {
-            field: format!("{file}: llama.vocab_size"),
-            reason: "missing (and no tokenizer.ggml.tokens)".into(),
-        })?,
+        Err(_) => g
+            .get("tokenizer.ggml.tokens")
+            .and_then(|v| v.as_array())
+            .map(|a| a.len())
+            .ok_or_else(|| Error::Config {
+                field: format!("{file}: llama.vocab_size"),
+                reason: "missing (and no tokenizer.ggml.tokens)".into(),
+            })?,
     };
     let scaling = match g.get("llama.rope.scaling.type").and_then(|v| v.as_str()) {
-        Some("linear") => crate::ops::rope::RopeScaling::Linear { factor: f("llama.rope.scaling.factor").unwrap_or(1.0) as f32 },
+        Some("linear") => crate::ops::rope::RopeScaling::Linear {
+            factor: f("llama.rope.scaling.factor").unwrap_or(1.0) as f32,
+        },
         _ => crate::ops::rope::RopeScaling::None,
     };
     let cfg = LlamaConfig {
@@ -187,15 +225,24 @@ pub fn gguf_config(g: &Gguf, file: &str) -> Result<LlamaConfig> {
         num_hidden_layers: req("block_count")?,
         num_attention_heads: heads,
         num_key_value_heads: req("attention.head_count_kv").unwrap_or(heads),
-        head_dim: req("attention.key_length").or_else(|_| req("rope.dimension_count")).unwrap_or(if heads > 0 { hidden / heads } else { 0 }),
+        head_dim: req("attention.key_length")
+            .or_else(|_| req("rope.dimension_count"))
+            .unwrap_or(hidden.checked_div(heads).unwrap_or(0)),
         vocab_size: vocab,
         rms_norm_eps: f("llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5) as f32,
         rope_theta: f("llama.rope.freq_base").unwrap_or(10_000.0) as f32,
         rope_scaling: scaling,
         tie_word_embeddings: g.tensor("output.weight").is_none(),
         max_position_embeddings: req("context_length").unwrap_or(4096),
-        bos_token_id: g.get("tokenizer.ggml.bos_token_id").and_then(|v| v.as_u64()).map(|x| x as u32),
-        eos_token_ids: g.get("tokenizer.ggml.eos_token_id").and_then(|v| v.as_u64()).map(|x| vec![x as u32]).unwrap_or_default(),
+        bos_token_id: g
+            .get("tokenizer.ggml.bos_token_id")
+            .and_then(|v| v.as_u64())
+            .map(|x| x as u32),
+        eos_token_ids: g
+            .get("tokenizer.ggml.eos_token_id")
+            .and_then(|v| v.as_u64())
+            .map(|x| vec![x as u32])
+            .unwrap_or_default(),
     };
     cfg.validate(file)?;
     Ok(cfg)
@@ -215,41 +262,74 @@ impl Checkpoint {
             c.dir = path.parent().map(Path::to_path_buf);
             return Ok(c);
         }
-        let (dir, single) = if path.is_dir() { (path.to_path_buf(), None) } else { (path.parent().unwrap_or(Path::new(".")).to_path_buf(), Some(path.to_path_buf())) };
+        let (dir, single) = if path.is_dir() {
+            (path.to_path_buf(), None)
+        } else {
+            (
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                Some(path.to_path_buf()),
+            )
+        };
         let cfg_path = dir.join("config.json");
         let config = if cfg_path.exists() {
-            LlamaConfig::from_hf_json(&std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?, &cfg_path.display().to_string())?
+            LlamaConfig::from_hf_json(
+                &std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?,
+                &cfg_path.display().to_string(),
+            )?
         } else if dir.join("params.json").exists() {
             let p = dir.join("params.json");
-            LlamaConfig::from_meta_params(&std::fs::read_to_string(&p).map_err(io(&p))?, &p.display().to_string())?
+            LlamaConfig::from_meta_params(
+                &std::fs::read_to_string(&p).map_err(io(&p))?,
+                &p.display().to_string(),
+            )?
         } else {
-            return Err(Error::loader(dir.display(), "no config.json (or params.json) beside the weights"));
+            return Err(Error::loader(
+                dir.display(),
+                "no config.json (or params.json) beside the weights",
+            ));
         };
         let shard_files: Vec<PathBuf> = if let Some(f) = single {
             vec![f]
         } else if dir.join("model.safetensors.index.json").exists() {
             let idx_path = dir.join("model.safetensors.index.json");
             let text = std::fs::read_to_string(&idx_path).map_err(io(&idx_path))?;
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::loader(idx_path.display(), format!("invalid JSON: {e}")))?;
-            let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::loader(idx_path.display(), "no weight_map"))?;
-            let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::loader(idx_path.display(), format!("invalid JSON: {e}")))?;
+            let map = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| Error::loader(idx_path.display(), "no weight_map"))?;
+            let mut files: Vec<String> = map
+                .values()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect();
             files.sort();
             files.dedup();
             files.into_iter().map(|f| dir.join(f)).collect()
         } else if dir.join("model.safetensors").exists() {
             vec![dir.join("model.safetensors")]
         } else {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(&dir).map_err(io(&dir))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(io(&dir))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+                .collect();
             found.sort();
             if found.is_empty() {
-                return Err(Error::loader(dir.display(), "no .safetensors files (or model.safetensors.index.json)"));
+                return Err(Error::loader(
+                    dir.display(),
+                    "no .safetensors files (or model.safetensors.index.json)",
+                ));
             }
             found
         };
         let mut files = Vec::new();
         for f in &shard_files {
             if !f.exists() {
-                return Err(Error::loader(f.display(), "shard listed in model.safetensors.index.json is missing"));
+                return Err(Error::loader(
+                    f.display(),
+                    "shard listed in model.safetensors.index.json is missing",
+                ));
             }
             files.push((f.display().to_string(), FileData::map(f)?));
         }
@@ -268,7 +348,15 @@ impl Checkpoint {
             names.push(name);
             datas.push(data);
         }
-        Ok(Checkpoint { config, format: Format::SafeTensors, file_names: names, files: datas, tensors, gguf: None, dir: None })
+        Ok(Checkpoint {
+            config,
+            format: Format::SafeTensors,
+            file_names: names,
+            files: datas,
+            tensors,
+            gguf: None,
+            dir: None,
+        })
     }
 
     /// A GGUF checkpoint from its bytes.
@@ -278,34 +366,73 @@ impl Checkpoint {
         let mut tensors = HashMap::new();
         for t in &g.tensors {
             if let Some(hf) = gguf_to_hf_name(&t.name) {
-                tensors.insert(hf, TensorEntry { file: 0, dtype: format!("{:?}", t.ty), shape: t.shape.clone(), range: t.range.clone(), ggml: Some(t.ty) });
+                tensors.insert(
+                    hf,
+                    TensorEntry {
+                        file: 0,
+                        dtype: format!("{:?}", t.ty),
+                        shape: t.shape.clone(),
+                        range: t.range.clone(),
+                        ggml: Some(t.ty),
+                    },
+                );
             }
         }
-        Ok(Checkpoint { config, format: Format::Gguf, file_names: vec![name.to_string()], files: vec![data], tensors, gguf: Some(g), dir: None })
+        Ok(Checkpoint {
+            config,
+            format: Format::Gguf,
+            file_names: vec![name.to_string()],
+            files: vec![data],
+            tensors,
+            gguf: Some(g),
+            dir: None,
+        })
     }
 
     /// Total bytes of all tensors in the files (what the weights take at their stored precision).
     pub fn tensor_bytes(&self) -> u64 {
-        self.tensors.values().map(|t| (t.range.end - t.range.start) as u64).sum()
+        self.tensors
+            .values()
+            .map(|t| (t.range.end - t.range.start) as u64)
+            .sum()
     }
 
     /// The bytes of tensor `name` checked against `shape`, in a dtype the GPU reads natively;
     /// GGUF block formats are dequantized to f16 here.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<RawTensor<'_>> {
-        let e = self.tensors.get(name).ok_or_else(|| Error::loader(self.file_names.join(", "), format!("missing tensor {name}")))?;
+        let e = self.tensors.get(name).ok_or_else(|| {
+            Error::loader(self.file_names.join(", "), format!("missing tensor {name}"))
+        })?;
         let file = &self.file_names[e.file];
         if e.shape != shape {
-            return Err(Error::shape(format!("{file}: tensor {name}"), format!("{shape:?}"), format!("{:?}", e.shape)));
+            return Err(Error::shape(
+                format!("{file}: tensor {name}"),
+                format!("{shape:?}"),
+                format!("{:?}", e.shape),
+            ));
         }
         let bytes = &self.files[e.file][e.range.clone()];
         match e.ggml {
             None | Some(GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16) => {
-                let dtype = WeightDtype::from_name(&e.dtype.to_uppercase(), &format!("{file}: tensor {name}"))?;
-                Ok(RawTensor { dtype, shape: e.shape.clone(), bytes: Cow::Borrowed(bytes), expanded_from: None })
+                let dtype = WeightDtype::from_name(
+                    &e.dtype.to_uppercase(),
+                    &format!("{file}: tensor {name}"),
+                )?;
+                Ok(RawTensor {
+                    dtype,
+                    shape: e.shape.clone(),
+                    bytes: Cow::Borrowed(bytes),
+                    expanded_from: None,
+                })
             }
             Some(q) => {
                 let values = gguf::dequantize(q, bytes);
-                Ok(RawTensor { dtype: WeightDtype::F16, shape: e.shape.clone(), bytes: Cow::Owned(WeightDtype::F16.encode(&values)), expanded_from: Some(e.dtype.clone()) })
+                Ok(RawTensor {
+                    dtype: WeightDtype::F16,
+                    shape: e.shape.clone(),
+                    bytes: Cow::Owned(WeightDtype::F16.encode(&values)),
+                    expanded_from: Some(e.dtype.clone()),
+                })
             }
         }
     }

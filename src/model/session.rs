@@ -51,7 +51,9 @@ impl Session {
         let ctx = model.ctx.clone();
         let cfg = &model.config;
         if slots == 0 || ctx_len == 0 || max_tokens == 0 {
-            return Err(Error::Invalid("slots, context length and batch size must be positive".into()));
+            return Err(Error::Invalid(
+                "slots, context length and batch size must be positive".into(),
+            ));
         }
         let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let qd = cfg.num_attention_heads * cfg.head_dim;
@@ -64,7 +66,9 @@ impl Session {
                 ctx.max_binding
             )));
         }
-        let max_logit_rows = max_tokens.min((ctx.max_binding / (v as u64 * 4)) as usize).max(1);
+        let max_logit_rows = max_tokens
+            .min((ctx.max_binding / (v as u64 * 4)) as usize)
+            .max(1);
         let t = max_tokens;
         let mut scratch_bytes = 0;
         let mut buf = |label: &str, bytes: u64| {
@@ -88,14 +92,37 @@ impl Session {
         let hsel = buf("hsel", act_bytes(max_logit_rows * c))?;
         let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;
         let next = buf("next", (max_logit_rows * 4) as u64)?;
-        let mut kv = KvCache { k: vec![], v: vec![], ctx_len, slots };
+        let mut kv = KvCache {
+            k: vec![],
+            v: vec![],
+            ctx_len,
+            slots,
+        };
         for l in 0..cfg.num_hidden_layers {
             kv.k.push(ctx.storage(&format!("k cache {l}"), kv_bytes)?);
             kv.v.push(ctx.storage(&format!("v cache {l}"), kv_bytes)?);
         }
-        let rope = RopeTable::new(&ctx, cfg.head_dim, cfg.rope_theta, &cfg.rope_scaling, ctx_len)?;
+        let rope = RopeTable::new(
+            &ctx,
+            cfg.head_dim,
+            cfg.rope_theta,
+            &cfg.rope_scaling,
+            ctx_len,
+        )?;
         scratch_bytes += rope.buf.size();
-        Ok(Session { model, scratch, kv, rope, hsel, logits, next, max_tokens, max_logit_rows, scratch_bytes, graphs: HashMap::new() })
+        Ok(Session {
+            model,
+            scratch,
+            kv,
+            rope,
+            hsel,
+            logits,
+            next,
+            max_tokens,
+            max_logit_rows,
+            scratch_bytes,
+            graphs: HashMap::new(),
+        })
     }
 
     /// GPU memory of the model plus this session.
@@ -130,7 +157,10 @@ impl Session {
                 return Err(Error::Invalid("empty token chunk".into()));
             }
             if ch.slot >= self.kv.slots {
-                return Err(Error::Invalid(format!("sequence slot {} out of range (session has {})", ch.slot, self.kv.slots)));
+                return Err(Error::Invalid(format!(
+                    "sequence slot {} out of range (session has {})",
+                    ch.slot, self.kv.slots
+                )));
             }
             if ch.pos + ch.tokens.len() > self.kv.ctx_len {
                 return Err(Error::Invalid(format!(
@@ -142,7 +172,10 @@ impl Session {
             }
             for (j, &id) in ch.tokens.iter().enumerate() {
                 if id as usize >= cfg.vocab_size {
-                    return Err(Error::Invalid(format!("token id {id} is outside the vocabulary ({})", cfg.vocab_size)));
+                    return Err(Error::Invalid(format!(
+                        "token id {id} is outside the vocabulary ({})",
+                        cfg.vocab_size
+                    )));
                 }
                 ids.push(id);
                 tok.extend([ch.slot as u32, (ch.pos + j) as u32]);
@@ -150,7 +183,11 @@ impl Session {
             last.push(ids.len() - 1);
         }
         if ids.len() > self.max_tokens {
-            return Err(Error::Invalid(format!("{} tokens in one forward exceed the session's {}", ids.len(), self.max_tokens)));
+            return Err(Error::Invalid(format!(
+                "{} tokens in one forward exceed the session's {}",
+                ids.len(),
+                self.max_tokens
+            )));
         }
         let q = &self.model.ctx.queue;
         q.write_buffer(&self.scratch.ids, 0, bytemuck::cast_slice(&ids));
@@ -175,14 +212,24 @@ impl Session {
                 Rows::Last(list) => {
                     let row = act_bytes(c);
                     for (j, &i) in list.iter().enumerate() {
-                        g.copy(&self.scratch.h, i as u64 * row, &self.hsel, j as u64 * row, row);
+                        g.copy(
+                            &self.scratch.h,
+                            i as u64 * row,
+                            &self.hsel,
+                            j as u64 * row,
+                            row,
+                        );
                     }
                     (&self.hsel, list.len())
                 }
             };
-            m.ops.matmul.record(&mut g, src, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
+            m.ops
+                .matmul
+                .record(&mut g, src, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
             if argmax {
-                m.ops.argmax.record(&mut g, &self.logits, &self.next, v, r)?;
+                m.ops
+                    .argmax
+                    .record(&mut g, &self.logits, &self.next, v, r)?;
             }
             self.graphs.insert(key.clone(), g);
         }
@@ -213,14 +260,27 @@ impl Session {
 
     /// Logits (T, V) of every token of `tokens` placed at `pos0..` in `slot`, forwarded in
     /// pieces of at most `max_logit_rows` tokens.
-    pub async fn logits_all(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
+    pub async fn logits_all(
+        &mut self,
+        slot: usize,
+        pos0: usize,
+        tokens: &[u32],
+    ) -> Result<Vec<f32>> {
         let v = self.model.config.vocab_size;
         let mut out = Vec::with_capacity(tokens.len() * v);
         for (k, piece) in tokens.chunks(self.max_logit_rows).enumerate() {
-            let chunk = SeqChunk { slot, pos: pos0 + k * self.max_logit_rows, tokens: piece };
+            let chunk = SeqChunk {
+                slot,
+                pos: pos0 + k * self.max_logit_rows,
+                tokens: piece,
+            };
             let (t, _) = self.prepare(&[chunk])?;
             self.run_graph(t, Rows::All, false)?;
-            let bytes = self.model.ctx.read(&self.logits, (t * v * 4) as u64).await?;
+            let bytes = self
+                .model
+                .ctx
+                .read(&self.logits, (t * v * 4) as u64)
+                .await?;
             out.extend_from_slice(bytemuck::cast_slice(&bytes));
         }
         Ok(out)
@@ -230,14 +290,23 @@ impl Session {
     pub async fn prefill(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
         let mut logits = Vec::new();
         for (k, piece) in tokens.chunks(self.max_tokens).enumerate() {
-            logits = self.forward_last(&[SeqChunk { slot, pos: pos0 + k * self.max_tokens, tokens: piece }]).await?;
+            logits = self
+                .forward_last(&[SeqChunk {
+                    slot,
+                    pos: pos0 + k * self.max_tokens,
+                    tokens: piece,
+                }])
+                .await?;
         }
         Ok(logits)
     }
 
     fn check_rows(&self, r: usize) -> Result<()> {
         if r > self.max_logit_rows {
-            return Err(Error::Invalid(format!("{r} sequences in one forward exceed the session's {}", self.max_logit_rows)));
+            return Err(Error::Invalid(format!(
+                "{r} sequences in one forward exceed the session's {}",
+                self.max_logit_rows
+            )));
         }
         Ok(())
     }
@@ -255,11 +324,21 @@ impl Session {
         pollster::block_on(self.forward_greedy(chunks))
     }
     /// Blocking [`Session::logits_all`].
-    pub fn logits_all_blocking(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
+    pub fn logits_all_blocking(
+        &mut self,
+        slot: usize,
+        pos0: usize,
+        tokens: &[u32],
+    ) -> Result<Vec<f32>> {
         pollster::block_on(self.logits_all(slot, pos0, tokens))
     }
     /// Blocking [`Session::prefill`].
-    pub fn prefill_blocking(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
+    pub fn prefill_blocking(
+        &mut self,
+        slot: usize,
+        pos0: usize,
+        tokens: &[u32],
+    ) -> Result<Vec<f32>> {
         pollster::block_on(self.prefill(slot, pos0, tokens))
     }
 }

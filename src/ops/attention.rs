@@ -69,15 +69,31 @@ impl Attention {
     ) -> Result<()> {
         check_even("head_dim", s.head_dim)?;
         if s.head_dim > MAX_HEAD_DIM {
-            return Err(Error::shape("head_dim", format!("at most {MAX_HEAD_DIM}"), s.head_dim));
+            return Err(Error::shape(
+                "head_dim",
+                format!("at most {MAX_HEAD_DIM}"),
+                s.head_dim,
+            ));
         }
-        if s.kv_heads == 0 || s.heads % s.kv_heads != 0 {
-            return Err(Error::shape("num_key_value_heads", format!("a divisor of {} heads", s.heads), s.kv_heads));
+        if s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
+            return Err(Error::shape(
+                "num_key_value_heads",
+                format!("a divisor of {} heads", s.heads),
+                s.kv_heads,
+            ));
         }
         check_buf("attention q", q, act_bytes(t * s.heads * s.head_dim))?;
         check_buf("attention positions", tok, (t * 8) as u64)?;
-        check_buf("k cache", kcache, act_bytes(s.ctx * s.kv_heads * s.head_dim))?;
-        check_buf("v cache", vcache, act_bytes(s.ctx * s.kv_heads * s.head_dim))?;
+        check_buf(
+            "k cache",
+            kcache,
+            act_bytes(s.ctx * s.kv_heads * s.head_dim),
+        )?;
+        check_buf(
+            "v cache",
+            vcache,
+            act_bytes(s.ctx * s.kv_heads * s.head_dim),
+        )?;
         check_buf("attention output", out, act_bytes(t * s.heads * s.head_dim))?;
         let pipeline = self.ctx.pipeline("attention", &[])?;
         let params = AttentionParams {

@@ -34,16 +34,36 @@ impl Embedding {
 
     /// Records `out (t, C) = table[ids (t)]`. Ids must be < table rows (checked by the caller
     /// when it writes them; rows outside every chunk are left unwritten).
-    pub fn record(&self, g: &mut Graph, ids: &wgpu::Buffer, table: &Weight, out: &wgpu::Buffer, t: usize) -> Result<()> {
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        ids: &wgpu::Buffer,
+        table: &Weight,
+        out: &wgpu::Buffer,
+        t: usize,
+    ) -> Result<()> {
         let c = table.cols;
         check_even(&table.name, c)?;
         check_buf("embedding ids", ids, (t * 4) as u64)?;
         check_buf("embedding output", out, act_bytes(t * c))?;
-        let pipeline = self.ctx.pipeline("embedding", &[("W_DTYPE", table.dtype.wgsl_id())])?;
+        let pipeline = self
+            .ctx
+            .pipeline("embedding", &[("W_DTYPE", table.dtype.wgsl_id())])?;
         for chunk in &table.chunks {
-            let params = EmbeddingParams { c: c as u32, tokens: t as u32, row0: chunk.row0 as u32, rows: chunk.rows as u32 };
+            let params = EmbeddingParams {
+                c: c as u32,
+                tokens: t as u32,
+                row0: chunk.row0 as u32,
+                rows: chunk.rows as u32,
+            };
             let uniform = self.ctx.uniform("embedding params", &params);
-            g.push(&self.ctx, "embedding", &pipeline, &[&uniform, ids, &chunk.buf, out], per_item(t * c / 2));
+            g.push(
+                &self.ctx,
+                "embedding",
+                &pipeline,
+                &[&uniform, ids, &chunk.buf, out],
+                per_item(t * c / 2),
+            );
         }
         Ok(())
     }

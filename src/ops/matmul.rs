@@ -43,7 +43,8 @@ pub enum MatmulOut {
 /// The matmul op: pipelines per (kernel, weight dtype, output kind), made on first use.
 pub struct Matmul {
     ctx: GpuContext,
-    pipelines: std::sync::Mutex<HashMap<(bool, WeightDtype, MatmulOut), Arc<wgpu::ComputePipeline>>>,
+    pipelines:
+        std::sync::Mutex<HashMap<(bool, WeightDtype, MatmulOut), Arc<wgpu::ComputePipeline>>>,
 }
 
 impl Matmul {
@@ -55,7 +56,12 @@ impl Matmul {
         }
     }
 
-    fn pipeline(&self, gemv: bool, dtype: WeightDtype, out: MatmulOut) -> Result<Arc<wgpu::ComputePipeline>> {
+    fn pipeline(
+        &self,
+        gemv: bool,
+        dtype: WeightDtype,
+        out: MatmulOut,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
         let key = (gemv, dtype, out);
         if let Some(p) = self.pipelines.lock().expect("matmul pipelines").get(&key) {
             return Ok(p.clone());
@@ -65,7 +71,10 @@ impl Matmul {
         let p = self
             .ctx
             .pipeline(name, &[("W_DTYPE", dtype.wgsl_id()), ("OUT_F32", out_f32)])?;
-        self.pipelines.lock().expect("matmul pipelines").insert(key, p.clone());
+        self.pipelines
+            .lock()
+            .expect("matmul pipelines")
+            .insert(key, p.clone());
         Ok(p)
     }
 
@@ -120,7 +129,13 @@ impl Matmul {
                 [wx as u32, wy as u32, 1]
             };
             let label = if gemv { "matmul_gemv" } else { "matmul_gemm" };
-            g.push(&self.ctx, label, &pipeline, &[&uniform, x, &chunk.buf, out], workgroups);
+            g.push(
+                &self.ctx,
+                label,
+                &pipeline,
+                &[&uniform, x, &chunk.buf, out],
+                workgroups,
+            );
         }
         Ok(())
     }

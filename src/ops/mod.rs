@@ -36,7 +36,7 @@ pub(crate) fn check_buf(what: &str, buf: &wgpu::Buffer, bytes: u64) -> Result<()
 
 /// Fails unless `n` is even (packed activations are handled in pairs).
 pub(crate) fn check_even(what: &str, n: usize) -> Result<()> {
-    if n % 2 != 0 {
+    if !n.is_multiple_of(2) {
         return Err(Error::shape(what, "an even size", n));
     }
     Ok(())

@@ -54,7 +54,8 @@ pub fn inv_freqs(head_dim: usize, theta: f32, scaling: &RopeScaling) -> Vec<f32>
                     } else if wavelen > low_wavelen {
                         f / factor
                     } else {
-                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * f / factor + smooth * f
                     }
                 })
@@ -78,7 +79,7 @@ pub fn freqs_cis(inv_freq: &[f32], max_pos: usize) -> Vec<f32> {
 
 /// The (cos, sin) table on the GPU, shared by every layer.
 pub struct RopeTable {
-    /// (max_pos, D/2) of vec2<f32>.
+    /// (max_pos, D/2) of `vec2<f32>` (cos, sin).
     pub buf: wgpu::Buffer,
     /// Head dimension D.
     pub head_dim: usize,
@@ -88,11 +89,21 @@ pub struct RopeTable {
 
 impl RopeTable {
     /// Computes and uploads the table for positions `0..max_pos`.
-    pub fn new(ctx: &GpuContext, head_dim: usize, theta: f32, scaling: &RopeScaling, max_pos: usize) -> Result<Self> {
+    pub fn new(
+        ctx: &GpuContext,
+        head_dim: usize,
+        theta: f32,
+        scaling: &RopeScaling,
+        max_pos: usize,
+    ) -> Result<Self> {
         check_even("head_dim", head_dim)?;
         let table = freqs_cis(&inv_freqs(head_dim, theta, scaling), max_pos);
         let buf = ctx.storage_init("rope table", bytemuck::cast_slice(&table))?;
-        Ok(RopeTable { buf, head_dim, max_pos })
+        Ok(RopeTable {
+            buf,
+            head_dim,
+            max_pos,
+        })
     }
 }
 
@@ -178,7 +189,13 @@ impl Rope {
             _pad: [0; 2],
         };
         let uniform = self.ctx.uniform("rope params", &params);
-        g.push(&self.ctx, "rope", &pipeline, &[&uniform, src, tok, &table.buf, dst_buf], per_item(t * heads * d / 2));
+        g.push(
+            &self.ctx,
+            "rope",
+            &pipeline,
+            &[&uniform, src, tok, &table.buf, dst_buf],
+            per_item(t * heads * d / 2),
+        );
         Ok(())
     }
 }

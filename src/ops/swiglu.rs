@@ -27,14 +27,33 @@ impl Swiglu {
     }
 
     /// Records `out = silu(gate) * up` over `n` elements.
-    pub fn record(&self, g: &mut Graph, gate: &wgpu::Buffer, up: &wgpu::Buffer, out: &wgpu::Buffer, n: usize) -> Result<()> {
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        gate: &wgpu::Buffer,
+        up: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        n: usize,
+    ) -> Result<()> {
         check_even("swiglu length", n)?;
         for (what, b) in [("gate", gate), ("up", up), ("swiglu output", out)] {
             check_buf(what, b, act_bytes(n))?;
         }
         let pipeline = self.ctx.pipeline("swiglu", &[])?;
-        let uniform = self.ctx.uniform("swiglu params", &SwigluParams { words: (n / 2) as u32, _pad: [0; 3] });
-        g.push(&self.ctx, "swiglu", &pipeline, &[&uniform, gate, up, out], per_item(n / 2));
+        let uniform = self.ctx.uniform(
+            "swiglu params",
+            &SwigluParams {
+                words: (n / 2) as u32,
+                _pad: [0; 3],
+            },
+        );
+        g.push(
+            &self.ctx,
+            "swiglu",
+            &pipeline,
+            &[&uniform, gate, up, out],
+            per_item(n / 2),
+        );
         Ok(())
     }
 }

@@ -20,9 +20,18 @@ pub fn ctx(path: ActDtype) -> &'static GpuContext {
     static BF16: OnceLock<GpuContext> = OnceLock::new();
     let c = match path {
         ActDtype::F16 => F16.get_or_init(|| open(GpuOptions::from_env())),
-        ActDtype::Bf16 => BF16.get_or_init(|| open(GpuOptions { force_bf16: true, ..GpuOptions::from_env() })),
+        ActDtype::Bf16 => BF16.get_or_init(|| {
+            open(GpuOptions {
+                force_bf16: true,
+                ..GpuOptions::from_env()
+            })
+        }),
     };
-    assert_eq!(c.act, path, "adapter {} lacks shader-f16 for the f16 path", c.info.name);
+    assert_eq!(
+        c.act, path,
+        "adapter {} lacks shader-f16 for the f16 path",
+        c.info.name
+    );
     c
 }
 
@@ -62,12 +71,14 @@ pub fn round_act(path: ActDtype, v: &[f32]) -> Vec<f32> {
 
 /// Uploads activations (packed 16-bit).
 pub fn upload_act(c: &GpuContext, v: &[f32]) -> wgpu::Buffer {
-    c.storage_init("test act", bytemuck::cast_slice(&c.act.pack(v))).unwrap()
+    c.storage_init("test act", bytemuck::cast_slice(&c.act.pack(v)))
+        .unwrap()
 }
 
 /// A buffer of `bytes` bytes filled with NaN (0xffffffff), so unwritten outputs fail.
 pub fn poisoned(c: &GpuContext, bytes: usize) -> wgpu::Buffer {
-    c.storage_init("poisoned", &vec![0xff; bytes.div_ceil(4) * 4]).unwrap()
+    c.storage_init("poisoned", &vec![0xff; bytes.div_ceil(4) * 4])
+        .unwrap()
 }
 
 /// Reads `n` packed activations back as f32.
@@ -96,7 +107,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32) {
     let mut worst = 0.0f32;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g - w).abs();
-        if !(err <= rtol * (w.abs() + rms)) {
+        if err.is_nan() || err > rtol * (w.abs() + rms) {
             panic!("{what}: mismatch at index {i}: got {g}, want {w} (|err| {err}, rtol {rtol}, rms {rms})");
         }
         worst = worst.max(err / (w.abs() + rms).max(f32::MIN_POSITIVE));
