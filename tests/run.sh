@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI=${CI:-1}
+tests/setup.sh --dev
 tests/fetch-smollm2.sh >/dev/null
 cargo build --all-targets --locked
 cargo test --locked -- --test-threads=2
