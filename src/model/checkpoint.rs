@@ -117,6 +117,7 @@ pub struct Checkpoint {
     pub dir: Option<PathBuf>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn io(file: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Io {
         file: file.display().to_string(),
