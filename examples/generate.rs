@@ -9,28 +9,15 @@ use std::io::Write;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let model = args
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: generate MODEL [PROMPT]"))?;
-    let prompt = args
-        .next()
-        .unwrap_or_else(|| "What is the capital of France?".into());
+    let model = args.next().ok_or_else(|| anyhow::anyhow!("usage: generate MODEL [PROMPT]"))?;
+    let prompt = args.next().unwrap_or_else(|| "What is the capital of France?".into());
     let gpu = GpuContext::new_blocking(&GpuOptions::from_env())?;
-    let mut engine =
-        InfernoLlamaEngine::load(model.as_ref(), &gpu, &Default::default(), |_, _| {})?;
-    let g = engine.chat(
-        &[Message::new("user", &prompt)],
-        GenerateParams::default(),
-        |t| {
-            print!("{t}");
-            let _ = std::io::stdout().flush();
-        },
-    )?;
+    let mut engine = InfernoLlamaEngine::load(model.as_ref(), &gpu, &Default::default(), |_, _| {})?;
+    let g = engine.chat(&[Message::new("user", &prompt)], GenerateParams::default(), |t| {
+        print!("{t}");
+        let _ = std::io::stdout().flush();
+    })?;
     println!();
-    eprintln!(
-        "{} tokens, {:.1} tok/s",
-        g.tokens.len(),
-        g.tokens.len() as f64 / g.gen_secs.max(1e-9)
-    );
+    eprintln!("{} tokens, {:.1} tok/s", g.tokens.len(), g.tokens.len() as f64 / g.gen_secs.max(1e-9));
     Ok(())
 }

@@ -5,7 +5,10 @@
 //   kcache (S, ctx, Hkv, D) packed, RoPE applied
 //   vcache (S, ctx, Hkv, D) packed
 //   out    (T, H, D)        packed: softmax(q k^T * scale) v
-// One 64-thread workgroup per (token, head); query head h reads KV head h / (H / Hkv).
+// One 64-thread workgroup per (token, head, split); query head h reads KV head h / (H / Hkv).
+// Split-K (flash-decoding): with splits > 1, workgroup s only visits keys [s*chunk, (s+1)*chunk)
+// and writes its partial (m, l, acc[D]) to `part`; attention_combine.wgsl merges the splits.
+// With splits = 1 the normalised output goes straight to `out`.
 // D <= 256 (each thread owns at most two output words).
 
 struct Params {
@@ -15,8 +18,8 @@ struct Params {
     tokens: u32,
     ctx: u32,
     scale: f32,
-    _pad0: u32,
-    _pad1: u32,
+    splits: u32, // key ranges per (token, head)
+    chunk: u32,  // keys per range
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,6 +28,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> kcache: array<u32>;
 @group(0) @binding(4) var<storage, read> vcache: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
+@group(0) @binding(6) var<storage, read_write> part: array<f32>; // (T, H, splits, 2 + D) when splits > 1
 
 const TILE: u32 = 64u;
 const NEG: f32 = -3.0e38;
@@ -79,14 +83,16 @@ fn main(@builtin(local_invocation_index) lid: u32,
     workgroupBarrier();
 
     let at = tok[t];
-    let n_keys = at.y + 1u;
+    let split = wid.z;
+    let k_begin = split * p.chunk;
+    let n_keys = min(at.y + 1u, k_begin + p.chunk); // keys k_begin..n_keys (may be empty)
     let row_words = p.kv_heads * hw;
     let seq_base = at.x * p.ctx;
     var m = NEG;
     var l = 0.0;
     var acc0 = vec2<f32>(0.0); // output word lid
     var acc1 = vec2<f32>(0.0); // output word lid + 64
-    for (var t0 = 0u; t0 < n_keys; t0 += TILE) {
+    for (var t0 = k_begin; t0 < n_keys; t0 += TILE) {
         // 1. one key per thread: score = q . k * scale
         let key = t0 + lid;
         var score = NEG;
@@ -124,10 +130,26 @@ fn main(@builtin(local_invocation_index) lid: u32,
         }
         workgroupBarrier();
     }
+    if p.splits == 1u {
+        if lid < hw {
+            out[th * hw + lid] = pack_act(acc0 / l);
+        }
+        if lid + TILE < hw {
+            out[th * hw + lid + TILE] = pack_act(acc1 / l);
+        }
+        return;
+    }
+    let base = (th * p.splits + split) * (2u + p.head_dim);
+    if lid == 0u {
+        part[base] = m;
+        part[base + 1u] = l;
+    }
     if lid < hw {
-        out[th * hw + lid] = pack_act(acc0 / l);
+        part[base + 2u + 2u * lid] = acc0.x;
+        part[base + 3u + 2u * lid] = acc0.y;
     }
     if lid + TILE < hw {
-        out[th * hw + lid + TILE] = pack_act(acc1 / l);
+        part[base + 2u + 2u * (lid + TILE)] = acc1.x;
+        part[base + 3u + 2u * (lid + TILE)] = acc1.y;
     }
 }

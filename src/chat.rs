@@ -15,10 +15,7 @@ pub struct Message {
 impl Message {
     /// A message with this role and content.
     pub fn new(role: &str, content: &str) -> Self {
-        Message {
-            role: role.to_string(),
-            content: content.to_string(),
-        }
+        Message { role: role.to_string(), content: content.to_string() }
     }
 }
 
@@ -32,9 +29,8 @@ pub struct ChatTemplate {
 /// Today's date (UTC) formatted with the strftime codes templates use (%d %m %Y %b %B).
 fn strftime_now(fmt: String) -> String {
     #[cfg(not(target_arch = "wasm32"))]
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
     #[cfg(target_arch = "wasm32")]
     let days = 0i64;
     // civil-from-days (Howard Hinnant's algorithm)
@@ -75,45 +71,29 @@ impl ChatTemplate {
         let mut env = minijinja::Environment::new();
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function(
-            "raise_exception",
-            |msg: String| -> std::result::Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    msg,
-                ))
-            },
-        );
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+        });
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned("chat", source.to_string())
-            .map_err(|e| Error::Config {
-                field: "chat_template".into(),
-                reason: e.to_string(),
-            })?;
-        Ok(ChatTemplate {
-            env,
-            bos_token: bos_token.to_string(),
-            eos_token: eos_token.to_string(),
-        })
+            .map_err(|e| Error::Config { field: "chat_template".into(), reason: e.to_string() })?;
+        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
     }
 
     /// Renders a conversation; with `add_generation_prompt` the text ends where the assistant's
     /// answer begins.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
-        let tmpl = self.env.get_template("chat").map_err(|e| Error::Config {
-            field: "chat_template".into(),
-            reason: e.to_string(),
-        })?;
+        let tmpl = self
+            .env
+            .get_template("chat")
+            .map_err(|e| Error::Config { field: "chat_template".into(), reason: e.to_string() })?;
         tmpl.render(minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token,
             eos_token => self.eos_token,
         })
-        .map_err(|e| Error::Config {
-            field: "chat_template".into(),
-            reason: format!("rendering failed: {e}"),
-        })
+        .map_err(|e| Error::Config { field: "chat_template".into(), reason: format!("rendering failed: {e}") })
     }
 }
 
@@ -126,21 +106,18 @@ mod tests {
         let src = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are helpful<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
         let t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
         let out = t.render(&[Message::new("user", "Hi")], true).unwrap();
-        assert_eq!(out, "<|im_start|>system\nYou are helpful<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            out,
+            "<|im_start|>system\nYou are helpful<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     #[test]
     fn python_methods_and_exceptions() {
         let src = "{{ bos_token }}{% for m in messages %}{% if m.role not in ['user', 'assistant'] %}{{ raise_exception('bad role ' + m.role) }}{% endif %}[{{ m.content.strip() }}]{% endfor %}";
         let t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
-        assert_eq!(
-            t.render(&[Message::new("user", "  x ")], false).unwrap(),
-            "<s>[x]"
-        );
-        let e = t
-            .render(&[Message::new("tool", "x")], false)
-            .unwrap_err()
-            .to_string();
+        assert_eq!(t.render(&[Message::new("user", "  x ")], false).unwrap(), "<s>[x]");
+        let e = t.render(&[Message::new("tool", "x")], false).unwrap_err().to_string();
         assert!(e.contains("bad role tool"), "{e}");
         assert!(ChatTemplate::new("{% for %}", "", "").is_err());
         assert_eq!(strftime_now("%Y".into()).len(), 4);

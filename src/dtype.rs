@@ -46,10 +46,7 @@ impl WeightDtype {
             "F32" => Ok(WeightDtype::F32),
             "F16" => Ok(WeightDtype::F16),
             "BF16" => Ok(WeightDtype::Bf16),
-            other => Err(Error::UnsupportedDtype {
-                what: what.to_string(),
-                dtype: other.to_string(),
-            }),
+            other => Err(Error::UnsupportedDtype { what: what.to_string(), dtype: other.to_string() }),
         }
     }
 
@@ -57,32 +54,21 @@ impl WeightDtype {
     pub fn encode(self, values: &[f32]) -> Vec<u8> {
         match self {
             WeightDtype::F32 => bytemuck::cast_slice(values).to_vec(),
-            WeightDtype::F16 => values
-                .iter()
-                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-                .collect(),
-            WeightDtype::Bf16 => values
-                .iter()
-                .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
-                .collect(),
+            WeightDtype::F16 => values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+            WeightDtype::Bf16 => values.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
         }
     }
 
     /// Decodes this dtype's little-endian bytes to f32.
     pub fn decode(self, bytes: &[u8]) -> Vec<f32> {
         match self {
-            WeightDtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            WeightDtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            WeightDtype::Bf16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            WeightDtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            WeightDtype::F16 => {
+                bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+            WeightDtype::Bf16 => {
+                bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
         }
     }
 }

@@ -84,18 +84,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Shorthand for [`Error::ShapeMismatch`].
     pub fn shape(what: impl Into<String>, expected: impl ToString, got: impl ToString) -> Self {
-        Error::ShapeMismatch {
-            what: what.into(),
-            expected: expected.to_string(),
-            got: got.to_string(),
-        }
+        Error::ShapeMismatch { what: what.into(), expected: expected.to_string(), got: got.to_string() }
     }
 
     /// Shorthand for [`Error::Loader`].
     pub fn loader(file: impl std::fmt::Display, reason: impl Into<String>) -> Self {
-        Error::Loader {
-            file: file.to_string(),
-            reason: reason.into(),
-        }
+        Error::Loader { file: file.to_string(), reason: reason.into() }
     }
 }

@@ -20,11 +20,7 @@ pub struct GenerateParams {
 
 impl Default for GenerateParams {
     fn default() -> Self {
-        GenerateParams {
-            max_tokens: 256,
-            sampling: SamplingParams::default(),
-            stop: vec![],
-        }
+        GenerateParams { max_tokens: 256, sampling: SamplingParams::default(), stop: vec![] }
     }
 }
 
@@ -71,14 +67,7 @@ pub struct TextStream {
 impl TextStream {
     /// A stream watching for `stop` strings.
     pub fn new(stop: Vec<String>) -> Self {
-        TextStream {
-            ids: vec![],
-            prefix_offset: 0,
-            read_offset: 0,
-            stop,
-            pending: String::new(),
-            text: String::new(),
-        }
+        TextStream { ids: vec![], prefix_offset: 0, read_offset: 0, stop, pending: String::new(), text: String::new() }
     }
 
     /// Adds a token; returns (text now safe to show, whether a stop string was hit).
@@ -86,10 +75,7 @@ impl TextStream {
         self.ids.push(id);
         let prefix = tok.decode(&self.ids[self.prefix_offset..self.read_offset], false)?;
         let full = tok.decode(&self.ids[self.prefix_offset..], false)?;
-        if full.len() > prefix.len()
-            && !full.ends_with('\u{FFFD}')
-            && full.is_char_boundary(prefix.len())
-        {
+        if full.len() > prefix.len() && !full.ends_with('\u{FFFD}') && full.is_char_boundary(prefix.len()) {
             self.pending.push_str(&full[prefix.len()..]);
             self.prefix_offset = self.read_offset;
             self.read_offset = self.ids.len();
@@ -103,11 +89,8 @@ impl TextStream {
     }
 
     fn release(&mut self, all: bool) -> (String, bool) {
-        if let Some((at, _)) = self
-            .stop
-            .iter()
-            .filter_map(|s| self.pending.find(s.as_str()).map(|i| (i, s)))
-            .min_by_key(|x| x.0)
+        if let Some((at, _)) =
+            self.stop.iter().filter_map(|s| self.pending.find(s.as_str()).map(|i| (i, s))).min_by_key(|x| x.0)
         {
             let out = self.pending[..at].to_string();
             self.pending.clear();
@@ -120,11 +103,7 @@ impl TextStream {
         } else {
             self.stop
                 .iter()
-                .flat_map(|s| {
-                    (1..s.len())
-                        .filter(move |&n| s.is_char_boundary(n))
-                        .map(move |n| &s[..n])
-                })
+                .flat_map(|s| (1..s.len()).filter(move |&n| s.is_char_boundary(n)).map(move |n| &s[..n]))
                 .filter(|p| self.pending.ends_with(p))
                 .map(str::len)
                 .max()
@@ -165,9 +144,7 @@ fn now() -> f64 {
     {
         use std::sync::OnceLock;
         static T0: OnceLock<std::time::Instant> = OnceLock::new();
-        T0.get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_secs_f64()
+        T0.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
     }
     #[cfg(target_arch = "wasm32")]
     {
@@ -200,14 +177,7 @@ impl InfernoLlamaEngine {
                 eos_ids.push(e);
             }
         }
-        InfernoLlamaEngine {
-            session,
-            tokenizer,
-            template,
-            eos_ids,
-            cached: vec![],
-            clock: now,
-        }
+        InfernoLlamaEngine { session, tokenizer, template, eos_ids, cached: vec![], clock: now }
     }
 
     /// Renders a conversation with the model's template (ending where the answer starts).
@@ -234,13 +204,7 @@ impl InfernoLlamaEngine {
             )));
         }
         // reuse the cached prefix, but always run at least the last prompt token
-        let keep = self
-            .cached
-            .iter()
-            .zip(&ids)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(ids.len() - 1);
+        let keep = self.cached.iter().zip(&ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
         self.cached.truncate(keep);
         let pending = ids[keep..].to_vec();
         Ok(GenState {
@@ -273,23 +237,14 @@ impl InfernoLlamaEngine {
             let split = input.len() - 1;
             s.prefill(0, pos, &input[..split]).await?;
             self.cached.extend_from_slice(&input[..split]);
-            let chunk = [SeqChunk {
-                slot: 0,
-                pos: pos + split,
-                tokens: &input[split..],
-            }];
+            let chunk = [SeqChunk { slot: 0, pos: pos + split, tokens: &input[split..] }];
             if greedy {
                 s.forward_greedy(&chunk).await?[0]
             } else {
-                st.sampler
-                    .sample(&s.forward_last(&chunk).await?, &self.cached)
+                st.sampler.sample(&s.forward_last(&chunk).await?, &self.cached)
             }
         } else {
-            let chunk = [SeqChunk {
-                slot: 0,
-                pos,
-                tokens: &input,
-            }];
+            let chunk = [SeqChunk { slot: 0, pos, tokens: &input }];
             if greedy {
                 s.forward_greedy(&chunk).await?[0]
             } else {
@@ -298,12 +253,7 @@ impl InfernoLlamaEngine {
                 st.sampler.sample(&logits, &recent)
             }
         };
-        self.cached
-            .extend_from_slice(if input.len() > s.max_tokens {
-                &input[input.len() - 1..]
-            } else {
-                &input
-            });
+        self.cached.extend_from_slice(if input.len() > s.max_tokens { &input[input.len() - 1..] } else { &input });
         let dt = (self.clock)() - t0;
         if st.started {
             st.gen_secs += dt;
@@ -319,9 +269,7 @@ impl InfernoLlamaEngine {
         let (text, stopped) = st.stream.push(&self.tokenizer, next)?;
         if stopped {
             st.done = Some(FinishReason::Stop);
-        } else if st.tokens.len() >= st.params.max_tokens
-            || self.cached.len() + 1 >= self.session.ctx_len()
-        {
+        } else if st.tokens.len() >= st.params.max_tokens || self.cached.len() + 1 >= self.session.ctx_len() {
             st.done = Some(FinishReason::Length);
             let rest = st.stream.finish();
             return Ok(Some(text + &rest));
@@ -366,29 +314,21 @@ impl InfernoLlamaEngine {
         params: GenerateParams,
     ) -> Result<impl futures::Stream<Item = Result<String>> + 'a> {
         let st = self.start(prompt, params)?;
-        Ok(futures::stream::unfold(
-            (self, st),
-            |(eng, mut st)| async move {
-                match eng.step(&mut st).await {
-                    Ok(Some(piece)) => Some((Ok(piece), (eng, st))),
-                    Ok(None) => None,
-                    Err(e) => {
-                        st.done = Some(FinishReason::Length);
-                        Some((Err(e), (eng, st)))
-                    }
+        Ok(futures::stream::unfold((self, st), |(eng, mut st)| async move {
+            match eng.step(&mut st).await {
+                Ok(Some(piece)) => Some((Ok(piece), (eng, st))),
+                Ok(None) => None,
+                Err(e) => {
+                    st.done = Some(FinishReason::Length);
+                    Some((Err(e), (eng, st)))
                 }
-            },
-        ))
+            }
+        }))
     }
 
     /// Blocking generation with a callback per text piece (native).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn generate(
-        &mut self,
-        prompt: &str,
-        params: GenerateParams,
-        on_text: impl FnMut(&str),
-    ) -> Result<Generation> {
+    pub fn generate(&mut self, prompt: &str, params: GenerateParams, on_text: impl FnMut(&str)) -> Result<Generation> {
         pollster::block_on(self.generate_async(prompt, params, on_text))
     }
 
@@ -413,25 +353,17 @@ pub fn tokenizer_for(ckpt: &crate::model::Checkpoint) -> Result<(Tokenizer, Opti
     let dir = ckpt.dir.clone().unwrap_or_default();
     let read = |name: &str| std::fs::read(dir.join(name)).ok();
     let mut template_src = None;
-    let mut tokenizer = if let (Some(g), true) = (
-        &ckpt.gguf,
-        !dir.join("tokenizer.json").exists() || ckpt.format == crate::model::Format::Gguf,
-    ) {
-        template_src = g
-            .get("tokenizer.chat_template")
-            .and_then(Value::as_str)
-            .map(String::from);
+    let mut tokenizer = if let (Some(g), true) =
+        (&ckpt.gguf, !dir.join("tokenizer.json").exists() || ckpt.format == crate::model::Format::Gguf)
+    {
+        template_src = g.get("tokenizer.chat_template").and_then(Value::as_str).map(String::from);
         Tokenizer::from_gguf(g, &ckpt.file_names[0])?
     } else if let Some(bytes) = read("tokenizer.json") {
         Tokenizer::from_json(&bytes, &dir.join("tokenizer.json").display().to_string())?
     } else {
-        return Err(Error::loader(
-            dir.display(),
-            "no tokenizer.json beside the model",
-        ));
+        return Err(Error::loader(dir.display(), "no tokenizer.json beside the model"));
     };
-    let cfg = read("tokenizer_config.json")
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let cfg = read("tokenizer_config.json").and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let token_str = |v: Option<&serde_json::Value>| -> Option<String> {
         match v? {
             serde_json::Value::String(s) => Some(s.clone()),
@@ -444,10 +376,7 @@ pub fn tokenizer_for(ckpt: &crate::model::Checkpoint) -> Result<(Tokenizer, Opti
         }
         if tokenizer.bos_id.is_none() {
             tokenizer.bos_id = token_str(c.get("bos_token")).and_then(|s| tokenizer.token_id(&s));
-            tokenizer.add_bos = c
-                .get("add_bos_token")
-                .and_then(|b| b.as_bool())
-                .unwrap_or(false);
+            tokenizer.add_bos = c.get("add_bos_token").and_then(|b| b.as_bool()).unwrap_or(false);
         }
         if let Some(e) = token_str(c.get("eos_token")).and_then(|s| tokenizer.token_id(&s)) {
             if !tokenizer.eos_ids.contains(&e) {
@@ -458,16 +387,11 @@ pub fn tokenizer_for(ckpt: &crate::model::Checkpoint) -> Result<(Tokenizer, Opti
     if let Some(t) = read("chat_template.jinja") {
         template_src = Some(String::from_utf8_lossy(&t).into_owned());
     }
-    let name_of = |id: Option<u32>| {
-        id.and_then(|i| tokenizer.decode(&[i], false).ok())
-            .unwrap_or_default()
-    };
+    let name_of = |id: Option<u32>| id.and_then(|i| tokenizer.decode(&[i], false).ok()).unwrap_or_default();
     let template = match template_src {
-        Some(src) => Some(ChatTemplate::new(
-            &src,
-            &name_of(tokenizer.bos_id),
-            &name_of(tokenizer.eos_ids.first().copied()),
-        )?),
+        Some(src) => {
+            Some(ChatTemplate::new(&src, &name_of(tokenizer.bos_id), &name_of(tokenizer.eos_ids.first().copied()))?)
+        }
         None => None,
     };
     Ok((tokenizer, template))
@@ -484,10 +408,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions {
-            ctx_len: None,
-            max_tokens: 256,
-        }
+        EngineOptions { ctx_len: None, max_tokens: 256 }
     }
 }
 
@@ -503,9 +424,7 @@ impl InfernoLlamaEngine {
         let ckpt = crate::model::Checkpoint::open(path)?;
         let (tokenizer, template) = tokenizer_for(&ckpt)?;
         let model = std::sync::Arc::new(crate::model::Llama::load(gpu, &ckpt, progress)?);
-        let ctx_len = opts
-            .ctx_len
-            .unwrap_or(model.config.max_position_embeddings.min(4096));
+        let ctx_len = opts.ctx_len.unwrap_or(model.config.max_position_embeddings.min(4096));
         let session = Session::new(model, 1, ctx_len, opts.max_tokens)?;
         Ok(Self::new(session, tokenizer, template))
     }

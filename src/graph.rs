@@ -61,45 +61,21 @@ impl Graph {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
-        self.uniform_bytes += buffers
-            .iter()
-            .filter(|b| b.usage().contains(wgpu::BufferUsages::UNIFORM))
-            .map(|b| b.size())
-            .sum::<u64>();
+        self.uniform_bytes +=
+            buffers.iter().filter(|b| b.usage().contains(wgpu::BufferUsages::UNIFORM)).map(|b| b.size()).sum::<u64>();
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.steps.push(Step::Dispatch(Dispatch {
-            label,
-            pipeline: pipeline.clone(),
-            bind_group,
-            workgroups,
-        }));
+        self.steps.push(Step::Dispatch(Dispatch { label, pipeline: pipeline.clone(), bind_group, workgroups }));
     }
 
     /// Records a copy of `size` bytes between buffers.
-    pub fn copy(
-        &mut self,
-        src: &wgpu::Buffer,
-        src_offset: u64,
-        dst: &wgpu::Buffer,
-        dst_offset: u64,
-        size: u64,
-    ) {
-        self.steps.push(Step::Copy {
-            src: src.clone(),
-            src_offset,
-            dst: dst.clone(),
-            dst_offset,
-            size,
-        });
+    pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
+        self.steps.push(Step::Copy { src: src.clone(), src_offset, dst: dst.clone(), dst_offset, size });
     }
 
     /// The recorded dispatches, in order.
@@ -114,22 +90,13 @@ impl Graph {
     pub fn encode(&self, enc: &mut wgpu::CommandEncoder) {
         let mut i = 0;
         while i < self.steps.len() {
-            if let Step::Copy {
-                src,
-                src_offset,
-                dst,
-                dst_offset,
-                size,
-            } = &self.steps[i]
-            {
+            if let Step::Copy { src, src_offset, dst, dst_offset, size } = &self.steps[i] {
                 enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
                 i += 1;
                 continue;
             }
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("graph"),
-                timestamp_writes: None,
-            });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("graph"), timestamp_writes: None });
             while let Some(Step::Dispatch(d)) = self.steps.get(i) {
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, &d.bind_group, &[]);
@@ -142,11 +109,7 @@ impl Graph {
 
     /// Encodes the whole graph and submits it (one submit).
     pub fn run(&self, ctx: &GpuContext) -> wgpu::SubmissionIndex {
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("graph"),
-            });
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("graph") });
         self.encode(&mut enc);
         ctx.queue.submit([enc.finish()])
     }

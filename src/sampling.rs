@@ -64,11 +64,7 @@ impl Sampler {
             let start = recent.len().saturating_sub(p.repeat_last_n);
             for &id in &recent[start..] {
                 if let Some(x) = l.get_mut(id as usize) {
-                    *x = if *x > 0.0 {
-                        *x / p.repetition_penalty
-                    } else {
-                        *x * p.repetition_penalty
-                    };
+                    *x = if *x > 0.0 { *x / p.repetition_penalty } else { *x * p.repetition_penalty };
                 }
             }
         }
@@ -76,18 +72,13 @@ impl Sampler {
             return argmax(&l);
         }
         // candidates sorted by logit, best first
-        let mut idx: Vec<u32> = (0..l.len() as u32)
-            .filter(|&i| !l[i as usize].is_nan())
-            .collect();
+        let mut idx: Vec<u32> = (0..l.len() as u32).filter(|&i| !l[i as usize].is_nan()).collect();
         idx.sort_unstable_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]));
         if p.top_k > 0 {
             idx.truncate(p.top_k);
         }
         let max = l[idx[0] as usize];
-        let mut probs: Vec<f32> = idx
-            .iter()
-            .map(|&i| ((l[i as usize] - max) / p.temperature).exp())
-            .collect();
+        let mut probs: Vec<f32> = idx.iter().map(|&i| ((l[i as usize] - max) / p.temperature).exp()).collect();
         let sum: f32 = probs.iter().sum();
         probs.iter_mut().for_each(|x| *x /= sum);
         let mut keep = probs.len();
@@ -151,43 +142,23 @@ mod tests {
 
     #[test]
     fn greedy_is_argmax() {
-        assert!(draw(SamplingParams::default(), 10)
-            .iter()
-            .all(|&t| t == argmax(&logits())));
+        assert!(draw(SamplingParams::default(), 10).iter().all(|&t| t == argmax(&logits())));
     }
 
     #[test]
     fn same_seed_same_tokens() {
-        let p = SamplingParams {
-            temperature: 1.0,
-            seed: 42,
-            ..Default::default()
-        };
+        let p = SamplingParams { temperature: 1.0, seed: 42, ..Default::default() };
         assert_eq!(draw(p.clone(), 100), draw(p.clone(), 100));
-        assert_ne!(
-            draw(p.clone(), 100),
-            draw(SamplingParams { seed: 43, ..p }, 100)
-        );
+        assert_ne!(draw(p.clone(), 100), draw(SamplingParams { seed: 43, ..p }, 100));
     }
 
     #[test]
     fn top_k_stays_inside_k() {
         let top3 = &ranked()[..3];
-        let got = draw(
-            SamplingParams {
-                temperature: 5.0,
-                top_k: 3,
-                seed: 1,
-                ..Default::default()
-            },
-            2000,
-        );
+        let got = draw(SamplingParams { temperature: 5.0, top_k: 3, seed: 1, ..Default::default() }, 2000);
         assert!(got.iter().all(|t| top3.contains(t)));
         for t in top3 {
-            assert!(
-                got.contains(t),
-                "every one of the k is drawn at a high temperature"
-            );
+            assert!(got.contains(t), "every one of the k is drawn at a high temperature");
         }
     }
 
@@ -208,15 +179,7 @@ mod tests {
             })
             .unwrap()
             + 1;
-        let got = draw(
-            SamplingParams {
-                temperature: 1.0,
-                top_p: 0.5,
-                seed: 2,
-                ..Default::default()
-            },
-            3000,
-        );
+        let got = draw(SamplingParams { temperature: 1.0, top_p: 0.5, seed: 2, ..Default::default() }, 3000);
         assert!(got.iter().all(|t| r[..n].contains(t)));
         assert!(r[..n].iter().all(|t| got.contains(t)));
     }
@@ -225,32 +188,17 @@ mod tests {
     fn min_p_drops_the_unlikely() {
         let l = logits();
         let max = l.iter().cloned().fold(f32::MIN, f32::max);
-        let got = draw(
-            SamplingParams {
-                temperature: 1.0,
-                min_p: 0.5,
-                seed: 3,
-                ..Default::default()
-            },
-            2000,
-        );
+        let got = draw(SamplingParams { temperature: 1.0, min_p: 0.5, seed: 3, ..Default::default() }, 2000);
         assert!(got.iter().all(|&t| (l[t as usize] - max).exp() >= 0.5));
     }
 
     #[test]
     fn repetition_penalty_changes_the_choice() {
         let l = vec![1.0, 0.9, -1.0];
-        let mut s = Sampler::new(SamplingParams {
-            repetition_penalty: 1.5,
-            ..Default::default()
-        });
+        let mut s = Sampler::new(SamplingParams { repetition_penalty: 1.5, ..Default::default() });
         assert_eq!(s.sample(&l, &[]), 0);
         assert_eq!(s.sample(&l, &[0]), 1, "1.0/1.5 < 0.9");
         let l = vec![-0.5, -0.6];
-        assert_eq!(
-            s.sample(&l, &[0]),
-            1,
-            "negative logits are multiplied: -0.75 < -0.6"
-        );
+        assert_eq!(s.sample(&l, &[0]), 1, "negative logits are multiplied: -0.75 < -0.6");
     }
 }

@@ -9,13 +9,8 @@ use inferno_llama::ActDtype;
 use std::path::Path;
 use std::sync::Arc;
 
-const CASES: [&str; 5] = [
-    "tiny-gqa-bf16",
-    "tiny-tied-llama3-f16",
-    "tiny-headdim24-f32",
-    "tiny-mixed",
-    "tiny-sharded-bf16",
-];
+const CASES: [&str; 5] =
+    ["tiny-gqa-bf16", "tiny-tied-llama3-f16", "tiny-headdim24-f32", "tiny-mixed", "tiny-sharded-bf16"];
 
 /// Max |logit - reference| allowed per activation path (logits have RMS ~1.3).
 fn tol(path: ActDtype) -> f32 {
@@ -36,27 +31,13 @@ struct Golden {
 fn golden(dir: &Path) -> Golden {
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("golden.json")).unwrap()).unwrap();
-    let ids = |k: &str| {
-        j[k].as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect::<Vec<_>>()
-    };
+    let ids = |k: &str| j[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect::<Vec<_>>();
     let bytes = std::fs::read(dir.join("logits.f32")).unwrap();
     Golden {
         prompt: ids("prompt"),
         greedy: ids("greedy"),
-        margins: j["greedy_margins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect(),
-        logits: bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
+        margins: j["greedy_margins"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect(),
+        logits: bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
         vocab: j["vocab_size"].as_u64().unwrap() as usize,
     }
 }
@@ -71,11 +52,7 @@ fn compare(got: &[f32], want: &[f32], v: usize) -> (f32, f32, usize) {
     let d: Vec<f32> = got.iter().zip(want).map(|(a, b)| (a - b).abs()).collect();
     let max = d.iter().cloned().fold(0.0, f32::max);
     assert!(!max.is_nan(), "NaN in logits");
-    let agree = got
-        .chunks(v)
-        .zip(want.chunks(v))
-        .filter(|(a, b)| argmax(a) == argmax(b))
-        .count();
+    let agree = got.chunks(v).zip(want.chunks(v)).filter(|(a, b)| argmax(a) == argmax(b)).count();
     (max, d.iter().sum::<f32>() / d.len() as f32, agree)
 }
 
@@ -84,21 +61,14 @@ fn golden_logits_decode_and_greedy() {
     for path in PATHS {
         let c = ctx(path);
         for case in CASES {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/data")
-                .join(case);
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(case);
             let g = golden(&dir);
             let ckpt = Checkpoint::open(&dir).unwrap();
             let model = Arc::new(Llama::load(c, &ckpt, |_, _| {}).unwrap());
             let ledger = model.ledger();
-            assert_eq!(
-                ledger.weights_in_file,
-                ckpt.tensor_bytes(),
-                "{case}: every tensor of the file is on the GPU"
-            );
+            assert_eq!(ledger.weights_in_file, ckpt.tensor_bytes(), "{case}: every tensor of the file is on the GPU");
             assert!(
-                ledger.weights >= ledger.weights_in_file
-                    && ledger.weights - ledger.weights_in_file < 4 * 64,
+                ledger.weights >= ledger.weights_in_file && ledger.weights - ledger.weights_in_file < 16 * ckpt.tensors.len() as u64,
                 "{case}: {ledger:?}"
             );
             let mut s = Session::new(model, 2, 64, 32).unwrap();
@@ -111,65 +81,28 @@ fn golden_logits_decode_and_greedy() {
             let all = s.logits_all_blocking(0, 0, &seq).unwrap();
             let (max, mean, agree) = compare(&all, &g.logits, v);
             eprintln!("{what}: prefill max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{n}");
-            assert!(
-                max <= tol(path),
-                "{what}: prefill logits max |d| {max} > {}",
-                tol(path)
-            );
+            assert!(max <= tol(path), "{what}: prefill logits max |d| {max} > {}", tol(path));
 
             // 2. teacher-forced decode, one token per step, in the other slot
             let p = g.prompt.len();
             let mut rows = s.prefill_blocking(1, 0, &g.prompt).unwrap();
             for (k, &t) in g.greedy[..g.greedy.len() - 1].iter().enumerate() {
-                rows.extend(
-                    s.forward_last_blocking(&[SeqChunk {
-                        slot: 1,
-                        pos: p + k,
-                        tokens: &[t],
-                    }])
-                    .unwrap(),
-                );
+                rows.extend(s.forward_last_blocking(&[SeqChunk { slot: 1, pos: p + k, tokens: &[t] }]).unwrap());
             }
             let (max, mean, agree) = compare(&rows, &g.logits[(p - 1) * v..(n - 1) * v], v);
-            eprintln!(
-                "{what}: decode max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{}",
-                g.greedy.len()
-            );
-            assert!(
-                max <= tol(path),
-                "{what}: decode logits max |d| {max} > {}",
-                tol(path)
-            );
+            eprintln!("{what}: decode max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{}", g.greedy.len());
+            assert!(max <= tol(path), "{what}: decode logits max |d| {max} > {}", tol(path));
 
             // 3. free-running greedy generation with argmax on the GPU: equal to transformers up
             //    to the first step whose top-2 margin is within twice the tolerance
-            let mut next = s
-                .forward_greedy_blocking(&[SeqChunk {
-                    slot: 0,
-                    pos: 0,
-                    tokens: &g.prompt,
-                }])
-                .unwrap()[0];
+            let mut next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: &g.prompt }]).unwrap()[0];
             let mut ours = vec![next];
             for k in 0..g.greedy.len() - 1 {
-                next = s
-                    .forward_greedy_blocking(&[SeqChunk {
-                        slot: 0,
-                        pos: p + k,
-                        tokens: &[next],
-                    }])
-                    .unwrap()[0];
+                next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: p + k, tokens: &[next] }]).unwrap()[0];
                 ours.push(next);
             }
-            let robust = g
-                .margins
-                .iter()
-                .position(|&m| m < 2.0 * tol(path))
-                .unwrap_or(g.greedy.len());
-            eprintln!(
-                "{what}: greedy {ours:?}, transformers {:?}, comparable steps {robust}",
-                g.greedy
-            );
+            let robust = g.margins.iter().position(|&m| m < 2.0 * tol(path)).unwrap_or(g.greedy.len());
+            eprintln!("{what}: greedy {ours:?}, transformers {:?}, comparable steps {robust}", g.greedy);
             assert_eq!(ours[..robust], g.greedy[..robust], "{what}: greedy tokens");
         }
     }
@@ -187,69 +120,28 @@ fn batch_of_sequences_matches_single_runs() {
     let (a, b, d) = (&g.prompt[..11], &g.prompt[..4], &g.prompt[3..10]);
     let batch = s
         .forward_last_blocking(&[
-            SeqChunk {
-                slot: 0,
-                pos: 0,
-                tokens: a,
-            },
-            SeqChunk {
-                slot: 1,
-                pos: 0,
-                tokens: b,
-            },
-            SeqChunk {
-                slot: 2,
-                pos: 0,
-                tokens: d,
-            },
+            SeqChunk { slot: 0, pos: 0, tokens: a },
+            SeqChunk { slot: 1, pos: 0, tokens: b },
+            SeqChunk { slot: 2, pos: 0, tokens: d },
         ])
         .unwrap();
     for (i, toks) in [a, b, d].iter().enumerate() {
-        let single = s
-            .forward_last_blocking(&[SeqChunk {
-                slot: 0,
-                pos: 0,
-                tokens: toks,
-            }])
-            .unwrap();
+        let single = s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: toks }]).unwrap();
         let (max, _, _) = compare(&batch[i * v..(i + 1) * v], &single, v);
-        assert!(
-            max < 1e-2,
-            "sequence {i} of the batch differs from its single run by {max}"
-        );
+        assert!(max < 1e-2, "sequence {i} of the batch differs from its single run by {max}");
     }
     // batched decode: the next token of each sequence, one step, different positions
     let steps = s
         .forward_last_blocking(&[
-            SeqChunk {
-                slot: 1,
-                pos: 4,
-                tokens: &[5],
-            },
-            SeqChunk {
-                slot: 2,
-                pos: 7,
-                tokens: &[6],
-            },
+            SeqChunk { slot: 1, pos: 4, tokens: &[5] },
+            SeqChunk { slot: 2, pos: 7, tokens: &[6] },
         ])
         .unwrap();
     let mut one = Session::new(s.model.clone(), 1, 64, 32).unwrap();
     one.prefill_blocking(0, 0, b).unwrap();
-    let single = one
-        .forward_last_blocking(&[SeqChunk {
-            slot: 0,
-            pos: 4,
-            tokens: &[5],
-        }])
-        .unwrap();
+    let single = one.forward_last_blocking(&[SeqChunk { slot: 0, pos: 4, tokens: &[5] }]).unwrap();
     assert!(compare(&steps[..v], &single, v).0 < 1e-2);
     // the context limit is an error, not a hang or a wrong answer
-    let err = s
-        .forward_last_blocking(&[SeqChunk {
-            slot: 0,
-            pos: 60,
-            tokens: &g.prompt,
-        }])
-        .unwrap_err();
+    let err = s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 60, tokens: &g.prompt }]).unwrap_err();
     assert!(err.to_string().contains("context"), "{err}");
 }

@@ -10,7 +10,7 @@ use inferno_llama::graph::Graph;
 use inferno_llama::ops::{
     add::Add,
     argmax::Argmax,
-    attention::{Attention, AttentionShape},
+    attention::{part_bytes, splits_for, Attention, AttentionShape},
     embedding::Embedding,
     kv_write::KvWrite,
     matmul::{Matmul, MatmulOut},
@@ -37,31 +37,17 @@ fn rand_weight(
 }
 
 fn tok_buf(c: &GpuContext, tok: &[(usize, usize)]) -> wgpu::Buffer {
-    let flat: Vec<u32> = tok
-        .iter()
-        .flat_map(|&(s, p)| [s as u32, p as u32])
-        .collect();
+    let flat: Vec<u32> = tok.iter().flat_map(|&(s, p)| [s as u32, p as u32]).collect();
     c.storage_init("tok", bytemuck::cast_slice(&flat)).unwrap()
 }
 
-fn check_matmul(
-    c: &GpuContext,
-    path: ActDtype,
-    dtype: WeightDtype,
-    t: usize,
-    k: usize,
-    n: usize,
-    out: MatmulOut,
-) {
+fn check_matmul(c: &GpuContext, path: ActDtype, dtype: WeightDtype, t: usize, k: usize, n: usize, out: MatmulOut) {
     let mut rng = rng("matmul");
     let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
     let (wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
     let want = cpu::matmul(&x, &wv, t, k, n);
     let xb = upload_act(c, &x);
-    let what = format!(
-        "matmul {path:?} {dtype:?} t={t} k={k} n={n} {out:?} chunks={}",
-        w.chunks.len()
-    );
+    let what = format!("matmul {path:?} {dtype:?} t={t} k={k} n={n} {out:?} chunks={}", w.chunks.len());
     let mut g = Graph::new();
     match out {
         MatmulOut::Act => {
@@ -82,15 +68,7 @@ fn check_matmul(
 #[test]
 fn matmul_all_dtypes_both_paths() {
     // (tokens, K, N): decode and prefill sizes, none a multiple of the tile sizes.
-    let shapes = [
-        (1, 576, 1536),
-        (1, 64, 10),
-        (2, 130, 66),
-        (4, 96, 50),
-        (7, 576, 96),
-        (33, 96, 130),
-        (130, 64, 200),
-    ];
+    let shapes = [(1, 576, 1536), (1, 64, 10), (2, 130, 66), (4, 96, 50), (7, 576, 96), (33, 96, 130), (130, 64, 200)];
     for path in PATHS {
         let c = ctx(path);
         for dtype in WDTYPES {
@@ -111,11 +89,7 @@ fn matmul_chunked_weights() {
         let c = small_binding_ctx(path);
         for dtype in WDTYPES {
             for &(t, k, n) in &[(1, 96, 130), (1, 96, 131), (37, 96, 130), (37, 96, 131)] {
-                let out = if n % 2 == 0 {
-                    MatmulOut::Act
-                } else {
-                    MatmulOut::F32
-                };
+                let out = if n % 2 == 0 { MatmulOut::Act } else { MatmulOut::F32 };
                 check_matmul(&c, path, dtype, t, k, n, out);
             }
         }
@@ -134,9 +108,7 @@ fn rms_norm_all_dtypes_both_paths() {
                 let want = cpu::rms_norm(&x, &wv, cols, 1e-5);
                 let (xb, ob) = (upload_act(c, &x), poisoned(c, t * cols * 2));
                 let mut g = Graph::new();
-                RmsNorm::new(c)
-                    .record(&mut g, &xb, &w, &ob, t, 1e-5)
-                    .unwrap();
+                RmsNorm::new(c).record(&mut g, &xb, &w, &ob, t, 1e-5).unwrap();
                 g.run(c);
                 assert_close(
                     &format!("rms_norm {path:?} {dtype:?} t={t} c={cols}"),
@@ -160,27 +132,17 @@ fn many_rows_fold_into_y() {
     let (wv, w) = rand_weight(c, &mut rng, WeightDtype::F32, 1, cols, 1.0);
     let (xb, ob) = (upload_act(c, &x), poisoned(c, t * cols * 2));
     let mut g = Graph::new();
-    RmsNorm::new(c)
-        .record(&mut g, &xb, &w, &ob, t, 1e-5)
-        .unwrap();
+    RmsNorm::new(c).record(&mut g, &xb, &w, &ob, t, 1e-5).unwrap();
     g.run(c);
-    assert_close(
-        "rms_norm folded",
-        &read_act(c, &ob, t * cols),
-        &cpu::rms_norm(&x, &wv, cols, 1e-5),
-        act_tol(path),
-    );
+    assert_close("rms_norm folded", &read_act(c, &ob, t * cols), &cpu::rms_norm(&x, &wv, cols, 1e-5), act_tol(path));
 
     let logits = rand_vec(&mut rng, t * 3, 1.0);
-    let lb = c
-        .storage_init("logits", bytemuck::cast_slice(&logits))
-        .unwrap();
+    let lb = c.storage_init("logits", bytemuck::cast_slice(&logits)).unwrap();
     let ob = poisoned(c, t * 4);
     let mut g = Graph::new();
     Argmax::new(c).record(&mut g, &lb, &ob, 3, t).unwrap();
     g.run(c);
-    let got: Vec<u32> =
-        bytemuck::cast_slice(&c.read_blocking(&ob, (t * 4) as u64).unwrap()).to_vec();
+    let got: Vec<u32> = bytemuck::cast_slice(&c.read_blocking(&ob, (t * 4) as u64).unwrap()).to_vec();
     assert_eq!(got, cpu::argmax(&logits, 3), "argmax folded");
 }
 
@@ -205,52 +167,22 @@ fn rope_layouts_scalings_both_paths() {
     for path in PATHS {
         let c = ctx(path);
         for (theta, scaling) in scalings() {
-            for &(heads, d, t, pos0) in &[
-                (9, 64, 7, 1000),
-                (3, 96, 33, 0),
-                (2, 128, 1, 5000),
-                (1, 6, 5, 17),
-            ] {
+            for &(heads, d, t, pos0) in &[(9, 64, 7, 1000), (3, 96, 33, 0), (2, 128, 1, 5000), (1, 6, 5, 17)] {
                 for interleaved in [false, true] {
                     let mut rng = rng("rope");
                     let table = RopeTable::new(c, d, theta, &scaling, pos0 + t + 1).unwrap();
                     let x = round_act(path, &rand_vec(&mut rng, t * heads * d, 2.0));
                     let tok: Vec<(usize, usize)> = (0..t).map(|i| (0, pos0 + i)).collect();
                     let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
-                    let want = cpu::rope(
-                        &x,
-                        &positions,
-                        heads,
-                        d,
-                        &inv_freqs(d, theta, &scaling),
-                        interleaved,
-                    );
-                    let (xb, tb, ob) = (
-                        upload_act(c, &x),
-                        tok_buf(c, &tok),
-                        poisoned(c, t * heads * d * 2),
-                    );
+                    let want = cpu::rope(&x, &positions, heads, d, &inv_freqs(d, theta, &scaling), interleaved);
+                    let (xb, tb, ob) = (upload_act(c, &x), tok_buf(c, &tok), poisoned(c, t * heads * d * 2));
                     let mut g = Graph::new();
-                    Rope::new(c)
-                        .record(
-                            &mut g,
-                            &xb,
-                            &tb,
-                            &table,
-                            RopeDst::Act(&ob),
-                            heads,
-                            t,
-                            interleaved,
-                        )
-                        .unwrap();
+                    Rope::new(c).record(&mut g, &xb, &tb, &table, RopeDst::Act(&ob), heads, t, interleaved).unwrap();
                     g.run(c);
-                    let what = format!("rope {path:?} {scaling:?} heads={heads} d={d} t={t} pos0={pos0} interleaved={interleaved}");
-                    assert_close(
-                        &what,
-                        &read_act(c, &ob, t * heads * d),
-                        &want,
-                        act_tol(path),
+                    let what = format!(
+                        "rope {path:?} {scaling:?} heads={heads} d={d} t={t} pos0={pos0} interleaved={interleaved}"
                     );
+                    assert_close(&what, &read_act(c, &ob, t * heads * d), &want, act_tol(path));
                 }
             }
         }
@@ -273,19 +205,12 @@ fn llama3_inv_freqs_match_transformers() {
     assert_eq!(scaled[1], plain[1]);
     assert!((scaled[31] - plain[31] / 32.0).abs() < 1e-12);
     // a medium frequency is smoothed strictly between the two
-    let mid = (0..32)
-        .find(|&i| scaled[i] != plain[i] && (scaled[i] - plain[i] / 32.0).abs() > 1e-12)
-        .unwrap();
+    let mid = (0..32).find(|&i| scaled[i] != plain[i] && (scaled[i] - plain[i] / 32.0).abs() > 1e-12).unwrap();
     assert!(scaled[mid] < plain[mid] && scaled[mid] > plain[mid] / 32.0);
 }
 
 /// Fills a (slots, ctx, kv_heads, d) cache with random values and returns (values, buffer).
-fn rand_cache(
-    c: &GpuContext,
-    path: ActDtype,
-    rng: &mut rand::rngs::StdRng,
-    n: usize,
-) -> (Vec<f32>, wgpu::Buffer) {
+fn rand_cache(c: &GpuContext, path: ActDtype, rng: &mut rand::rngs::StdRng, n: usize) -> (Vec<f32>, wgpu::Buffer) {
     let v = round_act(path, &rand_vec(rng, n, 1.0));
     let b = upload_act(c, &v);
     (v, b)
@@ -304,14 +229,7 @@ fn rope_into_cache_and_kv_write() {
         let k = round_act(path, &rand_vec(&mut rng, t * kvh * d, 1.0));
         let v = round_act(path, &rand_vec(&mut rng, t * kvh * d, 1.0));
         let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
-        let k_rot = cpu::rope(
-            &k,
-            &positions,
-            kvh,
-            d,
-            &inv_freqs(d, 10_000.0, &RopeScaling::None),
-            false,
-        );
+        let k_rot = cpu::rope(&k, &positions, kvh, d, &inv_freqs(d, 10_000.0, &RopeScaling::None), false);
         let row = kvh * d;
         for (i, &(s, p)) in tok.iter().enumerate() {
             kc[(s * ctx_len + p) * row..][..row].copy_from_slice(&k_rot[i * row..][..row]);
@@ -320,33 +238,12 @@ fn rope_into_cache_and_kv_write() {
         let tb = tok_buf(c, &tok);
         let mut g = Graph::new();
         Rope::new(c)
-            .record(
-                &mut g,
-                &upload_act(c, &k),
-                &tb,
-                &table,
-                RopeDst::Cache(&kb, ctx_len),
-                kvh,
-                t,
-                false,
-            )
+            .record(&mut g, &upload_act(c, &k), &tb, &table, RopeDst::Cache(&kb, ctx_len), kvh, t, false)
             .unwrap();
-        KvWrite::new(c)
-            .record(&mut g, &upload_act(c, &v), &tb, &vb, row, t, ctx_len)
-            .unwrap();
+        KvWrite::new(c).record(&mut g, &upload_act(c, &v), &tb, &vb, row, t, ctx_len).unwrap();
         g.run(c);
-        assert_close(
-            &format!("rope->cache {path:?}"),
-            &read_act(c, &kb, kc.len()),
-            &kc,
-            act_tol(path),
-        );
-        assert_close(
-            &format!("kv_write {path:?}"),
-            &read_act(c, &vb, vc.len()),
-            &vc,
-            0.0,
-        );
+        assert_close(&format!("rope->cache {path:?}"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
+        assert_close(&format!("kv_write {path:?}"), &read_act(c, &vb, vc.len()), &vc, 0.0);
     }
 }
 
@@ -356,55 +253,40 @@ fn attention_gqa_causal_both_paths() {
     let prefill = |slot: usize, from: usize, n: usize| (from..from + n).map(move |p| (slot, p));
     type Case = (usize, usize, usize, Vec<(usize, usize)>);
     let cases: Vec<Case> = vec![
-        (9, 3, 64, prefill(0, 0, 7).collect()), // prompt at position 0
-        (9, 3, 64, vec![(1, 129)]),             // decode at position 129, slot 1
+        (9, 3, 64, prefill(0, 0, 7).collect()),    // prompt at position 0
+        (9, 3, 64, vec![(1, 129)]),                // decode at position 129, slot 1
         (4, 1, 96, prefill(0, 100, 33).collect()), // one KV head, prompt past 0
         (8, 8, 128, prefill(1, 0, 130).collect()), // MHA, 130 tokens
-        (2, 1, 256, vec![(0, 5), (1, 77)]),     // batch of two sequences, D = 256
-        (
-            6,
-            2,
-            80,
-            prefill(0, 3, 2).chain(prefill(1, 60, 3)).collect(),
-        ),
+        (2, 1, 256, vec![(0, 5), (1, 77)]),        // batch of two sequences, D = 256
+        (6, 2, 80, prefill(0, 3, 2).chain(prefill(1, 60, 3)).collect()),
     ];
     for path in PATHS {
         let c = ctx(path);
         for (heads, kv_heads, d, tok) in &cases {
             let (heads, kv_heads, d) = (*heads, *kv_heads, *d);
             let mut rng = rng("attention");
-            let (slots, ctx_len) = (2, 200);
+            let (slots, ctx_len) = (2, 700);
             let t = tok.len();
             let q = round_act(path, &rand_vec(&mut rng, t * heads * d, 1.5));
             let (kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kv_heads * d);
             let (vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kv_heads * d);
             let want = cpu::attention(&q, &kc, &vc, tok, heads, kv_heads, d, ctx_len);
-            let (qb, tb, ob) = (
-                upload_act(c, &q),
-                tok_buf(c, tok),
-                poisoned(c, t * heads * d * 2),
-            );
-            let mut g = Graph::new();
-            let shape = AttentionShape {
-                heads,
-                kv_heads,
-                head_dim: d,
-                ctx: ctx_len,
-            };
-            Attention::new(c)
-                .record(&mut g, &qb, &tb, &kb, &vb, &ob, shape, t)
-                .unwrap();
-            g.run(c);
-            let what = format!(
-                "attention {path:?} H={heads} Hkv={kv_heads} D={d} t={t} first={:?}",
-                tok[0]
-            );
-            assert_close(
-                &what,
-                &read_act(c, &ob, t * heads * d),
-                &want,
-                act_tol(path),
-            );
+            let (qb, tb) = (upload_act(c, &q), tok_buf(c, tok));
+            let shape = AttentionShape { heads, kv_heads, head_dim: d, ctx: ctx_len };
+            // without and with split-K (flash-decoding)
+            for split in [false, true] {
+                let ob = poisoned(c, t * heads * d * 2);
+                let part = poisoned(c, part_bytes(t, shape) as usize);
+                let mut g = Graph::new();
+                Attention::new(c).record(&mut g, &qb, &tb, &kb, &vb, &ob, split.then_some(&part), shape, t).unwrap();
+                g.run(c);
+                let splits = if split { splits_for(t, heads, ctx_len) } else { 1 };
+                let what = format!(
+                    "attention {path:?} H={heads} Hkv={kv_heads} D={d} t={t} first={:?} splits={splits}",
+                    tok[0]
+                );
+                assert_close(&what, &read_act(c, &ob, t * heads * d), &want, act_tol(path));
+            }
         }
     }
 }
@@ -422,18 +304,8 @@ fn swiglu_and_add_both_paths() {
             Swiglu::new(c).record(&mut g, &ab, &bb, &ob, n).unwrap();
             Add::new(c).record(&mut g, &ab, &bb, n).unwrap();
             g.run(c);
-            assert_close(
-                &format!("swiglu {path:?} n={n}"),
-                &read_act(c, &ob, n),
-                &cpu::swiglu(&a, &b),
-                act_tol(path),
-            );
-            assert_close(
-                &format!("add {path:?} n={n}"),
-                &read_act(c, &ab, n),
-                &cpu::add(&a, &b),
-                act_tol(path),
-            );
+            assert_close(&format!("swiglu {path:?} n={n}"), &read_act(c, &ob, n), &cpu::swiglu(&a, &b), act_tol(path));
+            assert_close(&format!("add {path:?} n={n}"), &read_act(c, &ab, n), &cpu::add(&a, &b), act_tol(path));
         }
     }
 }
@@ -454,21 +326,13 @@ fn embedding_all_dtypes_chunked_and_not() {
                 let (vocab, cols) = (1003, 96);
                 let (table, w) = rand_weight(c, &mut rng, dtype, vocab, cols, 1.0);
                 let ids: Vec<u32> = (0..37)
-                    .map(|i| {
-                        if i == 0 {
-                            vocab as u32 - 1
-                        } else {
-                            rand::Rng::random_range(&mut rng, 0..vocab as u32)
-                        }
-                    })
+                    .map(|i| if i == 0 { vocab as u32 - 1 } else { rand::Rng::random_range(&mut rng, 0..vocab as u32) })
                     .collect();
                 let want = round_act(path, &cpu::embedding(&table, &ids, cols));
                 let ib = c.storage_init("ids", bytemuck::cast_slice(&ids)).unwrap();
                 let ob = poisoned(c, ids.len() * cols * 2);
                 let mut g = Graph::new();
-                Embedding::new(c)
-                    .record(&mut g, &ib, &w, &ob, ids.len())
-                    .unwrap();
+                Embedding::new(c).record(&mut g, &ib, &w, &ob, ids.len()).unwrap();
                 g.run(c);
                 let what = format!("embedding {path:?} {dtype:?} chunks={}", w.chunks.len());
                 assert_close(&what, &read_act(c, &ob, ids.len() * cols), &want, 0.0);
@@ -486,9 +350,7 @@ fn argmax_rows_with_ties() {
     logits[v + 5] = 100.0; // tie in row 1: the first index wins
     logits[v + 32000] = 100.0;
     logits[2 * v + 32002] = 1e9; // the last column
-    let lb = c
-        .storage_init("logits", bytemuck::cast_slice(&logits))
-        .unwrap();
+    let lb = c.storage_init("logits", bytemuck::cast_slice(&logits)).unwrap();
     let ob = poisoned(c, 12);
     let mut g = Graph::new();
     Argmax::new(c).record(&mut g, &lb, &ob, v, 3).unwrap();
@@ -505,17 +367,10 @@ fn shape_errors_are_errors() {
     let w = Weight::upload(c, "w", WeightDtype::Bf16, 4, 8, &[0u8; 64]).unwrap();
     let small = c.storage("x", 4).unwrap();
     let out = c.storage("o", 1024).unwrap();
-    let err = Matmul::new(c)
-        .record(&mut Graph::new(), &small, &w, &out, MatmulOut::Act, 1)
-        .unwrap_err();
+    let err = Matmul::new(c).record(&mut Graph::new(), &small, &w, &out, MatmulOut::Act, 1).unwrap_err();
     assert!(err.to_string().contains("input of w"), "{err}");
-    let err = Weight::upload(c, "bad", WeightDtype::Bf16, 4, 8, &[0u8; 10])
-        .err()
-        .unwrap();
+    let err = Weight::upload(c, "bad", WeightDtype::Bf16, 4, 8, &[0u8; 10]).err().unwrap();
     assert!(err.to_string().contains("bad"), "{err}");
     let err = WeightDtype::from_name("F8_E4M3", "model.x").unwrap_err();
-    assert!(
-        err.to_string().contains("F8_E4M3") && err.to_string().contains("model.x"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("F8_E4M3") && err.to_string().contains("model.x"), "{err}");
 }

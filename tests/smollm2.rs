@@ -13,13 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn model_path() -> PathBuf {
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run tests/fetch-smollm2.sh",
-        p.display()
-    );
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.exists(), "{} is missing: run tests/fetch-smollm2.sh", p.display());
     p
 }
 
@@ -29,11 +24,7 @@ fn expected() -> serde_json::Value {
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
 
 fn tokenizer() -> Tokenizer {
@@ -48,11 +39,7 @@ fn tokenizer_matches_transformers() {
         let text = case["text"].as_str().unwrap();
         let got = tok.encode(text, false).unwrap();
         assert_eq!(got, ids(&case["ids"]), "ids of {text:?}");
-        assert_eq!(
-            tok.decode(&got, false).unwrap(),
-            text,
-            "round trip of {text:?}"
-        );
+        assert_eq!(tok.decode(&got, false).unwrap(), text, "round trip of {text:?}");
     }
 }
 
@@ -63,13 +50,7 @@ fn chat_prompt_renders_like_transformers() {
     let template = template.expect("SmolLM2 has a chat template");
     for chat in expected()["chats"].as_array().unwrap() {
         let text = template
-            .render(
-                &[inferno_llama::chat::Message::new(
-                    "user",
-                    chat["user"].as_str().unwrap(),
-                )],
-                true,
-            )
+            .render(&[inferno_llama::chat::Message::new("user", chat["user"].as_str().unwrap())], true)
             .unwrap();
         assert_eq!(text, chat["prompt_text"].as_str().unwrap());
         assert_eq!(tok.encode(&text, true).unwrap(), ids(&chat["prompt_ids"]));
@@ -96,12 +77,8 @@ fn greedy_answers_match_transformers() {
         for chat in exp["chats"].as_array().unwrap() {
             let prompt = ids(&chat["prompt_ids"]);
             let want = ids(&chat["greedy"]);
-            let margins: Vec<f32> = chat["greedy_margins"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m.as_f64().unwrap() as f32)
-                .collect();
+            let margins: Vec<f32> =
+                chat["greedy_margins"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap() as f32).collect();
             let logits = s.prefill_blocking(0, 0, &prompt).unwrap();
             let top = ids(&chat["last_top_ids"]);
             let max_d = top
@@ -113,25 +90,19 @@ fn greedy_answers_match_transformers() {
             let mut ours = vec![next];
             for k in 0..want.len() - 1 {
                 next = s
-                    .forward_greedy_blocking(&[SeqChunk {
-                        slot: 0,
-                        pos: prompt.len() + k,
-                        tokens: &[next],
-                    }])
+                    .forward_greedy_blocking(&[SeqChunk { slot: 0, pos: prompt.len() + k, tokens: &[next] }])
                     .unwrap()[0];
                 ours.push(next);
             }
-            let robust = margins
-                .iter()
-                .position(|&m| m < 2.0 * max_d.max(0.01))
-                .unwrap_or(want.len());
+            let robust = margins.iter().position(|&m| m < 2.0 * max_d.max(0.01)).unwrap_or(want.len());
             let same = ours.iter().zip(&want).take_while(|(a, b)| a == b).count();
-            eprintln!("{path:?} {:?}: top-20 logits max|d| {max_d:.3}; greedy agrees for {same}/{} tokens (robust {robust})", chat["user"], want.len());
-            assert!(max_d <= tol(path), "{path:?}: logits differ by {max_d}");
-            assert!(
-                same >= robust.min(want.len()),
-                "{path:?}: greedy {ours:?} vs transformers {want:?}"
+            eprintln!(
+                "{path:?} {:?}: top-20 logits max|d| {max_d:.3}; greedy agrees for {same}/{} tokens (robust {robust})",
+                chat["user"],
+                want.len()
             );
+            assert!(max_d <= tol(path), "{path:?}: logits differ by {max_d}");
+            assert!(same >= robust.min(want.len()), "{path:?}: greedy {ours:?} vs transformers {want:?}");
         }
     }
 }
@@ -139,39 +110,19 @@ fn greedy_answers_match_transformers() {
 #[test]
 fn engine_answers_the_default_question() {
     let c = ctx(ActDtype::F16);
-    let mut eng =
-        InfernoLlamaEngine::load(&model_path(), c, &Default::default(), |_, _| {}).unwrap();
-    let prompt = eng
-        .render_chat(&[inferno_llama::chat::Message::new(
-            "user",
-            "What is the capital of France?",
-        )])
-        .unwrap();
+    let mut eng = InfernoLlamaEngine::load(&model_path(), c, &Default::default(), |_, _| {}).unwrap();
+    let prompt =
+        eng.render_chat(&[inferno_llama::chat::Message::new("user", "What is the capital of France?")]).unwrap();
     let mut streamed = String::new();
     let g = eng
-        .generate(
-            &prompt,
-            GenerateParams {
-                max_tokens: 40,
-                ..Default::default()
-            },
-            |t| streamed.push_str(t),
-        )
+        .generate(&prompt, GenerateParams { max_tokens: 40, ..Default::default() }, |t| streamed.push_str(t))
         .unwrap();
     assert_eq!(g.text, "The capital of France is Paris.");
     assert_eq!(streamed, g.text);
     assert_eq!(g.finish, inferno_llama::generate::FinishReason::Eos);
     // a stop string cuts the text, even across token boundaries
     let g = eng
-        .generate(
-            &prompt,
-            GenerateParams {
-                max_tokens: 40,
-                stop: vec!["of Fr".into()],
-                ..Default::default()
-            },
-            |_| {},
-        )
+        .generate(&prompt, GenerateParams { max_tokens: 40, stop: vec!["of Fr".into()], ..Default::default() }, |_| {})
         .unwrap();
     assert_eq!(g.text, "The capital ");
     assert_eq!(g.finish, inferno_llama::generate::FinishReason::Stop);

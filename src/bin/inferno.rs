@@ -145,9 +145,7 @@ struct SampleArgs {
 impl SampleArgs {
     fn params(&self) -> GenerateParams {
         let seed = self.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
         GenerateParams {
             max_tokens: self.max_tokens,
@@ -180,12 +178,7 @@ fn gpu(g: &GpuArgs) -> Result<GpuContext> {
     } else {
         ""
     };
-    eprintln!(
-        "adapter: {} ({:?}), activations {}{note}",
-        ctx.info.name,
-        ctx.info.backend,
-        ctx.act.name()
-    );
+    eprintln!("adapter: {} ({:?}), activations {}{note}", ctx.info.name, ctx.info.backend, ctx.act.name());
     Ok(ctx)
 }
 
@@ -203,10 +196,7 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
 fn load_engine(m: &ModelArgs) -> Result<InfernoLlamaEngine> {
     let ctx = gpu(&m.g)?;
     let pb = progress_bar(0);
-    let opts = EngineOptions {
-        ctx_len: m.ctx,
-        max_tokens: m.batch,
-    };
+    let opts = EngineOptions { ctx_len: m.ctx, max_tokens: m.batch };
     let eng = InfernoLlamaEngine::load(&m.model, &ctx, &opts, |done, total| {
         pb.set_length(total);
         pb.set_position(done);
@@ -222,7 +212,11 @@ fn load_engine(m: &ModelArgs) -> Result<InfernoLlamaEngine> {
         l.weights as f64 / 1e6,
         l.kv_cache as f64 / 1e6,
         l.scratch as f64 / 1e6,
-        if l.weights_expanded > 0 { format!(" ({:.1} MB of weights expanded from GGUF blocks to f16)", l.weights_expanded as f64 / 1e6) } else { String::new() }
+        if l.weights_expanded > 0 {
+            format!(" ({:.1} MB of weights expanded from GGUF blocks to f16)", l.weights_expanded as f64 / 1e6)
+        } else {
+            String::new()
+        }
     );
     Ok(eng)
 }
@@ -250,13 +244,7 @@ fn main() {
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run {
-            m,
-            prompt,
-            raw,
-            system,
-            s,
-        } => {
+        Cmd::Run { m, prompt, raw, system, s } => {
             let mut eng = load_engine(&m)?;
             let text = if raw || eng.template.is_none() {
                 prompt
@@ -280,10 +268,7 @@ fn real_main() -> Result<()> {
         Cmd::Chat { m, system, s } => {
             let mut eng = load_engine(&m)?;
             if eng.template.is_none() {
-                bail!(
-                    "{} has no chat template; use `inferno run --raw`",
-                    m.model.display()
-                );
+                bail!("{} has no chat template; use `inferno run --raw`", m.model.display());
             }
             let mut msgs = vec![];
             if let Some(sys) = system {
@@ -309,25 +294,13 @@ fn real_main() -> Result<()> {
                 msgs.push(Message::new("assistant", &g.text));
             }
         }
-        Cmd::Bench {
-            m,
-            n_prompt,
-            n_gen,
-            reps,
-            json,
-        } => bench(&m, n_prompt, n_gen, reps, json)?,
+        Cmd::Bench { m, n_prompt, n_gen, reps, json } => bench(&m, n_prompt, n_gen, reps, json)?,
         Cmd::Info { model, g } => {
-            let opts = GpuOptions {
-                adapter_name: g.adapter.clone(),
-                force_bf16: g.force_bf16,
-                ..GpuOptions::from_env()
-            };
+            let opts =
+                GpuOptions { adapter_name: g.adapter.clone(), force_bf16: g.force_bf16, ..GpuOptions::from_env() };
             for a in pollster::block_on(GpuContext::adapters(&opts)) {
                 let i = a.get_info();
-                println!(
-                    "adapter: {} ({:?}, {:?}, driver {})",
-                    i.name, i.backend, i.device_type, i.driver
-                );
+                println!("adapter: {} ({:?}, {:?}, driver {})", i.name, i.backend, i.device_type, i.driver);
             }
             let ctx = gpu(&g)?;
             println!("chosen:\n{}", ctx.report());
@@ -343,8 +316,7 @@ fn real_main() -> Result<()> {
             }
         }
         Cmd::Perplexity { m, file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             let mut eng = load_engine(&m)?;
             let ids = eng.tokenizer.encode(&text, true)?;
             let n_ctx = m.ctx.unwrap_or(512).min(eng.session.ctx_len());
@@ -361,19 +333,11 @@ fn real_main() -> Result<()> {
                 for i in first.max(1)..window.len() {
                     let row = &logits[(i - 1) * v..i * v];
                     let max = row.iter().cloned().fold(f32::MIN, f32::max);
-                    let lse = max as f64
-                        + row
-                            .iter()
-                            .map(|&x| ((x - max) as f64).exp())
-                            .sum::<f64>()
-                            .ln();
+                    let lse = max as f64 + row.iter().map(|&x| ((x - max) as f64).exp()).sum::<f64>().ln();
                     nll += lse - row[window[i] as usize] as f64;
                     count += 1;
                 }
-                eprint!(
-                    "\r[{count} tokens scored] ppl {:.4}",
-                    (nll / count as f64).exp()
-                );
+                eprint!("\r[{count} tokens scored] ppl {:.4}", (nll / count as f64).exp());
             }
             eprintln!();
             println!(
@@ -390,11 +354,7 @@ fn real_main() -> Result<()> {
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
     (mean, var.sqrt())
 }
 
@@ -408,33 +368,21 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) 
     let load_s = t_load.elapsed().as_secs_f64();
     let cfg = model.config.clone();
     let ctx_len = m.ctx.unwrap_or(n_prompt + n_gen + 1);
-    let mut s = Session::new(
-        model.clone(),
-        1,
-        ctx_len,
-        m.batch.max(1).min(n_prompt.max(1)),
-    )?;
-    let prompt: Vec<u32> = (0..n_prompt)
-        .map(|i| (i * 7919 % cfg.vocab_size) as u32)
-        .collect();
+    let mut s = Session::new(model.clone(), 1, ctx_len, m.batch.max(1).min(n_prompt.max(1)))?;
+    let prompt: Vec<u32> = (0..n_prompt).map(|i| (i * 7919 % cfg.vocab_size) as u32).collect();
     let (mut pp, mut tg, mut ttft) = (vec![], vec![], vec![]);
     for r in 0..reps + 1 {
         // first repetition warms up pipelines and graphs and is not counted
         let t = Instant::now();
         let mut next = if n_prompt > 0 {
-            s.prefill_blocking(0, 0, &prompt)
-                .map(|l| inferno_llama::sampling::argmax(&l))?
+            s.prefill_blocking(0, 0, &prompt).map(|l| inferno_llama::sampling::argmax(&l))?
         } else {
             0
         };
         let prefill = t.elapsed().as_secs_f64();
         let t = Instant::now();
         for k in 0..n_gen {
-            next = s.forward_greedy_blocking(&[SeqChunk {
-                slot: 0,
-                pos: n_prompt + k,
-                tokens: &[next],
-            }])?[0];
+            next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: n_prompt + k, tokens: &[next] }])?[0];
         }
         let gen = t.elapsed().as_secs_f64();
         if r > 0 {
@@ -449,26 +397,10 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) 
     }
     let ledger = s.ledger();
     let dtype = model.layers[0].q_proj.dtype.name();
-    let name = m
-        .model
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (pp_m, pp_sd) = if pp.is_empty() {
-        (0.0, 0.0)
-    } else {
-        mean_sd(&pp)
-    };
-    let (tg_m, tg_sd) = if tg.is_empty() {
-        (0.0, 0.0)
-    } else {
-        mean_sd(&tg)
-    };
-    let (ttft_m, _) = if ttft.is_empty() {
-        (0.0, 0.0)
-    } else {
-        mean_sd(&ttft)
-    };
+    let name = m.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let (pp_m, pp_sd) = if pp.is_empty() { (0.0, 0.0) } else { mean_sd(&pp) };
+    let (tg_m, tg_sd) = if tg.is_empty() { (0.0, 0.0) } else { mean_sd(&tg) };
+    let (ttft_m, _) = if ttft.is_empty() { (0.0, 0.0) } else { mean_sd(&ttft) };
     if json {
         let j = serde_json::json!({
             "model": name, "params": cfg.n_params(), "weights_dtype": dtype, "adapter": ctx.info.name,
@@ -484,18 +416,15 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) 
         println!("|---|---|---|---|---|---|");
         let size = format!("{:.2} GiB", ledger.weights as f64 / (1u64 << 30) as f64);
         if n_prompt > 0 {
-            println!(
-                "| {name} | {size} | {dtype} | {} | pp{n_prompt} | {pp_m:.2} ± {pp_sd:.2} |",
-                ctx.info.name
-            );
+            println!("| {name} | {size} | {dtype} | {} | pp{n_prompt} | {pp_m:.2} ± {pp_sd:.2} |", ctx.info.name);
         }
         if n_gen > 0 {
-            println!(
-                "| {name} | {size} | {dtype} | {} | tg{n_gen} | {tg_m:.2} ± {tg_sd:.2} |",
-                ctx.info.name
-            );
+            println!("| {name} | {size} | {dtype} | {} | tg{n_gen} | {tg_m:.2} ± {tg_sd:.2} |", ctx.info.name);
         }
-        eprintln!("load {load_s:.2} s; time to first token {ttft_m:.1} ms; GPU memory: weights {} B, KV {} B, scratch {} B", ledger.weights, ledger.kv_cache, ledger.scratch);
+        eprintln!(
+            "load {load_s:.2} s; time to first token {ttft_m:.1} ms; GPU memory: weights {} B, KV {} B, scratch {} B",
+            ledger.weights, ledger.kv_cache, ledger.scratch
+        );
     }
     Ok(())
 }

@@ -18,24 +18,14 @@ pub fn rms_norm(x: &[f32], w: &[f32], c: usize, eps: f32) -> Vec<f32> {
         .flat_map(|row| {
             let ms = row.iter().map(|v| v * v).sum::<f32>() / c as f32;
             let inv = 1.0 / (ms + eps).sqrt();
-            row.iter()
-                .zip(w)
-                .map(move |(v, g)| v * inv * g)
-                .collect::<Vec<_>>()
+            row.iter().zip(w).map(move |(v, g)| v * inv * g).collect::<Vec<_>>()
         })
         .collect()
 }
 
 /// RoPE of `x (t, heads, d)` at `positions[t]`, with inverse frequencies `inv_freq (d/2)`.
 /// `interleaved`: rotate (2i, 2i+1); else (i, i + d/2) as transformers' `rotate_half`.
-pub fn rope(
-    x: &[f32],
-    positions: &[usize],
-    heads: usize,
-    d: usize,
-    inv_freq: &[f32],
-    interleaved: bool,
-) -> Vec<f32> {
+pub fn rope(x: &[f32], positions: &[usize], heads: usize, d: usize, inv_freq: &[f32], interleaved: bool) -> Vec<f32> {
     let mut out = x.to_vec();
     let half = d / 2;
     for (t, &pos) in positions.iter().enumerate() {
@@ -44,11 +34,7 @@ pub fn rope(
             for (i, &f) in inv_freq.iter().enumerate() {
                 let angle = (pos as f32 * f) as f64;
                 let (s, c) = (angle.sin() as f32, angle.cos() as f32);
-                let (a, b) = if interleaved {
-                    (base + 2 * i, base + 2 * i + 1)
-                } else {
-                    (base + i, base + i + half)
-                };
+                let (a, b) = if interleaved { (base + 2 * i, base + 2 * i + 1) } else { (base + i, base + i + half) };
                 out[a] = x[a] * c - x[b] * s;
                 out[b] = x[b] * c + x[a] * s;
             }
@@ -78,13 +64,7 @@ pub fn attention(
             let kvh = h / group;
             let row = |p: usize| ((slot * ctx + p) * kv_heads + kvh) * d;
             let scores: Vec<f32> = (0..=pos)
-                .map(|p| {
-                    qh.iter()
-                        .zip(&k[row(p)..row(p) + d])
-                        .map(|(a, b)| a * b)
-                        .sum::<f32>()
-                        * scale
-                })
+                .map(|p| qh.iter().zip(&k[row(p)..row(p) + d]).map(|(a, b)| a * b).sum::<f32>() * scale)
                 .collect();
             let m = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
             let e: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
@@ -102,10 +82,7 @@ pub fn attention(
 
 /// `silu(gate) * up`.
 pub fn swiglu(gate: &[f32], up: &[f32]) -> Vec<f32> {
-    gate.iter()
-        .zip(up)
-        .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
-        .collect()
+    gate.iter().zip(up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect()
 }
 
 /// `x + y`.
@@ -115,9 +92,7 @@ pub fn add(x: &[f32], y: &[f32]) -> Vec<f32> {
 
 /// Rows `ids` of `table (rows, c)`.
 pub fn embedding(table: &[f32], ids: &[u32], c: usize) -> Vec<f32> {
-    ids.iter()
-        .flat_map(|&id| table[id as usize * c..][..c].to_vec())
-        .collect()
+    ids.iter().flat_map(|&id| table[id as usize * c..][..c].to_vec()).collect()
 }
 
 /// Index of the largest value of each row of `v` (first on ties, NaN ignored).

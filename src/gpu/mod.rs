@@ -58,9 +58,8 @@ pub struct GpuContext {
 }
 
 /// Features the engine uses when present.
-const WANTED: wgpu::Features = wgpu::Features::SHADER_F16
-    .union(wgpu::Features::SUBGROUP)
-    .union(wgpu::Features::TIMESTAMP_QUERY);
+const WANTED: wgpu::Features =
+    wgpu::Features::SHADER_F16.union(wgpu::Features::SUBGROUP).union(wgpu::Features::TIMESTAMP_QUERY);
 
 fn type_rank(t: wgpu::DeviceType) -> u32 {
     match t {
@@ -78,9 +77,7 @@ impl GpuContext {
         let instance = Self::instance(opts);
         #[cfg(not(target_arch = "wasm32"))]
         {
-            instance
-                .enumerate_adapters(opts.backends.unwrap_or(wgpu::Backends::all()))
-                .await
+            instance.enumerate_adapters(opts.backends.unwrap_or(wgpu::Backends::all())).await
         }
         #[cfg(target_arch = "wasm32")]
         {
@@ -141,31 +138,15 @@ impl GpuContext {
                 trace: wgpu::Trace::Off,
             })
             .await
-            .map_err(|e| Error::Device {
-                adapter: info.name.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| Error::Device { adapter: info.name.clone(), reason: e.to_string() })?;
         let act = if features.contains(wgpu::Features::SHADER_F16) && !opts.force_bf16 {
             ActDtype::F16
         } else {
             ActDtype::Bf16
         };
-        let device_max = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        let max_binding = opts
-            .max_binding_override
-            .map_or(device_max, |o| o.min(device_max));
-        Ok(GpuContext {
-            device,
-            queue,
-            info,
-            features,
-            limits,
-            act,
-            max_binding,
-            pipelines: Arc::default(),
-        })
+        let device_max = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let max_binding = opts.max_binding_override.map_or(device_max, |o| o.min(device_max));
+        Ok(GpuContext { device, queue, info, features, limits, act, max_binding, pipelines: Arc::default() })
     }
 
     /// A human-readable report: adapter, backend, features, limits, activation path.
@@ -196,78 +177,60 @@ impl GpuContext {
 
     /// A compute pipeline for kernel `name` with these override constants (cached).
     /// `ACT_F16` is always set from the context's activation path.
-    pub fn pipeline(
-        &self,
-        name: &str,
-        constants: &[(&str, f64)],
-    ) -> Result<Arc<wgpu::ComputePipeline>> {
+    pub fn pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
         let mut all: Vec<(&str, f64)> = vec![("ACT_F16", self.act.wgsl_is_f16())];
         all.extend_from_slice(constants);
         let key = format!("{name}{all:?}");
         if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&key) {
             return Ok(p.clone());
         }
-        let source =
-            kernel_source(name).ok_or_else(|| Error::Invalid(format!("no kernel named {name}")))?;
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-        let pipeline = Arc::new(self.device.create_compute_pipeline(
-            &wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &all,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
+        let source = kernel_source(name).ok_or_else(|| Error::Invalid(format!("no kernel named {name}")))?;
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &all,
+                zero_initialize_workgroup_memory: false,
             },
-        ));
-        self.pipelines
-            .lock()
-            .expect("pipeline cache")
-            .insert(key, pipeline.clone());
+            cache: None,
+        }));
+        self.pipelines.lock().expect("pipeline cache").insert(key, pipeline.clone());
         Ok(pipeline)
     }
 
-    /// A storage buffer of `bytes` bytes (rounded up to 4), uninitialised.
+    /// A storage buffer of `bytes` bytes (rounded up to 16, so kernels may bind it as
+    /// `array<vec4<u32>>`), zero-filled by wgpu.
     pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         self.check_size(label, bytes)?;
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: bytes.div_ceil(4).max(1) * 4,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
+            size: bytes.div_ceil(16).max(1) * 16,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         }))
     }
 
-    /// A storage buffer holding `data` (padded with zeros to a multiple of 4 bytes).
+    /// A storage buffer holding `data` (padded with zeros to a multiple of 16 bytes).
     pub fn storage_init(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
         self.check_size(label, data.len() as u64)?;
-        let size = (data.len() as u64).div_ceil(4).max(1) * 4;
+        let size = (data.len() as u64).div_ceil(16).max(1) * 16;
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: true,
         });
         {
             let mut view = buf
                 .slice(..)
                 .get_mapped_range_mut()
-                .map_err(|e| Error::Gpu {
-                    what: label.to_string(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| Error::Gpu { what: label.to_string(), reason: e.to_string() })?;
             // The padding bytes stay zero: wgpu zero-initialises new buffers.
             view.slice(..data.len()).copy_from_slice(data);
         }
@@ -277,21 +240,17 @@ impl GpuContext {
 
     /// A uniform buffer holding a params struct.
     pub fn uniform<T: bytemuck::Pod>(&self, label: &str, params: &T) -> wgpu::Buffer {
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            })
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
     }
 
     fn check_size(&self, label: &str, bytes: u64) -> Result<()> {
         if bytes > self.limits.max_buffer_size {
             return Err(Error::OutOfMemory {
-                what: format!(
-                    "{label} (larger than the adapter's max_buffer_size {})",
-                    self.limits.max_buffer_size
-                ),
+                what: format!("{label} (larger than the adapter's max_buffer_size {})", self.limits.max_buffer_size),
                 bytes,
             });
         }
@@ -299,19 +258,11 @@ impl GpuContext {
     }
 
     /// Runs `f` (buffer creations) inside an out-of-memory error scope.
-    pub async fn catch_oom<T>(
-        &self,
-        what: &str,
-        bytes: u64,
-        f: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
+    pub async fn catch_oom<T>(&self, what: &str, bytes: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let out = f();
         if let Some(e) = scope.pop().await {
-            return Err(Error::OutOfMemory {
-                what: format!("{what}: {e}"),
-                bytes,
-            });
+            return Err(Error::OutOfMemory { what: format!("{what}: {e}"), bytes });
         }
         out
     }
@@ -335,20 +286,10 @@ impl GpuContext {
         #[cfg(not(target_arch = "wasm32"))]
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                what: "readback".into(),
-                reason: e.to_string(),
-            })?;
-        let gpu_err = |reason: String| Error::Gpu {
-            what: "readback".into(),
-            reason,
-        };
-        rx.await
-            .map_err(|e| gpu_err(e.to_string()))?
-            .map_err(|e| gpu_err(e.to_string()))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| gpu_err(e.to_string()))?;
+            .map_err(|e| Error::Gpu { what: "readback".into(), reason: e.to_string() })?;
+        let gpu_err = |reason: String| Error::Gpu { what: "readback".into(), reason };
+        rx.await.map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
+        let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
         let out = view[..bytes as usize].to_vec();
         drop(view);
         staging.unmap();

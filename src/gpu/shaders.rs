@@ -6,18 +6,13 @@ pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 /// Every kernel: (name, source of shaders/{name}.wgsl).
 pub const KERNELS: &[(&str, &str)] = &[
-    (
-        "matmul_gemv",
-        include_str!("../../shaders/matmul_gemv.wgsl"),
-    ),
-    (
-        "matmul_gemm",
-        include_str!("../../shaders/matmul_gemm.wgsl"),
-    ),
+    ("matmul_gemv", include_str!("../../shaders/matmul_gemv.wgsl")),
+    ("matmul_gemm", include_str!("../../shaders/matmul_gemm.wgsl")),
     ("rms_norm", include_str!("../../shaders/rms_norm.wgsl")),
     ("rope", include_str!("../../shaders/rope.wgsl")),
     ("kv_write", include_str!("../../shaders/kv_write.wgsl")),
     ("attention", include_str!("../../shaders/attention.wgsl")),
+    ("attention_combine", include_str!("../../shaders/attention_combine.wgsl")),
     ("swiglu", include_str!("../../shaders/swiglu.wgsl")),
     ("add", include_str!("../../shaders/add.wgsl")),
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
@@ -26,10 +21,7 @@ pub const KERNELS: &[(&str, &str)] = &[
 
 /// The full source of kernel `name` (common helpers + kernel), or None.
 pub fn kernel_source(name: &str) -> Option<String> {
-    KERNELS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, src)| format!("{COMMON}\n{src}"))
+    KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{COMMON}\n{src}"))
 }
 
 #[cfg(test)]
@@ -41,29 +33,21 @@ mod tests {
     fn every_kernel_validates() {
         for (name, _) in KERNELS {
             let src = kernel_source(name).unwrap();
-            let module = naga::front::wgsl::parse_str(&src)
-                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
-            let info = naga::valid::Validator::new(
-                naga::valid::ValidationFlags::all(),
-                naga::valid::Capabilities::all(),
-            )
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
+            let module =
+                naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
+            let info =
+                naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+                    .validate(&module)
+                    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
             for act_f16 in [0.0, 1.0] {
                 for w_dtype in [0.0, 1.0, 2.0] {
                     let mut constants = naga::back::PipelineConstants::default();
                     constants.insert("ACT_F16".into(), act_f16);
-                    if module
-                        .overrides
-                        .iter()
-                        .any(|(_, o)| o.name.as_deref() == Some("W_DTYPE"))
-                    {
+                    if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("W_DTYPE")) {
                         constants.insert("W_DTYPE".into(), w_dtype);
                     }
-                    naga::back::pipeline_constants::process_overrides(
-                        &module, &info, None, &constants,
-                    )
-                    .unwrap_or_else(|e| panic!("{name} ACT_F16={act_f16} W_DTYPE={w_dtype}: {e}"));
+                    naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+                        .unwrap_or_else(|e| panic!("{name} ACT_F16={act_f16} W_DTYPE={w_dtype}: {e}"));
                 }
             }
         }

@@ -11,7 +11,7 @@ pub struct WeightChunk {
     pub row0: usize,
     /// Rows held.
     pub rows: usize,
-    /// The bytes, `rows * cols * dtype.size()` (padded to 4).
+    /// The bytes, `rows * cols * dtype.size()` (padded to 16).
     pub buf: wgpu::Buffer,
 }
 
@@ -43,11 +43,7 @@ impl Weight {
         if bytes.len() != rows * row_bytes {
             return Err(Error::shape(
                 name,
-                format!(
-                    "{rows}x{cols} {} = {} bytes",
-                    dtype.name(),
-                    rows * row_bytes
-                ),
+                format!("{rows}x{cols} {} = {} bytes", dtype.name(), rows * row_bytes),
                 format!("{} bytes", bytes.len()),
             ));
         }
@@ -70,16 +66,10 @@ impl Weight {
             chunks.push(WeightChunk { row0, rows: n, buf });
             row0 += n;
         }
-        Ok(Weight {
-            name: name.to_string(),
-            dtype,
-            rows,
-            cols,
-            chunks,
-        })
+        Ok(Weight { name: name.to_string(), dtype, rows, cols, chunks })
     }
 
-    /// Bytes held on the GPU (the tensor's bytes plus padding to 4 per chunk).
+    /// Bytes held on the GPU (the tensor's bytes plus padding to 16 per chunk).
     pub fn gpu_bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.buf.size()).sum()
     }

@@ -34,16 +34,11 @@ impl FileData {
     /// Memory-maps a file.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn map(path: &Path) -> Result<Self> {
-        let f = std::fs::File::open(path).map_err(|e| Error::Io {
-            file: path.display().to_string(),
-            source: e,
-        })?;
+        let f = std::fs::File::open(path).map_err(|e| Error::Io { file: path.display().to_string(), source: e })?;
         // SAFETY: the map is read-only; a file changed underneath us gives wrong weights, not UB in
         // safe code we rely on (we only copy bytes out of it).
-        let m = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::Io {
-            file: path.display().to_string(),
-            source: e,
-        })?;
+        let m =
+            unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::Io { file: path.display().to_string(), source: e })?;
         Ok(FileData::Mmap(m))
     }
 
@@ -56,9 +51,7 @@ impl FileData {
             let end = range.end / page * page;
             if end > start {
                 // SAFETY: read-only file-backed map: dropped pages are re-read from the file if touched.
-                let _ = unsafe {
-                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
-                };
+                let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
             }
         }
         let _ = range;
@@ -119,19 +112,11 @@ pub struct Checkpoint {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn io(file: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::Io {
-        file: file.display().to_string(),
-        source: e,
-    }
+    move |e| Error::Io { file: file.display().to_string(), source: e }
 }
 
 /// Reads a safetensors header: tensors with absolute byte ranges.
-fn safetensors_dir(
-    bytes: &[u8],
-    file_idx: usize,
-    file: &str,
-    out: &mut HashMap<String, TensorEntry>,
-) -> Result<()> {
+fn safetensors_dir(bytes: &[u8], file_idx: usize, file: &str, out: &mut HashMap<String, TensorEntry>) -> Result<()> {
     let (n, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::loader(file, format!("invalid safetensors: {e}")))?;
     let base = 8 + n;
@@ -181,10 +166,7 @@ pub fn gguf_to_hf_name(name: &str) -> Option<String> {
 
 /// The Llama config from GGUF metadata (`llama.*` keys).
 pub fn gguf_config(g: &Gguf, file: &str) -> Result<LlamaConfig> {
-    let arch = g
-        .get("general.architecture")
-        .and_then(|v| v.as_str())
-        .unwrap_or("llama");
+    let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("llama");
     if arch != "llama" {
         return Err(Error::Config {
             field: format!("{file}: general.architecture"),
@@ -195,29 +177,24 @@ pub fn gguf_config(g: &Gguf, file: &str) -> Result<LlamaConfig> {
         g.get(&format!("llama.{k}"))
             .and_then(|v| v.as_u64())
             .map(|x| x as usize)
-            .ok_or_else(|| Error::Config {
-                field: format!("{file}: llama.{k}"),
-                reason: "missing".into(),
-            })
+            .ok_or_else(|| Error::Config { field: format!("{file}: llama.{k}"), reason: "missing".into() })
     };
     let f = |k: &str| g.get(k).and_then(|v| v.as_f64());
     let hidden = req("embedding_length")?;
     let heads = req("attention.head_count")?;
     let vocab = match req("vocab_size") {
         Ok(v) => v,
-        Err(_) => g
-            .get("tokenizer.ggml.tokens")
-            .and_then(|v| v.as_array())
-            .map(|a| a.len())
-            .ok_or_else(|| Error::Config {
+        Err(_) => {
+            g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map(|a| a.len()).ok_or_else(|| Error::Config {
                 field: format!("{file}: llama.vocab_size"),
                 reason: "missing (and no tokenizer.ggml.tokens)".into(),
-            })?,
+            })?
+        }
     };
     let scaling = match g.get("llama.rope.scaling.type").and_then(|v| v.as_str()) {
-        Some("linear") => crate::ops::rope::RopeScaling::Linear {
-            factor: f("llama.rope.scaling.factor").unwrap_or(1.0) as f32,
-        },
+        Some("linear") => {
+            crate::ops::rope::RopeScaling::Linear { factor: f("llama.rope.scaling.factor").unwrap_or(1.0) as f32 }
+        }
         _ => crate::ops::rope::RopeScaling::None,
     };
     let cfg = LlamaConfig {
@@ -235,10 +212,7 @@ pub fn gguf_config(g: &Gguf, file: &str) -> Result<LlamaConfig> {
         rope_scaling: scaling,
         tie_word_embeddings: g.tensor("output.weight").is_none(),
         max_position_embeddings: req("context_length").unwrap_or(4096),
-        bos_token_id: g
-            .get("tokenizer.ggml.bos_token_id")
-            .and_then(|v| v.as_u64())
-            .map(|x| x as u32),
+        bos_token_id: g.get("tokenizer.ggml.bos_token_id").and_then(|v| v.as_u64()).map(|x| x as u32),
         eos_token_ids: g
             .get("tokenizer.ggml.eos_token_id")
             .and_then(|v| v.as_u64())
@@ -266,10 +240,7 @@ impl Checkpoint {
         let (dir, single) = if path.is_dir() {
             (path.to_path_buf(), None)
         } else {
-            (
-                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-                Some(path.to_path_buf()),
-            )
+            (path.parent().unwrap_or(Path::new(".")).to_path_buf(), Some(path.to_path_buf()))
         };
         let cfg_path = dir.join("config.json");
         let config = if cfg_path.exists() {
@@ -279,15 +250,9 @@ impl Checkpoint {
             )?
         } else if dir.join("params.json").exists() {
             let p = dir.join("params.json");
-            LlamaConfig::from_meta_params(
-                &std::fs::read_to_string(&p).map_err(io(&p))?,
-                &p.display().to_string(),
-            )?
+            LlamaConfig::from_meta_params(&std::fs::read_to_string(&p).map_err(io(&p))?, &p.display().to_string())?
         } else {
-            return Err(Error::loader(
-                dir.display(),
-                "no config.json (or params.json) beside the weights",
-            ));
+            return Err(Error::loader(dir.display(), "no config.json (or params.json) beside the weights"));
         };
         let shard_files: Vec<PathBuf> = if let Some(f) = single {
             vec![f]
@@ -300,10 +265,7 @@ impl Checkpoint {
                 .get("weight_map")
                 .and_then(|m| m.as_object())
                 .ok_or_else(|| Error::loader(idx_path.display(), "no weight_map"))?;
-            let mut files: Vec<String> = map
-                .values()
-                .filter_map(|f| f.as_str().map(String::from))
-                .collect();
+            let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
             files.sort();
             files.dedup();
             files.into_iter().map(|f| dir.join(f)).collect()
@@ -317,20 +279,14 @@ impl Checkpoint {
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(Error::loader(
-                    dir.display(),
-                    "no .safetensors files (or model.safetensors.index.json)",
-                ));
+                return Err(Error::loader(dir.display(), "no .safetensors files (or model.safetensors.index.json)"));
             }
             found
         };
         let mut files = Vec::new();
         for f in &shard_files {
             if !f.exists() {
-                return Err(Error::loader(
-                    f.display(),
-                    "shard listed in model.safetensors.index.json is missing",
-                ));
+                return Err(Error::loader(f.display(), "shard listed in model.safetensors.index.json is missing"));
             }
             files.push((f.display().to_string(), FileData::map(f)?));
         }
@@ -392,39 +348,25 @@ impl Checkpoint {
 
     /// Total bytes of all tensors in the files (what the weights take at their stored precision).
     pub fn tensor_bytes(&self) -> u64 {
-        self.tensors
-            .values()
-            .map(|t| (t.range.end - t.range.start) as u64)
-            .sum()
+        self.tensors.values().map(|t| (t.range.end - t.range.start) as u64).sum()
     }
 
     /// The bytes of tensor `name` checked against `shape`, in a dtype the GPU reads natively;
     /// GGUF block formats are dequantized to f16 here.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<RawTensor<'_>> {
-        let e = self.tensors.get(name).ok_or_else(|| {
-            Error::loader(self.file_names.join(", "), format!("missing tensor {name}"))
-        })?;
+        let e = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| Error::loader(self.file_names.join(", "), format!("missing tensor {name}")))?;
         let file = &self.file_names[e.file];
         if e.shape != shape {
-            return Err(Error::shape(
-                format!("{file}: tensor {name}"),
-                format!("{shape:?}"),
-                format!("{:?}", e.shape),
-            ));
+            return Err(Error::shape(format!("{file}: tensor {name}"), format!("{shape:?}"), format!("{:?}", e.shape)));
         }
         let bytes = &self.files[e.file][e.range.clone()];
         match e.ggml {
             None | Some(GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16) => {
-                let dtype = WeightDtype::from_name(
-                    &e.dtype.to_uppercase(),
-                    &format!("{file}: tensor {name}"),
-                )?;
-                Ok(RawTensor {
-                    dtype,
-                    shape: e.shape.clone(),
-                    bytes: Cow::Borrowed(bytes),
-                    expanded_from: None,
-                })
+                let dtype = WeightDtype::from_name(&e.dtype.to_uppercase(), &format!("{file}: tensor {name}"))?;
+                Ok(RawTensor { dtype, shape: e.shape.clone(), bytes: Cow::Borrowed(bytes), expanded_from: None })
             }
             Some(q) => {
                 let values = gguf::dequantize(q, bytes);

@@ -42,13 +42,10 @@ fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 fn req_usize(v: &Value, key: &str, file: &str) -> Result<usize> {
-    get(v, key)
-        .and_then(Value::as_u64)
-        .map(|x| x as usize)
-        .ok_or_else(|| Error::Config {
-            field: format!("{file}: {key}"),
-            reason: "missing or not a non-negative integer".into(),
-        })
+    get(v, key).and_then(Value::as_u64).map(|x| x as usize).ok_or_else(|| Error::Config {
+        field: format!("{file}: {key}"),
+        reason: "missing or not a non-negative integer".into(),
+    })
 }
 
 fn opt_f32(v: &Value, key: &str) -> Option<f32> {
@@ -58,11 +55,7 @@ fn opt_f32(v: &Value, key: &str) -> Option<f32> {
 fn ids(v: Option<&Value>) -> Vec<u32> {
     match v {
         Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_u64)
-            .map(|x| x as u32)
-            .collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
         _ => vec![],
     }
 }
@@ -72,10 +65,7 @@ fn rope_scaling(v: Option<&Value>, file: &str) -> Result<RopeScaling> {
     let Some(v) = v.filter(|v| v.is_object()) else {
         return Ok(RopeScaling::None);
     };
-    let kind = get(v, "rope_type")
-        .or_else(|| get(v, "type"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
+    let kind = get(v, "rope_type").or_else(|| get(v, "type")).and_then(Value::as_str).unwrap_or("default");
     let f = |k: &str| {
         opt_f32(v, k).ok_or_else(|| Error::Config {
             field: format!("{file}: rope_scaling.{k}"),
@@ -84,9 +74,7 @@ fn rope_scaling(v: Option<&Value>, file: &str) -> Result<RopeScaling> {
     };
     match kind {
         "default" => Ok(RopeScaling::None),
-        "linear" => Ok(RopeScaling::Linear {
-            factor: f("factor")?,
-        }),
+        "linear" => Ok(RopeScaling::Linear { factor: f("factor")? }),
         "llama3" => Ok(RopeScaling::Llama3 {
             factor: f("factor")?,
             low_freq_factor: f("low_freq_factor")?,
@@ -103,8 +91,7 @@ fn rope_scaling(v: Option<&Value>, file: &str) -> Result<RopeScaling> {
 impl LlamaConfig {
     /// From the text of a Hugging Face `config.json` (transformers 4 or 5 layout).
     pub fn from_hf_json(text: &str, file: &str) -> Result<Self> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| Error::loader(file, format!("invalid JSON: {e}")))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::loader(file, format!("invalid JSON: {e}")))?;
         let hidden = req_usize(&v, "hidden_size", file)?;
         let heads = req_usize(&v, "num_attention_heads", file)?;
         let rope_params = get(&v, "rope_parameters");
@@ -117,9 +104,7 @@ impl LlamaConfig {
             intermediate_size: req_usize(&v, "intermediate_size", file)?,
             num_hidden_layers: req_usize(&v, "num_hidden_layers", file)?,
             num_attention_heads: heads,
-            num_key_value_heads: get(&v, "num_key_value_heads")
-                .and_then(Value::as_u64)
-                .map_or(heads, |x| x as usize),
+            num_key_value_heads: get(&v, "num_key_value_heads").and_then(Value::as_u64).map_or(heads, |x| x as usize),
             head_dim: get(&v, "head_dim")
                 .and_then(Value::as_u64)
                 .map_or(hidden.checked_div(heads).unwrap_or(0), |x| x as usize),
@@ -127,12 +112,9 @@ impl LlamaConfig {
             rms_norm_eps: opt_f32(&v, "rms_norm_eps").unwrap_or(1e-6),
             rope_theta: theta,
             rope_scaling: scaling,
-            tie_word_embeddings: get(&v, "tie_word_embeddings")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            max_position_embeddings: get(&v, "max_position_embeddings")
-                .and_then(Value::as_u64)
-                .unwrap_or(4096) as usize,
+            tie_word_embeddings: get(&v, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+            max_position_embeddings: get(&v, "max_position_embeddings").and_then(Value::as_u64).unwrap_or(4096)
+                as usize,
             bos_token_id: ids(get(&v, "bos_token_id")).first().copied(),
             eos_token_ids: ids(get(&v, "eos_token_id")),
         };
@@ -142,32 +124,22 @@ impl LlamaConfig {
 
     /// From the text of Meta's `params.json` (ModelArgs), deriving the FFN width as Meta does.
     pub fn from_meta_params(text: &str, file: &str) -> Result<Self> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| Error::loader(file, format!("invalid JSON: {e}")))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::loader(file, format!("invalid JSON: {e}")))?;
         let dim = req_usize(&v, "dim", file)?;
         let heads = req_usize(&v, "n_heads", file)?;
-        let multiple_of = get(&v, "multiple_of")
-            .and_then(Value::as_u64)
-            .unwrap_or(256) as usize;
+        let multiple_of = get(&v, "multiple_of").and_then(Value::as_u64).unwrap_or(256) as usize;
         let ffn_mult = get(&v, "ffn_dim_multiplier").and_then(Value::as_f64);
-        let scaled = get(&v, "use_scaled_rope")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let vocab = get(&v, "vocab_size")
-            .and_then(Value::as_i64)
-            .filter(|&x| x > 0)
-            .ok_or_else(|| Error::Config {
-                field: format!("{file}: vocab_size"),
-                reason: "missing or -1 (set it from the tokenizer)".into(),
-            })?;
+        let scaled = get(&v, "use_scaled_rope").and_then(Value::as_bool).unwrap_or(false);
+        let vocab = get(&v, "vocab_size").and_then(Value::as_i64).filter(|&x| x > 0).ok_or_else(|| Error::Config {
+            field: format!("{file}: vocab_size"),
+            reason: "missing or -1 (set it from the tokenizer)".into(),
+        })?;
         let cfg = LlamaConfig {
             hidden_size: dim,
             intermediate_size: meta_ffn_dim(dim, multiple_of, ffn_mult),
             num_hidden_layers: req_usize(&v, "n_layers", file)?,
             num_attention_heads: heads,
-            num_key_value_heads: get(&v, "n_kv_heads")
-                .and_then(Value::as_u64)
-                .map_or(heads, |x| x as usize),
+            num_key_value_heads: get(&v, "n_kv_heads").and_then(Value::as_u64).map_or(heads, |x| x as usize),
             head_dim: dim.checked_div(heads).unwrap_or(0),
             vocab_size: vocab as usize,
             rms_norm_eps: opt_f32(&v, "norm_eps").unwrap_or(1e-5),
@@ -184,9 +156,7 @@ impl LlamaConfig {
                 RopeScaling::None
             },
             tie_word_embeddings: false,
-            max_position_embeddings: get(&v, "max_seq_len")
-                .and_then(Value::as_u64)
-                .unwrap_or(8192) as usize,
+            max_position_embeddings: get(&v, "max_seq_len").and_then(Value::as_u64).unwrap_or(8192) as usize,
             bos_token_id: None,
             eos_token_ids: vec![],
         };
@@ -196,25 +166,11 @@ impl LlamaConfig {
 
     /// Checks that the shape is consistent; `file` names the source in errors.
     pub fn validate(&self, file: &str) -> Result<()> {
-        let bad = |field: &str, reason: String| {
-            Err(Error::Config {
-                field: format!("{file}: {field}"),
-                reason,
-            })
-        };
-        if self.num_attention_heads == 0
-            || self.num_key_value_heads == 0
-            || self.num_hidden_layers == 0
-        {
-            return bad(
-                "num_attention_heads/num_key_value_heads/num_hidden_layers",
-                "must be positive".into(),
-            );
+        let bad = |field: &str, reason: String| Err(Error::Config { field: format!("{file}: {field}"), reason });
+        if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || self.num_hidden_layers == 0 {
+            return bad("num_attention_heads/num_key_value_heads/num_hidden_layers", "must be positive".into());
         }
-        if !self
-            .num_attention_heads
-            .is_multiple_of(self.num_key_value_heads)
-        {
+        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
             return bad(
                 "num_key_value_heads",
                 format!(
@@ -226,26 +182,13 @@ impl LlamaConfig {
         if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
             return bad(
                 "head_dim",
-                format!(
-                    "{} must be even and positive (hidden_size / heads unless set)",
-                    self.head_dim
-                ),
+                format!("{} must be even and positive (hidden_size / heads unless set)", self.head_dim),
             );
         }
         if self.head_dim > crate::ops::attention::MAX_HEAD_DIM {
-            return bad(
-                "head_dim",
-                format!(
-                    "{} exceeds {}",
-                    self.head_dim,
-                    crate::ops::attention::MAX_HEAD_DIM
-                ),
-            );
+            return bad("head_dim", format!("{} exceeds {}", self.head_dim, crate::ops::attention::MAX_HEAD_DIM));
         }
-        for (name, n) in [
-            ("hidden_size", self.hidden_size),
-            ("intermediate_size", self.intermediate_size),
-        ] {
+        for (name, n) in [("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size)] {
             if n == 0 || n % 2 != 0 {
                 return bad(name, format!("{n} must be even and positive"));
             }
@@ -258,11 +201,7 @@ impl LlamaConfig {
 
     /// Parameters in the weights (embedding counted once when tied).
     pub fn n_params(&self) -> u64 {
-        let (c, i, v) = (
-            self.hidden_size as u64,
-            self.intermediate_size as u64,
-            self.vocab_size as u64,
-        );
+        let (c, i, v) = (self.hidden_size as u64, self.intermediate_size as u64, self.vocab_size as u64);
         let qd = (self.num_attention_heads * self.head_dim) as u64;
         let kvd = (self.num_key_value_heads * self.head_dim) as u64;
         let layer = c * qd * 2 + c * kvd * 2 + 3 * c * i + 2 * c;
@@ -303,160 +242,25 @@ pub fn preset(name: &str) -> Option<LlamaConfig> {
         u32,
         Vec<u32>,
     ) = match name {
-        "llama-2-7b" => (
-            4096,
-            11008,
-            32,
-            32,
-            32,
-            32000,
-            1e4,
-            RopeScaling::None,
-            false,
-            4096,
-            1,
-            vec![2],
-        ),
-        "llama-2-13b" => (
-            5120,
-            13824,
-            40,
-            40,
-            40,
-            32000,
-            1e4,
-            RopeScaling::None,
-            false,
-            4096,
-            1,
-            vec![2],
-        ),
-        "llama-2-70b" => (
-            8192,
-            28672,
-            80,
-            64,
-            8,
-            32000,
-            1e4,
-            RopeScaling::None,
-            false,
-            4096,
-            1,
-            vec![2],
-        ),
-        "llama-3-8b" => (
-            4096,
-            14336,
-            32,
-            32,
-            8,
-            128256,
-            5e5,
-            RopeScaling::None,
-            false,
-            8192,
-            128000,
-            vec![128001],
-        ),
-        "llama-3-70b" => (
-            8192,
-            28672,
-            80,
-            64,
-            8,
-            128256,
-            5e5,
-            RopeScaling::None,
-            false,
-            8192,
-            128000,
-            vec![128001],
-        ),
-        "llama-3.1-8b" => (
-            4096,
-            14336,
-            32,
-            32,
-            8,
-            128256,
-            5e5,
-            llama3(8.0),
-            false,
-            131072,
-            128000,
-            vec![128001, 128008, 128009],
-        ),
-        "llama-3.1-70b" | "deepseek-r1-distill-llama-70b" => (
-            8192,
-            28672,
-            80,
-            64,
-            8,
-            128256,
-            5e5,
-            llama3(8.0),
-            false,
-            131072,
-            128000,
-            vec![128001, 128008, 128009],
-        ),
-        "llama-3.2-1b" => (
-            2048,
-            8192,
-            16,
-            32,
-            8,
-            128256,
-            5e5,
-            llama3(32.0),
-            true,
-            131072,
-            128000,
-            vec![128001, 128008, 128009],
-        ),
-        "llama-3.2-3b" => (
-            3072,
-            8192,
-            28,
-            24,
-            8,
-            128256,
-            5e5,
-            llama3(32.0),
-            true,
-            131072,
-            128000,
-            vec![128001, 128008, 128009],
-        ),
-        "tinyllama-1.1b" => (
-            2048,
-            5632,
-            22,
-            32,
-            4,
-            32000,
-            1e4,
-            RopeScaling::None,
-            false,
-            2048,
-            1,
-            vec![2],
-        ),
-        "smollm2-135m" => (
-            576,
-            1536,
-            30,
-            9,
-            3,
-            49152,
-            1e5,
-            RopeScaling::None,
-            true,
-            8192,
-            1,
-            vec![2],
-        ),
+        "llama-2-7b" => (4096, 11008, 32, 32, 32, 32000, 1e4, RopeScaling::None, false, 4096, 1, vec![2]),
+        "llama-2-13b" => (5120, 13824, 40, 40, 40, 32000, 1e4, RopeScaling::None, false, 4096, 1, vec![2]),
+        "llama-2-70b" => (8192, 28672, 80, 64, 8, 32000, 1e4, RopeScaling::None, false, 4096, 1, vec![2]),
+        "llama-3-8b" => (4096, 14336, 32, 32, 8, 128256, 5e5, RopeScaling::None, false, 8192, 128000, vec![128001]),
+        "llama-3-70b" => (8192, 28672, 80, 64, 8, 128256, 5e5, RopeScaling::None, false, 8192, 128000, vec![128001]),
+        "llama-3.1-8b" => {
+            (4096, 14336, 32, 32, 8, 128256, 5e5, llama3(8.0), false, 131072, 128000, vec![128001, 128008, 128009])
+        }
+        "llama-3.1-70b" | "deepseek-r1-distill-llama-70b" => {
+            (8192, 28672, 80, 64, 8, 128256, 5e5, llama3(8.0), false, 131072, 128000, vec![128001, 128008, 128009])
+        }
+        "llama-3.2-1b" => {
+            (2048, 8192, 16, 32, 8, 128256, 5e5, llama3(32.0), true, 131072, 128000, vec![128001, 128008, 128009])
+        }
+        "llama-3.2-3b" => {
+            (3072, 8192, 28, 24, 8, 128256, 5e5, llama3(32.0), true, 131072, 128000, vec![128001, 128008, 128009])
+        }
+        "tinyllama-1.1b" => (2048, 5632, 22, 32, 4, 32000, 1e4, RopeScaling::None, false, 2048, 1, vec![2]),
+        "smollm2-135m" => (576, 1536, 30, 9, 3, 49152, 1e5, RopeScaling::None, true, 8192, 1, vec![2]),
         _ => return None,
     };
     Some(LlamaConfig {
@@ -502,10 +306,7 @@ mod tests {
         assert_eq!(meta_ffn_dim(4096, 256, None), 11008); // Llama 2 7B
         assert_eq!(meta_ffn_dim(4096, 1024, Some(1.3)), 14336); // Llama 3 8B
         assert_eq!(meta_ffn_dim(8192, 4096, Some(1.3)), 28672); // Llama 3 70B
-        assert_eq!(
-            meta_ffn_dim(8192, 4096, Some(1.3)),
-            preset("llama-2-70b").unwrap().intermediate_size
-        );
+        assert_eq!(meta_ffn_dim(8192, 4096, Some(1.3)), preset("llama-2-70b").unwrap().intermediate_size);
     }
 
     #[test]
@@ -515,10 +316,7 @@ mod tests {
                     "use_scaled_rope": true}"#;
         let c = LlamaConfig::from_meta_params(t, "params.json").unwrap();
         let p = preset("llama-3.1-8b").unwrap();
-        assert_eq!(
-            (c.intermediate_size, c.num_key_value_heads, c.head_dim),
-            (14336, 8, 128)
-        );
+        assert_eq!((c.intermediate_size, c.num_key_value_heads, c.head_dim), (14336, 8, 128));
         assert_eq!(c.rope_scaling, p.rope_scaling);
     }
 
@@ -532,30 +330,20 @@ mod tests {
         let c = LlamaConfig::from_hf_json(t4, "config.json").unwrap();
         let p = preset("llama-3.2-1b").unwrap();
         assert_eq!(c, p);
-        let t5 = t4.replace(r#""rope_theta": 500000.0,"#, "").replace(
-            r#""rope_scaling": {"#,
-            r#""rope_parameters": {"rope_theta": 500000.0, "#,
-        );
+        let t5 = t4
+            .replace(r#""rope_theta": 500000.0,"#, "")
+            .replace(r#""rope_scaling": {"#, r#""rope_parameters": {"rope_theta": 500000.0, "#);
         assert_eq!(LlamaConfig::from_hf_json(&t5, "config.json").unwrap(), p);
     }
 
     #[test]
     fn inconsistent_configs_are_errors() {
         let base = r#"{"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 3, "vocab_size": 512}"#;
-        let e = LlamaConfig::from_hf_json(base, "config.json")
-            .unwrap_err()
-            .to_string();
+        let e = LlamaConfig::from_hf_json(base, "config.json").unwrap_err().to_string();
         assert!(e.contains("num_key_value_heads"), "{e}");
-        let e = LlamaConfig::from_hf_json(r#"{"hidden_size": 64}"#, "config.json")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("intermediate_size") || e.contains("num_attention_heads"),
-            "{e}"
-        );
-        let e = LlamaConfig::from_hf_json("{", "x/config.json")
-            .unwrap_err()
-            .to_string();
+        let e = LlamaConfig::from_hf_json(r#"{"hidden_size": 64}"#, "config.json").unwrap_err().to_string();
+        assert!(e.contains("intermediate_size") || e.contains("num_attention_heads"), "{e}");
+        let e = LlamaConfig::from_hf_json("{", "x/config.json").unwrap_err().to_string();
         assert!(e.contains("x/config.json"), "{e}");
         for name in PRESETS {
             preset(name).unwrap().validate(name).unwrap();

@@ -98,13 +98,11 @@ impl GgmlType {
 
 fn ggml_type_name(id: u32) -> String {
     const NAMES: [&str; 31] = [
-        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
-        "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL",
-        "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16",
+        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+        "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16",
+        "I32", "I64", "F64", "IQ1_M", "BF16",
     ];
-    NAMES
-        .get(id as usize)
-        .map_or(format!("ggml type {id}"), |s| s.to_string())
+    NAMES.get(id as usize).map_or(format!("ggml type {id}"), |s| s.to_string())
 }
 
 /// One tensor's directory entry.
@@ -137,33 +135,21 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| {
-                Error::loader(
-                    self.file,
-                    format!(
-                        "truncated GGUF header: needs {n} bytes at offset {}, file has {}",
-                        self.pos,
-                        self.b.len()
-                    ),
-                )
-            })?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| {
+            Error::loader(
+                self.file,
+                format!("truncated GGUF header: needs {n} bytes at offset {}, file has {}", self.pos, self.b.len()),
+            )
+        })?;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
     fn len(&mut self, what: &str) -> Result<usize> {
         let n = self.u64()?;
@@ -171,10 +157,7 @@ impl<'a> Reader<'a> {
         if n > (self.b.len() - self.pos) as u64 {
             return Err(Error::loader(
                 self.file,
-                format!(
-                    "{what} length {n} at offset {} runs past the end of the file",
-                    self.pos
-                ),
+                format!("{what} length {n} at offset {} runs past the end of the file", self.pos),
             ));
         }
         Ok(n as usize)
@@ -182,12 +165,8 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Result<String> {
         let n = self.len("string")?;
         let s = self.take(n)?;
-        String::from_utf8(s.to_vec()).map_err(|_| {
-            Error::loader(
-                self.file,
-                format!("invalid UTF-8 string at offset {}", self.pos - n),
-            )
-        })
+        String::from_utf8(s.to_vec())
+            .map_err(|_| Error::loader(self.file, format!("invalid UTF-8 string at offset {}", self.pos - n)))
     }
     fn value(&mut self, ty: u32, depth: u32) -> Result<Value> {
         Ok(match ty {
@@ -225,20 +204,13 @@ impl<'a> Reader<'a> {
 impl Gguf {
     /// Parses the header of a GGUF file held in `bytes`; `file` names it in errors.
     pub fn parse(bytes: &[u8], file: &str) -> Result<Self> {
-        let mut r = Reader {
-            b: bytes,
-            pos: 0,
-            file,
-        };
+        let mut r = Reader { b: bytes, pos: 0, file };
         if r.take(4)? != b"GGUF" {
             return Err(Error::loader(file, "not a GGUF file (bad magic)"));
         }
         let version = r.u32()?;
         if !(2..=3).contains(&version) {
-            return Err(Error::loader(
-                file,
-                format!("GGUF version {version} is not supported (2 and 3 are)"),
-            ));
+            return Err(Error::loader(file, format!("GGUF version {version} is not supported (2 and 3 are)")));
         }
         let n_tensors = r.len("tensor count")?;
         let n_kv = r.len("metadata count")?;
@@ -254,10 +226,7 @@ impl Gguf {
             let name = r.string()?;
             let n_dims = r.u32()?;
             if n_dims == 0 || n_dims > 4 {
-                return Err(Error::loader(
-                    file,
-                    format!("tensor {name}: {n_dims} dimensions"),
-                ));
+                return Err(Error::loader(file, format!("tensor {name}: {n_dims} dimensions")));
             }
             let mut dims = Vec::new();
             for _ in 0..n_dims {
@@ -267,15 +236,9 @@ impl Gguf {
             let offset = r.u64()? as usize;
             raw.push((name, dims, ty_id, offset));
         }
-        let align = metadata
-            .get("general.alignment")
-            .and_then(Value::as_u64)
-            .unwrap_or(32) as usize;
+        let align = metadata.get("general.alignment").and_then(Value::as_u64).unwrap_or(32) as usize;
         if align == 0 || !align.is_power_of_two() {
-            return Err(Error::loader(
-                file,
-                format!("general.alignment {align} is not a power of two"),
-            ));
+            return Err(Error::loader(file, format!("general.alignment {align} is not a power of two")));
         }
         let data_start = r.pos.div_ceil(align) * align;
         let mut tensors = Vec::with_capacity(raw.len());
@@ -292,10 +255,7 @@ impl Gguf {
             if dims[0] % be != 0 {
                 return Err(Error::loader(
                     file,
-                    format!(
-                        "tensor {name}: row of {} is not a whole number of {be}-element blocks",
-                        dims[0]
-                    ),
+                    format!("tensor {name}: row of {} is not a whole number of {be}-element blocks", dims[0]),
                 ));
             }
             let size = n / be * bb;
@@ -303,23 +263,22 @@ impl Gguf {
                 .checked_add(offset)
                 .ok_or_else(|| Error::loader(file, format!("tensor {name}: offset overflows")))?;
             let end = start.checked_add(size).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-                Error::loader(file, format!("tensor {name}: data [{start}, {}) runs past the end of the file ({} bytes)", start + size, bytes.len()))
+                Error::loader(
+                    file,
+                    format!(
+                        "tensor {name}: data [{start}, {}) runs past the end of the file ({} bytes)",
+                        start + size,
+                        bytes.len()
+                    ),
+                )
             })?;
-            tensors.push(TensorInfo {
-                name,
-                shape: dims.into_iter().rev().collect(),
-                ty,
-                range: start..end,
-            });
+            tensors.push(TensorInfo { name, shape: dims.into_iter().rev().collect(), ty, range: start..end });
         }
         let mut sorted: Vec<&TensorInfo> = tensors.iter().collect();
         sorted.sort_by_key(|t| t.range.start);
         for w in sorted.windows(2) {
             if w[1].range.start < w[0].range.end {
-                return Err(Error::loader(
-                    file,
-                    format!("tensors {} and {} overlap", w[0].name, w[1].name),
-                ));
+                return Err(Error::loader(file, format!("tensors {} and {} overlap", w[0].name, w[1].name)));
             }
         }
         Ok(Gguf { metadata, tensors })
@@ -353,11 +312,8 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
         GgmlType::Q4_0 | GgmlType::Q4_1 => {
             for blk in data.chunks_exact(bb) {
                 let d = f16(&blk[0..2]);
-                let (m, qs) = if ty == GgmlType::Q4_1 {
-                    (f16(&blk[2..4]), &blk[4..20])
-                } else {
-                    (-8.0 * d, &blk[2..18])
-                };
+                let (m, qs) =
+                    if ty == GgmlType::Q4_1 { (f16(&blk[2..4]), &blk[4..20]) } else { (-8.0 * d, &blk[2..18]) };
                 let base = out.len();
                 out.resize(base + 32, 0.0);
                 for (j, &q) in qs.iter().enumerate() {

@@ -7,9 +7,8 @@ use crate::gpu::weight::Weight;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::{
-    add::Add, argmax::Argmax, attention::Attention, attention::AttentionShape,
-    embedding::Embedding, kv_write::KvWrite, matmul::Matmul, matmul::MatmulOut, rms_norm::RmsNorm,
-    rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu,
+    add::Add, argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, kv_write::KvWrite,
+    matmul::Matmul, matmul::MatmulOut, rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu,
 };
 
 /// One decoder layer's weights (names as in the checkpoint, `model.layers.{i}.*`).
@@ -76,7 +75,7 @@ impl Ops {
 /// GPU memory by category, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryLedger {
-    /// Weight buffers (the file's tensor bytes, plus padding to 4 bytes per buffer).
+    /// Weight buffers (the file's tensor bytes, plus padding to 16 bytes per buffer).
     pub weights: u64,
     /// Of `weights`, bytes of tensors expanded from a GGUF block format at load.
     pub weights_expanded: u64,
@@ -136,6 +135,8 @@ pub struct Scratch {
     pub v: wgpu::Buffer,
     /// (T, H*D) attention output
     pub attn: wgpu::Buffer,
+    /// split-K attention partials (see `ops::attention::part_bytes`)
+    pub attn_part: wgpu::Buffer,
     /// (T, I)
     pub gate: wgpu::Buffer,
     /// (T, I)
@@ -158,11 +159,7 @@ pub struct KvCache {
 
 impl Llama {
     /// Uploads a checkpoint's weights tensor by tensor; `progress(done, total)` in bytes.
-    pub fn load(
-        ctx: &GpuContext,
-        ckpt: &Checkpoint,
-        mut progress: impl FnMut(u64, u64),
-    ) -> Result<Self> {
+    pub fn load(ctx: &GpuContext, ckpt: &Checkpoint, mut progress: impl FnMut(u64, u64)) -> Result<Self> {
         let cfg = ckpt.config.clone();
         let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let qd = cfg.num_attention_heads * cfg.head_dim;
@@ -172,11 +169,7 @@ impl Llama {
         let mut ledger = MemoryLedger::default();
         let mut load = |name: &str, shape: &[usize]| -> Result<Weight> {
             let raw = ckpt.tensor(name, shape)?;
-            let (rows, cols) = if shape.len() == 1 {
-                (1, shape[0])
-            } else {
-                (shape[0], shape[1])
-            };
+            let (rows, cols) = if shape.len() == 1 { (1, shape[0]) } else { (shape[0], shape[1]) };
             let w = Weight::upload(ctx, name, raw.dtype, rows, cols, &raw.bytes)?;
             let file_bytes = ckpt.tensors[name].range.len() as u64;
             ledger.weights += w.gpu_bytes();
@@ -208,11 +201,7 @@ impl Llama {
         }
         let norm = load("model.norm.weight", &[c])?;
         // A checkpoint may carry lm_head even when tied; use it only when untied.
-        let lm_head = if cfg.tie_word_embeddings {
-            None
-        } else {
-            Some(load("lm_head.weight", &[v, c])?)
-        };
+        let lm_head = if cfg.tie_word_embeddings { None } else { Some(load("lm_head.weight", &[v, c])?) };
         Ok(Llama {
             ctx: ctx.clone(),
             config: cfg,
@@ -237,47 +226,21 @@ impl Llama {
     }
 
     /// Records the forward of `t` tokens: embeddings, every layer, final norm into `s.h`.
-    pub fn record_body(
-        &self,
-        g: &mut Graph,
-        s: &Scratch,
-        kv: &KvCache,
-        rope: &RopeTable,
-        t: usize,
-    ) -> Result<()> {
+    pub fn record_body(&self, g: &mut Graph, s: &Scratch, kv: &KvCache, rope: &RopeTable, t: usize) -> Result<()> {
         let cfg = &self.config;
         let ops = &self.ops;
         let (c, i, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.rms_norm_eps);
         let (heads, kv_heads) = (cfg.num_attention_heads, cfg.num_key_value_heads);
-        let shape = AttentionShape {
-            heads,
-            kv_heads,
-            head_dim: cfg.head_dim,
-            ctx: kv.ctx_len,
-        };
+        let shape = AttentionShape { heads, kv_heads, head_dim: cfg.head_dim, ctx: kv.ctx_len };
         let kvd = kv_heads * cfg.head_dim;
-        ops.embedding
-            .record(g, &s.ids, &self.embed_tokens, &s.x, t)?; // x = embed_tokens[ids]
+        ops.embedding.record(g, &s.ids, &self.embed_tokens, &s.x, t)?; // x = embed_tokens[ids]
         for (l, w) in self.layers.iter().enumerate() {
             // h = attention(rms_norm(x)); x = x + o_proj(h)
-            ops.rms_norm
-                .record(g, &s.x, &w.input_layernorm, &s.h, t, eps)?;
-            ops.matmul
-                .record(g, &s.h, &w.q_proj, &s.q, MatmulOut::Act, t)?; // (T, H*D)
-            ops.matmul
-                .record(g, &s.h, &w.k_proj, &s.k, MatmulOut::Act, t)?; // (T, Hkv*D)
-            ops.matmul
-                .record(g, &s.h, &w.v_proj, &s.v, MatmulOut::Act, t)?; // (T, Hkv*D)
-            ops.rope.record(
-                g,
-                &s.q,
-                &s.tok,
-                rope,
-                RopeDst::Act(&s.qr),
-                heads,
-                t,
-                self.rope_interleaved,
-            )?;
+            ops.rms_norm.record(g, &s.x, &w.input_layernorm, &s.h, t, eps)?;
+            ops.matmul.record(g, &s.h, &w.q_proj, &s.q, MatmulOut::Act, t)?; // (T, H*D)
+            ops.matmul.record(g, &s.h, &w.k_proj, &s.k, MatmulOut::Act, t)?; // (T, Hkv*D)
+            ops.matmul.record(g, &s.h, &w.v_proj, &s.v, MatmulOut::Act, t)?; // (T, Hkv*D)
+            ops.rope.record(g, &s.q, &s.tok, rope, RopeDst::Act(&s.qr), heads, t, self.rope_interleaved)?;
             ops.rope.record(
                 g,
                 &s.k,
@@ -288,23 +251,16 @@ impl Llama {
                 t,
                 self.rope_interleaved,
             )?;
-            ops.kv_write
-                .record(g, &s.v, &s.tok, &kv.v[l], kvd, t, kv.ctx_len)?;
-            ops.attention
-                .record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, shape, t)?; // (T, H*D)
-            ops.matmul
-                .record(g, &s.attn, &w.o_proj, &s.h, MatmulOut::Act, t)?; // (T, C)
+            ops.kv_write.record(g, &s.v, &s.tok, &kv.v[l], kvd, t, kv.ctx_len)?;
+            ops.attention.record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, Some(&s.attn_part), shape, t)?; // (T, H*D)
+            ops.matmul.record(g, &s.attn, &w.o_proj, &s.h, MatmulOut::Act, t)?; // (T, C)
             ops.add.record(g, &s.x, &s.h, t * c)?;
             // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
-            ops.rms_norm
-                .record(g, &s.x, &w.post_attention_layernorm, &s.h, t, eps)?;
-            ops.matmul
-                .record(g, &s.h, &w.gate_proj, &s.gate, MatmulOut::Act, t)?; // (T, I)
-            ops.matmul
-                .record(g, &s.h, &w.up_proj, &s.up, MatmulOut::Act, t)?; // (T, I)
+            ops.rms_norm.record(g, &s.x, &w.post_attention_layernorm, &s.h, t, eps)?;
+            ops.matmul.record(g, &s.h, &w.gate_proj, &s.gate, MatmulOut::Act, t)?; // (T, I)
+            ops.matmul.record(g, &s.h, &w.up_proj, &s.up, MatmulOut::Act, t)?; // (T, I)
             ops.swiglu.record(g, &s.gate, &s.up, &s.act, t * i)?;
-            ops.matmul
-                .record(g, &s.act, &w.down_proj, &s.h, MatmulOut::Act, t)?; // (T, C)
+            ops.matmul.record(g, &s.act, &w.down_proj, &s.h, MatmulOut::Act, t)?; // (T, C)
             ops.add.record(g, &s.x, &s.h, t * c)?;
         }
         ops.rms_norm.record(g, &s.x, &self.norm, &s.h, t, eps) // h = norm(x)

@@ -4,6 +4,7 @@
 use super::llama::{KvCache, Llama, MemoryLedger, Scratch};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
+use crate::ops::attention::{part_bytes, AttentionShape};
 use crate::ops::{act_bytes, matmul::MatmulOut, rope::RopeTable};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,9 +52,7 @@ impl Session {
         let ctx = model.ctx.clone();
         let cfg = &model.config;
         if slots == 0 || ctx_len == 0 || max_tokens == 0 {
-            return Err(Error::Invalid(
-                "slots, context length and batch size must be positive".into(),
-            ));
+            return Err(Error::Invalid("slots, context length and batch size must be positive".into()));
         }
         let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let qd = cfg.num_attention_heads * cfg.head_dim;
@@ -66,10 +65,14 @@ impl Session {
                 ctx.max_binding
             )));
         }
-        let max_logit_rows = max_tokens
-            .min((ctx.max_binding / (v as u64 * 4)) as usize)
-            .max(1);
+        let max_logit_rows = max_tokens.min((ctx.max_binding / (v as u64 * 4)) as usize).max(1);
         let t = max_tokens;
+        let shape = AttentionShape {
+            heads: cfg.num_attention_heads,
+            kv_heads: cfg.num_key_value_heads,
+            head_dim: cfg.head_dim,
+            ctx: ctx_len,
+        };
         let mut scratch_bytes = 0;
         let mut buf = |label: &str, bytes: u64| {
             scratch_bytes += bytes.div_ceil(4) * 4;
@@ -85,6 +88,7 @@ impl Session {
             k: buf("k", act_bytes(t * kvd))?,
             v: buf("v", act_bytes(t * kvd))?,
             attn: buf("attn", act_bytes(t * qd))?,
+            attn_part: buf("attention split-K partials", (1..=t).map(|n| part_bytes(n, shape)).max().unwrap_or(16))?,
             gate: buf("gate", act_bytes(t * i))?,
             up: buf("up", act_bytes(t * i))?,
             act: buf("act", act_bytes(t * i))?,
@@ -92,23 +96,12 @@ impl Session {
         let hsel = buf("hsel", act_bytes(max_logit_rows * c))?;
         let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;
         let next = buf("next", (max_logit_rows * 4) as u64)?;
-        let mut kv = KvCache {
-            k: vec![],
-            v: vec![],
-            ctx_len,
-            slots,
-        };
+        let mut kv = KvCache { k: vec![], v: vec![], ctx_len, slots };
         for l in 0..cfg.num_hidden_layers {
             kv.k.push(ctx.storage(&format!("k cache {l}"), kv_bytes)?);
             kv.v.push(ctx.storage(&format!("v cache {l}"), kv_bytes)?);
         }
-        let rope = RopeTable::new(
-            &ctx,
-            cfg.head_dim,
-            cfg.rope_theta,
-            &cfg.rope_scaling,
-            ctx_len,
-        )?;
+        let rope = RopeTable::new(&ctx, cfg.head_dim, cfg.rope_theta, &cfg.rope_scaling, ctx_len)?;
         scratch_bytes += rope.buf.size();
         Ok(Session {
             model,
@@ -212,24 +205,14 @@ impl Session {
                 Rows::Last(list) => {
                     let row = act_bytes(c);
                     for (j, &i) in list.iter().enumerate() {
-                        g.copy(
-                            &self.scratch.h,
-                            i as u64 * row,
-                            &self.hsel,
-                            j as u64 * row,
-                            row,
-                        );
+                        g.copy(&self.scratch.h, i as u64 * row, &self.hsel, j as u64 * row, row);
                     }
                     (&self.hsel, list.len())
                 }
             };
-            m.ops
-                .matmul
-                .record(&mut g, src, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
+            m.ops.matmul.record(&mut g, src, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
             if argmax {
-                m.ops
-                    .argmax
-                    .record(&mut g, &self.logits, &self.next, v, r)?;
+                m.ops.argmax.record(&mut g, &self.logits, &self.next, v, r)?;
             }
             self.graphs.insert(key.clone(), g);
         }
@@ -260,27 +243,14 @@ impl Session {
 
     /// Logits (T, V) of every token of `tokens` placed at `pos0..` in `slot`, forwarded in
     /// pieces of at most `max_logit_rows` tokens.
-    pub async fn logits_all(
-        &mut self,
-        slot: usize,
-        pos0: usize,
-        tokens: &[u32],
-    ) -> Result<Vec<f32>> {
+    pub async fn logits_all(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
         let v = self.model.config.vocab_size;
         let mut out = Vec::with_capacity(tokens.len() * v);
         for (k, piece) in tokens.chunks(self.max_logit_rows).enumerate() {
-            let chunk = SeqChunk {
-                slot,
-                pos: pos0 + k * self.max_logit_rows,
-                tokens: piece,
-            };
+            let chunk = SeqChunk { slot, pos: pos0 + k * self.max_logit_rows, tokens: piece };
             let (t, _) = self.prepare(&[chunk])?;
             self.run_graph(t, Rows::All, false)?;
-            let bytes = self
-                .model
-                .ctx
-                .read(&self.logits, (t * v * 4) as u64)
-                .await?;
+            let bytes = self.model.ctx.read(&self.logits, (t * v * 4) as u64).await?;
             out.extend_from_slice(bytemuck::cast_slice(&bytes));
         }
         Ok(out)
@@ -290,13 +260,7 @@ impl Session {
     pub async fn prefill(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
         let mut logits = Vec::new();
         for (k, piece) in tokens.chunks(self.max_tokens).enumerate() {
-            logits = self
-                .forward_last(&[SeqChunk {
-                    slot,
-                    pos: pos0 + k * self.max_tokens,
-                    tokens: piece,
-                }])
-                .await?;
+            logits = self.forward_last(&[SeqChunk { slot, pos: pos0 + k * self.max_tokens, tokens: piece }]).await?;
         }
         Ok(logits)
     }
@@ -324,21 +288,11 @@ impl Session {
         pollster::block_on(self.forward_greedy(chunks))
     }
     /// Blocking [`Session::logits_all`].
-    pub fn logits_all_blocking(
-        &mut self,
-        slot: usize,
-        pos0: usize,
-        tokens: &[u32],
-    ) -> Result<Vec<f32>> {
+    pub fn logits_all_blocking(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
         pollster::block_on(self.logits_all(slot, pos0, tokens))
     }
     /// Blocking [`Session::prefill`].
-    pub fn prefill_blocking(
-        &mut self,
-        slot: usize,
-        pos0: usize,
-        tokens: &[u32],
-    ) -> Result<Vec<f32>> {
+    pub fn prefill_blocking(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
         pollster::block_on(self.prefill(slot, pos0, tokens))
     }
 }

@@ -27,31 +27,13 @@ impl Add {
     }
 
     /// Records `x += y` over `n` elements.
-    pub fn record(
-        &self,
-        g: &mut Graph,
-        x: &wgpu::Buffer,
-        y: &wgpu::Buffer,
-        n: usize,
-    ) -> Result<()> {
+    pub fn record(&self, g: &mut Graph, x: &wgpu::Buffer, y: &wgpu::Buffer, n: usize) -> Result<()> {
         check_even("add length", n)?;
         check_buf("add x", x, act_bytes(n))?;
         check_buf("add y", y, act_bytes(n))?;
         let pipeline = self.ctx.pipeline("add", &[])?;
-        let uniform = self.ctx.uniform(
-            "add params",
-            &AddParams {
-                words: (n / 2) as u32,
-                _pad: [0; 3],
-            },
-        );
-        g.push(
-            &self.ctx,
-            "add",
-            &pipeline,
-            &[&uniform, x, y],
-            per_item(n / 2),
-        );
+        let uniform = self.ctx.uniform("add params", &AddParams { words: (n / 2) as u32, _pad: [0; 3] });
+        g.push(&self.ctx, "add", &pipeline, &[&uniform, x, y], per_item(n / 2));
         Ok(())
     }
 }

@@ -29,32 +29,12 @@ impl Argmax {
     }
 
     /// Records `out (t) u32 = argmax(logits (t, v) f32)`.
-    pub fn record(
-        &self,
-        g: &mut Graph,
-        logits: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        v: usize,
-        t: usize,
-    ) -> Result<()> {
+    pub fn record(&self, g: &mut Graph, logits: &wgpu::Buffer, out: &wgpu::Buffer, v: usize, t: usize) -> Result<()> {
         check_buf("argmax logits", logits, (t * v * 4) as u64)?;
         check_buf("argmax output", out, (t * 4) as u64)?;
         let pipeline = self.ctx.pipeline("argmax", &[])?;
-        let uniform = self.ctx.uniform(
-            "argmax params",
-            &ArgmaxParams {
-                v: v as u32,
-                t: t as u32,
-                _pad: [0; 2],
-            },
-        );
-        g.push(
-            &self.ctx,
-            "argmax",
-            &pipeline,
-            &[&uniform, logits, out],
-            fold_workgroups(t as u32),
-        );
+        let uniform = self.ctx.uniform("argmax params", &ArgmaxParams { v: v as u32, t: t as u32, _pad: [0; 2] });
+        g.push(&self.ctx, "argmax", &pipeline, &[&uniform, logits, out], fold_workgroups(t as u32));
         Ok(())
     }
 }

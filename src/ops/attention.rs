@@ -22,8 +22,24 @@ pub struct AttentionParams {
     pub ctx: u32,
     /// Score scale, usually 1/sqrt(D).
     pub scale: f32,
-    /// Padding.
-    pub _pad: [u32; 2],
+    /// Key ranges per (token, head) (split-K); 1 = no split.
+    pub splits: u32,
+    /// Keys per range.
+    pub chunk: u32,
+}
+
+/// Mirrors `Params` in attention_combine.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CombineParams {
+    /// Query heads H.
+    pub heads: u32,
+    /// Head dimension D.
+    pub head_dim: u32,
+    /// Tokens T.
+    pub tokens: u32,
+    /// Splits to merge.
+    pub splits: u32,
 }
 
 /// Shape of an attention call.
@@ -42,19 +58,41 @@ pub struct AttentionShape {
 /// Largest head dimension the kernel handles.
 pub const MAX_HEAD_DIM: usize = 256;
 
+/// Split-K factor for `t` tokens of `heads` heads over a `ctx`-position cache: enough
+/// workgroups to fill a large GPU (~512), never ranges shorter than 64 keys, at most 64 splits.
+pub fn splits_for(t: usize, heads: usize, ctx: usize) -> usize {
+    512usize.div_ceil(t * heads).min(ctx.div_ceil(64)).clamp(1, 64)
+}
+
+/// Bytes of the split-K scratch for `t` tokens.
+pub fn part_bytes(t: usize, s: AttentionShape) -> u64 {
+    let splits = splits_for(t, s.heads, s.ctx);
+    if splits == 1 {
+        return 16;
+    }
+    (t * s.heads * splits * (2 + s.head_dim) * 4) as u64
+}
+
 /// The attention op.
 pub struct Attention {
     ctx: GpuContext,
+    dummy: wgpu::Buffer,
 }
 
 impl Attention {
     /// An attention op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
-        Attention { ctx: ctx.clone() }
+        let dummy = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("attention part (unused)"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Attention { ctx: ctx.clone(), dummy }
     }
 
     /// Records `out (t, H, D) = softmax(q k^T / sqrt(D)) v` over each token's cache slot,
-    /// keys at positions 0..=pos.
+    /// keys at positions 0..=pos. `part` is the split-K scratch of [`part_bytes`] (None: no split).
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -64,37 +102,31 @@ impl Attention {
         kcache: &wgpu::Buffer,
         vcache: &wgpu::Buffer,
         out: &wgpu::Buffer,
+        part: Option<&wgpu::Buffer>,
         s: AttentionShape,
         t: usize,
     ) -> Result<()> {
         check_even("head_dim", s.head_dim)?;
         if s.head_dim > MAX_HEAD_DIM {
-            return Err(Error::shape(
-                "head_dim",
-                format!("at most {MAX_HEAD_DIM}"),
-                s.head_dim,
-            ));
+            return Err(Error::shape("head_dim", format!("at most {MAX_HEAD_DIM}"), s.head_dim));
         }
         if s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
-            return Err(Error::shape(
-                "num_key_value_heads",
-                format!("a divisor of {} heads", s.heads),
-                s.kv_heads,
-            ));
+            return Err(Error::shape("num_key_value_heads", format!("a divisor of {} heads", s.heads), s.kv_heads));
         }
         check_buf("attention q", q, act_bytes(t * s.heads * s.head_dim))?;
         check_buf("attention positions", tok, (t * 8) as u64)?;
-        check_buf(
-            "k cache",
-            kcache,
-            act_bytes(s.ctx * s.kv_heads * s.head_dim),
-        )?;
-        check_buf(
-            "v cache",
-            vcache,
-            act_bytes(s.ctx * s.kv_heads * s.head_dim),
-        )?;
+        check_buf("k cache", kcache, act_bytes(s.ctx * s.kv_heads * s.head_dim))?;
+        check_buf("v cache", vcache, act_bytes(s.ctx * s.kv_heads * s.head_dim))?;
         check_buf("attention output", out, act_bytes(t * s.heads * s.head_dim))?;
+        let splits = if part.is_some() { splits_for(t, s.heads, s.ctx) } else { 1 };
+        let part = match part {
+            Some(b) if splits > 1 => {
+                check_buf("attention split scratch", b, part_bytes(t, s))?;
+                b
+            }
+            _ => &self.dummy,
+        };
+        let chunk = s.ctx.div_ceil(splits).div_ceil(64) * 64;
         let pipeline = self.ctx.pipeline("attention", &[])?;
         let params = AttentionParams {
             heads: s.heads as u32,
@@ -103,16 +135,29 @@ impl Attention {
             tokens: t as u32,
             ctx: s.ctx as u32,
             scale: 1.0 / (s.head_dim as f32).sqrt(),
-            _pad: [0; 2],
+            splits: splits as u32,
+            chunk: chunk as u32,
         };
         let uniform = self.ctx.uniform("attention params", &params);
+        let [x, y, _] = fold_workgroups((t * s.heads) as u32);
         g.push(
             &self.ctx,
             "attention",
             &pipeline,
-            &[&uniform, q, tok, kcache, vcache, out],
-            fold_workgroups((t * s.heads) as u32),
+            &[&uniform, q, tok, kcache, vcache, out, part],
+            [x, y, splits as u32],
         );
+        if splits > 1 {
+            let pipeline = self.ctx.pipeline("attention_combine", &[])?;
+            let params = CombineParams {
+                heads: s.heads as u32,
+                head_dim: s.head_dim as u32,
+                tokens: t as u32,
+                splits: splits as u32,
+            };
+            let uniform = self.ctx.uniform("attention combine params", &params);
+            g.push(&self.ctx, "attention_combine", &pipeline, &[&uniform, part, out], [x, y, 1]);
+        }
         Ok(())
     }
 }

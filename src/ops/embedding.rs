@@ -46,24 +46,12 @@ impl Embedding {
         check_even(&table.name, c)?;
         check_buf("embedding ids", ids, (t * 4) as u64)?;
         check_buf("embedding output", out, act_bytes(t * c))?;
-        let pipeline = self
-            .ctx
-            .pipeline("embedding", &[("W_DTYPE", table.dtype.wgsl_id())])?;
+        let pipeline = self.ctx.pipeline("embedding", &[("W_DTYPE", table.dtype.wgsl_id())])?;
         for chunk in &table.chunks {
-            let params = EmbeddingParams {
-                c: c as u32,
-                tokens: t as u32,
-                row0: chunk.row0 as u32,
-                rows: chunk.rows as u32,
-            };
+            let params =
+                EmbeddingParams { c: c as u32, tokens: t as u32, row0: chunk.row0 as u32, rows: chunk.rows as u32 };
             let uniform = self.ctx.uniform("embedding params", &params);
-            g.push(
-                &self.ctx,
-                "embedding",
-                &pipeline,
-                &[&uniform, ids, &chunk.buf, out],
-                per_item(t * c / 2),
-            );
+            g.push(&self.ctx, "embedding", &pipeline, &[&uniform, ids, &chunk.buf, out], per_item(t * c / 2));
         }
         Ok(())
     }

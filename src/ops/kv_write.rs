@@ -46,20 +46,9 @@ impl KvWrite {
         check_buf("kv_write positions", tok, (t * 8) as u64)?;
         check_buf("kv cache", cache, act_bytes(ctx_len * row))?;
         let pipeline = self.ctx.pipeline("kv_write", &[])?;
-        let params = KvWriteParams {
-            row_words: (row / 2) as u32,
-            tokens: t as u32,
-            ctx: ctx_len as u32,
-            _pad: 0,
-        };
+        let params = KvWriteParams { row_words: (row / 2) as u32, tokens: t as u32, ctx: ctx_len as u32, _pad: 0 };
         let uniform = self.ctx.uniform("kv_write params", &params);
-        g.push(
-            &self.ctx,
-            "kv_write",
-            &pipeline,
-            &[&uniform, src, tok, cache],
-            per_item(t * row / 2),
-        );
+        g.push(&self.ctx, "kv_write", &pipeline, &[&uniform, src, tok, cache], per_item(t * row / 2));
         Ok(())
     }
 }

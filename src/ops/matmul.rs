@@ -43,38 +43,28 @@ pub enum MatmulOut {
 /// The matmul op: pipelines per (kernel, weight dtype, output kind), made on first use.
 pub struct Matmul {
     ctx: GpuContext,
-    pipelines:
-        std::sync::Mutex<HashMap<(bool, WeightDtype, MatmulOut), Arc<wgpu::ComputePipeline>>>,
+    pipelines: std::sync::Mutex<HashMap<(bool, bool, WeightDtype, MatmulOut), Arc<wgpu::ComputePipeline>>>,
 }
 
 impl Matmul {
     /// A matmul op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
-        Matmul {
-            ctx: ctx.clone(),
-            pipelines: Default::default(),
-        }
+        Matmul { ctx: ctx.clone(), pipelines: Default::default() }
     }
 
-    fn pipeline(
-        &self,
-        gemv: bool,
-        dtype: WeightDtype,
-        out: MatmulOut,
-    ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key = (gemv, dtype, out);
+    fn pipeline(&self, gemv: bool, vec: bool, dtype: WeightDtype, out: MatmulOut) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key = (gemv, vec, dtype, out);
         if let Some(p) = self.pipelines.lock().expect("matmul pipelines").get(&key) {
             return Ok(p.clone());
         }
         let name = if gemv { "matmul_gemv" } else { "matmul_gemm" };
         let out_f32 = if out == MatmulOut::F32 { 1.0 } else { 0.0 };
-        let p = self
-            .ctx
-            .pipeline(name, &[("W_DTYPE", dtype.wgsl_id()), ("OUT_F32", out_f32)])?;
-        self.pipelines
-            .lock()
-            .expect("matmul pipelines")
-            .insert(key, p.clone());
+        let mut constants = vec![("W_DTYPE", dtype.wgsl_id()), ("OUT_F32", out_f32)];
+        if gemv {
+            constants.push(("VEC", if vec { 1.0 } else { 0.0 }));
+        }
+        let p = self.ctx.pipeline(name, &constants)?;
+        self.pipelines.lock().expect("matmul pipelines").insert(key, p.clone());
         Ok(p)
     }
 
@@ -103,7 +93,7 @@ impl Matmul {
             return Ok(());
         }
         let gemv = t <= GEMV_MAX_TOKENS;
-        let pipeline = self.pipeline(gemv, w.dtype, out_kind)?;
+        let pipeline = self.pipeline(gemv, k % 8 == 0, w.dtype, out_kind)?;
         for chunk in &w.chunks {
             let params = MatmulParams {
                 k: k as u32,
@@ -121,21 +111,12 @@ impl Matmul {
                 let wx = chunk.rows.div_ceil(64);
                 let wy = t.div_ceil(32);
                 if wx > 65_535 || wy > 65_535 {
-                    return Err(Error::Invalid(format!(
-                        "{}: GEMM grid {wx}x{wy} exceeds 65535 workgroups",
-                        w.name
-                    )));
+                    return Err(Error::Invalid(format!("{}: GEMM grid {wx}x{wy} exceeds 65535 workgroups", w.name)));
                 }
                 [wx as u32, wy as u32, 1]
             };
             let label = if gemv { "matmul_gemv" } else { "matmul_gemm" };
-            g.push(
-                &self.ctx,
-                label,
-                &pipeline,
-                &[&uniform, x, &chunk.buf, out],
-                workgroups,
-            );
+            g.push(&self.ctx, label, &pipeline, &[&uniform, x, &chunk.buf, out], workgroups);
         }
         Ok(())
     }

@@ -25,11 +25,7 @@ pub fn act_bytes(n: usize) -> u64 {
 /// Fails unless `buf` holds at least `bytes` bytes.
 pub(crate) fn check_buf(what: &str, buf: &wgpu::Buffer, bytes: u64) -> Result<()> {
     if buf.size() < bytes {
-        return Err(Error::shape(
-            what,
-            format!("a buffer of at least {bytes} bytes"),
-            format!("{} bytes", buf.size()),
-        ));
+        return Err(Error::shape(what, format!("a buffer of at least {bytes} bytes"), format!("{} bytes", buf.size())));
     }
     Ok(())
 }

@@ -43,32 +43,15 @@ impl RmsNorm {
     ) -> Result<()> {
         let c = w.cols;
         if w.rows != 1 || w.chunks.len() != 1 {
-            return Err(Error::shape(
-                &w.name,
-                "a vector (C)",
-                format!("{}x{}", w.rows, w.cols),
-            ));
+            return Err(Error::shape(&w.name, "a vector (C)", format!("{}x{}", w.rows, w.cols)));
         }
         check_even(&w.name, c)?;
         check_buf("rms_norm input", x, act_bytes(t * c))?;
         check_buf("rms_norm output", out, act_bytes(t * c))?;
-        let pipeline = self
-            .ctx
-            .pipeline("rms_norm", &[("W_DTYPE", w.dtype.wgsl_id())])?;
-        let params = RmsNormParams {
-            c: c as u32,
-            t: t as u32,
-            eps,
-            _pad: 0,
-        };
+        let pipeline = self.ctx.pipeline("rms_norm", &[("W_DTYPE", w.dtype.wgsl_id())])?;
+        let params = RmsNormParams { c: c as u32, t: t as u32, eps, _pad: 0 };
         let uniform = self.ctx.uniform("rms_norm params", &params);
-        g.push(
-            &self.ctx,
-            "rms_norm",
-            &pipeline,
-            &[&uniform, x, &w.chunks[0].buf, out],
-            fold_workgroups(t as u32),
-        );
+        g.push(&self.ctx, "rms_norm", &pipeline, &[&uniform, x, &w.chunks[0].buf, out], fold_workgroups(t as u32));
         Ok(())
     }
 }

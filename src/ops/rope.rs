@@ -32,18 +32,11 @@ pub enum RopeScaling {
 
 /// Inverse frequencies `theta^(-2i/D)` for i in 0..D/2, scaled, computed in f32 as transformers does.
 pub fn inv_freqs(head_dim: usize, theta: f32, scaling: &RopeScaling) -> Vec<f32> {
-    let base: Vec<f32> = (0..head_dim / 2)
-        .map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32))
-        .collect();
+    let base: Vec<f32> = (0..head_dim / 2).map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32)).collect();
     match *scaling {
         RopeScaling::None => base,
         RopeScaling::Linear { factor } => base.iter().map(|f| f / factor).collect(),
-        RopeScaling::Llama3 {
-            factor,
-            low_freq_factor,
-            high_freq_factor,
-            original_max_position_embeddings: old,
-        } => {
+        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings: old } => {
             let low_wavelen = old / low_freq_factor;
             let high_wavelen = old / high_freq_factor;
             base.iter()
@@ -54,8 +47,7 @@ pub fn inv_freqs(head_dim: usize, theta: f32, scaling: &RopeScaling) -> Vec<f32>
                     } else if wavelen > low_wavelen {
                         f / factor
                     } else {
-                        let smooth = (old / wavelen - low_freq_factor)
-                            / (high_freq_factor - low_freq_factor);
+                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * f / factor + smooth * f
                     }
                 })
@@ -89,21 +81,11 @@ pub struct RopeTable {
 
 impl RopeTable {
     /// Computes and uploads the table for positions `0..max_pos`.
-    pub fn new(
-        ctx: &GpuContext,
-        head_dim: usize,
-        theta: f32,
-        scaling: &RopeScaling,
-        max_pos: usize,
-    ) -> Result<Self> {
+    pub fn new(ctx: &GpuContext, head_dim: usize, theta: f32, scaling: &RopeScaling, max_pos: usize) -> Result<Self> {
         check_even("head_dim", head_dim)?;
         let table = freqs_cis(&inv_freqs(head_dim, theta, scaling), max_pos);
         let buf = ctx.storage_init("rope table", bytemuck::cast_slice(&table))?;
-        Ok(RopeTable {
-            buf,
-            head_dim,
-            max_pos,
-        })
+        Ok(RopeTable { buf, head_dim, max_pos })
     }
 }
 
@@ -189,13 +171,7 @@ impl Rope {
             _pad: [0; 2],
         };
         let uniform = self.ctx.uniform("rope params", &params);
-        g.push(
-            &self.ctx,
-            "rope",
-            &pipeline,
-            &[&uniform, src, tok, &table.buf, dst_buf],
-            per_item(t * heads * d / 2),
-        );
+        g.push(&self.ctx, "rope", &pipeline, &[&uniform, src, tok, &table.buf, dst_buf], per_item(t * heads * d / 2));
         Ok(())
     }
 }

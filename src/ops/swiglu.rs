@@ -40,20 +40,8 @@ impl Swiglu {
             check_buf(what, b, act_bytes(n))?;
         }
         let pipeline = self.ctx.pipeline("swiglu", &[])?;
-        let uniform = self.ctx.uniform(
-            "swiglu params",
-            &SwigluParams {
-                words: (n / 2) as u32,
-                _pad: [0; 3],
-            },
-        );
-        g.push(
-            &self.ctx,
-            "swiglu",
-            &pipeline,
-            &[&uniform, gate, up, out],
-            per_item(n / 2),
-        );
+        let uniform = self.ctx.uniform("swiglu params", &SwigluParams { words: (n / 2) as u32, _pad: [0; 3] });
+        g.push(&self.ctx, "swiglu", &pipeline, &[&uniform, gate, up, out], per_item(n / 2));
         Ok(())
     }
 }

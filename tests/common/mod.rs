@@ -20,41 +20,22 @@ pub fn ctx(path: ActDtype) -> &'static GpuContext {
     static BF16: OnceLock<GpuContext> = OnceLock::new();
     let c = match path {
         ActDtype::F16 => F16.get_or_init(|| open(GpuOptions::from_env())),
-        ActDtype::Bf16 => BF16.get_or_init(|| {
-            open(GpuOptions {
-                force_bf16: true,
-                ..GpuOptions::from_env()
-            })
-        }),
+        ActDtype::Bf16 => BF16.get_or_init(|| open(GpuOptions { force_bf16: true, ..GpuOptions::from_env() })),
     };
-    assert_eq!(
-        c.act, path,
-        "adapter {} lacks shader-f16 for the f16 path",
-        c.info.name
-    );
+    assert_eq!(c.act, path, "adapter {} lacks shader-f16 for the f16 path", c.info.name);
     c
 }
 
 /// A context whose binding limit is lowered to `bytes`, to exercise chunked weights.
 pub fn small_binding_ctx(path: ActDtype) -> GpuContext {
-    open(GpuOptions {
-        force_bf16: path == ActDtype::Bf16,
-        max_binding_override: Some(4096),
-        ..GpuOptions::from_env()
-    })
+    open(GpuOptions { force_bf16: path == ActDtype::Bf16, max_binding_override: Some(4096), ..GpuOptions::from_env() })
 }
 
 /// A fresh RNG per test; the seed is printed (set INFERNO_TEST_SEED to replay one).
 pub fn rng(test: &str) -> StdRng {
-    let seed = std::env::var("INFERNO_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let seed = std::env::var("INFERNO_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
     eprintln!("{test}: INFERNO_TEST_SEED={seed}");
     StdRng::seed_from_u64(seed)
 }
@@ -71,14 +52,12 @@ pub fn round_act(path: ActDtype, v: &[f32]) -> Vec<f32> {
 
 /// Uploads activations (packed 16-bit).
 pub fn upload_act(c: &GpuContext, v: &[f32]) -> wgpu::Buffer {
-    c.storage_init("test act", bytemuck::cast_slice(&c.act.pack(v)))
-        .unwrap()
+    c.storage_init("test act", bytemuck::cast_slice(&c.act.pack(v))).unwrap()
 }
 
 /// A buffer of `bytes` bytes filled with NaN (0xffffffff), so unwritten outputs fail.
 pub fn poisoned(c: &GpuContext, bytes: usize) -> wgpu::Buffer {
-    c.storage_init("poisoned", &vec![0xff; bytes.div_ceil(4) * 4])
-        .unwrap()
+    c.storage_init("poisoned", &vec![0xff; bytes.div_ceil(4) * 4]).unwrap()
 }
 
 /// Reads `n` packed activations back as f32.

@@ -1,0 +1,52 @@
+// attention_combine.wgsl — merges the split-K partials of attention.wgsl:
+//   out = sum_s acc_s * exp(m_s - M) / sum_s l_s * exp(m_s - M),  M = max_s m_s
+//   part (T, H, splits, 2 + D) f32: m, l, acc[D] per split (empty splits have l = 0)
+//   out  (T, H, D) packed activations
+// One 64-thread workgroup per (token, head); each thread owns output words lid, lid + 64.
+
+struct Params {
+    heads: u32,
+    head_dim: u32,
+    tokens: u32,
+    splits: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) lid: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let th = wid.x + wid.y * nwg.x;
+    if th >= p.tokens * p.heads {
+        return;
+    }
+    let stride = 2u + p.head_dim;
+    let base = th * p.splits * stride;
+    var big_m = -3.0e38;
+    for (var s = 0u; s < p.splits; s++) {
+        if part[base + s * stride + 1u] > 0.0 {
+            big_m = max(big_m, part[base + s * stride]);
+        }
+    }
+    var l = 0.0;
+    for (var s = 0u; s < p.splits; s++) {
+        let ls = part[base + s * stride + 1u];
+        if ls > 0.0 {
+            l += ls * exp(part[base + s * stride] - big_m);
+        }
+    }
+    let hw = p.head_dim / 2u;
+    for (var w = lid; w < hw; w += 64u) {
+        var acc = vec2<f32>(0.0);
+        for (var s = 0u; s < p.splits; s++) {
+            let b = base + s * stride;
+            if part[b + 1u] > 0.0 {
+                acc += vec2<f32>(part[b + 2u + 2u * w], part[b + 3u + 2u * w]) * exp(part[b] - big_m);
+            }
+        }
+        out[th * hw + w] = pack_act(acc / l);
+    }
+}
