@@ -364,7 +364,7 @@ fn argmax_rows_with_ties() {
 #[test]
 fn shape_errors_are_errors() {
     let c = ctx(ActDtype::F16);
-    let w = Weight::upload(c, "w", WeightDtype::Bf16, 4, 8, &[0u8; 64]).unwrap();
+    let w = Weight::upload(c, "w", WeightDtype::Bf16, 4, 64, &[0u8; 512]).unwrap();
     let small = c.storage("x", 4).unwrap();
     let out = c.storage("o", 1024).unwrap();
     let err = Matmul::new(c).record(&mut Graph::new(), &small, &w, &out, MatmulOut::Act, 1).unwrap_err();
