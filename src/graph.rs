@@ -13,6 +13,8 @@ pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
+    /// Bytes of weights it streams (for GB/s in profiles; 0 when not noted).
+    pub bytes: u64,
 }
 
 /// One step of a graph.
@@ -70,7 +72,14 @@ impl Graph {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.steps.push(Step::Dispatch(Dispatch { label, pipeline: pipeline.clone(), bind_group, workgroups }));
+        self.steps.push(Step::Dispatch(Dispatch { label, pipeline: pipeline.clone(), bind_group, workgroups, bytes: 0 }));
+    }
+
+    /// Notes the bytes of weights the last recorded dispatch streams (for profiles).
+    pub fn note_bytes(&mut self, bytes: u64) {
+        if let Some(Step::Dispatch(d)) = self.steps.last_mut() {
+            d.bytes = bytes;
+        }
     }
 
     /// Records a copy of `size` bytes between buffers.
@@ -112,5 +121,82 @@ impl Graph {
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("graph") });
         self.encode(&mut enc);
         ctx.queue.submit([enc.finish()])
+    }
+}
+
+/// GPU time of one dispatch, from timestamp queries.
+#[derive(Clone, Debug)]
+pub struct ProfileEntry {
+    /// Kernel name.
+    pub label: &'static str,
+    /// GPU nanoseconds.
+    pub ns: f64,
+    /// Weight bytes it streams.
+    pub bytes: u64,
+}
+
+impl Graph {
+    /// Runs the graph once with a timestamp around every dispatch (each in its own pass, so the
+    /// sum is a little above a normal run) and returns the GPU time of each. Needs the adapter's
+    /// `TIMESTAMP_QUERY`; profiles at most the first 2048 dispatches.
+    pub async fn profile(&self, ctx: &GpuContext) -> crate::Result<Vec<ProfileEntry>> {
+        if !ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(crate::Error::Invalid(format!("{} has no timestamp queries", ctx.info.name)));
+        }
+        let dispatches: Vec<&Dispatch> = self.dispatches().take(2048).collect();
+        let n = dispatches.len() as u32;
+        let qs = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * n.max(1),
+        });
+        let bytes = 16 * n.max(1) as u64;
+        let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile resolve"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = ctx.staging("profile readback", bytes);
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+        let mut i = 0u32;
+        for step in &self.steps {
+            match step {
+                Step::Copy { src, src_offset, dst, dst_offset, size } => {
+                    enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size)
+                }
+                Step::Dispatch(d) if i < n => {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(d.label),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set: &qs,
+                            beginning_of_pass_write_index: Some(2 * i),
+                            end_of_pass_write_index: Some(2 * i + 1),
+                        }),
+                    });
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    let [x, y, z] = d.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                    i += 1;
+                }
+                Step::Dispatch(_) => {}
+            }
+        }
+        enc.resolve_query_set(&qs, 0..2 * n, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
+        ctx.queue.submit([enc.finish()]);
+        let raw = ctx.map_read(&staging, bytes).await?;
+        let ticks: &[u64] = bytemuck::cast_slice(&raw);
+        let period = ctx.queue.get_timestamp_period() as f64;
+        Ok(dispatches
+            .iter()
+            .enumerate()
+            .map(|(k, d)| ProfileEntry {
+                label: d.label,
+                ns: ticks[2 * k + 1].saturating_sub(ticks[2 * k]) as f64 * period,
+                bytes: d.bytes,
+            })
+            .collect())
     }
 }

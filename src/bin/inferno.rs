@@ -67,6 +67,9 @@ enum Cmd {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also print a per-op GPU profile of one decode step (timestamp queries).
+        #[arg(long)]
+        profile: bool,
     },
     /// GPU adapters, features and limits (and a model's shape with -m).
     Info {
@@ -294,7 +297,7 @@ fn real_main() -> Result<()> {
                 msgs.push(Message::new("assistant", &g.text));
             }
         }
-        Cmd::Bench { m, n_prompt, n_gen, reps, json } => bench(&m, n_prompt, n_gen, reps, json)?,
+        Cmd::Bench { m, n_prompt, n_gen, reps, json, profile } => bench(&m, n_prompt, n_gen, reps, json, profile)?,
         Cmd::Info { model, g } => {
             let opts =
                 GpuOptions { adapter_name: g.adapter.clone(), force_bf16: g.force_bf16, ..GpuOptions::from_env() };
@@ -358,7 +361,7 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) -> Result<()> {
+fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool, profile: bool) -> Result<()> {
     let ctx = gpu(&m.g)?;
     let ck = Checkpoint::open(&m.model)?;
     let pb = progress_bar(ck.tensor_bytes());
@@ -395,6 +398,9 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) 
             }
         }
     }
+    if profile {
+        print_profile(&ctx, &mut s)?;
+    }
     let ledger = s.ledger();
     let dtype = model.layers[0].q_proj.dtype.name();
     let name = m.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -425,6 +431,33 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool) 
             "load {load_s:.2} s; time to first token {ttft_m:.1} ms; GPU memory: weights {} B, KV {} B, scratch {} B",
             ledger.weights, ledger.kv_cache, ledger.scratch
         );
+    }
+    Ok(())
+}
+
+/// Per-op GPU time of one recorded decode step: op, calls, total ms, % of step, GB/s of weights.
+fn print_profile(ctx: &GpuContext, s: &mut Session) -> Result<()> {
+    let g = s.decode_graph().context("no decode step was run (use -n > 0)")?;
+    let entries = pollster::block_on(g.profile(ctx))?;
+    let total: f64 = entries.iter().map(|e| e.ns).sum();
+    let mut ops: Vec<(&str, usize, f64, u64)> = vec![];
+    for e in &entries {
+        match ops.iter_mut().find(|o| o.0 == e.label) {
+            Some(o) => {
+                o.1 += 1;
+                o.2 += e.ns;
+                o.3 += e.bytes;
+            }
+            None => ops.push((e.label, 1, e.ns, e.bytes)),
+        }
+    }
+    ops.sort_by(|a, b| b.2.total_cmp(&a.2));
+    eprintln!("decode step profile ({} dispatches, {:.3} ms of GPU time, one pass per dispatch)", entries.len(), total / 1e6);
+    eprintln!("| op | calls | total ms | % of step | GB/s (weights) |");
+    eprintln!("|---|---|---|---|---|");
+    for (label, calls, ns, bytes) in ops {
+        let gbs = if bytes > 0 { format!("{:.0}", bytes as f64 / ns) } else { "-".into() };
+        eprintln!("| {label} | {calls} | {:.3} | {:.1} | {gbs} |", ns / 1e6, 100.0 * ns / total);
     }
     Ok(())
 }

@@ -269,25 +269,33 @@ impl GpuContext {
 
     /// Copies `bytes` bytes from the start of `buf` back to the host.
     pub async fn read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-        let size = bytes.div_ceil(4) * 4;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
+        let staging = self.staging("readback", bytes);
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, staging.size());
+        self.queue.submit([enc.finish()]);
+        self.map_read(&staging, bytes).await
+    }
+
+    /// A host-readable buffer of at least `bytes` bytes (copy destination).
+    pub fn staging(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.div_ceil(4).max(1) * 4,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        });
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
-        self.queue.submit([enc.finish()]);
+        })
+    }
+
+    /// Waits for the submitted work, maps `staging` and returns its first `bytes` bytes
+    /// (native: blocks in `poll`; wasm: awaits the `map_async` callback).
+    pub async fn map_read(&self, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         let (tx, rx) = futures::channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu { what: "readback".into(), reason: e.to_string() })?;
         let gpu_err = |reason: String| Error::Gpu { what: "readback".into(), reason };
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err(e.to_string()))?;
         rx.await.map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
         let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
         let out = view[..bytes as usize].to_vec();

@@ -37,6 +37,7 @@ pub struct Session {
     hsel: wgpu::Buffer,   // (R, C) rows that need logits
     logits: wgpu::Buffer, // (R, V) f32
     next: wgpu::Buffer,   // (R) u32 argmax
+    staging: wgpu::Buffer, // host-readable copy of logits or ids
     /// Most tokens in one forward.
     pub max_tokens: usize,
     /// Most rows of logits in one forward.
@@ -96,6 +97,8 @@ impl Session {
         let hsel = buf("hsel", act_bytes(max_logit_rows * c))?;
         let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;
         let next = buf("next", (max_logit_rows * 4) as u64)?;
+        let staging = ctx.staging("logits readback", (max_logit_rows * v * 4) as u64);
+        scratch_bytes += staging.size();
         let mut kv = KvCache { k: vec![], v: vec![], ctx_len, slots };
         for l in 0..cfg.num_hidden_layers {
             kv.k.push(ctx.storage(&format!("k cache {l}"), kv_bytes)?);
@@ -111,6 +114,7 @@ impl Session {
             hsel,
             logits,
             next,
+            staging,
             max_tokens,
             max_logit_rows,
             scratch_bytes,
@@ -189,8 +193,9 @@ impl Session {
     }
 
     /// Runs the graph for `t` tokens with logits for `rows` (and argmax when `argmax`),
-    /// recording it on first use.
-    fn run_graph(&mut self, t: usize, rows: Rows, argmax: bool) -> Result<()> {
+    /// recording it on first use, and reads back `bytes` of the logits (or of the argmax ids)
+    /// in the same submit.
+    async fn run_graph(&mut self, t: usize, rows: Rows, argmax: bool, bytes: u64) -> Result<Vec<u8>> {
         let key = (t, rows.clone(), argmax);
         if !self.graphs.contains_key(&key) {
             if self.graphs.len() >= 32 {
@@ -216,8 +221,18 @@ impl Session {
             }
             self.graphs.insert(key.clone(), g);
         }
-        self.graphs[&key].run(&self.model.ctx);
-        Ok(())
+        let ctx = &self.model.ctx;
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        self.graphs[&key].encode(&mut enc);
+        let src = if argmax { &self.next } else { &self.logits };
+        enc.copy_buffer_to_buffer(src, 0, &self.staging, 0, bytes.div_ceil(4) * 4);
+        ctx.queue.submit([enc.finish()]);
+        ctx.map_read(&self.staging, bytes).await
+    }
+
+    /// The recorded decode graph for one token (for profiling).
+    pub fn decode_graph(&mut self) -> Option<&Graph> {
+        self.graphs.get(&(1, Rows::Last(vec![0]), true))
     }
 
     /// Runs the chunks and returns the logits of each chunk's last token, (chunks, V) f32.
@@ -225,8 +240,7 @@ impl Session {
         let (t, last) = self.prepare(chunks)?;
         self.check_rows(last.len())?;
         let n = last.len() * self.model.config.vocab_size;
-        self.run_graph(t, Rows::Last(last), false)?;
-        let bytes = self.model.ctx.read(&self.logits, (n * 4) as u64).await?;
+        let bytes = self.run_graph(t, Rows::Last(last), false, (n * 4) as u64).await?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
@@ -236,8 +250,7 @@ impl Session {
         let (t, last) = self.prepare(chunks)?;
         self.check_rows(last.len())?;
         let n = last.len();
-        self.run_graph(t, Rows::Last(last), true)?;
-        let bytes = self.model.ctx.read(&self.next, (n * 4) as u64).await?;
+        let bytes = self.run_graph(t, Rows::Last(last), true, (n * 4) as u64).await?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
@@ -249,8 +262,7 @@ impl Session {
         for (k, piece) in tokens.chunks(self.max_logit_rows).enumerate() {
             let chunk = SeqChunk { slot, pos: pos0 + k * self.max_logit_rows, tokens: piece };
             let (t, _) = self.prepare(&[chunk])?;
-            self.run_graph(t, Rows::All, false)?;
-            let bytes = self.model.ctx.read(&self.logits, (t * v * 4) as u64).await?;
+            let bytes = self.run_graph(t, Rows::All, false, (t * v * 4) as u64).await?;
             out.extend_from_slice(bytemuck::cast_slice(&bytes));
         }
         Ok(out)

@@ -117,6 +117,7 @@ impl Matmul {
             };
             let label = if gemv { "matmul_gemv" } else { "matmul_gemm" };
             g.push(&self.ctx, label, &pipeline, &[&uniform, x, &chunk.buf, out], workgroups);
+            g.note_bytes(chunk.buf.size());
         }
         Ok(())
     }
