@@ -79,6 +79,18 @@ enum Cmd {
         #[command(flatten)]
         g: GpuArgs,
     },
+    /// Write a GGUF model as SafeTensors + config.json + tokenizer.json.
+    Convert {
+        /// The .gguf file.
+        #[arg(short, long)]
+        model: PathBuf,
+        /// Output directory.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Weight dtype of the output: bf16, f16 or f32.
+        #[arg(long, default_value = "bf16")]
+        dtype: String,
+    },
     /// Perplexity of a text file, in windows of --ctx tokens (as llama-perplexity).
     Perplexity {
         #[command(flatten)]
@@ -317,6 +329,17 @@ fn real_main() -> Result<()> {
                     ck.tensor_bytes()
                 );
             }
+        }
+        Cmd::Convert { model, out, dtype } => {
+            let dtype = match dtype.as_str() {
+                "bf16" => inferno_llama::WeightDtype::Bf16,
+                "f16" => inferno_llama::WeightDtype::F16,
+                "f32" => inferno_llama::WeightDtype::F32,
+                other => bail!("--dtype {other}: expected bf16, f16 or f32"),
+            };
+            let ck = Checkpoint::open(&model)?;
+            inferno_llama::model::convert::gguf_to_safetensors(&ck, &out, dtype)?;
+            eprintln!("wrote {}", out.display());
         }
         Cmd::Perplexity { m, file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

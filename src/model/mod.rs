@@ -2,6 +2,8 @@
 
 pub mod checkpoint;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod convert;
 pub mod gguf;
 pub mod llama;
 pub mod session;

@@ -1,0 +1,141 @@
+//! Bad input gives a clear error naming the file or tensor: never a panic, a hang or a silent
+//! wrong answer.
+
+mod common;
+
+use inferno_llama::model::{Checkpoint, Llama};
+use inferno_llama::ActDtype;
+use std::path::{Path, PathBuf};
+
+fn data(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(case)
+}
+
+/// A scratch copy of a golden checkpoint directory.
+fn scratch(case: &str, tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("inferno-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(data(case)).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+/// Opening and loading must fail with a message containing every one of `needles`.
+fn expect_error(path: &Path, needles: &[&str]) {
+    let c = common::ctx(ActDtype::F16);
+    let err = match Checkpoint::open(path) {
+        Err(e) => e,
+        Ok(ck) => match Llama::load(c, &ck, |_, _| {}) {
+            Err(e) => e,
+            Ok(_) => panic!("{} loaded without error", path.display()),
+        },
+    };
+    let msg = err.to_string();
+    for n in needles {
+        assert!(msg.contains(n), "error {msg:?} should mention {n:?}");
+    }
+    assert!(!msg.contains('\n'), "one-line error: {msg:?}");
+}
+
+/// A safetensors file from a raw JSON header and data bytes.
+fn write_safetensors(path: &Path, header: &str, data: &[u8]) {
+    let mut b = (header.len() as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(header.as_bytes());
+    b.extend_from_slice(data);
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn truncated_safetensors() {
+    let dir = scratch("tiny-gqa-bf16", "trunc");
+    let f = dir.join("model.safetensors");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    expect_error(&dir, &["model.safetensors"]);
+}
+
+#[test]
+fn header_length_past_end() {
+    let dir = scratch("tiny-gqa-bf16", "hdr");
+    let f = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    std::fs::write(&f, bytes).unwrap();
+    expect_error(&dir, &["model.safetensors"]);
+}
+
+#[test]
+fn overlapping_offsets() {
+    let dir = scratch("tiny-gqa-bf16", "overlap");
+    let h = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
+    write_safetensors(&dir.join("model.safetensors"), h, &[0u8; 12]);
+    expect_error(&dir, &["model.safetensors"]);
+}
+
+#[test]
+fn wrong_shape_names_the_tensor() {
+    let dir = scratch("tiny-gqa-bf16", "shape");
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("\"intermediate_size\": 172", "\"intermediate_size\": 170");
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    expect_error(&dir, &["model.layers.0.mlp.gate_proj.weight", "[170, 64]", "[172, 64]"]);
+}
+
+#[test]
+fn missing_tensor_names_it() {
+    let dir = scratch("tiny-gqa-bf16", "missing");
+    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    expect_error(&dir, &["missing tensor model.layers.2."]);
+}
+
+#[test]
+fn missing_shard_names_it() {
+    let dir = scratch("tiny-sharded-bf16", "shard");
+    std::fs::remove_file(dir.join("model-00003-of-00009.safetensors")).unwrap();
+    expect_error(&dir, &["model-00003-of-00009.safetensors", "missing"]);
+}
+
+#[test]
+fn unsupported_dtype_names_tensor_and_dtype() {
+    let dir = scratch("tiny-gqa-bf16", "dtype");
+    let h = r#"{"model.embed_tokens.weight":{"dtype":"I64","shape":[509,64],"data_offsets":[0,260608]}}"#;
+    write_safetensors(&dir.join("model.safetensors"), h, &vec![0u8; 260_608]);
+    expect_error(&dir, &["model.embed_tokens.weight", "I64"]);
+}
+
+#[test]
+fn missing_config_and_bad_json() {
+    let dir = scratch("tiny-gqa-bf16", "cfg");
+    std::fs::write(dir.join("config.json"), "{ not json").unwrap();
+    expect_error(&dir, &["config.json", "JSON"]);
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    expect_error(&dir, &["config.json"]);
+    expect_error(Path::new("/no/such/model"), &["/no/such/model"]);
+}
+
+#[test]
+fn corrupt_gguf_files() {
+    let dir = std::env::temp_dir().join(format!("inferno-{}-gguf", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.gguf");
+    std::fs::write(&f, b"NOPE0000").unwrap();
+    expect_error(&f, &["bad.gguf", "magic"]);
+    // a valid header that declares a huge metadata count
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(0u64.to_le_bytes());
+    b.extend(u64::MAX.to_le_bytes());
+    std::fs::write(&f, &b).unwrap();
+    expect_error(&f, &["bad.gguf"]);
+    // the real model cut short: tensor data past the end
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join(".models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if let Ok(bytes) = std::fs::read(&real) {
+        std::fs::write(&f, &bytes[..bytes.len() / 3]).unwrap();
+        expect_error(&f, &["bad.gguf", "past the end"]);
+        std::fs::write(&f, &bytes[..4000]).unwrap();
+        expect_error(&f, &["bad.gguf", "past the end"]);
+    }
+}
