@@ -72,7 +72,13 @@ impl Graph {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.steps.push(Step::Dispatch(Dispatch { label, pipeline: pipeline.clone(), bind_group, workgroups, bytes: 0 }));
+        self.steps.push(Step::Dispatch(Dispatch {
+            label,
+            pipeline: pipeline.clone(),
+            bind_group,
+            workgroups,
+            bytes: 0,
+        }));
     }
 
     /// Notes the bytes of weights the last recorded dispatch streams (for profiles).

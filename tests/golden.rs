@@ -68,7 +68,8 @@ fn golden_logits_decode_and_greedy() {
             let ledger = model.ledger();
             assert_eq!(ledger.weights_in_file, ckpt.tensor_bytes(), "{case}: every tensor of the file is on the GPU");
             assert!(
-                ledger.weights >= ledger.weights_in_file && ledger.weights - ledger.weights_in_file < 16 * ckpt.tensors.len() as u64,
+                ledger.weights >= ledger.weights_in_file
+                    && ledger.weights - ledger.weights_in_file < 16 * ckpt.tensors.len() as u64,
                 "{case}: {ledger:?}"
             );
             let mut s = Session::new(model, 2, 64, 32).unwrap();

@@ -78,7 +78,9 @@ fn overlapping_offsets() {
 #[test]
 fn wrong_shape_names_the_tensor() {
     let dir = scratch("tiny-gqa-bf16", "shape");
-    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("\"intermediate_size\": 172", "\"intermediate_size\": 170");
+    let cfg = std::fs::read_to_string(dir.join("config.json"))
+        .unwrap()
+        .replace("\"intermediate_size\": 172", "\"intermediate_size\": 170");
     std::fs::write(dir.join("config.json"), cfg).unwrap();
     expect_error(&dir, &["model.layers.0.mlp.gate_proj.weight", "[170, 64]", "[172, 64]"]);
 }
@@ -86,7 +88,9 @@ fn wrong_shape_names_the_tensor() {
 #[test]
 fn missing_tensor_names_it() {
     let dir = scratch("tiny-gqa-bf16", "missing");
-    let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    let cfg = std::fs::read_to_string(dir.join("config.json"))
+        .unwrap()
+        .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
     std::fs::write(dir.join("config.json"), cfg).unwrap();
     expect_error(&dir, &["missing tensor model.layers.2."]);
 }

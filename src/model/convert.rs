@@ -68,10 +68,12 @@ fn config_json(c: &LlamaConfig, dtype: WeightDtype) -> serde_json::Value {
     let rope_scaling = match c.rope_scaling {
         RopeScaling::None => serde_json::Value::Null,
         RopeScaling::Linear { factor } => serde_json::json!({"rope_type": "linear", "factor": factor}),
-        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => serde_json::json!({
-            "rope_type": "llama3", "factor": factor, "low_freq_factor": low_freq_factor,
-            "high_freq_factor": high_freq_factor, "original_max_position_embeddings": original_max_position_embeddings,
-        }),
+        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+            serde_json::json!({
+                "rope_type": "llama3", "factor": factor, "low_freq_factor": low_freq_factor,
+                "high_freq_factor": high_freq_factor, "original_max_position_embeddings": original_max_position_embeddings,
+            })
+        }
     };
     serde_json::json!({
         "architectures": ["LlamaForCausalLM"],

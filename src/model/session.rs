@@ -34,9 +34,9 @@ pub struct Session {
     scratch: Scratch,
     kv: KvCache,
     rope: RopeTable,
-    hsel: wgpu::Buffer,   // (R, C) rows that need logits
-    logits: wgpu::Buffer, // (R, V) f32
-    next: wgpu::Buffer,   // (R) u32 argmax
+    hsel: wgpu::Buffer,    // (R, C) rows that need logits
+    logits: wgpu::Buffer,  // (R, V) f32
+    next: wgpu::Buffer,    // (R) u32 argmax
     staging: wgpu::Buffer, // host-readable copy of logits or ids
     /// Most tokens in one forward.
     pub max_tokens: usize,

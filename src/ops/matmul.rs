@@ -52,7 +52,13 @@ impl Matmul {
         Matmul { ctx: ctx.clone(), pipelines: Default::default() }
     }
 
-    fn pipeline(&self, gemv: bool, vec: bool, dtype: WeightDtype, out: MatmulOut) -> Result<Arc<wgpu::ComputePipeline>> {
+    fn pipeline(
+        &self,
+        gemv: bool,
+        vec: bool,
+        dtype: WeightDtype,
+        out: MatmulOut,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
         let key = (gemv, vec, dtype, out);
         if let Some(p) = self.pipelines.lock().expect("matmul pipelines").get(&key) {
             return Ok(p.clone());

@@ -1,0 +1,112 @@
+//! The `inferno` CLI run as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn inferno(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_inferno")).args(args).output().expect("run inferno")
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn smollm2() -> String {
+    let p = root().join(".models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.exists(), "{} is missing: run tests/fetch-smollm2.sh", p.display());
+    p.display().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn run_answers_with_the_default_model() {
+    let o = inferno(&["run", "-m", &smollm2(), "-p", "What is the capital of France?", "-n", "40"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "The capital of France is Paris.");
+    let err = stderr(&o);
+    assert!(err.contains("tok/s") && err.contains("finish: Eos"), "{err}");
+}
+
+#[test]
+fn run_with_sampling_is_repeatable_by_seed() {
+    let args = [
+        "run",
+        "-m",
+        &smollm2(),
+        "-p",
+        "Tell me a story.",
+        "-n",
+        "12",
+        "--temp",
+        "0.9",
+        "--top-p",
+        "0.95",
+        "--seed",
+        "7",
+    ];
+    let a = inferno(&args);
+    let b = inferno(&args);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(a.stdout, b.stdout);
+    assert!(!a.stdout.is_empty());
+}
+
+#[test]
+fn bench_json_parses() {
+    let model = root().join("tests/data/tiny-gqa-bf16");
+    let o = inferno(&["bench", "-m", model.to_str().unwrap(), "-p", "16", "-n", "8", "-r", "2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("bench --json prints JSON");
+    assert!(j["pp_tok_s"].as_f64().unwrap() > 0.0);
+    assert!(j["tg_tok_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["weights_dtype"], "BF16");
+    assert_eq!(j["tg"].as_array().unwrap().len(), 2);
+    assert!(j["gpu_bytes"]["weights"].as_u64().unwrap() >= j["weights_file_bytes"].as_u64().unwrap());
+}
+
+#[test]
+fn perplexity_of_a_text() {
+    let dir = std::env::temp_dir().join(format!("inferno-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("text.txt");
+    std::fs::write(&f, "The quick brown fox jumps over the lazy dog. The capital of France is Paris, and the capital of Germany is Berlin. Water boils at one hundred degrees Celsius at sea level.").unwrap();
+    let o = inferno(&["perplexity", "-m", &smollm2(), "-f", f.to_str().unwrap(), "-c", "64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let ppl: f64 = out.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{out}"));
+    assert!(ppl > 1.0 && ppl < 100.0, "perplexity {ppl} of plain English");
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors() {
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["run".into(), "-m".into(), "/no/such/model.gguf".into(), "-p".into(), "hi".into()],
+            "/no/such/model.gguf",
+        ),
+        (vec!["info".into(), "-m".into(), root().join("Cargo.toml").display().to_string()], "config.json"),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = inferno(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+    // a corrupt GGUF file
+    let dir = std::env::temp_dir().join(format!("inferno-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad: PathBuf = dir.join("corrupt.gguf");
+    std::fs::write(&bad, b"GGUF\x03\x00\x00\x00garbage").unwrap();
+    let o = inferno(&["run", "-m", bad.to_str().unwrap(), "-p", "hi"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("corrupt.gguf"), "{}", stderr(&o));
+    // an unknown flag: clap's usage error
+    let o = inferno(&["run", "--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--no-such-flag"));
+}
