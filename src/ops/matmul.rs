@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
 use crate::gpu::{fold_workgroups, GpuContext};
 use crate::graph::Graph;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Mirrors `Params` in both matmul shaders.
@@ -40,16 +39,15 @@ pub enum MatmulOut {
     F32,
 }
 
-/// The matmul op: pipelines per (kernel, weight dtype, output kind), made on first use.
+/// The matmul op (pipelines per kernel, weight dtype and output kind come from the context's cache).
 pub struct Matmul {
     ctx: GpuContext,
-    pipelines: std::sync::Mutex<HashMap<(bool, bool, WeightDtype, MatmulOut), Arc<wgpu::ComputePipeline>>>,
 }
 
 impl Matmul {
     /// A matmul op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
-        Matmul { ctx: ctx.clone(), pipelines: Default::default() }
+        Matmul { ctx: ctx.clone() }
     }
 
     fn pipeline(
@@ -59,19 +57,13 @@ impl Matmul {
         dtype: WeightDtype,
         out: MatmulOut,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key = (gemv, vec, dtype, out);
-        if let Some(p) = self.pipelines.lock().expect("matmul pipelines").get(&key) {
-            return Ok(p.clone());
-        }
-        let name = if gemv { "matmul_gemv" } else { "matmul_gemm" };
         let out_f32 = if out == MatmulOut::F32 { 1.0 } else { 0.0 };
-        let mut constants = vec![("W_DTYPE", dtype.wgsl_id()), ("OUT_F32", out_f32)];
         if gemv {
-            constants.push(("VEC", if vec { 1.0 } else { 0.0 }));
+            let vec = if vec { 1.0 } else { 0.0 };
+            self.ctx.pipeline("matmul_gemv", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_F32", out_f32), ("VEC", vec)])
+        } else {
+            self.ctx.pipeline("matmul_gemm", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_F32", out_f32)])
         }
-        let p = self.ctx.pipeline(name, &constants)?;
-        self.pipelines.lock().expect("matmul pipelines").insert(key, p.clone());
-        Ok(p)
     }
 
     /// Records `out (t, W.rows) = x (t, W.cols) @ W^T`, one dispatch per weight chunk.
