@@ -206,19 +206,9 @@ impl InfernoLlamaEngine {
         // reuse the cached prefix, but always run at least the last prompt token
         let keep = self.cached.iter().zip(&ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
         self.cached.truncate(keep);
-        let pending = ids[keep..].to_vec();
-        Ok(GenState {
-            sampler: Sampler::new(params.sampling.clone()),
-            stream: TextStream::new(params.stop.clone()),
-            prompt_tokens: pending.len(),
-            pending,
-            tokens: vec![],
-            params,
-            done: None,
-            started: false,
-            prompt_secs: 0.0,
-            gen_secs: 0.0,
-        })
+        let mut st = self.start_state(params, ids.len() - keep);
+        st.pending = ids[keep..].to_vec();
+        Ok(st)
     }
 
     /// Runs one forward (the prompt, or one new token); returns the text it released, or None
@@ -326,6 +316,105 @@ impl InfernoLlamaEngine {
         }))
     }
 
+    /// Generates after several prompts at once, one sequence per KV-cache slot: the prompts are
+    /// prefilled (together when they fit one forward), then every unfinished sequence advances by
+    /// one token per forward. Each has its own sampling, stops and length. Slot 0's cached
+    /// conversation is dropped.
+    pub async fn generate_batch_async(&mut self, prompts: &[&str], params: &[GenerateParams]) -> Result<Vec<Generation>> {
+        let n = prompts.len();
+        if params.len() != n {
+            return Err(Error::Invalid(format!("{n} prompts but {} parameter sets", params.len())));
+        }
+        if n > self.session.slots() || n > self.session.max_logit_rows {
+            return Err(Error::Invalid(format!("{n} prompts exceed the session's {} sequence slots", self.session.slots())));
+        }
+        self.cached.clear();
+        let mut seqs = Vec::with_capacity(n);
+        for (p, par) in prompts.iter().zip(params) {
+            let ids = self.tokenizer.encode(p, true)?;
+            if ids.is_empty() || ids.len() >= self.session.ctx_len() {
+                return Err(Error::Invalid(format!("prompt of {} tokens does not fit the context length {}", ids.len(), self.session.ctx_len())));
+            }
+            let mut st = self.start_state(par.clone(), ids.len());
+            st.pending = ids;
+            seqs.push(st);
+        }
+        // prefill: one forward for all prompts when they fit, else one per prompt
+        let t0 = (self.clock)();
+        let total: usize = seqs.iter().map(|s| s.pending.len()).sum();
+        let mut logits = Vec::new();
+        if total <= self.session.max_tokens {
+            let chunks: Vec<SeqChunk> = seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, pos: 0, tokens: &s.pending }).collect();
+            logits = self.session.forward_last(&chunks).await?;
+        } else {
+            for (i, s) in seqs.iter().enumerate() {
+                logits.extend(self.session.prefill(i, 0, &s.pending).await?);
+            }
+        }
+        let v = self.session.model.config.vocab_size;
+        let prompt_secs = (self.clock)() - t0;
+        let mut pos: Vec<usize> = seqs.iter().map(|s| s.pending.len()).collect();
+        let mut history: Vec<Vec<u32>> = seqs.iter_mut().map(|s| std::mem::take(&mut s.pending)).collect();
+        let mut rows: Vec<usize> = (0..n).collect(); // logits row of each active sequence
+        loop {
+            // sample, stream and check stops for every sequence that got logits
+            for (r, &i) in rows.iter().enumerate() {
+                let st = &mut seqs[i];
+                let next = st.sampler.sample(&logits[r * v..(r + 1) * v], &history[i]);
+                if self.eos_ids.contains(&next) {
+                    st.done = Some(FinishReason::Eos);
+                    st.stream.finish();
+                    continue;
+                }
+                st.tokens.push(next);
+                history[i].push(next);
+                let (_, stopped) = st.stream.push(&self.tokenizer, next)?;
+                if stopped {
+                    st.done = Some(FinishReason::Stop);
+                } else if st.tokens.len() >= st.params.max_tokens || pos[i] + 1 >= self.session.ctx_len() {
+                    st.done = Some(FinishReason::Length);
+                    st.stream.finish();
+                }
+            }
+            rows = (0..n).filter(|&i| seqs[i].done.is_none()).collect();
+            if rows.is_empty() {
+                break;
+            }
+            let last: Vec<[u32; 1]> = rows.iter().map(|&i| [*history[i].last().unwrap_or(&0)]).collect();
+            let chunks: Vec<SeqChunk> = rows.iter().zip(&last).map(|(&i, t)| SeqChunk { slot: i, pos: pos[i], tokens: t }).collect();
+            logits = self.session.forward_last(&chunks).await?;
+            for &i in &rows {
+                pos[i] += 1;
+            }
+        }
+        let gen_secs = (self.clock)() - t0 - prompt_secs;
+        Ok(seqs
+            .iter()
+            .map(|st| Generation { prompt_secs, gen_secs, ..self.summary(st) })
+            .collect())
+    }
+
+    fn start_state(&self, params: GenerateParams, prompt_tokens: usize) -> GenState {
+        GenState {
+            sampler: Sampler::new(params.sampling.clone()),
+            stream: TextStream::new(params.stop.clone()),
+            prompt_tokens,
+            pending: vec![],
+            tokens: vec![],
+            params,
+            done: None,
+            started: false,
+            prompt_secs: 0.0,
+            gen_secs: 0.0,
+        }
+    }
+
+    /// Blocking [`InfernoLlamaEngine::generate_batch_async`] (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn generate_batch(&mut self, prompts: &[&str], params: &[GenerateParams]) -> Result<Vec<Generation>> {
+        pollster::block_on(self.generate_batch_async(prompts, params))
+    }
+
     /// Blocking generation with a callback per text piece (native).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn generate(&mut self, prompt: &str, params: GenerateParams, on_text: impl FnMut(&str)) -> Result<Generation> {
@@ -404,11 +493,13 @@ pub struct EngineOptions {
     pub ctx_len: Option<usize>,
     /// Most tokens per forward (prompt pieces); default 256.
     pub max_tokens: usize,
+    /// Sequences that can be generated together ([`InfernoLlamaEngine::generate_batch`]); default 1.
+    pub slots: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { ctx_len: None, max_tokens: 256 }
+        EngineOptions { ctx_len: None, max_tokens: 256, slots: 1 }
     }
 }
 
@@ -425,7 +516,7 @@ impl InfernoLlamaEngine {
         let (tokenizer, template) = tokenizer_for(&ckpt)?;
         let model = std::sync::Arc::new(crate::model::Llama::load(gpu, &ckpt, progress)?);
         let ctx_len = opts.ctx_len.unwrap_or(model.config.max_position_embeddings.min(4096));
-        let session = Session::new(model, 1, ctx_len, opts.max_tokens)?;
+        let session = Session::new(model, opts.slots.max(1), ctx_len, opts.max_tokens)?;
         Ok(Self::new(session, tokenizer, template))
     }
 }

@@ -166,3 +166,25 @@ fn converted_bf16_safetensors_give_the_same_answers() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn batch_generation_matches_single_answers() {
+    let c = ctx(ActDtype::F16);
+    let opts = inferno_llama::generate::EngineOptions { slots: 2, ..Default::default() };
+    let mut eng = InfernoLlamaEngine::load(&model_path(), c, &opts, |_, _| {}).unwrap();
+    let exp = expected();
+    let chats = exp["chats"].as_array().unwrap();
+    let prompts: Vec<&str> = chats.iter().map(|c| c["prompt_text"].as_str().unwrap()).collect();
+    // different lengths and stops per sequence: the second stops at a string
+    let params = [
+        GenerateParams { max_tokens: 32, ..Default::default() },
+        GenerateParams { max_tokens: 32, stop: vec!["shore".into()], ..Default::default() },
+    ];
+    let out = eng.generate_batch(&prompts, &params).unwrap();
+    assert_eq!(out[0].text, chats[0]["greedy_text"].as_str().unwrap());
+    assert_eq!(out[0].finish, inferno_llama::generate::FinishReason::Eos);
+    let haiku = chats[1]["greedy_text"].as_str().unwrap();
+    assert_eq!(out[1].text, &haiku[..haiku.find("shore").unwrap()]);
+    assert_eq!(out[1].finish, inferno_llama::generate::FinishReason::Stop);
+    assert!(eng.generate_batch(&[prompts[0], prompts[1], prompts[0]], &[params[0].clone(), params[0].clone(), params[0].clone()]).is_err());
+}

@@ -29,9 +29,9 @@ enum Cmd {
     Run {
         #[command(flatten)]
         m: ModelArgs,
-        /// The prompt.
-        #[arg(short, long)]
-        prompt: String,
+        /// The prompt; repeat -p to generate several answers together (batched).
+        #[arg(short, long, required = true)]
+        prompt: Vec<String>,
         /// Use the prompt as raw text (no chat template).
         #[arg(long)]
         raw: bool,
@@ -208,10 +208,10 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
     pb
 }
 
-fn load_engine(m: &ModelArgs) -> Result<InfernoLlamaEngine> {
+fn load_engine(m: &ModelArgs, slots: usize) -> Result<InfernoLlamaEngine> {
     let ctx = gpu(&m.g)?;
     let pb = progress_bar(0);
-    let opts = EngineOptions { ctx_len: m.ctx, max_tokens: m.batch };
+    let opts = EngineOptions { ctx_len: m.ctx, max_tokens: m.batch, slots };
     let eng = InfernoLlamaEngine::load(&m.model, &ctx, &opts, |done, total| {
         pb.set_length(total);
         pb.set_position(done);
@@ -260,17 +260,30 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run { m, prompt, raw, system, s } => {
-            let mut eng = load_engine(&m)?;
-            let text = if raw || eng.template.is_none() {
-                prompt
-            } else {
-                let mut msgs = vec![];
-                if let Some(sys) = system {
-                    msgs.push(Message::new("system", &sys));
+            let mut eng = load_engine(&m, prompt.len())?;
+            let mut texts = vec![];
+            for p in prompt {
+                texts.push(if raw || eng.template.is_none() {
+                    p
+                } else {
+                    let mut msgs = vec![];
+                    if let Some(sys) = &system {
+                        msgs.push(Message::new("system", sys));
+                    }
+                    msgs.push(Message::new("user", &p));
+                    eng.render_chat(&msgs)?
+                });
+            }
+            if texts.len() > 1 {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let params = vec![s.params(); refs.len()];
+                for (i, g) in eng.generate_batch(&refs, &params)?.iter().enumerate() {
+                    println!("[{i}] {}", g.text);
+                    print_stats(g);
                 }
-                msgs.push(Message::new("user", &prompt));
-                eng.render_chat(&msgs)?
-            };
+                return Ok(());
+            }
+            let text = texts.remove(0);
             let out = std::io::stdout();
             let g = eng.generate(&text, s.params(), |piece| {
                 let mut o = out.lock();
@@ -281,7 +294,7 @@ fn real_main() -> Result<()> {
             print_stats(&g);
         }
         Cmd::Chat { m, system, s } => {
-            let mut eng = load_engine(&m)?;
+            let mut eng = load_engine(&m, 1)?;
             if eng.template.is_none() {
                 bail!("{} has no chat template; use `inferno run --raw`", m.model.display());
             }
@@ -343,7 +356,7 @@ fn real_main() -> Result<()> {
         }
         Cmd::Perplexity { m, file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let mut eng = load_engine(&m)?;
+            let mut eng = load_engine(&m, 1)?;
             let ids = eng.tokenizer.encode(&text, true)?;
             let n_ctx = m.ctx.unwrap_or(512).min(eng.session.ctx_len());
             if ids.len() < 2 {
