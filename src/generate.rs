@@ -320,20 +320,31 @@ impl InfernoLlamaEngine {
     /// prefilled (together when they fit one forward), then every unfinished sequence advances by
     /// one token per forward. Each has its own sampling, stops and length. Slot 0's cached
     /// conversation is dropped.
-    pub async fn generate_batch_async(&mut self, prompts: &[&str], params: &[GenerateParams]) -> Result<Vec<Generation>> {
+    pub async fn generate_batch_async(
+        &mut self,
+        prompts: &[&str],
+        params: &[GenerateParams],
+    ) -> Result<Vec<Generation>> {
         let n = prompts.len();
         if params.len() != n {
             return Err(Error::Invalid(format!("{n} prompts but {} parameter sets", params.len())));
         }
         if n > self.session.slots() || n > self.session.max_logit_rows {
-            return Err(Error::Invalid(format!("{n} prompts exceed the session's {} sequence slots", self.session.slots())));
+            return Err(Error::Invalid(format!(
+                "{n} prompts exceed the session's {} sequence slots",
+                self.session.slots()
+            )));
         }
         self.cached.clear();
         let mut seqs = Vec::with_capacity(n);
         for (p, par) in prompts.iter().zip(params) {
             let ids = self.tokenizer.encode(p, true)?;
             if ids.is_empty() || ids.len() >= self.session.ctx_len() {
-                return Err(Error::Invalid(format!("prompt of {} tokens does not fit the context length {}", ids.len(), self.session.ctx_len())));
+                return Err(Error::Invalid(format!(
+                    "prompt of {} tokens does not fit the context length {}",
+                    ids.len(),
+                    self.session.ctx_len()
+                )));
             }
             let mut st = self.start_state(par.clone(), ids.len());
             st.pending = ids;
@@ -344,7 +355,8 @@ impl InfernoLlamaEngine {
         let total: usize = seqs.iter().map(|s| s.pending.len()).sum();
         let mut logits = Vec::new();
         if total <= self.session.max_tokens {
-            let chunks: Vec<SeqChunk> = seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, pos: 0, tokens: &s.pending }).collect();
+            let chunks: Vec<SeqChunk> =
+                seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, pos: 0, tokens: &s.pending }).collect();
             logits = self.session.forward_last(&chunks).await?;
         } else {
             for (i, s) in seqs.iter().enumerate() {
@@ -381,17 +393,15 @@ impl InfernoLlamaEngine {
                 break;
             }
             let last: Vec<[u32; 1]> = rows.iter().map(|&i| [*history[i].last().unwrap_or(&0)]).collect();
-            let chunks: Vec<SeqChunk> = rows.iter().zip(&last).map(|(&i, t)| SeqChunk { slot: i, pos: pos[i], tokens: t }).collect();
+            let chunks: Vec<SeqChunk> =
+                rows.iter().zip(&last).map(|(&i, t)| SeqChunk { slot: i, pos: pos[i], tokens: t }).collect();
             logits = self.session.forward_last(&chunks).await?;
             for &i in &rows {
                 pos[i] += 1;
             }
         }
         let gen_secs = (self.clock)() - t0 - prompt_secs;
-        Ok(seqs
-            .iter()
-            .map(|st| Generation { prompt_secs, gen_secs, ..self.summary(st) })
-            .collect())
+        Ok(seqs.iter().map(|st| Generation { prompt_secs, gen_secs, ..self.summary(st) }).collect())
     }
 
     fn start_state(&self, params: GenerateParams, prompt_tokens: usize) -> GenState {

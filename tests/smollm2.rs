@@ -186,5 +186,10 @@ fn batch_generation_matches_single_answers() {
     let haiku = chats[1]["greedy_text"].as_str().unwrap();
     assert_eq!(out[1].text, &haiku[..haiku.find("shore").unwrap()]);
     assert_eq!(out[1].finish, inferno_llama::generate::FinishReason::Stop);
-    assert!(eng.generate_batch(&[prompts[0], prompts[1], prompts[0]], &[params[0].clone(), params[0].clone(), params[0].clone()]).is_err());
+    assert!(eng
+        .generate_batch(
+            &[prompts[0], prompts[1], prompts[0]],
+            &[params[0].clone(), params[0].clone(), params[0].clone()]
+        )
+        .is_err());
 }

@@ -257,14 +257,24 @@ impl GpuContext {
         Ok(())
     }
 
-    /// Runs `f` (buffer creations) inside an out-of-memory error scope.
-    pub async fn catch_oom<T>(&self, what: &str, bytes: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let out = f();
-        if let Some(e) = scope.pop().await {
-            return Err(Error::OutOfMemory { what: format!("{what}: {e}"), bytes });
+    /// Runs `f` (buffer creations) inside an out-of-memory error scope, so running out of GPU
+    /// memory is an [`Error::OutOfMemory`] naming `what` instead of a panic in wgpu's default
+    /// handler. On wasm the scope cannot be awaited synchronously; there `f` runs as is.
+    pub fn guard_oom<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let out = f();
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(Error::OutOfMemory { what: format!("{what}: {e}"), bytes: 0 });
+            }
+            out
         }
-        out
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = what;
+            f()
+        }
     }
 
     /// Copies `bytes` bytes from the start of `buf` back to the host.

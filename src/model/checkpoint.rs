@@ -8,7 +8,9 @@ use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+#[cfg(not(target_arch = "wasm32"))]
+use std::path::Path;
+use std::path::PathBuf;
 
 /// The bytes of one model file.
 pub enum FileData {

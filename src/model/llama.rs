@@ -159,7 +159,11 @@ pub struct KvCache {
 
 impl Llama {
     /// Uploads a checkpoint's weights tensor by tensor; `progress(done, total)` in bytes.
-    pub fn load(ctx: &GpuContext, ckpt: &Checkpoint, mut progress: impl FnMut(u64, u64)) -> Result<Self> {
+    pub fn load(ctx: &GpuContext, ckpt: &Checkpoint, progress: impl FnMut(u64, u64)) -> Result<Self> {
+        ctx.guard_oom("model weights", || Self::load_inner(ctx, ckpt, progress))
+    }
+
+    fn load_inner(ctx: &GpuContext, ckpt: &Checkpoint, mut progress: impl FnMut(u64, u64)) -> Result<Self> {
         let cfg = ckpt.config.clone();
         let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let qd = cfg.num_attention_heads * cfg.head_dim;

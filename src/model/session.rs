@@ -51,6 +51,11 @@ impl Session {
     /// `max_tokens` tokens at once.
     pub fn new(model: Arc<Llama>, slots: usize, ctx_len: usize, max_tokens: usize) -> Result<Self> {
         let ctx = model.ctx.clone();
+        ctx.guard_oom("KV cache and scratch buffers", || Self::new_inner(model, slots, ctx_len, max_tokens))
+    }
+
+    fn new_inner(model: Arc<Llama>, slots: usize, ctx_len: usize, max_tokens: usize) -> Result<Self> {
+        let ctx = model.ctx.clone();
         let cfg = &model.config;
         if slots == 0 || ctx_len == 0 || max_tokens == 0 {
             return Err(Error::Invalid("slots, context length and batch size must be positive".into()));
