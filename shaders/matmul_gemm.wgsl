@@ -2,11 +2,10 @@
 // through workgroup memory, 16 K-elements per step, each thread computes 2 tokens x 4 columns.
 //
 //   x   (T, K)        packed activations, K even
-//   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE
+//   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE (weights.wgsl)
 //   out (T, N_total)  packed activations, or f32 when OUT_F32; columns [out_offset, out_offset + N)
 // Grid: x = column tiles (N / 64), y = token tiles (T / 32).
 
-override W_DTYPE: u32 = 2u;
 override OUT_F32: bool = false;
 
 struct Params {
@@ -15,11 +14,14 @@ struct Params {
     out_stride: u32, // columns of out (N_total)
     out_offset: u32, // first column written by this chunk (even)
     t: u32,          // tokens
+    d_off: u32,      // block formats: word offset of the scales in W
+    m_off: u32,      // block formats: word offset of the minimums in W
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<u32>;         // (T, K/2)
-@group(0) @binding(2) var<storage, read> w: array<u32>;         // (N, K) in W_DTYPE
+// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
 const BT: u32 = 32u;
@@ -28,13 +30,6 @@ const BK: u32 = 16u;
 
 var<workgroup> xs: array<array<f32, BT>, BK>; // [k][token]
 var<workgroup> ws: array<array<f32, BN>, BK>; // [k][column]
-
-fn load_w2(e: u32) -> vec2<f32> {
-    if W_DTYPE == 0u {
-        return vec2<f32>(bitcast<f32>(w[e]), bitcast<f32>(w[e + 1u]));
-    }
-    return unpack_w16(w[e / 2u], W_DTYPE);
-}
 
 fn store(t: u32, col: u32, v: vec4<f32>) {
     if t >= p.t || col >= p.n {
@@ -55,6 +50,8 @@ fn store(t: u32, col: u32, v: vec4<f32>) {
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    w_d_off = p.d_off;
+    w_m_off = p.m_off;
     let n0 = wid.x * BN;
     let t0 = wid.y * BT;
     let tx = lid % 16u; // 4 columns each

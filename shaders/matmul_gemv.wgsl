@@ -1,14 +1,13 @@
 // matmul_gemv.wgsl — out = x @ W^T for few tokens (decode): one weight row per 64 lanes.
 //
 //   x   (T, K)        packed activations, K even
-//   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE
+//   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE (weights.wgsl)
 //   out (T, N_total)  packed activations, or f32 when OUT_F32 (logits); this chunk writes
 //                     columns [out_offset, out_offset + N)
 // Workgroup = 4 rows x 64 lanes; lanes stride over K, then reduce in workgroup memory.
 // With VEC (K % 8 == 0) every step loads 8 activations and 8 weights with 16-byte loads;
 // otherwise pairs. Grid: x/y = row groups (folded), z = token.
 
-override W_DTYPE: u32 = 2u;
 override OUT_F32: bool = false;
 override VEC: bool = true;
 
@@ -17,42 +16,21 @@ struct Params {
     n: u32,          // rows of W in this chunk
     out_stride: u32, // columns of out (N_total)
     out_offset: u32, // first column written by this chunk (even)
+    t: u32,          // tokens (unused here: z of the grid)
+    d_off: u32,      // block formats: word offset of the scales in W
+    m_off: u32,      // block formats: word offset of the minimums in W
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;   // (T, K/2) words
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;   // (N, K) in W_DTYPE
+// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
 const LANES: u32 = 64u;
 const ROWS: u32 = 4u;
 
 var<workgroup> partial: array<array<f32, LANES>, ROWS>;
-
-fn w_word(i: u32) -> u32 {
-    return w[i / 4u][i % 4u];
-}
-
-// Two consecutive weight elements starting at even element index e.
-fn load_w2(e: u32) -> vec2<f32> {
-    if W_DTYPE == 0u {
-        return vec2<f32>(bitcast<f32>(w_word(e)), bitcast<f32>(w_word(e + 1u)));
-    }
-    return unpack_w16(w_word(e / 2u), W_DTYPE);
-}
-
-// Dot of 8 activations (one vec4 of packed words) with the 8 weights from element e (e % 8 == 0).
-fn dot8(xv: vec4<u32>, e: u32) -> f32 {
-    if W_DTYPE == 0u {
-        let a = w[e / 4u];
-        let b = w[e / 4u + 1u];
-        return dot(unpack_act(xv.x), bitcast<vec2<f32>>(a.xy)) + dot(unpack_act(xv.y), bitcast<vec2<f32>>(a.zw))
-             + dot(unpack_act(xv.z), bitcast<vec2<f32>>(b.xy)) + dot(unpack_act(xv.w), bitcast<vec2<f32>>(b.zw));
-    }
-    let wv = w[e / 8u];
-    return dot(unpack_act(xv.x), unpack_w16(wv.x, W_DTYPE)) + dot(unpack_act(xv.y), unpack_w16(wv.y, W_DTYPE))
-         + dot(unpack_act(xv.z), unpack_w16(wv.z, W_DTYPE)) + dot(unpack_act(xv.w), unpack_w16(wv.w, W_DTYPE));
-}
 
 @compute @workgroup_size(64, 4)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>,
@@ -66,6 +44,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     let lane = lid.x;
     let r = lid.y;
     let row = group * ROWS + r;
+    w_d_off = p.d_off;
+    w_m_off = p.m_off;
     var acc = 0.0;
     if row < p.n {
         let wbase = row * p.k;

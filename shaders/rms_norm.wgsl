@@ -1,8 +1,6 @@
 // rms_norm.wgsl — out = x / sqrt(mean(x^2) + eps) * weight, statistics in f32.
-//   x, out (T, C) packed activations, C even; weight (C) in W_DTYPE.
+//   x, out (T, C) packed activations, C even; weight (C) in W_DTYPE (weights.wgsl, not a block format).
 // One 256-thread workgroup per token row (rows folded over x/y).
-
-override W_DTYPE: u32 = 2u;
 
 struct Params {
     c: u32,   // row length (elements, even)
@@ -13,18 +11,11 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<u32>;         // (T, C/2)
-@group(0) @binding(2) var<storage, read> w: array<u32>;         // (C) in W_DTYPE
+// @binding(2) w: (C) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, C/2)
 
 const WG: u32 = 256u;
 var<workgroup> red: array<f32, WG>;
-
-fn load_w2(e: u32) -> vec2<f32> {
-    if W_DTYPE == 0u {
-        return vec2<f32>(bitcast<f32>(w[e]), bitcast<f32>(w[e + 1u]));
-    }
-    return unpack_w16(w[e / 2u], W_DTYPE);
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32,

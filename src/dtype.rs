@@ -11,32 +11,53 @@ pub enum WeightDtype {
     F16,
     /// bfloat16.
     Bf16,
+    /// GGUF Q8_0: blocks of 32 int8 with an f16 scale (34 bytes).
+    Q8_0,
+    /// GGUF Q4_0: blocks of 32 4-bit values `(q - 8) * d` (18 bytes).
+    Q4_0,
+    /// GGUF Q4_1: blocks of 32 4-bit values `q * d + m` (20 bytes).
+    Q4_1,
 }
 
 impl WeightDtype {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
+    /// Whether this is a block-quantized format.
+    pub fn is_block(self) -> bool {
+        matches!(self, WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1)
+    }
+
+    /// Bytes of one row of `cols` elements in the file's layout (`cols` a multiple of 32 for
+    /// block formats).
+    pub fn row_bytes(self, cols: usize) -> usize {
         match self {
-            WeightDtype::F32 => 4,
-            WeightDtype::F16 | WeightDtype::Bf16 => 2,
+            WeightDtype::F32 => cols * 4,
+            WeightDtype::F16 | WeightDtype::Bf16 => cols * 2,
+            WeightDtype::Q8_0 => cols / 32 * 34,
+            WeightDtype::Q4_0 => cols / 32 * 18,
+            WeightDtype::Q4_1 => cols / 32 * 20,
         }
     }
 
-    /// The value of the WGSL override constant `W_DTYPE` (see shaders/common.wgsl).
+    /// The value of the WGSL override constant `W_DTYPE` (see shaders/weights.wgsl).
     pub fn wgsl_id(self) -> f64 {
         match self {
             WeightDtype::F32 => 0.0,
             WeightDtype::F16 => 1.0,
             WeightDtype::Bf16 => 2.0,
+            WeightDtype::Q8_0 => 3.0,
+            WeightDtype::Q4_0 => 4.0,
+            WeightDtype::Q4_1 => 5.0,
         }
     }
 
-    /// Name as safetensors writes it.
+    /// Name as safetensors (or GGUF, for block formats) writes it.
     pub fn name(self) -> &'static str {
         match self {
             WeightDtype::F32 => "F32",
             WeightDtype::F16 => "F16",
             WeightDtype::Bf16 => "BF16",
+            WeightDtype::Q8_0 => "Q8_0",
+            WeightDtype::Q4_0 => "Q4_0",
+            WeightDtype::Q4_1 => "Q4_1",
         }
     }
 
@@ -50,18 +71,21 @@ impl WeightDtype {
         }
     }
 
-    /// Encodes f32 values into this dtype's little-endian bytes (tests and conversions).
+    /// Encodes f32 values into this dtype's little-endian bytes (tests and conversions); block
+    /// formats quantize as ggml's reference quantizers do (`values.len()` a multiple of 32).
     pub fn encode(self, values: &[f32]) -> Vec<u8> {
         match self {
+            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => crate::model::gguf::quantize(self, values),
             WeightDtype::F32 => bytemuck::cast_slice(values).to_vec(),
             WeightDtype::F16 => values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
             WeightDtype::Bf16 => values.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
         }
     }
 
-    /// Decodes this dtype's little-endian bytes to f32.
+    /// Decodes this dtype's little-endian bytes (GGUF block layout for block formats) to f32.
     pub fn decode(self, bytes: &[u8]) -> Vec<f32> {
         match self {
+            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => crate::model::gguf::dequantize_weight(self, bytes),
             WeightDtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             WeightDtype::F16 => {
                 bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()

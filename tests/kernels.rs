@@ -83,6 +83,27 @@ fn matmul_all_dtypes_both_paths() {
     }
 }
 
+const BLOCKS: [WeightDtype; 3] = [WeightDtype::Q8_0, WeightDtype::Q4_0, WeightDtype::Q4_1];
+
+#[test]
+fn matmul_gguf_blocks_both_paths() {
+    // weights stay in GGUF blocks on the GPU; the reference is the ggml dequantization
+    for path in PATHS {
+        let c = ctx(path);
+        for dtype in BLOCKS {
+            for &(t, k, n) in &[(1, 576, 1536), (1, 96, 10), (3, 64, 66), (7, 576, 96), (33, 96, 130)] {
+                check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
+            }
+            check_matmul(c, path, dtype, 2, 64, 1001, MatmulOut::F32);
+        }
+        let small = small_binding_ctx(path);
+        for dtype in BLOCKS {
+            check_matmul(&small, path, dtype, 1, 96, 130, MatmulOut::Act);
+            check_matmul(&small, path, dtype, 37, 96, 131, MatmulOut::F32);
+        }
+    }
+}
+
 #[test]
 fn matmul_chunked_weights() {
     for path in PATHS {
@@ -321,7 +342,7 @@ fn embedding_all_dtypes_chunked_and_not() {
             } else {
                 ctx(path)
             };
-            for dtype in WDTYPES {
+            for dtype in WDTYPES.into_iter().chain(BLOCKS) {
                 let mut rng = rng("embedding");
                 let (vocab, cols) = (1003, 96);
                 let (table, w) = rand_weight(c, &mut rng, dtype, vocab, cols, 1.0);

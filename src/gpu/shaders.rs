@@ -1,8 +1,14 @@
 //! The WGSL sources. Every kernel is compiled as `common.wgsl` (value helpers, the `ACT_F16`
-//! override) followed by the kernel's own file.
+//! override), then `weights.wgsl` for kernels that read weights, then the kernel's own file.
 
 /// Shared helpers prepended to every kernel.
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+/// Weight decoding (all dtypes and block formats), prepended to kernels that read weights.
+pub const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
+
+/// Kernels that read a weight at @binding(2) through weights.wgsl.
+const READS_WEIGHTS: &[&str] = &["matmul_gemv", "matmul_gemm", "rms_norm", "embedding"];
 
 /// Every kernel: (name, source of shaders/{name}.wgsl).
 pub const KERNELS: &[(&str, &str)] = &[
@@ -19,9 +25,11 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("argmax", include_str!("../../shaders/argmax.wgsl")),
 ];
 
-/// The full source of kernel `name` (common helpers + kernel), or None.
+/// The full source of kernel `name` (common helpers, weight decoding if it reads weights, the
+/// kernel), or None.
 pub fn kernel_source(name: &str) -> Option<String> {
-    KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{COMMON}\n{src}"))
+    let weights = if READS_WEIGHTS.contains(&name) { WEIGHTS } else { "" };
+    KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{COMMON}\n{weights}\n{src}"))
 }
 
 #[cfg(test)]
@@ -40,7 +48,7 @@ mod tests {
                     .validate(&module)
                     .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
             for act_f16 in [0.0, 1.0] {
-                for w_dtype in [0.0, 1.0, 2.0] {
+                for w_dtype in [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] {
                     let mut constants = naga::back::PipelineConstants::default();
                     constants.insert("ACT_F16".into(), act_f16);
                     if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("W_DTYPE")) {

@@ -11,8 +11,12 @@ pub struct WeightChunk {
     pub row0: usize,
     /// Rows held.
     pub rows: usize,
-    /// The bytes, `rows * cols * dtype.size()` (padded to 16).
+    /// The bytes (block formats repacked, see shaders/weights.wgsl), padded to 16.
     pub buf: wgpu::Buffer,
+    /// Block formats: word offset of the scales in `buf`.
+    pub d_off: u32,
+    /// Block formats: word offset of the minimums in `buf`.
+    pub m_off: u32,
 }
 
 /// A 2-D weight `(rows, cols)` (a 1-D weight has one row) in its checkpoint dtype.
@@ -39,7 +43,10 @@ impl Weight {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self> {
-        let row_bytes = cols * dtype.size();
+        if dtype.is_block() && cols % 32 != 0 {
+            return Err(Error::shape(name, "a multiple of 32 columns for a block format", cols));
+        }
+        let row_bytes = dtype.row_bytes(cols);
         if bytes.len() != rows * row_bytes {
             return Err(Error::shape(
                 name,
@@ -62,8 +69,13 @@ impl Weight {
         while row0 < rows {
             let n = max_rows.min(rows - row0);
             let data = &bytes[row0 * row_bytes..(row0 + n) * row_bytes];
-            let buf = ctx.storage_init(name, data)?;
-            chunks.push(WeightChunk { row0, rows: n, buf });
+            let chunk = if dtype.is_block() {
+                let (packed, d_off, m_off) = crate::model::gguf::repack_blocks(dtype, data);
+                WeightChunk { row0, rows: n, buf: ctx.storage_init(name, &packed)?, d_off, m_off }
+            } else {
+                WeightChunk { row0, rows: n, buf: ctx.storage_init(name, data)?, d_off: 0, m_off: 0 }
+            };
+            chunks.push(chunk);
             row0 += n;
         }
         Ok(Weight { name: name.to_string(), dtype, rows, cols, chunks })

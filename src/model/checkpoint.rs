@@ -353,8 +353,9 @@ impl Checkpoint {
         self.tensors.values().map(|t| (t.range.end - t.range.start) as u64).sum()
     }
 
-    /// The bytes of tensor `name` checked against `shape`, in a dtype the GPU reads natively;
-    /// GGUF block formats are dequantized to f16 here.
+    /// The bytes of tensor `name` checked against `shape`, in a dtype the GPU reads natively
+    /// (GGUF Q8_0/Q4_0/Q4_1 matrices stay in their blocks; a block-format vector is dequantized
+    /// to f16 here).
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<RawTensor<'_>> {
         let e = self
             .tensors
@@ -365,11 +366,15 @@ impl Checkpoint {
             return Err(Error::shape(format!("{file}: tensor {name}"), format!("{shape:?}"), format!("{:?}", e.shape)));
         }
         let bytes = &self.files[e.file][e.range.clone()];
+        let native = |dtype: WeightDtype| RawTensor { dtype, shape: e.shape.clone(), bytes: Cow::Borrowed(bytes), expanded_from: None };
         match e.ggml {
             None | Some(GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16) => {
-                let dtype = WeightDtype::from_name(&e.dtype.to_uppercase(), &format!("{file}: tensor {name}"))?;
-                Ok(RawTensor { dtype, shape: e.shape.clone(), bytes: Cow::Borrowed(bytes), expanded_from: None })
+                Ok(native(WeightDtype::from_name(&e.dtype.to_uppercase(), &format!("{file}: tensor {name}"))?))
             }
+            // matrices stay in their blocks on the GPU (dequantized inside the matmul)
+            Some(GgmlType::Q8_0) if shape.len() == 2 => Ok(native(WeightDtype::Q8_0)),
+            Some(GgmlType::Q4_0) if shape.len() == 2 => Ok(native(WeightDtype::Q4_0)),
+            Some(GgmlType::Q4_1) if shape.len() == 2 => Ok(native(WeightDtype::Q4_1)),
             Some(q) => {
                 let values = gguf::dequantize(q, bytes);
                 Ok(RawTensor {

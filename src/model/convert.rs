@@ -44,6 +44,8 @@ impl safetensors::View for Lazy<'_> {
             WeightDtype::F32 => safetensors::Dtype::F32,
             WeightDtype::F16 => safetensors::Dtype::F16,
             WeightDtype::Bf16 => safetensors::Dtype::BF16,
+            // convert writes float dtypes only (gguf_to_safetensors checks)
+            _ => safetensors::Dtype::F32,
         }
     }
     fn shape(&self) -> &[usize] {
@@ -60,7 +62,7 @@ impl safetensors::View for Lazy<'_> {
         Cow::Owned(self.dtype.encode(&values))
     }
     fn data_len(&self) -> usize {
-        self.shape.iter().product::<usize>() * self.dtype.size()
+        self.dtype.row_bytes(self.shape.iter().product::<usize>())
     }
 }
 
@@ -93,7 +95,7 @@ fn config_json(c: &LlamaConfig, dtype: WeightDtype) -> serde_json::Value {
         "bos_token_id": c.bos_token_id,
         "eos_token_id": c.eos_token_ids.first(),
         "hidden_act": "silu",
-        "torch_dtype": match dtype { WeightDtype::F32 => "float32", WeightDtype::F16 => "float16", WeightDtype::Bf16 => "bfloat16" },
+        "torch_dtype": match dtype { WeightDtype::F32 => "float32", WeightDtype::F16 => "float16", _ => "bfloat16" },
     })
 }
 
@@ -101,6 +103,9 @@ fn config_json(c: &LlamaConfig, dtype: WeightDtype) -> serde_json::Value {
 /// tokenizer.json and tokenizer_config.json (chat template, BOS/EOS).
 pub fn gguf_to_safetensors(ckpt: &Checkpoint, out: &Path, dtype: WeightDtype) -> Result<()> {
     let g = ckpt.gguf.as_ref().ok_or_else(|| Error::Invalid("convert reads GGUF files".into()))?;
+    if dtype.is_block() {
+        return Err(Error::Invalid(format!("convert writes f32, f16 or bf16, not {}", dtype.name())));
+    }
     let c = &ckpt.config;
     std::fs::create_dir_all(out).map_err(|e| Error::Io { file: out.display().to_string(), source: e })?;
     let write = |name: &str, text: String| {

@@ -331,3 +331,92 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
     }
     out
 }
+
+/// Dequantizes a block-format weight (`WeightDtype::Q8_0` / `Q4_0` / `Q4_1`) in GGUF layout.
+pub fn dequantize_weight(dtype: crate::WeightDtype, data: &[u8]) -> Vec<f32> {
+    let ty = match dtype {
+        crate::WeightDtype::Q8_0 => GgmlType::Q8_0,
+        crate::WeightDtype::Q4_0 => GgmlType::Q4_0,
+        crate::WeightDtype::Q4_1 => GgmlType::Q4_1,
+        other => return other.decode(data),
+    };
+    dequantize(ty, data)
+}
+
+/// Quantizes f32 values (a multiple of 32) to GGUF blocks as ggml's reference quantizers do.
+pub fn quantize(dtype: crate::WeightDtype, values: &[f32]) -> Vec<u8> {
+    let f16 = |x: f32| half::f16::from_f32(x).to_le_bytes();
+    let mut out = Vec::new();
+    for blk in values.chunks_exact(32) {
+        match dtype {
+            crate::WeightDtype::Q8_0 => {
+                let amax = blk.iter().fold(0.0f32, |a, x| a.max(x.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend(f16(d));
+                out.extend(blk.iter().map(|x| (x * id).round() as i8 as u8));
+            }
+            crate::WeightDtype::Q4_0 => {
+                let max = blk.iter().fold(0.0f32, |m, &x| if x.abs() > m.abs() { x } else { m });
+                let d = max / -8.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend(f16(d));
+                let q = |x: f32| ((x * id + 8.5) as i32).clamp(0, 15) as u8;
+                out.extend((0..16).map(|j| q(blk[j]) | (q(blk[j + 16]) << 4)));
+            }
+            crate::WeightDtype::Q4_1 => {
+                let (min, max) = blk.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+                let d = (max - min) / 15.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend(f16(d));
+                out.extend(f16(min));
+                let q = |x: f32| (((x - min) * id + 0.5) as i32).clamp(0, 15) as u8;
+                out.extend((0..16).map(|j| q(blk[j]) | (q(blk[j + 16]) << 4)));
+            }
+            _ => return dtype.encode(values),
+        }
+    }
+    out
+}
+
+/// Reorders GGUF blocks of `n` elements for the GPU kernels (shaders/weights.wgsl), same byte
+/// count: the quants of every block in element order (int8, or 4-bit with element `8i + j` in
+/// bits `4j` of word `i`), then the f16 scales `d`, then (Q4_1) the f16 minimums `m`.
+/// Returns the bytes and the word offsets of `d` and `m`.
+pub fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u32) {
+    let (bb, quant_bytes) = match dtype {
+        crate::WeightDtype::Q8_0 => (34, 32),
+        crate::WeightDtype::Q4_0 => (18, 16),
+        _ => (20, 16),
+    };
+    let blocks = data.len() / bb;
+    let mut quants = Vec::with_capacity(blocks * quant_bytes);
+    let mut d = Vec::with_capacity(blocks * 2);
+    let mut m = Vec::new();
+    for blk in data.chunks_exact(bb) {
+        d.extend_from_slice(&blk[0..2]);
+        match dtype {
+            crate::WeightDtype::Q8_0 => quants.extend_from_slice(&blk[2..34]),
+            _ => {
+                let qs = if dtype == crate::WeightDtype::Q4_1 {
+                    m.extend_from_slice(&blk[2..4]);
+                    &blk[4..20]
+                } else {
+                    &blk[2..18]
+                };
+                // element j is the low nibble of qs[j], element j + 16 the high nibble
+                let el = |e: usize| if e < 16 { qs[e] & 15 } else { qs[e - 16] >> 4 };
+                quants.extend((0..16).map(|b| el(2 * b) | (el(2 * b + 1) << 4)));
+            }
+        }
+    }
+    let pad4 = |v: &mut Vec<u8>| v.resize(v.len().div_ceil(4) * 4, 0);
+    let mut out = quants;
+    pad4(&mut out);
+    let d_off = (out.len() / 4) as u32;
+    out.extend_from_slice(&d);
+    pad4(&mut out);
+    let m_off = (out.len() / 4) as u32;
+    out.extend_from_slice(&m);
+    (out, d_off, m_off)
+}

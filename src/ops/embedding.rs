@@ -19,6 +19,12 @@ pub struct EmbeddingParams {
     pub row0: u32,
     /// Rows in this chunk.
     pub rows: u32,
+    /// Block formats: word offset of the scales in the chunk.
+    pub d_off: u32,
+    /// Block formats: word offset of the minimums in the chunk.
+    pub m_off: u32,
+    /// Padding to 16 bytes.
+    pub _pad: [u32; 2],
 }
 
 /// The embedding op.
@@ -49,7 +55,11 @@ impl Embedding {
         let pipeline = self.ctx.pipeline("embedding", &[("W_DTYPE", table.dtype.wgsl_id())])?;
         for chunk in &table.chunks {
             let params =
-                EmbeddingParams { c: c as u32, tokens: t as u32, row0: chunk.row0 as u32, rows: chunk.rows as u32 };
+                EmbeddingParams { c: c as u32, tokens: t as u32, row0: chunk.row0 as u32, rows: chunk.rows as u32,
+                d_off: chunk.d_off,
+                m_off: chunk.m_off,
+                _pad: [0; 2],
+            };
             let uniform = self.ctx.uniform("embedding params", &params);
             g.push(&self.ctx, "embedding", &pipeline, &[&uniform, ids, &chunk.buf, out], per_item(t * c / 2));
         }

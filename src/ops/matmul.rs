@@ -23,8 +23,12 @@ pub struct MatmulParams {
     pub out_offset: u32,
     /// Tokens (GEMM only; the GEMV takes tokens from the grid).
     pub t: u32,
+    /// Block formats: word offset of the scales in the chunk.
+    pub d_off: u32,
+    /// Block formats: word offset of the minimums in the chunk.
+    pub m_off: u32,
     /// Padding to 16 bytes.
-    pub _pad: [u32; 3],
+    pub _pad: u32,
 }
 
 /// Up to this many tokens use the GEMV kernel; more use the tiled GEMM.
@@ -99,7 +103,9 @@ impl Matmul {
                 out_stride: n as u32,
                 out_offset: chunk.row0 as u32,
                 t: t as u32,
-                _pad: [0; 3],
+                d_off: chunk.d_off,
+                m_off: chunk.m_off,
+                _pad: 0,
             };
             let uniform = self.ctx.uniform("matmul params", &params);
             let workgroups = if gemv {

@@ -1,0 +1,95 @@
+// weights.wgsl — reading a weight stored as the checkpoint's bytes; prepended (after common.wgsl)
+// to every kernel that reads weights. Such kernels bind the weight at @binding(2) and set
+// w_d_off / w_m_off from their params before reading a block format.
+//
+// W_DTYPE: 0 f32, 1 f16, 2 bf16 (row-major elements), 3 q8_0, 4 q4_0, 5 q4_1. Block formats are
+// GGUF blocks of 32 repacked at load with the same byte count: first the quants of every block in
+// element order (int8; or 4-bit, element 8i + j in bits 4j of word i), then the f16 scales d at
+// word w_d_off, then (q4_1) the f16 minimums m at word w_m_off. Value: q8_0 q*d, q4_0 (q-8)*d,
+// q4_1 q*d + m.
+
+override W_DTYPE: u32 = 2u;
+
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+
+var<private> w_d_off: u32;
+var<private> w_m_off: u32;
+
+fn w_word(i: u32) -> u32 {
+    return w[i / 4u][i % 4u];
+}
+
+// The f16 at index i of the array starting at word `off`.
+fn w_f16(off: u32, i: u32) -> f32 {
+    let v = unpack2x16float(w_word(off + i / 2u));
+    return select(v.x, v.y, (i & 1u) == 1u);
+}
+
+// Four int8 of a word, sign-extended.
+fn i8x4(v: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+
+// Nibbles 0..3 (lo) or 4..7 (hi) of a word.
+fn u4x4(v: u32, hi: bool) -> vec4<f32> {
+    let s = select(vec4<u32>(0u, 4u, 8u, 12u), vec4<u32>(16u, 20u, 24u, 28u), hi);
+    return vec4<f32>((vec4<u32>(v) >> s) & vec4<u32>(15u));
+}
+
+// Weight elements e and e + 1 (e even).
+fn load_w2(e: u32) -> vec2<f32> {
+    switch W_DTYPE {
+        case 0u: {
+            return vec2<f32>(bitcast<f32>(w_word(e)), bitcast<f32>(w_word(e + 1u)));
+        }
+        case 1u: {
+            return unpack2x16float(w_word(e / 2u));
+        }
+        case 2u: {
+            return bf16x2_to_f32(w_word(e / 2u));
+        }
+        case 3u: {
+            let q = i8x4(w_word(e / 4u));
+            return select(q.xy, q.zw, (e & 2u) == 2u) * w_f16(w_d_off, e / 32u);
+        }
+        default: {
+            let word = w_word(e / 8u);
+            let s = (e % 8u) * 4u;
+            let q = vec2<f32>(f32((word >> s) & 15u), f32((word >> (s + 4u)) & 15u));
+            if W_DTYPE == 4u {
+                return (q - 8.0) * w_f16(w_d_off, e / 32u);
+            }
+            return q * w_f16(w_d_off, e / 32u) + w_f16(w_m_off, e / 32u);
+        }
+    }
+}
+
+// Dot of 8 activations (one vec4 of packed words) with the 8 weights from element e (e % 8 == 0).
+fn dot8(xv: vec4<u32>, e: u32) -> f32 {
+    let xa = vec4<f32>(unpack_act(xv.x), unpack_act(xv.y));
+    let xb = vec4<f32>(unpack_act(xv.z), unpack_act(xv.w));
+    switch W_DTYPE {
+        case 0u: {
+            return dot(xa, bitcast<vec4<f32>>(w[e / 4u])) + dot(xb, bitcast<vec4<f32>>(w[e / 4u + 1u]));
+        }
+        case 1u, 2u: {
+            let v = w[e / 8u];
+            let a = vec4<f32>(unpack_w16(v.x, W_DTYPE), unpack_w16(v.y, W_DTYPE));
+            let b = vec4<f32>(unpack_w16(v.z, W_DTYPE), unpack_w16(v.w, W_DTYPE));
+            return dot(xa, a) + dot(xb, b);
+        }
+        case 3u: {
+            let q = dot(xa, i8x4(w_word(e / 4u))) + dot(xb, i8x4(w_word(e / 4u + 1u)));
+            return q * w_f16(w_d_off, e / 32u);
+        }
+        default: {
+            let word = w_word(e / 8u);
+            let q = dot(xa, u4x4(word, false)) + dot(xb, u4x4(word, true));
+            let xsum = dot(xa, vec4<f32>(1.0)) + dot(xb, vec4<f32>(1.0));
+            if W_DTYPE == 4u {
+                return (q - 8.0 * xsum) * w_f16(w_d_off, e / 32u);
+            }
+            return q * w_f16(w_d_off, e / 32u) + xsum * w_f16(w_m_off, e / 32u);
+        }
+    }
+}
