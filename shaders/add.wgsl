@@ -1,5 +1,6 @@
 // add.wgsl — residual add in place: x += y.
-//   x, y (T, C) packed activations. One thread per word.
+//   x (T, C) f32, the residual stream (kept in f32 on both activation paths);
+//   y (T, C) packed activations (a layer's output). One thread per pair.
 
 struct Params {
     words: u32,
@@ -9,7 +10,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> x: array<u32>;
+@group(0) @binding(1) var<storage, read_write> x: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read> y: array<u32>;
 
 @compute @workgroup_size(256)
@@ -18,5 +19,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if i >= p.words {
         return;
     }
-    x[i] = pack_act(unpack_act(x[i]) + unpack_act(y[i]));
+    x[i] = x[i] + unpack_act(y[i]);
 }

@@ -1,7 +1,7 @@
 // embedding.wgsl — out[t] = W[ids[t]] for the ids that fall in this chunk of rows.
 //   ids (T)             token ids (checked < vocab on the host)
 //   W   (R, C)          rows [row0, row0 + R) of the embedding table, in W_DTYPE (weights.wgsl)
-//   out (T, C)          packed activations
+//   out (T, C)          f32: the residual stream
 // One thread per output word; a table split into chunks runs once per chunk.
 
 struct Params {
@@ -18,7 +18,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 // @binding(2) w: the table chunk, declared in weights.wgsl
-@group(0) @binding(3) var<storage, read_write> out: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec2<f32>>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -33,5 +33,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if id < p.row0 || id >= p.row0 + p.rows {
         return;
     }
-    out[i] = pack_act(load_w2((id - p.row0) * p.c + 2u * (i % pairs)));
+    out[i] = load_w2((id - p.row0) * p.c + 2u * (i % pairs));
 }

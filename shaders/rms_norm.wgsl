@@ -1,5 +1,6 @@
 // rms_norm.wgsl — out = x / sqrt(mean(x^2) + eps) * weight, statistics in f32.
-//   x, out (T, C) packed activations, C even; weight (C) in W_DTYPE (weights.wgsl, not a block format).
+//   x (T, C) f32 (the residual stream), out (T, C) packed activations, C even;
+//   weight (C) in W_DTYPE (weights.wgsl, not a block format).
 // One 256-thread workgroup per token row (rows folded over x/y).
 
 struct Params {
@@ -10,7 +11,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<u32>;         // (T, C/2)
+@group(0) @binding(1) var<storage, read> x: array<vec2<f32>>;   // (T, C/2) pairs
 // @binding(2) w: (C) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, C/2)
 
@@ -29,7 +30,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let base = row * pairs;
     var ss = 0.0;
     for (var i = lid; i < pairs; i += WG) {
-        let v = unpack_act(x[base + i]);
+        let v = x[base + i];
         ss += dot(v, v);
     }
     red[lid] = ss;
@@ -42,6 +43,6 @@ fn main(@builtin(local_invocation_index) lid: u32,
     }
     let inv = inverseSqrt(red[0] / f32(p.c) + p.eps);
     for (var i = lid; i < pairs; i += WG) {
-        out[base + i] = pack_act(unpack_act(x[base + i]) * inv * load_w2(2u * i));
+        out[base + i] = pack_act(x[base + i] * inv * load_w2(2u * i));
     }
 }

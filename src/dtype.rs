@@ -85,7 +85,9 @@ impl WeightDtype {
     /// Decodes this dtype's little-endian bytes (GGUF block layout for block formats) to f32.
     pub fn decode(self, bytes: &[u8]) -> Vec<f32> {
         match self {
-            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => crate::model::gguf::dequantize_weight(self, bytes),
+            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => {
+                crate::model::gguf::dequantize_weight(self, bytes)
+            }
             WeightDtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             WeightDtype::F16 => {
                 bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()

@@ -366,7 +366,12 @@ impl Checkpoint {
             return Err(Error::shape(format!("{file}: tensor {name}"), format!("{shape:?}"), format!("{:?}", e.shape)));
         }
         let bytes = &self.files[e.file][e.range.clone()];
-        let native = |dtype: WeightDtype| RawTensor { dtype, shape: e.shape.clone(), bytes: Cow::Borrowed(bytes), expanded_from: None };
+        let native = |dtype: WeightDtype| RawTensor {
+            dtype,
+            shape: e.shape.clone(),
+            bytes: Cow::Borrowed(bytes),
+            expanded_from: None,
+        };
         match e.ggml {
             None | Some(GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16) => {
                 Ok(native(WeightDtype::from_name(&e.dtype.to_uppercase(), &format!("{file}: tensor {name}"))?))

@@ -121,7 +121,7 @@ pub struct Scratch {
     pub ids: wgpu::Buffer,
     /// (T) (slot, pos)
     pub tok: wgpu::Buffer,
-    /// (T, C) residual stream
+    /// (T, C) f32 residual stream
     pub x: wgpu::Buffer,
     /// (T, C) normed input / projection output
     pub h: wgpu::Buffer,

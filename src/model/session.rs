@@ -87,7 +87,7 @@ impl Session {
         let scratch = Scratch {
             ids: buf("ids", (t * 4) as u64)?,
             tok: buf("tok", (t * 8) as u64)?,
-            x: buf("x", act_bytes(t * c))?,
+            x: buf("x", (t * c * 4) as u64)?,
             h: buf("h", act_bytes(t * c))?,
             q: buf("q", act_bytes(t * qd))?,
             qr: buf("qr", act_bytes(t * qd))?,

@@ -1,4 +1,4 @@
-//! Residual add in place: `x += y`. Kernel: shaders/add.wgsl.
+//! Residual add in place: `x (f32) += y (packed activations)`. Kernel: shaders/add.wgsl.
 
 use super::{act_bytes, check_buf, check_even, per_item};
 use crate::error::Result;
@@ -26,10 +26,10 @@ impl Add {
         Add { ctx: ctx.clone() }
     }
 
-    /// Records `x += y` over `n` elements.
+    /// Records `x += y` over `n` elements (x f32, y packed).
     pub fn record(&self, g: &mut Graph, x: &wgpu::Buffer, y: &wgpu::Buffer, n: usize) -> Result<()> {
         check_even("add length", n)?;
-        check_buf("add x", x, act_bytes(n))?;
+        check_buf("add x", x, (n * 4) as u64)?;
         check_buf("add y", y, act_bytes(n))?;
         let pipeline = self.ctx.pipeline("add", &[])?;
         let uniform = self.ctx.uniform("add params", &AddParams { words: (n / 2) as u32, _pad: [0; 3] });

@@ -1,7 +1,8 @@
-//! Embedding row gather: `out[t] = W[ids[t]]`, one dispatch per row chunk of the table.
+//! Embedding row gather into the f32 residual stream: `x[t] = W[ids[t]]`, one dispatch per row
+//! chunk of the table.
 //! Kernel: shaders/embedding.wgsl.
 
-use super::{act_bytes, check_buf, check_even, per_item};
+use super::{check_buf, check_even, per_item};
 use crate::error::Result;
 use crate::gpu::weight::Weight;
 use crate::gpu::GpuContext;
@@ -38,7 +39,7 @@ impl Embedding {
         Embedding { ctx: ctx.clone() }
     }
 
-    /// Records `out (t, C) = table[ids (t)]`. Ids must be < table rows (checked by the caller
+    /// Records `out (t, C) f32 = table[ids (t)]`. Ids must be < table rows (checked by the caller
     /// when it writes them; rows outside every chunk are left unwritten).
     pub fn record(
         &self,
@@ -51,11 +52,14 @@ impl Embedding {
         let c = table.cols;
         check_even(&table.name, c)?;
         check_buf("embedding ids", ids, (t * 4) as u64)?;
-        check_buf("embedding output", out, act_bytes(t * c))?;
+        check_buf("embedding output", out, (t * c * 4) as u64)?;
         let pipeline = self.ctx.pipeline("embedding", &[("W_DTYPE", table.dtype.wgsl_id())])?;
         for chunk in &table.chunks {
-            let params =
-                EmbeddingParams { c: c as u32, tokens: t as u32, row0: chunk.row0 as u32, rows: chunk.rows as u32,
+            let params = EmbeddingParams {
+                c: c as u32,
+                tokens: t as u32,
+                row0: chunk.row0 as u32,
+                rows: chunk.rows as u32,
                 d_off: chunk.d_off,
                 m_off: chunk.m_off,
                 _pad: [0; 2],

@@ -1,4 +1,5 @@
-//! RMSNorm: `out = x / sqrt(mean(x^2) + eps) * weight`. Kernel: shaders/rms_norm.wgsl.
+//! RMSNorm of the f32 residual stream into packed activations:
+//! `out = x / sqrt(mean(x^2) + eps) * weight`. Kernel: shaders/rms_norm.wgsl.
 
 use super::{act_bytes, check_buf, check_even};
 use crate::error::{Error, Result};
@@ -31,7 +32,7 @@ impl RmsNorm {
         RmsNorm { ctx: ctx.clone() }
     }
 
-    /// Records `out (t, C) = rms_norm(x (t, C)) * w (C)`.
+    /// Records `out (t, C) = rms_norm(x (t, C) f32) * w (C)`.
     pub fn record(
         &self,
         g: &mut Graph,
@@ -46,7 +47,7 @@ impl RmsNorm {
             return Err(Error::shape(&w.name, "a vector (C)", format!("{}x{}", w.rows, w.cols)));
         }
         check_even(&w.name, c)?;
-        check_buf("rms_norm input", x, act_bytes(t * c))?;
+        check_buf("rms_norm input", x, (t * c * 4) as u64)?;
         check_buf("rms_norm output", out, act_bytes(t * c))?;
         let pipeline = self.ctx.pipeline("rms_norm", &[("W_DTYPE", w.dtype.wgsl_id())])?;
         let params = RmsNormParams { c: c as u32, t: t as u32, eps, _pad: 0 };

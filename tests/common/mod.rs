@@ -55,6 +55,11 @@ pub fn upload_act(c: &GpuContext, v: &[f32]) -> wgpu::Buffer {
     c.storage_init("test act", bytemuck::cast_slice(&c.act.pack(v))).unwrap()
 }
 
+/// Uploads f32 values.
+pub fn upload_f32(c: &GpuContext, v: &[f32]) -> wgpu::Buffer {
+    c.storage_init("test f32", bytemuck::cast_slice(v)).unwrap()
+}
+
 /// A buffer of `bytes` bytes filled with NaN (0xffffffff), so unwritten outputs fail.
 pub fn poisoned(c: &GpuContext, bytes: usize) -> wgpu::Buffer {
     c.storage_init("poisoned", &vec![0xff; bytes.div_ceil(4) * 4]).unwrap()
