@@ -43,7 +43,7 @@ impl Weight {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self> {
-        if dtype.is_block() && cols % 32 != 0 {
+        if dtype.is_block() && !cols.is_multiple_of(32) {
             return Err(Error::shape(name, "a multiple of 32 columns for a block format", cols));
         }
         let row_bytes = dtype.row_bytes(cols);
