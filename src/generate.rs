@@ -448,21 +448,38 @@ impl InfernoLlamaEngine {
 /// `tokenizer_config.json` / `chat_template.jinja` beside it, else the ones embedded in GGUF.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn tokenizer_for(ckpt: &crate::model::Checkpoint) -> Result<(Tokenizer, Option<ChatTemplate>)> {
-    use crate::model::gguf::Value;
     let dir = ckpt.dir.clone().unwrap_or_default();
     let read = |name: &str| std::fs::read(dir.join(name)).ok();
-    let mut template_src = None;
-    let mut tokenizer = if let (Some(g), true) =
-        (&ckpt.gguf, !dir.join("tokenizer.json").exists() || ckpt.format == crate::model::Format::Gguf)
-    {
-        template_src = g.get("tokenizer.chat_template").and_then(Value::as_str).map(String::from);
-        Tokenizer::from_gguf(g, &ckpt.file_names[0])?
-    } else if let Some(bytes) = read("tokenizer.json") {
-        Tokenizer::from_json(&bytes, &dir.join("tokenizer.json").display().to_string())?
-    } else {
+    let json = read("tokenizer.json");
+    if json.is_none() && ckpt.gguf.is_none() {
         return Err(Error::loader(dir.display(), "no tokenizer.json beside the model"));
+    }
+    let config = read("tokenizer_config.json").map(|b| String::from_utf8_lossy(&b).into_owned());
+    let jinja = read("chat_template.jinja").map(|b| String::from_utf8_lossy(&b).into_owned());
+    tokenizer_from_parts(ckpt, json.as_deref(), config.as_deref(), jinja.as_deref())
+}
+
+/// Tokenizer and chat template from a checkpoint and the bytes of its companion files (any may
+/// be missing): a GGUF uses its embedded vocabulary and template; otherwise `tokenizer.json` is
+/// required. `tokenizer_config.json` supplies BOS/EOS and the template; `chat_template.jinja`
+/// overrides the template.
+pub fn tokenizer_from_parts(
+    ckpt: &crate::model::Checkpoint,
+    tokenizer_json: Option<&[u8]>,
+    tokenizer_config: Option<&str>,
+    chat_template_jinja: Option<&str>,
+) -> Result<(Tokenizer, Option<ChatTemplate>)> {
+    use crate::model::gguf::Value;
+    let mut template_src = None;
+    let mut tokenizer = match (&ckpt.gguf, tokenizer_json) {
+        (Some(g), _) => {
+            template_src = g.get("tokenizer.chat_template").and_then(Value::as_str).map(String::from);
+            Tokenizer::from_gguf(g, &ckpt.file_names[0])?
+        }
+        (None, Some(bytes)) => Tokenizer::from_json(bytes, "tokenizer.json")?,
+        (None, None) => return Err(Error::loader(ckpt.file_names.join(", "), "no tokenizer.json for this model")),
     };
-    let cfg = read("tokenizer_config.json").and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let cfg = tokenizer_config.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
     let token_str = |v: Option<&serde_json::Value>| -> Option<String> {
         match v? {
             serde_json::Value::String(s) => Some(s.clone()),
@@ -483,8 +500,8 @@ pub fn tokenizer_for(ckpt: &crate::model::Checkpoint) -> Result<(Tokenizer, Opti
             }
         }
     }
-    if let Some(t) = read("chat_template.jinja") {
-        template_src = Some(String::from_utf8_lossy(&t).into_owned());
+    if let Some(t) = chat_template_jinja {
+        template_src = Some(t.to_string());
     }
     let name_of = |id: Option<u32>| id.and_then(|i| tokenizer.decode(&[i], false).ok()).unwrap_or_default();
     let template = match template_src {

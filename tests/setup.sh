@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what is missing on a fresh Debian/Ubuntu machine: the Vulkan loader and Mesa's
 # lavapipe (a Vulkan GPU on the CPU, used when there is no real GPU), and with `--dev` the
-# tools the test suite needs (wasm target, clippy, rustfmt).
+# tools the test suite needs (wasm target, clippy, rustfmt, Chromium and Node.js for the browser test).
 set -euo pipefail
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 need=()
 ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need+=(libvulkan1)
 ls /usr/share/vulkan/icd.d/ 2>/dev/null | grep -q . || need+=(mesa-vulkan-drivers)
+if [ "${1:-}" = "--dev" ]; then
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v npm >/dev/null || need+=(nodejs npm)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -4,6 +4,8 @@ mod shaders;
 pub mod weight;
 
 pub use shaders::{kernel_source, KERNELS};
+/// wgpu's feature flags (re-exported for wrappers that do not depend on wgpu).
+pub use wgpu::Features;
 
 use crate::dtype::ActDtype;
 use crate::error::{Error, Result};
