@@ -17,6 +17,8 @@ pub enum WeightDtype {
     Q4_0,
     /// GGUF Q4_1: blocks of 32 4-bit values `q * d + m` (20 bytes).
     Q4_1,
+    /// int8 with a per-row scale (compressed-tensors W8A8; only the W8A8 kernel reads it).
+    I8,
 }
 
 impl WeightDtype {
@@ -34,6 +36,7 @@ impl WeightDtype {
             WeightDtype::Q8_0 => cols / 32 * 34,
             WeightDtype::Q4_0 => cols / 32 * 18,
             WeightDtype::Q4_1 => cols / 32 * 20,
+            WeightDtype::I8 => cols,
         }
     }
 
@@ -46,6 +49,7 @@ impl WeightDtype {
             WeightDtype::Q8_0 => 3.0,
             WeightDtype::Q4_0 => 4.0,
             WeightDtype::Q4_1 => 5.0,
+            WeightDtype::I8 => 6.0,
         }
     }
 
@@ -58,6 +62,7 @@ impl WeightDtype {
             WeightDtype::Q8_0 => "Q8_0",
             WeightDtype::Q4_0 => "Q4_0",
             WeightDtype::Q4_1 => "Q4_1",
+            WeightDtype::I8 => "I8",
         }
     }
 
@@ -67,6 +72,7 @@ impl WeightDtype {
             "F32" => Ok(WeightDtype::F32),
             "F16" => Ok(WeightDtype::F16),
             "BF16" => Ok(WeightDtype::Bf16),
+            "I8" => Ok(WeightDtype::I8),
             other => Err(Error::UnsupportedDtype { what: what.to_string(), dtype: other.to_string() }),
         }
     }
@@ -76,6 +82,7 @@ impl WeightDtype {
     pub fn encode(self, values: &[f32]) -> Vec<u8> {
         match self {
             WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => crate::model::gguf::quantize(self, values),
+            WeightDtype::I8 => values.iter().map(|&v| v.round().clamp(-128.0, 127.0) as i8 as u8).collect(),
             WeightDtype::F32 => bytemuck::cast_slice(values).to_vec(),
             WeightDtype::F16 => values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
             WeightDtype::Bf16 => values.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
@@ -88,6 +95,7 @@ impl WeightDtype {
             WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => {
                 crate::model::gguf::dequantize_weight(self, bytes)
             }
+            WeightDtype::I8 => bytes.iter().map(|&b| b as i8 as f32).collect(),
             WeightDtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             WeightDtype::F16 => {
                 bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()

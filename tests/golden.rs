@@ -9,12 +9,15 @@ use inferno_llama::ActDtype;
 use std::path::Path;
 use std::sync::Arc;
 
-const CASES: [&str; 5] =
-    ["tiny-gqa-bf16", "tiny-tied-llama3-f16", "tiny-headdim24-f32", "tiny-mixed", "tiny-sharded-bf16"];
+const CASES: [&str; 6] =
+    ["tiny-gqa-bf16", "tiny-tied-llama3-f16", "tiny-headdim24-f32", "tiny-mixed", "tiny-sharded-bf16", "tiny-w8a8"];
 
-/// Max |logit - reference| allowed per activation path (logits have RMS ~1.3).
-fn tol(path: ActDtype) -> f32 {
-    match path {
+/// Max |logit - reference| allowed per activation path (logits have RMS ~1.3). W8A8 quantizes
+/// the 16-bit activations where the reference quantizes f32 ones, so an int8 value near a
+/// rounding boundary can land one step apart: its tolerance is wider.
+fn tol(path: ActDtype, case: &str) -> f32 {
+    let w8a8 = if case.contains("w8a8") { 10.0 } else { 1.0 };
+    w8a8 * match path {
         ActDtype::F16 => 0.04,
         ActDtype::Bf16 => 0.2,
     }
@@ -67,9 +70,13 @@ fn golden_logits_decode_and_greedy() {
             let model = Arc::new(Llama::load(c, &ckpt, |_, _| {}).unwrap());
             let ledger = model.ledger();
             assert_eq!(ledger.weights_in_file, ckpt.tensor_bytes(), "{case}: every tensor of the file is on the GPU");
+            // padding to 16 bytes per buffer; W8A8 per-channel scales are held as f32 (2 more
+            // bytes per output row than the file's bf16)
+            let scale_rows: u64 =
+                ckpt.tensors.iter().filter(|(n, _)| n.ends_with("weight_scale")).map(|(_, t)| t.shape[0] as u64).sum();
             assert!(
                 ledger.weights >= ledger.weights_in_file
-                    && ledger.weights - ledger.weights_in_file < 16 * ckpt.tensors.len() as u64,
+                    && ledger.weights - ledger.weights_in_file < 16 * ckpt.tensors.len() as u64 + 2 * scale_rows,
                 "{case}: {ledger:?}"
             );
             let mut s = Session::new(model, 2, 64, 32).unwrap();
@@ -82,7 +89,7 @@ fn golden_logits_decode_and_greedy() {
             let all = s.logits_all_blocking(0, 0, &seq).unwrap();
             let (max, mean, agree) = compare(&all, &g.logits, v);
             eprintln!("{what}: prefill max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{n}");
-            assert!(max <= tol(path), "{what}: prefill logits max |d| {max} > {}", tol(path));
+            assert!(max <= tol(path, case), "{what}: prefill logits max |d| {max} > {}", tol(path, case));
 
             // 2. teacher-forced decode, one token per step, in the other slot
             let p = g.prompt.len();
@@ -92,7 +99,7 @@ fn golden_logits_decode_and_greedy() {
             }
             let (max, mean, agree) = compare(&rows, &g.logits[(p - 1) * v..(n - 1) * v], v);
             eprintln!("{what}: decode max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{}", g.greedy.len());
-            assert!(max <= tol(path), "{what}: decode logits max |d| {max} > {}", tol(path));
+            assert!(max <= tol(path, case), "{what}: decode logits max |d| {max} > {}", tol(path, case));
 
             // 3. free-running greedy generation with argmax on the GPU: equal to transformers up
             //    to the first step whose top-2 margin is within twice the tolerance
@@ -102,7 +109,7 @@ fn golden_logits_decode_and_greedy() {
                 next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: p + k, tokens: &[next] }]).unwrap()[0];
                 ours.push(next);
             }
-            let robust = g.margins.iter().position(|&m| m < 2.0 * tol(path)).unwrap_or(g.greedy.len());
+            let robust = g.margins.iter().position(|&m| m < 2.0 * tol(path, case)).unwrap_or(g.greedy.len());
             eprintln!("{what}: greedy {ours:?}, transformers {:?}, comparable steps {robust}", g.greedy);
             assert_eq!(ours[..robust], g.greedy[..robust], "{what}: greedy tokens");
         }

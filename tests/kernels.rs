@@ -396,3 +396,36 @@ fn shape_errors_are_errors() {
     let err = WeightDtype::from_name("F8_E4M3", "model.x").unwrap_err();
     assert!(err.to_string().contains("F8_E4M3") && err.to_string().contains("model.x"), "{err}");
 }
+
+#[test]
+fn w8a8_matches_integer_emulation() {
+    // the same 16-bit activations the GPU sees, quantized per token on the CPU exactly as
+    // vLLM does; the int8 products are exact, so only the final f32 rescale may differ
+    use inferno_llama::ops::w8a8::{QuantScratch, W8a8};
+    for path in PATHS {
+        let c = ctx(path);
+        for &(t, k, n) in &[(1, 576, 192), (3, 172, 64), (7, 64, 130), (1, 130, 10)] {
+            let mut rng = rng("w8a8");
+            let x = round_act(path, &rand_vec(&mut rng, t * k, 2.0));
+            let wq: Vec<i8> = (0..n * k).map(|_| rand::Rng::random_range(&mut rng, -128i32..=127) as i8).collect();
+            let ws: Vec<f32> = (0..n).map(|_| rand::Rng::random_range(&mut rng, 1e-4f32..1e-2)).collect();
+            let mut want = vec![0.0f32; t * n];
+            for ti in 0..t {
+                let row = &x[ti * k..(ti + 1) * k];
+                let s = row.iter().fold(0.0f32, |a, v| a.max(v.abs())) / 127.0;
+                let q: Vec<i32> = row.iter().map(|v| (v / s).round_ties_even().clamp(-128.0, 127.0) as i32).collect();
+                for j in 0..n {
+                    let acc: i32 = (0..k).map(|l| q[l] * wq[j * k + l] as i32).sum();
+                    want[ti * n + j] = acc as f32 * s * ws[j];
+                }
+            }
+            let w = Weight::upload_w8a8(c, "w8a8.weight", n, k, bytemuck::cast_slice(&wq), &ws).unwrap();
+            let (xb, ob) = (upload_act(c, &x), poisoned(c, t * n * 2));
+            let qs = QuantScratch::new(c, t, k).unwrap();
+            let mut g = Graph::new();
+            W8a8::new(c).record(&mut g, &xb, &qs, &w, &ob, t).unwrap();
+            g.run(c);
+            assert_close(&format!("w8a8 {path:?} t={t} k={k} n={n}"), &read_act(c, &ob, t * n), &want, act_tol(path));
+        }
+    }
+}

@@ -23,6 +23,8 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("add", include_str!("../../shaders/add.wgsl")),
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("argmax", include_str!("../../shaders/argmax.wgsl")),
+    ("quant_act", include_str!("../../shaders/quant_act.wgsl")),
+    ("matmul_w8a8", include_str!("../../shaders/matmul_w8a8.wgsl")),
 ];
 
 /// The full source of kernel `name` (common helpers, weight decoding if it reads weights, the

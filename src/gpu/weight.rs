@@ -57,6 +57,9 @@ impl Weight {
         if !cols.is_multiple_of(2) {
             return Err(Error::shape(name, "an even number of columns", cols));
         }
+        if dtype == WeightDtype::I8 {
+            return Err(Error::Invalid(format!("{name}: int8 weights need their scales (Weight::upload_w8a8)")));
+        }
         let max_rows = (ctx.max_binding / row_bytes as u64) as usize & !1;
         if max_rows == 0 && rows > 0 {
             return Err(Error::Invalid(format!(
@@ -79,6 +82,44 @@ impl Weight {
             row0 += n;
         }
         Ok(Weight { name: name.to_string(), dtype, rows, cols, chunks })
+    }
+
+    /// Uploads an int8 weight `(rows, cols)` with its per-row f32 scales (compressed-tensors
+    /// W8A8): each chunk holds its rows' int8 bytes, then their scales at word `d_off`.
+    pub fn upload_w8a8(
+        ctx: &GpuContext,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        q: &[u8],
+        scales: &[f32],
+    ) -> Result<Self> {
+        if q.len() != rows * cols || scales.len() != rows {
+            return Err(Error::shape(
+                name,
+                format!("{rows}x{cols} int8 and {rows} scales"),
+                format!("{} bytes, {} scales", q.len(), scales.len()),
+            ));
+        }
+        let max_rows = (ctx.max_binding / (cols as u64 + 4)) as usize & !1;
+        if max_rows == 0 {
+            return Err(Error::Invalid(format!(
+                "{name}: one row exceeds the storage binding limit {}",
+                ctx.max_binding
+            )));
+        }
+        let mut chunks = Vec::new();
+        let mut row0 = 0;
+        while row0 < rows {
+            let n = max_rows.min(rows - row0);
+            let mut data = q[row0 * cols..(row0 + n) * cols].to_vec();
+            data.resize(data.len().div_ceil(4) * 4, 0);
+            let d_off = (data.len() / 4) as u32;
+            data.extend_from_slice(bytemuck::cast_slice(&scales[row0..row0 + n]));
+            chunks.push(WeightChunk { row0, rows: n, buf: ctx.storage_init(name, &data)?, d_off, m_off: 0 });
+            row0 += n;
+        }
+        Ok(Weight { name: name.to_string(), dtype: WeightDtype::I8, rows, cols, chunks })
     }
 
     /// Bytes held on the GPU (the tensor's bytes plus padding to 16 per chunk).

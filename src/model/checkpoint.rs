@@ -220,6 +220,7 @@ pub fn gguf_config(g: &Gguf, file: &str) -> Result<LlamaConfig> {
             .and_then(|v| v.as_u64())
             .map(|x| vec![x as u32])
             .unwrap_or_default(),
+        w8a8: None,
     };
     cfg.validate(file)?;
     Ok(cfg)

@@ -35,6 +35,86 @@ pub struct LlamaConfig {
     pub bos_token_id: Option<u32>,
     /// End-of-sequence tokens (any of them stops generation).
     pub eos_token_ids: Vec<u32>,
+    /// compressed-tensors INT8 W8A8 quantization of the Linear layers, if any.
+    pub w8a8: Option<W8a8Config>,
+}
+
+/// compressed-tensors W8A8: int8 per-channel symmetric weights, int8 dynamic per-token
+/// symmetric activations, on every Linear layer not ignored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct W8a8Config {
+    /// Module names left unquantized (e.g. `lm_head`).
+    pub ignore: Vec<String>,
+}
+
+impl W8a8Config {
+    /// Whether the Linear layer `module` (e.g. `model.layers.0.mlp.up_proj`) is quantized.
+    pub fn quantizes(&self, module: &str) -> bool {
+        !self.ignore.iter().any(|i| match i.strip_prefix("re:") {
+            Some(pattern) => module.contains(pattern.trim_start_matches(".*").trim_end_matches(".*")),
+            None => i == module,
+        })
+    }
+}
+
+/// Parses `quantization_config`: None when absent; W8A8 when it is the compressed-tensors int8
+/// scheme this engine runs; an error naming the field otherwise.
+fn quantization(v: Option<&Value>, file: &str) -> Result<Option<W8a8Config>> {
+    let Some(q) = v.filter(|q| q.is_object()) else {
+        return Ok(None);
+    };
+    let bad =
+        |field: &str, reason: String| Error::Config { field: format!("{file}: quantization_config.{field}"), reason };
+    let method = get(q, "quant_method").and_then(Value::as_str).unwrap_or("");
+    if method != "compressed-tensors" {
+        return Err(bad("quant_method", format!("{method:?} is not supported (compressed-tensors int8 W8A8 is)")));
+    }
+    let format = get(q, "format").and_then(Value::as_str).unwrap_or("");
+    if format != "int-quantized" {
+        return Err(bad("format", format!("{format:?} is not supported (int-quantized is)")));
+    }
+    let groups =
+        get(q, "config_groups").and_then(Value::as_object).ok_or_else(|| bad("config_groups", "missing".into()))?;
+    if groups.len() != 1 {
+        return Err(bad("config_groups", format!("{} groups; one group targeting Linear is supported", groups.len())));
+    }
+    let (gname, g) = groups.iter().next().expect("one group");
+    let targets: Vec<&str> = get(g, "targets")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if targets != ["Linear"] {
+        return Err(bad(&format!("config_groups.{gname}.targets"), format!("{targets:?}; [\"Linear\"] is supported")));
+    }
+    let expect = |part: &str, strategy: &str, dynamic: bool| -> Result<()> {
+        let p = get(g, part).ok_or_else(|| bad(&format!("config_groups.{gname}.{part}"), "missing".into()))?;
+        let field = |k: &str| get(p, k).cloned().unwrap_or(Value::Null);
+        let ok = field("num_bits") == 8
+            && field("type") == "int"
+            && field("symmetric") == true
+            && field("strategy") == strategy
+            && field("dynamic").as_bool().unwrap_or(false) == dynamic;
+        if !ok {
+            return Err(bad(
+                &format!("config_groups.{gname}.{part}"),
+                format!("{p}: only 8-bit int symmetric, strategy {strategy:?}, dynamic {dynamic} is supported"),
+            ));
+        }
+        Ok(())
+    };
+    expect("weights", "channel", false)?;
+    expect("input_activations", "token", true)?;
+    if get(g, "output_activations").is_some() {
+        return Err(bad(
+            &format!("config_groups.{gname}.output_activations"),
+            "quantized outputs are not supported".into(),
+        ));
+    }
+    let ignore = get(q, "ignore")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .unwrap_or_default();
+    Ok(Some(W8a8Config { ignore }))
 }
 
 fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
@@ -117,6 +197,7 @@ impl LlamaConfig {
                 as usize,
             bos_token_id: ids(get(&v, "bos_token_id")).first().copied(),
             eos_token_ids: ids(get(&v, "eos_token_id")),
+            w8a8: quantization(get(&v, "quantization_config"), file)?,
         };
         cfg.validate(file)?;
         Ok(cfg)
@@ -159,6 +240,7 @@ impl LlamaConfig {
             max_position_embeddings: get(&v, "max_seq_len").and_then(Value::as_u64).unwrap_or(8192) as usize,
             bos_token_id: None,
             eos_token_ids: vec![],
+            w8a8: None,
         };
         cfg.validate(file)?;
         Ok(cfg)
@@ -278,6 +360,7 @@ pub fn preset(name: &str) -> Option<LlamaConfig> {
         max_position_embeddings: ctx,
         bos_token_id: Some(bos),
         eos_token_ids: eos,
+        w8a8: None,
     })
 }
 

@@ -2,13 +2,14 @@
 
 use super::checkpoint::Checkpoint;
 use super::config::LlamaConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::{
     add::Add, argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, kv_write::KvWrite,
     matmul::Matmul, matmul::MatmulOut, rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu,
+    w8a8::QuantScratch, w8a8::W8a8,
 };
 
 /// One decoder layer's weights (names as in the checkpoint, `model.layers.{i}.*`).
@@ -53,6 +54,8 @@ pub struct Ops {
     pub embedding: Embedding,
     /// Argmax.
     pub argmax: Argmax,
+    /// INT8 W8A8 linear layers.
+    pub w8a8: W8a8,
 }
 
 impl Ops {
@@ -68,6 +71,7 @@ impl Ops {
             add: Add::new(ctx),
             embedding: Embedding::new(ctx),
             argmax: Argmax::new(ctx),
+            w8a8: W8a8::new(ctx),
         }
     }
 }
@@ -143,6 +147,8 @@ pub struct Scratch {
     pub up: wgpu::Buffer,
     /// (T, I) silu(gate) * up
     pub act: wgpu::Buffer,
+    /// W8A8 only: int8 activations and their per-token scales (tiny otherwise)
+    pub quant: QuantScratch,
 }
 
 /// Per-layer KV cache buffers, each (slots, ctx, Hkv, D) packed.
@@ -171,17 +177,44 @@ impl Llama {
         let total = ckpt.tensor_bytes();
         let mut done = 0u64;
         let mut ledger = MemoryLedger::default();
+        let w8a8 = cfg.w8a8.clone();
+        if w8a8.as_ref().is_some_and(|q| q.quantizes("lm_head")) && !cfg.tie_word_embeddings {
+            return Err(Error::Config {
+                field: "quantization_config.ignore".into(),
+                reason: "a quantized lm_head is not supported".into(),
+            });
+        }
         let mut load = |name: &str, shape: &[usize]| -> Result<Weight> {
-            let raw = ckpt.tensor(name, shape)?;
+            let module = name.trim_end_matches(".weight");
             let (rows, cols) = if shape.len() == 1 { (1, shape[0]) } else { (shape[0], shape[1]) };
-            let w = Weight::upload(ctx, name, raw.dtype, rows, cols, &raw.bytes)?;
-            let file_bytes = ckpt.tensors[name].range.len() as u64;
+            let (w, file_bytes, expanded) = match &w8a8 {
+                // compressed-tensors W8A8: `{module}.weight` I8 (rows, cols) + `{module}.weight_scale` (rows, 1)
+                Some(q) if module.ends_with("_proj") && q.quantizes(module) => {
+                    let raw = ckpt.tensor(name, shape)?;
+                    if raw.dtype != crate::WeightDtype::I8 {
+                        return Err(Error::UnsupportedDtype {
+                            what: format!("{name} in a W8A8 checkpoint (expected I8)"),
+                            dtype: raw.dtype.name().into(),
+                        });
+                    }
+                    let scale_name = format!("{module}.weight_scale");
+                    let scales = ckpt.tensor(&scale_name, &[rows, 1])?;
+                    let scales = scales.dtype.decode(&scales.bytes);
+                    let w = Weight::upload_w8a8(ctx, name, rows, cols, &raw.bytes, &scales)?;
+                    ckpt.release(&scale_name);
+                    (w, (ckpt.tensors[name].range.len() + ckpt.tensors[&scale_name].range.len()) as u64, false)
+                }
+                _ => {
+                    let raw = ckpt.tensor(name, shape)?;
+                    let w = Weight::upload(ctx, name, raw.dtype, rows, cols, &raw.bytes)?;
+                    (w, ckpt.tensors[name].range.len() as u64, raw.expanded_from.is_some())
+                }
+            };
             ledger.weights += w.gpu_bytes();
             ledger.weights_in_file += file_bytes;
-            if raw.expanded_from.is_some() {
+            if expanded {
                 ledger.weights_expanded += w.gpu_bytes();
             }
-            drop(raw);
             ckpt.release(name);
             done += file_bytes;
             progress(done, total);
@@ -229,6 +262,23 @@ impl Llama {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 
+    /// Records a Linear layer `out (t, W.rows) = x (t, W.cols) @ W^T` in the weight's own format
+    /// (W8A8 int8 weights quantize the activations first).
+    fn linear(
+        &self,
+        g: &mut Graph,
+        s: &Scratch,
+        x: &wgpu::Buffer,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        t: usize,
+    ) -> Result<()> {
+        if w.dtype == crate::WeightDtype::I8 {
+            return self.ops.w8a8.record(g, x, &s.quant, w, out, t);
+        }
+        self.ops.matmul.record(g, x, w, out, MatmulOut::Act, t)
+    }
+
     /// Records the forward of `t` tokens: embeddings, every layer, final norm into `s.h`.
     pub fn record_body(&self, g: &mut Graph, s: &Scratch, kv: &KvCache, rope: &RopeTable, t: usize) -> Result<()> {
         let cfg = &self.config;
@@ -241,9 +291,9 @@ impl Llama {
         for (l, w) in self.layers.iter().enumerate() {
             // h = attention(rms_norm(x)); x = x + o_proj(h)
             ops.rms_norm.record(g, &s.x, &w.input_layernorm, &s.h, t, eps)?;
-            ops.matmul.record(g, &s.h, &w.q_proj, &s.q, MatmulOut::Act, t)?; // (T, H*D)
-            ops.matmul.record(g, &s.h, &w.k_proj, &s.k, MatmulOut::Act, t)?; // (T, Hkv*D)
-            ops.matmul.record(g, &s.h, &w.v_proj, &s.v, MatmulOut::Act, t)?; // (T, Hkv*D)
+            self.linear(g, s, &s.h, &w.q_proj, &s.q, t)?; // (T, H*D)
+            self.linear(g, s, &s.h, &w.k_proj, &s.k, t)?; // (T, Hkv*D)
+            self.linear(g, s, &s.h, &w.v_proj, &s.v, t)?; // (T, Hkv*D)
             ops.rope.record(g, &s.q, &s.tok, rope, RopeDst::Act(&s.qr), heads, t, self.rope_interleaved)?;
             ops.rope.record(
                 g,
@@ -257,14 +307,14 @@ impl Llama {
             )?;
             ops.kv_write.record(g, &s.v, &s.tok, &kv.v[l], kvd, t, kv.ctx_len)?;
             ops.attention.record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, Some(&s.attn_part), shape, t)?; // (T, H*D)
-            ops.matmul.record(g, &s.attn, &w.o_proj, &s.h, MatmulOut::Act, t)?; // (T, C)
+            self.linear(g, s, &s.attn, &w.o_proj, &s.h, t)?; // (T, C)
             ops.add.record(g, &s.x, &s.h, t * c)?;
             // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
             ops.rms_norm.record(g, &s.x, &w.post_attention_layernorm, &s.h, t, eps)?;
-            ops.matmul.record(g, &s.h, &w.gate_proj, &s.gate, MatmulOut::Act, t)?; // (T, I)
-            ops.matmul.record(g, &s.h, &w.up_proj, &s.up, MatmulOut::Act, t)?; // (T, I)
+            self.linear(g, s, &s.h, &w.gate_proj, &s.gate, t)?; // (T, I)
+            self.linear(g, s, &s.h, &w.up_proj, &s.up, t)?; // (T, I)
             ops.swiglu.record(g, &s.gate, &s.up, &s.act, t * i)?;
-            ops.matmul.record(g, &s.act, &w.down_proj, &s.h, MatmulOut::Act, t)?; // (T, C)
+            self.linear(g, s, &s.act, &w.down_proj, &s.h, t)?; // (T, C)
             ops.add.record(g, &s.x, &s.h, t * c)?;
         }
         ops.rms_norm.record(g, &s.x, &self.norm, &s.h, t, eps) // h = norm(x)

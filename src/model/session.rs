@@ -5,6 +5,7 @@ use super::llama::{KvCache, Llama, MemoryLedger, Scratch};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::ops::attention::{part_bytes, AttentionShape};
+use crate::ops::w8a8::QuantScratch;
 use crate::ops::{act_bytes, matmul::MatmulOut, rope::RopeTable};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +81,13 @@ impl Session {
             ctx: ctx_len,
         };
         let mut scratch_bytes = 0;
+        let quant = if cfg.w8a8.is_some() {
+            let k = c.max(i).max(qd);
+            scratch_bytes += (t * k.div_ceil(4) * 4 + t * 4) as u64;
+            QuantScratch::new(&ctx, t, k)?
+        } else {
+            QuantScratch::new(&ctx, 1, 4)?
+        };
         let mut buf = |label: &str, bytes: u64| {
             scratch_bytes += bytes.div_ceil(4) * 4;
             ctx.storage(label, bytes)
@@ -98,6 +106,7 @@ impl Session {
             gate: buf("gate", act_bytes(t * i))?,
             up: buf("up", act_bytes(t * i))?,
             act: buf("act", act_bytes(t * i))?,
+            quant,
         };
         let hsel = buf("hsel", act_bytes(max_logit_rows * c))?;
         let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;

@@ -51,6 +51,9 @@ impl Embedding {
     ) -> Result<()> {
         let c = table.cols;
         check_even(&table.name, c)?;
+        if table.dtype == crate::WeightDtype::I8 {
+            return Err(crate::Error::UnsupportedDtype { what: table.name.clone(), dtype: "I8".into() });
+        }
         check_buf("embedding ids", ids, (t * 4) as u64)?;
         check_buf("embedding output", out, (t * c * 4) as u64)?;
         let pipeline = self.ctx.pipeline("embedding", &[("W_DTYPE", table.dtype.wgsl_id())])?;

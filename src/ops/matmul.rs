@@ -81,6 +81,12 @@ impl Matmul {
         t: usize,
     ) -> Result<()> {
         let (n, k) = (w.rows, w.cols);
+        if w.dtype == WeightDtype::I8 {
+            return Err(Error::UnsupportedDtype {
+                what: format!("{} in the float matmul (use ops::w8a8)", w.name),
+                dtype: "I8".into(),
+            });
+        }
         check_even(&format!("{} columns", w.name), k)?;
         check_buf(&format!("input of {}", w.name), x, act_bytes(t * k))?;
         let out_bytes = match out_kind {

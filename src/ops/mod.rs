@@ -13,6 +13,7 @@ pub mod matmul;
 pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
+pub mod w8a8;
 
 use crate::error::{Error, Result};
 use crate::gpu::fold_workgroups;

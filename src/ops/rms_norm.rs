@@ -43,7 +43,7 @@ impl RmsNorm {
         eps: f32,
     ) -> Result<()> {
         let c = w.cols;
-        if w.rows != 1 || w.chunks.len() != 1 || w.dtype.is_block() {
+        if w.rows != 1 || w.chunks.len() != 1 || w.dtype.is_block() || w.dtype == crate::WeightDtype::I8 {
             return Err(Error::shape(&w.name, "a vector (C)", format!("{}x{}", w.rows, w.cols)));
         }
         check_even(&w.name, c)?;

@@ -1,0 +1,67 @@
+// quant_act.wgsl — dynamic per-token symmetric int8 quantization of activations (W8A8 input):
+//   s = max|x| / 127, q = round_half_even(x / s) clamped to [-128, 127]
+//   x  (T, K)          packed activations
+//   xq (T, ceil(K/4))  int8, four per u32 (element 4j + b in byte b of word j)
+//   xs (T)             f32 scales
+// One 256-thread workgroup per token row.
+
+struct Params {
+    k: u32,
+    t: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> xq: array<u32>;
+@group(0) @binding(3) var<storage, read_write> xs: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> red: array<f32, WG>;
+
+// Element e of row `row` (K may be odd: rows are not pair-aligned then).
+fn elem(row: u32, e: u32) -> f32 {
+    let i = row * p.k + e;
+    let v = unpack_act(x[i / 2u]);
+    return select(v.x, v.y, (i & 1u) == 1u);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.t {
+        return;
+    }
+    var amax = 0.0;
+    for (var e = lid; e < p.k; e += WG) {
+        amax = max(amax, abs(elem(row, e)));
+    }
+    red[lid] = amax;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let scale = red[0] / 127.0;
+    let div = select(1.0, scale, scale > 0.0);
+    let words = (p.k + 3u) / 4u;
+    for (var j = lid; j < words; j += WG) {
+        var packed = 0u;
+        for (var b = 0u; b < 4u; b++) {
+            let e = 4u * j + b;
+            if e < p.k {
+                let q = i32(clamp(round(elem(row, e) / div), -128.0, 127.0));
+                packed |= (bitcast<u32>(q) & 0xffu) << (8u * b);
+            }
+        }
+        xq[row * words + j] = packed;
+    }
+    if lid == 0u {
+        xs[row] = scale;
+    }
+}

@@ -1,0 +1,113 @@
+//! INT8 W8A8 linear layers (compressed-tensors, as RedHatAI's `*-quantized.w8a8`): activations
+//! are quantized per token on the fly (shaders/quant_act.wgsl), then multiplied with the int8
+//! weights with i32 accumulation and rescaled (shaders/matmul_w8a8.wgsl).
+
+use super::{act_bytes, check_buf, check_even};
+use crate::dtype::WeightDtype;
+use crate::error::{Error, Result};
+use crate::gpu::weight::Weight;
+use crate::gpu::{fold_workgroups, GpuContext};
+use crate::graph::Graph;
+
+/// Mirrors `Params` in quant_act.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct QuantActParams {
+    /// Row length K.
+    pub k: u32,
+    /// Tokens T.
+    pub t: u32,
+    /// Padding.
+    pub _pad: [u32; 2],
+}
+
+/// Mirrors `Params` in matmul_w8a8.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct W8a8Params {
+    /// Inner dimension K.
+    pub k: u32,
+    /// Rows in this chunk.
+    pub n: u32,
+    /// Columns of the output.
+    pub out_stride: u32,
+    /// First output column of this chunk.
+    pub out_offset: u32,
+    /// Word offset of the per-row scales in the chunk.
+    pub scale_off: u32,
+    /// Padding.
+    pub _pad: [u32; 3],
+}
+
+/// Scratch for quantized activations: (T, ceil(K/4)) words of int8 and (T) f32 scales.
+pub struct QuantScratch {
+    /// int8 activations.
+    pub xq: wgpu::Buffer,
+    /// Per-token scales.
+    pub xs: wgpu::Buffer,
+}
+
+impl QuantScratch {
+    /// Scratch for up to `t` tokens of rows up to `k` long.
+    pub fn new(ctx: &GpuContext, t: usize, k: usize) -> Result<Self> {
+        Ok(QuantScratch {
+            xq: ctx.storage("w8a8 activations", (t * k.div_ceil(4) * 4) as u64)?,
+            xs: ctx.storage("w8a8 scales", (t * 4) as u64)?,
+        })
+    }
+}
+
+/// The W8A8 op.
+pub struct W8a8 {
+    ctx: GpuContext,
+}
+
+impl W8a8 {
+    /// A W8A8 op on this context.
+    pub fn new(ctx: &GpuContext) -> Self {
+        W8a8 { ctx: ctx.clone() }
+    }
+
+    /// Records `out (t, W.rows) = w8a8(x (t, W.cols), W)`: quantize x, then the int8 matmul.
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        q: &QuantScratch,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        t: usize,
+    ) -> Result<()> {
+        if w.dtype != WeightDtype::I8 {
+            return Err(Error::UnsupportedDtype {
+                what: format!("{} in the W8A8 matmul", w.name),
+                dtype: w.dtype.name().into(),
+            });
+        }
+        let (n, k) = (w.rows, w.cols);
+        check_even(&format!("{} rows", w.name), n)?;
+        check_buf(&format!("input of {}", w.name), x, act_bytes(t * k))?;
+        check_buf(&format!("output of {}", w.name), out, act_bytes(t * n))?;
+        check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
+        check_buf("w8a8 scale scratch", &q.xs, (t * 4) as u64)?;
+        let quant = self.ctx.pipeline("quant_act", &[])?;
+        let uniform = self.ctx.uniform("quant_act params", &QuantActParams { k: k as u32, t: t as u32, _pad: [0; 2] });
+        g.push(&self.ctx, "quant_act", &quant, &[&uniform, x, &q.xq, &q.xs], fold_workgroups(t as u32));
+        let mm = self.ctx.pipeline("matmul_w8a8", &[])?;
+        for chunk in &w.chunks {
+            let params = W8a8Params {
+                k: k as u32,
+                n: chunk.rows as u32,
+                out_stride: n as u32,
+                out_offset: chunk.row0 as u32,
+                scale_off: chunk.d_off,
+                _pad: [0; 3],
+            };
+            let uniform = self.ctx.uniform("w8a8 params", &params);
+            let [x_wg, y_wg, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
+            g.push(&self.ctx, "matmul_w8a8", &mm, &[&uniform, &q.xq, &chunk.buf, out, &q.xs], [x_wg, y_wg, t as u32]);
+            g.note_bytes(chunk.buf.size());
+        }
+        Ok(())
+    }
+}
