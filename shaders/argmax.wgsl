@@ -1,34 +1,38 @@
-// argmax.wgsl — index of the largest logit of each row (first one on ties; NaN never wins).
-//   logits (T, V) f32; out (T) u32. One 256-thread workgroup per row.
+// argmax.wgsl — the largest logit of each chunk of CHUNK logits of each row (first on ties; NaN
+// never wins), so a 128K vocabulary is scanned by many workgroups at once; the host reduces the
+// few partials per row (ops::argmax::finish).
+//   logits (T, V) f32
+//   out    (T, chunks) of (index, f32 bits); index 0xffffffff marks a chunk with no number
+// Grid: x = chunk, y = row (folded rows are not needed: rows <= 65535).
 
 struct Params {
     v: u32,
     t: u32,
-    _pad0: u32,
-    _pad1: u32,
+    chunks: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<vec2<u32>>;
 
 const WG: u32 = 256u;
+const CHUNK: u32 = 4096u;
+const NONE: u32 = 0xffffffffu;
 var<workgroup> best_v: array<f32, WG>;
 var<workgroup> best_i: array<u32, WG>;
 
 @compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) lid: u32,
-        @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = wid.x + wid.y * nwg.x;
-    if row >= p.t {
-        return;
-    }
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let chunk = wid.x;
+    let row = wid.y;
+    let begin = chunk * CHUNK;
+    let end = min(begin + CHUNK, p.v);
     var bv = -3.4e38;
-    var bi = 0xffffffffu;
-    for (var i = lid; i < p.v; i += WG) {
+    var bi = NONE;
+    for (var i = begin + lid; i < end; i += WG) {
         let x = logits[row * p.v + i];
-        if x > bv || (bi == 0xffffffffu && x == x) {
+        if x > bv || (bi == NONE && x == x) {
             bv = x;
             bi = i;
         }
@@ -40,7 +44,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
         if lid < s {
             let ov = best_v[lid + s];
             let oi = best_i[lid + s];
-            if oi != 0xffffffffu && (best_i[lid] == 0xffffffffu || ov > best_v[lid] || (ov == best_v[lid] && oi < best_i[lid])) {
+            if oi != NONE && (best_i[lid] == NONE || ov > best_v[lid] || (ov == best_v[lid] && oi < best_i[lid])) {
                 best_v[lid] = ov;
                 best_i[lid] = oi;
             }
@@ -48,6 +52,6 @@ fn main(@builtin(local_invocation_index) lid: u32,
         workgroupBarrier();
     }
     if lid == 0u {
-        out[row] = select(best_i[0], 0u, best_i[0] == 0xffffffffu);
+        out[row * p.chunks + chunk] = vec2<u32>(best_i[0], bitcast<u32>(best_v[0]));
     }
 }

@@ -18,8 +18,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> xq: array<u32>;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> xq: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 @group(0) @binding(4) var<storage, read> xs: array<f32>;
 
@@ -30,6 +30,14 @@ var<workgroup> partial: array<array<i32, LANES>, ROWS>;
 
 fn i8x4(v: u32) -> vec4<i32> {
     return (vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+fn x_word(i: u32) -> u32 {
+    return xq[i / 4u][i % 4u];
+}
+
+fn w_word(i: u32) -> u32 {
+    return w[i / 4u][i % 4u];
 }
 
 // Signed byte e of an int8 array.
@@ -52,15 +60,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     let xw = (p.k + 3u) / 4u; // words per activation row
     var acc = 0;
     if row < p.n {
-        if p.k % 4u == 0u {
-            let wbase = row * xw;
-            for (var j = lane; j < xw; j += LANES) {
-                acc += dot(i8x4(xq[t * xw + j]), i8x4(w[wbase + j]));
+        if p.k % 16u == 0u {
+            // 16 int8 per 16-byte load
+            let groups = p.k / 16u;
+            for (var j = lane; j < groups; j += LANES) {
+                let a = xq[t * groups + j];
+                let b = w[row * groups + j];
+                acc += dot(i8x4(a.x), i8x4(b.x)) + dot(i8x4(a.y), i8x4(b.y)) + dot(i8x4(a.z), i8x4(b.z)) + dot(i8x4(a.w), i8x4(b.w));
             }
         } else {
             for (var e = lane; e < p.k; e += LANES) {
                 let we = row * p.k + e;
-                acc += byte_at(xq[t * xw + e / 4u], e) * byte_at(w[we / 4u], we);
+                acc += byte_at(x_word(t * xw + e / 4u), e) * byte_at(w_word(we / 4u), we);
             }
         }
     }
@@ -76,10 +87,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         return;
     }
     // rows come in pairs (N even): this lane writes both
-    let y0 = f32(partial[r][0]) * xs[t] * bitcast<f32>(w[p.scale_off + row]);
+    let y0 = f32(partial[r][0]) * xs[t] * bitcast<f32>(w_word(p.scale_off + row));
     var y1 = 0.0;
     if row + 1u < p.n {
-        y1 = f32(partial[r + 1u][0]) * xs[t] * bitcast<f32>(w[p.scale_off + row + 1u]);
+        y1 = f32(partial[r + 1u][0]) * xs[t] * bitcast<f32>(w_word(p.scale_off + row + 1u));
     }
     let col = t * p.out_stride + p.out_offset + row;
     out[col / 2u] = pack_act(vec2<f32>(y0, y1));

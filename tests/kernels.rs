@@ -9,7 +9,7 @@ use inferno_llama::gpu::weight::Weight;
 use inferno_llama::graph::Graph;
 use inferno_llama::ops::{
     add::Add,
-    argmax::Argmax,
+    argmax::{finish, partial_bytes, Argmax},
     attention::{part_bytes, splits_for, Attention, AttentionShape},
     embedding::Embedding,
     kv_write::KvWrite,
@@ -158,13 +158,15 @@ fn many_rows_fold_into_y() {
     assert_close("rms_norm folded", &read_act(c, &ob, t * cols), &cpu::rms_norm(&x, &wv, cols, 1e-5), act_tol(path));
 
     let logits = rand_vec(&mut rng, t * 3, 1.0);
-    let lb = c.storage_init("logits", bytemuck::cast_slice(&logits)).unwrap();
-    let ob = poisoned(c, t * 4);
+    let t = 60_000; // argmax rows (at most 65,535)
+    let lb = c.storage_init("logits", bytemuck::cast_slice(&logits[..t * 3])).unwrap();
+    let bytes = partial_bytes(3, t);
+    let ob = poisoned(c, bytes as usize);
     let mut g = Graph::new();
     Argmax::new(c).record(&mut g, &lb, &ob, 3, t).unwrap();
     g.run(c);
-    let got: Vec<u32> = bytemuck::cast_slice(&c.read_blocking(&ob, (t * 4) as u64).unwrap()).to_vec();
-    assert_eq!(got, cpu::argmax(&logits, 3), "argmax folded");
+    let got = finish(bytemuck::cast_slice(&c.read_blocking(&ob, bytes).unwrap()), 3, t);
+    assert_eq!(got, cpu::argmax(&logits[..t * 3], 3), "argmax of many rows");
 }
 
 fn scalings() -> Vec<(f32, RopeScaling)> {
@@ -372,12 +374,14 @@ fn argmax_rows_with_ties() {
     logits[v + 5] = 100.0; // tie in row 1: the first index wins
     logits[v + 32000] = 100.0;
     logits[2 * v + 32002] = 1e9; // the last column
+    logits[2 * v + 9000] = f32::NAN; // NaN never wins
     let lb = c.storage_init("logits", bytemuck::cast_slice(&logits)).unwrap();
-    let ob = poisoned(c, 12);
+    let bytes = partial_bytes(v, 3);
+    let ob = poisoned(c, bytes as usize);
     let mut g = Graph::new();
     Argmax::new(c).record(&mut g, &lb, &ob, v, 3).unwrap();
     g.run(c);
-    let got: Vec<u32> = bytemuck::cast_slice(&c.read_blocking(&ob, 12).unwrap()).to_vec();
+    let got = finish(bytemuck::cast_slice(&c.read_blocking(&ob, bytes).unwrap()), v, 3);
     assert_eq!(got, cpu::argmax(&logits, v));
     assert_eq!(got[1], 5);
     assert_eq!(got[2], 32002);

@@ -262,21 +262,29 @@ impl Llama {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 
-    /// Records a Linear layer `out (t, W.rows) = x (t, W.cols) @ W^T` in the weight's own format
-    /// (W8A8 int8 weights quantize the activations first).
-    fn linear(
+    /// Records Linear layers that share an input: `out_i (t, W_i.rows) = x (t, C) @ W_i^T`, each
+    /// in its weight's own format (W8A8 weights quantize x once for all of them).
+    fn linears(
         &self,
         g: &mut Graph,
         s: &Scratch,
         x: &wgpu::Buffer,
-        w: &Weight,
-        out: &wgpu::Buffer,
+        layers: &[(&Weight, &wgpu::Buffer)],
         t: usize,
     ) -> Result<()> {
-        if w.dtype == crate::WeightDtype::I8 {
-            return self.ops.w8a8.record(g, x, &s.quant, w, out, t);
+        let mut quantized = false;
+        for &(w, out) in layers {
+            if w.dtype == crate::WeightDtype::I8 {
+                if !quantized {
+                    self.ops.w8a8.quantize(g, x, &s.quant, w.cols, t)?;
+                    quantized = true;
+                }
+                self.ops.w8a8.matmul(g, &s.quant, w, out, t)?;
+            } else {
+                self.ops.matmul.record(g, x, w, out, MatmulOut::Act, t)?;
+            }
         }
-        self.ops.matmul.record(g, x, w, out, MatmulOut::Act, t)
+        Ok(())
     }
 
     /// Records the forward of `t` tokens: embeddings, every layer, final norm into `s.h`.
@@ -291,9 +299,8 @@ impl Llama {
         for (l, w) in self.layers.iter().enumerate() {
             // h = attention(rms_norm(x)); x = x + o_proj(h)
             ops.rms_norm.record(g, &s.x, &w.input_layernorm, &s.h, t, eps)?;
-            self.linear(g, s, &s.h, &w.q_proj, &s.q, t)?; // (T, H*D)
-            self.linear(g, s, &s.h, &w.k_proj, &s.k, t)?; // (T, Hkv*D)
-            self.linear(g, s, &s.h, &w.v_proj, &s.v, t)?; // (T, Hkv*D)
+            // q (T, H*D), k (T, Hkv*D), v (T, Hkv*D)
+            self.linears(g, s, &s.h, &[(&w.q_proj, &s.q), (&w.k_proj, &s.k), (&w.v_proj, &s.v)], t)?;
             ops.rope.record(g, &s.q, &s.tok, rope, RopeDst::Act(&s.qr), heads, t, self.rope_interleaved)?;
             ops.rope.record(
                 g,
@@ -307,14 +314,13 @@ impl Llama {
             )?;
             ops.kv_write.record(g, &s.v, &s.tok, &kv.v[l], kvd, t, kv.ctx_len)?;
             ops.attention.record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, Some(&s.attn_part), shape, t)?; // (T, H*D)
-            self.linear(g, s, &s.attn, &w.o_proj, &s.h, t)?; // (T, C)
+            self.linears(g, s, &s.attn, &[(&w.o_proj, &s.h)], t)?; // (T, C)
             ops.add.record(g, &s.x, &s.h, t * c)?;
             // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
             ops.rms_norm.record(g, &s.x, &w.post_attention_layernorm, &s.h, t, eps)?;
-            self.linear(g, s, &s.h, &w.gate_proj, &s.gate, t)?; // (T, I)
-            self.linear(g, s, &s.h, &w.up_proj, &s.up, t)?; // (T, I)
+            self.linears(g, s, &s.h, &[(&w.gate_proj, &s.gate), (&w.up_proj, &s.up)], t)?; // (T, I) each
             ops.swiglu.record(g, &s.gate, &s.up, &s.act, t * i)?;
-            self.linear(g, s, &s.act, &w.down_proj, &s.h, t)?; // (T, C)
+            self.linears(g, s, &s.act, &[(&w.down_proj, &s.h)], t)?; // (T, C)
             ops.add.record(g, &s.x, &s.h, t * c)?;
         }
         ops.rms_norm.record(g, &s.x, &self.norm, &s.h, t, eps) // h = norm(x)

@@ -37,7 +37,7 @@ pub struct Session {
     rope: RopeTable,
     hsel: wgpu::Buffer,    // (R, C) rows that need logits
     logits: wgpu::Buffer,  // (R, V) f32
-    next: wgpu::Buffer,    // (R) u32 argmax
+    next: wgpu::Buffer,    // (R, V/4096) argmax partials
     staging: wgpu::Buffer, // host-readable copy of logits or ids
     /// Most tokens in one forward.
     pub max_tokens: usize,
@@ -110,7 +110,7 @@ impl Session {
         };
         let hsel = buf("hsel", act_bytes(max_logit_rows * c))?;
         let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;
-        let next = buf("next", (max_logit_rows * 4) as u64)?;
+        let next = buf("argmax partials", crate::ops::argmax::partial_bytes(v, max_logit_rows))?;
         let staging = ctx.staging("logits readback", (max_logit_rows * v * 4) as u64);
         scratch_bytes += staging.size();
         let mut kv = KvCache { k: vec![], v: vec![], ctx_len, slots };
@@ -264,8 +264,9 @@ impl Session {
         let (t, last) = self.prepare(chunks)?;
         self.check_rows(last.len())?;
         let n = last.len();
-        let bytes = self.run_graph(t, Rows::Last(last), true, (n * 4) as u64).await?;
-        Ok(bytemuck::cast_slice(&bytes).to_vec())
+        let v = self.model.config.vocab_size;
+        let bytes = self.run_graph(t, Rows::Last(last), true, crate::ops::argmax::partial_bytes(v, n)).await?;
+        Ok(crate::ops::argmax::finish(bytemuck::cast_slice(&bytes), v, n))
     }
 
     /// Logits (T, V) of every token of `tokens` placed at `pos0..` in `slot`, forwarded in

@@ -68,16 +68,20 @@ impl W8a8 {
         W8a8 { ctx: ctx.clone() }
     }
 
-    /// Records `out (t, W.rows) = w8a8(x (t, W.cols), W)`: quantize x, then the int8 matmul.
-    pub fn record(
-        &self,
-        g: &mut Graph,
-        x: &wgpu::Buffer,
-        q: &QuantScratch,
-        w: &Weight,
-        out: &wgpu::Buffer,
-        t: usize,
-    ) -> Result<()> {
+    /// Records the per-token int8 quantization of `x (t, k)` into `q`.
+    pub fn quantize(&self, g: &mut Graph, x: &wgpu::Buffer, q: &QuantScratch, k: usize, t: usize) -> Result<()> {
+        check_buf("w8a8 input", x, act_bytes(t * k))?;
+        check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
+        check_buf("w8a8 scale scratch", &q.xs, (t * 4) as u64)?;
+        let quant = self.ctx.pipeline("quant_act", &[])?;
+        let uniform = self.ctx.uniform("quant_act params", &QuantActParams { k: k as u32, t: t as u32, _pad: [0; 2] });
+        g.push(&self.ctx, "quant_act", &quant, &[&uniform, x, &q.xq, &q.xs], fold_workgroups(t as u32));
+        Ok(())
+    }
+
+    /// Records `out (t, W.rows) = xq (t, W.cols) @ W^T` rescaled, from activations already
+    /// quantized into `q` by [`W8a8::quantize`].
+    pub fn matmul(&self, g: &mut Graph, q: &QuantScratch, w: &Weight, out: &wgpu::Buffer, t: usize) -> Result<()> {
         if w.dtype != WeightDtype::I8 {
             return Err(Error::UnsupportedDtype {
                 what: format!("{} in the W8A8 matmul", w.name),
@@ -86,13 +90,8 @@ impl W8a8 {
         }
         let (n, k) = (w.rows, w.cols);
         check_even(&format!("{} rows", w.name), n)?;
-        check_buf(&format!("input of {}", w.name), x, act_bytes(t * k))?;
         check_buf(&format!("output of {}", w.name), out, act_bytes(t * n))?;
         check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
-        check_buf("w8a8 scale scratch", &q.xs, (t * 4) as u64)?;
-        let quant = self.ctx.pipeline("quant_act", &[])?;
-        let uniform = self.ctx.uniform("quant_act params", &QuantActParams { k: k as u32, t: t as u32, _pad: [0; 2] });
-        g.push(&self.ctx, "quant_act", &quant, &[&uniform, x, &q.xq, &q.xs], fold_workgroups(t as u32));
         let mm = self.ctx.pipeline("matmul_w8a8", &[])?;
         for chunk in &w.chunks {
             let params = W8a8Params {
@@ -109,5 +108,19 @@ impl W8a8 {
             g.note_bytes(chunk.buf.size());
         }
         Ok(())
+    }
+
+    /// Records `out = w8a8(x, W)`: [`W8a8::quantize`] then [`W8a8::matmul`].
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        q: &QuantScratch,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        t: usize,
+    ) -> Result<()> {
+        self.quantize(g, x, q, w.cols, t)?;
+        self.matmul(g, q, w, out, t)
     }
 }
