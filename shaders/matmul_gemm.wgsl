@@ -3,10 +3,11 @@
 //
 //   x   (T, K)        packed activations, K even
 //   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE (weights.wgsl)
-//   out (T, N_total)  packed activations, or f32 when OUT_F32; columns [out_offset, out_offset + N)
+//   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
+//                     columns [out_offset, out_offset + N)
 // Grid: x = column tiles (N / 64), y = token tiles (T / 32).
 
-override OUT_F32: bool = false;
+override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 
 struct Params {
     k: u32,          // inner dimension (elements, even)
@@ -36,11 +37,13 @@ fn store(t: u32, col: u32, v: vec4<f32>) {
         return;
     }
     let o = t * p.out_stride + p.out_offset + col;
-    if OUT_F32 {
-        out[o] = bitcast<u32>(v.x);
-        if col + 1u < p.n { out[o + 1u] = bitcast<u32>(v.y); }
-        if col + 2u < p.n { out[o + 2u] = bitcast<u32>(v.z); }
-        if col + 3u < p.n { out[o + 3u] = bitcast<u32>(v.w); }
+    if OUT_MODE != 0u {
+        for (var j = 0u; j < 4u; j++) {
+            if col + j < p.n {
+                let prev = select(0.0, bitcast<f32>(out[o + j]), OUT_MODE == 2u);
+                out[o + j] = bitcast<u32>(prev + v[j]);
+            }
+        }
     } else {
         // N is even for packed outputs, so a pair is wholly inside or outside.
         out[o / 2u] = pack_act(v.xy);

@@ -2,13 +2,14 @@
 //
 //   x   (T, K)        packed activations, K even
 //   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE (weights.wgsl)
-//   out (T, N_total)  packed activations, or f32 when OUT_F32 (logits); this chunk writes
+//   out (T, N_total)  packed activations, f32 (logits) or the f32 residual stream it adds to
+//                     (OUT_MODE); this chunk writes
 //                     columns [out_offset, out_offset + N)
 // Workgroup = 4 rows x 64 lanes; lanes stride over K, then reduce in workgroup memory.
 // With VEC (K % 8 == 0) every step loads 8 activations and 8 weights with 16-byte loads;
 // otherwise pairs. Grid: x/y = row groups (folded), z = token.
 
-override OUT_F32: bool = false;
+override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override VEC: bool = true;
 
 struct Params {
@@ -74,8 +75,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         return;
     }
     let col = t * p.out_stride + p.out_offset + row;
-    if OUT_F32 {
+    if OUT_MODE == 1u {
         out[col] = bitcast<u32>(partial[r][0]);
+    } else if OUT_MODE == 2u {
+        out[col] = bitcast<u32>(bitcast<f32>(out[col]) + partial[r][0]);
     } else if r % 2u == 0u {
         out[col / 2u] = pack_act(vec2<f32>(partial[r][0], partial[r + 1u][0]));
     }

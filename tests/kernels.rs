@@ -62,6 +62,15 @@ fn check_matmul(c: &GpuContext, path: ActDtype, dtype: WeightDtype, t: usize, k:
             g.run(c);
             assert_close(&what, &read_f32(c, &ob, t * n), &want, 1e-5);
         }
+        MatmulOut::AddF32 => {
+            // the residual stream: out += x @ W^T
+            let residual = rand_vec(&mut rng, t * n, 3.0);
+            let ob = upload_f32(c, &residual);
+            Matmul::new(c).record(&mut g, &xb, &w, &ob, out, t).unwrap();
+            g.run(c);
+            let want: Vec<f32> = want.iter().zip(&residual).map(|(a, b)| a + b).collect();
+            assert_close(&what, &read_f32(c, &ob, t * n), &want, 1e-5);
+        }
     }
 }
 
@@ -78,6 +87,10 @@ fn matmul_all_dtypes_both_paths() {
             // f32 logits with an odd vocabulary
             for &(t, k, n) in &[(1, 64, 32003), (9, 64, 1001)] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::F32);
+            }
+            // accumulated into the f32 residual stream, decode and prefill
+            for &(t, k, n) in &[(1, 576, 130), (33, 96, 66)] {
+                check_matmul(c, path, dtype, t, k, n, MatmulOut::AddF32);
             }
         }
     }

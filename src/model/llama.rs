@@ -287,11 +287,21 @@ impl Llama {
         Ok(())
     }
 
+    /// Records `x (t, C) f32 += input @ W^T`: the add is the float matmul's epilogue; W8A8
+    /// writes h and adds it.
+    fn residual(&self, g: &mut Graph, s: &Scratch, input: &wgpu::Buffer, w: &Weight, t: usize) -> Result<()> {
+        if w.dtype == crate::WeightDtype::I8 {
+            self.ops.w8a8.record(g, input, &s.quant, w, &s.h, t)?;
+            return self.ops.add.record(g, &s.x, &s.h, t * w.rows);
+        }
+        self.ops.matmul.record(g, input, w, &s.x, MatmulOut::AddF32, t)
+    }
+
     /// Records the forward of `t` tokens: embeddings, every layer, final norm into `s.h`.
     pub fn record_body(&self, g: &mut Graph, s: &Scratch, kv: &KvCache, rope: &RopeTable, t: usize) -> Result<()> {
         let cfg = &self.config;
         let ops = &self.ops;
-        let (c, i, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.rms_norm_eps);
+        let (i, eps) = (cfg.intermediate_size, cfg.rms_norm_eps);
         let (heads, kv_heads) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let shape = AttentionShape { heads, kv_heads, head_dim: cfg.head_dim, ctx: kv.ctx_len };
         let kvd = kv_heads * cfg.head_dim;
@@ -314,14 +324,12 @@ impl Llama {
             )?;
             ops.kv_write.record(g, &s.v, &s.tok, &kv.v[l], kvd, t, kv.ctx_len)?;
             ops.attention.record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, Some(&s.attn_part), shape, t)?; // (T, H*D)
-            self.linears(g, s, &s.attn, &[(&w.o_proj, &s.h)], t)?; // (T, C)
-            ops.add.record(g, &s.x, &s.h, t * c)?;
-            // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
+            self.residual(g, s, &s.attn, &w.o_proj, t)?; // x += o_proj(attn)
+                                                         // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
             ops.rms_norm.record(g, &s.x, &w.post_attention_layernorm, &s.h, t, eps)?;
             self.linears(g, s, &s.h, &[(&w.gate_proj, &s.gate), (&w.up_proj, &s.up)], t)?; // (T, I) each
             ops.swiglu.record(g, &s.gate, &s.up, &s.act, t * i)?;
-            self.linears(g, s, &s.act, &[(&w.down_proj, &s.h)], t)?; // (T, C)
-            ops.add.record(g, &s.x, &s.h, t * c)?;
+            self.residual(g, s, &s.act, &w.down_proj, t)?; // x += down_proj(act)
         }
         ops.rms_norm.record(g, &s.x, &self.norm, &s.h, t, eps) // h = norm(x)
     }

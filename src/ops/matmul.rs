@@ -34,13 +34,25 @@ pub struct MatmulParams {
 /// Up to this many tokens use the GEMV kernel; more use the tiled GEMM.
 pub const GEMV_MAX_TOKENS: usize = 4;
 
-/// Output storage of a matmul.
+/// Output storage of a matmul (the kernels' `OUT_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulOut {
     /// Packed 16-bit activations (N must be even).
     Act,
     /// f32 (logits).
     F32,
+    /// Added into an f32 buffer (the residual stream: `x += h @ W^T`).
+    AddF32,
+}
+
+impl MatmulOut {
+    fn mode(self) -> f64 {
+        match self {
+            MatmulOut::Act => 0.0,
+            MatmulOut::F32 => 1.0,
+            MatmulOut::AddF32 => 2.0,
+        }
+    }
 }
 
 /// The matmul op (pipelines per kernel, weight dtype and output kind come from the context's cache).
@@ -61,12 +73,11 @@ impl Matmul {
         dtype: WeightDtype,
         out: MatmulOut,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let out_f32 = if out == MatmulOut::F32 { 1.0 } else { 0.0 };
         if gemv {
             let vec = if vec { 1.0 } else { 0.0 };
-            self.ctx.pipeline("matmul_gemv", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_F32", out_f32), ("VEC", vec)])
+            self.ctx.pipeline("matmul_gemv", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("VEC", vec)])
         } else {
-            self.ctx.pipeline("matmul_gemm", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_F32", out_f32)])
+            self.ctx.pipeline("matmul_gemm", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode())])
         }
     }
 
@@ -94,7 +105,7 @@ impl Matmul {
                 check_even(&format!("{} rows (packed output)", w.name), n)?;
                 act_bytes(t * n)
             }
-            MatmulOut::F32 => (t * n * 4) as u64,
+            MatmulOut::F32 | MatmulOut::AddF32 => (t * n * 4) as u64,
         };
         check_buf(&format!("output of {}", w.name), out, out_bytes)?;
         if t == 0 {
