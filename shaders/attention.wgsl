@@ -25,7 +25,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<u32>;
 @group(0) @binding(2) var<storage, read> tok: array<vec2<u32>>;
-@group(0) @binding(3) var<storage, read> kcache: array<u32>;
+@group(0) @binding(3) var<storage, read> kcache: array<vec4<u32>>; // 16-byte loads when D % 8 == 0
 @group(0) @binding(4) var<storage, read> vcache: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
 @group(0) @binding(6) var<storage, read_write> part: array<f32>; // (T, H, splits, 2 + D) when splits > 1
@@ -99,8 +99,16 @@ fn main(@builtin(local_invocation_index) lid: u32,
         if key < n_keys {
             let kb = (seq_base + key) * row_words + kvh * hw;
             var d = 0.0;
-            for (var i = 0u; i < hw; i++) {
-                d += dot(qs[i], unpack_act(kcache[kb + i]));
+            if hw % 4u == 0u {
+                for (var i = 0u; i < hw; i += 4u) {
+                    let kw = kcache[(kb + i) / 4u];
+                    d += dot(qs[i], unpack_act(kw.x)) + dot(qs[i + 1u], unpack_act(kw.y))
+                       + dot(qs[i + 2u], unpack_act(kw.z)) + dot(qs[i + 3u], unpack_act(kw.w));
+                }
+            } else {
+                for (var i = 0u; i < hw; i++) {
+                    d += dot(qs[i], unpack_act(kcache[(kb + i) / 4u][(kb + i) % 4u]));
+                }
             }
             score = d * p.scale;
         }

@@ -293,6 +293,7 @@ fn attention_gqa_causal_both_paths() {
         (9, 3, 64, vec![(1, 129)]),                // decode at position 129, slot 1
         (4, 1, 96, prefill(0, 100, 33).collect()), // one KV head, prompt past 0
         (8, 8, 128, prefill(1, 0, 130).collect()), // MHA, 130 tokens
+        (3, 1, 36, prefill(1, 40, 3).collect()),   // D/2 not a multiple of 4: scalar loads
         (2, 1, 256, vec![(0, 5), (1, 77)]),        // batch of two sequences, D = 256
         (6, 2, 80, prefill(0, 3, 2).chain(prefill(1, 60, 3)).collect()),
     ];
