@@ -59,9 +59,9 @@ pub struct AttentionShape {
 pub const MAX_HEAD_DIM: usize = 256;
 
 /// Split-K factor for `t` tokens of `heads` heads over a `ctx`-position cache: enough
-/// workgroups to fill a large GPU (~512), never ranges shorter than 64 keys, at most 64 splits.
+/// workgroups to fill a large GPU (~2048), never ranges shorter than 64 keys, at most 64 splits.
 pub fn splits_for(t: usize, heads: usize, ctx: usize) -> usize {
-    512usize.div_ceil(t * heads).min(ctx.div_ceil(64)).clamp(1, 64)
+    2048usize.div_ceil(t * heads).min(ctx.div_ceil(64)).clamp(1, 64)
 }
 
 /// Bytes of the split-K scratch for `t` tokens.
