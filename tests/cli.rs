@@ -110,3 +110,32 @@ fn bad_inputs_are_one_line_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--no-such-flag"));
 }
+
+#[test]
+fn chat_keeps_the_conversation() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inferno"))
+        .args(["chat", "-m", &smollm2(), "-n", "40"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // two turns, then an empty line ends the chat
+    child.stdin.take().unwrap().write_all(b"What is the capital of France?\nAnd of Germany?\n\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let turns: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(turns.first(), Some(&"The capital of France is Paris."), "{out}");
+    assert!(turns.len() >= 2 && out.contains("Berlin"), "the second turn answers in context: {out}");
+    // the second turn reused the cached conversation: far fewer prompt tokens than the first
+    let err = stderr(&o);
+    let prompts: Vec<usize> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("prompt: "))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(prompts.len(), 2, "{err}");
+    assert!(prompts[1] < prompts[0], "prompt tokens per turn {prompts:?}");
+}

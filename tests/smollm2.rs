@@ -193,3 +193,34 @@ fn batch_generation_matches_single_answers() {
         )
         .is_err());
 }
+
+#[test]
+fn streaming_never_emits_broken_utf8() {
+    // byte-level BPE splits emoji and CJK into byte tokens: the stream must hold partial
+    // characters back and release exactly the text
+    let tok = tokenizer();
+    let text = "日本語 🦙🔥 naïve — café";
+    let ids = tok.encode(text, false).unwrap();
+    assert!(ids.len() > text.chars().count() / 2, "{ids:?}");
+    let mut stream = inferno_llama::generate::TextStream::new(vec![]);
+    let mut out = String::new();
+    for &id in &ids {
+        let (piece, stopped) = stream.push(&tok, id).unwrap();
+        assert!(!piece.contains('\u{FFFD}'), "partial character released: {piece:?}");
+        assert!(!stopped);
+        out.push_str(&piece);
+    }
+    out.push_str(&stream.finish());
+    assert_eq!(out, text);
+    // a stop string that spans tokens is cut exactly, and held-back text is not lost
+    let mut stream = inferno_llama::generate::TextStream::new(vec!["🔥 na".into()]);
+    let mut out = String::new();
+    for &id in &ids {
+        let (piece, stopped) = stream.push(&tok, id).unwrap();
+        out.push_str(&piece);
+        if stopped {
+            break;
+        }
+    }
+    assert_eq!(out, "日本語 🦙");
+}
