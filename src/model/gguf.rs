@@ -70,6 +70,10 @@ pub enum GgmlType {
     Q4_1,
     /// 32 x 8-bit, scale: `q * d`.
     Q8_0,
+    /// K-quant super-blocks of 256: 4-bit with 6-bit sub-block scales and minimums.
+    Q4K,
+    /// K-quant super-blocks of 256: 6-bit with 8-bit sub-block scales.
+    Q6K,
 }
 
 impl GgmlType {
@@ -80,6 +84,8 @@ impl GgmlType {
             2 => GgmlType::Q4_0,
             3 => GgmlType::Q4_1,
             8 => GgmlType::Q8_0,
+            12 => GgmlType::Q4K,
+            14 => GgmlType::Q6K,
             30 => GgmlType::Bf16,
             _ => return None,
         })
@@ -92,6 +98,8 @@ impl GgmlType {
             GgmlType::Q4_0 => (32, 18),
             GgmlType::Q4_1 => (32, 20),
             GgmlType::Q8_0 => (32, 34),
+            GgmlType::Q4K => (256, 144),
+            GgmlType::Q6K => (256, 210),
         }
     }
 }
@@ -328,8 +336,72 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
                 out.extend(blk[2..34].iter().map(|&q| q as i8 as f32 * d));
             }
         }
+        GgmlType::Q4K => {
+            for blk in data.chunks_exact(bb) {
+                let (d, dmin, scales, qs) = (f16(&blk[0..2]), f16(&blk[2..4]), &blk[4..16], &blk[16..144]);
+                // 6-bit scale and minimum of sub-block j (ggml's get_scale_min_k4)
+                let sm = |j: usize| -> (f32, f32) {
+                    let (sc, m) = if j < 4 {
+                        (scales[j] & 63, scales[j + 4] & 63)
+                    } else {
+                        (
+                            (scales[j + 4] & 0xf) | ((scales[j - 4] >> 6) << 4),
+                            (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
+                        )
+                    };
+                    (d * sc as f32, dmin * m as f32)
+                };
+                for (c, q) in qs.chunks_exact(32).enumerate() {
+                    let ((d1, m1), (d2, m2)) = (sm(2 * c), sm(2 * c + 1));
+                    out.extend(q.iter().map(|&b| d1 * (b & 0xf) as f32 - m1));
+                    out.extend(q.iter().map(|&b| d2 * (b >> 4) as f32 - m2));
+                }
+            }
+        }
+        GgmlType::Q6K => {
+            for blk in data.chunks_exact(bb) {
+                let (ql, qh, sc, d) = (&blk[0..128], &blk[128..192], &blk[192..208], f16(&blk[208..210]));
+                for n in 0..2 {
+                    let (ql, qh, sc) = (&ql[64 * n..], &qh[32 * n..], &sc[8 * n..]);
+                    let base = out.len();
+                    out.resize(base + 128, 0.0);
+                    for l in 0..32 {
+                        let is = l / 16;
+                        let q = |lo: u8, shift: u32| ((lo | (((qh[l] >> shift) & 3) << 4)) as i32 - 32) as f32;
+                        out[base + l] = d * sc[is] as i8 as f32 * q(ql[l] & 0xf, 0);
+                        out[base + l + 32] = d * sc[is + 2] as i8 as f32 * q(ql[l + 32] & 0xf, 2);
+                        out[base + l + 64] = d * sc[is + 4] as i8 as f32 * q(ql[l] >> 4, 4);
+                        out[base + l + 96] = d * sc[is + 6] as i8 as f32 * q(ql[l + 32] >> 4, 6);
+                    }
+                }
+            }
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// K-quant blocks against gguf-py's dequantizer (tests/data/kquants.json: random blocks).
+    #[test]
+    fn k_quants_match_gguf_py() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kquants.json")).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (name, ty) in [("Q4_K", GgmlType::Q4K), ("Q6_K", GgmlType::Q6K)] {
+            let hex = j[name]["bytes"].as_str().unwrap();
+            let bytes: Vec<u8> =
+                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            let want: Vec<f32> =
+                j[name]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let got = dequantize(ty, &bytes);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{name} element {i}: {g} vs {w}");
+            }
+        }
+    }
 }
 
 /// Dequantizes a block-format weight (`WeightDtype::Q8_0` / `Q4_0` / `Q4_1`) in GGUF layout.
