@@ -380,30 +380,6 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// K-quant blocks against gguf-py's dequantizer (tests/data/kquants.json: random blocks).
-    #[test]
-    fn k_quants_match_gguf_py() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kquants.json")).unwrap();
-        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
-        for (name, ty) in [("Q4_K", GgmlType::Q4K), ("Q6_K", GgmlType::Q6K)] {
-            let hex = j[name]["bytes"].as_str().unwrap();
-            let bytes: Vec<u8> =
-                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
-            let want: Vec<f32> =
-                j[name]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-            let got = dequantize(ty, &bytes);
-            assert_eq!(got.len(), want.len());
-            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{name} element {i}: {g} vs {w}");
-            }
-        }
-    }
-}
-
 /// Dequantizes a block-format weight (`WeightDtype::Q8_0` / `Q4_0` / `Q4_1`) in GGUF layout.
 pub fn dequantize_weight(dtype: crate::WeightDtype, data: &[u8]) -> Vec<f32> {
     let ty = match dtype {
@@ -491,4 +467,28 @@ pub fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u
     let m_off = (out.len() / 4) as u32;
     out.extend_from_slice(&m);
     (out, d_off, m_off)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// K-quant blocks against gguf-py's dequantizer (tests/data/kquants.json: random blocks).
+    #[test]
+    fn k_quants_match_gguf_py() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kquants.json")).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (name, ty) in [("Q4_K", GgmlType::Q4K), ("Q6_K", GgmlType::Q6K)] {
+            let hex = j[name]["bytes"].as_str().unwrap();
+            let bytes: Vec<u8> =
+                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            let want: Vec<f32> =
+                j[name]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let got = dequantize(ty, &bytes);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{name} element {i}: {g} vs {w}");
+            }
+        }
+    }
 }
