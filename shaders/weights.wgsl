@@ -66,8 +66,11 @@ fn load_w2(e: u32) -> vec2<f32> {
 
 // Dot of 8 activations (one vec4 of packed words) with the 8 weights from element e (e % 8 == 0).
 fn dot8(xv: vec4<u32>, e: u32) -> f32 {
-    let xa = vec4<f32>(unpack_act(xv.x), unpack_act(xv.y));
-    let xb = vec4<f32>(unpack_act(xv.z), unpack_act(xv.w));
+    return dot8f(vec4<f32>(unpack_act(xv.x), unpack_act(xv.y)), vec4<f32>(unpack_act(xv.z), unpack_act(xv.w)), e);
+}
+
+// Dot of 8 f32 values (xa = elements 0..3, xb = 4..7) with the 8 weights from element e (e % 8 == 0).
+fn dot8f(xa: vec4<f32>, xb: vec4<f32>, e: u32) -> f32 {
     switch W_DTYPE {
         case 0u: {
             return dot(xa, bitcast<vec4<f32>>(w[e / 4u])) + dot(xb, bitcast<vec4<f32>>(w[e / 4u + 1u]));

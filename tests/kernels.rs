@@ -447,3 +447,28 @@ fn w8a8_matches_integer_emulation() {
         }
     }
 }
+
+#[test]
+fn fused_norm_gemv_all_dtypes_both_paths() {
+    use inferno_llama::ops::matmul_norm::MatmulNorm;
+    for path in PATHS {
+        let c = ctx(path);
+        for dtype in WDTYPES.into_iter().chain(BLOCKS) {
+            for gdtype in WDTYPES {
+                for &(t, k, n) in &[(1, 576, 130), (3, 64, 66), (1, 2048, 10)] {
+                    let mut rng = rng("matmul_norm");
+                    let x = rand_vec(&mut rng, t * k, 3.0);
+                    let (gv, gw) = rand_weight(c, &mut rng, gdtype, 1, k, 1.0);
+                    let (wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
+                    let want = cpu::matmul(&cpu::rms_norm(&x, &gv, k, 1e-5), &wv, t, k, n);
+                    let (xb, ob) = (upload_f32(c, &x), poisoned(c, t * n * 2));
+                    let mut g = Graph::new();
+                    MatmulNorm::new(c).record(&mut g, &xb, &gw, &w, &ob, t, 1e-5).unwrap();
+                    g.run(c);
+                    let what = format!("norm+gemv {path:?} W {dtype:?} norm {gdtype:?} t={t} k={k} n={n}");
+                    assert_close(&what, &read_act(c, &ob, t * n), &want, act_tol(path));
+                }
+            }
+        }
+    }
+}

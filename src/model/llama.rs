@@ -8,8 +8,8 @@ use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::{
     add::Add, argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, kv_write::KvWrite,
-    matmul::Matmul, matmul::MatmulOut, rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu,
-    w8a8::QuantScratch, w8a8::W8a8,
+    matmul::Matmul, matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, rms_norm::RmsNorm, rope::Rope,
+    rope::RopeDst, rope::RopeTable, swiglu::Swiglu, w8a8::QuantScratch, w8a8::W8a8,
 };
 
 /// One decoder layer's weights (names as in the checkpoint, `model.layers.{i}.*`).
@@ -54,6 +54,8 @@ pub struct Ops {
     pub embedding: Embedding,
     /// Argmax.
     pub argmax: Argmax,
+    /// Decode GEMV with the RMSNorm fused in.
+    pub matmul_norm: MatmulNorm,
     /// INT8 W8A8 linear layers.
     pub w8a8: W8a8,
 }
@@ -71,6 +73,7 @@ impl Ops {
             add: Add::new(ctx),
             embedding: Embedding::new(ctx),
             argmax: Argmax::new(ctx),
+            matmul_norm: MatmulNorm::new(ctx),
             w8a8: W8a8::new(ctx),
         }
     }
@@ -287,6 +290,27 @@ impl Llama {
         Ok(())
     }
 
+    /// Records `out_i = rms_norm(x) @ W_i^T` for Linear layers after the same norm: for decode
+    /// the norm is fused into each GEMV (ops::matmul_norm); otherwise it is written to h once.
+    fn normed_linears(
+        &self,
+        g: &mut Graph,
+        s: &Scratch,
+        norm: &Weight,
+        layers: &[(&Weight, &wgpu::Buffer)],
+        t: usize,
+    ) -> Result<()> {
+        let eps = self.config.rms_norm_eps;
+        if t <= GEMV_MAX_TOKENS && layers.iter().all(|(w, _)| MatmulNorm::supports(norm, w)) {
+            for &(w, out) in layers {
+                self.ops.matmul_norm.record(g, &s.x, norm, w, out, t, eps)?;
+            }
+            return Ok(());
+        }
+        self.ops.rms_norm.record(g, &s.x, norm, &s.h, t, eps)?;
+        self.linears(g, s, &s.h, layers, t)
+    }
+
     /// Records `x (t, C) f32 += input @ W^T`: the add is the float matmul's epilogue; W8A8
     /// writes h and adds it.
     fn residual(&self, g: &mut Graph, s: &Scratch, input: &wgpu::Buffer, w: &Weight, t: usize) -> Result<()> {
@@ -308,9 +332,14 @@ impl Llama {
         ops.embedding.record(g, &s.ids, &self.embed_tokens, &s.x, t)?; // x = embed_tokens[ids]
         for (l, w) in self.layers.iter().enumerate() {
             // h = attention(rms_norm(x)); x = x + o_proj(h)
-            ops.rms_norm.record(g, &s.x, &w.input_layernorm, &s.h, t, eps)?;
-            // q (T, H*D), k (T, Hkv*D), v (T, Hkv*D)
-            self.linears(g, s, &s.h, &[(&w.q_proj, &s.q), (&w.k_proj, &s.k), (&w.v_proj, &s.v)], t)?;
+            // q (T, H*D), k (T, Hkv*D), v (T, Hkv*D) = rms_norm(x) @ W^T
+            self.normed_linears(
+                g,
+                s,
+                &w.input_layernorm,
+                &[(&w.q_proj, &s.q), (&w.k_proj, &s.k), (&w.v_proj, &s.v)],
+                t,
+            )?;
             ops.rope.record(g, &s.q, &s.tok, rope, RopeDst::Act(&s.qr), heads, t, self.rope_interleaved)?;
             ops.rope.record(
                 g,
@@ -326,8 +355,8 @@ impl Llama {
             ops.attention.record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, Some(&s.attn_part), shape, t)?; // (T, H*D)
             self.residual(g, s, &s.attn, &w.o_proj, t)?; // x += o_proj(attn)
                                                          // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
-            ops.rms_norm.record(g, &s.x, &w.post_attention_layernorm, &s.h, t, eps)?;
-            self.linears(g, s, &s.h, &[(&w.gate_proj, &s.gate), (&w.up_proj, &s.up)], t)?; // (T, I) each
+                                                         // gate, up (T, I) = rms_norm(x) @ W^T
+            self.normed_linears(g, s, &w.post_attention_layernorm, &[(&w.gate_proj, &s.gate), (&w.up_proj, &s.up)], t)?;
             ops.swiglu.record(g, &s.gate, &s.up, &s.act, t * i)?;
             self.residual(g, s, &s.act, &w.down_proj, t)?; // x += down_proj(act)
         }

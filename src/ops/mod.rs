@@ -10,6 +10,7 @@ pub mod attention;
 pub mod embedding;
 pub mod kv_write;
 pub mod matmul;
+pub mod matmul_norm;
 pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;

@@ -1,0 +1,101 @@
+//! Decode GEMV with the preceding RMSNorm fused in: `out = rms_norm(x) * g @ W^T`, reading the f32
+//! residual stream directly. Kernel: shaders/matmul_gemv_norm.wgsl.
+
+use super::{act_bytes, check_buf, check_even};
+use crate::dtype::WeightDtype;
+use crate::error::{Error, Result};
+use crate::gpu::weight::Weight;
+use crate::gpu::{fold_workgroups, GpuContext};
+use crate::graph::Graph;
+
+/// Mirrors `Params` in matmul_gemv_norm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatmulNormParams {
+    /// Inner dimension K (a multiple of 8).
+    pub k: u32,
+    /// Rows of W in this chunk.
+    pub n: u32,
+    /// Columns of the output.
+    pub out_stride: u32,
+    /// First output column written by this chunk.
+    pub out_offset: u32,
+    /// Block formats: word offset of the scales.
+    pub d_off: u32,
+    /// Block formats: word offset of the minimums.
+    pub m_off: u32,
+    /// RMSNorm epsilon.
+    pub eps: f32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// The fused norm + GEMV op.
+pub struct MatmulNorm {
+    ctx: GpuContext,
+}
+
+impl MatmulNorm {
+    /// A fused norm + GEMV op on this context.
+    pub fn new(ctx: &GpuContext) -> Self {
+        MatmulNorm { ctx: ctx.clone() }
+    }
+
+    /// Whether the fused kernel handles this weight (decode-sized inputs are checked by the caller).
+    pub fn supports(norm: &Weight, w: &Weight) -> bool {
+        w.cols.is_multiple_of(8)
+            && w.dtype != WeightDtype::I8
+            && !norm.dtype.is_block()
+            && norm.dtype != WeightDtype::I8
+    }
+
+    /// Records `out (t, W.rows) = (rms_norm(x (t, C) f32) * norm (C)) @ W^T`.
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        norm: &Weight,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        t: usize,
+        eps: f32,
+    ) -> Result<()> {
+        let (n, k) = (w.rows, w.cols);
+        if !Self::supports(norm, w) || norm.cols != k || norm.chunks.len() != 1 {
+            return Err(Error::shape(
+                format!("{} after {}", w.name, norm.name),
+                "a float norm of K values, K % 8 == 0, float or GGUF-block weight",
+                format!("K {k}, {} {}", norm.name, norm.dtype.name()),
+            ));
+        }
+        check_even(&format!("{} rows", w.name), n)?;
+        check_buf("fused norm input", x, (t * k * 4) as u64)?;
+        check_buf(&format!("output of {}", w.name), out, act_bytes(t * n))?;
+        let pipeline = self
+            .ctx
+            .pipeline("matmul_gemv_norm", &[("W_DTYPE", w.dtype.wgsl_id()), ("G_DTYPE", norm.dtype.wgsl_id())])?;
+        for chunk in &w.chunks {
+            let params = MatmulNormParams {
+                k: k as u32,
+                n: chunk.rows as u32,
+                out_stride: n as u32,
+                out_offset: chunk.row0 as u32,
+                d_off: chunk.d_off,
+                m_off: chunk.m_off,
+                eps,
+                _pad: 0,
+            };
+            let uniform = self.ctx.uniform("matmul_norm params", &params);
+            let [wx, wy, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
+            g.push(
+                &self.ctx,
+                "matmul_gemv_norm",
+                &pipeline,
+                &[&uniform, x, &chunk.buf, out, &norm.chunks[0].buf],
+                [wx, wy, t as u32],
+            );
+            g.note_bytes(chunk.buf.size());
+        }
+        Ok(())
+    }
+}
