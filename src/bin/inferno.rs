@@ -236,6 +236,13 @@ fn load_engine(m: &ModelArgs, slots: usize) -> Result<InfernoLlamaEngine> {
     Ok(eng)
 }
 
+/// Streams a piece of generated text to stdout as it arrives.
+fn print_piece(piece: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(piece.as_bytes());
+    let _ = o.flush();
+}
+
 fn print_stats(g: &inferno_llama::generate::Generation) {
     let pp = g.prompt_tokens as f64 / g.prompt_secs.max(1e-9);
     let tg = g.tokens.len().saturating_sub(1) as f64 / g.gen_secs.max(1e-9);
@@ -284,12 +291,7 @@ fn real_main() -> Result<()> {
                 return Ok(());
             }
             let text = texts.remove(0);
-            let out = std::io::stdout();
-            let g = eng.generate(&text, s.params(), |piece| {
-                let mut o = out.lock();
-                let _ = o.write_all(piece.as_bytes());
-                let _ = o.flush();
-            })?;
+            let g = eng.generate(&text, s.params(), print_piece)?;
             println!();
             print_stats(&g);
         }
@@ -311,12 +313,7 @@ fn real_main() -> Result<()> {
                     break;
                 }
                 msgs.push(Message::new("user", line.trim_end()));
-                let out = std::io::stdout();
-                let g = eng.chat(&msgs, s.params(), |piece| {
-                    let mut o = out.lock();
-                    let _ = o.write_all(piece.as_bytes());
-                    let _ = o.flush();
-                })?;
+                let g = eng.chat(&msgs, s.params(), print_piece)?;
                 println!();
                 print_stats(&g);
                 msgs.push(Message::new("assistant", &g.text));
