@@ -9,5 +9,5 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "0.2.130"; then
   cargo install --locked wasm-bindgen-cli --version 0.2.130
 fi
 cargo build --locked --release -p inferno-web --target wasm32-unknown-unknown
-wasm-bindgen --target web --no-typescript --out-dir web/pkg target/wasm32-unknown-unknown/release/inferno_web.wasm
+wasm-bindgen --target web --no-typescript --out-dir web/pkg "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/inferno_web.wasm"
 ls -la web/pkg
