@@ -399,9 +399,4 @@ impl Checkpoint {
             self.files[e.file].release(e.range.clone());
         }
     }
-
-    /// Whether a tensor exists.
-    pub fn has(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
-    }
 }
