@@ -187,6 +187,9 @@ impl GpuContext {
             return Ok(p.clone());
         }
         let source = kernel_source(name).ok_or_else(|| Error::Invalid(format!("no kernel named {name}")))?;
+        // a driver that rejects a kernel is an error naming it, not a panic in wgpu's handler
+        #[cfg(not(target_arch = "wasm32"))]
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -202,6 +205,10 @@ impl GpuContext {
             },
             cache: None,
         }));
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu { what: format!("compiling kernel {name} {all:?}"), reason: e.to_string() });
+        }
         self.pipelines.lock().expect("pipeline cache").insert(key, pipeline.clone());
         Ok(pipeline)
     }
