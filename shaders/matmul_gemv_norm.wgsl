@@ -7,9 +7,11 @@
 //   g   (K)            norm weight, dtype G_DTYPE (0 f32, 1 f16, 2 bf16)
 //   W   (N, K)         this chunk's rows, W_DTYPE (weights.wgsl)
 //   out (T, N_total)   packed activations; columns [out_offset, out_offset + N)
-// Workgroup = 4 rows x 64 lanes; grid x/y = row groups (folded), z = token.
+// Workgroup = ROWS rows x (256 / ROWS) lanes (ROWS 4 or 8: more rows share one row statistic);
+// grid x/y = row groups (folded), z = token.
 
 override G_DTYPE: u32 = 2u;
+override ROWS: u32 = 4u;
 
 struct Params {
     k: u32,
@@ -28,10 +30,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;  // (T, N_total/2)
 @group(0) @binding(4) var<storage, read> g: array<vec4<u32>>;    // (K) in G_DTYPE
 
-const LANES: u32 = 64u;
-const ROWS: u32 = 4u;
+override LANES: u32 = 256u / ROWS;
 
-var<workgroup> partial: array<array<f32, LANES>, ROWS>;
+var<workgroup> partial: array<f32, 256>; // [row][lane]
 var<workgroup> red: array<f32, 256>;
 
 fn g_word(i: u32) -> u32 {
@@ -53,7 +54,7 @@ fn g4(e: u32) -> vec4<f32> {
     }
 }
 
-@compute @workgroup_size(64, 4)
+@compute @workgroup_size(LANES, ROWS)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -93,16 +94,16 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
             acc += dot8f(x[xbase + 2u * i] * g4(e), x[xbase + 2u * i + 1u] * g4(e + 4u), row * p.k + e);
         }
     }
-    partial[r][lane] = acc;
+    partial[r * LANES + lane] = acc;
     workgroupBarrier();
     for (var s = LANES / 2u; s > 0u; s >>= 1u) {
         if lane < s {
-            partial[r][lane] += partial[r][lane + s];
+            partial[r * LANES + lane] += partial[r * LANES + lane + s];
         }
         workgroupBarrier();
     }
     if lane == 0u && row < p.n && r % 2u == 0u {
         let col = t * p.out_stride + p.out_offset + row;
-        out[col / 2u] = pack_act(vec2<f32>(partial[r][0], partial[r + 1u][0]) * inv);
+        out[col / 2u] = pack_act(vec2<f32>(partial[r * LANES], partial[(r + 1u) * LANES]) * inv);
     }
 }

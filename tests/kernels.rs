@@ -455,7 +455,8 @@ fn fused_norm_gemv_all_dtypes_both_paths() {
         let c = ctx(path);
         for dtype in WDTYPES.into_iter().chain(BLOCKS) {
             for gdtype in WDTYPES {
-                for &(t, k, n) in &[(1, 576, 130), (3, 64, 66), (1, 2048, 10)] {
+                // N >= 4096 takes the 8-rows-per-workgroup variant
+                for &(t, k, n) in &[(1, 576, 130), (3, 64, 66), (1, 2048, 10), (2, 64, 4098)] {
                     let mut rng = rng("matmul_norm");
                     let x = rand_vec(&mut rng, t * k, 3.0);
                     let (gv, gw) = rand_weight(c, &mut rng, gdtype, 1, k, 1.0);

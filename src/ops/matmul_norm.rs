@@ -71,10 +71,13 @@ impl MatmulNorm {
         check_even(&format!("{} rows", w.name), n)?;
         check_buf("fused norm input", x, (t * k * 4) as u64)?;
         check_buf(&format!("output of {}", w.name), out, act_bytes(t * n))?;
-        let pipeline = self
-            .ctx
-            .pipeline("matmul_gemv_norm", &[("W_DTYPE", w.dtype.wgsl_id()), ("G_DTYPE", norm.dtype.wgsl_id())])?;
         for chunk in &w.chunks {
+            // 8 rows per workgroup share one row statistic where that still leaves >= 512 workgroups
+            let rows_per_wg = if chunk.rows >= 4096 { 8 } else { 4 };
+            let pipeline = self.ctx.pipeline(
+                "matmul_gemv_norm",
+                &[("W_DTYPE", w.dtype.wgsl_id()), ("G_DTYPE", norm.dtype.wgsl_id()), ("ROWS", rows_per_wg as f64)],
+            )?;
             let params = MatmulNormParams {
                 k: k as u32,
                 n: chunk.rows as u32,
@@ -86,7 +89,7 @@ impl MatmulNorm {
                 _pad: 0,
             };
             let uniform = self.ctx.uniform("matmul_norm params", &params);
-            let [wx, wy, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
+            let [wx, wy, _] = fold_workgroups(chunk.rows.div_ceil(rows_per_wg) as u32);
             g.push(
                 &self.ctx,
                 "matmul_gemv_norm",
