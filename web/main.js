@@ -90,6 +90,28 @@ async function loadSafetensorsUrl(base, opts = {}) {
   }
 }
 
+// SafeTensors from picked files: config.json + model.safetensors (+ tokenizer.json, tokenizer_config.json).
+async function loadSafetensorsFiles(files, opts = {}) {
+  $('error').textContent = '';
+  const t0 = performance.now();
+  try {
+    const byName = Object.fromEntries(Array.from(files).map((f) => [f.name, f]));
+    const weights = Array.from(files).filter((f) => f.name.endsWith('.safetensors'));
+    if (!byName['config.json']) throw new Error('pick config.json with the weights');
+    if (weights.length !== 1) throw new Error(`pick exactly one .safetensors file (got ${weights.length}; sharded checkpoints load by URL)`);
+    const config = await byName['config.json'].text();
+    const tok = byName['tokenizer.json'] ? new Uint8Array(await byName['tokenizer.json'].arrayBuffer()) : undefined;
+    const tokCfg = byName['tokenizer_config.json'] ? await byName['tokenizer_config.json'].text() : undefined;
+    $('status').textContent = `uploading ${weights[0].name} to the GPU…`;
+    const bytes = new Uint8Array(await weights[0].arrayBuffer());
+    engine?.free();
+    engine = null;
+    return loaded(await WebEngine.fromSafetensors(config, bytes, tok, tokCfg, 2048, !!opts.forceBf16, opts.maxBinding || 0), weights[0].name, t0);
+  } catch (e) {
+    throw new Error(showError(e));
+  }
+}
+
 async function generate(text, maxTokens = 128, temperature = 0) {
   if (!engine) throw new Error('no model loaded');
   $('output').textContent = '';
@@ -115,7 +137,7 @@ async function generate(text, maxTokens = 128, temperature = 0) {
 }
 
 window.inferno = {
-  loadGgufUrl, loadGgufBytes, loadSafetensorsUrl, generate,
+  loadGgufUrl, loadGgufBytes, loadSafetensorsUrl, loadSafetensorsFiles, generate,
   greedyIds: async (ids, n) => Array.from(await engine.greedyIds(Uint32Array.from(ids), n)),
   info: () => JSON.parse(engine.info()),
 };
@@ -125,6 +147,7 @@ $('file').onchange = async (ev) => {
   const f = ev.target.files[0];
   if (f) loadGgufBytes(new Uint8Array(await f.arrayBuffer()), f.name).catch(() => {});
 };
+$('st-files').onchange = (ev) => loadSafetensorsFiles(ev.target.files).catch(() => {});
 $('go').onclick = () => generate($('prompt').value, Number($('max').value), Number($('temp').value)).catch(() => {});
 
 try {

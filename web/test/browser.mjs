@@ -51,6 +51,17 @@ try {
       JSON.stringify(ids) === JSON.stringify(golden.greedy) && (maxBinding === 0 || info.weight_chunks > 1),
       `${same}/${golden.greedy.length} equal`);
   }
+  // the same checkpoint through the SafeTensors file picker
+  {
+    const dir = path.join(root, 'tests', 'data', 'tiny-gqa-bf16');
+    const golden = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8'));
+    await page.evaluate(() => { document.getElementById('status').textContent = ''; });
+    await page.setInputFiles('#st-files', ['config.json', 'model.safetensors'].map((f) => path.join(dir, f)));
+    await page.waitForFunction(() => document.getElementById('status').textContent.includes('model.safetensors loaded') ||
+      document.getElementById('error').textContent, null, { timeout: 60_000 });
+    const ids = await page.evaluate(([p, n]) => window.inferno.greedyIds(p, n), [golden.prompt, golden.greedy.length]);
+    check('SafeTensors through the file picker', JSON.stringify(ids) === JSON.stringify(golden.greedy), await page.textContent('#status'));
+  }
   await page.screenshot({ path: path.join(out, 'tiny.png') });
 
   // 2. a corrupt model: visible error, no dead tab
