@@ -120,10 +120,7 @@ pub enum ActDtype {
 impl ActDtype {
     /// Rounds an f32 to this storage precision and back (what a GPU store then load does).
     pub fn round(self, v: f32) -> f32 {
-        match self {
-            ActDtype::F16 => half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32(),
-            ActDtype::Bf16 => half::bf16::from_f32(v).to_f32(),
-        }
+        self.value(self.bits(v) as u16)
     }
 
     /// Packs f32 values (even count, or padded with a zero) into u32 words.
@@ -140,15 +137,14 @@ impl ActDtype {
 
     /// Unpacks `n` values from packed words.
     pub fn unpack(self, words: &[u32], n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let bits = ((words[i / 2] >> (16 * (i % 2))) & 0xffff) as u16;
-                match self {
-                    ActDtype::F16 => half::f16::from_bits(bits).to_f32(),
-                    ActDtype::Bf16 => half::bf16::from_bits(bits).to_f32(),
-                }
-            })
-            .collect()
+        (0..n).map(|i| self.value(((words[i / 2] >> (16 * (i % 2))) & 0xffff) as u16)).collect()
+    }
+
+    fn value(self, bits: u16) -> f32 {
+        match self {
+            ActDtype::F16 => half::f16::from_bits(bits).to_f32(),
+            ActDtype::Bf16 => half::bf16::from_bits(bits).to_f32(),
+        }
     }
 
     fn bits(self, v: f32) -> u32 {

@@ -103,21 +103,37 @@ impl Graph {
 
     /// Appends the graph to `enc`: runs of dispatches share one compute pass.
     pub fn encode(&self, enc: &mut wgpu::CommandEncoder) {
-        let mut i = 0;
+        self.encode_steps(enc, None);
+    }
+
+    /// Encodes the steps; with `timestamps = (query set, n)` each of the first `n` dispatches gets
+    /// a pass of its own with a timestamp at its start (query 2k) and end (2k + 1).
+    fn encode_steps(&self, enc: &mut wgpu::CommandEncoder, timestamps: Option<(&wgpu::QuerySet, u32)>) {
+        let (mut i, mut k) = (0, 0u32);
         while i < self.steps.len() {
             if let Step::Copy { src, src_offset, dst, dst_offset, size } = &self.steps[i] {
                 enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
                 i += 1;
                 continue;
             }
+            let writes = timestamps.filter(|&(_, n)| k < n).map(|(query_set, _)| wgpu::ComputePassTimestampWrites {
+                query_set,
+                beginning_of_pass_write_index: Some(2 * k),
+                end_of_pass_write_index: Some(2 * k + 1),
+            });
+            let timed = writes.is_some();
             let mut pass =
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("graph"), timestamp_writes: None });
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("graph"), timestamp_writes: writes });
             while let Some(Step::Dispatch(d)) = self.steps.get(i) {
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, &d.bind_group, &[]);
                 let [x, y, z] = d.workgroups;
                 pass.dispatch_workgroups(x, y, z);
                 i += 1;
+                k += 1;
+                if timed {
+                    break;
+                }
             }
         }
     }
@@ -144,7 +160,7 @@ pub struct ProfileEntry {
 impl Graph {
     /// Runs the graph once with a timestamp around every dispatch (each in its own pass, so the
     /// sum is a little above a normal run) and returns the GPU time of each. Needs the adapter's
-    /// `TIMESTAMP_QUERY`; profiles at most the first 2048 dispatches.
+    /// `TIMESTAMP_QUERY`; times the first 2048 dispatches (the rest run untimed).
     pub async fn profile(&self, ctx: &GpuContext) -> crate::Result<Vec<ProfileEntry>> {
         if !ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             return Err(crate::Error::Invalid(format!("{} has no timestamp queries", ctx.info.name)));
@@ -165,30 +181,7 @@ impl Graph {
         });
         let staging = ctx.staging("profile readback", bytes);
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
-        let mut i = 0u32;
-        for step in &self.steps {
-            match step {
-                Step::Copy { src, src_offset, dst, dst_offset, size } => {
-                    enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size)
-                }
-                Step::Dispatch(d) if i < n => {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(d.label),
-                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                            query_set: &qs,
-                            beginning_of_pass_write_index: Some(2 * i),
-                            end_of_pass_write_index: Some(2 * i + 1),
-                        }),
-                    });
-                    pass.set_pipeline(&d.pipeline);
-                    pass.set_bind_group(0, &d.bind_group, &[]);
-                    let [x, y, z] = d.workgroups;
-                    pass.dispatch_workgroups(x, y, z);
-                    i += 1;
-                }
-                Step::Dispatch(_) => {}
-            }
-        }
+        self.encode_steps(&mut enc, Some((&qs, n)));
         enc.resolve_query_set(&qs, 0..2 * n, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
         ctx.queue.submit([enc.finish()]);

@@ -13,7 +13,7 @@ pub struct WeightChunk {
     pub rows: usize,
     /// The bytes (block formats repacked, see shaders/weights.wgsl), padded to 16.
     pub buf: wgpu::Buffer,
-    /// Block formats: word offset of the scales in `buf`.
+    /// Block formats and W8A8: word offset of the scales in `buf`.
     pub d_off: u32,
     /// Block formats: word offset of the minimums in `buf`.
     pub m_off: u32,
@@ -60,27 +60,15 @@ impl Weight {
         if dtype == WeightDtype::I8 {
             return Err(Error::Invalid(format!("{name}: int8 weights need their scales (Weight::upload_w8a8)")));
         }
-        let max_rows = (ctx.max_binding / row_bytes as u64) as usize & !1;
-        if max_rows == 0 && rows > 0 {
-            return Err(Error::Invalid(format!(
-                "{name}: one row ({row_bytes} bytes) exceeds the storage binding limit {}",
-                ctx.max_binding
-            )));
-        }
-        let mut chunks = Vec::new();
-        let mut row0 = 0;
-        while row0 < rows {
-            let n = max_rows.min(rows - row0);
+        let chunks = chunked(ctx, name, rows, row_bytes as u64, |row0, n| {
             let data = &bytes[row0 * row_bytes..(row0 + n) * row_bytes];
-            let chunk = if dtype.is_block() {
+            if dtype.is_block() {
                 let (packed, d_off, m_off) = crate::model::gguf::repack_blocks(dtype, data);
-                WeightChunk { row0, rows: n, buf: ctx.storage_init(name, &packed)?, d_off, m_off }
+                Ok((std::borrow::Cow::Owned(packed), d_off, m_off))
             } else {
-                WeightChunk { row0, rows: n, buf: ctx.storage_init(name, data)?, d_off: 0, m_off: 0 }
-            };
-            chunks.push(chunk);
-            row0 += n;
-        }
+                Ok((std::borrow::Cow::Borrowed(data), 0, 0))
+            }
+        })?;
         Ok(Weight { name: name.to_string(), dtype, rows, cols, chunks })
     }
 
@@ -101,24 +89,14 @@ impl Weight {
                 format!("{} bytes, {} scales", q.len(), scales.len()),
             ));
         }
-        let max_rows = (ctx.max_binding / (cols as u64 + 4)) as usize & !1;
-        if max_rows == 0 {
-            return Err(Error::Invalid(format!(
-                "{name}: one row exceeds the storage binding limit {}",
-                ctx.max_binding
-            )));
-        }
-        let mut chunks = Vec::new();
-        let mut row0 = 0;
-        while row0 < rows {
-            let n = max_rows.min(rows - row0);
+        // a row costs its int8 bytes plus its f32 scale
+        let chunks = chunked(ctx, name, rows, cols as u64 + 4, |row0, n| {
             let mut data = q[row0 * cols..(row0 + n) * cols].to_vec();
             data.resize(data.len().div_ceil(4) * 4, 0);
             let d_off = (data.len() / 4) as u32;
             data.extend_from_slice(bytemuck::cast_slice(&scales[row0..row0 + n]));
-            chunks.push(WeightChunk { row0, rows: n, buf: ctx.storage_init(name, &data)?, d_off, m_off: 0 });
-            row0 += n;
-        }
+            Ok((std::borrow::Cow::Owned(data), d_off, 0))
+        })?;
         Ok(Weight { name: name.to_string(), dtype: WeightDtype::I8, rows, cols, chunks })
     }
 
@@ -126,4 +104,32 @@ impl Weight {
     pub fn gpu_bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.buf.size()).sum()
     }
+}
+
+/// Splits `rows` rows of `row_bytes` each into chunks that fit one storage binding (an even
+/// number of rows each, so packed outputs stay pair-aligned); `make(row0, n)` gives a chunk's
+/// bytes and its scale/minimum word offsets.
+fn chunked<'a>(
+    ctx: &GpuContext,
+    name: &str,
+    rows: usize,
+    row_bytes: u64,
+    mut make: impl FnMut(usize, usize) -> Result<(std::borrow::Cow<'a, [u8]>, u32, u32)>,
+) -> Result<Vec<WeightChunk>> {
+    let max_rows = (ctx.max_binding / row_bytes) as usize & !1;
+    if max_rows == 0 && rows > 0 {
+        return Err(Error::Invalid(format!(
+            "{name}: one row ({row_bytes} bytes) exceeds the storage binding limit {}",
+            ctx.max_binding
+        )));
+    }
+    let mut chunks = Vec::new();
+    let mut row0 = 0;
+    while row0 < rows {
+        let n = max_rows.min(rows - row0);
+        let (data, d_off, m_off) = make(row0, n)?;
+        chunks.push(WeightChunk { row0, rows: n, buf: ctx.storage_init(name, &data)?, d_off, m_off });
+        row0 += n;
+    }
+    Ok(chunks)
 }
