@@ -1,34 +1,39 @@
-// rope.wgsl — rotary position embedding, out of place, one thread per output word (2 elements).
-//   src   (T, H, D)  packed activations (q or k after projection), D even
-//   tok   (T)        (sequence slot, position) of each token
-//   freqs (P, D/2)   (cos, sin) of pos * inv_freq, from precompute_freqs_cis (with scaling)
-//   dst   (T, H, D)  packed, or the KV cache (S, ctx, H, D) at (slot, pos) when to_cache = 1
+// rope.wgsl — the attention inputs of T tokens in one dispatch: RoPE on q into `q_out`, RoPE on k
+// and a plain copy of v into the KV cache at each token's (slot, position).
+//   qkv     (T, (H + 2 Hkv) D)  packed activations, rows [q heads | k heads | v heads], D even
+//   tok     (T)                 (sequence slot, position) of each token
+//   freqs   (P, D/2)            (cos, sin) of pos * inv_freq, from precompute_freqs_cis (with scaling)
+//   q_out   (T, H, D)           packed
+//   k_cache, v_cache (S, ctx, Hkv, D) packed
 // Layouts: interleaved = 1 rotates pairs (2i, 2i+1) (Meta, GGUF); 0 rotates (i, i + D/2) (HF).
+// One thread per word (2 elements) of qkv.
 
 struct Params {
     heads: u32,
+    kv_heads: u32,
     head_dim: u32,
     tokens: u32,
     interleaved: u32,
-    to_cache: u32,
     ctx: u32,       // positions per sequence slot in the cache
     _pad0: u32,
     _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read> qkv: array<u32>;
 @group(0) @binding(2) var<storage, read> tok: array<vec2<u32>>;
 @group(0) @binding(3) var<storage, read> freqs: array<vec2<f32>>;
-@group(0) @binding(4) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(4) var<storage, read_write> q_out: array<u32>;
+@group(0) @binding(5) var<storage, read_write> k_cache: array<u32>;
+@group(0) @binding(6) var<storage, read_write> v_cache: array<u32>;
 
 // Element e of the head starting at element `base` (even).
 fn elem(base: u32, e: u32) -> f32 {
-    let v = unpack_act(src[(base + e) / 2u]);
+    let v = unpack_act(qkv[(base + e) / 2u]);
     return select(v.x, v.y, (e & 1u) == 1u);
 }
 
-// Rotated value of element e (of D) with the frequency row at `f`.
+// Rotated value of element e (of D) with the frequency row at `f` (HF half-split layout).
 fn rotated(base: u32, e: u32, f: u32) -> f32 {
     let half = p.head_dim / 2u;
     let x = elem(base, e);
@@ -44,28 +49,34 @@ fn rotated(base: u32, e: u32, f: u32) -> f32 {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = gid.x + gid.y * nwg.x * 256u;
     let hw = p.head_dim / 2u; // words per head
-    if idx >= p.tokens * p.heads * hw {
+    let row_heads = p.heads + 2u * p.kv_heads;
+    if idx >= p.tokens * row_heads * hw {
         return;
     }
     let wi = idx % hw;
     let th = idx / hw;
-    let h = th % p.heads;
-    let t = th / p.heads;
+    let h = th % row_heads; // head within the token's row: q heads, then k heads, then v heads
+    let t = th / row_heads;
     let slot = tok[t].x;
     let pos = tok[t].y;
+    let cache_row = (slot * p.ctx + pos) * p.kv_heads;
+    if h >= p.heads + p.kv_heads {
+        v_cache[(cache_row + h - p.heads - p.kv_heads) * hw + wi] = qkv[idx];
+        return;
+    }
     let f = pos * hw;
     var v: vec2<f32>;
     if p.interleaved == 1u {
-        let xy = unpack_act(src[idx]);
+        let xy = unpack_act(qkv[idx]);
         let cs = freqs[f + wi];
         v = vec2<f32>(xy.x * cs.x - xy.y * cs.y, xy.x * cs.y + xy.y * cs.x);
     } else {
         let base = th * p.head_dim;
         v = vec2<f32>(rotated(base, 2u * wi, f), rotated(base, 2u * wi + 1u, f));
     }
-    var o = idx;
-    if p.to_cache == 1u {
-        o = ((slot * p.ctx + pos) * p.heads + h) * hw + wi;
+    if h < p.heads {
+        q_out[(t * p.heads + h) * hw + wi] = pack_act(v);
+    } else {
+        k_cache[(cache_row + h - p.heads) * hw + wi] = pack_act(v);
     }
-    dst[o] = pack_act(v);
 }

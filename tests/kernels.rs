@@ -12,11 +12,11 @@ use inferno_llama::ops::{
     argmax::{finish, partial_bytes, Argmax},
     attention::{part_bytes, splits_for, Attention, AttentionShape},
     embedding::Embedding,
-    kv_write::KvWrite,
     matmul::{Matmul, MatmulOut},
     rms_norm::RmsNorm,
     rope::{inv_freqs, Rope, RopeDst, RopeScaling, RopeTable},
     swiglu::Swiglu,
+    OutCols,
 };
 use inferno_llama::{ActDtype, GpuContext, WeightDtype};
 
@@ -51,10 +51,14 @@ fn check_matmul(c: &GpuContext, path: ActDtype, dtype: WeightDtype, t: usize, k:
     let mut g = Graph::new();
     match out {
         MatmulOut::Act => {
-            let ob = poisoned(c, t * n * 2);
-            Matmul::new(c).record(&mut g, &xb, &w, &ob, out, t).unwrap();
+            // into columns [4, 4 + n) of a (t, n + 6) output; the other columns stay poisoned
+            let ob = poisoned(c, t * (n + 6) * 2);
+            Matmul::new(c).record_cols(&mut g, &xb, &w, &ob, OutCols { first: 4, total: n + 6 }, out, t).unwrap();
             g.run(c);
-            assert_close(&what, &read_act(c, &ob, t * n), &want, act_tol(path));
+            let got = read_act(c, &ob, t * (n + 6));
+            let mine: Vec<f32> = got.chunks(n + 6).flat_map(|r| r[4..4 + n].to_vec()).collect();
+            assert_close(&what, &mine, &want, act_tol(path));
+            assert!(got.chunks(n + 6).all(|r| r[..4].iter().chain(&r[4 + n..]).all(|v| v.is_nan())), "{what}");
         }
         MatmulOut::F32 => {
             let ob = poisoned(c, t * n * 4);
@@ -199,26 +203,47 @@ fn scalings() -> Vec<(f32, RopeScaling)> {
 }
 
 #[test]
-fn rope_layouts_scalings_both_paths() {
+fn rope_qkv_into_cache_layouts_scalings_both_paths() {
     for path in PATHS {
         let c = ctx(path);
         for (theta, scaling) in scalings() {
-            for &(heads, d, t, pos0) in &[(9, 64, 7, 1000), (3, 96, 33, 0), (2, 128, 1, 5000), (1, 6, 5, 17)] {
+            // (heads, kv_heads, D, tokens, first position)
+            for &(heads, kvh, d, t, pos0) in
+                &[(9, 3, 64, 7, 1000), (3, 1, 96, 33, 0), (2, 2, 128, 1, 5000), (1, 1, 6, 5, 17)]
+            {
                 for interleaved in [false, true] {
                     let mut rng = rng("rope");
-                    let table = RopeTable::new(c, d, theta, &scaling, pos0 + t + 1).unwrap();
-                    let x = round_act(path, &rand_vec(&mut rng, t * heads * d, 2.0));
-                    let tok: Vec<(usize, usize)> = (0..t).map(|i| (0, pos0 + i)).collect();
+                    let (slots, ctx_len) = (2, pos0 + t + 1);
+                    let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
+                    let (qd, kvd) = (heads * d, kvh * d);
+                    let qkv = round_act(path, &rand_vec(&mut rng, t * (qd + 2 * kvd), 2.0));
+                    let part = |from: usize, n: usize| -> Vec<f32> {
+                        qkv.chunks(qd + 2 * kvd).flat_map(|row| row[from..from + n].to_vec()).collect()
+                    };
+                    let (q, k, v) = (part(0, qd), part(qd, kvd), part(qd + kvd, kvd));
+                    // tokens alternate between the two sequence slots
+                    let tok: Vec<(usize, usize)> = (0..t).map(|i| (i % 2, pos0 + i)).collect();
                     let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
-                    let want = cpu::rope(&x, &positions, heads, d, &inv_freqs(d, theta, &scaling), interleaved);
-                    let (xb, tb, ob) = (upload_act(c, &x), tok_buf(c, &tok), poisoned(c, t * heads * d * 2));
+                    let inv = inv_freqs(d, theta, &scaling);
+                    let want_q = cpu::rope(&q, &positions, heads, d, &inv, interleaved);
+                    let k_rot = cpu::rope(&k, &positions, kvh, d, &inv, interleaved);
+                    let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+                    let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+                    for (i, &(s, p)) in tok.iter().enumerate() {
+                        kc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&k_rot[i * kvd..][..kvd]);
+                        vc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&v[i * kvd..][..kvd]);
+                    }
+                    let (xb, tb, qb) = (upload_act(c, &qkv), tok_buf(c, &tok), poisoned(c, t * qd * 2));
                     let mut g = Graph::new();
-                    Rope::new(c).record(&mut g, &xb, &tb, &table, RopeDst::Act(&ob), heads, t, interleaved).unwrap();
+                    let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
+                    Rope::new(c).record(&mut g, &xb, &tb, &table, dst, heads, kvh, t, interleaved).unwrap();
                     g.run(c);
                     let what = format!(
-                        "rope {path:?} {scaling:?} heads={heads} d={d} t={t} pos0={pos0} interleaved={interleaved}"
+                        "rope {path:?} {scaling:?} H={heads} Hkv={kvh} d={d} t={t} pos0={pos0} interleaved={interleaved}"
                     );
-                    assert_close(&what, &read_act(c, &ob, t * heads * d), &want, act_tol(path));
+                    assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
+                    assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
+                    assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, 0.0);
                 }
             }
         }
@@ -250,37 +275,6 @@ fn rand_cache(c: &GpuContext, path: ActDtype, rng: &mut rand::rngs::StdRng, n: u
     let v = round_act(path, &rand_vec(rng, n, 1.0));
     let b = upload_act(c, &v);
     (v, b)
-}
-
-#[test]
-fn rope_into_cache_and_kv_write() {
-    for path in PATHS {
-        let c = ctx(path);
-        let mut rng = rng("kv");
-        let (slots, ctx_len, kvh, d, t) = (2, 40, 3, 64, 5);
-        let table = RopeTable::new(c, d, 10_000.0, &RopeScaling::None, ctx_len).unwrap();
-        let tok = [(1, 30), (1, 31), (0, 0), (0, 1), (1, 39)];
-        let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvh * d);
-        let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvh * d);
-        let k = round_act(path, &rand_vec(&mut rng, t * kvh * d, 1.0));
-        let v = round_act(path, &rand_vec(&mut rng, t * kvh * d, 1.0));
-        let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
-        let k_rot = cpu::rope(&k, &positions, kvh, d, &inv_freqs(d, 10_000.0, &RopeScaling::None), false);
-        let row = kvh * d;
-        for (i, &(s, p)) in tok.iter().enumerate() {
-            kc[(s * ctx_len + p) * row..][..row].copy_from_slice(&k_rot[i * row..][..row]);
-            vc[(s * ctx_len + p) * row..][..row].copy_from_slice(&v[i * row..][..row]);
-        }
-        let tb = tok_buf(c, &tok);
-        let mut g = Graph::new();
-        Rope::new(c)
-            .record(&mut g, &upload_act(c, &k), &tb, &table, RopeDst::Cache(&kb, ctx_len), kvh, t, false)
-            .unwrap();
-        KvWrite::new(c).record(&mut g, &upload_act(c, &v), &tb, &vb, row, t, ctx_len).unwrap();
-        g.run(c);
-        assert_close(&format!("rope->cache {path:?}"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
-        assert_close(&format!("kv_write {path:?}"), &read_act(c, &vb, vc.len()), &vc, 0.0);
-    }
 }
 
 #[test]
@@ -328,22 +322,41 @@ fn attention_gqa_causal_both_paths() {
     }
 }
 
+/// (T, 2I) gate/up output in the fused weight's row order (alternating) or as `[gate | up]`.
+fn gate_up_layout(gate: &[f32], up: &[f32], i: usize, interleaved: bool) -> Vec<f32> {
+    gate.chunks(i)
+        .zip(up.chunks(i))
+        .flat_map(|(g, u)| {
+            if interleaved {
+                g.iter().zip(u).flat_map(|(a, b)| [*a, *b]).collect::<Vec<f32>>()
+            } else {
+                [g, u].concat()
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn swiglu_and_add_both_paths() {
     for path in PATHS {
         let c = ctx(path);
-        for n in [2, 576 * 7, 1536 * 33 + 2] {
-            let mut rng = rng("elementwise");
-            let a = round_act(path, &rand_vec(&mut rng, n, 6.0));
-            let b = round_act(path, &rand_vec(&mut rng, n, 2.0));
-            let x = rand_vec(&mut rng, n, 6.0); // the f32 residual stream
-            let (ab, bb, ob, xb) = (upload_act(c, &a), upload_act(c, &b), poisoned(c, n * 2), upload_f32(c, &x));
-            let mut g = Graph::new();
-            Swiglu::new(c).record(&mut g, &ab, &bb, &ob, n).unwrap();
-            Add::new(c).record(&mut g, &xb, &bb, n).unwrap();
-            g.run(c);
-            assert_close(&format!("swiglu {path:?} n={n}"), &read_act(c, &ob, n), &cpu::swiglu(&a, &b), act_tol(path));
-            assert_close(&format!("add {path:?} n={n}"), &read_f32(c, &xb, n), &cpu::add(&x, &b), 1e-6);
+        for (i, t) in [(2, 1), (576 * 7, 3), (1536 + 2, 33)] {
+            for interleaved in [true, false] {
+                let mut rng = rng("elementwise");
+                let n = t * i;
+                let gate = round_act(path, &rand_vec(&mut rng, n, 6.0));
+                let up = round_act(path, &rand_vec(&mut rng, n, 2.0));
+                let x = rand_vec(&mut rng, n, 6.0); // the f32 residual stream
+                let gu = upload_act(c, &gate_up_layout(&gate, &up, i, interleaved));
+                let (ub, ob, xb) = (upload_act(c, &up), poisoned(c, n * 2), upload_f32(c, &x));
+                let mut g = Graph::new();
+                Swiglu::new(c).record(&mut g, &gu, &ob, i, t, interleaved).unwrap();
+                Add::new(c).record(&mut g, &xb, &ub, n).unwrap();
+                g.run(c);
+                let what = format!("swiglu {path:?} I={i} t={t} interleaved={interleaved}");
+                assert_close(&what, &read_act(c, &ob, n), &cpu::swiglu(&gate, &up), act_tol(path));
+                assert_close(&format!("add {path:?} n={n}"), &read_f32(c, &xb, n), &cpu::add(&x, &up), 1e-6);
+            }
         }
     }
 }
@@ -456,18 +469,35 @@ fn fused_norm_gemv_all_dtypes_both_paths() {
         for dtype in WDTYPES.into_iter().chain(BLOCKS) {
             for gdtype in WDTYPES {
                 // N >= 4096 takes the 8-rows-per-workgroup variant
-                for &(t, k, n) in &[(1, 576, 130), (3, 64, 66), (1, 2048, 10), (2, 64, 4098)] {
+                for &(t, k, n) in &[(1, 576, 130), (3, 64, 68), (1, 2048, 12), (2, 64, 4100)] {
                     let mut rng = rng("matmul_norm");
                     let x = rand_vec(&mut rng, t * k, 3.0);
                     let (gv, gw) = rand_weight(c, &mut rng, gdtype, 1, k, 1.0);
                     let (wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
-                    let want = cpu::matmul(&cpu::rms_norm(&x, &gv, k, 1e-5), &wv, t, k, n);
-                    let (xb, ob) = (upload_f32(c, &x), poisoned(c, t * n * 2));
-                    let mut g = Graph::new();
-                    MatmulNorm::new(c).record(&mut g, &xb, &gw, &w, &ob, t, 1e-5).unwrap();
-                    g.run(c);
+                    let y = cpu::matmul(&cpu::rms_norm(&x, &gv, k, 1e-5), &wv, t, k, n);
+                    let xb = upload_f32(c, &x);
                     let what = format!("norm+gemv {path:?} W {dtype:?} norm {gdtype:?} t={t} k={k} n={n}");
-                    assert_close(&what, &read_act(c, &ob, t * n), &want, act_tol(path));
+                    // into columns [2, 2 + n) of a (t, n + 6) output; the other columns stay poisoned
+                    let ob = poisoned(c, t * (n + 6) * 2);
+                    let mut g = Graph::new();
+                    let cols = OutCols { first: 2, total: n + 6 };
+                    MatmulNorm::new(c).record(&mut g, &xb, &gw, &w, &ob, cols, t, 1e-5).unwrap();
+                    g.run(c);
+                    let got = read_act(c, &ob, t * (n + 6));
+                    let mine: Vec<f32> = got.chunks(n + 6).flat_map(|r| r[2..2 + n].to_vec()).collect();
+                    assert_close(&what, &mine, &y, act_tol(path));
+                    assert!(got.chunks(n + 6).all(|r| r[..2].iter().chain(&r[2 + n..]).all(|v| v.is_nan())), "{what}");
+                    // the same rows as a fused gate/up weight: out = silu(y[2i]) * y[2i + 1]
+                    if n % 4 != 0 {
+                        continue;
+                    }
+                    let (gate, up): (Vec<f32>, Vec<f32>) = y.chunks(2).map(|p| (p[0], p[1])).unzip();
+                    let ob = poisoned(c, t * n);
+                    let mut g = Graph::new();
+                    MatmulNorm::new(c).record_swiglu(&mut g, &xb, &gw, &w, &ob, t, 1e-5).unwrap();
+                    g.run(c);
+                    let want = cpu::swiglu(&gate, &up);
+                    assert_close(&format!("{what} swiglu"), &read_act(c, &ob, t * n / 2), &want, act_tol(path));
                 }
             }
         }

@@ -435,7 +435,7 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool, 
         print_profile(&ctx, &mut s)?;
     }
     let ledger = s.ledger();
-    let dtype = model.layers[0].q_proj.dtype.name();
+    let dtype = model.layers[0].qkv[0].dtype.name();
     let name = m.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let (pp_m, pp_sd) = if pp.is_empty() { (0.0, 0.0) } else { mean_sd(&pp) };
     let (tg_m, tg_sd) = if tg.is_empty() { (0.0, 0.0) } else { mean_sd(&tg) };

@@ -17,7 +17,6 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("matmul_gemv_norm", include_str!("../../shaders/matmul_gemv_norm.wgsl")),
     ("rms_norm", include_str!("../../shaders/rms_norm.wgsl")),
     ("rope", include_str!("../../shaders/rope.wgsl")),
-    ("kv_write", include_str!("../../shaders/kv_write.wgsl")),
     ("attention", include_str!("../../shaders/attention.wgsl")),
     ("attention_combine", include_str!("../../shaders/attention_combine.wgsl")),
     ("swiglu", include_str!("../../shaders/swiglu.wgsl")),

@@ -107,7 +107,7 @@ impl Weight {
 }
 
 /// Splits `rows` rows of `row_bytes` each into chunks that fit one storage binding (an even
-/// number of rows each, so packed outputs stay pair-aligned); `make(row0, n)` gives a chunk's
+/// multiple of 4 rows each, so packed outputs and fused gate/up pairs stay aligned); `make(row0, n)` gives a chunk's
 /// bytes and its scale/minimum word offsets.
 fn chunked<'a>(
     ctx: &GpuContext,
@@ -116,7 +116,7 @@ fn chunked<'a>(
     row_bytes: u64,
     mut make: impl FnMut(usize, usize) -> Result<(std::borrow::Cow<'a, [u8]>, u32, u32)>,
 ) -> Result<Vec<WeightChunk>> {
-    let max_rows = (ctx.max_binding / row_bytes) as usize & !1;
+    let max_rows = (ctx.max_binding / row_bytes) as usize & !3;
     if max_rows == 0 && rows > 0 {
         return Err(Error::Invalid(format!(
             "{name}: one row ({row_bytes} bytes) exceeds the storage binding limit {}",

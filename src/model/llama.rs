@@ -2,34 +2,34 @@
 
 use super::checkpoint::Checkpoint;
 use super::config::LlamaConfig;
+use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::{
-    add::Add, argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, kv_write::KvWrite,
-    matmul::Matmul, matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, rms_norm::RmsNorm, rope::Rope,
-    rope::RopeDst, rope::RopeTable, swiglu::Swiglu, w8a8::QuantScratch, w8a8::W8a8,
+    add::Add, argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, matmul::Matmul,
+    matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, rms_norm::RmsNorm, rope::Rope, rope::RopeDst,
+    rope::RopeTable, swiglu::Swiglu, w8a8::QuantScratch, w8a8::W8a8, OutCols,
 };
+use std::borrow::Cow;
 
-/// One decoder layer's weights (names as in the checkpoint, `model.layers.{i}.*`).
+/// One decoder layer's weights (checkpoint names `model.layers.{i}.*`). Linear layers that share an
+/// input are fused into one weight when their formats agree (always, for real checkpoints), so one
+/// dispatch computes them all; otherwise each is its own weight writing its own output columns.
 pub struct Layer {
     /// `input_layernorm.weight` (C)
     pub input_layernorm: Weight,
-    /// `self_attn.q_proj.weight` (H*D, C)
-    pub q_proj: Weight,
-    /// `self_attn.k_proj.weight` (Hkv*D, C)
-    pub k_proj: Weight,
-    /// `self_attn.v_proj.weight` (Hkv*D, C)
-    pub v_proj: Weight,
+    /// `self_attn.{q,k,v}_proj.weight`: rows `[q; k; v]` ((H + 2 Hkv) D, C) as one weight, or the
+    /// three projections in that order.
+    pub qkv: Vec<Weight>,
     /// `self_attn.o_proj.weight` (C, H*D)
     pub o_proj: Weight,
     /// `post_attention_layernorm.weight` (C)
     pub post_attention_layernorm: Weight,
-    /// `mlp.gate_proj.weight` (I, C)
-    pub gate_proj: Weight,
-    /// `mlp.up_proj.weight` (I, C)
-    pub up_proj: Weight,
+    /// `mlp.{gate,up}_proj.weight`: one weight (2I, C) with rows alternating gate, up (so each
+    /// packed output word is a (gate, up) pair), or `[gate, up]` as two weights.
+    pub gate_up: Vec<Weight>,
     /// `mlp.down_proj.weight` (C, I)
     pub down_proj: Weight,
 }
@@ -40,10 +40,8 @@ pub struct Ops {
     pub matmul: Matmul,
     /// RMSNorm.
     pub rms_norm: RmsNorm,
-    /// RoPE.
+    /// RoPE with the KV append.
     pub rope: Rope,
-    /// KV append.
-    pub kv_write: KvWrite,
     /// Attention.
     pub attention: Attention,
     /// SwiGLU.
@@ -67,7 +65,6 @@ impl Ops {
             matmul: Matmul::new(ctx),
             rms_norm: RmsNorm::new(ctx),
             rope: Rope::new(ctx),
-            kv_write: KvWrite::new(ctx),
             attention: Attention::new(ctx),
             swiglu: Swiglu::new(ctx),
             add: Add::new(ctx),
@@ -132,22 +129,16 @@ pub struct Scratch {
     pub x: wgpu::Buffer,
     /// (T, C) normed input / projection output
     pub h: wgpu::Buffer,
-    /// (T, H*D)
-    pub q: wgpu::Buffer,
+    /// (T, (H + 2 Hkv) D) q, k, v projections side by side
+    pub qkv: wgpu::Buffer,
     /// (T, H*D) q after RoPE
     pub qr: wgpu::Buffer,
-    /// (T, Hkv*D)
-    pub k: wgpu::Buffer,
-    /// (T, Hkv*D)
-    pub v: wgpu::Buffer,
     /// (T, H*D) attention output
     pub attn: wgpu::Buffer,
     /// split-K attention partials (see `ops::attention::part_bytes`)
     pub attn_part: wgpu::Buffer,
-    /// (T, I)
-    pub gate: wgpu::Buffer,
-    /// (T, I)
-    pub up: wgpu::Buffer,
+    /// (T, 2I) gate and up projections (layout as [`Layer::gate_up`])
+    pub gu: wgpu::Buffer,
     /// (T, I) silu(gate) * up
     pub act: wgpu::Buffer,
     /// W8A8 only: int8 activations and their per-token scales (tiny otherwise)
@@ -172,76 +163,37 @@ impl Llama {
         ctx.guard_oom("model weights", || Self::load_inner(ctx, ckpt, progress))
     }
 
-    fn load_inner(ctx: &GpuContext, ckpt: &Checkpoint, mut progress: impl FnMut(u64, u64)) -> Result<Self> {
+    fn load_inner(ctx: &GpuContext, ckpt: &Checkpoint, progress: impl FnMut(u64, u64)) -> Result<Self> {
         let cfg = ckpt.config.clone();
         let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let qd = cfg.num_attention_heads * cfg.head_dim;
         let kvd = cfg.num_key_value_heads * cfg.head_dim;
-        let total = ckpt.tensor_bytes();
-        let mut done = 0u64;
-        let mut ledger = MemoryLedger::default();
-        let w8a8 = cfg.w8a8.clone();
-        if w8a8.as_ref().is_some_and(|q| q.quantizes("lm_head")) && !cfg.tie_word_embeddings {
+        if cfg.w8a8.as_ref().is_some_and(|q| q.quantizes("lm_head")) && !cfg.tie_word_embeddings {
             return Err(Error::Config {
                 field: "quantization_config.ignore".into(),
                 reason: "a quantized lm_head is not supported".into(),
             });
         }
-        let mut load = |name: &str, shape: &[usize]| -> Result<Weight> {
-            let module = name.trim_end_matches(".weight");
-            let (rows, cols) = if shape.len() == 1 { (1, shape[0]) } else { (shape[0], shape[1]) };
-            let (w, file_bytes, expanded) = match &w8a8 {
-                // compressed-tensors W8A8: `{module}.weight` I8 (rows, cols) + `{module}.weight_scale` (rows, 1)
-                Some(q) if module.ends_with("_proj") && q.quantizes(module) => {
-                    let raw = ckpt.tensor(name, shape)?;
-                    if raw.dtype != crate::WeightDtype::I8 {
-                        return Err(Error::UnsupportedDtype {
-                            what: format!("{name} in a W8A8 checkpoint (expected I8)"),
-                            dtype: raw.dtype.name().into(),
-                        });
-                    }
-                    let scale_name = format!("{module}.weight_scale");
-                    let scales = ckpt.tensor(&scale_name, &[rows, 1])?;
-                    let scales = scales.dtype.decode(&scales.bytes);
-                    let w = Weight::upload_w8a8(ctx, name, rows, cols, &raw.bytes, &scales)?;
-                    ckpt.release(&scale_name);
-                    (w, (ckpt.tensors[name].range.len() + ckpt.tensors[&scale_name].range.len()) as u64, false)
-                }
-                _ => {
-                    let raw = ckpt.tensor(name, shape)?;
-                    let w = Weight::upload(ctx, name, raw.dtype, rows, cols, &raw.bytes)?;
-                    (w, ckpt.tensors[name].range.len() as u64, raw.expanded_from.is_some())
-                }
-            };
-            ledger.weights += w.gpu_bytes();
-            ledger.weights_in_file += file_bytes;
-            if expanded {
-                ledger.weights_expanded += w.gpu_bytes();
-            }
-            ckpt.release(name);
-            done += file_bytes;
-            progress(done, total);
-            Ok(w)
-        };
-        let embed_tokens = load("model.embed_tokens.weight", &[v, c])?;
+        let mut ld =
+            Loader { ctx, ckpt, total: ckpt.tensor_bytes(), done: 0, ledger: MemoryLedger::default(), progress };
+        let embed_tokens = ld.one("model.embed_tokens.weight", &[v, c])?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let p = |s: &str| format!("model.layers.{l}.{s}");
+            let attn = |s: &str| (p(&format!("self_attn.{s}_proj.weight")), if s == "q" { qd } else { kvd });
+            let mlp = |s: &str| (p(&format!("mlp.{s}_proj.weight")), i);
             layers.push(Layer {
-                input_layernorm: load(&p("input_layernorm.weight"), &[c])?,
-                q_proj: load(&p("self_attn.q_proj.weight"), &[qd, c])?,
-                k_proj: load(&p("self_attn.k_proj.weight"), &[kvd, c])?,
-                v_proj: load(&p("self_attn.v_proj.weight"), &[kvd, c])?,
-                o_proj: load(&p("self_attn.o_proj.weight"), &[c, qd])?,
-                post_attention_layernorm: load(&p("post_attention_layernorm.weight"), &[c])?,
-                gate_proj: load(&p("mlp.gate_proj.weight"), &[i, c])?,
-                up_proj: load(&p("mlp.up_proj.weight"), &[i, c])?,
-                down_proj: load(&p("mlp.down_proj.weight"), &[c, i])?,
+                input_layernorm: ld.one(&p("input_layernorm.weight"), &[c])?,
+                qkv: ld.fused(&p("self_attn.{q,k,v}_proj.weight"), &[attn("q"), attn("k"), attn("v")], c, false)?,
+                o_proj: ld.one(&p("self_attn.o_proj.weight"), &[c, qd])?,
+                post_attention_layernorm: ld.one(&p("post_attention_layernorm.weight"), &[c])?,
+                gate_up: ld.fused(&p("mlp.{gate,up}_proj.weight"), &[mlp("gate"), mlp("up")], c, true)?,
+                down_proj: ld.one(&p("mlp.down_proj.weight"), &[c, i])?,
             });
         }
-        let norm = load("model.norm.weight", &[c])?;
+        let norm = ld.one("model.norm.weight", &[c])?;
         // A checkpoint may carry lm_head even when tied; use it only when untied.
-        let lm_head = if cfg.tie_word_embeddings { None } else { Some(load("lm_head.weight", &[v, c])?) };
+        let lm_head = if cfg.tie_word_embeddings { None } else { Some(ld.one("lm_head.weight", &[v, c])?) };
         Ok(Llama {
             ctx: ctx.clone(),
             config: cfg,
@@ -251,7 +203,7 @@ impl Llama {
             lm_head,
             rope_interleaved: ckpt.format == super::Format::Gguf,
             ops: Ops::new(ctx),
-            ledger,
+            ledger: ld.ledger,
         })
     }
 
@@ -265,50 +217,73 @@ impl Llama {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 
-    /// Records Linear layers that share an input: `out_i (t, W_i.rows) = x (t, C) @ W_i^T`, each
-    /// in its weight's own format (W8A8 weights quantize x once for all of them).
+    /// Records Linear layers that share an input: `out (t, sum of rows) = x (t, C) @ [W_0; W_1 ...]^T`,
+    /// each weight in its own format writing its own columns (W8A8 weights quantize x once).
     fn linears(
         &self,
         g: &mut Graph,
         s: &Scratch,
         x: &wgpu::Buffer,
-        layers: &[(&Weight, &wgpu::Buffer)],
+        parts: &[Weight],
+        out: &wgpu::Buffer,
         t: usize,
     ) -> Result<()> {
+        let total = parts.iter().map(|w| w.rows).sum();
+        let mut first = 0;
         let mut quantized = false;
-        for &(w, out) in layers {
-            if w.dtype == crate::WeightDtype::I8 {
+        for w in parts {
+            let cols = OutCols { first, total };
+            if w.dtype == WeightDtype::I8 {
                 if !quantized {
                     self.ops.w8a8.quantize(g, x, &s.quant, w.cols, t)?;
                     quantized = true;
                 }
-                self.ops.w8a8.matmul(g, &s.quant, w, out, t)?;
+                self.ops.w8a8.matmul(g, &s.quant, w, out, cols, t)?;
             } else {
-                self.ops.matmul.record(g, x, w, out, MatmulOut::Act, t)?;
+                self.ops.matmul.record_cols(g, x, w, out, cols, MatmulOut::Act, t)?;
             }
+            first += w.rows;
         }
         Ok(())
     }
 
-    /// Records `out_i = rms_norm(x) @ W_i^T` for Linear layers after the same norm: for decode
-    /// the norm is fused into each GEMV (ops::matmul_norm); otherwise it is written to h once.
+    /// Records `out = rms_norm(x) @ [W_0; W_1 ...]^T` for Linear layers after the same norm: for
+    /// decode the norm is fused into each GEMV (ops::matmul_norm); otherwise it is written to h once.
     fn normed_linears(
         &self,
         g: &mut Graph,
         s: &Scratch,
         norm: &Weight,
-        layers: &[(&Weight, &wgpu::Buffer)],
+        parts: &[Weight],
+        out: &wgpu::Buffer,
         t: usize,
     ) -> Result<()> {
         let eps = self.config.rms_norm_eps;
-        if t <= GEMV_MAX_TOKENS && layers.iter().all(|(w, _)| MatmulNorm::supports(norm, w)) {
-            for &(w, out) in layers {
-                self.ops.matmul_norm.record(g, &s.x, norm, w, out, t, eps)?;
+        if t <= GEMV_MAX_TOKENS && parts.iter().all(|w| MatmulNorm::supports(norm, w)) {
+            let total = parts.iter().map(|w| w.rows).sum();
+            let mut first = 0;
+            for w in parts {
+                self.ops.matmul_norm.record(g, &s.x, norm, w, out, OutCols { first, total }, t, eps)?;
+                first += w.rows;
             }
             return Ok(());
         }
         self.ops.rms_norm.record(g, &s.x, norm, &s.h, t, eps)?;
-        self.linears(g, s, &s.h, layers, t)
+        self.linears(g, s, &s.h, parts, out, t)
+    }
+
+    /// Records `s.act (t, I) = silu(gate) * up` of `rms_norm(x)`: for decode with a fused gate/up
+    /// weight, one GEMV with the norm and the SwiGLU fused in; otherwise through `s.gu`.
+    fn mlp_act(&self, g: &mut Graph, s: &Scratch, w: &Layer, t: usize) -> Result<()> {
+        let i = self.config.intermediate_size;
+        let norm = &w.post_attention_layernorm;
+        if let [gu] = &w.gate_up[..] {
+            if t <= GEMV_MAX_TOKENS && MatmulNorm::supports(norm, gu) {
+                return self.ops.matmul_norm.record_swiglu(g, &s.x, norm, gu, &s.act, t, self.config.rms_norm_eps);
+            }
+        }
+        self.normed_linears(g, s, norm, &w.gate_up, &s.gu, t)?;
+        self.ops.swiglu.record(g, &s.gu, &s.act, i, t, w.gate_up.len() == 1)
     }
 
     /// Records `x (t, C) f32 += input @ W^T`: the add is the float matmul's epilogue; W8A8
@@ -325,41 +300,151 @@ impl Llama {
     pub fn record_body(&self, g: &mut Graph, s: &Scratch, kv: &KvCache, rope: &RopeTable, t: usize) -> Result<()> {
         let cfg = &self.config;
         let ops = &self.ops;
-        let (i, eps) = (cfg.intermediate_size, cfg.rms_norm_eps);
+        let eps = cfg.rms_norm_eps;
         let (heads, kv_heads) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let shape = AttentionShape { heads, kv_heads, head_dim: cfg.head_dim, ctx: kv.ctx_len };
-        let kvd = kv_heads * cfg.head_dim;
         ops.embedding.record(g, &s.ids, &self.embed_tokens, &s.x, t)?; // x = embed_tokens[ids]
         for (l, w) in self.layers.iter().enumerate() {
-            // h = attention(rms_norm(x)); x = x + o_proj(h)
-            // q (T, H*D), k (T, Hkv*D), v (T, Hkv*D) = rms_norm(x) @ W^T
-            self.normed_linears(
-                g,
-                s,
-                &w.input_layernorm,
-                &[(&w.q_proj, &s.q), (&w.k_proj, &s.k), (&w.v_proj, &s.v)],
-                t,
-            )?;
-            ops.rope.record(g, &s.q, &s.tok, rope, RopeDst::Act(&s.qr), heads, t, self.rope_interleaved)?;
-            ops.rope.record(
-                g,
-                &s.k,
-                &s.tok,
-                rope,
-                RopeDst::Cache(&kv.k[l], kv.ctx_len),
-                kv_heads,
-                t,
-                self.rope_interleaved,
-            )?;
-            ops.kv_write.record(g, &s.v, &s.tok, &kv.v[l], kvd, t, kv.ctx_len)?;
+            // x = x + o_proj(attention(rope(rms_norm(x) @ [Wq; Wk; Wv]^T)))
+            self.normed_linears(g, s, &w.input_layernorm, &w.qkv, &s.qkv, t)?; // qkv (T, (H + 2 Hkv) D)
+            let dst = RopeDst { q: &s.qr, k_cache: &kv.k[l], v_cache: &kv.v[l], ctx_len: kv.ctx_len };
+            ops.rope.record(g, &s.qkv, &s.tok, rope, dst, heads, kv_heads, t, self.rope_interleaved)?;
             ops.attention.record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, Some(&s.attn_part), shape, t)?; // (T, H*D)
-            self.residual(g, s, &s.attn, &w.o_proj, t)?; // x += o_proj(attn)
-                                                         // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
-                                                         // gate, up (T, I) = rms_norm(x) @ W^T
-            self.normed_linears(g, s, &w.post_attention_layernorm, &[(&w.gate_proj, &s.gate), (&w.up_proj, &s.up)], t)?;
-            ops.swiglu.record(g, &s.gate, &s.up, &s.act, t * i)?;
-            self.residual(g, s, &s.act, &w.down_proj, t)?; // x += down_proj(act)
+            self.residual(g, s, &s.attn, &w.o_proj, t)?;
+            // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
+            self.mlp_act(g, s, w, t)?; // act (T, I)
+            self.residual(g, s, &s.act, &w.down_proj, t)?;
         }
         ops.rms_norm.record(g, &s.x, &self.norm, &s.h, t, eps) // h = norm(x)
+    }
+}
+
+/// A checkpoint tensor read for upload, in its stored format.
+struct Fetched<'a> {
+    name: String,
+    dtype: WeightDtype,
+    rows: usize,
+    cols: usize,
+    bytes: Cow<'a, [u8]>,
+    /// W8A8: the per-row weight scales (`{module}.weight_scale`).
+    scales: Option<Vec<f32>>,
+    /// Checkpoint names read (the tensor and its scales).
+    sources: Vec<String>,
+    expanded: bool,
+}
+
+/// Uploads a checkpoint tensor by tensor, keeping the memory ledger and the progress.
+struct Loader<'a, P> {
+    ctx: &'a GpuContext,
+    ckpt: &'a Checkpoint,
+    total: u64,
+    done: u64,
+    ledger: MemoryLedger,
+    progress: P,
+}
+
+impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
+    /// Reads `name` (with its scales when W8A8 quantizes the module).
+    fn fetch(&self, name: &str, shape: &[usize]) -> Result<Fetched<'a>> {
+        let module = name.trim_end_matches(".weight");
+        let (rows, cols) = if shape.len() == 1 { (1, shape[0]) } else { (shape[0], shape[1]) };
+        let raw = self.ckpt.tensor(name, shape)?;
+        let mut f = Fetched {
+            name: name.to_string(),
+            dtype: raw.dtype,
+            rows,
+            cols,
+            bytes: raw.bytes,
+            scales: None,
+            sources: vec![name.to_string()],
+            expanded: raw.expanded_from.is_some(),
+        };
+        // compressed-tensors W8A8: `{module}.weight` I8 (rows, cols) + `{module}.weight_scale` (rows, 1)
+        if self.ckpt.config.w8a8.as_ref().is_some_and(|q| module.ends_with("_proj") && q.quantizes(module)) {
+            if f.dtype != WeightDtype::I8 {
+                return Err(Error::UnsupportedDtype {
+                    what: format!("{name} in a W8A8 checkpoint (expected I8)"),
+                    dtype: f.dtype.name().into(),
+                });
+            }
+            let scale_name = format!("{module}.weight_scale");
+            let scales = self.ckpt.tensor(&scale_name, &[rows, 1])?;
+            f.scales = Some(scales.dtype.decode(&scales.bytes));
+            f.sources.push(scale_name);
+        }
+        Ok(f)
+    }
+
+    /// Uploads one tensor.
+    fn one(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
+        let f = self.fetch(name, shape)?;
+        self.upload(f)
+    }
+
+    /// Uploads Linear weights of `rows_i x cols` that share an input as one weight `name` with
+    /// their rows concatenated (or alternating, one row of each in turn, when `interleave`),
+    /// if their formats agree; else one weight each.
+    fn fused(&mut self, name: &str, parts: &[(String, usize)], cols: usize, interleave: bool) -> Result<Vec<Weight>> {
+        let parts: Vec<Fetched> = parts.iter().map(|(n, rows)| self.fetch(n, &[*rows, cols])).collect::<Result<_>>()?;
+        let first = &parts[0];
+        let same = parts.iter().all(|f| {
+            f.dtype == first.dtype && f.scales.is_some() == first.scales.is_some() && f.expanded == first.expanded
+        });
+        if !same || (interleave && parts.iter().any(|f| f.rows != first.rows)) {
+            return parts.into_iter().map(|f| self.upload(f)).collect();
+        }
+        let row_bytes = first.dtype.row_bytes(cols);
+        let rows: usize = parts.iter().map(|f| f.rows).sum();
+        let mut bytes = Vec::with_capacity(rows * row_bytes);
+        let mut scales = first.scales.as_ref().map(|_| Vec::with_capacity(rows));
+        if interleave {
+            for r in 0..first.rows {
+                for f in &parts {
+                    bytes.extend_from_slice(&f.bytes[r * row_bytes..(r + 1) * row_bytes]);
+                    if let (Some(all), Some(s)) = (scales.as_mut(), f.scales.as_ref()) {
+                        all.push(s[r]);
+                    }
+                }
+            }
+        } else {
+            for f in &parts {
+                bytes.extend_from_slice(&f.bytes);
+                if let (Some(all), Some(s)) = (scales.as_mut(), f.scales.as_ref()) {
+                    all.extend_from_slice(s);
+                }
+            }
+        }
+        let fused = Fetched {
+            name: name.to_string(),
+            dtype: first.dtype,
+            rows,
+            cols,
+            bytes: Cow::Owned(bytes),
+            scales,
+            sources: parts.iter().flat_map(|f| f.sources.clone()).collect(),
+            expanded: parts.iter().any(|f| f.expanded),
+        };
+        drop(parts);
+        Ok(vec![self.upload(fused)?])
+    }
+
+    fn upload(&mut self, f: Fetched) -> Result<Weight> {
+        let w = match &f.scales {
+            Some(scales) => Weight::upload_w8a8(self.ctx, &f.name, f.rows, f.cols, &f.bytes, scales)?,
+            None => Weight::upload(self.ctx, &f.name, f.dtype, f.rows, f.cols, &f.bytes)?,
+        };
+        let file_bytes: u64 = f.sources.iter().map(|n| self.ckpt.tensors[n].range.len() as u64).sum();
+        self.ledger.weights += w.gpu_bytes();
+        self.ledger.weights_in_file += file_bytes;
+        if f.expanded {
+            self.ledger.weights_expanded += w.gpu_bytes();
+        }
+        drop(f.bytes);
+        for n in &f.sources {
+            self.ckpt.release(n);
+        }
+        self.done += file_bytes;
+        (self.progress)(self.done, self.total);
+        Ok(w)
     }
 }

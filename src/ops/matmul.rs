@@ -1,7 +1,7 @@
 //! `out = x @ W^T` with W in its checkpoint dtype: GEMV for a few tokens (decode), tiled GEMM for
 //! many (prefill). Kernels: shaders/matmul_gemv.wgsl, shaders/matmul_gemm.wgsl.
 
-use super::{act_bytes, check_buf, check_even};
+use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -91,7 +91,23 @@ impl Matmul {
         out_kind: MatmulOut,
         t: usize,
     ) -> Result<()> {
+        self.record_cols(g, x, w, out, OutCols::all(w.rows), out_kind, t)
+    }
+
+    /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_cols(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        cols: OutCols,
+        out_kind: MatmulOut,
+        t: usize,
+    ) -> Result<()> {
         let (n, k) = (w.rows, w.cols);
+        cols.check(&format!("output of {}", w.name), n)?;
         if w.dtype == WeightDtype::I8 {
             return Err(Error::UnsupportedDtype {
                 what: format!("{} in the float matmul (use ops::w8a8)", w.name),
@@ -103,9 +119,9 @@ impl Matmul {
         let out_bytes = match out_kind {
             MatmulOut::Act => {
                 check_even(&format!("{} rows (packed output)", w.name), n)?;
-                act_bytes(t * n)
+                act_bytes(t * cols.total)
             }
-            MatmulOut::F32 | MatmulOut::AddF32 => (t * n * 4) as u64,
+            MatmulOut::F32 | MatmulOut::AddF32 => (t * cols.total * 4) as u64,
         };
         check_buf(&format!("output of {}", w.name), out, out_bytes)?;
         if t == 0 {
@@ -117,8 +133,8 @@ impl Matmul {
             let params = MatmulParams {
                 k: k as u32,
                 n: chunk.rows as u32,
-                out_stride: n as u32,
-                out_offset: chunk.row0 as u32,
+                out_stride: cols.total as u32,
+                out_offset: (cols.first + chunk.row0) as u32,
                 t: t as u32,
                 d_off: chunk.d_off,
                 m_off: chunk.m_off,

@@ -1,7 +1,8 @@
 //! Decode GEMV with the preceding RMSNorm fused in: `out = rms_norm(x) * g @ W^T`, reading the f32
-//! residual stream directly. Kernel: shaders/matmul_gemv_norm.wgsl.
+//! residual stream directly; optionally with the SwiGLU as epilogue of a fused gate/up weight.
+//! Kernel: shaders/matmul_gemv_norm.wgsl.
 
-use super::{act_bytes, check_buf, check_even};
+use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -49,7 +50,8 @@ impl MatmulNorm {
             && norm.dtype != WeightDtype::I8
     }
 
-    /// Records `out (t, W.rows) = (rms_norm(x (t, C) f32) * norm (C)) @ W^T`.
+    /// Records `out (t, cols.total)[.., cols]` = `(rms_norm(x (t, C) f32) * norm (C)) @ W^T`.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         g: &mut Graph,
@@ -57,6 +59,45 @@ impl MatmulNorm {
         norm: &Weight,
         w: &Weight,
         out: &wgpu::Buffer,
+        cols: OutCols,
+        t: usize,
+        eps: f32,
+    ) -> Result<()> {
+        cols.check(&format!("output of {}", w.name), w.rows)?;
+        check_buf(&format!("output of {}", w.name), out, act_bytes(t * cols.total))?;
+        self.record_inner(g, x, norm, w, out, cols, false, t, eps)
+    }
+
+    /// Records `out (t, W.rows / 2) = silu(y[:, 0::2]) * y[:, 1::2]` with `y = rms_norm(x) @ W^T`:
+    /// the fused gate/up weight (rows alternating gate, up) with the SwiGLU as its epilogue.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_swiglu(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        norm: &Weight,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        t: usize,
+        eps: f32,
+    ) -> Result<()> {
+        if !w.rows.is_multiple_of(4) || w.chunks.iter().any(|c| !c.row0.is_multiple_of(4)) {
+            return Err(Error::shape(&w.name, "a multiple of 4 rows (gate, up pairs)", w.rows));
+        }
+        check_buf(&format!("output of {}", w.name), out, act_bytes(t * w.rows / 2))?;
+        self.record_inner(g, x, norm, w, out, OutCols::all(w.rows / 2), true, t, eps)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_inner(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        norm: &Weight,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        cols: OutCols,
+        swiglu: bool,
         t: usize,
         eps: f32,
     ) -> Result<()> {
@@ -70,19 +111,23 @@ impl MatmulNorm {
         }
         check_even(&format!("{} rows", w.name), n)?;
         check_buf("fused norm input", x, (t * k * 4) as u64)?;
-        check_buf(&format!("output of {}", w.name), out, act_bytes(t * n))?;
         for chunk in &w.chunks {
             // 8 rows per workgroup share one row statistic where that still leaves >= 512 workgroups
             let rows_per_wg = if chunk.rows >= 4096 { 8 } else { 4 };
             let pipeline = self.ctx.pipeline(
                 "matmul_gemv_norm",
-                &[("W_DTYPE", w.dtype.wgsl_id()), ("G_DTYPE", norm.dtype.wgsl_id()), ("ROWS", rows_per_wg as f64)],
+                &[
+                    ("W_DTYPE", w.dtype.wgsl_id()),
+                    ("G_DTYPE", norm.dtype.wgsl_id()),
+                    ("ROWS", rows_per_wg as f64),
+                    ("SWIGLU", swiglu as u8 as f64),
+                ],
             )?;
             let params = MatmulNormParams {
                 k: k as u32,
                 n: chunk.rows as u32,
-                out_stride: n as u32,
-                out_offset: chunk.row0 as u32,
+                out_stride: cols.total as u32,
+                out_offset: (cols.first + chunk.row0) as u32,
                 d_off: chunk.d_off,
                 m_off: chunk.m_off,
                 eps,

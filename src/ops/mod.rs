@@ -8,7 +8,6 @@ pub mod add;
 pub mod argmax;
 pub mod attention;
 pub mod embedding;
-pub mod kv_write;
 pub mod matmul;
 pub mod matmul_norm;
 pub mod rms_norm;
@@ -43,4 +42,33 @@ pub(crate) fn check_even(what: &str, n: usize) -> Result<()> {
 /// Workgroups for a one-thread-per-item kernel of 256 threads.
 pub(crate) fn per_item(items: usize) -> [u32; 3] {
     fold_workgroups(items.div_ceil(256) as u32)
+}
+
+/// The output columns a matmul writes: `[first, first + W.rows)` of rows `total` columns wide, so
+/// several weights that share an input can fill one output side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutCols {
+    /// First column written (even).
+    pub first: usize,
+    /// Columns of the output.
+    pub total: usize,
+}
+
+impl OutCols {
+    /// All of an output exactly `rows` wide.
+    pub fn all(rows: usize) -> Self {
+        OutCols { first: 0, total: rows }
+    }
+
+    /// Checks that `rows` columns from `first` fit and keep packed pairs aligned.
+    pub(crate) fn check(&self, what: &str, rows: usize) -> Result<()> {
+        if !self.first.is_multiple_of(2) || self.first + rows > self.total {
+            return Err(Error::shape(
+                what,
+                format!("{rows} output columns inside {} from an even column", self.total),
+                format!("from column {}", self.first),
+            ));
+        }
+        Ok(())
+    }
 }

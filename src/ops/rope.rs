@@ -1,5 +1,6 @@
 //! Rotary position embedding (Meta's `precompute_freqs_cis`, with llama3 or linear frequency
-//! scaling), HF half-split or interleaved layout. Kernel: shaders/rope.wgsl.
+//! scaling), HF half-split or interleaved layout, fused with the KV-cache append. Kernel:
+//! shaders/rope.wgsl.
 
 use super::{act_bytes, check_buf, check_even, per_item};
 use crate::error::{Error, Result};
@@ -93,31 +94,35 @@ impl RopeTable {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct RopeParams {
-    /// Heads H of the tensor.
+    /// Query heads H.
     pub heads: u32,
+    /// Key/value heads Hkv.
+    pub kv_heads: u32,
     /// Head dimension D.
     pub head_dim: u32,
     /// Tokens T.
     pub tokens: u32,
     /// 1: pairs (2i, 2i+1); 0: pairs (i, i + D/2).
     pub interleaved: u32,
-    /// 1: write into the KV cache at (slot, pos).
-    pub to_cache: u32,
     /// Cache positions per slot.
     pub ctx: u32,
     /// Padding.
     pub _pad: [u32; 2],
 }
 
-/// Where RoPE writes its output.
-pub enum RopeDst<'a> {
-    /// A (T, H, D) activation buffer.
-    Act(&'a wgpu::Buffer),
-    /// The KV cache (S, ctx, H, D), at each token's (slot, pos).
-    Cache(&'a wgpu::Buffer, usize),
+/// Where the attention inputs go: rotated queries, and the layer's KV cache.
+pub struct RopeDst<'a> {
+    /// (T, H, D) rotated queries.
+    pub q: &'a wgpu::Buffer,
+    /// K cache (S, ctx, Hkv, D): rotated keys at each token's (slot, pos).
+    pub k_cache: &'a wgpu::Buffer,
+    /// V cache (S, ctx, Hkv, D): values at each token's (slot, pos).
+    pub v_cache: &'a wgpu::Buffer,
+    /// Positions per slot in the cache.
+    pub ctx_len: usize,
 }
 
-/// The RoPE op.
+/// The RoPE op (with the KV append).
 pub struct Rope {
     ctx: GpuContext,
 }
@@ -128,50 +133,53 @@ impl Rope {
         Rope { ctx: ctx.clone() }
     }
 
-    /// Records RoPE of `src (t, heads, D)` into `dst`, positions from `tok (t)`.
-    /// Positions must be below the table's `max_pos` (the caller checks per step).
+    /// Records, from `qkv (t, (heads + 2 kv_heads) D)`: RoPE of q into `dst.q`, RoPE of k and a copy
+    /// of v into the cache at each token's (slot, pos) from `tok (t)`. Positions must be below the
+    /// table's `max_pos` and `dst.ctx_len` (the caller checks per step).
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         g: &mut Graph,
-        src: &wgpu::Buffer,
+        qkv: &wgpu::Buffer,
         tok: &wgpu::Buffer,
         table: &RopeTable,
         dst: RopeDst<'_>,
         heads: usize,
+        kv_heads: usize,
         t: usize,
         interleaved: bool,
     ) -> Result<()> {
         let d = table.head_dim;
-        check_buf("rope input", src, act_bytes(t * heads * d))?;
+        check_buf("rope input", qkv, act_bytes(t * (heads + 2 * kv_heads) * d))?;
         check_buf("rope positions", tok, (t * 8) as u64)?;
-        let (dst_buf, to_cache, ctx_len) = match dst {
-            RopeDst::Act(b) => {
-                check_buf("rope output", b, act_bytes(t * heads * d))?;
-                (b, 0, 0)
-            }
-            RopeDst::Cache(b, ctx_len) => {
-                if ctx_len > table.max_pos {
-                    return Err(Error::Invalid(format!(
-                        "cache length {ctx_len} exceeds the RoPE table ({} positions)",
-                        table.max_pos
-                    )));
-                }
-                (b, 1, ctx_len)
-            }
-        };
+        check_buf("rope output", dst.q, act_bytes(t * heads * d))?;
+        if dst.ctx_len > table.max_pos {
+            return Err(Error::Invalid(format!(
+                "cache length {} exceeds the RoPE table ({} positions)",
+                dst.ctx_len, table.max_pos
+            )));
+        }
+        for (what, cache) in [("K cache", dst.k_cache), ("V cache", dst.v_cache)] {
+            check_buf(what, cache, act_bytes(dst.ctx_len * kv_heads * d))?;
+        }
         let pipeline = self.ctx.pipeline("rope", &[])?;
         let params = RopeParams {
             heads: heads as u32,
+            kv_heads: kv_heads as u32,
             head_dim: d as u32,
             tokens: t as u32,
             interleaved: interleaved as u32,
-            to_cache,
-            ctx: ctx_len as u32,
+            ctx: dst.ctx_len as u32,
             _pad: [0; 2],
         };
         let uniform = self.ctx.uniform("rope params", &params);
-        g.push(&self.ctx, "rope", &pipeline, &[&uniform, src, tok, &table.buf, dst_buf], per_item(t * heads * d / 2));
+        g.push(
+            &self.ctx,
+            "rope",
+            &pipeline,
+            &[&uniform, qkv, tok, &table.buf, dst.q, dst.k_cache, dst.v_cache],
+            per_item(t * (heads + 2 * kv_heads) * d / 2),
+        );
         Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! SwiGLU: `out = silu(gate) * up`. Kernel: shaders/swiglu.wgsl.
+//! SwiGLU: `out = silu(gate) * up` from the gate/up projection's output. Kernel:
+//! shaders/swiglu.wgsl.
 
 use super::{act_bytes, check_buf, check_even, per_item};
 use crate::error::Result;
@@ -9,10 +10,14 @@ use crate::graph::Graph;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct SwigluParams {
-    /// Packed words (elements / 2).
-    pub words: u32,
+    /// Intermediate size I.
+    pub inter: u32,
+    /// Tokens T.
+    pub tokens: u32,
+    /// 1: `gu` columns alternate gate, up; 0: `gu` is `[gate | up]`.
+    pub interleaved: u32,
     /// Padding.
-    pub _pad: [u32; 3],
+    pub _pad: u32,
 }
 
 /// The SwiGLU op.
@@ -26,22 +31,24 @@ impl Swiglu {
         Swiglu { ctx: ctx.clone() }
     }
 
-    /// Records `out = silu(gate) * up` over `n` elements.
+    /// Records `out (t, I) = silu(gate) * up` from `gu (t, 2I)`: columns alternating gate, up when
+    /// `interleaved`, else `[gate | up]`.
     pub fn record(
         &self,
         g: &mut Graph,
-        gate: &wgpu::Buffer,
-        up: &wgpu::Buffer,
+        gu: &wgpu::Buffer,
         out: &wgpu::Buffer,
-        n: usize,
+        inter: usize,
+        t: usize,
+        interleaved: bool,
     ) -> Result<()> {
-        check_even("swiglu length", n)?;
-        for (what, b) in [("gate", gate), ("up", up), ("swiglu output", out)] {
-            check_buf(what, b, act_bytes(n))?;
-        }
+        check_even("intermediate size", inter)?;
+        check_buf("gate/up", gu, act_bytes(2 * t * inter))?;
+        check_buf("swiglu output", out, act_bytes(t * inter))?;
         let pipeline = self.ctx.pipeline("swiglu", &[])?;
-        let uniform = self.ctx.uniform("swiglu params", &SwigluParams { words: (n / 2) as u32, _pad: [0; 3] });
-        g.push(&self.ctx, "swiglu", &pipeline, &[&uniform, gate, up, out], per_item(n / 2));
+        let params = SwigluParams { inter: inter as u32, tokens: t as u32, interleaved: interleaved as u32, _pad: 0 };
+        let uniform = self.ctx.uniform("swiglu params", &params);
+        g.push(&self.ctx, "swiglu", &pipeline, &[&uniform, gu, out], per_item(t * inter / 2));
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! are quantized per token on the fly (shaders/quant_act.wgsl), then multiplied with the int8
 //! weights with i32 accumulation and rescaled (shaders/matmul_w8a8.wgsl).
 
-use super::{act_bytes, check_buf, check_even};
+use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -79,9 +79,17 @@ impl W8a8 {
         Ok(())
     }
 
-    /// Records `out (t, W.rows) = xq (t, W.cols) @ W^T` rescaled, from activations already
-    /// quantized into `q` by [`W8a8::quantize`].
-    pub fn matmul(&self, g: &mut Graph, q: &QuantScratch, w: &Weight, out: &wgpu::Buffer, t: usize) -> Result<()> {
+    /// Records `out (t, cols.total)[.., cols] = xq (t, W.cols) @ W^T` rescaled, from activations
+    /// already quantized into `q` by [`W8a8::quantize`].
+    pub fn matmul(
+        &self,
+        g: &mut Graph,
+        q: &QuantScratch,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        cols: OutCols,
+        t: usize,
+    ) -> Result<()> {
         if w.dtype != WeightDtype::I8 {
             return Err(Error::UnsupportedDtype {
                 what: format!("{} in the W8A8 matmul", w.name),
@@ -90,15 +98,16 @@ impl W8a8 {
         }
         let (n, k) = (w.rows, w.cols);
         check_even(&format!("{} rows", w.name), n)?;
-        check_buf(&format!("output of {}", w.name), out, act_bytes(t * n))?;
+        cols.check(&format!("output of {}", w.name), n)?;
+        check_buf(&format!("output of {}", w.name), out, act_bytes(t * cols.total))?;
         check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
         let mm = self.ctx.pipeline("matmul_w8a8", &[])?;
         for chunk in &w.chunks {
             let params = W8a8Params {
                 k: k as u32,
                 n: chunk.rows as u32,
-                out_stride: n as u32,
-                out_offset: chunk.row0 as u32,
+                out_stride: cols.total as u32,
+                out_offset: (cols.first + chunk.row0) as u32,
                 scale_off: chunk.d_off,
                 _pad: [0; 3],
             };
@@ -121,6 +130,6 @@ impl W8a8 {
         t: usize,
     ) -> Result<()> {
         self.quantize(g, x, q, w.cols, t)?;
-        self.matmul(g, q, w, out, t)
+        self.matmul(g, q, w, out, OutCols::all(w.rows), t)
     }
 }
