@@ -9,12 +9,15 @@
 // Split-K (flash-decoding): with splits > 1, workgroup s only visits keys [s*chunk, (s+1)*chunk)
 // and writes its partial (m, l, acc[D]) to `part`; attention_combine.wgsl merges the splits.
 // With splits = 1 the normalised output goes straight to `out`.
-// D <= 256 (each thread owns at most two output words).
+// D = HEAD_DIM <= 256 (each thread owns at most two output words); a constant so the loops over
+// D unroll and their loads are issued together.
+
+override HEAD_DIM: u32 = 128u;
 
 struct Params {
     heads: u32,
     kv_heads: u32,
-    head_dim: u32,
+    _pad: u32,
     tokens: u32,
     ctx: u32,
     scale: f32,
@@ -76,7 +79,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let t = th / p.heads;
     let h = th % p.heads;
     let kvh = h / (p.heads / p.kv_heads);
-    let hw = p.head_dim / 2u;
+    let hw = HEAD_DIM / 2u;
     for (var i = lid; i < hw; i += TILE) {
         qs[i] = unpack_act(q[th * hw + i]);
     }
@@ -124,16 +127,27 @@ fn main(@builtin(local_invocation_index) lid: u32,
         m = m_new;
         acc0 *= corr;
         acc1 *= corr;
-        // 3. accumulate p_j * v_j for this thread's output words
+        // 3. accumulate p_j * v_j for this thread's output words, 8 keys' loads at a time
         let nk = min(TILE, n_keys - t0);
-        for (var j = 0u; j < nk; j++) {
-            let vb = (seq_base + t0 + j) * row_words + kvh * hw;
-            let pr = probs[j];
-            if lid < hw {
-                acc0 += pr * unpack_act(vcache[vb + lid]);
+        let vb = (seq_base + t0) * row_words + kvh * hw;
+        if lid < hw {
+            var j = 0u;
+            for (; j + 8u <= nk; j += 8u) {
+                var v: array<u32, 8>;
+                for (var u = 0u; u < 8u; u++) {
+                    v[u] = vcache[vb + (j + u) * row_words + lid];
+                }
+                for (var u = 0u; u < 8u; u++) {
+                    acc0 += probs[j + u] * unpack_act(v[u]);
+                }
             }
-            if lid + TILE < hw {
-                acc1 += pr * unpack_act(vcache[vb + lid + TILE]);
+            for (; j < nk; j++) {
+                acc0 += probs[j] * unpack_act(vcache[vb + j * row_words + lid]);
+            }
+        }
+        if lid + TILE < hw {
+            for (var j = 0u; j < nk; j++) {
+                acc1 += probs[j] * unpack_act(vcache[vb + j * row_words + lid + TILE]);
             }
         }
         workgroupBarrier();
@@ -147,7 +161,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
         }
         return;
     }
-    let base = (th * p.splits + split) * (2u + p.head_dim);
+    let base = (th * p.splits + split) * (2u + HEAD_DIM);
     if lid == 0u {
         part[base] = m;
         part[base + 1u] = l;

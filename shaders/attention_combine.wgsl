@@ -2,7 +2,8 @@
 //   out = sum_s acc_s * exp(m_s - M) / sum_s l_s * exp(m_s - M),  M = max_s m_s
 //   part (T, H, splits, 2 + D) f32: m, l, acc[D] per split (empty splits have l = 0)
 //   out  (T, H, D) packed activations
-// One 64-thread workgroup per (token, head); each thread owns output words lid, lid + 64.
+// One 64-thread workgroup per (token, head): thread s < splits weighs split s, then each thread
+// owns output words lid, lid + 64.
 
 struct Params {
     heads: u32,
@@ -15,6 +16,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 
+var<workgroup> ms: array<f32, 64>; // m per split, then each split's weight
+
+var<workgroup> ls: array<f32, 64>;
+
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -25,28 +30,39 @@ fn main(@builtin(local_invocation_index) lid: u32,
     }
     let stride = 2u + p.head_dim;
     let base = th * p.splits * stride;
+    // 1. each split's (m, l), one per thread (splits <= 64)
+    ms[lid] = -3.0e38;
+    ls[lid] = 0.0;
+    if lid < p.splits {
+        ms[lid] = part[base + lid * stride];
+        ls[lid] = part[base + lid * stride + 1u];
+    }
+    workgroupBarrier();
     var big_m = -3.0e38;
     for (var s = 0u; s < p.splits; s++) {
-        if part[base + s * stride + 1u] > 0.0 {
-            big_m = max(big_m, part[base + s * stride]);
+        if ls[s] > 0.0 {
+            big_m = max(big_m, ms[s]);
         }
     }
     var l = 0.0;
     for (var s = 0u; s < p.splits; s++) {
-        let ls = part[base + s * stride + 1u];
-        if ls > 0.0 {
-            l += ls * exp(part[base + s * stride] - big_m);
+        if ls[s] > 0.0 {
+            l += ls[s] * exp(ms[s] - big_m);
         }
     }
+    workgroupBarrier();
+    // 2. the weight of each split's accumulator (0 for empty splits)
+    if lid < p.splits {
+        ms[lid] = select(0.0, exp(ms[lid] - big_m) / l, ls[lid] > 0.0);
+    }
+    workgroupBarrier();
     let hw = p.head_dim / 2u;
     for (var w = lid; w < hw; w += 64u) {
         var acc = vec2<f32>(0.0);
         for (var s = 0u; s < p.splits; s++) {
-            let b = base + s * stride;
-            if part[b + 1u] > 0.0 {
-                acc += vec2<f32>(part[b + 2u + 2u * w], part[b + 3u + 2u * w]) * exp(part[b] - big_m);
-            }
+            let b = base + s * stride + 2u + 2u * w;
+            acc += vec2<f32>(part[b], part[b + 1u]) * ms[s];
         }
-        out[th * hw + w] = pack_act(acc / l);
+        out[th * hw + w] = pack_act(acc);
     }
 }

@@ -1,11 +1,12 @@
-// matmul_gemm.wgsl — out = x @ W^T for many tokens (prefill): 32x64 output tiles staged
-// through workgroup memory, 16 K-elements per step, each thread computes 2 tokens x 4 columns.
+// matmul_gemm.wgsl — out = x @ W^T for many tokens (prefill): 64x128 output tiles staged
+// through workgroup memory, 16 K-elements per step; each thread computes 4 tokens x 8 columns
+// (columns 4c..4c+3 and 64+4c..64+4c+3, so a subgroup's vec4 reads of the tile are contiguous).
 //
 //   x   (T, K)        packed activations, K even
 //   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
-// Grid: x = column tiles (N / 64), y = token tiles (T / 32).
+// Grid: x = column tiles (N / 128), y = token tiles (T / 64).
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 
@@ -25,12 +26,12 @@ struct Params {
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
-const BT: u32 = 32u;
-const BN: u32 = 64u;
+const BT: u32 = 64u;
+const BN: u32 = 128u;
 const BK: u32 = 16u;
 
-var<workgroup> xs: array<array<f32, BT>, BK>; // [k][token]
-var<workgroup> ws: array<array<f32, BN>, BK>; // [k][column]
+var<workgroup> xs: array<array<vec4<f32>, BT / 4u>, BK>; // [k][token / 4]
+var<workgroup> ws: array<array<vec4<f32>, BN / 4u>, BK>; // [k][column / 4]
 
 fn store(t: u32, col: u32, v: vec4<f32>) {
     if t >= p.t || col >= p.n {
@@ -57,40 +58,58 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     w_m_off = p.m_off;
     let n0 = wid.x * BN;
     let t0 = wid.y * BT;
-    let tx = lid % 16u; // 4 columns each
-    let ty = lid / 16u; // 2 tokens each
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
+    let tx = lid % 16u; // columns 4 tx.. and 64 + 4 tx..
+    let ty = lid / 16u; // tokens 4 ty..
+    // acc{i}{h}: token 4 ty + i, columns of half h
+    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    let pair = lid % 8u; // K pair loaded by this thread
+    let quad = lid / 8u; // 4 tokens (x tile, quads 0..15) or 4 columns (W tile, quads 0..31)
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // x tile: 32 tokens x 8 pairs, one pair per thread.
-        let tt = lid / 8u;
-        let xp = lid % 8u;
-        var xv = vec2<f32>(0.0);
-        if t0 + tt < p.t && k0 + 2u * xp < p.k {
-            xv = unpack_act(x[((t0 + tt) * p.k + k0) / 2u + xp]);
-        }
-        xs[2u * xp][tt] = xv.x;
-        xs[2u * xp + 1u][tt] = xv.y;
-        // W tile: 64 columns x 8 pairs, two pairs per thread.
-        for (var j = 0u; j < 2u; j++) {
-            let idx = lid + j * 256u;
-            let nn = idx / 8u;
-            let wp = idx % 8u;
-            var wv = vec2<f32>(0.0);
-            if n0 + nn < p.n && k0 + 2u * wp < p.k {
-                wv = load_w2((n0 + nn) * p.k + k0 + 2u * wp);
+        let kin = k0 + 2u * pair < p.k;
+        // x tile: 16 token quads x 8 pairs, on the first 128 threads; whole vec4 stores.
+        if quad < BT / 4u {
+            var v: array<vec2<f32>, 4>;
+            for (var j = 0u; j < 4u; j++) {
+                let tt = t0 + 4u * quad + j;
+                v[j] = vec2<f32>(0.0);
+                if tt < p.t && kin {
+                    v[j] = unpack_act(x[(tt * p.k + k0) / 2u + pair]);
+                }
             }
-            ws[2u * wp][nn] = wv.x;
-            ws[2u * wp + 1u][nn] = wv.y;
+            xs[2u * pair][quad] = vec4<f32>(v[0].x, v[1].x, v[2].x, v[3].x);
+            xs[2u * pair + 1u][quad] = vec4<f32>(v[0].y, v[1].y, v[2].y, v[3].y);
         }
+        // W tile: 32 column quads x 8 pairs, one job per thread.
+        var wv: array<vec2<f32>, 4>;
+        for (var j = 0u; j < 4u; j++) {
+            let nn = n0 + 4u * quad + j;
+            wv[j] = vec2<f32>(0.0);
+            if nn < p.n && kin {
+                wv[j] = load_w2(nn * p.k + k0 + 2u * pair);
+            }
+        }
+        ws[2u * pair][quad] = vec4<f32>(wv[0].x, wv[1].x, wv[2].x, wv[3].x);
+        ws[2u * pair + 1u][quad] = vec4<f32>(wv[0].y, wv[1].y, wv[2].y, wv[3].y);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            let b = vec4<f32>(ws[kk][tx * 4u], ws[kk][tx * 4u + 1u], ws[kk][tx * 4u + 2u], ws[kk][tx * 4u + 3u]);
-            acc0 += xs[kk][ty * 2u] * b;
-            acc1 += xs[kk][ty * 2u + 1u] * b;
+            let a = xs[kk][ty];
+            let b0 = ws[kk][tx];
+            let b1 = ws[kk][tx + 16u];
+            c00 += a.x * b0; c01 += a.x * b1;
+            c10 += a.y * b0; c11 += a.y * b1;
+            c20 += a.z * b0; c21 += a.z * b1;
+            c30 += a.w * b0; c31 += a.w * b1;
         }
         workgroupBarrier();
     }
-    store(t0 + ty * 2u, n0 + tx * 4u, acc0);
-    store(t0 + ty * 2u + 1u, n0 + tx * 4u, acc1);
+    let t = t0 + ty * 4u;
+    let c0 = n0 + tx * 4u;
+    let c1 = c0 + 64u;
+    store(t, c0, c00); store(t, c1, c01);
+    store(t + 1u, c0, c10); store(t + 1u, c1, c11);
+    store(t + 2u, c0, c20); store(t + 2u, c1, c21);
+    store(t + 3u, c0, c30); store(t + 3u, c1, c31);
 }

@@ -51,8 +51,15 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     if row < p.n {
         let wbase = row * p.k;
         if VEC {
+            // two 16-byte weight loads in flight per lane
             let groups = p.k / 8u;
-            for (var i = lane; i < groups; i += LANES) {
+            var i = lane;
+            for (; i + LANES < groups; i += 2u * LANES) {
+                let a = dot8(x[t * groups + i], wbase + 8u * i);
+                let b = dot8(x[t * groups + i + LANES], wbase + 8u * (i + LANES));
+                acc += a + b;
+            }
+            if i < groups {
                 acc += dot8(x[t * groups + i], wbase + 8u * i);
             }
         } else {

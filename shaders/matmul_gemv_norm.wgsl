@@ -79,12 +79,25 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     var acc = 0.0;
     var ss = 0.0;
     if row < p.n {
-        for (var i = lane; i < p.k / 8u; i += LANES) {
-            let e = 8u * i;
+        // two 16-byte weight loads in flight per lane
+        let groups = p.k / 8u;
+        var i = lane;
+        for (; i + LANES < groups; i += 2u * LANES) {
+            let j = i + LANES;
+            let x0 = x[xbase + 2u * i];
+            let x1 = x[xbase + 2u * i + 1u];
+            let x2 = x[xbase + 2u * j];
+            let x3 = x[xbase + 2u * j + 1u];
+            let a = dot8f(x0 * g4(8u * i), x1 * g4(8u * i + 4u), row * p.k + 8u * i);
+            let b = dot8f(x2 * g4(8u * j), x3 * g4(8u * j + 4u), row * p.k + 8u * j);
+            ss += dot(x0, x0) + dot(x1, x1) + dot(x2, x2) + dot(x3, x3);
+            acc += a + b;
+        }
+        if i < groups {
             let x0 = x[xbase + 2u * i];
             let x1 = x[xbase + 2u * i + 1u];
             ss += dot(x0, x0) + dot(x1, x1);
-            acc += dot8f(x0 * g4(e), x1 * g4(e + 4u), row * p.k + e);
+            acc += dot8f(x0 * g4(8u * i), x1 * g4(8u * i + 4u), row * p.k + 8u * i);
         }
     }
     partial[r * LANES + lane] = acc;

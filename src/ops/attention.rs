@@ -14,8 +14,8 @@ pub struct AttentionParams {
     pub heads: u32,
     /// KV heads (divides H).
     pub kv_heads: u32,
-    /// Head dimension D (even, at most 256).
-    pub head_dim: u32,
+    /// Padding (the head dimension is the kernel's `HEAD_DIM` override).
+    pub _pad: u32,
     /// Tokens T.
     pub tokens: u32,
     /// Cache positions per slot.
@@ -127,11 +127,11 @@ impl Attention {
             _ => &self.dummy,
         };
         let chunk = s.ctx.div_ceil(splits).div_ceil(64) * 64;
-        let pipeline = self.ctx.pipeline("attention", &[])?;
+        let pipeline = self.ctx.pipeline("attention", &[("HEAD_DIM", s.head_dim as f64)])?;
         let params = AttentionParams {
             heads: s.heads as u32,
             kv_heads: s.kv_heads as u32,
-            head_dim: s.head_dim as u32,
+            _pad: 0,
             tokens: t as u32,
             ctx: s.ctx as u32,
             scale: 1.0 / (s.head_dim as f32).sqrt(),

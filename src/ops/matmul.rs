@@ -145,8 +145,8 @@ impl Matmul {
                 let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
                 [x, y, t as u32]
             } else {
-                let wx = chunk.rows.div_ceil(64);
-                let wy = t.div_ceil(32);
+                let wx = chunk.rows.div_ceil(128);
+                let wy = t.div_ceil(64);
                 if wx > 65_535 || wy > 65_535 {
                     return Err(Error::Invalid(format!("{}: GEMM grid {wx}x{wy} exceeds 65535 workgroups", w.name)));
                 }
