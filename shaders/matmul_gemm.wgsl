@@ -1,14 +1,16 @@
-// matmul_gemm.wgsl — out = x @ W^T for many tokens (prefill): 64x128 output tiles staged
+// matmul_gemm.wgsl — out = x @ W^T for many tokens (prefill): 64 x BN output tiles staged
 // through workgroup memory, 16 K-elements per step; each thread computes 4 tokens x 8 columns
-// (columns 4c..4c+3 and 64+4c..64+4c+3, so a subgroup's vec4 reads of the tile are contiguous).
+// (columns 4c..4c+3 and 64+4c..64+4c+3, so a subgroup's vec4 reads of the tile are contiguous),
+// or 4 x 4 with BN = 64 (more workgroups for small grids).
 //
 //   x   (T, K)        packed activations, K even
 //   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
-// Grid: x = column tiles (N / 128), y = token tiles (T / 64).
+// Grid: x = column tiles (N / BN), y = token tiles (T / 64).
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
+override BN: u32 = 128u;     // columns per tile: 128 or 64
 
 struct Params {
     k: u32,          // inner dimension (elements, even)
@@ -27,11 +29,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
 const BT: u32 = 64u;
-const BN: u32 = 128u;
 const BK: u32 = 16u;
 
 var<workgroup> xs: array<array<vec4<f32>, BT / 4u>, BK>; // [k][token / 4]
-var<workgroup> ws: array<array<vec4<f32>, BN / 4u>, BK>; // [k][column / 4]
+var<workgroup> ws: array<array<vec4<f32>, 32>, BK>;     // [k][column / 4]
 
 fn store(t: u32, col: u32, v: vec4<f32>) {
     if t >= p.t || col >= p.n {
@@ -82,34 +83,48 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             xs[2u * pair][quad] = vec4<f32>(v[0].x, v[1].x, v[2].x, v[3].x);
             xs[2u * pair + 1u][quad] = vec4<f32>(v[0].y, v[1].y, v[2].y, v[3].y);
         }
-        // W tile: 32 column quads x 8 pairs, one job per thread.
-        var wv: array<vec2<f32>, 4>;
-        for (var j = 0u; j < 4u; j++) {
-            let nn = n0 + 4u * quad + j;
-            wv[j] = vec2<f32>(0.0);
-            if nn < p.n && kin {
-                wv[j] = load_w2(nn * p.k + k0 + 2u * pair);
+        // W tile: BN / 4 column quads x 8 pairs, one job per thread.
+        if quad < BN / 4u {
+            var wv: array<vec2<f32>, 4>;
+            for (var j = 0u; j < 4u; j++) {
+                let nn = n0 + 4u * quad + j;
+                wv[j] = vec2<f32>(0.0);
+                if nn < p.n && kin {
+                    wv[j] = load_w2(nn * p.k + k0 + 2u * pair);
+                }
             }
+            ws[2u * pair][quad] = vec4<f32>(wv[0].x, wv[1].x, wv[2].x, wv[3].x);
+            ws[2u * pair + 1u][quad] = vec4<f32>(wv[0].y, wv[1].y, wv[2].y, wv[3].y);
         }
-        ws[2u * pair][quad] = vec4<f32>(wv[0].x, wv[1].x, wv[2].x, wv[3].x);
-        ws[2u * pair + 1u][quad] = vec4<f32>(wv[0].y, wv[1].y, wv[2].y, wv[3].y);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
             let a = xs[kk][ty];
             let b0 = ws[kk][tx];
-            let b1 = ws[kk][tx + 16u];
-            c00 += a.x * b0; c01 += a.x * b1;
-            c10 += a.y * b0; c11 += a.y * b1;
-            c20 += a.z * b0; c21 += a.z * b1;
-            c30 += a.w * b0; c31 += a.w * b1;
+            c00 += a.x * b0;
+            c10 += a.y * b0;
+            c20 += a.z * b0;
+            c30 += a.w * b0;
+            if BN == 128u {
+                let b1 = ws[kk][tx + 16u];
+                c01 += a.x * b1;
+                c11 += a.y * b1;
+                c21 += a.z * b1;
+                c31 += a.w * b1;
+            }
         }
         workgroupBarrier();
     }
     let t = t0 + ty * 4u;
     let c0 = n0 + tx * 4u;
     let c1 = c0 + 64u;
-    store(t, c0, c00); store(t, c1, c01);
-    store(t + 1u, c0, c10); store(t + 1u, c1, c11);
-    store(t + 2u, c0, c20); store(t + 2u, c1, c21);
-    store(t + 3u, c0, c30); store(t + 3u, c1, c31);
+    store(t, c0, c00);
+    store(t + 1u, c0, c10);
+    store(t + 2u, c0, c20);
+    store(t + 3u, c0, c30);
+    if BN == 128u {
+        store(t, c1, c01);
+        store(t + 1u, c1, c11);
+        store(t + 2u, c1, c21);
+        store(t + 3u, c1, c31);
+    }
 }

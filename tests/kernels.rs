@@ -81,7 +81,17 @@ fn check_matmul(c: &GpuContext, path: ActDtype, dtype: WeightDtype, t: usize, k:
 #[test]
 fn matmul_all_dtypes_both_paths() {
     // (tokens, K, N): decode and prefill sizes, none a multiple of the tile sizes.
-    let shapes = [(1, 576, 1536), (1, 64, 10), (2, 130, 66), (4, 96, 50), (7, 576, 96), (33, 96, 130), (130, 64, 200)];
+    // (65, 64, 16386) takes the 128-column GEMM tiles (>= 256 workgroups), the others 64.
+    let shapes = [
+        (1, 576, 1536),
+        (1, 64, 10),
+        (2, 130, 66),
+        (4, 96, 50),
+        (7, 576, 96),
+        (33, 96, 130),
+        (130, 64, 200),
+        (65, 64, 16386),
+    ];
     for path in PATHS {
         let c = ctx(path);
         for dtype in WDTYPES {

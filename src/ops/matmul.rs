@@ -70,6 +70,7 @@ impl Matmul {
         &self,
         gemv: bool,
         vec: bool,
+        wide: bool,
         dtype: WeightDtype,
         out: MatmulOut,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
@@ -77,7 +78,8 @@ impl Matmul {
             let vec = if vec { 1.0 } else { 0.0 };
             self.ctx.pipeline("matmul_gemv", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("VEC", vec)])
         } else {
-            self.ctx.pipeline("matmul_gemm", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode())])
+            let bn = if wide { 128.0 } else { 64.0 };
+            self.ctx.pipeline("matmul_gemm", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("BN", bn)])
         }
     }
 
@@ -128,8 +130,11 @@ impl Matmul {
             return Ok(());
         }
         let gemv = t <= GEMV_MAX_TOKENS;
-        let pipeline = self.pipeline(gemv, k % 8 == 0, w.dtype, out_kind)?;
         for chunk in &w.chunks {
+            // GEMM tiles of 64 tokens x 128 columns where that still gives >= 256 workgroups, else x 64
+            let wide = chunk.rows.div_ceil(128) * t.div_ceil(64) >= 256;
+            let bn = if wide { 128 } else { 64 };
+            let pipeline = self.pipeline(gemv, k % 8 == 0, wide, w.dtype, out_kind)?;
             let params = MatmulParams {
                 k: k as u32,
                 n: chunk.rows as u32,
@@ -145,7 +150,7 @@ impl Matmul {
                 let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
                 [x, y, t as u32]
             } else {
-                let wx = chunk.rows.div_ceil(128);
+                let wx = chunk.rows.div_ceil(bn);
                 let wy = t.div_ceil(64);
                 if wx > 65_535 || wy > 65_535 {
                     return Err(Error::Invalid(format!("{}: GEMM grid {wx}x{wy} exceeds 65535 workgroups", w.name)));
