@@ -68,6 +68,12 @@ fn reduce_sum(lid: u32, v: f32) -> f32 {
     return r;
 }
 
+// q . k over the 8 elements of query words i..i+3 and key words kw.
+fn dot4w(i: u32, kw: vec4<u32>) -> f32 {
+    return dot(qs[i], unpack_act(kw.x)) + dot(qs[i + 1u], unpack_act(kw.y))
+         + dot(qs[i + 2u], unpack_act(kw.z)) + dot(qs[i + 3u], unpack_act(kw.w));
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -102,11 +108,19 @@ fn main(@builtin(local_invocation_index) lid: u32,
         if key < n_keys {
             let kb = (seq_base + key) * row_words + kvh * hw;
             var d = 0.0;
-            if hw % 4u == 0u {
+            if hw % 16u == 0u {
+                // four 16-byte loads issued together (straight-line code: GPUs do not reorder
+                // loads across loop iterations)
+                for (var i = 0u; i < hw; i += 16u) {
+                    let k0 = kcache[(kb + i) / 4u];
+                    let k1 = kcache[(kb + i) / 4u + 1u];
+                    let k2 = kcache[(kb + i) / 4u + 2u];
+                    let k3 = kcache[(kb + i) / 4u + 3u];
+                    d += dot4w(i, k0) + dot4w(i + 4u, k1) + dot4w(i + 8u, k2) + dot4w(i + 12u, k3);
+                }
+            } else if hw % 4u == 0u {
                 for (var i = 0u; i < hw; i += 4u) {
-                    let kw = kcache[(kb + i) / 4u];
-                    d += dot(qs[i], unpack_act(kw.x)) + dot(qs[i + 1u], unpack_act(kw.y))
-                       + dot(qs[i + 2u], unpack_act(kw.z)) + dot(qs[i + 3u], unpack_act(kw.w));
+                    d += dot4w(i, kcache[(kb + i) / 4u]);
                 }
             } else {
                 for (var i = 0u; i < hw; i++) {
@@ -133,13 +147,19 @@ fn main(@builtin(local_invocation_index) lid: u32,
         if lid < hw {
             var j = 0u;
             for (; j + 8u <= nk; j += 8u) {
-                var v: array<u32, 8>;
-                for (var u = 0u; u < 8u; u++) {
-                    v[u] = vcache[vb + (j + u) * row_words + lid];
-                }
-                for (var u = 0u; u < 8u; u++) {
-                    acc0 += probs[j + u] * unpack_act(v[u]);
-                }
+                let b = vb + j * row_words + lid;
+                let v0 = vcache[b];
+                let v1 = vcache[b + row_words];
+                let v2 = vcache[b + 2u * row_words];
+                let v3 = vcache[b + 3u * row_words];
+                let v4 = vcache[b + 4u * row_words];
+                let v5 = vcache[b + 5u * row_words];
+                let v6 = vcache[b + 6u * row_words];
+                let v7 = vcache[b + 7u * row_words];
+                acc0 += probs[j] * unpack_act(v0) + probs[j + 1u] * unpack_act(v1)
+                      + probs[j + 2u] * unpack_act(v2) + probs[j + 3u] * unpack_act(v3)
+                      + probs[j + 4u] * unpack_act(v4) + probs[j + 5u] * unpack_act(v5)
+                      + probs[j + 6u] * unpack_act(v6) + probs[j + 7u] * unpack_act(v7);
             }
             for (; j < nk; j++) {
                 acc0 += probs[j] * unpack_act(vcache[vb + j * row_words + lid]);
