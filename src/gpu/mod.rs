@@ -24,10 +24,14 @@ pub struct GpuOptions {
     pub force_bf16: bool,
     /// Pretend `max_storage_buffer_binding_size` is this small (tests of the chunked path).
     pub max_binding_override: Option<u64>,
+    /// Use the workgroup-memory kernels even where the adapter has subgroups. Env
+    /// `INFERNO_NO_SUBGROUPS`.
+    pub no_subgroups: bool,
 }
 
 impl GpuOptions {
-    /// Options from the environment (`INFERNO_BACKEND`, `INFERNO_ADAPTER`, `INFERNO_FORCE_BF16`).
+    /// Options from the environment (`INFERNO_BACKEND`, `INFERNO_ADAPTER`, `INFERNO_FORCE_BF16`,
+    /// `INFERNO_NO_SUBGROUPS`).
     pub fn from_env() -> Self {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         GpuOptions {
@@ -35,6 +39,7 @@ impl GpuOptions {
             adapter_name: env("INFERNO_ADAPTER"),
             force_bf16: env("INFERNO_FORCE_BF16").is_some_and(|v| v != "0"),
             max_binding_override: None,
+            no_subgroups: env("INFERNO_NO_SUBGROUPS").is_some_and(|v| v != "0"),
         }
     }
 }
@@ -56,6 +61,9 @@ pub struct GpuContext {
     pub act: ActDtype,
     /// Largest storage binding the engine will use (the device's, or the override).
     pub max_binding: u64,
+    /// The decode GEMVs use subgroup reductions (`*_sg` kernels): the adapter has `SUBGROUP` and
+    /// [`GpuOptions::no_subgroups`] is off.
+    pub subgroups: bool,
     pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
 }
 
@@ -148,7 +156,8 @@ impl GpuContext {
         };
         let device_max = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let max_binding = opts.max_binding_override.map_or(device_max, |o| o.min(device_max));
-        Ok(GpuContext { device, queue, info, features, limits, act, max_binding, pipelines: Arc::default() })
+        let subgroups = features.contains(wgpu::Features::SUBGROUP) && !opts.no_subgroups;
+        Ok(GpuContext { device, queue, info, features, limits, act, max_binding, subgroups, pipelines: Arc::default() })
     }
 
     /// A human-readable report: adapter, backend, features, limits, activation path.
@@ -156,7 +165,7 @@ impl GpuContext {
         let l = &self.limits;
         format!(
             "adapter: {} ({:?}, {:?})\ndriver: {} {}\nfeatures: shader-f16={} subgroup={} timestamp-query={}\n\
-             activations: {}\nmax_storage_buffer_binding_size: {}\nmax_buffer_size: {}\n\
+             activations: {}\nsubgroup kernels: {}\nmax_storage_buffer_binding_size: {}\nmax_buffer_size: {}\n\
              max_compute_workgroup_storage_size: {}\nmax_compute_invocations_per_workgroup: {}\n\
              max_storage_buffers_per_shader_stage: {}\nengine binding limit: {}",
             self.info.name,
@@ -168,6 +177,7 @@ impl GpuContext {
             self.features.contains(wgpu::Features::SUBGROUP),
             self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
             self.act.name(),
+            self.subgroups,
             l.max_storage_buffer_binding_size,
             l.max_buffer_size,
             l.max_compute_workgroup_storage_size,

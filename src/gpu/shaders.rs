@@ -8,13 +8,23 @@ pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 pub const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 
 /// Kernels that read a weight at @binding(2) through weights.wgsl.
-const READS_WEIGHTS: &[&str] = &["matmul_gemv", "matmul_gemm", "matmul_gemv_norm", "rms_norm", "embedding"];
+const READS_WEIGHTS: &[&str] = &[
+    "matmul_gemv",
+    "matmul_gemv_sg",
+    "matmul_gemm",
+    "matmul_gemv_norm",
+    "matmul_gemv_norm_sg",
+    "rms_norm",
+    "embedding",
+];
 
 /// Every kernel: (name, source of shaders/{name}.wgsl).
 pub const KERNELS: &[(&str, &str)] = &[
     ("matmul_gemv", include_str!("../../shaders/matmul_gemv.wgsl")),
     ("matmul_gemm", include_str!("../../shaders/matmul_gemm.wgsl")),
     ("matmul_gemv_norm", include_str!("../../shaders/matmul_gemv_norm.wgsl")),
+    ("matmul_gemv_sg", include_str!("../../shaders/matmul_gemv_sg.wgsl")),
+    ("matmul_gemv_norm_sg", include_str!("../../shaders/matmul_gemv_norm_sg.wgsl")),
     ("rms_norm", include_str!("../../shaders/rms_norm.wgsl")),
     ("rope", include_str!("../../shaders/rope.wgsl")),
     ("attention", include_str!("../../shaders/attention.wgsl")),
@@ -28,10 +38,13 @@ pub const KERNELS: &[(&str, &str)] = &[
 ];
 
 /// The full source of kernel `name` (common helpers, weight decoding if it reads weights, the
-/// kernel), or None.
+/// kernel), or None. Kernels named `*_sg` use subgroup operations (adapters with `SUBGROUP`):
+/// browsers need the `enable subgroups;` directive for them, which naga (native) does not parse
+/// yet and does not need.
 pub fn kernel_source(name: &str) -> Option<String> {
     let weights = if READS_WEIGHTS.contains(&name) { WEIGHTS } else { "" };
-    KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{COMMON}\n{weights}\n{src}"))
+    let enable = if cfg!(target_arch = "wasm32") && name.ends_with("_sg") { "enable subgroups;\n" } else { "" };
+    KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{enable}{COMMON}\n{weights}\n{src}"))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `out = x @ W^T` with W in its checkpoint dtype: GEMV for a few tokens (decode), tiled GEMM for
-//! many (prefill). Kernels: shaders/matmul_gemv.wgsl, shaders/matmul_gemm.wgsl.
+//! many (prefill). Kernels: shaders/matmul_gemv.wgsl (or matmul_gemv_sg.wgsl with subgroups),
+//! shaders/matmul_gemm.wgsl.
 
 use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
@@ -76,7 +77,8 @@ impl Matmul {
     ) -> Result<Arc<wgpu::ComputePipeline>> {
         if gemv {
             let vec = if vec { 1.0 } else { 0.0 };
-            self.ctx.pipeline("matmul_gemv", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("VEC", vec)])
+            let name = if self.ctx.subgroups { "matmul_gemv_sg" } else { "matmul_gemv" };
+            self.ctx.pipeline(name, &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("VEC", vec)])
         } else {
             let bn = if wide { 128.0 } else { 64.0 };
             self.ctx.pipeline("matmul_gemm", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("BN", bn)])
@@ -147,7 +149,8 @@ impl Matmul {
             };
             let uniform = self.ctx.uniform("matmul params", &params);
             let workgroups = if gemv {
-                let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
+                let rows_per_wg = if self.ctx.subgroups { 8 } else { 4 };
+                let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(rows_per_wg) as u32);
                 [x, y, t as u32]
             } else {
                 let wx = chunk.rows.div_ceil(bn);

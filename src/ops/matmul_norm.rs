@@ -1,6 +1,6 @@
 //! Decode GEMV with the preceding RMSNorm fused in: `out = rms_norm(x) * g @ W^T`, reading the f32
 //! residual stream directly; optionally with the SwiGLU as epilogue of a fused gate/up weight.
-//! Kernel: shaders/matmul_gemv_norm.wgsl.
+//! Kernels: shaders/matmul_gemv_norm.wgsl, or matmul_gemv_norm_sg.wgsl with subgroups.
 
 use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
@@ -112,17 +112,25 @@ impl MatmulNorm {
         check_even(&format!("{} rows", w.name), n)?;
         check_buf("fused norm input", x, (t * k * 4) as u64)?;
         for chunk in &w.chunks {
-            // 8 rows per workgroup share one row statistic where that still leaves >= 512 workgroups
-            let rows_per_wg = if chunk.rows >= 4096 { 8 } else { 4 };
-            let pipeline = self.ctx.pipeline(
-                "matmul_gemv_norm",
-                &[
-                    ("W_DTYPE", w.dtype.wgsl_id()),
-                    ("G_DTYPE", norm.dtype.wgsl_id()),
-                    ("ROWS", rows_per_wg as f64),
-                    ("SWIGLU", swiglu as u8 as f64),
-                ],
-            )?;
+            let mut constants = vec![
+                ("W_DTYPE", w.dtype.wgsl_id()),
+                ("G_DTYPE", norm.dtype.wgsl_id()),
+                ("SWIGLU", swiglu as u8 as f64),
+            ];
+            let rows_per_wg = if self.ctx.subgroups {
+                if swiglu {
+                    16
+                } else {
+                    8
+                }
+            } else {
+                // 8 rows per workgroup share one row statistic where that still leaves >= 512 workgroups
+                let rows = if chunk.rows >= 4096 { 8 } else { 4 };
+                constants.push(("ROWS", rows as f64));
+                rows
+            };
+            let name = if self.ctx.subgroups { "matmul_gemv_norm_sg" } else { "matmul_gemv_norm" };
+            let pipeline = self.ctx.pipeline(name, &constants)?;
             let params = MatmulNormParams {
                 k: k as u32,
                 n: chunk.rows as u32,

@@ -14,13 +14,17 @@ fn open(opts: GpuOptions) -> GpuContext {
     GpuContext::new_blocking(&opts).unwrap_or_else(|e| panic!("no GPU for the tests: {e}"))
 }
 
-/// The shared context for an activation path (f16 needs an adapter with shader-f16).
+/// The shared context for an activation path (f16 needs an adapter with shader-f16). The f16
+/// context uses the subgroup kernels where the adapter has subgroups (lavapipe does); the bf16
+/// context the workgroup-memory ones, so every kernel test covers both reductions.
 pub fn ctx(path: ActDtype) -> &'static GpuContext {
     static F16: OnceLock<GpuContext> = OnceLock::new();
     static BF16: OnceLock<GpuContext> = OnceLock::new();
     let c = match path {
         ActDtype::F16 => F16.get_or_init(|| open(GpuOptions::from_env())),
-        ActDtype::Bf16 => BF16.get_or_init(|| open(GpuOptions { force_bf16: true, ..GpuOptions::from_env() })),
+        ActDtype::Bf16 => {
+            BF16.get_or_init(|| open(GpuOptions { force_bf16: true, no_subgroups: true, ..GpuOptions::from_env() }))
+        }
     };
     assert_eq!(c.act, path, "adapter {} lacks shader-f16 for the f16 path", c.info.name);
     c

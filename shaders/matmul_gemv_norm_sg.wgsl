@@ -1,0 +1,105 @@
+// matmul_gemv_norm_sg.wgsl — matmul_gemv_norm.wgsl for adapters with subgroups: each subgroup
+// owns pairs of weight rows (quadruples with SWIGLU), its lanes stride over K, and subgroupAdd
+// gives each row's dot product and the row statistic sum(x^2) — no workgroup memory, no barriers.
+// Correct for any subgroup size (rows are assigned by subgroup_id).
+//   y = (x / sqrt(mean(x^2) + eps) * g) @ W^T
+//   x   (T, K)         f32 residual stream, K % 8 == 0
+//   g   (K)            norm weight, dtype G_DTYPE (0 f32, 1 f16, 2 bf16)
+//   W   (N, K)         this chunk's rows, W_DTYPE (weights.wgsl)
+//   out (T, N_total)   packed activations, columns [out_offset, out_offset + N); or, with SWIGLU,
+//                      W's rows alternate gate and up (a fused gate/up weight) and
+//                      out (T, N_total / 2) = silu(y[2i]) * y[2i + 1] (out_stride counts out's columns)
+// Workgroup = 128 invocations for ROWS rows; grid x/y = row groups (folded), z = token.
+
+override G_DTYPE: u32 = 2u;
+override SWIGLU: bool = false;
+
+struct Params {
+    k: u32,
+    n: u32,
+    out_stride: u32,
+    out_offset: u32,
+    d_off: u32,  // block formats: word offset of the scales in W
+    m_off: u32,  // block formats: word offset of the minimums in W
+    eps: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;    // (T, K/4)
+// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;  // packed
+@group(0) @binding(4) var<storage, read> g: array<vec4<u32>>;    // (K) in G_DTYPE
+
+override TASK: u32 = select(2u, 4u, SWIGLU); // rows per subgroup task
+override ROWS: u32 = 4u * TASK;               // rows per workgroup: 8, or 16 with SWIGLU
+
+fn g_word(i: u32) -> u32 {
+    return g[i / 4u][i % 4u];
+}
+
+// Norm weights e..e+3 (e % 4 == 0).
+fn g4(e: u32) -> vec4<f32> {
+    switch G_DTYPE {
+        case 0u: {
+            return bitcast<vec4<f32>>(g[e / 4u]);
+        }
+        case 1u: {
+            return vec4<f32>(unpack2x16float(g_word(e / 2u)), unpack2x16float(g_word(e / 2u + 1u)));
+        }
+        default: {
+            return vec4<f32>(bf16x2_to_f32(g_word(e / 2u)), bf16x2_to_f32(g_word(e / 2u + 1u)));
+        }
+    }
+}
+
+fn silu(v: f32) -> f32 {
+    return v / (1.0 + exp(-v));
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(subgroup_id) sg: u32,
+        @builtin(num_subgroups) nsg: u32,
+        @builtin(subgroup_invocation_id) lane: u32,
+        @builtin(subgroup_size) lanes: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = wid.x + wid.y * nwg.x;
+    let t = wid.z;
+    w_d_off = p.d_off;
+    w_m_off = p.m_off;
+    let xbase = t * (p.k / 4u);
+    for (var task = sg; task < ROWS / TASK; task += nsg) {
+        let r0 = group * ROWS + TASK * task;
+        if r0 >= p.n {
+            break;
+        }
+        // N is even (a multiple of 4 with SWIGLU), so rows r0..r0+TASK-1 are all in range
+        var acc = vec4<f32>(0.0);
+        var ss = 0.0;
+        for (var i = lane; i < p.k / 8u; i += lanes) {
+            let e = 8u * i;
+            let x0 = x[xbase + 2u * i];
+            let x1 = x[xbase + 2u * i + 1u];
+            ss += dot(x0, x0) + dot(x1, x1);
+            let xg0 = x0 * g4(e);
+            let xg1 = x1 * g4(e + 4u);
+            acc.x += dot8f(xg0, xg1, r0 * p.k + e);
+            acc.y += dot8f(xg0, xg1, (r0 + 1u) * p.k + e);
+            if SWIGLU {
+                acc.z += dot8f(xg0, xg1, (r0 + 2u) * p.k + e);
+                acc.w += dot8f(xg0, xg1, (r0 + 3u) * p.k + e);
+            }
+        }
+        let inv = inverseSqrt(subgroupAdd(ss) / f32(p.k) + p.eps);
+        let y = subgroupAdd(acc) * inv;
+        if lane == 0u {
+            if SWIGLU {
+                let col = t * p.out_stride + (p.out_offset + r0) / 2u;
+                out[col / 2u] = pack_act(vec2<f32>(silu(y.x) * y.y, silu(y.z) * y.w));
+            } else {
+                out[(t * p.out_stride + p.out_offset + r0) / 2u] = pack_act(y.xy);
+            }
+        }
+    }
+}
