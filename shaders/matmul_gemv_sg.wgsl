@@ -59,8 +59,19 @@ fn main(@builtin(subgroup_id) sg: u32,
         var a0 = 0.0;
         var a1 = 0.0;
         if VEC {
+            // four 16-byte weight loads in flight per lane
             let groups = p.k / 8u;
-            for (var i = lane; i < groups; i += lanes) {
+            var i = lane;
+            for (; i + lanes < groups; i += 2u * lanes) {
+                let j = i + lanes;
+                let xi = x[t * groups + i];
+                let xj = x[t * groups + j];
+                let b0 = dot8(xi, r0 * p.k + 8u * i) + dot8(xj, r0 * p.k + 8u * j);
+                let b1 = dot8(xi, r1 * p.k + 8u * i) + dot8(xj, r1 * p.k + 8u * j);
+                a0 += b0;
+                a1 += b1;
+            }
+            if i < groups {
                 let xv = x[t * groups + i];
                 a0 += dot8(xv, r0 * p.k + 8u * i);
                 a1 += dot8(xv, r1 * p.k + 8u * i);

@@ -22,7 +22,12 @@ pub enum WeightDtype {
 }
 
 impl WeightDtype {
-    /// Whether this is a block-quantized format.
+    /// Plain floating point elements (f32, f16, bf16).
+    pub fn is_float(self) -> bool {
+        matches!(self, WeightDtype::F32 | WeightDtype::F16 | WeightDtype::Bf16)
+    }
+
+    /// GGUF block formats (kept in their blocks on the GPU).
     pub fn is_block(self) -> bool {
         matches!(self, WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1)
     }

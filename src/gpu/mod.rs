@@ -237,8 +237,19 @@ impl GpuContext {
 
     /// A storage buffer holding `data` (padded with zeros to a multiple of 16 bytes).
     pub fn storage_init(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
-        self.check_size(label, data.len() as u64)?;
-        let size = (data.len() as u64).div_ceil(16).max(1) * 16;
+        self.storage_fill(label, data.len(), |write| write(0, data))
+    }
+
+    /// A storage buffer of `len` bytes (rounded up to 16) that `fill` writes straight into the
+    /// mapped memory (no intermediate host copy), calling `write(offset, bytes)` for each piece.
+    pub fn storage_fill(
+        &self,
+        label: &str,
+        len: usize,
+        fill: impl FnOnce(&mut dyn FnMut(usize, &[u8])),
+    ) -> Result<wgpu::Buffer> {
+        self.check_size(label, len as u64)?;
+        let size = (len as u64).div_ceil(16).max(1) * 16;
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
@@ -251,7 +262,7 @@ impl GpuContext {
                 .get_mapped_range_mut()
                 .map_err(|e| Error::Gpu { what: label.to_string(), reason: e.to_string() })?;
             // The padding bytes stay zero: wgpu zero-initialises new buffers.
-            view.slice(..data.len()).copy_from_slice(data);
+            fill(&mut |offset, bytes| view.slice(offset..offset + bytes.len()).copy_from_slice(bytes));
         }
         buf.unmap();
         Ok(buf)

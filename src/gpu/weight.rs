@@ -64,9 +64,9 @@ impl Weight {
             let data = &bytes[row0 * row_bytes..(row0 + n) * row_bytes];
             if dtype.is_block() {
                 let (packed, d_off, m_off) = crate::model::gguf::repack_blocks(dtype, data);
-                Ok((std::borrow::Cow::Owned(packed), d_off, m_off))
+                Ok((ctx.storage_init(name, &packed)?, d_off, m_off))
             } else {
-                Ok((std::borrow::Cow::Borrowed(data), 0, 0))
+                Ok((ctx.storage_init(name, data)?, 0, 0))
             }
         })?;
         Ok(Weight { name: name.to_string(), dtype, rows, cols, chunks })
@@ -95,9 +95,42 @@ impl Weight {
             data.resize(data.len().div_ceil(4) * 4, 0);
             let d_off = (data.len() / 4) as u32;
             data.extend_from_slice(bytemuck::cast_slice(&scales[row0..row0 + n]));
-            Ok((std::borrow::Cow::Owned(data), d_off, 0))
+            Ok((ctx.storage_init(name, &data)?, d_off, 0))
         })?;
         Ok(Weight { name: name.to_string(), dtype: WeightDtype::I8, rows, cols, chunks })
+    }
+
+    /// Uploads a float weight (f32/f16/bf16) `(rows, cols)` whose row `r` is `row(r)`, written
+    /// straight into the GPU buffers: rows gathered from several tensors (fused projections)
+    /// without an intermediate host copy.
+    pub fn upload_rows<'a>(
+        ctx: &GpuContext,
+        name: &str,
+        dtype: WeightDtype,
+        rows: usize,
+        cols: usize,
+        row: impl Fn(usize) -> &'a [u8],
+    ) -> Result<Self> {
+        if dtype.is_block() || dtype == WeightDtype::I8 || !cols.is_multiple_of(2) {
+            return Err(Error::Invalid(format!("{name}: row-wise upload takes float weights with even rows")));
+        }
+        let row_bytes = dtype.row_bytes(cols);
+        if let Some(r) = (0..rows).find(|&r| row(r).len() != row_bytes) {
+            return Err(Error::shape(
+                name,
+                format!("rows of {row_bytes} bytes"),
+                format!("row {r}: {} bytes", row(r).len()),
+            ));
+        }
+        let chunks = chunked(ctx, name, rows, row_bytes as u64, |row0, n| {
+            let buf = ctx.storage_fill(name, n * row_bytes, |write| {
+                for i in 0..n {
+                    write(i * row_bytes, row(row0 + i));
+                }
+            })?;
+            Ok((buf, 0, 0))
+        })?;
+        Ok(Weight { name: name.to_string(), dtype, rows, cols, chunks })
     }
 
     /// Bytes held on the GPU (the tensor's bytes plus padding to 16 per chunk).
@@ -107,14 +140,14 @@ impl Weight {
 }
 
 /// Splits `rows` rows of `row_bytes` each into chunks that fit one storage binding (an even
-/// multiple of 4 rows each, so packed outputs and fused gate/up pairs stay aligned); `make(row0, n)` gives a chunk's
-/// bytes and its scale/minimum word offsets.
-fn chunked<'a>(
+/// multiple of 4 rows each, so packed outputs and fused gate/up pairs stay aligned); `make(row0, n)`
+/// uploads a chunk and gives its buffer and its scale/minimum word offsets.
+fn chunked(
     ctx: &GpuContext,
     name: &str,
     rows: usize,
     row_bytes: u64,
-    mut make: impl FnMut(usize, usize) -> Result<(std::borrow::Cow<'a, [u8]>, u32, u32)>,
+    mut make: impl FnMut(usize, usize) -> Result<(wgpu::Buffer, u32, u32)>,
 ) -> Result<Vec<WeightChunk>> {
     let max_rows = (ctx.max_binding / row_bytes) as usize & !3;
     if max_rows == 0 && rows > 0 {
@@ -127,8 +160,8 @@ fn chunked<'a>(
     let mut row0 = 0;
     while row0 < rows {
         let n = max_rows.min(rows - row0);
-        let (data, d_off, m_off) = make(row0, n)?;
-        chunks.push(WeightChunk { row0, rows: n, buf: ctx.storage_init(name, &data)?, d_off, m_off });
+        let (buf, d_off, m_off) = make(row0, n)?;
+        chunks.push(WeightChunk { row0, rows: n, buf, d_off, m_off });
         row0 += n;
     }
     Ok(chunks)

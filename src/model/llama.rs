@@ -395,6 +395,28 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
         }
         let row_bytes = first.dtype.row_bytes(cols);
         let rows: usize = parts.iter().map(|f| f.rows).sum();
+        if first.dtype.is_float() {
+            // rows gathered straight into the GPU buffers: no host copy of the fused weight
+            let (n, dtype) = (parts.len(), first.dtype);
+            let starts: Vec<usize> =
+                parts.iter().scan(0, |acc, f| Some(std::mem::replace(acc, *acc + f.rows))).collect();
+            let row = |r: usize| -> &[u8] {
+                let (f, i) = if interleave {
+                    (&parts[r % n], r / n)
+                } else {
+                    let p = starts.partition_point(|&s| s <= r) - 1;
+                    (&parts[p], r - starts[p])
+                };
+                &f.bytes[i * row_bytes..(i + 1) * row_bytes]
+            };
+            let w = Weight::upload_rows(self.ctx, name, dtype, rows, cols, row)?;
+            let file_bytes =
+                parts.iter().flat_map(|f| &f.sources).map(|n| self.ckpt.tensors[n].range.len() as u64).sum();
+            let expanded = parts.iter().any(|f| f.expanded);
+            let sources: Vec<String> = parts.iter().flat_map(|f| f.sources.clone()).collect();
+            drop(parts);
+            return Ok(vec![self.account(w, &sources, file_bytes, expanded)]);
+        }
         let mut bytes = Vec::with_capacity(rows * row_bytes);
         let mut scales = first.scales.as_ref().map(|_| Vec::with_capacity(rows));
         if interleave {
@@ -434,17 +456,22 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
             None => Weight::upload(self.ctx, &f.name, f.dtype, f.rows, f.cols, &f.bytes)?,
         };
         let file_bytes: u64 = f.sources.iter().map(|n| self.ckpt.tensors[n].range.len() as u64).sum();
+        drop(f.bytes);
+        Ok(self.account(w, &f.sources, file_bytes, f.expanded))
+    }
+
+    /// Books an uploaded weight in the ledger and the progress, and releases its host pages.
+    fn account(&mut self, w: Weight, sources: &[String], file_bytes: u64, expanded: bool) -> Weight {
         self.ledger.weights += w.gpu_bytes();
         self.ledger.weights_in_file += file_bytes;
-        if f.expanded {
+        if expanded {
             self.ledger.weights_expanded += w.gpu_bytes();
         }
-        drop(f.bytes);
-        for n in &f.sources {
+        for n in sources {
             self.ckpt.release(n);
         }
         self.done += file_bytes;
         (self.progress)(self.done, self.total);
-        Ok(w)
+        w
     }
 }
