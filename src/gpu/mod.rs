@@ -61,8 +61,8 @@ pub struct GpuContext {
     pub act: ActDtype,
     /// Largest storage binding the engine will use (the device's, or the override).
     pub max_binding: u64,
-    /// The decode GEMVs use subgroup reductions (`*_sg` kernels): the adapter has `SUBGROUP` and
-    /// [`GpuOptions::no_subgroups`] is off.
+    /// Kernels with a subgroup variant (`*_sg`, the fused norm-GEMV) use it: the adapter has
+    /// `SUBGROUP` and [`GpuOptions::no_subgroups`] is off.
     pub subgroups: bool,
     pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
 }

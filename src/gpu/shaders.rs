@@ -8,22 +8,14 @@ pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 pub const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 
 /// Kernels that read a weight at @binding(2) through weights.wgsl.
-const READS_WEIGHTS: &[&str] = &[
-    "matmul_gemv",
-    "matmul_gemv_sg",
-    "matmul_gemm",
-    "matmul_gemv_norm",
-    "matmul_gemv_norm_sg",
-    "rms_norm",
-    "embedding",
-];
+const READS_WEIGHTS: &[&str] =
+    &["matmul_gemv", "matmul_gemm", "matmul_gemv_norm", "matmul_gemv_norm_sg", "rms_norm", "embedding"];
 
 /// Every kernel: (name, source of shaders/{name}.wgsl).
 pub const KERNELS: &[(&str, &str)] = &[
     ("matmul_gemv", include_str!("../../shaders/matmul_gemv.wgsl")),
     ("matmul_gemm", include_str!("../../shaders/matmul_gemm.wgsl")),
     ("matmul_gemv_norm", include_str!("../../shaders/matmul_gemv_norm.wgsl")),
-    ("matmul_gemv_sg", include_str!("../../shaders/matmul_gemv_sg.wgsl")),
     ("matmul_gemv_norm_sg", include_str!("../../shaders/matmul_gemv_norm_sg.wgsl")),
     ("rms_norm", include_str!("../../shaders/rms_norm.wgsl")),
     ("rope", include_str!("../../shaders/rope.wgsl")),

@@ -1,6 +1,7 @@
 //! `out = x @ W^T` with W in its checkpoint dtype: GEMV for a few tokens (decode), tiled GEMM for
-//! many (prefill). Kernels: shaders/matmul_gemv.wgsl (or matmul_gemv_sg.wgsl with subgroups),
-//! shaders/matmul_gemm.wgsl.
+//! many (prefill). Kernels: shaders/matmul_gemv.wgsl, shaders/matmul_gemm.wgsl. (A subgroup
+//! variant of the GEMV measured slower on the H100 than this one's workgroup reduction: 1.49 vs
+//! 1.82 TB/s on the 1B shape, 2026-11-28, so only the fused norm-GEMV uses subgroups.)
 
 use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
@@ -77,8 +78,7 @@ impl Matmul {
     ) -> Result<Arc<wgpu::ComputePipeline>> {
         if gemv {
             let vec = if vec { 1.0 } else { 0.0 };
-            let name = if self.ctx.subgroups { "matmul_gemv_sg" } else { "matmul_gemv" };
-            self.ctx.pipeline(name, &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("VEC", vec)])
+            self.ctx.pipeline("matmul_gemv", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("VEC", vec)])
         } else {
             let bn = if wide { 128.0 } else { 64.0 };
             self.ctx.pipeline("matmul_gemm", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("BN", bn)])
@@ -149,8 +149,7 @@ impl Matmul {
             };
             let uniform = self.ctx.uniform("matmul params", &params);
             let workgroups = if gemv {
-                let rows_per_wg = if self.ctx.subgroups { 8 } else { 4 };
-                let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(rows_per_wg) as u32);
+                let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
                 [x, y, t as u32]
             } else {
                 let wx = chunk.rows.div_ceil(bn);
