@@ -108,14 +108,29 @@ fn main(@builtin(local_invocation_index) lid: u32,
         if key < n_keys {
             let kb = (seq_base + key) * row_words + kvh * hw;
             var d = 0.0;
-            if hw % 16u == 0u {
-                // four 16-byte loads issued together (straight-line code: GPUs do not reorder
+            if hw % 32u == 0u {
+                // eight 16-byte loads issued together (straight-line code: GPUs do not reorder
                 // loads across loop iterations)
+                for (var i = 0u; i < hw; i += 32u) {
+                    let b = (kb + i) / 4u;
+                    let k0 = kcache[b];
+                    let k1 = kcache[b + 1u];
+                    let k2 = kcache[b + 2u];
+                    let k3 = kcache[b + 3u];
+                    let k4 = kcache[b + 4u];
+                    let k5 = kcache[b + 5u];
+                    let k6 = kcache[b + 6u];
+                    let k7 = kcache[b + 7u];
+                    d += dot4w(i, k0) + dot4w(i + 4u, k1) + dot4w(i + 8u, k2) + dot4w(i + 12u, k3)
+                       + dot4w(i + 16u, k4) + dot4w(i + 20u, k5) + dot4w(i + 24u, k6) + dot4w(i + 28u, k7);
+                }
+            } else if hw % 16u == 0u {
                 for (var i = 0u; i < hw; i += 16u) {
-                    let k0 = kcache[(kb + i) / 4u];
-                    let k1 = kcache[(kb + i) / 4u + 1u];
-                    let k2 = kcache[(kb + i) / 4u + 2u];
-                    let k3 = kcache[(kb + i) / 4u + 3u];
+                    let b = (kb + i) / 4u;
+                    let k0 = kcache[b];
+                    let k1 = kcache[b + 1u];
+                    let k2 = kcache[b + 2u];
+                    let k3 = kcache[b + 3u];
                     d += dot4w(i, k0) + dot4w(i + 4u, k1) + dot4w(i + 8u, k2) + dot4w(i + 12u, k3);
                 }
             } else if hw % 4u == 0u {
@@ -146,20 +161,33 @@ fn main(@builtin(local_invocation_index) lid: u32,
         let vb = (seq_base + t0) * row_words + kvh * hw;
         if lid < hw {
             var j = 0u;
-            for (; j + 8u <= nk; j += 8u) {
+            for (; j + 16u <= nk; j += 16u) {
                 let b = vb + j * row_words + lid;
-                let v0 = vcache[b];
-                let v1 = vcache[b + row_words];
-                let v2 = vcache[b + 2u * row_words];
-                let v3 = vcache[b + 3u * row_words];
-                let v4 = vcache[b + 4u * row_words];
-                let v5 = vcache[b + 5u * row_words];
-                let v6 = vcache[b + 6u * row_words];
-                let v7 = vcache[b + 7u * row_words];
-                acc0 += probs[j] * unpack_act(v0) + probs[j + 1u] * unpack_act(v1)
-                      + probs[j + 2u] * unpack_act(v2) + probs[j + 3u] * unpack_act(v3)
-                      + probs[j + 4u] * unpack_act(v4) + probs[j + 5u] * unpack_act(v5)
-                      + probs[j + 6u] * unpack_act(v6) + probs[j + 7u] * unpack_act(v7);
+                var v: array<u32, 16>;
+                v[0] = vcache[b];
+                v[1] = vcache[b + row_words];
+                v[2] = vcache[b + 2u * row_words];
+                v[3] = vcache[b + 3u * row_words];
+                v[4] = vcache[b + 4u * row_words];
+                v[5] = vcache[b + 5u * row_words];
+                v[6] = vcache[b + 6u * row_words];
+                v[7] = vcache[b + 7u * row_words];
+                v[8] = vcache[b + 8u * row_words];
+                v[9] = vcache[b + 9u * row_words];
+                v[10] = vcache[b + 10u * row_words];
+                v[11] = vcache[b + 11u * row_words];
+                v[12] = vcache[b + 12u * row_words];
+                v[13] = vcache[b + 13u * row_words];
+                v[14] = vcache[b + 14u * row_words];
+                v[15] = vcache[b + 15u * row_words];
+                acc0 += probs[j] * unpack_act(v[0]) + probs[j + 1u] * unpack_act(v[1])
+                      + probs[j + 2u] * unpack_act(v[2]) + probs[j + 3u] * unpack_act(v[3])
+                      + probs[j + 4u] * unpack_act(v[4]) + probs[j + 5u] * unpack_act(v[5])
+                      + probs[j + 6u] * unpack_act(v[6]) + probs[j + 7u] * unpack_act(v[7])
+                      + probs[j + 8u] * unpack_act(v[8]) + probs[j + 9u] * unpack_act(v[9])
+                      + probs[j + 10u] * unpack_act(v[10]) + probs[j + 11u] * unpack_act(v[11])
+                      + probs[j + 12u] * unpack_act(v[12]) + probs[j + 13u] * unpack_act(v[13])
+                      + probs[j + 14u] * unpack_act(v[14]) + probs[j + 15u] * unpack_act(v[15]);
             }
             for (; j < nk; j++) {
                 acc0 += probs[j] * unpack_act(vcache[vb + j * row_words + lid]);
