@@ -2,11 +2,18 @@
 // to every kernel that reads weights. Such kernels bind the weight at @binding(2) and set
 // w_d_off / w_m_off from their params before reading a block format.
 //
-// W_DTYPE: 0 f32, 1 f16, 2 bf16 (row-major elements), 3 q8_0, 4 q4_0, 5 q4_1. Block formats are
-// GGUF blocks of 32 repacked at load with the same byte count: first the quants of every block in
-// element order (int8; or 4-bit, element 8i + j in bits 4j of word i), then the f16 scales d at
-// word w_d_off, then (q4_1) the f16 minimums m at word w_m_off. Value: q8_0 q*d, q4_0 (q-8)*d,
-// q4_1 q*d + m.
+// W_DTYPE: 0 f32, 1 f16, 2 bf16 (row-major elements), 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k, 8 q6_k
+// (6 is int8 W8A8, read by its own kernel). Block formats are GGUF blocks repacked at load with
+// the same byte count (gguf.rs repack_blocks):
+// - q8_0/q4_0/q4_1 (blocks of 32): the quants of every block in element order (int8; or 4-bit,
+//   element 8i + j in bits 4j of word i), then the f16 scales d at word w_d_off, then (q4_1) the
+//   f16 minimums m at word w_m_off. Value: q8_0 q*d, q4_0 (q-8)*d, q4_1 q*d + m.
+// - q4_k (super-blocks of 256): 4-bit quants in element order, then per super-block 4 words at
+//   w_d_off: (d, dmin) as f16, then ggml's 12 packed 6-bit (sc, m) bytes of its 8 sub-blocks of
+//   32. Value: d*sc*q - dmin*m.
+// - q6_k (super-blocks of 256): low 4 bits in element order, then the high 2 bits (element
+//   16i + j in bits 2j of word i, from word 2*w_m_off/3), then int8 scales per 16 elements at
+//   w_m_off, then f16 d per super-block at w_d_off. Value: d*sc*(q - 32).
 
 override W_DTYPE: u32 = 2u;
 
@@ -36,6 +43,40 @@ fn u4x4(v: u32, hi: bool) -> vec4<f32> {
     return vec4<f32>((vec4<u32>(v) >> s) & vec4<u32>(15u));
 }
 
+// Q4_K: (d*sc, dmin*m) of the 32-element sub-block holding element e (ggml's get_scale_min_k4).
+fn q4k_sm(e: u32) -> vec2<f32> {
+    let base = w_d_off + 4u * (e / 256u);
+    let dm = unpack2x16float(w_word(base));
+    let s = vec3<u32>(w_word(base + 1u), w_word(base + 2u), w_word(base + 3u));
+    let j = (e % 256u) / 32u;
+    var sc: u32;
+    var m: u32;
+    if j < 4u {
+        sc = kbyte(s, j) & 63u;
+        m = kbyte(s, j + 4u) & 63u;
+    } else {
+        sc = (kbyte(s, j + 4u) & 15u) | ((kbyte(s, j - 4u) >> 6u) << 4u);
+        m = (kbyte(s, j + 4u) >> 4u) | ((kbyte(s, j) >> 6u) << 4u);
+    }
+    return vec2<f32>(dm.x * f32(sc), dm.y * f32(m));
+}
+
+// Byte k (0..12) of three words.
+fn kbyte(s: vec3<u32>, k: u32) -> u32 {
+    return (s[k / 4u] >> (8u * (k % 4u))) & 255u;
+}
+
+// Q6_K: d * sc of the 16-element group holding element e.
+fn q6k_scale(e: u32) -> f32 {
+    let byte = (w_word(w_m_off + e / 64u) >> (8u * ((e / 16u) % 4u))) & 255u;
+    return w_f16(w_d_off, e / 256u) * f32(bitcast<i32>(byte << 24u) >> 24u);
+}
+
+// Q6_K: the high-bit word of elements 16i..16i+15 holding element e, shifted to element e.
+fn q6k_hi(e: u32) -> u32 {
+    return w_word(2u * w_m_off / 3u + e / 16u) >> (2u * (e % 16u));
+}
+
 // Weight elements e and e + 1 (e even).
 fn load_w2(e: u32) -> vec2<f32> {
     switch W_DTYPE {
@@ -51,6 +92,17 @@ fn load_w2(e: u32) -> vec2<f32> {
         case 3u: {
             let q = i8x4(w_word(e / 4u));
             return select(q.xy, q.zw, (e & 2u) == 2u) * w_f16(w_d_off, e / 32u);
+        }
+        case 7u: {
+            let word = w_word(e / 8u) >> ((e % 8u) * 4u);
+            let sm = q4k_sm(e);
+            return vec2<f32>(f32(word & 15u), f32((word >> 4u) & 15u)) * sm.x - sm.y;
+        }
+        case 8u: {
+            let word = w_word(e / 8u) >> ((e % 8u) * 4u);
+            let hi = q6k_hi(e);
+            let q = vec2<f32>(f32((word & 15u) | ((hi & 3u) << 4u)), f32(((word >> 4u) & 15u) | (((hi >> 2u) & 3u) << 4u)));
+            return (q - 32.0) * q6k_scale(e);
         }
         default: {
             let word = w_word(e / 8u);
@@ -84,6 +136,22 @@ fn dot8f(xa: vec4<f32>, xb: vec4<f32>, e: u32) -> f32 {
         case 3u: {
             let q = dot(xa, i8x4(w_word(e / 4u))) + dot(xb, i8x4(w_word(e / 4u + 1u)));
             return q * w_f16(w_d_off, e / 32u);
+        }
+        case 7u: {
+            let word = w_word(e / 8u);
+            let q = dot(xa, u4x4(word, false)) + dot(xb, u4x4(word, true));
+            let xsum = dot(xa, vec4<f32>(1.0)) + dot(xb, vec4<f32>(1.0));
+            let sm = q4k_sm(e);
+            return q * sm.x - xsum * sm.y;
+        }
+        case 8u: {
+            let word = w_word(e / 8u);
+            let hi = q6k_hi(e);
+            let ha = vec4<f32>((vec4<u32>(hi) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(3u));
+            let hb = vec4<f32>((vec4<u32>(hi) >> vec4<u32>(8u, 10u, 12u, 14u)) & vec4<u32>(3u));
+            let q = dot(xa, u4x4(word, false) + 16.0 * ha) + dot(xb, u4x4(word, true) + 16.0 * hb);
+            let xsum = dot(xa, vec4<f32>(1.0)) + dot(xb, vec4<f32>(1.0));
+            return (q - 32.0 * xsum) * q6k_scale(e);
         }
         default: {
             let word = w_word(e / 8u);

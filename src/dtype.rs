@@ -19,6 +19,11 @@ pub enum WeightDtype {
     Q4_1,
     /// int8 with a per-row scale (compressed-tensors W8A8; only the W8A8 kernel reads it).
     I8,
+    /// GGUF Q4_K: super-blocks of 256 4-bit values `d*sc*q - dmin*m`, 6-bit sub-block scales and
+    /// minimums (144 bytes).
+    Q4K,
+    /// GGUF Q6_K: super-blocks of 256 6-bit values `d*sc*(q - 32)`, int8 scales per 16 (210 bytes).
+    Q6K,
 }
 
 impl WeightDtype {
@@ -29,11 +34,20 @@ impl WeightDtype {
 
     /// GGUF block formats (kept in their blocks on the GPU).
     pub fn is_block(self) -> bool {
-        matches!(self, WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1)
+        matches!(self, WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K)
     }
 
-    /// Bytes of one row of `cols` elements in the file's layout (`cols` a multiple of 32 for
-    /// block formats).
+    /// Elements per block of a block format (1 otherwise): columns must be a multiple of it.
+    pub fn block_len(self) -> usize {
+        match self {
+            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => 32,
+            WeightDtype::Q4K | WeightDtype::Q6K => 256,
+            _ => 1,
+        }
+    }
+
+    /// Bytes of one row of `cols` elements in the file's layout (`cols` a multiple of
+    /// [`WeightDtype::block_len`]).
     pub fn row_bytes(self, cols: usize) -> usize {
         match self {
             WeightDtype::F32 => cols * 4,
@@ -42,6 +56,8 @@ impl WeightDtype {
             WeightDtype::Q4_0 => cols / 32 * 18,
             WeightDtype::Q4_1 => cols / 32 * 20,
             WeightDtype::I8 => cols,
+            WeightDtype::Q4K => cols / 256 * 144,
+            WeightDtype::Q6K => cols / 256 * 210,
         }
     }
 
@@ -55,6 +71,8 @@ impl WeightDtype {
             WeightDtype::Q4_0 => 4.0,
             WeightDtype::Q4_1 => 5.0,
             WeightDtype::I8 => 6.0,
+            WeightDtype::Q4K => 7.0,
+            WeightDtype::Q6K => 8.0,
         }
     }
 
@@ -68,6 +86,8 @@ impl WeightDtype {
             WeightDtype::Q4_0 => "Q4_0",
             WeightDtype::Q4_1 => "Q4_1",
             WeightDtype::I8 => "I8",
+            WeightDtype::Q4K => "Q4_K",
+            WeightDtype::Q6K => "Q6_K",
         }
     }
 
@@ -83,10 +103,13 @@ impl WeightDtype {
     }
 
     /// Encodes f32 values into this dtype's little-endian bytes (tests and conversions); block
-    /// formats quantize as ggml's reference quantizers do (`values.len()` a multiple of 32).
+    /// formats Q8_0/Q4_0/Q4_1 quantize as ggml's reference quantizers do, K-quants with a plain
+    /// absmax/min-max scale choice (`values.len()` a multiple of the block length).
     pub fn encode(self, values: &[f32]) -> Vec<u8> {
         match self {
-            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => crate::model::gguf::quantize(self, values),
+            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K => {
+                crate::model::gguf::quantize(self, values)
+            }
             WeightDtype::I8 => values.iter().map(|&v| v.round().clamp(-128.0, 127.0) as i8 as u8).collect(),
             WeightDtype::F32 => bytemuck::cast_slice(values).to_vec(),
             WeightDtype::F16 => values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
@@ -97,7 +120,7 @@ impl WeightDtype {
     /// Decodes this dtype's little-endian bytes (GGUF block layout for block formats) to f32.
     pub fn decode(self, bytes: &[u8]) -> Vec<f32> {
         match self {
-            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => {
+            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K => {
                 crate::model::gguf::dequantize_weight(self, bytes)
             }
             WeightDtype::I8 => bytes.iter().map(|&b| b as i8 as f32).collect(),

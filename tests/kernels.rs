@@ -112,6 +112,29 @@ fn matmul_all_dtypes_both_paths() {
 
 const BLOCKS: [WeightDtype; 3] = [WeightDtype::Q8_0, WeightDtype::Q4_0, WeightDtype::Q4_1];
 
+/// GGUF K-quants (super-blocks of 256), kept quantized on the GPU.
+const KQUANTS: [WeightDtype; 2] = [WeightDtype::Q4K, WeightDtype::Q6K];
+
+#[test]
+fn matmul_k_quants_both_paths() {
+    // the reference is the CPU dequantizer (equal to gguf-py's, see gguf.rs tests)
+    for path in PATHS {
+        let c = ctx(path);
+        for dtype in KQUANTS {
+            for &(t, k, n) in &[(1, 512, 130), (2, 256, 66), (4, 768, 36), (33, 256, 130), (70, 512, 200)] {
+                check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
+            }
+            check_matmul(c, path, dtype, 2, 256, 1001, MatmulOut::F32);
+            check_matmul(c, path, dtype, 1, 512, 66, MatmulOut::AddF32);
+        }
+        let small = small_binding_ctx(path);
+        for dtype in KQUANTS {
+            check_matmul(&small, path, dtype, 1, 256, 130, MatmulOut::Act);
+            check_matmul(&small, path, dtype, 37, 256, 131, MatmulOut::F32);
+        }
+    }
+}
+
 #[test]
 fn matmul_gguf_blocks_both_paths() {
     // weights stay in GGUF blocks on the GPU; the reference is the ggml dequantization
@@ -382,9 +405,9 @@ fn embedding_all_dtypes_chunked_and_not() {
             } else {
                 ctx(path)
             };
-            for dtype in WDTYPES.into_iter().chain(BLOCKS) {
+            for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS) {
                 let mut rng = rng("embedding");
-                let (vocab, cols) = (1003, 96);
+                let (vocab, cols) = (1003, if dtype.block_len() == 256 { 512 } else { 96 });
                 let (table, w) = rand_weight(c, &mut rng, dtype, vocab, cols, 1.0);
                 let ids: Vec<u32> = (0..37)
                     .map(|i| if i == 0 { vocab as u32 - 1 } else { rand::Rng::random_range(&mut rng, 0..vocab as u32) })
@@ -476,10 +499,15 @@ fn fused_norm_gemv_all_dtypes_both_paths() {
     use inferno_llama::ops::matmul_norm::MatmulNorm;
     for path in PATHS {
         let c = ctx(path);
-        for dtype in WDTYPES.into_iter().chain(BLOCKS) {
+        for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS) {
             for gdtype in WDTYPES {
-                // N >= 4096 takes the 8-rows-per-workgroup variant
-                for &(t, k, n) in &[(1, 576, 130), (3, 64, 68), (1, 2048, 12), (2, 64, 4100)] {
+                // N >= 4096 takes the 8-rows-per-workgroup variant (without subgroups)
+                let shapes: &[(usize, usize, usize)] = if dtype.block_len() == 256 {
+                    &[(1, 512, 130), (2, 256, 68), (1, 256, 4100)]
+                } else {
+                    &[(1, 576, 130), (3, 64, 68), (1, 2048, 12), (2, 64, 4100)]
+                };
+                for &(t, k, n) in shapes {
                     let mut rng = rng("matmul_norm");
                     let x = rand_vec(&mut rng, t * k, 3.0);
                     let (gv, gw) = rand_weight(c, &mut rng, gdtype, 1, k, 1.0);

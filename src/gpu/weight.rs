@@ -43,8 +43,9 @@ impl Weight {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self> {
-        if dtype.is_block() && !cols.is_multiple_of(32) {
-            return Err(Error::shape(name, "a multiple of 32 columns for a block format", cols));
+        if !cols.is_multiple_of(dtype.block_len()) {
+            let want = format!("a multiple of {} columns for {}", dtype.block_len(), dtype.name());
+            return Err(Error::shape(name, want, cols));
         }
         let row_bytes = dtype.row_bytes(cols);
         if bytes.len() != rows * row_bytes {

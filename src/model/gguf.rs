@@ -380,20 +380,30 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
     out
 }
 
-/// Dequantizes a block-format weight (`WeightDtype::Q8_0` / `Q4_0` / `Q4_1`) in GGUF layout.
+/// Dequantizes a block-format weight (`WeightDtype::Q8_0` / `Q4_0` / `Q4_1` / `Q4K` / `Q6K`) in
+/// GGUF layout.
 pub fn dequantize_weight(dtype: crate::WeightDtype, data: &[u8]) -> Vec<f32> {
     let ty = match dtype {
         crate::WeightDtype::Q8_0 => GgmlType::Q8_0,
         crate::WeightDtype::Q4_0 => GgmlType::Q4_0,
         crate::WeightDtype::Q4_1 => GgmlType::Q4_1,
+        crate::WeightDtype::Q4K => GgmlType::Q4K,
+        crate::WeightDtype::Q6K => GgmlType::Q6K,
         other => return other.decode(data),
     };
     dequantize(ty, data)
 }
 
-/// Quantizes f32 values (a multiple of 32) to GGUF blocks as ggml's reference quantizers do.
+/// Quantizes f32 values to GGUF blocks: Q8_0/Q4_0/Q4_1 as ggml's reference quantizers do (a
+/// multiple of 32 values), Q4_K/Q6_K with a plain scale choice (a multiple of 256; the layout is
+/// ggml's, the scale search is not).
 pub fn quantize(dtype: crate::WeightDtype, values: &[f32]) -> Vec<u8> {
     let f16 = |x: f32| half::f16::from_f32(x).to_le_bytes();
+    match dtype {
+        crate::WeightDtype::Q4K => return values.chunks_exact(256).flat_map(quantize_q4k).collect(),
+        crate::WeightDtype::Q6K => return values.chunks_exact(256).flat_map(quantize_q6k).collect(),
+        _ => {}
+    }
     let mut out = Vec::new();
     for blk in values.chunks_exact(32) {
         match dtype {
@@ -427,11 +437,144 @@ pub fn quantize(dtype: crate::WeightDtype, values: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Reorders GGUF blocks of `n` elements for the GPU kernels (shaders/weights.wgsl), same byte
-/// count: the quants of every block in element order (int8, or 4-bit with element `8i + j` in
-/// bits `4j` of word `i`), then the f16 scales `d`, then (Q4_1) the f16 minimums `m`.
-/// Returns the bytes and the word offsets of `d` and `m`.
+/// One Q4_K super-block: per sub-block of 32, `x ~ d*sc*q - dmin*m` with q in 0..16 and 6-bit
+/// sc, m (packed as ggml's get_scale_min_k4 reads them).
+fn quantize_q4k(x: &[f32]) -> Vec<u8> {
+    let (mut scale, mut min) = ([0f32; 8], [0f32; 8]);
+    for (j, sub) in x.chunks_exact(32).enumerate() {
+        let (lo, hi) = sub.iter().fold((0f32, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        scale[j] = (hi - lo) / 15.0;
+        min[j] = -lo;
+    }
+    let d = scale.iter().fold(0f32, |a, &v| a.max(v)) / 63.0;
+    let dmin = min.iter().fold(0f32, |a, &v| a.max(v)) / 63.0;
+    let (d, dmin) = (half::f16::from_f32(d).to_f32(), half::f16::from_f32(dmin).to_f32());
+    let q6 = |v: f32, unit: f32| if unit > 0.0 { (v / unit).round().clamp(0.0, 63.0) as u8 } else { 0 };
+    let sc: Vec<u8> = scale.iter().map(|&v| q6(v, d)).collect();
+    let m: Vec<u8> = min.iter().map(|&v| q6(v, dmin)).collect();
+    let mut scales = [0u8; 12];
+    for j in 0..4 {
+        scales[j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+        scales[j + 4] = m[j] | ((m[j + 4] >> 4) << 6);
+        scales[j + 8] = (sc[j + 4] & 15) | ((m[j + 4] & 15) << 4);
+    }
+    let mut out = Vec::with_capacity(144);
+    out.extend(half::f16::from_f32(d).to_le_bytes());
+    out.extend(half::f16::from_f32(dmin).to_le_bytes());
+    out.extend(scales);
+    let q = |i: usize| -> u8 {
+        let (j, unit) = (i / 32, d * sc[i / 32] as f32);
+        if unit > 0.0 {
+            ((x[i] + dmin * m[j] as f32) / unit).round().clamp(0.0, 15.0) as u8
+        } else {
+            0
+        }
+    };
+    // byte l of chunk c: element 64c + l (low nibble), 64c + 32 + l (high nibble)
+    for c in 0..4 {
+        out.extend((0..32).map(|l| q(64 * c + l) | (q(64 * c + 32 + l) << 4)));
+    }
+    out
+}
+
+/// One Q6_K super-block: per 16 values an int8 scale, `x ~ d*sc*(q - 32)` with q in 0..64.
+fn quantize_q6k(x: &[f32]) -> Vec<u8> {
+    let amax: Vec<f32> = x.chunks_exact(16).map(|g| g.iter().fold(0f32, |a, v| a.max(v.abs())) / 31.0).collect();
+    let d = half::f16::from_f32(amax.iter().fold(0f32, |a, &v| a.max(v)) / 127.0).to_f32();
+    let sc: Vec<i8> =
+        amax.iter().map(|&v| if d > 0.0 { (v / d).round().clamp(-128.0, 127.0) as i8 } else { 0 }).collect();
+    let q: Vec<u8> = (0..256)
+        .map(|i| {
+            let unit = d * sc[i / 16] as f32;
+            let v = if unit != 0.0 { (x[i] / unit).round().clamp(-32.0, 31.0) } else { 0.0 };
+            (v as i32 + 32) as u8
+        })
+        .collect();
+    let (mut ql, mut qh) = ([0u8; 128], [0u8; 64]);
+    // half n, l in 0..32: elements 128n + l + 32g (g = 0..3) as ggml's dequantize_row_q6_K reads them
+    for n in 0..2 {
+        for l in 0..32 {
+            let e = |g: usize| q[128 * n + l + 32 * g];
+            ql[64 * n + l] = (e(0) & 15) | ((e(2) & 15) << 4);
+            ql[64 * n + l + 32] = (e(1) & 15) | ((e(3) & 15) << 4);
+            qh[32 * n + l] = (e(0) >> 4) | ((e(1) >> 4) << 2) | ((e(2) >> 4) << 4) | ((e(3) >> 4) << 6);
+        }
+    }
+    let mut out = Vec::with_capacity(210);
+    out.extend(ql);
+    out.extend(qh);
+    out.extend(sc.iter().map(|&v| v as u8));
+    out.extend(half::f16::from_f32(d).to_le_bytes());
+    out
+}
+
+/// Reorders GGUF blocks for the GPU kernels (shaders/weights.wgsl), same byte count, and returns
+/// the bytes and the word offsets `d_off`, `m_off`:
+/// - Q8_0/Q4_0/Q4_1: the quants of every block in element order (int8, or 4-bit with element
+///   `8i + j` in bits `4j` of word `i`), then the f16 scales `d` (at `d_off`), then (Q4_1) the f16
+///   minimums `m` (at `m_off`);
+/// - Q4_K: the 4-bit quants in element order, then per super-block its 16 header bytes (d, dmin,
+///   the 12 packed scale bytes) at `d_off`;
+/// - Q6_K: the low 4 bits in element order, then the high 2 bits (element `16i + j` in bits `2j`
+///   of word `i`), then the int8 scales (one per 16 elements, at `m_off`), then the f16 `d` per
+///   super-block (at `d_off`).
 pub fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u32) {
+    let pad4 = |v: &mut Vec<u8>| v.resize(v.len().div_ceil(4) * 4, 0);
+    let nibbles = |el: &dyn Fn(usize) -> u8, n: usize, out: &mut Vec<u8>| {
+        out.extend((0..n / 2).map(|b| el(2 * b) | (el(2 * b + 1) << 4)));
+    };
+    match dtype {
+        crate::WeightDtype::Q4K => {
+            let mut out = Vec::with_capacity(data.len());
+            for blk in data.chunks_exact(144) {
+                let qs = &blk[16..144];
+                let el = |e: usize| {
+                    let b = qs[32 * (e / 64) + e % 32];
+                    if e % 64 < 32 {
+                        b & 15
+                    } else {
+                        b >> 4
+                    }
+                };
+                nibbles(&el, 256, &mut out);
+            }
+            let d_off = (out.len() / 4) as u32;
+            for blk in data.chunks_exact(144) {
+                out.extend_from_slice(&blk[0..16]);
+            }
+            return (out, d_off, 0);
+        }
+        crate::WeightDtype::Q6K => {
+            let blocks: Vec<&[u8]> = data.chunks_exact(210).collect();
+            // the 6-bit value of element e (0..256) of a super-block, as dequantize_row_q6_K reads it
+            let q6 = |blk: &[u8], e: usize| -> u8 {
+                let (n, i) = (e / 128, e % 128);
+                let (g, l) = (i / 32, i % 32);
+                let ql = blk[64 * n + l + 32 * (g % 2)];
+                let lo = if g < 2 { ql & 15 } else { ql >> 4 };
+                let hi = (blk[128 + 32 * n + l] >> (2 * g)) & 3;
+                lo | (hi << 4)
+            };
+            let mut out = Vec::with_capacity(data.len());
+            for blk in &blocks {
+                nibbles(&|e| q6(blk, e) & 15, 256, &mut out);
+            }
+            for blk in &blocks {
+                out.extend((0..64).map(|w| (0..4).fold(0u8, |acc, j| acc | ((q6(blk, 4 * w + j) >> 4) << (2 * j)))));
+            }
+            let m_off = (out.len() / 4) as u32;
+            for blk in &blocks {
+                out.extend_from_slice(&blk[192..208]);
+            }
+            let d_off = (out.len() / 4) as u32;
+            for blk in &blocks {
+                out.extend_from_slice(&blk[208..210]);
+            }
+            pad4(&mut out);
+            return (out, d_off, m_off);
+        }
+        _ => {}
+    }
     let (bb, quant_bytes) = match dtype {
         crate::WeightDtype::Q8_0 => (34, 32),
         crate::WeightDtype::Q4_0 => (18, 16),
@@ -472,6 +615,24 @@ pub fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Our K-quant quantizers write blocks that dequantize close to the input.
+    #[test]
+    fn k_quant_round_trip() {
+        let values: Vec<f32> =
+            (0..1024).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i / 256) as f32)).collect();
+        for (dtype, ty, tol) in
+            [(crate::WeightDtype::Q4K, GgmlType::Q4K, 0.1), (crate::WeightDtype::Q6K, GgmlType::Q6K, 0.04)]
+        {
+            let bytes = quantize(dtype, &values);
+            assert_eq!(bytes.len(), dtype.row_bytes(values.len()));
+            let back = dequantize(ty, &bytes);
+            for (i, (a, b)) in values.iter().zip(&back).enumerate() {
+                let scale = 1.0 + (i / 256) as f32;
+                assert!((a - b).abs() <= tol * scale, "{dtype:?} element {i}: {a} -> {b}");
+            }
+        }
+    }
 
     /// K-quant blocks against gguf-py's dequantizer (tests/data/kquants.json: random blocks).
     #[test]
