@@ -381,8 +381,8 @@ impl Checkpoint {
             Some(GgmlType::Q8_0) if shape.len() == 2 => Ok(native(WeightDtype::Q8_0)),
             Some(GgmlType::Q4_0) if shape.len() == 2 => Ok(native(WeightDtype::Q4_0)),
             Some(GgmlType::Q4_1) if shape.len() == 2 => Ok(native(WeightDtype::Q4_1)),
-            Some(GgmlType::Q4K) if shape.len() == 2 && shape[1] % 256 == 0 => Ok(native(WeightDtype::Q4K)),
-            Some(GgmlType::Q6K) if shape.len() == 2 && shape[1] % 256 == 0 => Ok(native(WeightDtype::Q6K)),
+            Some(GgmlType::Q4K) if shape.len() == 2 && shape[1].is_multiple_of(256) => Ok(native(WeightDtype::Q4K)),
+            Some(GgmlType::Q6K) if shape.len() == 2 && shape[1].is_multiple_of(256) => Ok(native(WeightDtype::Q6K)),
             Some(q) => {
                 let values = gguf::dequantize(q, bytes);
                 Ok(RawTensor {
