@@ -59,8 +59,25 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let hw = p.head_dim / 2u;
     for (var w = lid; w < hw; w += 64u) {
         var acc = vec2<f32>(0.0);
-        for (var s = 0u; s < p.splits; s++) {
-            let b = base + s * stride + 2u + 2u * w;
+        let b0 = base + 2u + 2u * w;
+        var s = 0u;
+        // eight splits' loads issued together (straight-line code: GPUs do not reorder loads
+        // across loop iterations)
+        for (; s + 8u <= p.splits; s += 8u) {
+            let b = b0 + s * stride;
+            let v0 = vec2<f32>(part[b], part[b + 1u]);
+            let v1 = vec2<f32>(part[b + stride], part[b + stride + 1u]);
+            let v2 = vec2<f32>(part[b + 2u * stride], part[b + 2u * stride + 1u]);
+            let v3 = vec2<f32>(part[b + 3u * stride], part[b + 3u * stride + 1u]);
+            let v4 = vec2<f32>(part[b + 4u * stride], part[b + 4u * stride + 1u]);
+            let v5 = vec2<f32>(part[b + 5u * stride], part[b + 5u * stride + 1u]);
+            let v6 = vec2<f32>(part[b + 6u * stride], part[b + 6u * stride + 1u]);
+            let v7 = vec2<f32>(part[b + 7u * stride], part[b + 7u * stride + 1u]);
+            acc += v0 * ms[s] + v1 * ms[s + 1u] + v2 * ms[s + 2u] + v3 * ms[s + 3u]
+                 + v4 * ms[s + 4u] + v5 * ms[s + 5u] + v6 * ms[s + 6u] + v7 * ms[s + 7u];
+        }
+        for (; s < p.splits; s++) {
+            let b = b0 + s * stride;
             acc += vec2<f32>(part[b], part[b + 1u]) * ms[s];
         }
         out[th * hw + w] = pack_act(acc);
