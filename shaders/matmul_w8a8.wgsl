@@ -12,7 +12,7 @@ struct Params {
     out_stride: u32,
     out_offset: u32,
     scale_off: u32, // word offset of the per-row scales in W
-    _pad0: u32,
+    t: u32,         // tokens (matmul_w8a8_gemm.wgsl; here z of the grid)
     _pad1: u32,
     _pad2: u32,
 }

@@ -27,6 +27,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("argmax", include_str!("../../shaders/argmax.wgsl")),
     ("quant_act", include_str!("../../shaders/quant_act.wgsl")),
     ("matmul_w8a8", include_str!("../../shaders/matmul_w8a8.wgsl")),
+    ("matmul_w8a8_gemm", include_str!("../../shaders/matmul_w8a8_gemm.wgsl")),
 ];
 
 /// The full source of kernel `name` (common helpers, weight decoding if it reads weights, the

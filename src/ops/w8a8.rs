@@ -1,7 +1,9 @@
 //! INT8 W8A8 linear layers (compressed-tensors, as RedHatAI's `*-quantized.w8a8`): activations
 //! are quantized per token on the fly (shaders/quant_act.wgsl), then multiplied with the int8
-//! weights with i32 accumulation and rescaled (shaders/matmul_w8a8.wgsl).
+//! weights with i32 accumulation and rescaled (shaders/matmul_w8a8.wgsl for a few tokens,
+//! shaders/matmul_w8a8_gemm.wgsl for prefill).
 
+use super::matmul::GEMV_MAX_TOKENS;
 use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
@@ -35,8 +37,10 @@ pub struct W8a8Params {
     pub out_offset: u32,
     /// Word offset of the per-row scales in the chunk.
     pub scale_off: u32,
+    /// Tokens (the GEMM; the GEMV takes them from the grid).
+    pub t: u32,
     /// Padding.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// Scratch for quantized activations: (T, ceil(K/4)) words of int8 and (T) f32 scales.
@@ -101,7 +105,10 @@ impl W8a8 {
         cols.check(&format!("output of {}", w.name), n)?;
         check_buf(&format!("output of {}", w.name), out, act_bytes(t * cols.total))?;
         check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
-        let mm = self.ctx.pipeline("matmul_w8a8", &[])?;
+        // many tokens (prefill) take the tiled GEMM where K is whole words
+        let gemm = t > GEMV_MAX_TOKENS && k.is_multiple_of(4);
+        let label = if gemm { "matmul_w8a8_gemm" } else { "matmul_w8a8" };
+        let mm = self.ctx.pipeline(label, &[])?;
         for chunk in &w.chunks {
             let params = W8a8Params {
                 k: k as u32,
@@ -109,11 +116,21 @@ impl W8a8 {
                 out_stride: cols.total as u32,
                 out_offset: (cols.first + chunk.row0) as u32,
                 scale_off: chunk.d_off,
-                _pad: [0; 3],
+                t: t as u32,
+                _pad: [0; 2],
             };
             let uniform = self.ctx.uniform("w8a8 params", &params);
-            let [x_wg, y_wg, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
-            g.push(&self.ctx, "matmul_w8a8", &mm, &[&uniform, &q.xq, &chunk.buf, out, &q.xs], [x_wg, y_wg, t as u32]);
+            let grid = if gemm {
+                let (wx, wy) = (chunk.rows.div_ceil(64), t.div_ceil(64));
+                if wx > 65_535 || wy > 65_535 {
+                    return Err(Error::Invalid(format!("{}: GEMM grid {wx}x{wy} exceeds 65535 workgroups", w.name)));
+                }
+                [wx as u32, wy as u32, 1]
+            } else {
+                let [x_wg, y_wg, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
+                [x_wg, y_wg, t as u32]
+            };
+            g.push(&self.ctx, label, &mm, &[&uniform, &q.xq, &chunk.buf, out, &q.xs], grid);
             g.note_bytes(chunk.buf.size());
         }
         Ok(())
