@@ -4,8 +4,11 @@
 // 4 tokens x 4 columns with dot4I8Packed.
 //   xq  (T, K/4)        int8 activations from quant_act.wgsl, xs (T) their f32 scales; K % 4 == 0
 //   W   (N, K) int8 rows of this chunk, then its N f32 per-channel scales at word scale_off
-//   out (T, N_total)    packed activations; this chunk writes columns [out_offset, out_offset + N)
+//   out (T, N_total)    packed activations, or with ADD the f32 residual stream it adds to; this
+//                       chunk writes columns [out_offset, out_offset + N)
 // Grid: x = column tiles (N / 64), y = token tiles (T / 64).
+
+override ADD: bool = false;
 
 struct Params {
     k: u32,
@@ -43,8 +46,16 @@ fn store(t: u32, c: u32, acc: vec4<i32>) {
         }
     }
     let y = vec4<f32>(acc) * xs[t] * ws;
-    // N is even, so a pair is wholly inside or outside
     let o = t * p.out_stride + p.out_offset + c;
+    if ADD {
+        for (var j = 0u; j < 4u; j++) {
+            if c + j < p.n {
+                out[o + j] = bitcast<u32>(bitcast<f32>(out[o + j]) + y[j]);
+            }
+        }
+        return;
+    }
+    // N is even, so a pair is wholly inside or outside
     out[o / 2u] = pack_act(y.xy);
     if c + 2u < p.n {
         out[o / 2u + 1u] = pack_act(y.zw);

@@ -8,7 +8,6 @@ use inferno_llama::cpu;
 use inferno_llama::gpu::weight::Weight;
 use inferno_llama::graph::Graph;
 use inferno_llama::ops::{
-    add::Add,
     argmax::{finish, partial_bytes, Argmax},
     attention::{part_bytes, splits_for, Attention, AttentionShape},
     embedding::Embedding,
@@ -370,25 +369,22 @@ fn gate_up_layout(gate: &[f32], up: &[f32], i: usize, interleaved: bool) -> Vec<
 }
 
 #[test]
-fn swiglu_and_add_both_paths() {
+fn swiglu_both_layouts_both_paths() {
     for path in PATHS {
         let c = ctx(path);
         for (i, t) in [(2, 1), (576 * 7, 3), (1536 + 2, 33)] {
             for interleaved in [true, false] {
-                let mut rng = rng("elementwise");
+                let mut rng = rng("swiglu");
                 let n = t * i;
                 let gate = round_act(path, &rand_vec(&mut rng, n, 6.0));
                 let up = round_act(path, &rand_vec(&mut rng, n, 2.0));
-                let x = rand_vec(&mut rng, n, 6.0); // the f32 residual stream
                 let gu = upload_act(c, &gate_up_layout(&gate, &up, i, interleaved));
-                let (ub, ob, xb) = (upload_act(c, &up), poisoned(c, n * 2), upload_f32(c, &x));
+                let ob = poisoned(c, n * 2);
                 let mut g = Graph::new();
                 Swiglu::new(c).record(&mut g, &gu, &ob, i, t, interleaved).unwrap();
-                Add::new(c).record(&mut g, &xb, &ub, n).unwrap();
                 g.run(c);
                 let what = format!("swiglu {path:?} I={i} t={t} interleaved={interleaved}");
                 assert_close(&what, &read_act(c, &ob, n), &cpu::swiglu(&gate, &up), act_tol(path));
-                assert_close(&format!("add {path:?} n={n}"), &read_f32(c, &xb, n), &cpu::add(&x, &up), 1e-6);
             }
         }
     }
@@ -489,9 +485,17 @@ fn w8a8_matches_integer_emulation() {
             let (xb, ob) = (upload_act(c, &x), poisoned(c, t * n * 2));
             let qs = QuantScratch::new(c, t, k).unwrap();
             let mut g = Graph::new();
-            W8a8::new(c).record(&mut g, &xb, &qs, &w, &ob, t).unwrap();
+            W8a8::new(c).record(&mut g, &xb, &qs, &w, &ob, MatmulOut::Act, t).unwrap();
             g.run(c);
             assert_close(&format!("w8a8 {path:?} t={t} k={k} n={n}"), &read_act(c, &ob, t * n), &want, act_tol(path));
+            // added into the f32 residual stream (the o/down projections)
+            let residual = rand_vec(&mut rng, t * n, 3.0);
+            let rb = upload_f32(c, &residual);
+            let mut g = Graph::new();
+            W8a8::new(c).record(&mut g, &xb, &qs, &w, &rb, MatmulOut::AddF32, t).unwrap();
+            g.run(c);
+            let want: Vec<f32> = want.iter().zip(&residual).map(|(a, b)| a + b).collect();
+            assert_close(&format!("w8a8 += {path:?} t={t} k={k} n={n}"), &read_f32(c, &rb, t * n), &want, 1e-5);
         }
     }
 }

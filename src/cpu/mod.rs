@@ -85,11 +85,6 @@ pub fn swiglu(gate: &[f32], up: &[f32]) -> Vec<f32> {
     gate.iter().zip(up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect()
 }
 
-/// `x + y`.
-pub fn add(x: &[f32], y: &[f32]) -> Vec<f32> {
-    x.iter().zip(y).map(|(a, b)| a + b).collect()
-}
-
 /// Rows `ids` of `table (rows, c)`.
 pub fn embedding(table: &[f32], ids: &[u32], c: usize) -> Vec<f32> {
     ids.iter().flat_map(|&id| table[id as usize * c..][..c].to_vec()).collect()

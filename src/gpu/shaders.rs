@@ -22,7 +22,6 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("attention", include_str!("../../shaders/attention.wgsl")),
     ("attention_combine", include_str!("../../shaders/attention_combine.wgsl")),
     ("swiglu", include_str!("../../shaders/swiglu.wgsl")),
-    ("add", include_str!("../../shaders/add.wgsl")),
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("argmax", include_str!("../../shaders/argmax.wgsl")),
     ("quant_act", include_str!("../../shaders/quant_act.wgsl")),

@@ -8,7 +8,7 @@ use crate::gpu::weight::Weight;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::{
-    add::Add, argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, matmul::Matmul,
+    argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, matmul::Matmul,
     matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, rms_norm::RmsNorm, rope::Rope, rope::RopeDst,
     rope::RopeTable, swiglu::Swiglu, w8a8::QuantScratch, w8a8::W8a8, OutCols,
 };
@@ -46,8 +46,6 @@ pub struct Ops {
     pub attention: Attention,
     /// SwiGLU.
     pub swiglu: Swiglu,
-    /// Residual add.
-    pub add: Add,
     /// Embedding gather.
     pub embedding: Embedding,
     /// Argmax.
@@ -67,7 +65,6 @@ impl Ops {
             rope: Rope::new(ctx),
             attention: Attention::new(ctx),
             swiglu: Swiglu::new(ctx),
-            add: Add::new(ctx),
             embedding: Embedding::new(ctx),
             argmax: Argmax::new(ctx),
             matmul_norm: MatmulNorm::new(ctx),
@@ -238,7 +235,7 @@ impl Llama {
                     self.ops.w8a8.quantize(g, x, &s.quant, w.cols, t)?;
                     quantized = true;
                 }
-                self.ops.w8a8.matmul(g, &s.quant, w, out, cols, t)?;
+                self.ops.w8a8.matmul(g, &s.quant, w, out, cols, MatmulOut::Act, t)?;
             } else {
                 self.ops.matmul.record_cols(g, x, w, out, cols, MatmulOut::Act, t)?;
             }
@@ -286,12 +283,10 @@ impl Llama {
         self.ops.swiglu.record(g, &s.gu, &s.act, i, t, w.gate_up.len() == 1)
     }
 
-    /// Records `x (t, C) f32 += input @ W^T`: the add is the float matmul's epilogue; W8A8
-    /// writes h and adds it.
+    /// Records `x (t, C) f32 += input @ W^T`: the add is the matmul's epilogue.
     fn residual(&self, g: &mut Graph, s: &Scratch, input: &wgpu::Buffer, w: &Weight, t: usize) -> Result<()> {
         if w.dtype == crate::WeightDtype::I8 {
-            self.ops.w8a8.record(g, input, &s.quant, w, &s.h, t)?;
-            return self.ops.add.record(g, &s.x, &s.h, t * w.rows);
+            return self.ops.w8a8.record(g, input, &s.quant, w, &s.x, MatmulOut::AddF32, t);
         }
         self.ops.matmul.record(g, input, w, &s.x, MatmulOut::AddF32, t)
     }

@@ -4,7 +4,6 @@
 //! Activation buffers hold 16-bit values packed two per `u32` (see [`crate::dtype::ActDtype`]);
 //! logits are f32; token metadata is `(slot, position)` as two `u32` per token.
 
-pub mod add;
 pub mod argmax;
 pub mod attention;
 pub mod embedding;

@@ -3,7 +3,7 @@
 //! weights with i32 accumulation and rescaled (shaders/matmul_w8a8.wgsl for a few tokens,
 //! shaders/matmul_w8a8_gemm.wgsl for prefill).
 
-use super::matmul::GEMV_MAX_TOKENS;
+use super::matmul::{MatmulOut, GEMV_MAX_TOKENS};
 use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
@@ -84,7 +84,9 @@ impl W8a8 {
     }
 
     /// Records `out (t, cols.total)[.., cols] = xq (t, W.cols) @ W^T` rescaled, from activations
-    /// already quantized into `q` by [`W8a8::quantize`].
+    /// already quantized into `q` by [`W8a8::quantize`]; `out_kind` is packed activations or the
+    /// f32 residual stream it adds to ([`MatmulOut::Act`] / [`MatmulOut::AddF32`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
         g: &mut Graph,
@@ -92,6 +94,7 @@ impl W8a8 {
         w: &Weight,
         out: &wgpu::Buffer,
         cols: OutCols,
+        out_kind: MatmulOut,
         t: usize,
     ) -> Result<()> {
         if w.dtype != WeightDtype::I8 {
@@ -103,12 +106,18 @@ impl W8a8 {
         let (n, k) = (w.rows, w.cols);
         check_even(&format!("{} rows", w.name), n)?;
         cols.check(&format!("output of {}", w.name), n)?;
-        check_buf(&format!("output of {}", w.name), out, act_bytes(t * cols.total))?;
+        let add = match out_kind {
+            MatmulOut::Act => false,
+            MatmulOut::AddF32 => true,
+            MatmulOut::F32 => return Err(Error::Invalid(format!("{}: W8A8 writes activations or adds", w.name))),
+        };
+        let out_bytes = if add { (t * cols.total * 4) as u64 } else { act_bytes(t * cols.total) };
+        check_buf(&format!("output of {}", w.name), out, out_bytes)?;
         check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
         // many tokens (prefill) take the tiled GEMM where K is whole words
         let gemm = t > GEMV_MAX_TOKENS && k.is_multiple_of(4);
         let label = if gemm { "matmul_w8a8_gemm" } else { "matmul_w8a8" };
-        let mm = self.ctx.pipeline(label, &[])?;
+        let mm = self.ctx.pipeline(label, &[("ADD", add as u8 as f64)])?;
         for chunk in &w.chunks {
             let params = W8a8Params {
                 k: k as u32,
@@ -136,7 +145,9 @@ impl W8a8 {
         Ok(())
     }
 
-    /// Records `out = w8a8(x, W)`: [`W8a8::quantize`] then [`W8a8::matmul`].
+    /// Records `out = w8a8(x, W)` (or `out += ...` with [`MatmulOut::AddF32`]):
+    /// [`W8a8::quantize`] then [`W8a8::matmul`].
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         g: &mut Graph,
@@ -144,9 +155,10 @@ impl W8a8 {
         q: &QuantScratch,
         w: &Weight,
         out: &wgpu::Buffer,
+        out_kind: MatmulOut,
         t: usize,
     ) -> Result<()> {
         self.quantize(g, x, q, w.cols, t)?;
-        self.matmul(g, q, w, out, OutCols::all(w.rows), t)
+        self.matmul(g, q, w, out, OutCols::all(w.rows), out_kind, t)
     }
 }
