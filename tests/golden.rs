@@ -9,8 +9,15 @@ use inferno_llama::ActDtype;
 use std::path::Path;
 use std::sync::Arc;
 
-const CASES: [&str; 6] =
-    ["tiny-gqa-bf16", "tiny-tied-llama3-f16", "tiny-headdim24-f32", "tiny-mixed", "tiny-sharded-bf16", "tiny-w8a8"];
+const CASES: [&str; 7] = [
+    "tiny-gqa-bf16",
+    "tiny-tied-llama3-f16",
+    "tiny-headdim24-f32",
+    "tiny-mixed",
+    "tiny-sharded-bf16",
+    "tiny-w8a8",
+    "tiny-w8a8-llmcompressor",
+];
 
 /// Max |logit - reference| allowed per activation path (logits have RMS ~1.3). W8A8 quantizes
 /// the 16-bit activations where the reference quantizes f32 ones, so an int8 value near a

@@ -85,6 +85,78 @@ def make(name, spec):
 
 
 
+def emulate_w8a8(model, state, linear_names):
+    """Replace each quantized Linear's forward by vLLM's dynamic per-token W8A8 arithmetic on the
+    stored int8 weights and scales (exact in f32)."""
+    for n, m in model.named_modules():
+        if n in linear_names:
+            w_q = state[n + ".weight"].float()
+            s_w = state[n + ".weight_scale"].float().reshape(-1, 1)
+            def fwd(x, w_q=w_q, s_w=s_w):
+                x = x.float()
+                s_x = x.abs().amax(dim=-1, keepdim=True) / 127.0
+                x_q = torch.round(x / torch.where(s_x > 0, s_x, torch.ones_like(s_x))).clamp(-128, 127)
+                return (x_q @ w_q.T) * s_x * s_w.T
+            m.forward = fwd
+
+
+def write_golden(model, cfg, d, name, weights_dtype, made_by):
+    """Greedy tokens, top-2 margins and f32 logits of a float32 `model` into d/golden.json, d/logits.f32."""
+    g = torch.Generator().manual_seed(7)
+    prompt = torch.randint(3, cfg.vocab_size, (11,), generator=g).tolist()
+    with torch.no_grad():
+        out = model.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False, eos_token_id=None,
+                             pad_token_id=0, min_new_tokens=16)
+        logits = model(out).logits[0].float()
+    greedy = out[0, len(prompt):].tolist()
+    top2 = logits[len(prompt) - 1:-1].topk(2, dim=-1).values
+    margins = (top2[:, 0] - top2[:, 1]).tolist()
+    logits.numpy().astype("<f4").tofile(os.path.join(d, "logits.f32"))
+    with open(os.path.join(d, "golden.json"), "w") as f:
+        json.dump(dict(prompt=prompt, greedy=greedy, greedy_margins=margins, vocab_size=cfg.vocab_size,
+                       logits_shape=list(logits.shape), weights_dtype=weights_dtype, made_by=made_by,
+                       torch=torch.__version__), f, indent=1)
+    print(name, "min greedy margin %.4f" % min(margins), "logit rms %.3f" % logits.pow(2).mean().sqrt())
+
+
+def make_w8a8_llmcompressor(name="tiny-w8a8-llmcompressor"):
+    """A W8A8 checkpoint written by llmcompressor itself (pip install llmcompressor):
+    QuantizationModifier(targets="Linear", scheme="W8A8", ignore=["lm_head"]), no calibration data;
+    the reference is the exact emulation of the stored int8 weights and scales."""
+    import tempfile
+    from llmcompressor import oneshot
+    from llmcompressor.modifiers.quantization import QuantizationModifier
+    from safetensors.torch import load_file
+    torch.manual_seed(sum(map(ord, name)))
+    cfg = LlamaConfig(**BASE)
+    model = LlamaForCausalLM(cfg).eval()
+    for n, p in model.named_parameters():
+        if "norm" in n:
+            p.data = 1.0 + 0.5 * torch.randn_like(p.data)
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    # oneshot reads the model's config back from its directory: start from a saved bf16 checkpoint
+    tmp = tempfile.mkdtemp()
+    model.to(torch.bfloat16).save_pretrained(tmp)
+    model = LlamaForCausalLM.from_pretrained(tmp, dtype=torch.bfloat16)
+    oneshot(model=model, recipe=QuantizationModifier(targets="Linear", scheme="W8A8", ignore=["lm_head"]))
+    model.save_pretrained(d, save_compressed=True)
+    for extra in ("generation_config.json", "recipe.yaml"):
+        if os.path.exists(os.path.join(d, extra)):
+            os.remove(os.path.join(d, extra))
+    state = load_file(os.path.join(d, "model.safetensors"))
+    ref = LlamaForCausalLM(cfg).eval()
+    linear_names = [n for n, m in ref.named_modules() if isinstance(m, torch.nn.Linear) and n != "lm_head"]
+    with torch.no_grad():
+        for n, p in ref.named_parameters():
+            if n in state:
+                p.data = state[n].float()
+    ref = ref.float()
+    emulate_w8a8(ref, state, linear_names)
+    write_golden(ref, cfg, d, name, "w8a8 (compressed-tensors, written by llmcompressor)",
+                 "tests/golden/make_golden.py (make_w8a8_llmcompressor: llmcompressor oneshot, exact emulation)")
+
+
 def make_w8a8(name="tiny-w8a8"):
     """compressed-tensors INT8 W8A8 (as llmcompressor writes for scheme W8A8 with ignore=[lm_head]):
     int8 weights with a per-output-channel symmetric scale; activations quantized dynamically per
@@ -162,3 +234,5 @@ if __name__ == "__main__":
             make(n, s)
     if len(sys.argv) == 1 or "tiny-w8a8" in sys.argv[1:]:
         make_w8a8()
+    if len(sys.argv) == 1 or "tiny-w8a8-llmcompressor" in sys.argv[1:]:
+        make_w8a8_llmcompressor()
