@@ -4,14 +4,13 @@
 // 1/rms at the end; the row statistic comes from the same loads of x (the lanes of each row cover
 // all of K), so the normalized activations are never written out and x is read in one pass.
 //   x   (T, K)         f32 residual stream, K % 8 == 0
-//   g   (K)            norm weight, dtype G_DTYPE (0 f32, 1 f16, 2 bf16)
+//   g   (K)            norm weight, dtype G_DTYPE (norm_weight.wgsl)
 //   W   (N, K)         this chunk's rows, W_DTYPE (weights.wgsl)
 //   out (T, N_total)   packed activations, columns [out_offset, out_offset + N); or, with SWIGLU,
 //                      W's rows alternate gate and up (a fused gate/up weight) and
 //                      out (T, N_total / 2) = silu(y[2i]) * y[2i + 1] (out_stride counts out's columns)
 // Workgroup = ROWS rows x (256 / ROWS) lanes (ROWS 4 or 8); grid x/y = row groups (folded), z = token.
 
-override G_DTYPE: u32 = 2u;
 override ROWS: u32 = 4u;
 override SWIGLU: bool = false;
 
@@ -30,35 +29,12 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;    // (T, K/4)
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;  // packed
-@group(0) @binding(4) var<storage, read> g: array<vec4<u32>>;    // (K) in G_DTYPE
+// @binding(4) g: (K) norm weight in G_DTYPE, declared in norm_weight.wgsl
 
 override LANES: u32 = 256u / ROWS;
 
 var<workgroup> partial: array<f32, 256>; // [row][lane]
 var<workgroup> sumsq: array<f32, 256>;   // [lane], from row 0's lanes
-
-fn g_word(i: u32) -> u32 {
-    return g[i / 4u][i % 4u];
-}
-
-// Norm weights e..e+3 (e % 4 == 0).
-fn g4(e: u32) -> vec4<f32> {
-    switch G_DTYPE {
-        case 0u: {
-            return bitcast<vec4<f32>>(g[e / 4u]);
-        }
-        case 1u: {
-            return vec4<f32>(unpack2x16float(g_word(e / 2u)), unpack2x16float(g_word(e / 2u + 1u)));
-        }
-        default: {
-            return vec4<f32>(bf16x2_to_f32(g_word(e / 2u)), bf16x2_to_f32(g_word(e / 2u + 1u)));
-        }
-    }
-}
-
-fn silu(v: f32) -> f32 {
-    return v / (1.0 + exp(-v));
-}
 
 @compute @workgroup_size(LANES, ROWS)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>,

@@ -4,14 +4,13 @@
 // Correct for any subgroup size (rows are assigned by subgroup_id).
 //   y = (x / sqrt(mean(x^2) + eps) * g) @ W^T
 //   x   (T, K)         f32 residual stream, K % 8 == 0
-//   g   (K)            norm weight, dtype G_DTYPE (0 f32, 1 f16, 2 bf16)
+//   g   (K)            norm weight, dtype G_DTYPE (norm_weight.wgsl)
 //   W   (N, K)         this chunk's rows, W_DTYPE (weights.wgsl)
 //   out (T, N_total)   packed activations, columns [out_offset, out_offset + N); or, with SWIGLU,
 //                      W's rows alternate gate and up (a fused gate/up weight) and
 //                      out (T, N_total / 2) = silu(y[2i]) * y[2i + 1] (out_stride counts out's columns)
 // Workgroup = 128 invocations for ROWS rows; grid x/y = row groups (folded), z = token.
 
-override G_DTYPE: u32 = 2u;
 override SWIGLU: bool = false;
 
 struct Params {
@@ -29,33 +28,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;    // (T, K/4)
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;  // packed
-@group(0) @binding(4) var<storage, read> g: array<vec4<u32>>;    // (K) in G_DTYPE
+// @binding(4) g: (K) norm weight in G_DTYPE, declared in norm_weight.wgsl
 
 override TASK: u32 = select(2u, 4u, SWIGLU); // rows per subgroup task
 override ROWS: u32 = 4u * TASK;               // rows per workgroup: 8, or 16 with SWIGLU
-
-fn g_word(i: u32) -> u32 {
-    return g[i / 4u][i % 4u];
-}
-
-// Norm weights e..e+3 (e % 4 == 0).
-fn g4(e: u32) -> vec4<f32> {
-    switch G_DTYPE {
-        case 0u: {
-            return bitcast<vec4<f32>>(g[e / 4u]);
-        }
-        case 1u: {
-            return vec4<f32>(unpack2x16float(g_word(e / 2u)), unpack2x16float(g_word(e / 2u + 1u)));
-        }
-        default: {
-            return vec4<f32>(bf16x2_to_f32(g_word(e / 2u)), bf16x2_to_f32(g_word(e / 2u + 1u)));
-        }
-    }
-}
-
-fn silu(v: f32) -> f32 {
-    return v / (1.0 + exp(-v));
-}
 
 @compute @workgroup_size(128)
 fn main(@builtin(subgroup_id) sg: u32,

@@ -3,7 +3,7 @@
 //! variant of the GEMV measured slower on the H100 than this one's workgroup reduction: 1.49 vs
 //! 1.82 TB/s on the 1B shape, 2026-11-28, so only the fused norm-GEMV uses subgroups.)
 
-use super::{act_bytes, check_buf, check_even, OutCols};
+use super::{act_bytes, check_buf, check_even, gemm_grid, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -152,12 +152,7 @@ impl Matmul {
                 let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
                 [x, y, t as u32]
             } else {
-                let wx = chunk.rows.div_ceil(bn);
-                let wy = t.div_ceil(64);
-                if wx > 65_535 || wy > 65_535 {
-                    return Err(Error::Invalid(format!("{}: GEMM grid {wx}x{wy} exceeds 65535 workgroups", w.name)));
-                }
-                [wx as u32, wy as u32, 1]
+                gemm_grid(&w.name, chunk.rows, bn, t)?
             };
             let label = if gemv { "matmul_gemv" } else { "matmul_gemm" };
             g.push(&self.ctx, label, &pipeline, &[&uniform, x, &chunk.buf, out], workgroups);

@@ -38,6 +38,16 @@ pub(crate) fn check_even(what: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Workgroups of a tiled GEMM over `rows` weight rows and `t` tokens: x = column tiles of `bn`,
+/// y = token tiles of 64 (each count within WebGPU's 65535).
+pub(crate) fn gemm_grid(name: &str, rows: usize, bn: usize, t: usize) -> Result<[u32; 3]> {
+    let (wx, wy) = (rows.div_ceil(bn), t.div_ceil(64));
+    if wx > 65_535 || wy > 65_535 {
+        return Err(Error::Invalid(format!("{name}: GEMM grid {wx}x{wy} exceeds 65535 workgroups")));
+    }
+    Ok([wx as u32, wy as u32, 1])
+}
+
 /// Workgroups for a one-thread-per-item kernel of 256 threads.
 pub(crate) fn per_item(items: usize) -> [u32; 3] {
     fold_workgroups(items.div_ceil(256) as u32)

@@ -4,7 +4,7 @@
 //! shaders/matmul_w8a8_gemm.wgsl for prefill).
 
 use super::matmul::{MatmulOut, GEMV_MAX_TOKENS};
-use super::{act_bytes, check_buf, check_even, OutCols};
+use super::{act_bytes, check_buf, check_even, gemm_grid, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -130,11 +130,7 @@ impl W8a8 {
             };
             let uniform = self.ctx.uniform("w8a8 params", &params);
             let grid = if gemm {
-                let (wx, wy) = (chunk.rows.div_ceil(64), t.div_ceil(64));
-                if wx > 65_535 || wy > 65_535 {
-                    return Err(Error::Invalid(format!("{}: GEMM grid {wx}x{wy} exceeds 65535 workgroups", w.name)));
-                }
-                [wx as u32, wy as u32, 1]
+                gemm_grid(&w.name, chunk.rows, 64, t)?
             } else {
                 let [x_wg, y_wg, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
                 [x_wg, y_wg, t as u32]

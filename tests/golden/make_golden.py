@@ -174,16 +174,8 @@ def make_w8a8(name="tiny-w8a8"):
         if n in linear_names:
             w = m.weight.data.float()
             s_w = (w.abs().amax(dim=1, keepdim=True) / 127.0).bfloat16().float()
-            w_q = torch.round(w / s_w).clamp(-128, 127)
-            m.weight.data = w_q * s_w  # what a dequantizing reader would see
-            state[n + ".weight"] = w_q.to(torch.int8)
+            state[n + ".weight"] = torch.round(w / s_w).clamp(-128, 127).to(torch.int8)
             state[n + ".weight_scale"] = s_w.bfloat16()
-            def fwd(x, w_q=w_q, s_w=s_w):
-                x = x.float()
-                s_x = x.abs().amax(dim=-1, keepdim=True) / 127.0
-                x_q = torch.round(x / torch.where(s_x > 0, s_x, torch.ones_like(s_x))).clamp(-128, 127)
-                return (x_q @ w_q.T) * s_x * s_w.T
-            m.forward = fwd
     for n, p in model.state_dict().items():
         if n not in state and not any(n == l + ".weight" for l in linear_names):
             state[n] = p.bfloat16()
@@ -206,26 +198,14 @@ def make_w8a8(name="tiny-w8a8"):
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(conf, f, indent=1)
     # the non-quantized tensors as the file holds them (bf16), then the emulated forward in f32
-    for n, p in model.named_parameters():
-        if n in state:
-            p.data = state[n].float()
-    model = model.float()
-    g = torch.Generator().manual_seed(7)
-    prompt = torch.randint(3, cfg.vocab_size, (11,), generator=g).tolist()
     with torch.no_grad():
-        out = model.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False, eos_token_id=None,
-                             pad_token_id=0, min_new_tokens=16)
-        logits = model(out).logits[0].float()
-    greedy = out[0, len(prompt):].tolist()
-    top2 = logits[len(prompt) - 1:-1].topk(2, dim=-1).values
-    margins = (top2[:, 0] - top2[:, 1]).tolist()
-    logits.numpy().astype("<f4").tofile(os.path.join(d, "logits.f32"))
-    with open(os.path.join(d, "golden.json"), "w") as f:
-        json.dump(dict(prompt=prompt, greedy=greedy, greedy_margins=margins, vocab_size=cfg.vocab_size,
-                       logits_shape=list(logits.shape), weights_dtype="w8a8 (compressed-tensors int-quantized)",
-                       made_by="tests/golden/make_golden.py (make_w8a8: exact emulation of dynamic per-token W8A8)",
-                       torch=torch.__version__), f, indent=1)
-    print(name, "min greedy margin %.4f" % min(margins), "logit rms %.3f" % logits.pow(2).mean().sqrt())
+        for n, p in model.named_parameters():
+            if n in state:
+                p.data = state[n].float()
+    model = model.float()
+    emulate_w8a8(model, state, linear_names)
+    write_golden(model, cfg, d, name, "w8a8 (compressed-tensors int-quantized)",
+                 "tests/golden/make_golden.py (make_w8a8: exact emulation of dynamic per-token W8A8)")
 
 
 if __name__ == "__main__":
