@@ -104,6 +104,7 @@ impl WebEngine {
             "backend": format!("{:?}", self.gpu.info.backend),
             "activations": self.gpu.act.name(),
             "shader_f16": self.gpu.features.contains(wgpu_features::SHADER_F16),
+            "subgroups": self.gpu.subgroups,
             "max_binding": self.gpu.max_binding,
             "layers": c.num_hidden_layers, "hidden": c.hidden_size, "vocab": c.vocab_size,
             "weights_bytes": l.weights, "kv_bytes": l.kv_cache, "scratch_bytes": l.scratch,
