@@ -66,6 +66,67 @@ fn compare(got: &[f32], want: &[f32], v: usize) -> (f32, f32, usize) {
     (max, d.iter().sum::<f32>() / d.len() as f32, agree)
 }
 
+/// Checks a session's logits against the reference: 1. one prefill over prompt + greedy tokens
+/// (logits of every position, slot 0); 2. teacher-forced decode, one token per step (slot 1).
+fn check_logits(what: &str, s: &mut Session, g: &Golden, tol: f32) {
+    let v = g.vocab;
+    let seq: Vec<u32> = g.prompt.iter().chain(&g.greedy).copied().collect();
+    let n = seq.len();
+    let all = s.logits_all_blocking(0, 0, &seq).unwrap();
+    let (max, mean, agree) = compare(&all, &g.logits, v);
+    eprintln!("{what}: prefill max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{n}");
+    assert!(max <= tol, "{what}: prefill logits max |d| {max} > {tol}");
+    let p = g.prompt.len();
+    let mut rows = s.prefill_blocking(1, 0, &g.prompt).unwrap();
+    for (k, &t) in g.greedy[..g.greedy.len() - 1].iter().enumerate() {
+        rows.extend(s.forward_last_blocking(&[SeqChunk { slot: 1, pos: p + k, tokens: &[t] }]).unwrap());
+    }
+    let (max, mean, agree) = compare(&rows, &g.logits[(p - 1) * v..(n - 1) * v], v);
+    eprintln!("{what}: decode max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{}", g.greedy.len());
+    assert!(max <= tol, "{what}: decode logits max |d| {max} > {tol}");
+}
+
+/// Projections that share an input but not a dtype cannot be fused into one weight: each writes
+/// its own output columns (and gate/up the `[gate | up]` layout). tiny-gqa-bf16 with every k_proj
+/// and up_proj widened to f32 (exact) must give the same logits.
+#[test]
+fn projections_of_different_dtypes_stay_separate() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-gqa-bf16");
+    let dir = std::env::temp_dir().join(format!("inferno-mixed-proj-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "golden.json", "logits.f32"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in st.tensors() {
+        let widen = name.ends_with("k_proj.weight") || name.ends_with("up_proj.weight");
+        let data = if widen {
+            let f: Vec<f32> =
+                t.data().chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
+            bytemuck::cast_slice(&f).to_vec()
+        } else {
+            t.data().to_vec()
+        };
+        let dtype = if widen { safetensors::Dtype::F32 } else { t.dtype() };
+        tensors.push((name, dtype, t.shape().to_vec(), data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+    let g = golden(&dir);
+    for path in PATHS {
+        let model = Arc::new(Llama::load(ctx(path), &Checkpoint::open(&dir).unwrap(), |_, _| {}).unwrap());
+        assert_eq!((model.layers[0].qkv.len(), model.layers[0].gate_up.len()), (3, 2), "unfused projections");
+        let mut s = Session::new(model, 2, 64, 32).unwrap();
+        check_logits(&format!("tiny-gqa-bf16 with f32 k/up {path:?}"), &mut s, &g, tol(path, "tiny-gqa-bf16"));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn golden_logits_decode_and_greedy() {
     for path in PATHS {
@@ -87,26 +148,9 @@ fn golden_logits_decode_and_greedy() {
                 "{case}: {ledger:?}"
             );
             let mut s = Session::new(model, 2, 64, 32).unwrap();
-            let v = g.vocab;
-            let seq: Vec<u32> = g.prompt.iter().chain(&g.greedy).copied().collect();
-            let n = seq.len();
             let what = format!("{case} {path:?}");
-
-            // 1. one prefill over prompt + greedy tokens: logits of every position
-            let all = s.logits_all_blocking(0, 0, &seq).unwrap();
-            let (max, mean, agree) = compare(&all, &g.logits, v);
-            eprintln!("{what}: prefill max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{n}");
-            assert!(max <= tol(path, case), "{what}: prefill logits max |d| {max} > {}", tol(path, case));
-
-            // 2. teacher-forced decode, one token per step, in the other slot
+            check_logits(&what, &mut s, &g, tol(path, case));
             let p = g.prompt.len();
-            let mut rows = s.prefill_blocking(1, 0, &g.prompt).unwrap();
-            for (k, &t) in g.greedy[..g.greedy.len() - 1].iter().enumerate() {
-                rows.extend(s.forward_last_blocking(&[SeqChunk { slot: 1, pos: p + k, tokens: &[t] }]).unwrap());
-            }
-            let (max, mean, agree) = compare(&rows, &g.logits[(p - 1) * v..(n - 1) * v], v);
-            eprintln!("{what}: decode max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{}", g.greedy.len());
-            assert!(max <= tol(path, case), "{what}: decode logits max |d| {max} > {}", tol(path, case));
 
             // 3. free-running greedy generation with argmax on the GPU: equal to transformers up
             //    to the first step whose top-2 margin is within twice the tolerance
