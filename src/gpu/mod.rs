@@ -61,8 +61,8 @@ pub struct GpuContext {
     pub act: ActDtype,
     /// Largest storage binding the engine will use (the device's, or the override).
     pub max_binding: u64,
-    /// Kernels with a subgroup variant (`*_sg`, the fused norm-GEMV) use it: the adapter has
-    /// `SUBGROUP` and [`GpuOptions::no_subgroups`] is off.
+    /// Kernels with a subgroup variant (`*_sg`, the fused norm-GEMV) use it: a native adapter
+    /// with `SUBGROUP`, and [`GpuOptions::no_subgroups`] off.
     pub subgroups: bool,
     pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
 }
@@ -156,7 +156,10 @@ impl GpuContext {
         };
         let device_max = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let max_binding = opts.max_binding_override.map_or(device_max, |o| o.min(device_max));
-        let subgroups = features.contains(wgpu::Features::SUBGROUP) && !opts.no_subgroups;
+        // Not in browsers yet: their WGSL compilers want `enable subgroups;` and check subgroup
+        // uniformity, and no browser in CI offers subgroups to test that path.
+        let subgroups =
+            !cfg!(target_arch = "wasm32") && features.contains(wgpu::Features::SUBGROUP) && !opts.no_subgroups;
         Ok(GpuContext { device, queue, info, features, limits, act, max_binding, subgroups, pipelines: Arc::default() })
     }
 

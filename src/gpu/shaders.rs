@@ -34,14 +34,12 @@ pub const KERNELS: &[(&str, &str)] = &[
 ];
 
 /// The full source of kernel `name` (common helpers, weight decoding if it reads weights, the
-/// kernel), or None. Kernels named `*_sg` use subgroup operations (adapters with `SUBGROUP`):
-/// browsers need the `enable subgroups;` directive for them, which naga (native) does not parse
-/// yet and does not need.
+/// kernel), or None. Kernels named `*_sg` use subgroup operations (native adapters with
+/// `SUBGROUP`; naga needs no `enable subgroups;` directive and does not parse it yet).
 pub fn kernel_source(name: &str) -> Option<String> {
     let weights = if READS_WEIGHTS.contains(&name) { WEIGHTS } else { "" };
     let norm = if name.starts_with("matmul_gemv_norm") { NORM_WEIGHT } else { "" };
-    let enable = if cfg!(target_arch = "wasm32") && name.ends_with("_sg") { "enable subgroups;\n" } else { "" };
-    KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{enable}{COMMON}\n{weights}\n{norm}\n{src}"))
+    KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{COMMON}\n{weights}\n{norm}\n{src}"))
 }
 
 #[cfg(test)]
