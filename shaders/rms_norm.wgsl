@@ -1,7 +1,12 @@
 // rms_norm.wgsl — out = x / sqrt(mean(x^2) + eps) * weight, statistics in f32.
 //   x (T, C) f32 (the residual stream), out (T, C) packed activations, C even;
 //   weight (C) in W_DTYPE (weights.wgsl, not a block format).
+// With QUANT (the input of W8A8 linears, C % 4 == 0): the normalized row, rounded to the
+// activation precision as the packed output would hold it, is quantized per token as
+// quant_act.wgsl does: out = xq (T, C/4) int8 words, xs (T) the f32 scales.
 // One 256-thread workgroup per token row (rows folded over x/y).
+
+override QUANT: bool = false;
 
 struct Params {
     c: u32,   // row length (elements, even)
@@ -13,7 +18,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec2<f32>>;   // (T, C/2) pairs
 // @binding(2) w: (C) in W_DTYPE, declared in weights.wgsl
-@group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, C/2)
+@group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, C/2), or xq (T, C/4)
+@group(0) @binding(4) var<storage, read_write> xs: array<f32>;  // QUANT: (T) scales
 
 const WG: u32 = 256u;
 var<workgroup> red: array<f32, WG>;
@@ -42,7 +48,41 @@ fn main(@builtin(local_invocation_index) lid: u32,
         workgroupBarrier();
     }
     let inv = inverseSqrt(red[0] / f32(p.c) + p.eps);
-    for (var i = lid; i < pairs; i += WG) {
-        out[base + i] = pack_act(x[base + i] * inv * load_w2(2u * i));
+    if !QUANT {
+        for (var i = lid; i < pairs; i += WG) {
+            out[base + i] = pack_act(x[base + i] * inv * load_w2(2u * i));
+        }
+        return;
     }
+    workgroupBarrier();
+    var amax = 0.0;
+    for (var i = lid; i < pairs; i += WG) {
+        let v = normed(base, i, inv);
+        amax = max(amax, max(abs(v.x), abs(v.y)));
+    }
+    red[lid] = amax;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let scale = red[0] / 127.0;
+    let div = select(1.0, scale, scale > 0.0);
+    for (var j = lid; j < pairs / 2u; j += WG) {
+        let q = clamp(round(vec4<f32>(normed(base, 2u * j, inv), normed(base, 2u * j + 1u, inv)) / div),
+                      vec4<f32>(-128.0), vec4<f32>(127.0));
+        let b = vec4<u32>(bitcast<vec4<u32>>(vec4<i32>(q)) & vec4<u32>(0xffu)) << vec4<u32>(0u, 8u, 16u, 24u);
+        out[row * (pairs / 2u) + j] = b.x | b.y | b.z | b.w;
+    }
+    if lid == 0u {
+        xs[row] = scale;
+    }
+}
+
+// Normalized pair i of the row at `base`, rounded to the activation precision (what the packed
+// output holds, so the quantization sees the same values as quant_act.wgsl would).
+fn normed(base: u32, i: u32, inv: f32) -> vec2<f32> {
+    return unpack_act(pack_act(x[base + i] * inv * load_w2(2u * i)));
 }

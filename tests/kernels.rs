@@ -508,6 +508,37 @@ fn w8a8_matches_integer_emulation() {
 }
 
 #[test]
+fn norm_quant_equals_norm_then_quant() {
+    // the W8A8 input: RMSNorm straight into int8 words + per-token scales must be bit for bit
+    // what rms_norm (packed activations) followed by quant_act gives
+    use inferno_llama::ops::w8a8::{QuantScratch, W8a8};
+    for path in PATHS {
+        let c = ctx(path);
+        for gdtype in WDTYPES {
+            for &(t, k) in &[(1, 576), (3, 64), (5, 2052)] {
+                let mut rng = rng("norm_quant");
+                let x = rand_vec(&mut rng, t * k, 3.0);
+                let (_, gw) = rand_weight(c, &mut rng, gdtype, 1, k, 1.0);
+                let xb = upload_f32(c, &x);
+                let (h, fused, plain) =
+                    (poisoned(c, t * k * 2), QuantScratch::new(c, t, k).unwrap(), QuantScratch::new(c, t, k).unwrap());
+                let mut g = Graph::new();
+                RmsNorm::new(c).record(&mut g, &xb, &gw, &h, t, 1e-5).unwrap();
+                W8a8::new(c).quantize(&mut g, &h, &plain, k, t).unwrap();
+                RmsNorm::new(c).record_quant(&mut g, &xb, &gw, &fused, t, 1e-5).unwrap();
+                g.run(c);
+                let words = |b: &wgpu::Buffer, n: usize| -> Vec<u32> {
+                    read_f32(c, b, n).iter().map(|v| v.to_bits()).collect()
+                };
+                let what = format!("norm+quant {path:?} norm {gdtype:?} t={t} k={k}");
+                assert_eq!(words(&fused.xq, t * k / 4), words(&plain.xq, t * k / 4), "{what}: int8 words");
+                assert_eq!(words(&fused.xs, t), words(&plain.xs, t), "{what}: scales");
+            }
+        }
+    }
+}
+
+#[test]
 fn fused_norm_gemv_all_dtypes_both_paths() {
     use inferno_llama::ops::matmul_norm::MatmulNorm;
     for path in PATHS {

@@ -215,7 +215,9 @@ impl Llama {
     }
 
     /// Records Linear layers that share an input: `out (t, sum of rows) = x (t, C) @ [W_0; W_1 ...]^T`,
-    /// each weight in its own format writing its own columns (W8A8 weights quantize x once).
+    /// each weight in its own format writing its own columns (W8A8 weights quantize x once, or
+    /// use `s.quant` as it is when `quantized`).
+    #[allow(clippy::too_many_arguments)]
     fn linears(
         &self,
         g: &mut Graph,
@@ -224,10 +226,10 @@ impl Llama {
         parts: &[Weight],
         out: &wgpu::Buffer,
         t: usize,
+        mut quantized: bool,
     ) -> Result<()> {
         let total = parts.iter().map(|w| w.rows).sum();
         let mut first = 0;
-        let mut quantized = false;
         for w in parts {
             let cols = OutCols { first, total };
             if w.dtype == WeightDtype::I8 {
@@ -245,7 +247,8 @@ impl Llama {
     }
 
     /// Records `out = rms_norm(x) @ [W_0; W_1 ...]^T` for Linear layers after the same norm: for
-    /// decode the norm is fused into each GEMV (ops::matmul_norm); otherwise it is written to h once.
+    /// decode the norm is fused into each GEMV (ops::matmul_norm); for W8A8 weights the norm writes
+    /// the int8 activations directly; otherwise it is written to h once.
     fn normed_linears(
         &self,
         g: &mut Graph,
@@ -265,8 +268,12 @@ impl Llama {
             }
             return Ok(());
         }
+        if parts.iter().all(|w| w.dtype == WeightDtype::I8) && norm.cols.is_multiple_of(4) {
+            self.ops.rms_norm.record_quant(g, &s.x, norm, &s.quant, t, eps)?;
+            return self.linears(g, s, &s.h, parts, out, t, true);
+        }
         self.ops.rms_norm.record(g, &s.x, norm, &s.h, t, eps)?;
-        self.linears(g, s, &s.h, parts, out, t)
+        self.linears(g, s, &s.h, parts, out, t, false)
     }
 
     /// Records `s.act (t, I) = silu(gate) * up` of `rms_norm(x)`: for decode with a fused gate/up

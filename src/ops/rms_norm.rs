@@ -1,6 +1,8 @@
 //! RMSNorm of the f32 residual stream into packed activations:
-//! `out = x / sqrt(mean(x^2) + eps) * weight`. Kernel: shaders/rms_norm.wgsl.
+//! `out = x / sqrt(mean(x^2) + eps) * weight`, or straight into int8 per-token quantized
+//! activations for W8A8 linears. Kernel: shaders/rms_norm.wgsl.
 
+use super::w8a8::QuantScratch;
 use super::{act_bytes, check_buf, check_even};
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -24,12 +26,20 @@ pub struct RmsNormParams {
 /// The RMSNorm op.
 pub struct RmsNorm {
     ctx: GpuContext,
+    /// Bound as the (unused) scale output when not quantizing.
+    dummy: wgpu::Buffer,
 }
 
 impl RmsNorm {
     /// An RMSNorm op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
-        RmsNorm { ctx: ctx.clone() }
+        let dummy = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("rms_norm scales (unused)"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        RmsNorm { ctx: ctx.clone(), dummy }
     }
 
     /// Records `out (t, C) = rms_norm(x (t, C) f32) * w (C)`.
@@ -42,17 +52,53 @@ impl RmsNorm {
         t: usize,
         eps: f32,
     ) -> Result<()> {
+        check_buf("rms_norm output", out, act_bytes(t * w.cols))?;
+        self.dispatch(g, x, w, out, None, t, eps)
+    }
+
+    /// Records the RMSNorm of `x (t, C)` quantized per token to int8 for W8A8 linears:
+    /// `q.xq (t, C/4)` words and `q.xs (t)` scales, as [`crate::ops::w8a8::W8a8::quantize`] would
+    /// give for the packed normalized activations. C must be a multiple of 4.
+    pub fn record_quant(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        w: &Weight,
+        q: &QuantScratch,
+        t: usize,
+        eps: f32,
+    ) -> Result<()> {
+        if !w.cols.is_multiple_of(4) {
+            return Err(Error::shape(&w.name, "a multiple of 4 values (int8 words)", w.cols));
+        }
+        check_buf("w8a8 activation scratch", &q.xq, (t * w.cols) as u64)?;
+        check_buf("w8a8 scale scratch", &q.xs, (t * 4) as u64)?;
+        self.dispatch(g, x, w, &q.xq, Some(&q.xs), t, eps)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        scales: Option<&wgpu::Buffer>,
+        t: usize,
+        eps: f32,
+    ) -> Result<()> {
         let c = w.cols;
         if w.rows != 1 || w.chunks.len() != 1 || w.dtype.is_block() || w.dtype == crate::WeightDtype::I8 {
             return Err(Error::shape(&w.name, "a vector (C)", format!("{}x{}", w.rows, w.cols)));
         }
         check_even(&w.name, c)?;
         check_buf("rms_norm input", x, (t * c * 4) as u64)?;
-        check_buf("rms_norm output", out, act_bytes(t * c))?;
-        let pipeline = self.ctx.pipeline("rms_norm", &[("W_DTYPE", w.dtype.wgsl_id())])?;
+        let quant = if scales.is_some() { 1.0 } else { 0.0 };
+        let pipeline = self.ctx.pipeline("rms_norm", &[("W_DTYPE", w.dtype.wgsl_id()), ("QUANT", quant)])?;
         let params = RmsNormParams { c: c as u32, t: t as u32, eps, _pad: 0 };
         let uniform = self.ctx.uniform("rms_norm params", &params);
-        g.push(&self.ctx, "rms_norm", &pipeline, &[&uniform, x, &w.chunks[0].buf, out], fold_workgroups(t as u32));
+        let bufs = [&uniform, x, &w.chunks[0].buf, out, scales.unwrap_or(&self.dummy)];
+        g.push(&self.ctx, "rms_norm", &pipeline, &bufs, fold_workgroups(t as u32));
         Ok(())
     }
 }
