@@ -1,6 +1,7 @@
 // attention_combine.wgsl — merges the split-K partials of attention.wgsl:
 //   out = sum_s acc_s * exp(m_s - M) / sum_s l_s * exp(m_s - M),  M = max_s m_s
 //   part (T, H, splits, 2 + D) f32: m, l, acc[D] per split (empty splits have l = 0)
+//   tok  (T) (slot, position): splits starting past the token's position are empty and skipped
 //   out  (T, H, D) packed activations
 // One 64-thread workgroup per (token, head): thread s < splits weighs split s, then each thread
 // owns output words lid, lid + 64.
@@ -10,14 +11,18 @@ struct Params {
     head_dim: u32,
     tokens: u32,
     splits: u32,
+    chunk: u32, // keys per split
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(3) var<storage, read> tok: array<vec2<u32>>;
 
 var<workgroup> ms: array<f32, 64>; // m per split, then each split's weight
-
 var<workgroup> ls: array<f32, 64>;
 
 @compute @workgroup_size(64)
@@ -30,29 +35,31 @@ fn main(@builtin(local_invocation_index) lid: u32,
     }
     let stride = 2u + p.head_dim;
     let base = th * p.splits * stride;
+    // splits holding keys 0..=pos (a long cache at an early position uses few)
+    let used = min(p.splits, tok[th / p.heads].y / p.chunk + 1u);
     // 1. each split's (m, l), one per thread (splits <= 64)
     ms[lid] = -3.0e38;
     ls[lid] = 0.0;
-    if lid < p.splits {
+    if lid < used {
         ms[lid] = part[base + lid * stride];
         ls[lid] = part[base + lid * stride + 1u];
     }
     workgroupBarrier();
     var big_m = -3.0e38;
-    for (var s = 0u; s < p.splits; s++) {
+    for (var s = 0u; s < used; s++) {
         if ls[s] > 0.0 {
             big_m = max(big_m, ms[s]);
         }
     }
     var l = 0.0;
-    for (var s = 0u; s < p.splits; s++) {
+    for (var s = 0u; s < used; s++) {
         if ls[s] > 0.0 {
             l += ls[s] * exp(ms[s] - big_m);
         }
     }
     workgroupBarrier();
     // 2. the weight of each split's accumulator (0 for empty splits)
-    if lid < p.splits {
+    if lid < used {
         ms[lid] = select(0.0, exp(ms[lid] - big_m) / l, ls[lid] > 0.0);
     }
     workgroupBarrier();
@@ -63,7 +70,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
         var s = 0u;
         // eight splits' loads issued together (straight-line code: GPUs do not reorder loads
         // across loop iterations)
-        for (; s + 8u <= p.splits; s += 8u) {
+        for (; s + 8u <= used; s += 8u) {
             let b = b0 + s * stride;
             let v0 = vec2<f32>(part[b], part[b + 1u]);
             let v1 = vec2<f32>(part[b + stride], part[b + stride + 1u]);
@@ -76,7 +83,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
             acc += v0 * ms[s] + v1 * ms[s + 1u] + v2 * ms[s + 2u] + v3 * ms[s + 3u]
                  + v4 * ms[s + 4u] + v5 * ms[s + 5u] + v6 * ms[s + 6u] + v7 * ms[s + 7u];
         }
-        for (; s < p.splits; s++) {
+        for (; s < used; s++) {
             let b = b0 + s * stride;
             acc += vec2<f32>(part[b], part[b + 1u]) * ms[s];
         }

@@ -40,6 +40,10 @@ pub struct CombineParams {
     pub tokens: u32,
     /// Splits to merge.
     pub splits: u32,
+    /// Keys per split.
+    pub chunk: u32,
+    /// Padding.
+    pub _pad: [u32; 3],
 }
 
 /// Shape of an attention call.
@@ -154,9 +158,11 @@ impl Attention {
                 head_dim: s.head_dim as u32,
                 tokens: t as u32,
                 splits: splits as u32,
+                chunk: chunk as u32,
+                _pad: [0; 3],
             };
             let uniform = self.ctx.uniform("attention combine params", &params);
-            g.push(&self.ctx, "attention_combine", &pipeline, &[&uniform, part, out], [x, y, 1]);
+            g.push(&self.ctx, "attention_combine", &pipeline, &[&uniform, part, out, tok], [x, y, 1]);
         }
         Ok(())
     }
