@@ -9,7 +9,7 @@ use inferno_llama::ActDtype;
 use std::path::Path;
 use std::sync::Arc;
 
-const CASES: [&str; 7] = [
+const CASES: [&str; 8] = [
     "tiny-gqa-bf16",
     "tiny-tied-llama3-f16",
     "tiny-headdim24-f32",
@@ -17,16 +17,19 @@ const CASES: [&str; 7] = [
     "tiny-sharded-bf16",
     "tiny-w8a8",
     "tiny-w8a8-llmcompressor",
+    "tiny-q4-k-m",
 ];
 
-/// Max |logit - reference| allowed per activation path (logits have RMS ~1.3). W8A8 quantizes
-/// the 16-bit activations where the reference quantizes f32 ones, so an int8 value near a
-/// rounding boundary can land one step apart: its tolerance is wider.
-fn tol(path: ActDtype, case: &str) -> f32 {
-    match (path, case.contains("w8a8")) {
-        (_, true) => 0.5,
-        (ActDtype::F16, false) => 0.04,
-        (ActDtype::Bf16, false) => 0.2,
+/// Max |logit - reference| allowed per activation path, relative to the reference logits' RMS
+/// (0.04 / 0.2 / 0.5 at the usual RMS of 1.3). W8A8 quantizes the 16-bit activations where the
+/// reference quantizes f32 ones, so an int8 value near a rounding boundary can land one step
+/// apart: its tolerance is wider.
+fn tol(path: ActDtype, case: &str, g: &Golden) -> f32 {
+    let rms = (g.logits.iter().map(|v| v * v).sum::<f32>() / g.logits.len() as f32).sqrt();
+    rms * match (path, case.contains("w8a8")) {
+        (_, true) => 0.38,
+        (ActDtype::F16, false) => 0.03,
+        (ActDtype::Bf16, false) => 0.15,
     }
 }
 
@@ -122,7 +125,7 @@ fn projections_of_different_dtypes_stay_separate() {
         let model = Arc::new(Llama::load(ctx(path), &Checkpoint::open(&dir).unwrap(), |_, _| {}).unwrap());
         assert_eq!((model.layers[0].qkv.len(), model.layers[0].gate_up.len()), (3, 2), "unfused projections");
         let mut s = Session::new(model, 2, 64, 32).unwrap();
-        check_logits(&format!("tiny-gqa-bf16 with f32 k/up {path:?}"), &mut s, &g, tol(path, "tiny-gqa-bf16"));
+        check_logits(&format!("tiny-gqa-bf16 with f32 k/up {path:?}"), &mut s, &g, tol(path, "tiny-gqa-bf16", &g));
     }
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -134,7 +137,9 @@ fn golden_logits_decode_and_greedy() {
         for case in CASES {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(case);
             let g = golden(&dir);
-            let ckpt = Checkpoint::open(&dir).unwrap();
+            // a GGUF case is its model.gguf
+            let gguf = dir.join("model.gguf");
+            let ckpt = Checkpoint::open(if gguf.exists() { &gguf } else { &dir }).unwrap();
             let model = Arc::new(Llama::load(c, &ckpt, |_, _| {}).unwrap());
             let ledger = model.ledger();
             assert_eq!(ledger.weights_in_file, ckpt.tensor_bytes(), "{case}: every tensor of the file is on the GPU");
@@ -149,7 +154,7 @@ fn golden_logits_decode_and_greedy() {
             );
             let mut s = Session::new(model, 2, 64, 32).unwrap();
             let what = format!("{case} {path:?}");
-            check_logits(&what, &mut s, &g, tol(path, case));
+            check_logits(&what, &mut s, &g, tol(path, case, &g));
             let p = g.prompt.len();
 
             // 3. free-running greedy generation with argmax on the GPU: equal to transformers up
@@ -160,7 +165,7 @@ fn golden_logits_decode_and_greedy() {
                 next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: p + k, tokens: &[next] }]).unwrap()[0];
                 ours.push(next);
             }
-            let robust = g.margins.iter().position(|&m| m < 2.0 * tol(path, case)).unwrap_or(g.greedy.len());
+            let robust = g.margins.iter().position(|&m| m < 2.0 * tol(path, case, &g)).unwrap_or(g.greedy.len());
             eprintln!("{what}: greedy {ours:?}, transformers {:?}, comparable steps {robust}", g.greedy);
             assert_eq!(ours[..robust], g.greedy[..robust], "{what}: greedy tokens");
         }

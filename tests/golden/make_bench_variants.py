@@ -2,12 +2,14 @@
 """Quantized variants of a Hugging Face Llama checkpoint, for benchmarks (runs where torch is:
 the H100 machine). From IN (config.json + *.safetensors, e.g. made by make_random_llama.py):
 
-    python3 make_bench_variants.py IN OUT_PREFIX [w8a8] [q8_0] [q4_1]
+    python3 make_bench_variants.py IN OUT_PREFIX [w8a8] [q8_0] [q4_1] [q4_k_m]
 
 - OUT_PREFIX-w8a8/: compressed-tensors int8 W8A8 (per-channel weight scales, dynamic per-token
   activations, lm_head ignored), as llmcompressor's QuantizationModifier(scheme="W8A8") writes it.
 - OUT_PREFIX-q8_0.gguf, OUT_PREFIX-q4_1.gguf: GGUF v3, llama architecture, Q/K rows permuted as
   llama.cpp's converter does, 2-D weights quantized with ggml's reference quantizers, norms F32.
+- OUT_PREFIX-q4_k_m.gguf: the same with Q4_K matrices and Q6_K for output, attn_v and ffn_down
+  (ggml's K-quant layouts, a plain scale choice; 2-D weights need a multiple of 256 columns).
 No tokenizer is written (benchmarks feed token ids).
 """
 import json, os, struct, sys
@@ -65,6 +67,60 @@ def q4_1(x):
     return np.concatenate([d.astype(np.float16).view(np.uint8), mn.astype(np.float16).view(np.uint8), nib], axis=1).tobytes()
 
 
+def q4_k(x):
+    """GGUF Q4_K super-blocks (ggml's layout; a plain min-max scale choice, not ggml's search)."""
+    out = bytearray()
+    for blk in x.reshape(-1, 256).astype(np.float32):
+        sub = blk.reshape(8, 32)
+        lo, hi = np.minimum(sub.min(axis=1), 0.0), sub.max(axis=1)
+        scale, mins = (hi - lo) / 15.0, -lo
+        d = np.float32(np.float16(scale.max() / 63.0))
+        dmin = np.float32(np.float16(mins.max() / 63.0))
+        sc = np.clip(np.round(scale / d), 0, 63).astype(np.uint8) if d > 0 else np.zeros(8, np.uint8)
+        m = np.clip(np.round(mins / dmin), 0, 63).astype(np.uint8) if dmin > 0 else np.zeros(8, np.uint8)
+        scales = np.zeros(12, np.uint8)
+        for j in range(4):
+            scales[j] = sc[j] | ((sc[j + 4] >> 4) << 6)
+            scales[j + 4] = m[j] | ((m[j + 4] >> 4) << 6)
+            scales[j + 8] = (sc[j + 4] & 15) | ((m[j + 4] & 15) << 4)
+        unit = d * sc.astype(np.float32)
+        q = np.where(unit[:, None] > 0, np.round((sub + dmin * m[:, None]) / np.where(unit[:, None] > 0, unit[:, None], 1)), 0)
+        q = np.clip(q, 0, 15).astype(np.uint8).reshape(256)
+        qs = np.concatenate([q[64 * c:64 * c + 32] | (q[64 * c + 32:64 * c + 64] << 4) for c in range(4)])
+        out += np.float16(d).tobytes() + np.float16(dmin).tobytes() + scales.tobytes() + qs.tobytes()
+    return bytes(out)
+
+
+def q6_k(x):
+    """GGUF Q6_K super-blocks (ggml's layout; int8 scales per 16 from the group's absmax)."""
+    out = bytearray()
+    for blk in x.reshape(-1, 256).astype(np.float32):
+        amax = np.abs(blk.reshape(16, 16)).max(axis=1) / 31.0
+        d = np.float32(np.float16(amax.max() / 127.0))
+        sc = np.clip(np.round(amax / d), -128, 127).astype(np.int8) if d > 0 else np.zeros(16, np.int8)
+        unit = np.repeat(d * sc.astype(np.float32), 16)
+        q = (np.clip(np.round(blk / np.where(unit != 0, unit, 1)), -32, 31) * (unit != 0) + 32).astype(np.uint8)
+        ql, qh = np.zeros(128, np.uint8), np.zeros(64, np.uint8)
+        for n in range(2):
+            e = [q[128 * n + 32 * g:128 * n + 32 * g + 32] for g in range(4)]
+            ql[64 * n:64 * n + 32] = (e[0] & 15) | ((e[2] & 15) << 4)
+            ql[64 * n + 32:64 * n + 64] = (e[1] & 15) | ((e[3] & 15) << 4)
+            qh[32 * n:32 * n + 32] = (e[0] >> 4) | ((e[1] >> 4) << 2) | ((e[2] >> 4) << 4) | ((e[3] >> 4) << 6)
+        out += ql.tobytes() + qh.tobytes() + sc.tobytes() + np.float16(d).tobytes()
+    return bytes(out)
+
+
+# GGUF type ids and quantizers; "q4_k_m" is Q4_K with Q6_K for output, attn_v and ffn_down (as
+# llama.cpp's Q4_K_M mix puts its larger type there)
+QTYPES = {"q8_0": (8, q8_0), "q4_1": (3, q4_1), "q4_k": (12, q4_k), "q6_k": (14, q6_k)}
+
+
+def qtype_of(kind, name):
+    if kind == "q4_k_m":
+        return "q6_k" if name == "output.weight" or ".attn_v." in name or ".ffn_down." in name else "q4_k"
+    return kind
+
+
 def permute(w, heads):
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
@@ -88,7 +144,8 @@ def gguf(cfg, tensors, path, qtype):
         if k.endswith("k_proj.weight"):
             a = permute(a, kv)
         if a.ndim == 2:
-            items.append((name, a.shape, {"q8_0": 8, "q4_1": 3}[qtype], {"q8_0": q8_0, "q4_1": q4_1}[qtype](a)))
+            ty, quant = QTYPES[qtype_of(qtype, name)]
+            items.append((name, a.shape, ty, quant(a)))
         else:
             items.append((name, a.shape, 0, a.astype(np.float32).tobytes()))
     s = lambda x: struct.pack("<Q", len(x.encode())) + x.encode()

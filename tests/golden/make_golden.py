@@ -6,7 +6,7 @@ golden.json: prompt token ids, 16 greedy tokens with their top-2 margins, and th
 logits of prompt + greedy tokens (logits.f32, little-endian, shape (11 + 16, V)), computed by transformers in float32 from the very
 weights stored in the file (bf16/f16 weights are upcast, so the reference sees what we load).
 
-    pip install torch transformers safetensors
+    pip install torch transformers safetensors gguf llmcompressor
     python3 tests/golden/make_golden.py            # rewrites tests/data/*
 The Rust tests need no Python.
 """
@@ -157,6 +157,50 @@ def make_w8a8_llmcompressor(name="tiny-w8a8-llmcompressor"):
                  "tests/golden/make_golden.py (make_w8a8_llmcompressor: llmcompressor oneshot, exact emulation)")
 
 
+def make_kquants(name="tiny-q4-k-m"):
+    """A GGUF as llama.cpp's Q4_K_M mix lays it out (make_bench_variants.py: Q4_K matrices, Q6_K for
+    output, attn_v and ffn_down, F32 norms, Q/K rows permuted): model.gguf. The reference runs
+    transformers in f32 on the weights the file holds, dequantized by gguf-py (pip install gguf)."""
+    import numpy as np
+    from gguf import GGUFReader, quants
+    from make_bench_variants import gguf as write_gguf
+    torch.manual_seed(sum(map(ord, name)))
+    cfg = LlamaConfig(**{**BASE, "hidden_size": 256, "intermediate_size": 512, "vocab_size": 300})
+    model = LlamaForCausalLM(cfg).eval()
+    for n, p in model.named_parameters():
+        if "norm" in n:
+            p.data = 1.0 + 0.5 * torch.randn_like(p.data)
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    path = os.path.join(d, "model.gguf")
+    conf = cfg.to_dict()
+    conf["rope_theta"] = 10000.0
+    write_gguf(conf, {k: v.detach() for k, v in model.state_dict().items()}, path, "q4_k_m")
+    # the weights as stored: GGUF names back to HF names, Q/K rows back to HF order
+    hf = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+    parts = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+             "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
+             "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+    unpermute = lambda w, h: w.reshape(h, w.shape[0] // h // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    state = model.state_dict()
+    for t in GGUFReader(path).tensors:
+        base = t.name[:-len(".weight")]
+        if base.startswith("blk."):
+            _, l, part = base.split(".", 2)
+            key = f"model.layers.{l}.{parts[part]}.weight"
+        else:
+            key = hf[base] + ".weight"
+        w = quants.dequantize(t.data, t.tensor_type).reshape(state[key].shape).astype(np.float32)
+        if key.endswith("q_proj.weight"):
+            w = unpermute(w, cfg.num_attention_heads)
+        if key.endswith("k_proj.weight"):
+            w = unpermute(w, cfg.num_key_value_heads)
+        state[key].copy_(torch.from_numpy(w))
+    write_golden(model.float(), cfg, d, name, "GGUF Q4_K + Q6_K (Q4_K_M mix)",
+                 "tests/golden/make_golden.py (make_kquants: gguf-py dequantization, transformers f32)")
+
+
 def make_w8a8(name="tiny-w8a8"):
     """compressed-tensors INT8 W8A8 (as llmcompressor writes for scheme W8A8 with ignore=[lm_head]):
     int8 weights with a per-output-channel symmetric scale; activations quantized dynamically per
@@ -216,3 +260,5 @@ if __name__ == "__main__":
         make_w8a8()
     if len(sys.argv) == 1 or "tiny-w8a8-llmcompressor" in sys.argv[1:]:
         make_w8a8_llmcompressor()
+    if len(sys.argv) == 1 or "tiny-q4-k-m" in sys.argv[1:]:
+        make_kquants()
