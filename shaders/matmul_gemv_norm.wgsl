@@ -3,34 +3,10 @@
 // The normalization is linear in x, so the dot products use x * g and the results are scaled by
 // 1/rms at the end; the row statistic comes from the same loads of x (the lanes of each row cover
 // all of K), so the normalized activations are never written out and x is read in one pass.
-//   x   (T, K)         f32 residual stream, K % 8 == 0
-//   g   (K)            norm weight, dtype G_DTYPE (norm_weight.wgsl)
-//   W   (N, K)         this chunk's rows, W_DTYPE (weights.wgsl)
-//   out (T, N_total)   packed activations, columns [out_offset, out_offset + N); or, with SWIGLU,
-//                      W's rows alternate gate and up (a fused gate/up weight) and
-//                      out (T, N_total / 2) = silu(y[2i]) * y[2i + 1] (out_stride counts out's columns)
+// Interface (Params, bindings, shapes): gemv_norm_common.wgsl.
 // Workgroup = ROWS rows x (256 / ROWS) lanes (ROWS 4 or 8); grid x/y = row groups (folded), z = token.
 
 override ROWS: u32 = 4u;
-override SWIGLU: bool = false;
-
-struct Params {
-    k: u32,
-    n: u32,
-    out_stride: u32,
-    out_offset: u32,
-    d_off: u32,  // block formats: word offset of the scales in W
-    m_off: u32,  // block formats: word offset of the minimums in W
-    eps: f32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;    // (T, K/4)
-// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
-@group(0) @binding(3) var<storage, read_write> out: array<u32>;  // packed
-// @binding(4) g: (K) norm weight in G_DTYPE, declared in norm_weight.wgsl
-
 override LANES: u32 = 256u / ROWS;
 
 var<workgroup> partial: array<f32, 256>; // [row][lane]

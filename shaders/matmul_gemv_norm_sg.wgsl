@@ -2,33 +2,8 @@
 // owns pairs of weight rows (quadruples with SWIGLU), its lanes stride over K, and subgroupAdd
 // gives each row's dot product and the row statistic sum(x^2) — no workgroup memory, no barriers.
 // Correct for any subgroup size (rows are assigned by subgroup_id).
-//   y = (x / sqrt(mean(x^2) + eps) * g) @ W^T
-//   x   (T, K)         f32 residual stream, K % 8 == 0
-//   g   (K)            norm weight, dtype G_DTYPE (norm_weight.wgsl)
-//   W   (N, K)         this chunk's rows, W_DTYPE (weights.wgsl)
-//   out (T, N_total)   packed activations, columns [out_offset, out_offset + N); or, with SWIGLU,
-//                      W's rows alternate gate and up (a fused gate/up weight) and
-//                      out (T, N_total / 2) = silu(y[2i]) * y[2i + 1] (out_stride counts out's columns)
+// Interface (Params, bindings, shapes): gemv_norm_common.wgsl.
 // Workgroup = 128 invocations for ROWS rows; grid x/y = row groups (folded), z = token.
-
-override SWIGLU: bool = false;
-
-struct Params {
-    k: u32,
-    n: u32,
-    out_stride: u32,
-    out_offset: u32,
-    d_off: u32,  // block formats: word offset of the scales in W
-    m_off: u32,  // block formats: word offset of the minimums in W
-    eps: f32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;    // (T, K/4)
-// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
-@group(0) @binding(3) var<storage, read_write> out: array<u32>;  // packed
-// @binding(4) g: (K) norm weight in G_DTYPE, declared in norm_weight.wgsl
 
 override TASK: u32 = select(2u, 4u, SWIGLU); // rows per subgroup task
 override ROWS: u32 = 4u * TASK;               // rows per workgroup: 8, or 16 with SWIGLU

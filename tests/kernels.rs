@@ -540,7 +540,7 @@ fn norm_quant_equals_norm_then_quant() {
 
 #[test]
 fn fused_norm_gemv_all_dtypes_both_paths() {
-    use inferno_llama::ops::matmul_norm::MatmulNorm;
+    use inferno_llama::ops::matmul_norm::{MatmulNorm, NormEpilogue};
     for path in PATHS {
         let c = ctx(path);
         for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS) {
@@ -563,7 +563,7 @@ fn fused_norm_gemv_all_dtypes_both_paths() {
                     let ob = poisoned(c, t * (n + 6) * 2);
                     let mut g = Graph::new();
                     let cols = OutCols { first: 2, total: n + 6 };
-                    MatmulNorm::new(c).record(&mut g, &xb, &gw, &w, &ob, cols, t, 1e-5).unwrap();
+                    MatmulNorm::new(c).record(&mut g, &xb, &gw, &w, &ob, NormEpilogue::Cols(cols), t, 1e-5).unwrap();
                     g.run(c);
                     let got = read_act(c, &ob, t * (n + 6));
                     let mine: Vec<f32> = got.chunks(n + 6).flat_map(|r| r[2..2 + n].to_vec()).collect();
@@ -576,7 +576,7 @@ fn fused_norm_gemv_all_dtypes_both_paths() {
                     let (gate, up): (Vec<f32>, Vec<f32>) = y.chunks(2).map(|p| (p[0], p[1])).unzip();
                     let ob = poisoned(c, t * n);
                     let mut g = Graph::new();
-                    MatmulNorm::new(c).record_swiglu(&mut g, &xb, &gw, &w, &ob, t, 1e-5).unwrap();
+                    MatmulNorm::new(c).record(&mut g, &xb, &gw, &w, &ob, NormEpilogue::Swiglu, t, 1e-5).unwrap();
                     g.run(c);
                     let want = cpu::swiglu(&gate, &up);
                     assert_close(&format!("{what} swiglu"), &read_act(c, &ob, t * n / 2), &want, act_tol(path));

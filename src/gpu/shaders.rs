@@ -1,6 +1,6 @@
 //! The WGSL sources. Every kernel is compiled as `common.wgsl` (value helpers, the `ACT_F16`
-//! override), then `weights.wgsl` for kernels that read weights (and `norm_weight.wgsl` for the
-//! fused norm-GEMVs), then the kernel's own file.
+//! override), then `weights.wgsl` for kernels that read weights (and `gemv_norm_common.wgsl` for
+//! the fused norm-GEMVs), then the kernel's own file.
 
 /// Shared helpers prepended to every kernel.
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -8,8 +8,8 @@ pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 /// Weight decoding (all dtypes and block formats), prepended to kernels that read weights.
 pub const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 
-/// The RMSNorm weight reader of the fused norm-GEMV kernels (`matmul_gemv_norm*`).
-pub const NORM_WEIGHT: &str = include_str!("../../shaders/norm_weight.wgsl");
+/// The interface shared by the fused norm-GEMV kernels (`matmul_gemv_norm*`).
+pub const GEMV_NORM_COMMON: &str = include_str!("../../shaders/gemv_norm_common.wgsl");
 
 /// Kernels that read a weight at @binding(2) through weights.wgsl.
 const READS_WEIGHTS: &[&str] =
@@ -38,7 +38,7 @@ pub const KERNELS: &[(&str, &str)] = &[
 /// `SUBGROUP`; naga needs no `enable subgroups;` directive and does not parse it yet).
 pub fn kernel_source(name: &str) -> Option<String> {
     let weights = if READS_WEIGHTS.contains(&name) { WEIGHTS } else { "" };
-    let norm = if name.starts_with("matmul_gemv_norm") { NORM_WEIGHT } else { "" };
+    let norm = if name.starts_with("matmul_gemv_norm") { GEMV_NORM_COMMON } else { "" };
     KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{COMMON}\n{weights}\n{norm}\n{src}"))
 }
 

@@ -9,8 +9,8 @@ use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::{
     argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, matmul::Matmul,
-    matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, rms_norm::RmsNorm, rope::Rope, rope::RopeDst,
-    rope::RopeTable, swiglu::Swiglu, w8a8::QuantScratch, w8a8::W8a8, OutCols,
+    matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, matmul_norm::NormEpilogue, rms_norm::RmsNorm,
+    rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu, w8a8::QuantScratch, w8a8::W8a8, OutCols,
 };
 use std::borrow::Cow;
 
@@ -263,7 +263,8 @@ impl Llama {
             let total = parts.iter().map(|w| w.rows).sum();
             let mut first = 0;
             for w in parts {
-                self.ops.matmul_norm.record(g, &s.x, norm, w, out, OutCols { first, total }, t, eps)?;
+                let cols = NormEpilogue::Cols(OutCols { first, total });
+                self.ops.matmul_norm.record(g, &s.x, norm, w, out, cols, t, eps)?;
                 first += w.rows;
             }
             return Ok(());
@@ -283,7 +284,8 @@ impl Llama {
         let norm = &w.post_attention_layernorm;
         if let [gu] = &w.gate_up[..] {
             if t <= GEMV_MAX_TOKENS && MatmulNorm::supports(norm, gu) {
-                return self.ops.matmul_norm.record_swiglu(g, &s.x, norm, gu, &s.act, t, self.config.rms_norm_eps);
+                let eps = self.config.rms_norm_eps;
+                return self.ops.matmul_norm.record(g, &s.x, norm, gu, &s.act, NormEpilogue::Swiglu, t, eps);
             }
         }
         self.normed_linears(g, s, norm, &w.gate_up, &s.gu, t)?;

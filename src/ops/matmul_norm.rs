@@ -9,7 +9,7 @@ use crate::gpu::weight::Weight;
 use crate::gpu::{fold_workgroups, GpuContext};
 use crate::graph::Graph;
 
-/// Mirrors `Params` in matmul_gemv_norm.wgsl.
+/// Mirrors `Params` in gemv_norm_common.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct MatmulNormParams {
@@ -31,6 +31,16 @@ pub struct MatmulNormParams {
     pub _pad: u32,
 }
 
+/// What the fused norm-GEMV writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormEpilogue {
+    /// `y` into these columns of a packed output `(t, cols.total)`.
+    Cols(OutCols),
+    /// W's rows alternate gate and up (a fused gate/up weight): `out (t, W.rows / 2) =
+    /// silu(y[:, 0::2]) * y[:, 1::2]`.
+    Swiglu,
+}
+
 /// The fused norm + GEMV op.
 pub struct MatmulNorm {
     ctx: GpuContext,
@@ -50,7 +60,7 @@ impl MatmulNorm {
             && norm.dtype != WeightDtype::I8
     }
 
-    /// Records `out (t, cols.total)[.., cols]` = `(rms_norm(x (t, C) f32) * norm (C)) @ W^T`.
+    /// Records `y = (rms_norm(x (t, C) f32) * norm (C)) @ W^T` into `out`, as `epilogue` says.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -59,48 +69,23 @@ impl MatmulNorm {
         norm: &Weight,
         w: &Weight,
         out: &wgpu::Buffer,
-        cols: OutCols,
+        epilogue: NormEpilogue,
         t: usize,
         eps: f32,
     ) -> Result<()> {
-        cols.check(&format!("output of {}", w.name), w.rows)?;
+        let (cols, swiglu) = match epilogue {
+            NormEpilogue::Cols(cols) => {
+                cols.check(&format!("output of {}", w.name), w.rows)?;
+                (cols, false)
+            }
+            NormEpilogue::Swiglu => {
+                if !w.rows.is_multiple_of(4) || w.chunks.iter().any(|c| !c.row0.is_multiple_of(4)) {
+                    return Err(Error::shape(&w.name, "a multiple of 4 rows (gate, up pairs)", w.rows));
+                }
+                (OutCols::all(w.rows / 2), true)
+            }
+        };
         check_buf(&format!("output of {}", w.name), out, act_bytes(t * cols.total))?;
-        self.record_inner(g, x, norm, w, out, cols, false, t, eps)
-    }
-
-    /// Records `out (t, W.rows / 2) = silu(y[:, 0::2]) * y[:, 1::2]` with `y = rms_norm(x) @ W^T`:
-    /// the fused gate/up weight (rows alternating gate, up) with the SwiGLU as its epilogue.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_swiglu(
-        &self,
-        g: &mut Graph,
-        x: &wgpu::Buffer,
-        norm: &Weight,
-        w: &Weight,
-        out: &wgpu::Buffer,
-        t: usize,
-        eps: f32,
-    ) -> Result<()> {
-        if !w.rows.is_multiple_of(4) || w.chunks.iter().any(|c| !c.row0.is_multiple_of(4)) {
-            return Err(Error::shape(&w.name, "a multiple of 4 rows (gate, up pairs)", w.rows));
-        }
-        check_buf(&format!("output of {}", w.name), out, act_bytes(t * w.rows / 2))?;
-        self.record_inner(g, x, norm, w, out, OutCols::all(w.rows / 2), true, t, eps)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record_inner(
-        &self,
-        g: &mut Graph,
-        x: &wgpu::Buffer,
-        norm: &Weight,
-        w: &Weight,
-        out: &wgpu::Buffer,
-        cols: OutCols,
-        swiglu: bool,
-        t: usize,
-        eps: f32,
-    ) -> Result<()> {
         let (n, k) = (w.rows, w.cols);
         if !Self::supports(norm, w) || norm.cols != k || norm.chunks.len() != 1 {
             return Err(Error::shape(
