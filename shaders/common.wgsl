@@ -44,3 +44,11 @@ fn unpack_w16(w: u32, dtype: u32) -> vec2<f32> {
     }
     return bf16x2_to_f32(w);
 }
+
+// Four values quantized to int8 as W8A8 does (round half to even of v / div, clamped to
+// [-128, 127]), packed into one word: element b in byte b.
+fn quant_i8x4(v: vec4<f32>, div: f32) -> u32 {
+    let q = vec4<i32>(clamp(round(v / div), vec4<f32>(-128.0), vec4<f32>(127.0)));
+    let b = (bitcast<vec4<u32>>(q) & vec4<u32>(0xffu)) << vec4<u32>(0u, 8u, 16u, 24u);
+    return b.x | b.y | b.z | b.w;
+}

@@ -3,11 +3,11 @@
 // the arithmetic vLLM performs for this scheme.
 //   xq  (T, ceil(K/4))  int8 activations from quant_act.wgsl, xs (T) their f32 scales
 //   W   (N, K) int8 rows of this chunk, then its N f32 per-channel scales at word scale_off
-//   out (T, N_total)    packed activations, or with ADD the f32 residual stream it adds to; this
+//   out (T, N_total)    packed activations (OUT_MODE 0), or the f32 residual stream it adds to (2); this
 //                       chunk writes columns [out_offset, out_offset + N)
 // Workgroup = 4 rows x 64 lanes (as matmul_gemv.wgsl); grid x/y = row groups, z = token.
 
-override ADD: bool = false;
+override OUT_MODE: u32 = 0u; // as matmul_gemv.wgsl: 0 packed activations, 2 f32 accumulated
 
 struct Params {
     k: u32,
@@ -96,7 +96,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         y1 = f32(partial[r + 1u][0]) * xs[t] * bitcast<f32>(w_word(p.scale_off + row + 1u));
     }
     let col = t * p.out_stride + p.out_offset + row;
-    if ADD {
+    if OUT_MODE == 2u {
         out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y0);
         if row + 1u < p.n {
             out[col + 1u] = bitcast<u32>(bitcast<f32>(out[col + 1u]) + y1);

@@ -4,11 +4,11 @@
 // 4 tokens x 4 columns with dot4I8Packed.
 //   xq  (T, K/4)        int8 activations from quant_act.wgsl, xs (T) their f32 scales; K % 4 == 0
 //   W   (N, K) int8 rows of this chunk, then its N f32 per-channel scales at word scale_off
-//   out (T, N_total)    packed activations, or with ADD the f32 residual stream it adds to; this
+//   out (T, N_total)    packed activations (OUT_MODE 0), or the f32 residual stream it adds to (2); this
 //                       chunk writes columns [out_offset, out_offset + N)
 // Grid: x = column tiles (N / 64), y = token tiles (T / 64).
 
-override ADD: bool = false;
+override OUT_MODE: u32 = 0u; // as matmul_gemv.wgsl: 0 packed activations, 2 f32 accumulated
 
 struct Params {
     k: u32,
@@ -47,7 +47,7 @@ fn store(t: u32, c: u32, acc: vec4<i32>) {
     }
     let y = vec4<f32>(acc) * xs[t] * ws;
     let o = t * p.out_stride + p.out_offset + c;
-    if ADD {
+    if OUT_MODE == 2u {
         for (var j = 0u; j < 4u; j++) {
             if c + j < p.n {
                 out[o + j] = bitcast<u32>(bitcast<f32>(out[o + j]) + y[j]);

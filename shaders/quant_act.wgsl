@@ -51,15 +51,14 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let div = select(1.0, scale, scale > 0.0);
     let words = (p.k + 3u) / 4u;
     for (var j = lid; j < words; j += WG) {
-        var packed = 0u;
+        // elements past K (the last word when K % 4 != 0) quantize to 0
+        var v = vec4<f32>(0.0);
         for (var b = 0u; b < 4u; b++) {
-            let e = 4u * j + b;
-            if e < p.k {
-                let q = i32(clamp(round(elem(row, e) / div), -128.0, 127.0));
-                packed |= (bitcast<u32>(q) & 0xffu) << (8u * b);
+            if 4u * j + b < p.k {
+                v[b] = elem(row, 4u * j + b);
             }
         }
-        xq[row * words + j] = packed;
+        xq[row * words + j] = quant_i8x4(v, div);
     }
     if lid == 0u {
         xs[row] = scale;

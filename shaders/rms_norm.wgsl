@@ -71,10 +71,8 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let scale = red[0] / 127.0;
     let div = select(1.0, scale, scale > 0.0);
     for (var j = lid; j < pairs / 2u; j += WG) {
-        let q = clamp(round(vec4<f32>(normed(base, 2u * j, inv), normed(base, 2u * j + 1u, inv)) / div),
-                      vec4<f32>(-128.0), vec4<f32>(127.0));
-        let b = vec4<u32>(bitcast<vec4<u32>>(vec4<i32>(q)) & vec4<u32>(0xffu)) << vec4<u32>(0u, 8u, 16u, 24u);
-        out[row * (pairs / 2u) + j] = b.x | b.y | b.z | b.w;
+        let v = vec4<f32>(normed(base, 2u * j, inv), normed(base, 2u * j + 1u, inv));
+        out[row * (pairs / 2u) + j] = quant_i8x4(v, div);
     }
     if lid == 0u {
         xs[row] = scale;

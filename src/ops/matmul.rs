@@ -48,11 +48,20 @@ pub enum MatmulOut {
 }
 
 impl MatmulOut {
-    fn mode(self) -> f64 {
+    /// The kernels' `OUT_MODE` override value.
+    pub(crate) fn mode(self) -> f64 {
         match self {
             MatmulOut::Act => 0.0,
             MatmulOut::F32 => 1.0,
             MatmulOut::AddF32 => 2.0,
+        }
+    }
+
+    /// Bytes of a `(t, cols)` output of this kind.
+    pub(crate) fn bytes(self, t: usize, cols: usize) -> u64 {
+        match self {
+            MatmulOut::Act => act_bytes(t * cols),
+            MatmulOut::F32 | MatmulOut::AddF32 => (t * cols * 4) as u64,
         }
     }
 }
@@ -120,14 +129,10 @@ impl Matmul {
         }
         check_even(&format!("{} columns", w.name), k)?;
         check_buf(&format!("input of {}", w.name), x, act_bytes(t * k))?;
-        let out_bytes = match out_kind {
-            MatmulOut::Act => {
-                check_even(&format!("{} rows (packed output)", w.name), n)?;
-                act_bytes(t * cols.total)
-            }
-            MatmulOut::F32 | MatmulOut::AddF32 => (t * cols.total * 4) as u64,
-        };
-        check_buf(&format!("output of {}", w.name), out, out_bytes)?;
+        if out_kind == MatmulOut::Act {
+            check_even(&format!("{} rows (packed output)", w.name), n)?;
+        }
+        check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
         if t == 0 {
             return Ok(());
         }

@@ -106,18 +106,15 @@ impl W8a8 {
         let (n, k) = (w.rows, w.cols);
         check_even(&format!("{} rows", w.name), n)?;
         cols.check(&format!("output of {}", w.name), n)?;
-        let add = match out_kind {
-            MatmulOut::Act => false,
-            MatmulOut::AddF32 => true,
-            MatmulOut::F32 => return Err(Error::Invalid(format!("{}: W8A8 writes activations or adds", w.name))),
-        };
-        let out_bytes = if add { (t * cols.total * 4) as u64 } else { act_bytes(t * cols.total) };
-        check_buf(&format!("output of {}", w.name), out, out_bytes)?;
+        if out_kind == MatmulOut::F32 {
+            return Err(Error::Invalid(format!("{}: W8A8 writes activations or adds", w.name)));
+        }
+        check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
         check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
         // many tokens (prefill) take the tiled GEMM where K is whole words
         let gemm = t > GEMV_MAX_TOKENS && k.is_multiple_of(4);
         let label = if gemm { "matmul_w8a8_gemm" } else { "matmul_w8a8" };
-        let mm = self.ctx.pipeline(label, &[("ADD", add as u8 as f64)])?;
+        let mm = self.ctx.pipeline(label, &[("OUT_MODE", out_kind.mode())])?;
         for chunk in &w.chunks {
             let params = W8a8Params {
                 k: k as u32,
