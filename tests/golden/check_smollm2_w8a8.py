@@ -27,14 +27,8 @@ oneshot(model=model, recipe=QuantizationModifier(targets="Linear", scheme="W8A8"
 model.save_pretrained(dst, save_compressed=True)
 tok = AutoTokenizer.from_pretrained(src)
 tok.save_pretrained(dst)
-state = load_file(os.path.join(dst, "model.safetensors"))
-ref = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
-names = [n for n, m in ref.named_modules() if isinstance(m, torch.nn.Linear) and n != "lm_head"]
-with torch.no_grad():
-    for n, p in ref.named_parameters():
-        if n in state:
-            p.data = state[n].float()
-emulate_w8a8(ref, state, names)
+ref = emulate_w8a8(AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval(),
+                   load_file(os.path.join(dst, "model.safetensors")))
 for prompt in ["The capital of France is", "def fibonacci(n):"]:
     ids = tok(prompt, return_tensors="pt").input_ids
     with torch.no_grad():

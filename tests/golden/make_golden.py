@@ -65,31 +65,36 @@ def make(name, spec):
             os.remove(os.path.join(d, extra))
     # reference in float32 from the stored weights
     ref = LlamaForCausalLM.from_pretrained(d, torch_dtype=torch.float32).eval()
-    g = torch.Generator().manual_seed(7)
-    prompt = torch.randint(3, cfg.vocab_size, (11,), generator=g).tolist()
+    write_golden(ref, cfg, d, name, dtype, "tests/golden/make_golden.py")
+
+
+def random_llama(name, **overrides):
+    """A random-weight f32 Llama (BASE + overrides) seeded by the case name, norms drawn around 1."""
+    torch.manual_seed(sum(map(ord, name)))
+    cfg = LlamaConfig(**{**BASE, **overrides})
+    model = LlamaForCausalLM(cfg).eval()
+    for n, p in model.named_parameters():
+        if "norm" in n:
+            p.data = 1.0 + 0.5 * torch.randn_like(p.data)
+    return cfg, model
+
+
+def quantized_linears(model):
+    """Names of the Linear modules a W8A8 checkpoint quantizes (all but lm_head)."""
+    return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n != "lm_head"]
+
+
+def emulate_w8a8(model, state):
+    """`model` in f32 with the tensors of a W8A8 checkpoint's `state`, each quantized Linear's
+    forward replaced by vLLM's dynamic per-token W8A8 arithmetic on the stored int8 weights and
+    scales (exact in f32)."""
     with torch.no_grad():
-        out = ref.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False, eos_token_id=None,
-                           pad_token_id=0, min_new_tokens=16)
-    greedy = out[0, len(prompt):].tolist()
-    # top-2 margin at each greedy step (how robust the argmax is)
-    with torch.no_grad():
-        logits = ref(out).logits[0].float()  # (T + 16, V): every position of prompt + greedy
-    top2 = logits[len(prompt) - 1:-1].topk(2, dim=-1).values
-    margins = (top2[:, 0] - top2[:, 1]).tolist()
-    logits.numpy().astype("<f4").tofile(os.path.join(d, "logits.f32"))
-    with open(os.path.join(d, "golden.json"), "w") as f:
-        json.dump(dict(prompt=prompt, greedy=greedy, greedy_margins=margins, vocab_size=cfg.vocab_size,
-                       logits_shape=list(logits.shape), weights_dtype=dtype,
-                       made_by="tests/golden/make_golden.py", torch=torch.__version__), f, indent=1)
-    print(name, "min greedy margin %.4f" % min(margins), "logit rms %.3f" % logits.pow(2).mean().sqrt())
-
-
-
-def emulate_w8a8(model, state, linear_names):
-    """Replace each quantized Linear's forward by vLLM's dynamic per-token W8A8 arithmetic on the
-    stored int8 weights and scales (exact in f32)."""
+        for n, p in model.named_parameters():
+            if n in state:
+                p.data = state[n].float()
+    model = model.float()
     for n, m in model.named_modules():
-        if n in linear_names:
+        if n in quantized_linears(model):
             w_q = state[n + ".weight"].float()
             s_w = state[n + ".weight_scale"].float().reshape(-1, 1)
             def fwd(x, w_q=w_q, s_w=s_w):
@@ -98,6 +103,7 @@ def emulate_w8a8(model, state, linear_names):
                 x_q = torch.round(x / torch.where(s_x > 0, s_x, torch.ones_like(s_x))).clamp(-128, 127)
                 return (x_q @ w_q.T) * s_x * s_w.T
             m.forward = fwd
+    return model
 
 
 def write_golden(model, cfg, d, name, weights_dtype, made_by):
@@ -127,12 +133,7 @@ def make_w8a8_llmcompressor(name="tiny-w8a8-llmcompressor"):
     from llmcompressor import oneshot
     from llmcompressor.modifiers.quantization import QuantizationModifier
     from safetensors.torch import load_file
-    torch.manual_seed(sum(map(ord, name)))
-    cfg = LlamaConfig(**BASE)
-    model = LlamaForCausalLM(cfg).eval()
-    for n, p in model.named_parameters():
-        if "norm" in n:
-            p.data = 1.0 + 0.5 * torch.randn_like(p.data)
+    cfg, model = random_llama(name)
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
     # oneshot reads the model's config back from its directory: start from a saved bf16 checkpoint
@@ -144,15 +145,7 @@ def make_w8a8_llmcompressor(name="tiny-w8a8-llmcompressor"):
     for extra in ("generation_config.json", "recipe.yaml"):
         if os.path.exists(os.path.join(d, extra)):
             os.remove(os.path.join(d, extra))
-    state = load_file(os.path.join(d, "model.safetensors"))
-    ref = LlamaForCausalLM(cfg).eval()
-    linear_names = [n for n, m in ref.named_modules() if isinstance(m, torch.nn.Linear) and n != "lm_head"]
-    with torch.no_grad():
-        for n, p in ref.named_parameters():
-            if n in state:
-                p.data = state[n].float()
-    ref = ref.float()
-    emulate_w8a8(ref, state, linear_names)
+    ref = emulate_w8a8(LlamaForCausalLM(cfg).eval(), load_file(os.path.join(d, "model.safetensors")))
     write_golden(ref, cfg, d, name, "w8a8 (compressed-tensors, written by llmcompressor)",
                  "tests/golden/make_golden.py (make_w8a8_llmcompressor: llmcompressor oneshot, exact emulation)")
 
@@ -164,12 +157,7 @@ def make_kquants(name="tiny-q4-k-m"):
     import numpy as np
     from gguf import GGUFReader, quants
     from make_bench_variants import gguf as write_gguf
-    torch.manual_seed(sum(map(ord, name)))
-    cfg = LlamaConfig(**{**BASE, "hidden_size": 256, "intermediate_size": 512, "vocab_size": 300})
-    model = LlamaForCausalLM(cfg).eval()
-    for n, p in model.named_parameters():
-        if "norm" in n:
-            p.data = 1.0 + 0.5 * torch.randn_like(p.data)
+    cfg, model = random_llama(name, hidden_size=256, intermediate_size=512, vocab_size=300)
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
@@ -206,13 +194,8 @@ def make_w8a8(name="tiny-w8a8"):
     int8 weights with a per-output-channel symmetric scale; activations quantized dynamically per
     token (symmetric int8) at run time. The reference emulates vLLM's arithmetic exactly in f32:
     s_x = max|x| / 127, x_q = round_half_even(x / s_x), y = (x_q @ w_q^T) * s_x * s_w."""
-    torch.manual_seed(sum(map(ord, name)))
-    cfg = LlamaConfig(**BASE)
-    model = LlamaForCausalLM(cfg).eval()
-    for n, p in model.named_parameters():
-        if "norm" in n:
-            p.data = 1.0 + 0.5 * torch.randn_like(p.data)
-    linear_names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n != "lm_head"]
+    cfg, model = random_llama(name)
+    linear_names = quantized_linears(model)
     state = {}
     for n, m in model.named_modules():
         if n in linear_names:
@@ -242,13 +225,7 @@ def make_w8a8(name="tiny-w8a8"):
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(conf, f, indent=1)
     # the non-quantized tensors as the file holds them (bf16), then the emulated forward in f32
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n in state:
-                p.data = state[n].float()
-    model = model.float()
-    emulate_w8a8(model, state, linear_names)
-    write_golden(model, cfg, d, name, "w8a8 (compressed-tensors int-quantized)",
+    write_golden(emulate_w8a8(model, state), cfg, d, name, "w8a8 (compressed-tensors int-quantized)",
                  "tests/golden/make_golden.py (make_w8a8: exact emulation of dynamic per-token W8A8)")
 
 
