@@ -67,7 +67,8 @@ enum Cmd {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Also print a per-op GPU profile of one decode step (timestamp queries).
+        /// Also print a per-op GPU profile of one decode step and of one prompt batch (timestamp
+        /// queries).
         #[arg(long)]
         profile: bool,
     },
@@ -432,7 +433,11 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool, 
         }
     }
     if profile {
-        print_profile(&ctx, &mut s)?;
+        let decode = s.decode_graph().context("no decode step was run (use -n > 0)")?;
+        print_profile(&ctx, "decode step", decode)?;
+        if let Some(prefill) = s.prefill_graph() {
+            print_profile(&ctx, &format!("prompt batch of {}", s.max_tokens.min(n_prompt)), prefill)?;
+        }
     }
     let ledger = s.ledger();
     let dtype = model.layers[0].qkv[0].dtype.name();
@@ -468,9 +473,8 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool, 
     Ok(())
 }
 
-/// Per-op GPU time of one recorded decode step: op, calls, total ms, % of step, GB/s of weights.
-fn print_profile(ctx: &GpuContext, s: &mut Session) -> Result<()> {
-    let g = s.decode_graph().context("no decode step was run (use -n > 0)")?;
+/// Per-op GPU time of one recorded graph: op, calls, total ms, % of step, GB/s of weights.
+fn print_profile(ctx: &GpuContext, what: &str, g: &inferno_llama::graph::Graph) -> Result<()> {
     let entries = pollster::block_on(g.profile(ctx))?;
     let total: f64 = entries.iter().map(|e| e.ns).sum();
     let mut ops: Vec<(&str, usize, f64, u64)> = vec![];
@@ -486,7 +490,7 @@ fn print_profile(ctx: &GpuContext, s: &mut Session) -> Result<()> {
     }
     ops.sort_by(|a, b| b.2.total_cmp(&a.2));
     eprintln!(
-        "decode step profile ({} dispatches, {:.3} ms of GPU time, one pass per dispatch)",
+        "{what} profile ({} dispatches, {:.3} ms of GPU time, one pass per dispatch)",
         entries.len(),
         total / 1e6
     );

@@ -27,6 +27,9 @@ pub struct GpuOptions {
     /// Use the workgroup-memory kernels even where the adapter has subgroups. Env
     /// `INFERNO_NO_SUBGROUPS`.
     pub no_subgroups: bool,
+    /// Use the portable GEMM even where the adapter has cooperative matrices. Env
+    /// `INFERNO_NO_COOPMAT`.
+    pub no_coopmat: bool,
 }
 
 impl GpuOptions {
@@ -40,6 +43,7 @@ impl GpuOptions {
             force_bf16: env("INFERNO_FORCE_BF16").is_some_and(|v| v != "0"),
             max_binding_override: None,
             no_subgroups: env("INFERNO_NO_SUBGROUPS").is_some_and(|v| v != "0"),
+            no_coopmat: env("INFERNO_NO_COOPMAT").is_some_and(|v| v != "0"),
         }
     }
 }
@@ -64,6 +68,10 @@ pub struct GpuContext {
     /// Kernels with a subgroup variant (`*_sg`, the fused norm-GEMV) use it: a native adapter
     /// with `SUBGROUP`, and [`GpuOptions::no_subgroups`] off.
     pub subgroups: bool,
+    /// The prefill GEMM of f16/bf16 weights runs on matrix cores (`matmul_gemm_coop`): a native
+    /// adapter with `EXPERIMENTAL_COOPERATIVE_MATRIX` offering 16x16x16 f16 x f16 + f32, 32-wide
+    /// subgroups, f16 activations, and [`GpuOptions::no_coopmat`] off.
+    pub coopmat: bool,
     pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
 }
 
@@ -136,14 +144,35 @@ impl GpuContext {
     /// Opens a device on a chosen adapter.
     pub async fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Self> {
         let info = adapter.get_info();
-        let features = adapter.features() & WANTED;
+        let mut features = adapter.features() & WANTED;
         let limits = adapter.limits();
+        let coopmat = !cfg!(target_arch = "wasm32")
+            && !opts.no_coopmat
+            && !opts.force_bf16
+            && adapter.features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            && features.contains(wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == 32
+            && info.subgroup_max_size == 32
+            && adapter.cooperative_matrix_properties().iter().any(|m| {
+                (m.m_size, m.n_size, m.k_size) == (16, 16, 16)
+                    && m.ab_type == wgpu::CooperativeScalarType::F16
+                    && m.cr_type == wgpu::CooperativeScalarType::F32
+            });
+        if coopmat {
+            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("inferno"),
                 required_features: features,
                 required_limits: limits.clone(),
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                // SAFETY: the one experimental feature requested is cooperative matrices, used by
+                // matmul_gemm_coop only, whose results the kernel tests check where it runs.
+                experimental_features: if coopmat {
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
                 memory_hints: wgpu::MemoryHints::Performance,
                 trace: wgpu::Trace::Off,
             })
@@ -160,7 +189,18 @@ impl GpuContext {
         // uniformity, and no browser in CI offers subgroups to test that path.
         let subgroups =
             !cfg!(target_arch = "wasm32") && features.contains(wgpu::Features::SUBGROUP) && !opts.no_subgroups;
-        Ok(GpuContext { device, queue, info, features, limits, act, max_binding, subgroups, pipelines: Arc::default() })
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            features,
+            limits,
+            act,
+            max_binding,
+            subgroups,
+            coopmat,
+            pipelines: Arc::default(),
+        })
     }
 
     /// A human-readable report: adapter, backend, features, limits, activation path.
@@ -168,7 +208,7 @@ impl GpuContext {
         let l = &self.limits;
         format!(
             "adapter: {} ({:?}, {:?})\ndriver: {} {}\nfeatures: shader-f16={} subgroup={} timestamp-query={}\n\
-             activations: {}\nsubgroup kernels: {}\nmax_storage_buffer_binding_size: {}\nmax_buffer_size: {}\n\
+             activations: {}\nsubgroup kernels: {}\nmatrix-core GEMM (cooperative matrix): {}\nmax_storage_buffer_binding_size: {}\nmax_buffer_size: {}\n\
              max_compute_workgroup_storage_size: {}\nmax_compute_invocations_per_workgroup: {}\n\
              max_storage_buffers_per_shader_stage: {}\nengine binding limit: {}",
             self.info.name,
@@ -181,6 +221,7 @@ impl GpuContext {
             self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
             self.act.name(),
             self.subgroups,
+            self.coopmat,
             l.max_storage_buffer_binding_size,
             l.max_buffer_size,
             l.max_compute_workgroup_storage_size,

@@ -12,13 +12,21 @@ pub const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 pub const GEMV_NORM_COMMON: &str = include_str!("../../shaders/gemv_norm_common.wgsl");
 
 /// Kernels that read a weight at @binding(2) through weights.wgsl.
-const READS_WEIGHTS: &[&str] =
-    &["matmul_gemv", "matmul_gemm", "matmul_gemv_norm", "matmul_gemv_norm_sg", "rms_norm", "embedding"];
+const READS_WEIGHTS: &[&str] = &[
+    "matmul_gemv",
+    "matmul_gemm",
+    "matmul_gemm_coop",
+    "matmul_gemv_norm",
+    "matmul_gemv_norm_sg",
+    "rms_norm",
+    "embedding",
+];
 
 /// Every kernel: (name, source of shaders/{name}.wgsl).
 pub const KERNELS: &[(&str, &str)] = &[
     ("matmul_gemv", include_str!("../../shaders/matmul_gemv.wgsl")),
     ("matmul_gemm", include_str!("../../shaders/matmul_gemm.wgsl")),
+    ("matmul_gemm_coop", include_str!("../../shaders/matmul_gemm_coop.wgsl")),
     ("matmul_gemv_norm", include_str!("../../shaders/matmul_gemv_norm.wgsl")),
     ("matmul_gemv_norm_sg", include_str!("../../shaders/matmul_gemv_norm_sg.wgsl")),
     ("rms_norm", include_str!("../../shaders/rms_norm.wgsl")),
@@ -35,11 +43,14 @@ pub const KERNELS: &[(&str, &str)] = &[
 
 /// The full source of kernel `name` (common helpers, weight decoding if it reads weights, the
 /// kernel), or None. Kernels named `*_sg` use subgroup operations (native adapters with
-/// `SUBGROUP`; naga needs no `enable subgroups;` directive and does not parse it yet).
+/// `SUBGROUP`; naga needs no `enable subgroups;` directive and does not parse it yet); kernels
+/// named `*_coop` use cooperative matrices and f16 values (native adapters with
+/// `EXPERIMENTAL_COOPERATIVE_MATRIX` and `SHADER_F16`), whose `enable` directives lead the source.
 pub fn kernel_source(name: &str) -> Option<String> {
+    let enables = if name.ends_with("_coop") { "enable f16;\nenable wgpu_cooperative_matrix;\n" } else { "" };
     let weights = if READS_WEIGHTS.contains(&name) { WEIGHTS } else { "" };
     let norm = if name.starts_with("matmul_gemv_norm") { GEMV_NORM_COMMON } else { "" };
-    KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{COMMON}\n{weights}\n{norm}\n{src}"))
+    KERNELS.iter().find(|(n, _)| *n == name).map(|(_, src)| format!("{enables}{COMMON}\n{weights}\n{norm}\n{src}"))
 }
 
 #[cfg(test)]

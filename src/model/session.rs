@@ -242,8 +242,13 @@ impl Session {
     }
 
     /// The recorded decode graph for one token (for profiling).
-    pub fn decode_graph(&mut self) -> Option<&Graph> {
+    pub fn decode_graph(&self) -> Option<&Graph> {
         self.graphs.get(&(1, Rows::Last(vec![0]), true))
+    }
+
+    /// The recorded forward with the most tokens (a prompt batch; for profiling).
+    pub fn prefill_graph(&self) -> Option<&Graph> {
+        self.graphs.iter().filter(|(k, _)| k.0 > 1).max_by_key(|(k, _)| k.0).map(|(_, g)| g)
     }
 
     /// Runs the chunks and returns the logits of each chunk's last token, (chunks, V) f32.

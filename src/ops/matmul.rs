@@ -1,5 +1,7 @@
 //! `out = x @ W^T` with W in its checkpoint dtype: GEMV for a few tokens (decode), tiled GEMM for
-//! many (prefill). Kernels: shaders/matmul_gemv.wgsl, shaders/matmul_gemm.wgsl. (A subgroup
+//! many (prefill). Kernels: shaders/matmul_gemv.wgsl, shaders/matmul_gemm.wgsl, and
+//! shaders/matmul_gemm_coop.wgsl (matrix cores) for f16/bf16 weights with K % 32 == 0 where the
+//! context has [`GpuContext::coopmat`]. (A subgroup
 //! variant of the GEMV measured slower on the H100 than this one's workgroup reduction: 1.49 vs
 //! 1.82 TB/s on the 1B shape, 2026-11-28, so only the fused norm-GEMV uses subgroups.)
 
@@ -9,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
 use crate::gpu::{fold_workgroups, GpuContext};
 use crate::graph::Graph;
-use std::sync::Arc;
 
 /// Mirrors `Params` in both matmul shaders.
 #[repr(C)]
@@ -66,6 +67,24 @@ impl MatmulOut {
     }
 }
 
+/// Which matmul kernel a call takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    Gemv,
+    Gemm,
+    GemmCoop,
+}
+
+impl Kernel {
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Gemv => "matmul_gemv",
+            Kernel::Gemm => "matmul_gemm",
+            Kernel::GemmCoop => "matmul_gemm_coop",
+        }
+    }
+}
+
 /// The matmul op (pipelines per kernel, weight dtype and output kind come from the context's cache).
 pub struct Matmul {
     ctx: GpuContext,
@@ -77,20 +96,14 @@ impl Matmul {
         Matmul { ctx: ctx.clone() }
     }
 
-    fn pipeline(
-        &self,
-        gemv: bool,
-        vec: bool,
-        wide: bool,
-        dtype: WeightDtype,
-        out: MatmulOut,
-    ) -> Result<Arc<wgpu::ComputePipeline>> {
-        if gemv {
-            let vec = if vec { 1.0 } else { 0.0 };
-            self.ctx.pipeline("matmul_gemv", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("VEC", vec)])
+    /// The kernel for `t` tokens of a weight of this dtype and inner size `k`.
+    fn kernel(&self, t: usize, dtype: WeightDtype, k: usize) -> Kernel {
+        if t <= GEMV_MAX_TOKENS {
+            Kernel::Gemv
+        } else if self.ctx.coopmat && matches!(dtype, WeightDtype::F16 | WeightDtype::Bf16) && k % 32 == 0 {
+            Kernel::GemmCoop
         } else {
-            let bn = if wide { 128.0 } else { 64.0 };
-            self.ctx.pipeline("matmul_gemm", &[("W_DTYPE", dtype.wgsl_id()), ("OUT_MODE", out.mode()), ("BN", bn)])
+            Kernel::Gemm
         }
     }
 
@@ -136,12 +149,23 @@ impl Matmul {
         if t == 0 {
             return Ok(());
         }
-        let gemv = t <= GEMV_MAX_TOKENS;
+        let kernel = self.kernel(t, w.dtype, k);
+        let (wd, om) = (("W_DTYPE", w.dtype.wgsl_id()), ("OUT_MODE", out_kind.mode()));
         for chunk in &w.chunks {
-            // GEMM tiles of 64 tokens x 128 columns where that still gives >= 256 workgroups, else x 64
-            let wide = chunk.rows.div_ceil(128) * t.div_ceil(64) >= 256;
-            let bn = if wide { 128 } else { 64 };
-            let pipeline = self.pipeline(gemv, k % 8 == 0, wide, w.dtype, out_kind)?;
+            // portable GEMM tiles of 64 tokens x 128 columns where that still gives >= 256
+            // workgroups, else x 64; the matrix-core GEMM's are 64 x 128
+            let bn = match kernel {
+                Kernel::Gemm if chunk.rows.div_ceil(128) * t.div_ceil(64) < 256 => 64,
+                _ => 128,
+            };
+            let pipeline = match kernel {
+                Kernel::Gemv => {
+                    let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
+                    self.ctx.pipeline("matmul_gemv", &[wd, om, ("VEC", vec)])?
+                }
+                Kernel::Gemm => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64)])?,
+                Kernel::GemmCoop => self.ctx.pipeline("matmul_gemm_coop", &[wd, om])?,
+            };
             let params = MatmulParams {
                 k: k as u32,
                 n: chunk.rows as u32,
@@ -153,14 +177,13 @@ impl Matmul {
                 _pad: 0,
             };
             let uniform = self.ctx.uniform("matmul params", &params);
-            let workgroups = if gemv {
+            let workgroups = if kernel == Kernel::Gemv {
                 let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
                 [x, y, t as u32]
             } else {
                 gemm_grid(&w.name, chunk.rows, bn, t)?
             };
-            let label = if gemv { "matmul_gemv" } else { "matmul_gemm" };
-            g.push(&self.ctx, label, &pipeline, &[&uniform, x, &chunk.buf, out], workgroups);
+            g.push(&self.ctx, kernel.name(), &pipeline, &[&uniform, x, &chunk.buf, out], workgroups);
             g.note_bytes(chunk.buf.size());
         }
         Ok(())

@@ -1,0 +1,213 @@
+// matmul_gemm_coop.wgsl — the prefill GEMM on matrix cores: out = x @ W^T with cooperative
+// matrices (wgpu's EXPERIMENTAL_COOPERATIVE_MATRIX, Vulkan VK_KHR_cooperative_matrix), 16x16x16
+// multiply-adds of f16 inputs into f32 accumulators. Used where the adapter has that
+// configuration, 32-wide subgroups and f16 activations, for f16/bf16 weights (bf16 -> f16 is
+// exact in f16's range; the source is compiled with `enable f16; enable wgpu_cooperative_matrix;`).
+//
+//   x   (T, K)        packed f16 activations, K % 32 == 0
+//   W   (N, K)        this chunk's rows of the weight, f16 or bf16 (W_DTYPE 1 or 2)
+//   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
+//                     columns [out_offset, out_offset + N)
+// Grid: x = column tiles (N / 128), y = token tiles (T / 64). 128 threads = 4 subgroups of 32;
+// subgroup s computes tokens 32 (s % 2).. x columns 64 (s / 2).. (2 x 4 accumulator tiles).
+// K goes in stages of 32, double-buffered in workgroup memory: the next stage's global loads are
+// issued before the multiply-adds of this one, so one barrier per stage suffices.
+
+override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
+
+struct Params {
+    k: u32,          // inner dimension (elements, multiple of 32)
+    n: u32,          // rows of W in this chunk
+    out_stride: u32, // columns of out (N_total)
+    out_offset: u32, // first column written by this chunk (even)
+    t: u32,          // tokens
+    d_off: u32,      // unused (block formats take the portable GEMM)
+    m_off: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;   // (T, K/8)
+// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
+@group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
+
+const BM: u32 = 64u;  // tokens per tile
+const BN: u32 = 128u; // columns per tile
+const BK: u32 = 32u;  // K per stage
+const LD: u32 = 40u;  // row stride of the staged tiles (f16), padded against bank conflicts
+const XS: u32 = BM * LD;
+const WS: u32 = BN * LD;
+
+var<workgroup> xs: array<f16, 2u * XS>;  // two stages of x: [token][k]
+var<workgroup> ws: array<f16, 2u * WS>;  // two stages of W: [column][k] (= W^T column-major)
+var<workgroup> cs: array<f32, 4u * 256u>; // per subgroup: one 16x16 result tile on its way out
+
+// 8 weights from element e (e % 8 == 0) as 4 words of f16 pairs.
+fn w8_f16(e: u32) -> vec4<u32> {
+    let v = w[e / 8u];
+    if W_DTYPE == 1u {
+        return v;
+    }
+    let lim = vec4<f32>(65504.0);
+    let a = vec4<f32>(bf16x2_to_f32(v.x), bf16x2_to_f32(v.y));
+    let b = vec4<f32>(bf16x2_to_f32(v.z), bf16x2_to_f32(v.w));
+    let ca = clamp(a, -lim, lim);
+    let cb = clamp(b, -lim, lim);
+    return vec4<u32>(pack2x16float(ca.xy), pack2x16float(ca.zw), pack2x16float(cb.xy), pack2x16float(cb.zw));
+}
+
+// Job i (0..1) of this thread in the x stage at k0: 8 values of one token (zeros past T).
+fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
+    let job = lid + 128u * i;
+    let t = t0 + job / 4u;
+    if t >= p.t {
+        return vec4<u32>(0u);
+    }
+    return x[(t * p.k + k0) / 8u + job % 4u];
+}
+
+// Job i (0..3) of this thread in the W stage at k0: 8 weights of one column (zeros past N).
+fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> vec4<u32> {
+    let job = lid + 128u * i;
+    let n = n0 + job / 4u;
+    if n >= p.n {
+        return vec4<u32>(0u);
+    }
+    return w8_f16(n * p.k + k0 + 8u * (job % 4u));
+}
+
+fn put_x(lid: u32, i: u32, stage: u32, v: vec4<u32>) {
+    let job = lid + 128u * i;
+    let o = stage * XS + (job / 4u) * LD + 8u * (job % 4u);
+    for (var j = 0u; j < 4u; j++) {
+        let h = vec2<f16>(unpack2x16float(v[j]));
+        xs[o + 2u * j] = h.x;
+        xs[o + 2u * j + 1u] = h.y;
+    }
+}
+
+fn put_w(lid: u32, i: u32, stage: u32, v: vec4<u32>) {
+    let job = lid + 128u * i;
+    let o = stage * WS + (job / 4u) * LD + 8u * (job % 4u);
+    for (var j = 0u; j < 4u; j++) {
+        let h = vec2<f16>(unpack2x16float(v[j]));
+        ws[o + 2u * j] = h.x;
+        ws[o + 2u * j + 1u] = h.y;
+    }
+}
+
+// Writes 8 results of token t from column col on (bounds-checked; pairs stay whole: N even
+// for packed outputs).
+fn store8(t: u32, col: u32, a: vec4<f32>, b: vec4<f32>) {
+    if t >= p.t {
+        return;
+    }
+    let o = t * p.out_stride + p.out_offset + col;
+    let v = array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
+    if OUT_MODE != 0u {
+        for (var j = 0u; j < 8u; j++) {
+            if col + j < p.n {
+                let prev = select(0.0, bitcast<f32>(out[o + j]), OUT_MODE == 2u);
+                out[o + j] = bitcast<u32>(prev + v[j]);
+            }
+        }
+    } else {
+        for (var j = 0u; j < 8u; j += 2u) {
+            if col + j < p.n {
+                out[(o + j) / 2u] = pack_act(vec2<f32>(v[j], v[j + 1u]));
+            }
+        }
+    }
+}
+
+// Sends accumulator tile (tokens t, columns col, 16 x 16) out through this subgroup's `cs` slot:
+// lane l writes row l / 2, columns 8 (l % 2)...
+fn emit(c: coop_mat16x16<f32, C>, sg: u32, lane: u32, t: u32, col: u32) {
+    coopStoreT(c, &cs[sg * 256u], 16u);
+    workgroupBarrier();
+    let r = lane / 2u;
+    let h = 8u * (lane % 2u);
+    let o = sg * 256u + r * 16u + h;
+    store8(t + r, col + h, vec4<f32>(cs[o], cs[o + 1u], cs[o + 2u], cs[o + 3u]),
+        vec4<f32>(cs[o + 4u], cs[o + 5u], cs[o + 6u], cs[o + 7u]));
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32,
+        @builtin(workgroup_id) wid: vec3<u32>) {
+    let n0 = wid.x * BN;
+    let t0 = wid.y * BM;
+    let sm = 32u * (sg % 2u); // this subgroup's tokens within the tile
+    let sn = 64u * (sg / 2u); // and columns
+    var c00: coop_mat16x16<f32, C>; var c01: coop_mat16x16<f32, C>;
+    var c02: coop_mat16x16<f32, C>; var c03: coop_mat16x16<f32, C>;
+    var c10: coop_mat16x16<f32, C>; var c11: coop_mat16x16<f32, C>;
+    var c12: coop_mat16x16<f32, C>; var c13: coop_mat16x16<f32, C>;
+
+    put_x(lid, 0u, 0u, load_x(lid, 0u, t0, 0u));
+    put_x(lid, 1u, 0u, load_x(lid, 1u, t0, 0u));
+    put_w(lid, 0u, 0u, load_w(lid, 0u, n0, 0u));
+    put_w(lid, 1u, 0u, load_w(lid, 1u, n0, 0u));
+    put_w(lid, 2u, 0u, load_w(lid, 2u, n0, 0u));
+    put_w(lid, 3u, 0u, load_w(lid, 3u, n0, 0u));
+    workgroupBarrier();
+    let stages = p.k / BK;
+    for (var s = 0u; s < stages; s++) {
+        let cur = s % 2u;
+        let more = s + 1u < stages;
+        // the next stage's loads go out first (registers), then this stage's multiply-adds
+        var x0 = vec4<u32>(0u); var x1 = vec4<u32>(0u);
+        var w0 = vec4<u32>(0u); var w1 = vec4<u32>(0u);
+        var w2 = vec4<u32>(0u); var w3 = vec4<u32>(0u);
+        if more {
+            let k1 = (s + 1u) * BK;
+            x0 = load_x(lid, 0u, t0, k1);
+            x1 = load_x(lid, 1u, t0, k1);
+            w0 = load_w(lid, 0u, n0, k1);
+            w1 = load_w(lid, 1u, n0, k1);
+            w2 = load_w(lid, 2u, n0, k1);
+            w3 = load_w(lid, 3u, n0, k1);
+        }
+        for (var kk = 0u; kk < BK; kk += 16u) {
+            let xo = cur * XS + sm * LD + kk;
+            let wo = cur * WS + sn * LD + kk;
+            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[xo], LD);
+            let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[xo + 16u * LD], LD);
+            let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[wo], LD);
+            let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[wo + 16u * LD], LD);
+            let b2 = coopLoad<coop_mat16x16<f16, B>>(&ws[wo + 32u * LD], LD);
+            let b3 = coopLoad<coop_mat16x16<f16, B>>(&ws[wo + 48u * LD], LD);
+            c00 = coopMultiplyAdd(a0, b0, c00);
+            c01 = coopMultiplyAdd(a0, b1, c01);
+            c02 = coopMultiplyAdd(a0, b2, c02);
+            c03 = coopMultiplyAdd(a0, b3, c03);
+            c10 = coopMultiplyAdd(a1, b0, c10);
+            c11 = coopMultiplyAdd(a1, b1, c11);
+            c12 = coopMultiplyAdd(a1, b2, c12);
+            c13 = coopMultiplyAdd(a1, b3, c13);
+        }
+        if more {
+            let next = 1u - cur;
+            put_x(lid, 0u, next, x0);
+            put_x(lid, 1u, next, x1);
+            put_w(lid, 0u, next, w0);
+            put_w(lid, 1u, next, w1);
+            put_w(lid, 2u, next, w2);
+            put_w(lid, 3u, next, w3);
+        }
+        workgroupBarrier();
+    }
+    let t = t0 + sm;
+    let col = n0 + sn;
+    emit(c00, sg, lane, t, col);
+    emit(c01, sg, lane, t, col + 16u);
+    emit(c02, sg, lane, t, col + 32u);
+    emit(c03, sg, lane, t, col + 48u);
+    emit(c10, sg, lane, t + 16u, col);
+    emit(c11, sg, lane, t + 16u, col + 16u);
+    emit(c12, sg, lane, t + 16u, col + 32u);
+    emit(c13, sg, lane, t + 16u, col + 48u);
+}
