@@ -2,7 +2,9 @@
 // matrices (wgpu's EXPERIMENTAL_COOPERATIVE_MATRIX, Vulkan VK_KHR_cooperative_matrix), 16x16x16
 // multiply-adds of f16 inputs into f32 accumulators. Used where the adapter has that
 // configuration, 32-wide subgroups and f16 activations, for f16/bf16 weights (bf16 -> f16 is
-// exact in f16's range; the source is compiled with `enable f16; enable wgpu_cooperative_matrix;`).
+// exact in f16's range, see to_f16; the source is compiled with `enable f16; enable
+// wgpu_cooperative_matrix;`). Tiles are staged as f16 scalars: NVIDIA's compiler rejects
+// cooperative loads from u32 or vec4<u32> workgroup arrays, and naga has no bitcast to vec2<f16>.
 //
 //   x   (T, K)        packed f16 activations, K % 32 == 0
 //   W   (N, K)        this chunk's rows of the weight, f16 or bf16 (W_DTYPE 1 or 2)
@@ -34,27 +36,13 @@ struct Params {
 const BM: u32 = 64u;  // tokens per tile
 const BN: u32 = 128u; // columns per tile
 const BK: u32 = 32u;  // K per stage
-const LD: u32 = 40u;  // row stride of the staged tiles (f16), padded against bank conflicts
+const LD: u32 = 40u;  // row stride of the staged tiles (f16): 32 + 8 against bank conflicts
 const XS: u32 = BM * LD;
 const WS: u32 = BN * LD;
 
-var<workgroup> xs: array<f16, 2u * XS>;  // two stages of x: [token][k]
-var<workgroup> ws: array<f16, 2u * WS>;  // two stages of W: [column][k] (= W^T column-major)
+var<workgroup> xs: array<f16, 2u * XS>;    // two stages of x: [token][k]
+var<workgroup> ws: array<f16, 2u * WS>;    // two stages of W: [column][k] (= W^T column-major)
 var<workgroup> cs: array<f32, 4u * 256u>; // per subgroup: one 16x16 result tile on its way out
-
-// 8 weights from element e (e % 8 == 0) as 4 words of f16 pairs.
-fn w8_f16(e: u32) -> vec4<u32> {
-    let v = w[e / 8u];
-    if W_DTYPE == 1u {
-        return v;
-    }
-    let lim = vec4<f32>(65504.0);
-    let a = vec4<f32>(bf16x2_to_f32(v.x), bf16x2_to_f32(v.y));
-    let b = vec4<f32>(bf16x2_to_f32(v.z), bf16x2_to_f32(v.w));
-    let ca = clamp(a, -lim, lim);
-    let cb = clamp(b, -lim, lim);
-    return vec4<u32>(pack2x16float(ca.xy), pack2x16float(ca.zw), pack2x16float(cb.xy), pack2x16float(cb.zw));
-}
 
 // Job i (0..1) of this thread in the x stage at k0: 8 values of one token (zeros past T).
 fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
@@ -66,21 +54,32 @@ fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
     return x[(t * p.k + k0) / 8u + job % 4u];
 }
 
-// Job i (0..3) of this thread in the W stage at k0: 8 weights of one column (zeros past N).
+// Job i (0..3) of this thread in the W stage at k0: 8 weights of one column as stored (zeros
+// past N). Converted only when staged, so these loads stay in flight during the multiply-adds.
 fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> vec4<u32> {
     let job = lid + 128u * i;
     let n = n0 + job / 4u;
     if n >= p.n {
         return vec4<u32>(0u);
     }
-    return w8_f16(n * p.k + k0 + 8u * (job % 4u));
+    return w[(n * p.k + k0) / 8u + job % 4u];
+}
+
+// Two stored values -> f16: f16 as is; bf16 exactly in f16's range (rounded to nearest even
+// below 2^-14, clamped to +-65504 above; NaN stays NaN).
+fn to_f16(v: u32, bf16: bool) -> vec2<f16> {
+    if !bf16 {
+        return vec2<f16>(unpack2x16float(v));
+    }
+    let f = bf16x2_to_f32(v);
+    return vec2<f16>(select(clamp(f, vec2<f32>(-65504.0), vec2<f32>(65504.0)), f, f != f));
 }
 
 fn put_x(lid: u32, i: u32, stage: u32, v: vec4<u32>) {
     let job = lid + 128u * i;
     let o = stage * XS + (job / 4u) * LD + 8u * (job % 4u);
     for (var j = 0u; j < 4u; j++) {
-        let h = vec2<f16>(unpack2x16float(v[j]));
+        let h = to_f16(v[j], false);
         xs[o + 2u * j] = h.x;
         xs[o + 2u * j + 1u] = h.y;
     }
@@ -90,7 +89,7 @@ fn put_w(lid: u32, i: u32, stage: u32, v: vec4<u32>) {
     let job = lid + 128u * i;
     let o = stage * WS + (job / 4u) * LD + 8u * (job % 4u);
     for (var j = 0u; j < 4u; j++) {
-        let h = vec2<f16>(unpack2x16float(v[j]));
+        let h = to_f16(v[j], W_DTYPE == 2u);
         ws[o + 2u * j] = h.x;
         ws[o + 2u * j + 1u] = h.y;
     }

@@ -109,6 +109,36 @@ fn matmul_all_dtypes_both_paths() {
     }
 }
 
+#[test]
+fn matmul_every_bf16_value_both_paths() {
+    // Every finite bf16 bit pattern as a weight, read back through x = identity in a prompt-sized
+    // GEMM. The portable GEMM computes in f32 (exact); the matrix-core GEMM (where the adapter has
+    // it) converts bf16 to f16: exact in f16's normal range, rounded to nearest even f16
+    // subnormals below 2^-14, clamped to +-65504 above.
+    let (k, n) = (64, 1024);
+    let bits: Vec<u16> =
+        (0..=u16::MAX).map(|b| if (b & 0x7fff) >= 0x7f80 { 0 } else { b }).collect();
+    let values: Vec<f32> = bits.iter().map(|&b| f32::from_bits((b as u32) << 16)).collect();
+    let x: Vec<f32> = (0..k * k).map(|i| if i / k == i % k { 1.0 } else { 0.0 }).collect();
+    for path in PATHS {
+        let c = ctx(path);
+        let w = Weight::upload(c, "test.weight", WeightDtype::Bf16, n, k, bytemuck::cast_slice(&bits)).unwrap();
+        let ob = poisoned(c, k * n * 4);
+        let mut g = Graph::new();
+        Matmul::new(c).record(&mut g, &upload_act(c, &x), &w, &ob, MatmulOut::F32, k).unwrap();
+        g.run(c);
+        let got = read_f32(c, &ob, k * n);
+        for (i, &v) in values.iter().enumerate() {
+            let (row, col) = (i / k, i % k);
+            let want = if c.coopmat { half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32() } else { v };
+            let g = got[col * n + row];
+            // f32 subnormal weights may be flushed to zero (WGSL allows it; NVIDIA does)
+            let flushed = want.is_subnormal() && g == 0.0;
+            assert!(g == want || flushed, "{path:?} coopmat={} bf16 {:#06x} = {v:e}: got {g:e}, want {want:e}", c.coopmat, bits[i]);
+        }
+    }
+}
+
 const BLOCKS: [WeightDtype; 3] = [WeightDtype::Q8_0, WeightDtype::Q4_0, WeightDtype::Q4_1];
 
 /// GGUF K-quants (super-blocks of 256), kept quantized on the GPU.
