@@ -10,12 +10,15 @@
 //   W   (N, K)        this chunk's rows of the weight, f16 or bf16 (W_DTYPE 1 or 2)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
-// Grid: x = column tiles (N / 128), y = token tiles (T / 64). 128 threads = 4 subgroups of 32;
-// subgroup s computes tokens 32 (s % 2).. x columns 64 (s / 2).. (2 x 4 accumulator tiles).
+// Grid: x = column tiles (N / 128), y = token tiles (T / BM). 2 BM threads = BM / 16 subgroups
+// of 32; subgroup s computes tokens 32 (s % (BM / 32)).. x columns 64 (s / (BM / 32)).. (2 x 4
+// accumulator tiles). BM = 128 halves the weight traffic per token; it fills 48 KiB of
+// workgroup memory.
 // K goes in stages of 32, double-buffered in workgroup memory: the next stage's global loads are
 // issued before the multiply-adds of this one, so one barrier per stage suffices.
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
+override BM: u32 = 64u;      // tokens per tile: 64 or 128
 
 struct Params {
     k: u32,          // inner dimension (elements, multiple of 32)
@@ -33,20 +36,21 @@ struct Params {
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
-const BM: u32 = 64u;  // tokens per tile
 const BN: u32 = 128u; // columns per tile
 const BK: u32 = 32u;  // K per stage
 const LD: u32 = 40u;  // row stride of the staged tiles (f16): 32 + 8 against bank conflicts
-const XS: u32 = BM * LD;
+override XS: u32 = BM * LD;
 const WS: u32 = BN * LD;
+override THREADS: u32 = 2u * BM;
+override W_JOBS: u32 = BN * 4u / THREADS; // vec4 loads of the W stage per thread: 4 or 2
 
 var<workgroup> xs: array<f16, 2u * XS>;    // two stages of x: [token][k]
 var<workgroup> ws: array<f16, 2u * WS>;    // two stages of W: [column][k] (= W^T column-major)
-var<workgroup> cs: array<f32, 4u * 256u>; // per subgroup: one 16x16 result tile on its way out
+var<workgroup> cs: array<f32, THREADS / 32u * 256u>; // per subgroup: a 16x16 result tile on its way out
 
 // Job i (0..1) of this thread in the x stage at k0: 8 values of one token (zeros past T).
 fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
-    let job = lid + 128u * i;
+    let job = lid + THREADS * i;
     let t = t0 + job / 4u;
     if t >= p.t {
         return vec4<u32>(0u);
@@ -54,10 +58,11 @@ fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
     return x[(t * p.k + k0) / 8u + job % 4u];
 }
 
-// Job i (0..3) of this thread in the W stage at k0: 8 weights of one column as stored (zeros
-// past N). Converted only when staged, so these loads stay in flight during the multiply-adds.
+// Job i (< W_JOBS) of this thread in the W stage at k0: 8 weights of one column as stored
+// (zeros past N). Converted only when staged, so these loads stay in flight during the
+// multiply-adds.
 fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> vec4<u32> {
-    let job = lid + 128u * i;
+    let job = lid + THREADS * i;
     let n = n0 + job / 4u;
     if n >= p.n {
         return vec4<u32>(0u);
@@ -76,7 +81,7 @@ fn to_f16(v: u32, bf16: bool) -> vec2<f16> {
 }
 
 fn put_x(lid: u32, i: u32, stage: u32, v: vec4<u32>) {
-    let job = lid + 128u * i;
+    let job = lid + THREADS * i;
     let o = stage * XS + (job / 4u) * LD + 8u * (job % 4u);
     for (var j = 0u; j < 4u; j++) {
         let h = to_f16(v[j], false);
@@ -86,7 +91,7 @@ fn put_x(lid: u32, i: u32, stage: u32, v: vec4<u32>) {
 }
 
 fn put_w(lid: u32, i: u32, stage: u32, v: vec4<u32>) {
-    let job = lid + 128u * i;
+    let job = lid + THREADS * i;
     let o = stage * WS + (job / 4u) * LD + 8u * (job % 4u);
     for (var j = 0u; j < 4u; j++) {
         let h = to_f16(v[j], W_DTYPE == 2u);
@@ -132,15 +137,15 @@ fn emit(c: coop_mat16x16<f32, C>, sg: u32, lane: u32, t: u32, col: u32) {
     workgroupBarrier();
 }
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(THREADS)
 fn main(@builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) lane: u32,
         @builtin(workgroup_id) wid: vec3<u32>) {
     let n0 = wid.x * BN;
     let t0 = wid.y * BM;
-    let sm = 32u * (sg % 2u); // this subgroup's tokens within the tile
-    let sn = 64u * (sg / 2u); // and columns
+    let sm = 32u * (sg % (BM / 32u)); // this subgroup's tokens within the tile
+    let sn = 64u * (sg / (BM / 32u)); // and columns
     var c00: coop_mat16x16<f32, C>; var c01: coop_mat16x16<f32, C>;
     var c02: coop_mat16x16<f32, C>; var c03: coop_mat16x16<f32, C>;
     var c10: coop_mat16x16<f32, C>; var c11: coop_mat16x16<f32, C>;
@@ -148,10 +153,9 @@ fn main(@builtin(local_invocation_index) lid: u32,
 
     put_x(lid, 0u, 0u, load_x(lid, 0u, t0, 0u));
     put_x(lid, 1u, 0u, load_x(lid, 1u, t0, 0u));
-    put_w(lid, 0u, 0u, load_w(lid, 0u, n0, 0u));
-    put_w(lid, 1u, 0u, load_w(lid, 1u, n0, 0u));
-    put_w(lid, 2u, 0u, load_w(lid, 2u, n0, 0u));
-    put_w(lid, 3u, 0u, load_w(lid, 3u, n0, 0u));
+    for (var i = 0u; i < W_JOBS; i++) {
+        put_w(lid, i, 0u, load_w(lid, i, n0, 0u));
+    }
     workgroupBarrier();
     let stages = p.k / BK;
     for (var s = 0u; s < stages; s++) {
@@ -167,8 +171,10 @@ fn main(@builtin(local_invocation_index) lid: u32,
             x1 = load_x(lid, 1u, t0, k1);
             w0 = load_w(lid, 0u, n0, k1);
             w1 = load_w(lid, 1u, n0, k1);
-            w2 = load_w(lid, 2u, n0, k1);
-            w3 = load_w(lid, 3u, n0, k1);
+            if W_JOBS == 4u {
+                w2 = load_w(lid, 2u, n0, k1);
+                w3 = load_w(lid, 3u, n0, k1);
+            }
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
             let xo = cur * XS + sm * LD + kk;
@@ -194,8 +200,10 @@ fn main(@builtin(local_invocation_index) lid: u32,
             put_x(lid, 1u, next, x1);
             put_w(lid, 0u, next, w0);
             put_w(lid, 1u, next, w1);
-            put_w(lid, 2u, next, w2);
-            put_w(lid, 3u, next, w3);
+            if W_JOBS == 4u {
+                put_w(lid, 2u, next, w2);
+                put_w(lid, 3u, next, w3);
+            }
         }
         workgroupBarrier();
     }

@@ -90,6 +90,7 @@ fn matmul_all_dtypes_both_paths() {
         (33, 96, 130),
         (130, 64, 200),
         (65, 64, 16386),
+        (300, 96, 130), // 128-token matrix-core tiles where the adapter has them
     ];
     for path in PATHS {
         let c = ctx(path);
@@ -102,7 +103,7 @@ fn matmul_all_dtypes_both_paths() {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::F32);
             }
             // accumulated into the f32 residual stream, decode and prefill
-            for &(t, k, n) in &[(1, 576, 130), (33, 96, 66)] {
+            for &(t, k, n) in &[(1, 576, 130), (33, 96, 66), (257, 64, 66)] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::AddF32);
             }
         }
@@ -116,8 +117,7 @@ fn matmul_every_bf16_value_both_paths() {
     // it) converts bf16 to f16: exact in f16's normal range, rounded to nearest even f16
     // subnormals below 2^-14, clamped to +-65504 above.
     let (k, n) = (64, 1024);
-    let bits: Vec<u16> =
-        (0..=u16::MAX).map(|b| if (b & 0x7fff) >= 0x7f80 { 0 } else { b }).collect();
+    let bits: Vec<u16> = (0..=u16::MAX).map(|b| if (b & 0x7fff) >= 0x7f80 { 0 } else { b }).collect();
     let values: Vec<f32> = bits.iter().map(|&b| f32::from_bits((b as u32) << 16)).collect();
     let x: Vec<f32> = (0..k * k).map(|i| if i / k == i % k { 1.0 } else { 0.0 }).collect();
     for path in PATHS {
@@ -130,11 +130,16 @@ fn matmul_every_bf16_value_both_paths() {
         let got = read_f32(c, &ob, k * n);
         for (i, &v) in values.iter().enumerate() {
             let (row, col) = (i / k, i % k);
-            let want = if c.coopmat { half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32() } else { v };
+            let want = if c.coopmat() { half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32() } else { v };
             let g = got[col * n + row];
             // f32 subnormal weights may be flushed to zero (WGSL allows it; NVIDIA does)
             let flushed = want.is_subnormal() && g == 0.0;
-            assert!(g == want || flushed, "{path:?} coopmat={} bf16 {:#06x} = {v:e}: got {g:e}, want {want:e}", c.coopmat, bits[i]);
+            assert!(
+                g == want || flushed,
+                "{path:?} coopmat={} bf16 {:#06x} = {v:e}: got {g:e}, want {want:e}",
+                c.coopmat(),
+                bits[i]
+            );
         }
     }
 }

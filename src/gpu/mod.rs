@@ -10,6 +10,7 @@ pub use wgpu::Features;
 use crate::dtype::ActDtype;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
@@ -68,10 +69,11 @@ pub struct GpuContext {
     /// Kernels with a subgroup variant (`*_sg`, the fused norm-GEMV) use it: a native adapter
     /// with `SUBGROUP`, and [`GpuOptions::no_subgroups`] off.
     pub subgroups: bool,
-    /// The prefill GEMM of f16/bf16 weights runs on matrix cores (`matmul_gemm_coop`): a native
-    /// adapter with `EXPERIMENTAL_COOPERATIVE_MATRIX` offering 16x16x16 f16 x f16 + f32, 32-wide
-    /// subgroups, f16 activations, and [`GpuOptions::no_coopmat`] off.
-    pub coopmat: bool,
+    /// The prefill GEMM of f16/bf16 weights may run on matrix cores (`matmul_gemm_coop`): a
+    /// native adapter with `EXPERIMENTAL_COOPERATIVE_MATRIX` offering 16x16x16 f16 x f16 + f32,
+    /// 32-wide subgroups, f16 activations, and [`GpuOptions::no_coopmat`] off. Turned off for good
+    /// if the driver fails to compile that kernel (see [`GpuContext::coopmat`]).
+    coopmat: Arc<AtomicBool>,
     pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
 }
 
@@ -198,9 +200,19 @@ impl GpuContext {
             act,
             max_binding,
             subgroups,
-            coopmat,
+            coopmat: Arc::new(AtomicBool::new(coopmat)),
             pipelines: Arc::default(),
         })
+    }
+
+    /// Whether the prefill GEMM of f16/bf16 weights runs on matrix cores (cooperative matrices).
+    pub fn coopmat(&self) -> bool {
+        self.coopmat.load(Ordering::Relaxed)
+    }
+
+    /// Turns the matrix-core GEMM off for this device (after its kernel failed to compile).
+    pub fn disable_coopmat(&self) {
+        self.coopmat.store(false, Ordering::Relaxed);
     }
 
     /// A human-readable report: adapter, backend, features, limits, activation path.
@@ -221,7 +233,7 @@ impl GpuContext {
             self.features.contains(wgpu::Features::TIMESTAMP_QUERY),
             self.act.name(),
             self.subgroups,
-            self.coopmat,
+            self.coopmat(),
             l.max_storage_buffer_binding_size,
             l.max_buffer_size,
             l.max_compute_workgroup_storage_size,
@@ -272,7 +284,8 @@ impl GpuContext {
         }));
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let errors: Vec<wgpu::Error> = scopes.into_iter().rev().filter_map(|s| pollster::block_on(s.pop())).collect();
+            let errors: Vec<wgpu::Error> =
+                scopes.into_iter().rev().filter_map(|s| pollster::block_on(s.pop())).collect();
             if let Some(e) = errors.first() {
                 return Err(Error::Gpu { what: format!("compiling kernel {name} {all:?}"), reason: e.to_string() });
             }

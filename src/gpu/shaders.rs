@@ -77,6 +77,11 @@ mod tests {
                     }
                     naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
                         .unwrap_or_else(|e| panic!("{name} ACT_F16={act_f16} W_DTYPE={w_dtype}: {e}"));
+                    if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("BM")) {
+                        constants.insert("BM".into(), 128.0);
+                        naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+                            .unwrap_or_else(|e| panic!("{name} BM=128 W_DTYPE={w_dtype}: {e}"));
+                    }
                 }
             }
         }

@@ -39,9 +39,9 @@ pub(crate) fn check_even(what: &str, n: usize) -> Result<()> {
 }
 
 /// Workgroups of a tiled GEMM over `rows` weight rows and `t` tokens: x = column tiles of `bn`,
-/// y = token tiles of 64 (each count within WebGPU's 65535).
-pub(crate) fn gemm_grid(name: &str, rows: usize, bn: usize, t: usize) -> Result<[u32; 3]> {
-    let (wx, wy) = (rows.div_ceil(bn), t.div_ceil(64));
+/// y = token tiles of `bm` (each count within WebGPU's 65535).
+pub(crate) fn gemm_grid(name: &str, rows: usize, bn: usize, t: usize, bm: usize) -> Result<[u32; 3]> {
+    let (wx, wy) = (rows.div_ceil(bn), t.div_ceil(bm));
     if wx > 65_535 || wy > 65_535 {
         return Err(Error::Invalid(format!("{name}: GEMM grid {wx}x{wy} exceeds 65535 workgroups")));
     }

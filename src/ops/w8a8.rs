@@ -127,7 +127,7 @@ impl W8a8 {
             };
             let uniform = self.ctx.uniform("w8a8 params", &params);
             let grid = if gemm {
-                gemm_grid(&w.name, chunk.rows, 64, t)?
+                gemm_grid(&w.name, chunk.rows, 64, t, 64)?
             } else {
                 let [x_wg, y_wg, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
                 [x_wg, y_wg, t as u32]
