@@ -31,8 +31,9 @@ const ROWS: u32 = 4u;
 
 var<workgroup> partial: array<array<i32, LANES>, ROWS>;
 
-fn i8x4(v: u32) -> vec4<i32> {
-    return (vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+// Dot product of 16 int8 pairs (exact).
+fn dot16(a: vec4<u32>, b: vec4<u32>) -> i32 {
+    return (dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y)) + (dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w));
 }
 
 fn x_word(i: u32) -> u32 {
@@ -64,12 +65,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     var acc = 0;
     if row < p.n {
         if p.k % 16u == 0u {
-            // 16 int8 per 16-byte load
+            // 16 int8 per 16-byte load, two loads in flight per lane
             let groups = p.k / 16u;
-            for (var j = lane; j < groups; j += LANES) {
-                let a = xq[t * groups + j];
-                let b = w[row * groups + j];
-                acc += dot(i8x4(a.x), i8x4(b.x)) + dot(i8x4(a.y), i8x4(b.y)) + dot(i8x4(a.z), i8x4(b.z)) + dot(i8x4(a.w), i8x4(b.w));
+            var j = lane;
+            for (; j + LANES < groups; j += 2u * LANES) {
+                let a0 = xq[t * groups + j];
+                let b0 = w[row * groups + j];
+                let a1 = xq[t * groups + j + LANES];
+                let b1 = w[row * groups + j + LANES];
+                acc += dot16(a0, b0) + dot16(a1, b1);
+            }
+            if j < groups {
+                acc += dot16(xq[t * groups + j], w[row * groups + j]);
             }
         } else {
             for (var e = lane; e < p.k; e += LANES) {

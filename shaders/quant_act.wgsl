@@ -1,6 +1,8 @@
 // quant_act.wgsl — dynamic per-token symmetric int8 quantization of activations (W8A8 input):
 //   s = max|x| / 127, q = round_half_even(x / s) clamped to [-128, 127]
-//   x  (T, K)          packed activations
+//   x  (T, K)          packed activations; with SWIGLU (the down projection's input) x is the
+//                      gate/up output (T, 2K), interleaved (1: gate_0, up_0, gate_1, ...) or
+//                      halves (2: [gate | up]), and the value quantized is silu(gate) * up in f32
 //   xq (T, ceil(K/4))  int8, four per u32 (element 4j + b in byte b of word j)
 //   xs (T)             f32 scales
 // One 256-thread workgroup per token row.
@@ -17,14 +19,28 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> xq: array<u32>;
 @group(0) @binding(3) var<storage, read_write> xs: array<f32>;
 
+override SWIGLU: u32 = 0u;
+
 const WG: u32 = 256u;
 var<workgroup> red: array<f32, WG>;
 
-// Element e of row `row` (K may be odd: rows are not pair-aligned then).
-fn elem(row: u32, e: u32) -> f32 {
-    let i = row * p.k + e;
+// The packed value at element index i.
+fn val(i: u32) -> f32 {
     let v = unpack_act(x[i / 2u]);
     return select(v.x, v.y, (i & 1u) == 1u);
+}
+
+// Element e of row `row` (K may be odd: rows are not pair-aligned then).
+fn elem(row: u32, e: u32) -> f32 {
+    if SWIGLU == 1u {
+        let gu = unpack_act(x[row * p.k + e]); // (gate_e, up_e)
+        return gu.x / (1.0 + exp(-gu.x)) * gu.y;
+    }
+    if SWIGLU == 2u {
+        let gate = val(2u * row * p.k + e);
+        return gate / (1.0 + exp(-gate)) * val(2u * row * p.k + p.k + e);
+    }
+    return val(row * p.k + e);
 }
 
 @compute @workgroup_size(256)

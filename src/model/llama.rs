@@ -10,7 +10,8 @@ use crate::graph::Graph;
 use crate::ops::{
     argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, matmul::Matmul,
     matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, matmul_norm::NormEpilogue, rms_norm::RmsNorm,
-    rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu, w8a8::QuantScratch, w8a8::W8a8, OutCols,
+    rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu, w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8,
+    OutCols,
 };
 use std::borrow::Cow;
 
@@ -277,19 +278,30 @@ impl Llama {
         self.linears(g, s, &s.h, parts, out, t, false)
     }
 
-    /// Records `s.act (t, I) = silu(gate) * up` of `rms_norm(x)`: for decode with a fused gate/up
-    /// weight, one GEMV with the norm and the SwiGLU fused in; otherwise through `s.gu`.
-    fn mlp_act(&self, g: &mut Graph, s: &Scratch, w: &Layer, t: usize) -> Result<()> {
+    /// Records `x (t, C) f32 += down_proj(silu(gate) * up)` of `h = rms_norm(x)`: for decode with
+    /// a fused gate/up weight, one GEMV with the norm and the SwiGLU fused in, into `s.act`;
+    /// otherwise the gate/up output `s.gu`, then the SwiGLU into `s.act` or, for a W8A8
+    /// down_proj, straight into its int8 input.
+    fn mlp(&self, g: &mut Graph, s: &Scratch, w: &Layer, t: usize) -> Result<()> {
         let i = self.config.intermediate_size;
         let norm = &w.post_attention_layernorm;
         if let [gu] = &w.gate_up[..] {
             if t <= GEMV_MAX_TOKENS && MatmulNorm::supports(norm, gu) {
                 let eps = self.config.rms_norm_eps;
-                return self.ops.matmul_norm.record(g, &s.x, norm, gu, &s.act, NormEpilogue::Swiglu, t, eps);
+                self.ops.matmul_norm.record(g, &s.x, norm, gu, &s.act, NormEpilogue::Swiglu, t, eps)?;
+                return self.residual(g, s, &s.act, &w.down_proj, t);
             }
         }
-        self.normed_linears(g, s, norm, &w.gate_up, &s.gu, t)?;
-        self.ops.swiglu.record(g, &s.gu, &s.act, i, t, w.gate_up.len() == 1)
+        self.normed_linears(g, s, norm, &w.gate_up, &s.gu, t)?; // gu (T, 2I)
+        let interleaved = w.gate_up.len() == 1;
+        if w.down_proj.dtype == crate::WeightDtype::I8 {
+            let input = QuantInput::Swiglu { interleaved };
+            self.ops.w8a8.quantize_from(g, &s.gu, input, &s.quant, i, t)?;
+            let cols = OutCols::all(w.down_proj.rows);
+            return self.ops.w8a8.matmul(g, &s.quant, &w.down_proj, &s.x, cols, MatmulOut::AddF32, t);
+        }
+        self.ops.swiglu.record(g, &s.gu, &s.act, i, t, interleaved)?; // act (T, I)
+        self.residual(g, s, &s.act, &w.down_proj, t)
     }
 
     /// Records `x (t, C) f32 += input @ W^T`: the add is the matmul's epilogue.
@@ -316,8 +328,7 @@ impl Llama {
             ops.attention.record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, Some(&s.attn_part), shape, t)?; // (T, H*D)
             self.residual(g, s, &s.attn, &w.o_proj, t)?;
             // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
-            self.mlp_act(g, s, w, t)?; // act (T, I)
-            self.residual(g, s, &s.act, &w.down_proj, t)?;
+            self.mlp(g, s, w, t)?;
         }
         ops.rms_norm.record(g, &s.x, &self.norm, &s.h, t, eps) // h = norm(x)
     }

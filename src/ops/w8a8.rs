@@ -61,6 +61,19 @@ impl QuantScratch {
     }
 }
 
+/// What [`W8a8::quantize_from`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantInput {
+    /// Packed activations `(t, k)`.
+    Act,
+    /// The gate/up projection's output `(t, 2k)` (columns interleaved gate, up, gate, ... or
+    /// `[gate | up]`); the values quantized are `silu(gate) * up` (the down projection's input).
+    Swiglu {
+        /// Interleaved columns (a fused gate/up weight) rather than halves.
+        interleaved: bool,
+    },
+}
+
 /// The W8A8 op.
 pub struct W8a8 {
     ctx: GpuContext,
@@ -74,10 +87,31 @@ impl W8a8 {
 
     /// Records the per-token int8 quantization of `x (t, k)` into `q`.
     pub fn quantize(&self, g: &mut Graph, x: &wgpu::Buffer, q: &QuantScratch, k: usize, t: usize) -> Result<()> {
-        check_buf("w8a8 input", x, act_bytes(t * k))?;
+        self.quantize_from(g, x, QuantInput::Act, q, k, t)
+    }
+
+    /// Records the per-token int8 quantization of `k` values per token read from `x` as `input`
+    /// says into `q`.
+    pub fn quantize_from(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        input: QuantInput,
+        q: &QuantScratch,
+        k: usize,
+        t: usize,
+    ) -> Result<()> {
+        let (mode, width) = match input {
+            QuantInput::Act => (0.0, k),
+            QuantInput::Swiglu { interleaved } => {
+                check_even("SwiGLU width", k)?;
+                (if interleaved { 1.0 } else { 2.0 }, 2 * k)
+            }
+        };
+        check_buf("w8a8 input", x, act_bytes(t * width))?;
         check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
         check_buf("w8a8 scale scratch", &q.xs, (t * 4) as u64)?;
-        let quant = self.ctx.pipeline("quant_act", &[])?;
+        let quant = self.ctx.pipeline("quant_act", &[("SWIGLU", mode)])?;
         let uniform = self.ctx.uniform("quant_act params", &QuantActParams { k: k as u32, t: t as u32, _pad: [0; 2] });
         g.push(&self.ctx, "quant_act", &quant, &[&uniform, x, &q.xq, &q.xs], fold_workgroups(t as u32));
         Ok(())
