@@ -390,6 +390,52 @@ fn attention_gqa_causal_both_paths() {
 }
 
 /// (T, 2I) gate/up output in the fused weight's row order (alternating) or as `[gate | up]`.
+#[test]
+fn attention_prompt_both_paths() {
+    // one sequence's prompt chunk: on matrix cores where the adapter has them, else the same as
+    // `record`. q rows are padded to 64 with NaN (which must not leak into real rows); the caches
+    // have PROMPT_PAD positions of zeros after the last slot (as the session's zero-initialised
+    // padding: matrix-core tiles multiply masked keys' values by zero, so they must be finite).
+    // (heads, kv_heads, head_dim, slot, first position, tokens)
+    use inferno_llama::ops::attention::PROMPT_PAD;
+    let cases = [
+        (8, 2, 64, 1, 0, 100),  // two token tiles, the second partial, slot 1
+        (4, 4, 128, 0, 37, 64), // past position 0, one full tile
+        (6, 1, 48, 1, 640, 60), // D = 48, keys to the end of the cache's last slot
+        (9, 3, 64, 0, 5, 17),
+        (2, 1, 36, 0, 0, 20), // D not a multiple of 16: the scalar kernel
+    ];
+    for path in PATHS {
+        let c = ctx(path);
+        for &(heads, kv_heads, d, slot, from, t) in &cases {
+            let mut rng = rng("attention_prompt");
+            let (slots, ctx_len) = (2, 700);
+            let tok: Vec<(usize, usize)> = (from..from + t).map(|p| (slot, p)).collect();
+            let q = round_act(path, &rand_vec(&mut rng, t * heads * d, 1.5));
+            let n = slots * ctx_len * kv_heads * d;
+            let (kc, vc) = (round_act(path, &rand_vec(&mut rng, n, 1.0)), round_act(path, &rand_vec(&mut rng, n, 1.0)));
+            let want = cpu::attention(&q, &kc, &vc, &tok, heads, kv_heads, d, ctx_len);
+            let pad = vec![0.0; PROMPT_PAD * kv_heads * d];
+            let kb = upload_act(c, &[kc.clone(), pad.clone()].concat());
+            let vb = upload_act(c, &[vc.clone(), pad].concat());
+            let qpad = vec![f32::NAN; (t.div_ceil(64) * 64 - t) * heads * d];
+            let (qb, tb) = (upload_act(c, &[q.clone(), qpad].concat()), tok_buf(c, &tok));
+            let shape = AttentionShape { heads, kv_heads, head_dim: d, ctx: ctx_len };
+            let ob = poisoned(c, t * heads * d * 2);
+            let part = poisoned(c, part_bytes(t, shape) as usize);
+            let mut g = Graph::new();
+            let a = Attention::new(c);
+            a.record_prompt(&mut g, &qb, &tb, &kb, &vb, &ob, Some(&part), shape, t).unwrap();
+            g.run(c);
+            let what = format!(
+                "prompt attention {path:?} H={heads} Hkv={kv_heads} D={d} t={t} from={from} matrix cores={}",
+                a.prompt_on_matrix_cores(shape, t)
+            );
+            assert_close(&what, &read_act(c, &ob, t * heads * d), &want, act_tol(path));
+        }
+    }
+}
+
 fn gate_up_layout(gate: &[f32], up: &[f32], i: usize, interleaved: bool) -> Vec<f32> {
     gate.chunks(i)
         .zip(up.chunks(i))
@@ -599,8 +645,8 @@ fn quant_of_swiglu_both_layouts_both_paths() {
 
 #[test]
 fn norm_quant_equals_norm_then_quant() {
-    // the W8A8 input: RMSNorm straight into int8 words + per-token scales must be bit for bit
-    // what rms_norm (packed activations) followed by quant_act gives
+    // the W8A8 input: RMSNorm straight into int8 words + per-token scales must be what rms_norm
+    // (packed activations) followed by quant_act gives
     use inferno_llama::ops::w8a8::{QuantScratch, W8a8};
     for path in PATHS {
         let c = ctx(path);
@@ -621,8 +667,19 @@ fn norm_quant_equals_norm_then_quant() {
                     read_f32(c, b, n).iter().map(|v| v.to_bits()).collect()
                 };
                 let what = format!("norm+quant {path:?} norm {gdtype:?} t={t} k={k}");
-                assert_eq!(words(&fused.xq, t * k / 4), words(&plain.xq, t * k / 4), "{what}: int8 words");
-                assert_eq!(words(&fused.xs, t), words(&plain.xs, t), "{what}: scales");
+                // bit for bit on lavapipe; a GPU whose compiler lowers the two kernels' x / s
+                // differently (WGSL division is 2.5 ulp; NVIDIA's) may round an int8 value the
+                // other way where x / s lands within rounding of a half
+                let bytes = |b: &wgpu::Buffer| -> Vec<i8> {
+                    words(b, t * k / 4).iter().flat_map(|w| w.to_le_bytes().map(|v| v as i8)).collect()
+                };
+                let (f, pl) = (bytes(&fused.xq), bytes(&plain.xq));
+                let off = f.iter().zip(&pl).filter(|(a, b)| a != b).count();
+                assert!(f.iter().zip(&pl).all(|(a, b)| (*a as i32 - *b as i32).abs() <= 1), "{what}: int8 values");
+                assert!(off * 100 <= t * k, "{what}: {off} int8 values one step off");
+                for (a, b) in read_f32(c, &fused.xs, t).iter().zip(read_f32(c, &plain.xs, t)) {
+                    assert!((a - b).abs() <= 2.0 * f32::EPSILON * b.abs(), "{what}: scales {a} vs {b}");
+                }
             }
         }
     }

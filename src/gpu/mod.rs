@@ -268,7 +268,7 @@ impl GpuContext {
         // by construction (global reads guarded by t < T, n < N, K % 32 == 0 checked by the
         // caller; workgroup-memory offsets inside the staged tiles; writes guarded per element).
         let checks = wgpu::ShaderRuntimeChecks {
-            bounds_checks: !name.ends_with("_coop"),
+            bounds_checks: name != "matmul_gemm_coop",
             force_loop_bounding: false,
             ..wgpu::ShaderRuntimeChecks::checked()
         };

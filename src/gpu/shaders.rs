@@ -32,6 +32,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("rms_norm", include_str!("../../shaders/rms_norm.wgsl")),
     ("rope", include_str!("../../shaders/rope.wgsl")),
     ("attention", include_str!("../../shaders/attention.wgsl")),
+    ("attention_coop", include_str!("../../shaders/attention_coop.wgsl")),
     ("attention_combine", include_str!("../../shaders/attention_combine.wgsl")),
     ("swiglu", include_str!("../../shaders/swiglu.wgsl")),
     ("embedding", include_str!("../../shaders/embedding.wgsl")),

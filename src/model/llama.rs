@@ -313,7 +313,17 @@ impl Llama {
     }
 
     /// Records the forward of `t` tokens: embeddings, every layer, final norm into `s.h`.
-    pub fn record_body(&self, g: &mut Graph, s: &Scratch, kv: &KvCache, rope: &RopeTable, t: usize) -> Result<()> {
+    /// `one_seq`: the tokens are one sequence at ascending positions (a prompt chunk), so the
+    /// attention may run on matrix cores.
+    pub fn record_body(
+        &self,
+        g: &mut Graph,
+        s: &Scratch,
+        kv: &KvCache,
+        rope: &RopeTable,
+        t: usize,
+        one_seq: bool,
+    ) -> Result<()> {
         let cfg = &self.config;
         let ops = &self.ops;
         let eps = cfg.rms_norm_eps;
@@ -325,7 +335,13 @@ impl Llama {
             self.normed_linears(g, s, &w.input_layernorm, &w.qkv, &s.qkv, t)?; // qkv (T, (H + 2 Hkv) D)
             let dst = RopeDst { q: &s.qr, k_cache: &kv.k[l], v_cache: &kv.v[l], ctx_len: kv.ctx_len };
             ops.rope.record(g, &s.qkv, &s.tok, rope, dst, heads, kv_heads, t, self.rope_interleaved)?;
-            ops.attention.record(g, &s.qr, &s.tok, &kv.k[l], &kv.v[l], &s.attn, Some(&s.attn_part), shape, t)?; // (T, H*D)
+            let (kc, vc, part) = (&kv.k[l], &kv.v[l], Some(&s.attn_part));
+            if one_seq {
+                ops.attention.record_prompt(g, &s.qr, &s.tok, kc, vc, &s.attn, part, shape, t)?;
+            // (T, H*D)
+            } else {
+                ops.attention.record(g, &s.qr, &s.tok, kc, vc, &s.attn, part, shape, t)?;
+            }
             self.residual(g, s, &s.attn, &w.o_proj, t)?;
             // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
             self.mlp(g, s, w, t)?;

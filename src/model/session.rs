@@ -4,7 +4,7 @@
 use super::llama::{KvCache, Llama, MemoryLedger, Scratch};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::ops::attention::{part_bytes, AttentionShape};
+use crate::ops::attention::{part_bytes, AttentionShape, PROMPT_PAD};
 use crate::ops::w8a8::QuantScratch;
 use crate::ops::{act_bytes, matmul::MatmulOut, rope::RopeTable};
 use std::collections::HashMap;
@@ -28,6 +28,10 @@ enum Rows {
     Last(Vec<usize>),
 }
 
+/// A recorded forward: tokens, rows with logits, argmax, and whether the tokens are one
+/// sequence's chunk (a prompt: attention may take the matrix-core kernel).
+type GraphKey = (usize, Rows, bool, bool);
+
 /// A model with its KV cache and scratch buffers.
 pub struct Session {
     /// The model.
@@ -44,7 +48,7 @@ pub struct Session {
     /// Most rows of logits in one forward.
     pub max_logit_rows: usize,
     scratch_bytes: u64,
-    graphs: HashMap<(usize, Rows, bool), Graph>,
+    graphs: HashMap<GraphKey, Graph>,
 }
 
 impl Session {
@@ -64,7 +68,8 @@ impl Session {
         let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let qd = cfg.num_attention_heads * cfg.head_dim;
         let kvd = cfg.num_key_value_heads * cfg.head_dim;
-        let kv_bytes = act_bytes(slots * ctx_len * kvd);
+        // + the positions the matrix-core prompt attention may read past the last slot
+        let kv_bytes = act_bytes((slots * ctx_len + PROMPT_PAD) * kvd);
         if kv_bytes > ctx.max_binding {
             return Err(Error::Invalid(format!(
                 "a KV cache of {slots} x {ctx_len} positions takes {kv_bytes} bytes per layer, over this adapter's \
@@ -98,7 +103,7 @@ impl Session {
             x: buf("x", (t * c * 4) as u64)?,
             h: buf("h", act_bytes(t * c))?,
             qkv: buf("qkv", act_bytes(t * (qd + 2 * kvd)))?,
-            qr: buf("qr", act_bytes(t * qd))?,
+            qr: buf("qr", act_bytes(t.div_ceil(64) * 64 * qd))?, // rows to a multiple of 64 (PROMPT_PAD)
             attn: buf("attn", act_bytes(t * qd))?,
             attn_part: buf("attention split-K partials", (1..=t).map(|n| part_bytes(n, shape)).max().unwrap_or(16))?,
             gu: buf("gate/up", act_bytes(t * 2 * i))?,
@@ -206,8 +211,8 @@ impl Session {
     /// Runs the graph for `t` tokens with logits for `rows` (and argmax when `argmax`),
     /// recording it on first use, and reads back `bytes` of the logits (or of the argmax ids)
     /// in the same submit.
-    async fn run_graph(&mut self, t: usize, rows: Rows, argmax: bool, bytes: u64) -> Result<Vec<u8>> {
-        let key = (t, rows.clone(), argmax);
+    async fn run_graph(&mut self, t: usize, rows: Rows, argmax: bool, one_seq: bool, bytes: u64) -> Result<Vec<u8>> {
+        let key = (t, rows.clone(), argmax, one_seq);
         if !self.graphs.contains_key(&key) {
             if self.graphs.len() >= 32 {
                 self.graphs.clear();
@@ -215,7 +220,7 @@ impl Session {
             let m = &self.model;
             let (c, v) = (m.config.hidden_size, m.config.vocab_size);
             let mut g = Graph::new();
-            m.record_body(&mut g, &self.scratch, &self.kv, &self.rope, t)?;
+            m.record_body(&mut g, &self.scratch, &self.kv, &self.rope, t, one_seq)?;
             let (src, r) = match &rows {
                 Rows::All => (&self.scratch.h, t),
                 Rows::Last(list) => {
@@ -243,7 +248,7 @@ impl Session {
 
     /// The recorded decode graph for one token (for profiling).
     pub fn decode_graph(&self) -> Option<&Graph> {
-        self.graphs.get(&(1, Rows::Last(vec![0]), true))
+        self.graphs.get(&(1, Rows::Last(vec![0]), true, true))
     }
 
     /// The recorded forward with the most tokens (a prompt batch; for profiling).
@@ -256,7 +261,8 @@ impl Session {
         let (t, last) = self.prepare(chunks)?;
         self.check_rows(last.len())?;
         let n = last.len() * self.model.config.vocab_size;
-        let bytes = self.run_graph(t, Rows::Last(last), false, (n * 4) as u64).await?;
+        let one_seq = chunks.len() == 1;
+        let bytes = self.run_graph(t, Rows::Last(last), false, one_seq, (n * 4) as u64).await?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
@@ -267,7 +273,8 @@ impl Session {
         self.check_rows(last.len())?;
         let n = last.len();
         let v = self.model.config.vocab_size;
-        let bytes = self.run_graph(t, Rows::Last(last), true, crate::ops::argmax::partial_bytes(v, n)).await?;
+        let partials = crate::ops::argmax::partial_bytes(v, n);
+        let bytes = self.run_graph(t, Rows::Last(last), true, chunks.len() == 1, partials).await?;
         Ok(crate::ops::argmax::finish(bytemuck::cast_slice(&bytes), v, n))
     }
 
@@ -279,7 +286,7 @@ impl Session {
         for (k, piece) in tokens.chunks(self.max_logit_rows).enumerate() {
             let chunk = SeqChunk { slot, pos: pos0 + k * self.max_logit_rows, tokens: piece };
             let (t, _) = self.prepare(&[chunk])?;
-            let bytes = self.run_graph(t, Rows::All, false, (t * v * 4) as u64).await?;
+            let bytes = self.run_graph(t, Rows::All, false, true, (t * v * 4) as u64).await?;
             out.extend_from_slice(bytemuck::cast_slice(&bytes));
         }
         Ok(out)

@@ -1,5 +1,7 @@
 //! Causal grouped-query attention over the KV cache with a tiled online softmax.
-//! Kernel: shaders/attention.wgsl.
+//! Kernels: shaders/attention.wgsl (+ attention_combine.wgsl for split-K), and
+//! shaders/attention_coop.wgsl (matrix cores) for a prompt chunk of one sequence where the
+//! context has [`GpuContext::coopmat`].
 
 use super::{act_bytes, check_buf, check_even};
 use crate::error::{Error, Result};
@@ -77,6 +79,12 @@ pub fn part_bytes(t: usize, s: AttentionShape) -> u64 {
     (t * s.heads * splits * (2 + s.head_dim) * 4) as u64
 }
 
+/// Cache positions a KV cache holds after its last slot so that [`Attention::record_prompt`] may
+/// read whole 64-key tiles on matrix cores (and rows of q to a multiple of 64 tokens). Masked
+/// keys' values are multiplied by zero there, so the cache past each position and this padding
+/// must hold finite values (the session's start zeroed and only ever get finite f16 values).
+pub const PROMPT_PAD: usize = 64;
+
 /// The attention op.
 pub struct Attention {
     ctx: GpuContext,
@@ -93,6 +101,57 @@ impl Attention {
             mapped_at_creation: false,
         });
         Attention { ctx: ctx.clone(), dummy }
+    }
+
+    /// Whether [`Attention::record_prompt`] runs this shape on matrix cores.
+    pub fn prompt_on_matrix_cores(&self, s: AttentionShape, t: usize) -> bool {
+        self.ctx.coopmat() && t >= 16 && s.head_dim.is_multiple_of(16) && s.head_dim <= 128
+    }
+
+    /// [`Attention::record`] for `t` tokens of one sequence at ascending positions of one cache
+    /// slot (a prompt chunk): on matrix cores where [`Attention::prompt_on_matrix_cores`], which
+    /// needs `q` to hold `t` rounded up to 64 rows and the caches [`PROMPT_PAD`] positions after
+    /// their last slot.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_prompt(
+        &self,
+        g: &mut Graph,
+        q: &wgpu::Buffer,
+        tok: &wgpu::Buffer,
+        kcache: &wgpu::Buffer,
+        vcache: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        part: Option<&wgpu::Buffer>,
+        s: AttentionShape,
+        t: usize,
+    ) -> Result<()> {
+        if !self.prompt_on_matrix_cores(s, t) {
+            return self.record(g, q, tok, kcache, vcache, out, part, s, t);
+        }
+        if s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
+            return Err(Error::shape("num_key_value_heads", format!("a divisor of {} heads", s.heads), s.kv_heads));
+        }
+        let (hd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
+        check_buf("attention q (rows to a multiple of 64)", q, act_bytes(t.div_ceil(64) * 64 * hd))?;
+        check_buf("attention positions", tok, (t * 8) as u64)?;
+        check_buf("k cache (with its padding)", kcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
+        check_buf("v cache (with its padding)", vcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
+        check_buf("attention output", out, act_bytes(t * hd))?;
+        let pipeline = self.ctx.pipeline("attention_coop", &[("HEAD_DIM", s.head_dim as f64)])?;
+        let params = AttentionParams {
+            heads: s.heads as u32,
+            kv_heads: s.kv_heads as u32,
+            _pad: 0,
+            tokens: t as u32,
+            ctx: s.ctx as u32,
+            scale: 1.0 / (s.head_dim as f32).sqrt(),
+            splits: 1,
+            chunk: 0,
+        };
+        let uniform = self.ctx.uniform("attention params", &params);
+        let grid = [t.div_ceil(64) as u32, s.heads as u32, 1];
+        g.push(&self.ctx, "attention_coop", &pipeline, &[&uniform, q, tok, kcache, vcache, out], grid);
+        Ok(())
     }
 
     /// Records `out (t, H, D) = softmax(q k^T / sqrt(D)) v` over each token's cache slot,
