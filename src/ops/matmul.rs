@@ -197,6 +197,9 @@ impl Matmul {
             let workgroups = if kernel == Kernel::Gemv {
                 let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
                 [x, y, t as u32]
+            } else if kernel == Kernel::Gemm {
+                let [x, y, z] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
+                [y, x, z] // token tiles on x (see matmul_gemm.wgsl)
             } else {
                 gemm_grid(&w.name, chunk.rows, bn, t, bm)?
             };
