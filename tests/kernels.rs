@@ -646,7 +646,7 @@ fn quant_of_swiglu_both_layouts_both_paths() {
 #[test]
 fn norm_quant_equals_norm_then_quant() {
     // the W8A8 input: RMSNorm straight into int8 words + per-token scales must be what rms_norm
-    // (packed activations) followed by quant_act gives
+    // (packed activations) followed by quant_act gives (to rounding, see below)
     use inferno_llama::ops::w8a8::{QuantScratch, W8a8};
     for path in PATHS {
         let c = ctx(path);
@@ -667,18 +667,19 @@ fn norm_quant_equals_norm_then_quant() {
                     read_f32(c, b, n).iter().map(|v| v.to_bits()).collect()
                 };
                 let what = format!("norm+quant {path:?} norm {gdtype:?} t={t} k={k}");
-                // bit for bit on lavapipe; a GPU whose compiler lowers the two kernels' x / s
-                // differently (WGSL division is 2.5 ulp; NVIDIA's) may round an int8 value the
-                // other way where x / s lands within rounding of a half
+                // bit for bit on lavapipe; on the H100 the two kernels may round a normalized
+                // value to the activation precision one step apart (the compiler contracts
+                // x * inv * g differently) and divide by the scale differently (WGSL division is
+                // 2.5 ulp), so the scale may differ by one activation ulp of the row maximum and
+                // an int8 value by one step
                 let bytes = |b: &wgpu::Buffer| -> Vec<i8> {
                     words(b, t * k / 4).iter().flat_map(|w| w.to_le_bytes().map(|v| v as i8)).collect()
                 };
                 let (f, pl) = (bytes(&fused.xq), bytes(&plain.xq));
-                let off = f.iter().zip(&pl).filter(|(a, b)| a != b).count();
                 assert!(f.iter().zip(&pl).all(|(a, b)| (*a as i32 - *b as i32).abs() <= 1), "{what}: int8 values");
-                assert!(off * 100 <= t * k, "{what}: {off} int8 values one step off");
+                let ulp = if path == ActDtype::F16 { 1.0 / 1024.0 } else { 1.0 / 128.0 };
                 for (a, b) in read_f32(c, &fused.xs, t).iter().zip(read_f32(c, &plain.xs, t)) {
-                    assert!((a - b).abs() <= 2.0 * f32::EPSILON * b.abs(), "{what}: scales {a} vs {b}");
+                    assert!((a - b).abs() <= ulp * b.abs(), "{what}: scales {a} vs {b}");
                 }
             }
         }
