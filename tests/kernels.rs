@@ -9,7 +9,7 @@ use inferno_llama::gpu::weight::Weight;
 use inferno_llama::graph::Graph;
 use inferno_llama::ops::{
     argmax::{finish, partial_bytes, Argmax},
-    attention::{part_bytes, splits_for, Attention, AttentionShape},
+    attention::{part_bytes, splits_for, Attention, AttentionIo, AttentionShape},
     embedding::Embedding,
     matmul::{Matmul, MatmulOut},
     rms_norm::RmsNorm,
@@ -376,7 +376,9 @@ fn attention_gqa_causal_both_paths() {
                 let ob = poisoned(c, t * heads * d * 2);
                 let part = poisoned(c, part_bytes(t, shape) as usize);
                 let mut g = Graph::new();
-                Attention::new(c).record(&mut g, &qb, &tb, &kb, &vb, &ob, split.then_some(&part), shape, t).unwrap();
+                let io =
+                    AttentionIo { q: &qb, tok: &tb, kcache: &kb, vcache: &vb, out: &ob, part: split.then_some(&part) };
+                Attention::new(c).record(&mut g, io, shape, t).unwrap();
                 g.run(c);
                 let splits = if split { splits_for(t, heads, ctx_len) } else { 1 };
                 let what = format!(
@@ -425,7 +427,8 @@ fn attention_prompt_both_paths() {
             let part = poisoned(c, part_bytes(t, shape) as usize);
             let mut g = Graph::new();
             let a = Attention::new(c);
-            a.record_prompt(&mut g, &qb, &tb, &kb, &vb, &ob, Some(&part), shape, t).unwrap();
+            let io = AttentionIo { q: &qb, tok: &tb, kcache: &kb, vcache: &vb, out: &ob, part: Some(&part) };
+            a.record_prompt(&mut g, io, shape, t).unwrap();
             g.run(c);
             let what = format!(
                 "prompt attention {path:?} H={heads} Hkv={kv_heads} D={d} t={t} from={from} matrix cores={}",

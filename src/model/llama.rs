@@ -8,10 +8,10 @@ use crate::gpu::weight::Weight;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::{
-    argmax::Argmax, attention::Attention, attention::AttentionShape, embedding::Embedding, matmul::Matmul,
-    matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, matmul_norm::NormEpilogue, rms_norm::RmsNorm,
-    rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu, w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8,
-    OutCols,
+    argmax::Argmax, attention::Attention, attention::AttentionIo, attention::AttentionShape, embedding::Embedding,
+    matmul::Matmul, matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, matmul_norm::NormEpilogue,
+    rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu, w8a8::QuantInput,
+    w8a8::QuantScratch, w8a8::W8a8, OutCols,
 };
 use std::borrow::Cow;
 
@@ -335,12 +335,18 @@ impl Llama {
             self.normed_linears(g, s, &w.input_layernorm, &w.qkv, &s.qkv, t)?; // qkv (T, (H + 2 Hkv) D)
             let dst = RopeDst { q: &s.qr, k_cache: &kv.k[l], v_cache: &kv.v[l], ctx_len: kv.ctx_len };
             ops.rope.record(g, &s.qkv, &s.tok, rope, dst, heads, kv_heads, t, self.rope_interleaved)?;
-            let (kc, vc, part) = (&kv.k[l], &kv.v[l], Some(&s.attn_part));
+            let io = AttentionIo {
+                q: &s.qr,
+                tok: &s.tok,
+                kcache: &kv.k[l],
+                vcache: &kv.v[l],
+                out: &s.attn, // (T, H*D)
+                part: Some(&s.attn_part),
+            };
             if one_seq {
-                ops.attention.record_prompt(g, &s.qr, &s.tok, kc, vc, &s.attn, part, shape, t)?;
-            // (T, H*D)
+                ops.attention.record_prompt(g, io, shape, t)?;
             } else {
-                ops.attention.record(g, &s.qr, &s.tok, kc, vc, &s.attn, part, shape, t)?;
+                ops.attention.record(g, io, shape, t)?;
             }
             self.residual(g, s, &s.attn, &w.o_proj, t)?;
             // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)

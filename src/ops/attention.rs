@@ -30,6 +30,21 @@ pub struct AttentionParams {
     pub chunk: u32,
 }
 
+impl AttentionParams {
+    fn new(s: AttentionShape, t: usize, splits: usize, chunk: usize) -> Self {
+        AttentionParams {
+            heads: s.heads as u32,
+            kv_heads: s.kv_heads as u32,
+            _pad: 0,
+            tokens: t as u32,
+            ctx: s.ctx as u32,
+            scale: 1.0 / (s.head_dim as f32).sqrt(),
+            splits: splits as u32,
+            chunk: chunk as u32,
+        }
+    }
+}
+
 /// Mirrors `Params` in attention_combine.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -61,8 +76,38 @@ pub struct AttentionShape {
     pub ctx: usize,
 }
 
+/// The buffers of an attention call.
+#[derive(Clone, Copy)]
+pub struct AttentionIo<'a> {
+    /// Queries `(t, H, D)`, packed, RoPE applied.
+    pub q: &'a wgpu::Buffer,
+    /// `(slot, position)` per token, two `u32` each.
+    pub tok: &'a wgpu::Buffer,
+    /// K cache `(slots, ctx, Hkv, D)`, packed, RoPE applied.
+    pub kcache: &'a wgpu::Buffer,
+    /// V cache `(slots, ctx, Hkv, D)`, packed.
+    pub vcache: &'a wgpu::Buffer,
+    /// Output `(t, H, D)`, packed.
+    pub out: &'a wgpu::Buffer,
+    /// Split-K scratch of [`part_bytes`] (None: no split).
+    pub part: Option<&'a wgpu::Buffer>,
+}
+
 /// Largest head dimension the kernel handles.
 pub const MAX_HEAD_DIM: usize = 256;
+
+/// Fails unless the head dimension is even and at most [`MAX_HEAD_DIM`] and the KV heads divide
+/// the heads.
+fn check_shape(s: AttentionShape) -> Result<()> {
+    check_even("head_dim", s.head_dim)?;
+    if s.head_dim > MAX_HEAD_DIM {
+        return Err(Error::shape("head_dim", format!("at most {MAX_HEAD_DIM}"), s.head_dim));
+    }
+    if s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
+        return Err(Error::shape("num_key_value_heads", format!("a divisor of {} heads", s.heads), s.kv_heads));
+    }
+    Ok(())
+}
 
 /// Split-K factor for `t` tokens of `heads` heads over a `ctx`-position cache: enough
 /// workgroups to fill a large GPU (~2048), never ranges shorter than 64 keys, at most 64 splits.
@@ -112,70 +157,30 @@ impl Attention {
     /// slot (a prompt chunk): on matrix cores where [`Attention::prompt_on_matrix_cores`], which
     /// needs `q` to hold `t` rounded up to 64 rows and the caches [`PROMPT_PAD`] positions after
     /// their last slot.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_prompt(
-        &self,
-        g: &mut Graph,
-        q: &wgpu::Buffer,
-        tok: &wgpu::Buffer,
-        kcache: &wgpu::Buffer,
-        vcache: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        part: Option<&wgpu::Buffer>,
-        s: AttentionShape,
-        t: usize,
-    ) -> Result<()> {
+    pub fn record_prompt(&self, g: &mut Graph, io: AttentionIo, s: AttentionShape, t: usize) -> Result<()> {
         if !self.prompt_on_matrix_cores(s, t) {
-            return self.record(g, q, tok, kcache, vcache, out, part, s, t);
+            return self.record(g, io, s, t);
         }
-        if s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
-            return Err(Error::shape("num_key_value_heads", format!("a divisor of {} heads", s.heads), s.kv_heads));
-        }
+        check_shape(s)?;
         let (hd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
-        check_buf("attention q (rows to a multiple of 64)", q, act_bytes(t.div_ceil(64) * 64 * hd))?;
-        check_buf("attention positions", tok, (t * 8) as u64)?;
-        check_buf("k cache (with its padding)", kcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
-        check_buf("v cache (with its padding)", vcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
-        check_buf("attention output", out, act_bytes(t * hd))?;
+        check_buf("attention q (rows to a multiple of 64)", io.q, act_bytes(t.div_ceil(64) * 64 * hd))?;
+        check_buf("attention positions", io.tok, (t * 8) as u64)?;
+        check_buf("k cache (with its padding)", io.kcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
+        check_buf("v cache (with its padding)", io.vcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
+        check_buf("attention output", io.out, act_bytes(t * hd))?;
         let pipeline = self.ctx.pipeline("attention_coop", &[("HEAD_DIM", s.head_dim as f64)])?;
-        let params = AttentionParams {
-            heads: s.heads as u32,
-            kv_heads: s.kv_heads as u32,
-            _pad: 0,
-            tokens: t as u32,
-            ctx: s.ctx as u32,
-            scale: 1.0 / (s.head_dim as f32).sqrt(),
-            splits: 1,
-            chunk: 0,
-        };
-        let uniform = self.ctx.uniform("attention params", &params);
+        let uniform = self.ctx.uniform("attention params", &AttentionParams::new(s, t, 1, 0));
         let grid = [t.div_ceil(64) as u32, s.heads as u32, 1];
-        g.push(&self.ctx, "attention_coop", &pipeline, &[&uniform, q, tok, kcache, vcache, out], grid);
+        let buffers = [&uniform, io.q, io.tok, io.kcache, io.vcache, io.out];
+        g.push(&self.ctx, "attention_coop", &pipeline, &buffers, grid);
         Ok(())
     }
 
     /// Records `out (t, H, D) = softmax(q k^T / sqrt(D)) v` over each token's cache slot,
     /// keys at positions 0..=pos. `part` is the split-K scratch of [`part_bytes`] (None: no split).
-    #[allow(clippy::too_many_arguments)]
-    pub fn record(
-        &self,
-        g: &mut Graph,
-        q: &wgpu::Buffer,
-        tok: &wgpu::Buffer,
-        kcache: &wgpu::Buffer,
-        vcache: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        part: Option<&wgpu::Buffer>,
-        s: AttentionShape,
-        t: usize,
-    ) -> Result<()> {
-        check_even("head_dim", s.head_dim)?;
-        if s.head_dim > MAX_HEAD_DIM {
-            return Err(Error::shape("head_dim", format!("at most {MAX_HEAD_DIM}"), s.head_dim));
-        }
-        if s.kv_heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
-            return Err(Error::shape("num_key_value_heads", format!("a divisor of {} heads", s.heads), s.kv_heads));
-        }
+    pub fn record(&self, g: &mut Graph, io: AttentionIo, s: AttentionShape, t: usize) -> Result<()> {
+        check_shape(s)?;
+        let AttentionIo { q, tok, kcache, vcache, out, part } = io;
         check_buf("attention q", q, act_bytes(t * s.heads * s.head_dim))?;
         check_buf("attention positions", tok, (t * 8) as u64)?;
         check_buf("k cache", kcache, act_bytes(s.ctx * s.kv_heads * s.head_dim))?;
@@ -191,17 +196,7 @@ impl Attention {
         };
         let chunk = s.ctx.div_ceil(splits).div_ceil(64) * 64;
         let pipeline = self.ctx.pipeline("attention", &[("HEAD_DIM", s.head_dim as f64)])?;
-        let params = AttentionParams {
-            heads: s.heads as u32,
-            kv_heads: s.kv_heads as u32,
-            _pad: 0,
-            tokens: t as u32,
-            ctx: s.ctx as u32,
-            scale: 1.0 / (s.head_dim as f32).sqrt(),
-            splits: splits as u32,
-            chunk: chunk as u32,
-        };
-        let uniform = self.ctx.uniform("attention params", &params);
+        let uniform = self.ctx.uniform("attention params", &AttentionParams::new(s, t, splits, chunk));
         let [x, y, _] = fold_workgroups((t * s.heads) as u32);
         g.push(
             &self.ctx,

@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use inferno_llama::gpu::weight::Weight;
 use inferno_llama::graph::Graph;
-use inferno_llama::ops::attention::{part_bytes, Attention, AttentionShape};
+use inferno_llama::ops::attention::{part_bytes, Attention, AttentionIo, AttentionShape, PROMPT_PAD};
 use inferno_llama::ops::matmul::{Matmul, MatmulOut};
 use inferno_llama::{GpuContext, GpuOptions, WeightDtype};
 
@@ -47,8 +47,10 @@ fn benches(cr: &mut Criterion) {
     // attention: decode (1 token) at a long context, and a 512-token prefill
     let (heads, kv_heads, d) = (32, 8, 128);
     let ctx_len = if real { 4096 } else { 256 };
-    let kc = c.storage("k", (ctx_len * kv_heads * d * 2) as u64).expect("k");
-    let vc = c.storage("v", (ctx_len * kv_heads * d * 2) as u64).expect("v");
+    // (+ the padding a prompt's matrix-core attention may read)
+    let cache_bytes = ((ctx_len + PROMPT_PAD) * kv_heads * d * 2) as u64;
+    let kc = c.storage("k", cache_bytes).expect("k");
+    let vc = c.storage("v", cache_bytes).expect("v");
     c.queue.write_buffer(&kc, 0, &vec![0x11; ctx_len * kv_heads * d * 2]);
     c.queue.write_buffer(&vc, 0, &vec![0x11; ctx_len * kv_heads * d * 2]);
     let q = c.storage("q", (512 * heads * d * 2) as u64).expect("q");
@@ -61,7 +63,13 @@ fn benches(cr: &mut Criterion) {
         let tb = c.storage_init("tok", bytemuck::cast_slice(&tok)).expect("tok");
         let mut g = Graph::new();
         let part = c.storage("part", part_bytes(tokens, shape)).expect("part");
-        att.record(&mut g, &q, &tb, &kc, &vc, &o, Some(&part), shape, tokens).expect("record");
+        let io = AttentionIo { q: &q, tok: &tb, kcache: &kc, vcache: &vc, out: &o, part: Some(&part) };
+        if tokens > 1 {
+            // a prompt: on matrix cores where the adapter has them
+            att.record_prompt(&mut g, io, shape, tokens).expect("record");
+        } else {
+            att.record(&mut g, io, shape, tokens).expect("record");
+        }
         grp.throughput(Throughput::Bytes((2 * ctx_len * kv_heads * d * 2) as u64));
         grp.bench_function(format!("{label}_t{tokens}_ctx{ctx_len}_h{heads}_kv{kv_heads}_d{d}"), |b| {
             b.iter(|| wait(&c, &g))
