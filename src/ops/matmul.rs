@@ -67,9 +67,10 @@ impl MatmulOut {
     }
 }
 
-fn warn_coop_fallback(e: &Error) {
+/// Warns once that a matrix-core kernel failed to compile and the portable kernels take over.
+pub(crate) fn warn_coop_fallback(e: &Error) {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| eprintln!("warning: matrix-core GEMM unavailable, using the portable GEMM ({e})"));
+    ONCE.call_once(|| eprintln!("warning: matrix-core kernels unavailable, using the portable ones ({e})"));
 }
 
 /// Which matmul kernel a call takes.

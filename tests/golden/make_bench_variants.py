@@ -68,46 +68,46 @@ def q4_1(x):
 
 
 def q4_k(x):
-    """GGUF Q4_K super-blocks (ggml's layout; a plain min-max scale choice, not ggml's search)."""
-    out = bytearray()
-    for blk in x.reshape(-1, 256).astype(np.float32):
-        sub = blk.reshape(8, 32)
-        lo, hi = np.minimum(sub.min(axis=1), 0.0), sub.max(axis=1)
-        scale, mins = (hi - lo) / 15.0, -lo
-        d = np.float32(np.float16(scale.max() / 63.0))
-        dmin = np.float32(np.float16(mins.max() / 63.0))
-        sc = np.clip(np.round(scale / d), 0, 63).astype(np.uint8) if d > 0 else np.zeros(8, np.uint8)
-        m = np.clip(np.round(mins / dmin), 0, 63).astype(np.uint8) if dmin > 0 else np.zeros(8, np.uint8)
-        scales = np.zeros(12, np.uint8)
-        for j in range(4):
-            scales[j] = sc[j] | ((sc[j + 4] >> 4) << 6)
-            scales[j + 4] = m[j] | ((m[j + 4] >> 4) << 6)
-            scales[j + 8] = (sc[j + 4] & 15) | ((m[j + 4] & 15) << 4)
-        unit = d * sc.astype(np.float32)
-        q = np.where(unit[:, None] > 0, np.round((sub + dmin * m[:, None]) / np.where(unit[:, None] > 0, unit[:, None], 1)), 0)
-        q = np.clip(q, 0, 15).astype(np.uint8).reshape(256)
-        qs = np.concatenate([q[64 * c:64 * c + 32] | (q[64 * c + 32:64 * c + 64] << 4) for c in range(4)])
-        out += np.float16(d).tobytes() + np.float16(dmin).tobytes() + scales.tobytes() + qs.tobytes()
-    return bytes(out)
+    """GGUF Q4_K super-blocks (ggml's layout; a plain min-max scale choice, not ggml's search),
+    all blocks at once."""
+    blk = x.reshape(-1, 256).astype(np.float32)
+    nb = blk.shape[0]
+    sub = blk.reshape(nb, 8, 32)
+    lo, hi = np.minimum(sub.min(axis=2), 0.0), sub.max(axis=2)
+    scale, mins = (hi - lo) / 15.0, -lo
+    d = (scale.max(axis=1) / 63.0).astype(np.float16).astype(np.float32)[:, None]
+    dmin = (mins.max(axis=1) / 63.0).astype(np.float16).astype(np.float32)[:, None]
+    sc = np.where(d > 0, np.clip(np.round(scale / np.where(d > 0, d, 1)), 0, 63), 0).astype(np.uint8)
+    m = np.where(dmin > 0, np.clip(np.round(mins / np.where(dmin > 0, dmin, 1)), 0, 63), 0).astype(np.uint8)
+    scales = np.zeros((nb, 12), np.uint8)
+    scales[:, 0:4] = sc[:, :4] | ((sc[:, 4:] >> 4) << 6)
+    scales[:, 4:8] = m[:, :4] | ((m[:, 4:] >> 4) << 6)
+    scales[:, 8:12] = (sc[:, 4:] & 15) | ((m[:, 4:] & 15) << 4)
+    unit = (d * sc.astype(np.float32))[:, :, None]
+    q = np.where(unit > 0, np.round((sub + dmin[:, :, None] * m[:, :, None]) / np.where(unit > 0, unit, 1)), 0)
+    q = np.clip(q, 0, 15).astype(np.uint8).reshape(nb, 256)
+    qs = np.concatenate([q[:, 64 * c:64 * c + 32] | (q[:, 64 * c + 32:64 * c + 64] << 4) for c in range(4)], axis=1)
+    dd = np.concatenate([d, dmin], axis=1).astype(np.float16).view(np.uint8)
+    return np.concatenate([dd, scales, qs], axis=1).tobytes()
 
 
 def q6_k(x):
-    """GGUF Q6_K super-blocks (ggml's layout; int8 scales per 16 from the group's absmax)."""
-    out = bytearray()
-    for blk in x.reshape(-1, 256).astype(np.float32):
-        amax = np.abs(blk.reshape(16, 16)).max(axis=1) / 31.0
-        d = np.float32(np.float16(amax.max() / 127.0))
-        sc = np.clip(np.round(amax / d), -128, 127).astype(np.int8) if d > 0 else np.zeros(16, np.int8)
-        unit = np.repeat(d * sc.astype(np.float32), 16)
-        q = (np.clip(np.round(blk / np.where(unit != 0, unit, 1)), -32, 31) * (unit != 0) + 32).astype(np.uint8)
-        ql, qh = np.zeros(128, np.uint8), np.zeros(64, np.uint8)
-        for n in range(2):
-            e = [q[128 * n + 32 * g:128 * n + 32 * g + 32] for g in range(4)]
-            ql[64 * n:64 * n + 32] = (e[0] & 15) | ((e[2] & 15) << 4)
-            ql[64 * n + 32:64 * n + 64] = (e[1] & 15) | ((e[3] & 15) << 4)
-            qh[32 * n:32 * n + 32] = (e[0] >> 4) | ((e[1] >> 4) << 2) | ((e[2] >> 4) << 4) | ((e[3] >> 4) << 6)
-        out += ql.tobytes() + qh.tobytes() + sc.tobytes() + np.float16(d).tobytes()
-    return bytes(out)
+    """GGUF Q6_K super-blocks (ggml's layout; int8 scales per 16 from the group's absmax), all
+    blocks at once."""
+    blk = x.reshape(-1, 256).astype(np.float32)
+    nb = blk.shape[0]
+    amax = np.abs(blk.reshape(nb, 16, 16)).max(axis=2) / 31.0
+    d = (amax.max(axis=1) / 127.0).astype(np.float16).astype(np.float32)[:, None]
+    sc = np.where(d > 0, np.clip(np.round(amax / np.where(d > 0, d, 1)), -128, 127), 0).astype(np.int8)
+    unit = np.repeat(d * sc.astype(np.float32), 16, axis=1)
+    q = (np.clip(np.round(blk / np.where(unit != 0, unit, 1)), -32, 31) * (unit != 0) + 32).astype(np.uint8)
+    ql, qh = np.zeros((nb, 128), np.uint8), np.zeros((nb, 64), np.uint8)
+    for n in range(2):
+        e = [q[:, 128 * n + 32 * g:128 * n + 32 * g + 32] for g in range(4)]
+        ql[:, 64 * n:64 * n + 32] = (e[0] & 15) | ((e[2] & 15) << 4)
+        ql[:, 64 * n + 32:64 * n + 64] = (e[1] & 15) | ((e[3] & 15) << 4)
+        qh[:, 32 * n:32 * n + 32] = (e[0] >> 4) | ((e[1] >> 4) << 2) | ((e[2] >> 4) << 4) | ((e[3] >> 4) << 6)
+    return np.concatenate([ql, qh, sc.view(np.uint8), d.astype(np.float16).view(np.uint8)], axis=1).tobytes()
 
 
 # GGUF type ids and quantizers; "q4_k_m" is Q4_K with Q6_K for output, attn_v and ffn_down (as
