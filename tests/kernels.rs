@@ -690,6 +690,77 @@ fn norm_quant_equals_norm_then_quant() {
 }
 
 #[test]
+fn fused_norm_gemv_rope_epilogue() {
+    // decode's q/k/v GEMV with RoPE (rotary pairs side by side) and the KV append as epilogue,
+    // against the CPU: rms_norm, matmul, rope, cache writes. Subgroup kernel only (the f16
+    // context on adapters with subgroups); elsewhere the op says it cannot.
+    use inferno_llama::ops::matmul_norm::{MatmulNorm, NormEpilogue, RopeEpilogue};
+    for path in PATHS {
+        let c = ctx(path);
+        let op = MatmulNorm::new(c);
+        // (heads, kv heads, D, K, tokens as (slot, position)); q/k/v as one weight, or k and v
+        // as their own weights (different dtypes) writing their columns
+        for &(heads, kvh, d, k, split) in &[(9, 3, 64, 576, false), (4, 1, 6, 64, true), (2, 2, 128, 256, false)] {
+            let mut rng = rng("norm_gemv_rope");
+            let tok = [(1usize, 700usize), (0, 3)];
+            let t = tok.len();
+            let (slots, ctx_len) = (2, 701);
+            let (qd, kvd) = (heads * d, kvh * d);
+            let n = qd + 2 * kvd;
+            let (theta, scaling) = scalings().remove(1);
+            let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
+            let x = rand_vec(&mut rng, t * k, 3.0);
+            let (gv, gw) = rand_weight(c, &mut rng, WeightDtype::Bf16, 1, k, 1.0);
+            let weights: Vec<(Vec<f32>, Weight)> = if split {
+                vec![
+                    rand_weight(c, &mut rng, WeightDtype::Bf16, qd, k, 0.5),
+                    rand_weight(c, &mut rng, WeightDtype::F16, 2 * kvd, k, 0.5),
+                ]
+            } else {
+                vec![rand_weight(c, &mut rng, WeightDtype::Bf16, n, k, 0.5)]
+            };
+            let wv: Vec<f32> = weights.iter().flat_map(|(v, _)| v.clone()).collect();
+            let y = cpu::matmul(&cpu::rms_norm(&x, &gv, k, 1e-5), &wv, t, k, n);
+            let part = |from: usize, len: usize| -> Vec<f32> {
+                y.chunks(n).flat_map(|r| r[from..from + len].to_vec()).collect()
+            };
+            let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
+            let inv = inv_freqs(d, theta, &scaling);
+            let want_q = cpu::rope(&part(0, qd), &positions, heads, d, &inv, true);
+            let k_rot = cpu::rope(&part(qd, kvd), &positions, kvh, d, &inv, true);
+            let v = part(qd + kvd, kvd);
+            let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+            let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+            for (i, &(s, p)) in tok.iter().enumerate() {
+                kc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&k_rot[i * kvd..][..kvd]);
+                vc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&v[i * kvd..][..kvd]);
+            }
+            let (xb, tb, qb, unused) = (upload_f32(c, &x), tok_buf(c, &tok), poisoned(c, t * qd * 2), poisoned(c, 16));
+            let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
+            let rope = RopeEpilogue { dst, tok: &tb, table: &table, heads, kv_heads: kvh };
+            let mut g = Graph::new();
+            let mut first = 0;
+            let mut result = Ok(());
+            for (_, w) in &weights {
+                let epilogue = NormEpilogue::Rope(OutCols { first, total: n }, rope);
+                result = result.and(op.record(&mut g, &xb, &gw, w, &unused, epilogue, t, 1e-5));
+                first += w.rows;
+            }
+            let what = format!("norm+gemv+rope {path:?} H={heads} Hkv={kvh} D={d} K={k} split={split}");
+            if !op.fuses_rope() {
+                assert!(result.is_err(), "{what}: the workgroup kernel has no RoPE epilogue");
+                continue;
+            }
+            result.unwrap();
+            g.run(c);
+            assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
+            assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
+            assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));
+        }
+    }
+}
+
+#[test]
 fn fused_norm_gemv_all_dtypes_both_paths() {
     use inferno_llama::ops::matmul_norm::{MatmulNorm, NormEpilogue};
     for path in PATHS {

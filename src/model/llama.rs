@@ -10,8 +10,8 @@ use crate::graph::Graph;
 use crate::ops::{
     argmax::Argmax, attention::Attention, attention::AttentionIo, attention::AttentionShape, embedding::Embedding,
     matmul::Matmul, matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, matmul_norm::NormEpilogue,
-    rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu, w8a8::QuantInput,
-    w8a8::QuantScratch, w8a8::W8a8, OutCols,
+    matmul_norm::RopeEpilogue, rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu,
+    w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8, OutCols,
 };
 use std::borrow::Cow;
 
@@ -110,8 +110,6 @@ pub struct Llama {
     pub norm: Weight,
     /// `lm_head.weight` (V, C); None when tied to the embedding.
     pub lm_head: Option<Weight>,
-    /// RoPE rotates interleaved pairs (GGUF's permuted Q/K rows) instead of HF halves.
-    pub rope_interleaved: bool,
     /// The kernels.
     pub ops: Ops,
     ledger: MemoryLedger,
@@ -175,6 +173,8 @@ impl Llama {
         let mut ld =
             Loader { ctx, ckpt, total: ckpt.tensor_bytes(), done: 0, ledger: MemoryLedger::default(), progress };
         let embed_tokens = ld.one("model.embed_tokens.weight", &[v, c])?;
+        // q/k rows with each rotary pair side by side: GGUF stores them so, HF's are reordered
+        let pairs = (ckpt.format != super::Format::Gguf).then_some((2, cfg.head_dim));
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let p = |s: &str| format!("model.layers.{l}.{s}");
@@ -182,10 +182,16 @@ impl Llama {
             let mlp = |s: &str| (p(&format!("mlp.{s}_proj.weight")), i);
             layers.push(Layer {
                 input_layernorm: ld.one(&p("input_layernorm.weight"), &[c])?,
-                qkv: ld.fused(&p("self_attn.{q,k,v}_proj.weight"), &[attn("q"), attn("k"), attn("v")], c, false)?,
+                qkv: ld.fused(
+                    &p("self_attn.{q,k,v}_proj.weight"),
+                    &[attn("q"), attn("k"), attn("v")],
+                    c,
+                    false,
+                    pairs,
+                )?,
                 o_proj: ld.one(&p("self_attn.o_proj.weight"), &[c, qd])?,
                 post_attention_layernorm: ld.one(&p("post_attention_layernorm.weight"), &[c])?,
-                gate_up: ld.fused(&p("mlp.{gate,up}_proj.weight"), &[mlp("gate"), mlp("up")], c, true)?,
+                gate_up: ld.fused(&p("mlp.{gate,up}_proj.weight"), &[mlp("gate"), mlp("up")], c, true, None)?,
                 down_proj: ld.one(&p("mlp.down_proj.weight"), &[c, i])?,
             });
         }
@@ -199,7 +205,6 @@ impl Llama {
             layers,
             norm,
             lm_head,
-            rope_interleaved: ckpt.format == super::Format::Gguf,
             ops: Ops::new(ctx),
             ledger: ld.ledger,
         })
@@ -278,6 +283,36 @@ impl Llama {
         self.linears(g, s, &s.h, parts, out, t, false)
     }
 
+    /// Records q/k/v of `rms_norm(x)` with RoPE and the KV-cache append as the fused norm-GEMV's
+    /// epilogue (q into `dst.q`, k and v into the caches) where this step can: decode, the
+    /// subgroup kernel, every part a fused-norm weight. Returns whether it did.
+    fn qkv_rope(
+        &self,
+        g: &mut Graph,
+        s: &Scratch,
+        w: &Layer,
+        dst: RopeDst,
+        table: &RopeTable,
+        t: usize,
+    ) -> Result<bool> {
+        let norm = &w.input_layernorm;
+        let fits = w.qkv.iter().all(|p| MatmulNorm::supports(norm, p));
+        if t > GEMV_MAX_TOKENS || !self.ops.matmul_norm.fuses_rope() || !fits {
+            return Ok(false);
+        }
+        let cfg = &self.config;
+        let rope =
+            RopeEpilogue { dst, tok: &s.tok, table, heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads };
+        let total = w.qkv.iter().map(|p| p.rows).sum();
+        let mut first = 0;
+        for p in &w.qkv {
+            let epilogue = NormEpilogue::Rope(OutCols { first, total }, rope);
+            self.ops.matmul_norm.record(g, &s.x, norm, p, &s.qkv, epilogue, t, cfg.rms_norm_eps)?;
+            first += p.rows;
+        }
+        Ok(true)
+    }
+
     /// Records `x (t, C) f32 += down_proj(silu(gate) * up)` of `h = rms_norm(x)`: for decode with
     /// a fused gate/up weight, one GEMV with the norm and the SwiGLU fused in, into `s.act`;
     /// otherwise the gate/up output `s.gu`, then the SwiGLU into `s.act` or, for a W8A8
@@ -332,9 +367,12 @@ impl Llama {
         ops.embedding.record(g, &s.ids, &self.embed_tokens, &s.x, t)?; // x = embed_tokens[ids]
         for (l, w) in self.layers.iter().enumerate() {
             // x = x + o_proj(attention(rope(rms_norm(x) @ [Wq; Wk; Wv]^T)))
-            self.normed_linears(g, s, &w.input_layernorm, &w.qkv, &s.qkv, t)?; // qkv (T, (H + 2 Hkv) D)
             let dst = RopeDst { q: &s.qr, k_cache: &kv.k[l], v_cache: &kv.v[l], ctx_len: kv.ctx_len };
-            ops.rope.record(g, &s.qkv, &s.tok, rope, dst, heads, kv_heads, t, self.rope_interleaved)?;
+            if !self.qkv_rope(g, s, w, dst, rope, t)? {
+                self.normed_linears(g, s, &w.input_layernorm, &w.qkv, &s.qkv, t)?; // qkv (T, (H + 2 Hkv) D)
+                ops.rope.record(g, &s.qkv, &s.tok, rope, dst, heads, kv_heads, t, true)?;
+                // pairs side by side
+            }
             let io = AttentionIo {
                 q: &s.qr,
                 tok: &s.tok,
@@ -368,6 +406,40 @@ struct Fetched<'a> {
     /// Checkpoint names read (the tensor and its scales).
     sources: Vec<String>,
     expanded: bool,
+    /// Some(D): a q/k projection whose rows are read in [`rotary_source_row`] order.
+    pairs: Option<usize>,
+}
+
+/// The stored row of fused-layout row `r` of a q/k projection with head dimension `d` stored as
+/// Hugging Face does (each head's rotary pairs are rows (i, i + D/2)): the engine puts each pair
+/// side by side, rows (2i, 2i + 1), as Meta and GGUF store them, so RoPE can rotate the two outputs
+/// one GEMV lane computes (q . k within a head does not change).
+fn rotary_source_row(r: usize, d: usize) -> usize {
+    let (head, j) = (r / d, r % d);
+    head * d + j / 2 + (j % 2) * (d / 2)
+}
+
+impl Fetched<'_> {
+    /// Stored row of row `r` (the [`rotary_source_row`] order for q/k).
+    fn source_row(&self, r: usize) -> usize {
+        self.pairs.map_or(r, |d| rotary_source_row(r, d))
+    }
+
+    /// The tensor with its rows (and scales) in their final order (a host copy if reordered).
+    fn reordered(mut self) -> Self {
+        if self.pairs.is_some() {
+            let row_bytes = self.dtype.row_bytes(self.cols);
+            let mut bytes = Vec::with_capacity(self.bytes.len());
+            for r in 0..self.rows {
+                let src = self.source_row(r);
+                bytes.extend_from_slice(&self.bytes[src * row_bytes..(src + 1) * row_bytes]);
+            }
+            self.scales = self.scales.as_ref().map(|s| (0..self.rows).map(|r| s[self.source_row(r)]).collect());
+            self.bytes = Cow::Owned(bytes);
+            self.pairs = None;
+        }
+        self
+    }
 }
 
 /// Uploads a checkpoint tensor by tensor, keeping the memory ledger and the progress.
@@ -395,6 +467,7 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
             scales: None,
             sources: vec![name.to_string()],
             expanded: raw.expanded_from.is_some(),
+            pairs: None,
         };
         // compressed-tensors W8A8: `{module}.weight` I8 (rows, cols) + `{module}.weight_scale` (rows, 1)
         if self.ckpt.config.w8a8.as_ref().is_some_and(|q| module.ends_with("_proj") && q.quantizes(module)) {
@@ -420,15 +493,28 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
 
     /// Uploads Linear weights of `rows_i x cols` that share an input as one weight `name` with
     /// their rows concatenated (or alternating, one row of each in turn, when `interleave`),
-    /// if their formats agree; else one weight each.
-    fn fused(&mut self, name: &str, parts: &[(String, usize)], cols: usize, interleave: bool) -> Result<Vec<Weight>> {
-        let parts: Vec<Fetched> = parts.iter().map(|(n, rows)| self.fetch(n, &[*rows, cols])).collect::<Result<_>>()?;
+    /// if their formats agree; else one weight each. `pairs`: the first parts are q/k projections
+    /// stored Hugging Face style with this head dimension, whose rows are reordered
+    /// ([`rotary_source_row`]).
+    fn fused(
+        &mut self,
+        name: &str,
+        parts: &[(String, usize)],
+        cols: usize,
+        interleave: bool,
+        pairs: Option<(usize, usize)>,
+    ) -> Result<Vec<Weight>> {
+        let mut parts: Vec<Fetched> =
+            parts.iter().map(|(n, rows)| self.fetch(n, &[*rows, cols])).collect::<Result<_>>()?;
+        if let Some((n, d)) = pairs {
+            parts.iter_mut().take(n).for_each(|f| f.pairs = Some(d));
+        }
         let first = &parts[0];
         let same = parts.iter().all(|f| {
             f.dtype == first.dtype && f.scales.is_some() == first.scales.is_some() && f.expanded == first.expanded
         });
         if !same || (interleave && parts.iter().any(|f| f.rows != first.rows)) {
-            return parts.into_iter().map(|f| self.upload(f)).collect();
+            return parts.into_iter().map(|f| self.upload(f.reordered())).collect();
         }
         let row_bytes = first.dtype.row_bytes(cols);
         let rows: usize = parts.iter().map(|f| f.rows).sum();
@@ -444,6 +530,7 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
                     let p = starts.partition_point(|&s| s <= r) - 1;
                     (&parts[p], r - starts[p])
                 };
+                let i = f.source_row(i);
                 &f.bytes[i * row_bytes..(i + 1) * row_bytes]
             };
             let w = Weight::upload_rows(self.ctx, name, dtype, rows, cols, row)?;
@@ -454,6 +541,8 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
             drop(parts);
             return Ok(vec![self.account(w, &sources, file_bytes, expanded)]);
         }
+        let parts: Vec<Fetched> = parts.into_iter().map(Fetched::reordered).collect();
+        let first = &parts[0];
         let mut bytes = Vec::with_capacity(rows * row_bytes);
         let mut scales = first.scales.as_ref().map(|_| Vec::with_capacity(rows));
         if interleave {
@@ -482,6 +571,7 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
             scales,
             sources: parts.iter().flat_map(|f| f.sources.clone()).collect(),
             expanded: parts.iter().any(|f| f.expanded),
+            pairs: None,
         };
         drop(parts);
         Ok(vec![self.upload(fused)?])

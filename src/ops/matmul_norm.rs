@@ -1,7 +1,9 @@
 //! Decode GEMV with the preceding RMSNorm fused in: `out = rms_norm(x) * g @ W^T`, reading the f32
-//! residual stream directly; optionally with the SwiGLU as epilogue of a fused gate/up weight.
+//! residual stream directly; optionally with the SwiGLU as epilogue of a fused gate/up weight, or
+//! (subgroup kernel) RoPE and the KV-cache append as epilogue of the q/k/v weight.
 //! Kernels: shaders/matmul_gemv_norm.wgsl, or matmul_gemv_norm_sg.wgsl with subgroups.
 
+use super::rope::{RopeDst, RopeTable};
 use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
@@ -27,29 +29,72 @@ pub struct MatmulNormParams {
     pub m_off: u32,
     /// RMSNorm epsilon.
     pub eps: f32,
+    /// RoPE epilogue: the q columns H D of the q/k/v output.
+    pub q_cols: u32,
+    /// RoPE epilogue: the k (and v) columns Hkv D.
+    pub kv_cols: u32,
+    /// RoPE epilogue: head dimension D.
+    pub head_dim: u32,
+    /// RoPE epilogue: cache positions per slot.
+    pub ctx: u32,
     /// Padding.
     pub _pad: u32,
 }
 
 /// What the fused norm-GEMV writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NormEpilogue {
+#[derive(Clone, Copy)]
+pub enum NormEpilogue<'a> {
     /// `y` into these columns of a packed output `(t, cols.total)`.
     Cols(OutCols),
     /// W's rows alternate gate and up (a fused gate/up weight): `out (t, W.rows / 2) =
     /// silu(y[:, 0::2]) * y[:, 1::2]`.
     Swiglu,
+    /// W is (these columns of) a q/k/v projection whose q/k rows hold each rotary pair side by
+    /// side: `y`'s q and k pairs rotated at each token's position into `dst.q` and the K cache,
+    /// its v into the V cache (what ops::rope does; subgroup kernel only, see
+    /// [`MatmulNorm::fuses_rope`]). `out` is unused.
+    Rope(OutCols, RopeEpilogue<'a>),
+}
+
+/// Where [`NormEpilogue::Rope`] puts the attention inputs.
+#[derive(Clone, Copy)]
+pub struct RopeEpilogue<'a> {
+    /// Rotated q (T, H, D) and the caches.
+    pub dst: RopeDst<'a>,
+    /// (slot, position) per token.
+    pub tok: &'a wgpu::Buffer,
+    /// The RoPE (cos, sin) table.
+    pub table: &'a RopeTable,
+    /// Query heads H.
+    pub heads: usize,
+    /// KV heads.
+    pub kv_heads: usize,
 }
 
 /// The fused norm + GEMV op.
 pub struct MatmulNorm {
     ctx: GpuContext,
+    /// Stand-ins for the RoPE epilogue's bindings when it is off: read-only, K cache, V cache.
+    unused: [wgpu::Buffer; 3],
 }
 
 impl MatmulNorm {
     /// A fused norm + GEMV op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
-        MatmulNorm { ctx: ctx.clone() }
+        let unused = |label| {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        MatmulNorm { ctx: ctx.clone(), unused: [unused("unused tok/rope"), unused("unused k"), unused("unused v")] }
+    }
+
+    /// Whether [`NormEpilogue::Rope`] is available (the subgroup kernel has it).
+    pub fn fuses_rope(&self) -> bool {
+        self.ctx.subgroups
     }
 
     /// Whether the fused kernel handles this weight (decode-sized inputs are checked by the caller).
@@ -58,6 +103,25 @@ impl MatmulNorm {
             && w.dtype != WeightDtype::I8
             && !norm.dtype.is_block()
             && norm.dtype != WeightDtype::I8
+    }
+
+    /// Checks a RoPE epilogue: the subgroup kernel, the q/k/v widths, buffer sizes.
+    fn check_rope(&self, r: &RopeEpilogue, cols: OutCols, t: usize) -> Result<()> {
+        if !self.fuses_rope() {
+            return Err(Error::Invalid("the RoPE epilogue needs the subgroup norm-GEMV".into()));
+        }
+        let d = r.table.head_dim;
+        let (qd, kvd) = (r.heads * d, r.kv_heads * d);
+        if cols.total != qd + 2 * kvd {
+            return Err(Error::shape("q/k/v output", format!("{} columns, (H + 2 Hkv) D", qd + 2 * kvd), cols.total));
+        }
+        if r.table.max_pos < r.dst.ctx_len {
+            return Err(Error::shape("RoPE table", format!("{} positions", r.dst.ctx_len), r.table.max_pos));
+        }
+        check_buf("rotated q", r.dst.q, act_bytes(t * qd))?;
+        check_buf("token positions", r.tok, (t * 8) as u64)?;
+        check_buf("k cache", r.dst.k_cache, act_bytes(r.dst.ctx_len * kvd))?;
+        check_buf("v cache", r.dst.v_cache, act_bytes(r.dst.ctx_len * kvd))
     }
 
     /// Records `y = (rms_norm(x (t, C) f32) * norm (C)) @ W^T` into `out`, as `epilogue` says.
@@ -73,19 +137,26 @@ impl MatmulNorm {
         t: usize,
         eps: f32,
     ) -> Result<()> {
-        let (cols, swiglu) = match epilogue {
+        let (cols, swiglu, rope) = match epilogue {
             NormEpilogue::Cols(cols) => {
                 cols.check(&format!("output of {}", w.name), w.rows)?;
-                (cols, false)
+                (cols, false, None)
             }
             NormEpilogue::Swiglu => {
                 if !w.rows.is_multiple_of(4) || w.chunks.iter().any(|c| !c.row0.is_multiple_of(4)) {
                     return Err(Error::shape(&w.name, "a multiple of 4 rows (gate, up pairs)", w.rows));
                 }
-                (OutCols::all(w.rows / 2), true)
+                (OutCols::all(w.rows / 2), true, None)
+            }
+            NormEpilogue::Rope(cols, r) => {
+                cols.check(&format!("output of {}", w.name), w.rows)?;
+                self.check_rope(&r, cols, t)?;
+                (cols, false, Some(r))
             }
         };
-        check_buf(&format!("output of {}", w.name), out, act_bytes(t * cols.total))?;
+        if rope.is_none() {
+            check_buf(&format!("output of {}", w.name), out, act_bytes(t * cols.total))?;
+        }
         let (n, k) = (w.rows, w.cols);
         if !Self::supports(norm, w) || norm.cols != k || norm.chunks.len() != 1 {
             return Err(Error::shape(
@@ -102,6 +173,9 @@ impl MatmulNorm {
                 ("G_DTYPE", norm.dtype.wgsl_id()),
                 ("SWIGLU", swiglu as u8 as f64),
             ];
+            if self.ctx.subgroups {
+                constants.push(("ROPE", rope.is_some() as u8 as f64));
+            }
             let rows_per_wg = if self.ctx.subgroups {
                 if swiglu {
                     16
@@ -124,17 +198,33 @@ impl MatmulNorm {
                 d_off: chunk.d_off,
                 m_off: chunk.m_off,
                 eps,
+                q_cols: rope.map_or(0, |r| (r.heads * r.table.head_dim) as u32),
+                kv_cols: rope.map_or(0, |r| (r.kv_heads * r.table.head_dim) as u32),
+                head_dim: rope.map_or(0, |r| r.table.head_dim as u32),
+                ctx: rope.map_or(0, |r| r.dst.ctx_len as u32),
                 _pad: 0,
             };
             let uniform = self.ctx.uniform("matmul_norm params", &params);
             let [wx, wy, _] = fold_workgroups(chunk.rows.div_ceil(rows_per_wg) as u32);
-            g.push(
-                &self.ctx,
-                "matmul_gemv_norm",
-                &pipeline,
-                &[&uniform, x, &chunk.buf, out, &norm.chunks[0].buf],
-                [wx, wy, t as u32],
-            );
+            let [none, no_k, no_v] = &self.unused;
+            let buffers = match rope {
+                Some(r) => vec![
+                    &uniform,
+                    x,
+                    &chunk.buf,
+                    r.dst.q,
+                    &norm.chunks[0].buf,
+                    r.tok,
+                    &r.table.buf,
+                    r.dst.k_cache,
+                    r.dst.v_cache,
+                ],
+                None if self.ctx.subgroups => {
+                    vec![&uniform, x, &chunk.buf, out, &norm.chunks[0].buf, none, none, no_k, no_v]
+                }
+                None => vec![&uniform, x, &chunk.buf, out, &norm.chunks[0].buf],
+            };
+            g.push(&self.ctx, "matmul_gemv_norm", &pipeline, &buffers, [wx, wy, t as u32]);
             g.note_bytes(chunk.buf.size());
         }
         Ok(())

@@ -111,6 +111,7 @@ pub struct RopeParams {
 }
 
 /// Where the attention inputs go: rotated queries, and the layer's KV cache.
+#[derive(Clone, Copy)]
 pub struct RopeDst<'a> {
     /// (T, H, D) rotated queries.
     pub q: &'a wgpu::Buffer,
