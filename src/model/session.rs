@@ -24,13 +24,21 @@ pub struct SeqChunk<'a> {
 /// Which rows of the forward get logits.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Rows {
-    All,
+    /// These rows (each chunk's last token).
     Last(Vec<usize>),
+    /// Rows `first..first + n` (a block of [`Session::logits_all`]).
+    Range(usize, usize),
 }
 
-/// A recorded forward: tokens, rows with logits, argmax, and whether the tokens are one
-/// sequence's chunk (a prompt: attention may take the matrix-core kernel).
-type GraphKey = (usize, Rows, bool, bool);
+/// A recorded graph: tokens, rows with logits, argmax, whether the tokens are one sequence's
+/// chunk (a prompt: attention may take the matrix-core kernel), and whether it runs the model's
+/// body (false: only the logits of rows the previous graph's body left in `h`).
+type GraphKey = (usize, Rows, bool, bool, bool);
+
+/// Rows of logits a session holds at once (more when it has more sequence slots):
+/// [`Session::logits_all`] reads longer pieces block by block. (The logits and their readback
+/// copy take 2 x rows x vocabulary x 4 bytes: 8 MiB each for 16 rows of a 128,256 vocabulary.)
+pub const LOGIT_ROWS: usize = 16;
 
 /// A model with its KV cache and scratch buffers.
 pub struct Session {
@@ -77,7 +85,8 @@ impl Session {
                 ctx.max_binding
             )));
         }
-        let max_logit_rows = max_tokens.min((ctx.max_binding / (v as u64 * 4)) as usize).max(1);
+        let max_logit_rows =
+            LOGIT_ROWS.max(slots).min(max_tokens).min((ctx.max_binding / (v as u64 * 4)) as usize).max(1);
         let t = max_tokens;
         let shape = AttentionShape {
             heads: cfg.num_attention_heads,
@@ -211,8 +220,16 @@ impl Session {
     /// Runs the graph for `t` tokens with logits for `rows` (and argmax when `argmax`),
     /// recording it on first use, and reads back `bytes` of the logits (or of the argmax ids)
     /// in the same submit.
-    async fn run_graph(&mut self, t: usize, rows: Rows, argmax: bool, one_seq: bool, bytes: u64) -> Result<Vec<u8>> {
-        let key = (t, rows.clone(), argmax, one_seq);
+    async fn run_graph(
+        &mut self,
+        t: usize,
+        rows: Rows,
+        argmax: bool,
+        one_seq: bool,
+        body: bool,
+        bytes: u64,
+    ) -> Result<Vec<u8>> {
+        let key = (t, rows.clone(), argmax, one_seq, body);
         if !self.graphs.contains_key(&key) {
             if self.graphs.len() >= 32 {
                 self.graphs.clear();
@@ -220,18 +237,23 @@ impl Session {
             let m = &self.model;
             let (c, v) = (m.config.hidden_size, m.config.vocab_size);
             let mut g = Graph::new();
-            m.record_body(&mut g, &self.scratch, &self.kv, &self.rope, t, one_seq)?;
-            let (src, r) = match &rows {
-                Rows::All => (&self.scratch.h, t),
+            if body {
+                m.record_body(&mut g, &self.scratch, &self.kv, &self.rope, t, one_seq)?;
+            }
+            let row = act_bytes(c);
+            let r = match &rows {
                 Rows::Last(list) => {
-                    let row = act_bytes(c);
                     for (j, &i) in list.iter().enumerate() {
                         g.copy(&self.scratch.h, i as u64 * row, &self.hsel, j as u64 * row, row);
                     }
-                    (&self.hsel, list.len())
+                    list.len()
+                }
+                Rows::Range(first, n) => {
+                    g.copy(&self.scratch.h, *first as u64 * row, &self.hsel, 0, *n as u64 * row);
+                    *n
                 }
             };
-            m.ops.matmul.record(&mut g, src, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
+            m.ops.matmul.record(&mut g, &self.hsel, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
             if argmax {
                 m.ops.argmax.record(&mut g, &self.logits, &self.next, v, r)?;
             }
@@ -248,12 +270,12 @@ impl Session {
 
     /// The recorded decode graph for one token (for profiling).
     pub fn decode_graph(&self) -> Option<&Graph> {
-        self.graphs.get(&(1, Rows::Last(vec![0]), true, true))
+        self.graphs.get(&(1, Rows::Last(vec![0]), true, true, true))
     }
 
     /// The recorded forward with the most tokens (a prompt batch; for profiling).
     pub fn prefill_graph(&self) -> Option<&Graph> {
-        self.graphs.iter().filter(|(k, _)| k.0 > 1).max_by_key(|(k, _)| k.0).map(|(_, g)| g)
+        self.graphs.iter().filter(|(k, _)| k.0 > 1 && k.4).max_by_key(|(k, _)| k.0).map(|(_, g)| g)
     }
 
     /// Runs the chunks and returns the logits of each chunk's last token, (chunks, V) f32.
@@ -262,7 +284,7 @@ impl Session {
         self.check_rows(last.len())?;
         let n = last.len() * self.model.config.vocab_size;
         let one_seq = chunks.len() == 1;
-        let bytes = self.run_graph(t, Rows::Last(last), false, one_seq, (n * 4) as u64).await?;
+        let bytes = self.run_graph(t, Rows::Last(last), false, one_seq, true, (n * 4) as u64).await?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
@@ -274,20 +296,26 @@ impl Session {
         let n = last.len();
         let v = self.model.config.vocab_size;
         let partials = crate::ops::argmax::partial_bytes(v, n);
-        let bytes = self.run_graph(t, Rows::Last(last), true, chunks.len() == 1, partials).await?;
+        let bytes = self.run_graph(t, Rows::Last(last), true, chunks.len() == 1, true, partials).await?;
         Ok(crate::ops::argmax::finish(bytemuck::cast_slice(&bytes), v, n))
     }
 
-    /// Logits (T, V) of every token of `tokens` placed at `pos0..` in `slot`, forwarded in
-    /// pieces of at most `max_logit_rows` tokens.
+    /// Logits (T, V) of every token of `tokens` placed at `pos0..` in `slot`: forwarded in
+    /// pieces of at most `max_tokens` tokens, each piece's logits computed and read back in blocks
+    /// of `max_logit_rows` rows.
     pub async fn logits_all(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
         let v = self.model.config.vocab_size;
         let mut out = Vec::with_capacity(tokens.len() * v);
-        for (k, piece) in tokens.chunks(self.max_logit_rows).enumerate() {
-            let chunk = SeqChunk { slot, pos: pos0 + k * self.max_logit_rows, tokens: piece };
+        for (k, piece) in tokens.chunks(self.max_tokens).enumerate() {
+            let chunk = SeqChunk { slot, pos: pos0 + k * self.max_tokens, tokens: piece };
             let (t, _) = self.prepare(&[chunk])?;
-            let bytes = self.run_graph(t, Rows::All, false, true, (t * v * 4) as u64).await?;
-            out.extend_from_slice(bytemuck::cast_slice(&bytes));
+            for first in (0..t).step_by(self.max_logit_rows) {
+                let n = self.max_logit_rows.min(t - first);
+                // the body runs with the first block; later blocks read its h
+                let bytes =
+                    self.run_graph(t, Rows::Range(first, n), false, true, first == 0, (n * v * 4) as u64).await?;
+                out.extend_from_slice(bytemuck::cast_slice(&bytes));
+            }
         }
         Ok(out)
     }
