@@ -285,6 +285,10 @@ impl GpuContext {
             },
             cache: None,
         }));
+        // A driver compiler's failure (NVIDIA: "NVVM compilation failed") may leave an invalid
+        // pipeline without raising an error; touching its layout raises one inside the scopes.
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = pipeline.get_bind_group_layout(0);
         #[cfg(not(target_arch = "wasm32"))]
         {
             let errors: Vec<wgpu::Error> =
