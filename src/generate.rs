@@ -518,7 +518,7 @@ pub fn tokenizer_from_parts(
 pub struct EngineOptions {
     /// KV cache positions (default: min(model's max, 4096)).
     pub ctx_len: Option<usize>,
-    /// Most tokens per forward (prompt pieces); default 256.
+    /// Most tokens per forward (prompt pieces); default 512 (llama.cpp's batch).
     pub max_tokens: usize,
     /// Sequences that can be generated together ([`InfernoLlamaEngine::generate_batch`]); default 1.
     pub slots: usize,
@@ -526,7 +526,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { ctx_len: None, max_tokens: 256, slots: 1 }
+        EngineOptions { ctx_len: None, max_tokens: 512, slots: 1 }
     }
 }
 

@@ -124,7 +124,7 @@ struct ModelArgs {
     #[arg(short, long)]
     ctx: Option<usize>,
     /// Most tokens per forward pass (prompt batch).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 512)]
     batch: usize,
     #[command(flatten)]
     g: GpuArgs,
