@@ -695,12 +695,20 @@ fn fused_norm_gemv_rope_epilogue() {
     // against the CPU: rms_norm, matmul, rope, cache writes. Subgroup kernel only (the f16
     // context on adapters with subgroups); elsewhere the op says it cannot.
     use inferno_llama::ops::matmul_norm::{MatmulNorm, NormEpilogue, RopeEpilogue};
-    for path in PATHS {
-        let c = ctx(path);
+    // the shared contexts, and an f16 one whose 4 KiB binding limit splits the weights into chunks
+    let small = small_binding_ctx(ActDtype::F16);
+    for (path, c) in
+        [(ActDtype::F16, ctx(ActDtype::F16)), (ActDtype::Bf16, ctx(ActDtype::Bf16)), (ActDtype::F16, &small)]
+    {
         let op = MatmulNorm::new(c);
         // (heads, kv heads, D, K, tokens as (slot, position)); q/k/v as one weight, or k and v
         // as their own weights (different dtypes) writing their columns
-        for &(heads, kvh, d, k, split) in &[(9, 3, 64, 576, false), (4, 1, 6, 64, true), (2, 2, 128, 256, false)] {
+        let cases: &[(usize, usize, usize, usize, bool)] = if c.max_binding < 1 << 20 {
+            &[(16, 4, 8, 64, false), (4, 1, 6, 64, true)] // rows small enough for 4 KiB chunks
+        } else {
+            &[(9, 3, 64, 576, false), (4, 1, 6, 64, true), (2, 2, 128, 256, false)]
+        };
+        for &(heads, kvh, d, k, split) in cases {
             let mut rng = rng("norm_gemv_rope");
             let tok = [(1usize, 700usize), (0, 3)];
             let t = tok.len();
@@ -746,7 +754,8 @@ fn fused_norm_gemv_rope_epilogue() {
                 result = result.and(op.record(&mut g, &xb, &gw, w, &unused, epilogue, t, 1e-5));
                 first += w.rows;
             }
-            let what = format!("norm+gemv+rope {path:?} H={heads} Hkv={kvh} D={d} K={k} split={split}");
+            let chunks: usize = weights.iter().map(|(_, w)| w.chunks.len()).sum();
+            let what = format!("norm+gemv+rope {path:?} H={heads} Hkv={kvh} D={d} K={k} split={split} chunks={chunks}");
             if !op.fuses_rope() {
                 assert!(result.is_err(), "{what}: the workgroup kernel has no RoPE epilogue");
                 continue;
