@@ -210,9 +210,22 @@ impl GpuContext {
         self.coopmat.load(Ordering::Relaxed)
     }
 
-    /// Turns the matrix-core GEMM off for this device (after its kernel failed to compile).
-    pub fn disable_coopmat(&self) {
-        self.coopmat.store(false, Ordering::Relaxed);
+    /// The pipeline of a matrix-core kernel (`*_coop`), or None where the context has none in
+    /// use — or the driver cannot compile it: then matrix cores are off for this device from
+    /// here on (a warning once), and the caller takes its portable kernel.
+    pub fn coop_pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Option<Arc<wgpu::ComputePipeline>> {
+        if !self.coopmat() {
+            return None;
+        }
+        match self.pipeline(name, constants) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| eprintln!("warning: matrix-core kernels unavailable, using the portable ones ({e})"));
+                self.coopmat.store(false, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     /// A human-readable report: adapter, backend, features, limits, activation path.

@@ -168,14 +168,8 @@ impl Attention {
         check_buf("k cache (with its padding)", io.kcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
         check_buf("v cache (with its padding)", io.vcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
         check_buf("attention output", io.out, act_bytes(t * hd))?;
-        let pipeline = match self.ctx.pipeline("attention_coop", &[("HEAD_DIM", s.head_dim as f64)]) {
-            Ok(p) => p,
-            // a driver that cannot compile it still runs the model, on the portable kernels
-            Err(e) => {
-                crate::ops::matmul::warn_coop_fallback(&e);
-                self.ctx.disable_coopmat();
-                return self.record(g, io, s, t);
-            }
+        let Some(pipeline) = self.ctx.coop_pipeline("attention_coop", &[("HEAD_DIM", s.head_dim as f64)]) else {
+            return self.record(g, io, s, t); // the portable kernel
         };
         let uniform = self.ctx.uniform("attention params", &AttentionParams::new(s, t, 1, 0));
         let grid = [t.div_ceil(64) as u32, s.heads as u32, 1];

@@ -67,12 +67,6 @@ impl MatmulOut {
     }
 }
 
-/// Warns once that a matrix-core kernel failed to compile and the portable kernels take over.
-pub(crate) fn warn_coop_fallback(e: &Error) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| eprintln!("warning: matrix-core kernels unavailable, using the portable ones ({e})"));
-}
-
 /// Which matmul kernel a call takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
@@ -174,14 +168,9 @@ impl Matmul {
                     self.ctx.pipeline("matmul_gemv", &[wd, om, ("VEC", vec)])?
                 }
                 Kernel::Gemm => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64)])?,
-                Kernel::GemmCoop => match self.ctx.pipeline("matmul_gemm_coop", &[wd, om, ("BM", bm as f64)]) {
-                    Ok(p) => p,
-                    // a driver that cannot compile it still runs the model, on the portable GEMM
-                    Err(e) => {
-                        warn_coop_fallback(&e);
-                        self.ctx.disable_coopmat();
-                        return self.record_cols(g, x, w, out, cols, out_kind, t);
-                    }
+                Kernel::GemmCoop => match self.ctx.coop_pipeline("matmul_gemm_coop", &[wd, om, ("BM", bm as f64)]) {
+                    Some(p) => p,
+                    None => return self.record_cols(g, x, w, out, cols, out_kind, t), // the portable GEMM
                 },
             };
             let params = MatmulParams {
