@@ -5,7 +5,7 @@
 //   freqs   (P, D/2)            (cos, sin) of pos * inv_freq, from precompute_freqs_cis (with scaling)
 //   q_out   (T, H, D)           packed
 //   k_cache, v_cache (S, ctx, Hkv, D) packed
-// Layouts: interleaved = 1 rotates pairs (2i, 2i+1) (Meta, GGUF); 0 rotates (i, i + D/2) (HF).
+// Rotary pairs are (2i, 2i+1) (Meta's and GGUF's layout; the loader reorders HF q/k rows so).
 // One thread per word (2 elements) of qkv.
 
 struct Params {
@@ -13,10 +13,10 @@ struct Params {
     kv_heads: u32,
     head_dim: u32,
     tokens: u32,
-    interleaved: u32,
     ctx: u32,       // positions per sequence slot in the cache
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -26,24 +26,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> q_out: array<u32>;
 @group(0) @binding(5) var<storage, read_write> k_cache: array<u32>;
 @group(0) @binding(6) var<storage, read_write> v_cache: array<u32>;
-
-// Element e of the head starting at element `base` (even).
-fn elem(base: u32, e: u32) -> f32 {
-    let v = unpack_act(qkv[(base + e) / 2u]);
-    return select(v.x, v.y, (e & 1u) == 1u);
-}
-
-// Rotated value of element e (of D) with the frequency row at `f` (HF half-split layout).
-fn rotated(base: u32, e: u32, f: u32) -> f32 {
-    let half = p.head_dim / 2u;
-    let x = elem(base, e);
-    if e < half {
-        let cs = freqs[f + e];
-        return x * cs.x - elem(base, e + half) * cs.y;
-    }
-    let cs = freqs[f + e - half];
-    return x * cs.x + elem(base, e - half) * cs.y;
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -64,16 +46,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         v_cache[(cache_row + h - p.heads - p.kv_heads) * hw + wi] = qkv[idx];
         return;
     }
-    let f = pos * hw;
-    var v: vec2<f32>;
-    if p.interleaved == 1u {
-        let xy = unpack_act(qkv[idx]);
-        let cs = freqs[f + wi];
-        v = vec2<f32>(xy.x * cs.x - xy.y * cs.y, xy.x * cs.y + xy.y * cs.x);
-    } else {
-        let base = th * p.head_dim;
-        v = vec2<f32>(rotated(base, 2u * wi, f), rotated(base, 2u * wi + 1u, f));
-    }
+    let xy = unpack_act(qkv[idx]);
+    let cs = freqs[pos * hw + wi];
+    let v = vec2<f32>(xy.x * cs.x - xy.y * cs.y, xy.x * cs.y + xy.y * cs.x);
     if h < p.heads {
         q_out[(t * p.heads + h) * hw + wi] = pack_act(v);
     } else {

@@ -270,7 +270,7 @@ fn scalings() -> Vec<(f32, RopeScaling)> {
 }
 
 #[test]
-fn rope_qkv_into_cache_layouts_scalings_both_paths() {
+fn rope_qkv_into_cache_scalings_both_paths() {
     for path in PATHS {
         let c = ctx(path);
         for (theta, scaling) in scalings() {
@@ -278,40 +278,36 @@ fn rope_qkv_into_cache_layouts_scalings_both_paths() {
             for &(heads, kvh, d, t, pos0) in
                 &[(9, 3, 64, 7, 1000), (3, 1, 96, 33, 0), (2, 2, 128, 1, 5000), (1, 1, 6, 5, 17)]
             {
-                for interleaved in [false, true] {
-                    let mut rng = rng("rope");
-                    let (slots, ctx_len) = (2, pos0 + t + 1);
-                    let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
-                    let (qd, kvd) = (heads * d, kvh * d);
-                    let qkv = round_act(path, &rand_vec(&mut rng, t * (qd + 2 * kvd), 2.0));
-                    let part = |from: usize, n: usize| -> Vec<f32> {
-                        qkv.chunks(qd + 2 * kvd).flat_map(|row| row[from..from + n].to_vec()).collect()
-                    };
-                    let (q, k, v) = (part(0, qd), part(qd, kvd), part(qd + kvd, kvd));
-                    // tokens alternate between the two sequence slots
-                    let tok: Vec<(usize, usize)> = (0..t).map(|i| (i % 2, pos0 + i)).collect();
-                    let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
-                    let inv = inv_freqs(d, theta, &scaling);
-                    let want_q = cpu::rope(&q, &positions, heads, d, &inv, interleaved);
-                    let k_rot = cpu::rope(&k, &positions, kvh, d, &inv, interleaved);
-                    let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-                    let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-                    for (i, &(s, p)) in tok.iter().enumerate() {
-                        kc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&k_rot[i * kvd..][..kvd]);
-                        vc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&v[i * kvd..][..kvd]);
-                    }
-                    let (xb, tb, qb) = (upload_act(c, &qkv), tok_buf(c, &tok), poisoned(c, t * qd * 2));
-                    let mut g = Graph::new();
-                    let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
-                    Rope::new(c).record(&mut g, &xb, &tb, &table, dst, heads, kvh, t, interleaved).unwrap();
-                    g.run(c);
-                    let what = format!(
-                        "rope {path:?} {scaling:?} H={heads} Hkv={kvh} d={d} t={t} pos0={pos0} interleaved={interleaved}"
-                    );
-                    assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
-                    assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
-                    assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, 0.0);
+                let mut rng = rng("rope");
+                let (slots, ctx_len) = (2, pos0 + t + 1);
+                let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
+                let (qd, kvd) = (heads * d, kvh * d);
+                let qkv = round_act(path, &rand_vec(&mut rng, t * (qd + 2 * kvd), 2.0));
+                let part = |from: usize, n: usize| -> Vec<f32> {
+                    qkv.chunks(qd + 2 * kvd).flat_map(|row| row[from..from + n].to_vec()).collect()
+                };
+                let (q, k, v) = (part(0, qd), part(qd, kvd), part(qd + kvd, kvd));
+                // tokens alternate between the two sequence slots
+                let tok: Vec<(usize, usize)> = (0..t).map(|i| (i % 2, pos0 + i)).collect();
+                let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
+                let inv = inv_freqs(d, theta, &scaling);
+                let want_q = cpu::rope(&q, &positions, heads, d, &inv);
+                let k_rot = cpu::rope(&k, &positions, kvh, d, &inv);
+                let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+                let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+                for (i, &(s, p)) in tok.iter().enumerate() {
+                    kc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&k_rot[i * kvd..][..kvd]);
+                    vc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&v[i * kvd..][..kvd]);
                 }
+                let (xb, tb, qb) = (upload_act(c, &qkv), tok_buf(c, &tok), poisoned(c, t * qd * 2));
+                let mut g = Graph::new();
+                let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
+                Rope::new(c).record(&mut g, &xb, &tb, &table, dst, heads, kvh, t).unwrap();
+                g.run(c);
+                let what = format!("rope {path:?} {scaling:?} H={heads} Hkv={kvh} d={d} t={t} pos0={pos0}");
+                assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
+                assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
+                assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, 0.0);
             }
         }
     }
@@ -734,8 +730,8 @@ fn fused_norm_gemv_rope_epilogue() {
             };
             let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
             let inv = inv_freqs(d, theta, &scaling);
-            let want_q = cpu::rope(&part(0, qd), &positions, heads, d, &inv, true);
-            let k_rot = cpu::rope(&part(qd, kvd), &positions, kvh, d, &inv, true);
+            let want_q = cpu::rope(&part(0, qd), &positions, heads, d, &inv);
+            let k_rot = cpu::rope(&part(qd, kvd), &positions, kvh, d, &inv);
             let v = part(qd + kvd, kvd);
             let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
             let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);

@@ -23,18 +23,17 @@ pub fn rms_norm(x: &[f32], w: &[f32], c: usize, eps: f32) -> Vec<f32> {
         .collect()
 }
 
-/// RoPE of `x (t, heads, d)` at `positions[t]`, with inverse frequencies `inv_freq (d/2)`.
-/// `interleaved`: rotate (2i, 2i+1); else (i, i + d/2) as transformers' `rotate_half`.
-pub fn rope(x: &[f32], positions: &[usize], heads: usize, d: usize, inv_freq: &[f32], interleaved: bool) -> Vec<f32> {
+/// RoPE of `x (t, heads, d)` at `positions[t]`, with inverse frequencies `inv_freq (d/2)`, on the
+/// rotary pairs (2i, 2i+1).
+pub fn rope(x: &[f32], positions: &[usize], heads: usize, d: usize, inv_freq: &[f32]) -> Vec<f32> {
     let mut out = x.to_vec();
-    let half = d / 2;
     for (t, &pos) in positions.iter().enumerate() {
         for h in 0..heads {
             let base = (t * heads + h) * d;
             for (i, &f) in inv_freq.iter().enumerate() {
                 let angle = (pos as f32 * f) as f64;
                 let (s, c) = (angle.sin() as f32, angle.cos() as f32);
-                let (a, b) = if interleaved { (base + 2 * i, base + 2 * i + 1) } else { (base + i, base + i + half) };
+                let (a, b) = (base + 2 * i, base + 2 * i + 1);
                 out[a] = x[a] * c - x[b] * s;
                 out[b] = x[b] * c + x[a] * s;
             }

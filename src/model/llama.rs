@@ -266,14 +266,7 @@ impl Llama {
     ) -> Result<()> {
         let eps = self.config.rms_norm_eps;
         if t <= GEMV_MAX_TOKENS && parts.iter().all(|w| MatmulNorm::supports(norm, w)) {
-            let total = parts.iter().map(|w| w.rows).sum();
-            let mut first = 0;
-            for w in parts {
-                let cols = NormEpilogue::Cols(OutCols { first, total });
-                self.ops.matmul_norm.record(g, &s.x, norm, w, out, cols, t, eps)?;
-                first += w.rows;
-            }
-            return Ok(());
+            return self.normed_gemvs(g, s, norm, parts, out, t, NormEpilogue::Cols);
         }
         if parts.iter().all(|w| w.dtype == WeightDtype::I8) && norm.cols.is_multiple_of(4) {
             self.ops.rms_norm.record_quant(g, &s.x, norm, &s.quant, t, eps)?;
@@ -303,14 +296,31 @@ impl Llama {
         let cfg = &self.config;
         let rope =
             RopeEpilogue { dst, tok: &s.tok, table, heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads };
-        let total = w.qkv.iter().map(|p| p.rows).sum();
-        let mut first = 0;
-        for p in &w.qkv {
-            let epilogue = NormEpilogue::Rope(OutCols { first, total }, rope);
-            self.ops.matmul_norm.record(g, &s.x, norm, p, &s.qkv, epilogue, t, cfg.rms_norm_eps)?;
-            first += p.rows;
-        }
+        self.normed_gemvs(g, s, norm, &w.qkv, &s.qkv, t, |cols| NormEpilogue::Rope(cols, rope))?;
         Ok(true)
+    }
+
+    /// Records the fused norm-GEMV of each of `parts` (weights after the same norm, side by side
+    /// in the output), each writing its own columns as `epilogue(cols)` says.
+    #[allow(clippy::too_many_arguments)]
+    fn normed_gemvs<'a>(
+        &self,
+        g: &mut Graph,
+        s: &Scratch,
+        norm: &Weight,
+        parts: &[Weight],
+        out: &wgpu::Buffer,
+        t: usize,
+        epilogue: impl Fn(OutCols) -> NormEpilogue<'a>,
+    ) -> Result<()> {
+        let total = parts.iter().map(|w| w.rows).sum();
+        let mut first = 0;
+        for w in parts {
+            let e = epilogue(OutCols { first, total });
+            self.ops.matmul_norm.record(g, &s.x, norm, w, out, e, t, self.config.rms_norm_eps)?;
+            first += w.rows;
+        }
+        Ok(())
     }
 
     /// Records `x (t, C) f32 += down_proj(silu(gate) * up)` of `h = rms_norm(x)`: for decode with
@@ -370,8 +380,7 @@ impl Llama {
             let dst = RopeDst { q: &s.qr, k_cache: &kv.k[l], v_cache: &kv.v[l], ctx_len: kv.ctx_len };
             if !self.qkv_rope(g, s, w, dst, rope, t)? {
                 self.normed_linears(g, s, &w.input_layernorm, &w.qkv, &s.qkv, t)?; // qkv (T, (H + 2 Hkv) D)
-                ops.rope.record(g, &s.qkv, &s.tok, rope, dst, heads, kv_heads, t, true)?;
-                // pairs side by side
+                ops.rope.record(g, &s.qkv, &s.tok, rope, dst, heads, kv_heads, t)?;
             }
             let io = AttentionIo {
                 q: &s.qr,

@@ -1,6 +1,6 @@
 //! Rotary position embedding (Meta's `precompute_freqs_cis`, with llama3 or linear frequency
-//! scaling), HF half-split or interleaved layout, fused with the KV-cache append. Kernel:
-//! shaders/rope.wgsl.
+//! scaling) of rotary pairs (2i, 2i + 1) — Meta's and GGUF's layout; the loader puts Hugging
+//! Face q/k rows in that order — fused with the KV-cache append. Kernel: shaders/rope.wgsl.
 
 use super::{act_bytes, check_buf, check_even, per_item};
 use crate::error::{Error, Result};
@@ -102,12 +102,10 @@ pub struct RopeParams {
     pub head_dim: u32,
     /// Tokens T.
     pub tokens: u32,
-    /// 1: pairs (2i, 2i+1); 0: pairs (i, i + D/2).
-    pub interleaved: u32,
     /// Cache positions per slot.
     pub ctx: u32,
     /// Padding.
-    pub _pad: [u32; 2],
+    pub _pad: [u32; 3],
 }
 
 /// Where the attention inputs go: rotated queries, and the layer's KV cache.
@@ -134,7 +132,7 @@ impl Rope {
         Rope { ctx: ctx.clone() }
     }
 
-    /// Records, from `qkv (t, (heads + 2 kv_heads) D)`: RoPE of q into `dst.q`, RoPE of k and a copy
+    /// Records, from `qkv (t, (heads + 2 kv_heads) D)` (rotary pairs side by side): RoPE of q into `dst.q`, RoPE of k and a copy
     /// of v into the cache at each token's (slot, pos) from `tok (t)`. Positions must be below the
     /// table's `max_pos` and `dst.ctx_len` (the caller checks per step).
     #[allow(clippy::too_many_arguments)]
@@ -148,7 +146,6 @@ impl Rope {
         heads: usize,
         kv_heads: usize,
         t: usize,
-        interleaved: bool,
     ) -> Result<()> {
         let d = table.head_dim;
         check_buf("rope input", qkv, act_bytes(t * (heads + 2 * kv_heads) * d))?;
@@ -169,9 +166,8 @@ impl Rope {
             kv_heads: kv_heads as u32,
             head_dim: d as u32,
             tokens: t as u32,
-            interleaved: interleaved as u32,
             ctx: dst.ctx_len as u32,
-            _pad: [0; 2],
+            _pad: [0; 3],
         };
         let uniform = self.ctx.uniform("rope params", &params);
         g.push(
