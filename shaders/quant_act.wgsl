@@ -21,8 +21,7 @@ struct Params {
 
 override SWIGLU: u32 = 0u;
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, WG>;
+const WG: u32 = 256u; // reduce256.wgsl's workgroup
 
 // The packed value at element index i.
 fn val(i: u32) -> f32 {
@@ -55,15 +54,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
     for (var e = lid; e < p.k; e += WG) {
         amax = max(amax, abs(elem(row, e)));
     }
-    red[lid] = amax;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let scale = red[0] / 127.0;
+    let scale = wg_max(lid, amax) / 127.0;
     let div = select(1.0, scale, scale > 0.0);
     let words = (p.k + 3u) / 4u;
     for (var j = lid; j < words; j += WG) {

@@ -21,8 +21,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, C/2), or xq (T, C/4)
 @group(0) @binding(4) var<storage, read_write> xs: array<f32>;  // QUANT: (T) scales
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, WG>;
+const WG: u32 = 256u; // reduce256.wgsl's workgroup
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32,
@@ -39,36 +38,19 @@ fn main(@builtin(local_invocation_index) lid: u32,
         let v = x[base + i];
         ss += dot(v, v);
     }
-    red[lid] = ss;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let inv = inverseSqrt(red[0] / f32(p.c) + p.eps);
+    let inv = inverseSqrt(wg_sum(lid, ss) / f32(p.c) + p.eps);
     if !QUANT {
         for (var i = lid; i < pairs; i += WG) {
             out[base + i] = pack_act(x[base + i] * inv * load_w2(2u * i));
         }
         return;
     }
-    workgroupBarrier();
     var amax = 0.0;
     for (var i = lid; i < pairs; i += WG) {
         let v = normed(base, i, inv);
         amax = max(amax, max(abs(v.x), abs(v.y)));
     }
-    red[lid] = amax;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let scale = red[0] / 127.0;
+    let scale = wg_max(lid, amax) / 127.0;
     let div = select(1.0, scale, scale > 0.0);
     for (var j = lid; j < pairs / 2u; j += WG) {
         let v = vec4<f32>(normed(base, 2u * j, inv), normed(base, 2u * j + 1u, inv));
