@@ -1,6 +1,6 @@
 // argmax.wgsl — the largest logit of each chunk of CHUNK logits of each row (first on ties; NaN
-// never wins), so a 128K vocabulary is scanned by many workgroups at once; the host reduces the
-// few partials per row (ops::argmax::finish).
+// never wins), so a 128K vocabulary is scanned by many workgroups at once; argmax_finish.wgsl
+// reduces the few partials per row.
 //   logits (T, V) f32
 //   out    (T, chunks) of (index, f32 bits); index 0xffffffff marks a chunk with no number
 // Grid: x = chunk, y = row (folded rows are not needed: rows <= 65535).

@@ -7,10 +7,13 @@
 //   out    (T, H, D)        packed: softmax(q k^T * scale) v
 // One 64-thread workgroup per (token, head, split); query head h reads KV head h / (H / Hkv).
 // Split-K (flash-decoding): with splits > 1, workgroup s only visits keys [s*chunk, (s+1)*chunk)
-// and writes its partial (m, l, acc[D]) to `part`; attention_combine.wgsl merges the splits.
-// With splits = 1 the normalised output goes straight to `out`.
-// D = HEAD_DIM <= 256 (each thread owns at most two output words); a constant so the loops over
-// D unroll and their loads are issued together.
+// and writes its partial (m, l, acc[D]) to `part` (also when its range is empty: l = 0);
+// attention_combine.wgsl merges the splits. With splits = 1 the normalised output goes to `out`.
+// D = HEAD_DIM <= 256, a constant, so the unit loops below unroll. A key or value row is read in
+// units of 8 values (one vec4<u32>; the last unit zero-filled when D is not a multiple of 8).
+// Decode is bound by memory latency, not bandwidth, so each phase issues all its loads at once:
+// a tile costs one round trip for its keys and one for its values. Rows past the last key are
+// read at the last key's address (in bounds) and weighed by zero.
 
 override HEAD_DIM: u32 = 128u;
 
@@ -28,17 +31,18 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<u32>;
 @group(0) @binding(2) var<storage, read> tok: array<vec2<u32>>;
-@group(0) @binding(3) var<storage, read> kcache: array<vec4<u32>>; // 16-byte loads when D % 8 == 0
-@group(0) @binding(4) var<storage, read> vcache: array<u32>;
+@group(0) @binding(3) var<storage, read> kcache: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> vcache: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
 @group(0) @binding(6) var<storage, read_write> part: array<f32>; // (T, H, splits, 2 + D) when splits > 1
 
 const TILE: u32 = 64u;
 const NEG: f32 = -3.0e38;
 
-var<workgroup> qs: array<vec2<f32>, 128>; // the query head, as pairs
+var<workgroup> qs: array<vec2<f32>, 128>; // the query head as pairs, zero past D
 var<workgroup> probs: array<f32, TILE>;
 var<workgroup> red: array<f32, TILE>;
+var<workgroup> vred: array<vec4<f32>, 128>; // per-thread value sums, merged at the end
 
 fn reduce_max(lid: u32, v: f32) -> f32 {
     red[lid] = v;
@@ -68,10 +72,55 @@ fn reduce_sum(lid: u32, v: f32) -> f32 {
     return r;
 }
 
-// q . k over the 8 elements of query words i..i+3 and key words kw.
-fn dot4w(i: u32, kw: vec4<u32>) -> f32 {
+// Units (of 8 values) per head row.
+fn units() -> u32 {
+    return (HEAD_DIM + 7u) / 8u;
+}
+
+// Words 4u..4u+3 of the row starting at word b of `cache` (zeros past the row).
+fn k_unit(b: u32, u: u32) -> vec4<u32> {
+    if HEAD_DIM % 8u == 0u {
+        return kcache[b / 4u + u];
+    }
+    var w = vec4<u32>(0u);
+    for (var i = 0u; i < 4u; i++) {
+        let j = 4u * u + i;
+        if j < HEAD_DIM / 2u {
+            w[i] = kcache[(b + j) / 4u][(b + j) % 4u];
+        }
+    }
+    return w;
+}
+
+fn v_unit(b: u32, u: u32) -> vec4<u32> {
+    if HEAD_DIM % 8u == 0u {
+        return vcache[b / 4u + u];
+    }
+    var w = vec4<u32>(0u);
+    for (var i = 0u; i < 4u; i++) {
+        let j = 4u * u + i;
+        if j < HEAD_DIM / 2u {
+            w[i] = vcache[(b + j) / 4u][(b + j) % 4u];
+        }
+    }
+    return w;
+}
+
+// q . k over unit u of the key row at word kb (0 past the row: the loop below always runs 16).
+fn kdot(kb: u32, u: u32) -> f32 {
+    if u >= units() {
+        return 0.0;
+    }
+    let kw = k_unit(kb, u);
+    let i = 4u * u;
     return dot(qs[i], unpack_act(kw.x)) + dot(qs[i + 1u], unpack_act(kw.y))
          + dot(qs[i + 2u], unpack_act(kw.z)) + dot(qs[i + 3u], unpack_act(kw.w));
+}
+
+// p * the 8 values of unit w, as (values 0..3, values 4..7).
+fn weigh(p: f32, w: vec4<u32>) -> array<vec4<f32>, 2> {
+    return array<vec4<f32>, 2>(p * vec4<f32>(unpack_act(w.x), unpack_act(w.y)),
+                               p * vec4<f32>(unpack_act(w.z), unpack_act(w.w)));
 }
 
 @compute @workgroup_size(64)
@@ -86,126 +135,87 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let h = th % p.heads;
     let kvh = h / (p.heads / p.kv_heads);
     let hw = HEAD_DIM / 2u;
-    for (var i = lid; i < hw; i += TILE) {
-        qs[i] = unpack_act(q[th * hw + i]);
+    let at = tok[t];
+    for (var i = lid; i < 128u; i += TILE) {
+        qs[i] = select(vec2<f32>(0.0), unpack_act(q[th * hw + min(i, hw - 1u)]), i < hw);
     }
     workgroupBarrier();
 
-    let at = tok[t];
     let split = wid.z;
     let k_begin = split * p.chunk;
     let n_keys = min(at.y + 1u, k_begin + p.chunk); // keys k_begin..n_keys (may be empty)
     let row_words = p.kv_heads * hw;
     let seq_base = at.x * p.ctx;
+    let head_word = kvh * hw;
+    // values: thread (g, c) owns unit c of keys g, g + kp, g + 2 kp, ... of each tile
+    let nu = units();
+    let kp = TILE / nu; // keys side by side
+    let g = lid / nu;
+    let c = lid % nu;
     var m = NEG;
     var l = 0.0;
-    var acc0 = vec2<f32>(0.0); // output word lid
-    var acc1 = vec2<f32>(0.0); // output word lid + 64
+    var acc = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
     for (var t0 = k_begin; t0 < n_keys; t0 += TILE) {
-        // 1. one key per thread: score = q . k * scale
+        let last = n_keys - 1u;
+        // 1. one key per thread: score = q . k * scale, the row's units loaded together
         let key = t0 + lid;
-        var score = NEG;
-        if key < n_keys {
-            let kb = (seq_base + key) * row_words + kvh * hw;
-            var d = 0.0;
-            if hw % 32u == 0u {
-                // eight 16-byte loads issued together (straight-line code: GPUs do not reorder
-                // loads across loop iterations)
-                for (var i = 0u; i < hw; i += 32u) {
-                    let b = (kb + i) / 4u;
-                    let k0 = kcache[b];
-                    let k1 = kcache[b + 1u];
-                    let k2 = kcache[b + 2u];
-                    let k3 = kcache[b + 3u];
-                    let k4 = kcache[b + 4u];
-                    let k5 = kcache[b + 5u];
-                    let k6 = kcache[b + 6u];
-                    let k7 = kcache[b + 7u];
-                    d += dot4w(i, k0) + dot4w(i + 4u, k1) + dot4w(i + 8u, k2) + dot4w(i + 12u, k3)
-                       + dot4w(i + 16u, k4) + dot4w(i + 20u, k5) + dot4w(i + 24u, k6) + dot4w(i + 28u, k7);
-                }
-            } else if hw % 16u == 0u {
-                for (var i = 0u; i < hw; i += 16u) {
-                    let b = (kb + i) / 4u;
-                    let k0 = kcache[b];
-                    let k1 = kcache[b + 1u];
-                    let k2 = kcache[b + 2u];
-                    let k3 = kcache[b + 3u];
-                    d += dot4w(i, k0) + dot4w(i + 4u, k1) + dot4w(i + 8u, k2) + dot4w(i + 12u, k3);
-                }
-            } else if hw % 4u == 0u {
-                for (var i = 0u; i < hw; i += 4u) {
-                    d += dot4w(i, kcache[(kb + i) / 4u]);
-                }
-            } else {
-                for (var i = 0u; i < hw; i++) {
-                    d += dot(qs[i], unpack_act(kcache[(kb + i) / 4u][(kb + i) % 4u]));
-                }
-            }
-            score = d * p.scale;
+        let kb = (seq_base + min(key, last)) * row_words + head_word;
+        var d = 0.0;
+        for (var u = 0u; u < nu; u += 16u) {
+            d += kdot(kb, u) + kdot(kb, u + 1u) + kdot(kb, u + 2u) + kdot(kb, u + 3u)
+               + kdot(kb, u + 4u) + kdot(kb, u + 5u) + kdot(kb, u + 6u) + kdot(kb, u + 7u)
+               + kdot(kb, u + 8u) + kdot(kb, u + 9u) + kdot(kb, u + 10u) + kdot(kb, u + 11u)
+               + kdot(kb, u + 12u) + kdot(kb, u + 13u) + kdot(kb, u + 14u) + kdot(kb, u + 15u);
         }
+        let score = select(NEG, d * p.scale, key < n_keys);
         // 2. online softmax update
         let m_new = max(m, reduce_max(lid, score));
-        var pj = 0.0;
-        if key < n_keys {
-            pj = exp(score - m_new);
-        }
+        let pj = select(0.0, exp(score - m_new), key < n_keys);
         probs[lid] = pj;
         let corr = exp(m - m_new);
         l = l * corr + reduce_sum(lid, pj);
         m = m_new;
-        acc0 *= corr;
-        acc1 *= corr;
-        // 3. accumulate p_j * v_j for this thread's output words, 8 keys' loads at a time
-        let nk = min(TILE, n_keys - t0);
-        let vb = (seq_base + t0) * row_words + kvh * hw;
-        if lid < hw {
-            var j = 0u;
-            for (; j + 16u <= nk; j += 16u) {
-                let b = vb + j * row_words + lid;
-                var v: array<u32, 16>;
-                v[0] = vcache[b];
-                v[1] = vcache[b + row_words];
-                v[2] = vcache[b + 2u * row_words];
-                v[3] = vcache[b + 3u * row_words];
-                v[4] = vcache[b + 4u * row_words];
-                v[5] = vcache[b + 5u * row_words];
-                v[6] = vcache[b + 6u * row_words];
-                v[7] = vcache[b + 7u * row_words];
-                v[8] = vcache[b + 8u * row_words];
-                v[9] = vcache[b + 9u * row_words];
-                v[10] = vcache[b + 10u * row_words];
-                v[11] = vcache[b + 11u * row_words];
-                v[12] = vcache[b + 12u * row_words];
-                v[13] = vcache[b + 13u * row_words];
-                v[14] = vcache[b + 14u * row_words];
-                v[15] = vcache[b + 15u * row_words];
-                acc0 += probs[j] * unpack_act(v[0]) + probs[j + 1u] * unpack_act(v[1])
-                      + probs[j + 2u] * unpack_act(v[2]) + probs[j + 3u] * unpack_act(v[3])
-                      + probs[j + 4u] * unpack_act(v[4]) + probs[j + 5u] * unpack_act(v[5])
-                      + probs[j + 6u] * unpack_act(v[6]) + probs[j + 7u] * unpack_act(v[7])
-                      + probs[j + 8u] * unpack_act(v[8]) + probs[j + 9u] * unpack_act(v[9])
-                      + probs[j + 10u] * unpack_act(v[10]) + probs[j + 11u] * unpack_act(v[11])
-                      + probs[j + 12u] * unpack_act(v[12]) + probs[j + 13u] * unpack_act(v[13])
-                      + probs[j + 14u] * unpack_act(v[14]) + probs[j + 15u] * unpack_act(v[15]);
-            }
-            for (; j < nk; j++) {
-                acc0 += probs[j] * unpack_act(vcache[vb + j * row_words + lid]);
-            }
-        }
-        if lid + TILE < hw {
-            for (var j = 0u; j < nk; j++) {
-                acc1 += probs[j] * unpack_act(vcache[vb + j * row_words + lid + TILE]);
+        acc[0] *= corr;
+        acc[1] *= corr;
+        // 3. p_j * v_j: 16 keys' units loaded together (one round for D <= 128)
+        if g < kp {
+            let nk = min(TILE, n_keys - t0);
+            for (var j0 = g; j0 < nk; j0 += 16u * kp) {
+                var w: array<vec4<u32>, 16>;
+                var pw: array<f32, 16>;
+                for (var n = 0u; n < 16u; n++) {
+                    let j = j0 + n * kp;
+                    w[n] = v_unit((seq_base + t0 + min(j, nk - 1u)) * row_words + head_word, c);
+                    pw[n] = select(0.0, probs[min(j, TILE - 1u)], j < nk);
+                }
+                for (var n = 0u; n < 16u; n++) {
+                    let a = weigh(pw[n], w[n]);
+                    acc[0] += a[0];
+                    acc[1] += a[1];
+                }
             }
         }
         workgroupBarrier();
     }
+    // 4. merge the kp partial sums of each unit
+    vred[2u * lid] = acc[0];
+    vred[2u * lid + 1u] = acc[1];
+    workgroupBarrier();
+    if lid >= nu {
+        return;
+    }
+    var sum = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var k = 0u; k < kp; k++) {
+        sum[0] += vred[2u * (k * nu + lid)];
+        sum[1] += vred[2u * (k * nu + lid) + 1u];
+    }
+    let vals = array<vec2<f32>, 4>(sum[0].xy, sum[0].zw, sum[1].xy, sum[1].zw);
     if p.splits == 1u {
-        if lid < hw {
-            out[th * hw + lid] = pack_act(acc0 / l);
-        }
-        if lid + TILE < hw {
-            out[th * hw + lid + TILE] = pack_act(acc1 / l);
+        for (var i = 0u; i < 4u; i++) {
+            let wd = 4u * lid + i;
+            if wd < hw {
+                out[th * hw + wd] = pack_act(vals[i] / l);
+            }
         }
         return;
     }
@@ -214,12 +224,11 @@ fn main(@builtin(local_invocation_index) lid: u32,
         part[base] = m;
         part[base + 1u] = l;
     }
-    if lid < hw {
-        part[base + 2u + 2u * lid] = acc0.x;
-        part[base + 3u + 2u * lid] = acc0.y;
-    }
-    if lid + TILE < hw {
-        part[base + 2u + 2u * (lid + TILE)] = acc1.x;
-        part[base + 3u + 2u * (lid + TILE)] = acc1.y;
+    for (var i = 0u; i < 4u; i++) {
+        let wd = 4u * lid + i;
+        if wd < hw {
+            part[base + 2u + 2u * wd] = vals[i].x;
+            part[base + 3u + 2u * wd] = vals[i].y;
+        }
     }
 }

@@ -209,3 +209,42 @@ fn batch_of_sequences_matches_single_runs() {
     let err = s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 60, tokens: &g.prompt }]).unwrap_err();
     assert!(err.to_string().contains("context"), "{err}");
 }
+
+#[test]
+fn greedy_steps_run_ahead_transparently() {
+    // Session::forward_greedy submits the next step before the caller asks for it; whatever the
+    // caller asks instead (another token, another slot, a logits call, the same position again)
+    // must give what step-by-step logits give.
+    let c = ctx(ActDtype::F16);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-gqa-bf16");
+    let g = golden(&dir);
+    let model = Arc::new(Llama::load(c, &Checkpoint::open(&dir).unwrap(), |_, _| {}).unwrap());
+    let mut s = Session::new(model.clone(), 2, 64, 32).unwrap();
+    let mut r = Session::new(model, 2, 64, 32).unwrap(); // reference: logits + host argmax only
+    let p = g.prompt.len();
+    let v = g.vocab as u32;
+    // greedy on `s` (runs ahead) vs logits + host argmax on `r`
+    fn check(s: &mut Session, r: &mut Session, pos: usize, slot: usize, tokens: &[u32], what: &str) -> u32 {
+        let chunk = [SeqChunk { slot, pos, tokens }];
+        let a = s.forward_greedy_blocking(&chunk).unwrap()[0];
+        let b = inferno_llama::sampling::argmax(&r.forward_last_blocking(&chunk).unwrap());
+        assert_eq!(a, b, "{what} (position {pos})");
+        a
+    }
+    let r1 = check(&mut s, &mut r, 0, 0, &g.prompt, "prompt");
+    let r2 = check(&mut s, &mut r, p, 0, &[r1], "the step run ahead");
+    let x = (r2 + 1) % v;
+    let y = check(&mut s, &mut r, p + 1, 0, &[x], "another token than the one run ahead");
+    check(&mut s, &mut r, p + 2, 1, &[y], "another slot"); // slot 1 is empty up to p + 2: still well defined
+    let z = check(&mut s, &mut r, p + 2, 0, &[y], "back to slot 0");
+    // a logits call in between: the step run ahead for (p + 3, z) is stale afterwards
+    let w = (z + 7) % v;
+    let logits = s.forward_last_blocking(&[SeqChunk { slot: 0, pos: p + 2, tokens: &[w] }]).unwrap();
+    assert_eq!(logits, r.forward_last_blocking(&[SeqChunk { slot: 0, pos: p + 2, tokens: &[w] }]).unwrap());
+    check(&mut s, &mut r, p + 3, 0, &[z], "the stale step's position and token after a logits call");
+    // up to the end of the context: no step runs ahead past it
+    let mut t = z;
+    for pos in p + 4..64 {
+        t = check(&mut s, &mut r, pos, 0, &[t], "to the end of the context");
+    }
+}

@@ -8,7 +8,7 @@ use inferno_llama::cpu;
 use inferno_llama::gpu::weight::Weight;
 use inferno_llama::graph::Graph;
 use inferno_llama::ops::{
-    argmax::{finish, partial_bytes, Argmax},
+    argmax::{partial_bytes, Argmax},
     attention::{part_bytes, splits_for, Attention, AttentionIo, AttentionShape},
     embedding::Embedding,
     matmul::{Matmul, MatmulOut},
@@ -244,12 +244,11 @@ fn many_rows_fold_into_y() {
     let logits = rand_vec(&mut rng, t * 3, 1.0);
     let t = 60_000; // argmax rows (at most 65,535)
     let lb = c.storage_init("logits", bytemuck::cast_slice(&logits[..t * 3])).unwrap();
-    let bytes = partial_bytes(3, t);
-    let ob = poisoned(c, bytes as usize);
+    let (pb, ob) = (poisoned(c, partial_bytes(3, t) as usize), poisoned(c, t * 4));
     let mut g = Graph::new();
-    Argmax::new(c).record(&mut g, &lb, &ob, 3, t).unwrap();
+    Argmax::new(c).record(&mut g, &lb, &pb, &ob, 3, t).unwrap();
     g.run(c);
-    let got = finish(bytemuck::cast_slice(&c.read_blocking(&ob, bytes).unwrap()), 3, t);
+    let got: Vec<u32> = bytemuck::cast_slice(&c.read_blocking(&ob, (t * 4) as u64).unwrap()).to_vec();
     assert_eq!(got, cpu::argmax(&logits[..t * 3], 3), "argmax of many rows");
 }
 
@@ -353,13 +352,15 @@ fn attention_gqa_causal_both_paths() {
         (3, 1, 36, prefill(1, 40, 3).collect()),   // D/2 not a multiple of 4: scalar loads
         (2, 1, 256, vec![(0, 5), (1, 77)]),        // batch of two sequences, D = 256
         (6, 2, 80, prefill(0, 3, 2).chain(prefill(1, 60, 3)).collect()),
+        (4, 2, 128, vec![(0, 1999), (1, 1030)]), // a long cache: more than 16 splits to merge
     ];
     for path in PATHS {
         let c = ctx(path);
         for (heads, kv_heads, d, tok) in &cases {
             let (heads, kv_heads, d) = (*heads, *kv_heads, *d);
             let mut rng = rng("attention");
-            let (slots, ctx_len) = (2, 700);
+            let long = tok.iter().any(|&(_, p)| p >= 700);
+            let (slots, ctx_len) = (2, if long { 2100 } else { 700 });
             let t = tok.len();
             let q = round_act(path, &rand_vec(&mut rng, t * heads * d, 1.5));
             let (kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kv_heads * d);
@@ -512,12 +513,11 @@ fn argmax_rows_with_ties() {
     logits[2 * v + 32002] = 1e9; // the last column
     logits[2 * v + 9000] = f32::NAN; // NaN never wins
     let lb = c.storage_init("logits", bytemuck::cast_slice(&logits)).unwrap();
-    let bytes = partial_bytes(v, 3);
-    let ob = poisoned(c, bytes as usize);
+    let (pb, ob) = (poisoned(c, partial_bytes(v, 3) as usize), poisoned(c, 12));
     let mut g = Graph::new();
-    Argmax::new(c).record(&mut g, &lb, &ob, v, 3).unwrap();
+    Argmax::new(c).record(&mut g, &lb, &pb, &ob, v, 3).unwrap();
     g.run(c);
-    let got = finish(bytemuck::cast_slice(&c.read_blocking(&ob, bytes).unwrap()), v, 3);
+    let got: Vec<u32> = bytemuck::cast_slice(&c.read_blocking(&ob, 12).unwrap()).to_vec();
     assert_eq!(got, cpu::argmax(&logits, v));
     assert_eq!(got[1], 5);
     assert_eq!(got[2], 32002);

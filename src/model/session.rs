@@ -40,17 +40,39 @@ type GraphKey = (usize, Rows, bool, bool, bool);
 /// copy take 2 x rows x vocabulary x 4 bytes: 8 MiB each for 16 rows of a 128,256 vocabulary.)
 pub const LOGIT_ROWS: usize = 16;
 
+/// A greedy decode step submitted before the host read its input: its token is the one the
+/// previous step's argmax left on the GPU (`input`, read back meanwhile), placed at `pos` of
+/// `slot`; its ids come back in `id_staging[staging]`.
+struct Ahead {
+    slot: usize,
+    pos: usize,
+    input: u32,
+    staging: usize,
+}
+
 /// A model with its KV cache and scratch buffers.
+///
+/// Greedy decoding runs one step ahead: [`Session::forward_greedy`] on one sequence also submits
+/// the next step, fed on the GPU with this step's argmax, before it reads this step's id back, so
+/// the GPU does not wait for the host between tokens. When the caller then asks for exactly that
+/// step (the same slot, the next position, the id it got), it is already running; any other call
+/// leaves it be — it only wrote the KV cache at a position the caller has not committed, which
+/// the next forward to reach that position overwrites first.
 pub struct Session {
     /// The model.
     pub model: Arc<Llama>,
     scratch: Scratch,
     kv: KvCache,
     rope: RopeTable,
-    hsel: wgpu::Buffer,    // (R, C) rows that need logits
-    logits: wgpu::Buffer,  // (R, V) f32
-    next: wgpu::Buffer,    // (R, V/4096) argmax partials
-    staging: wgpu::Buffer, // host-readable copy of logits or ids
+    hsel: wgpu::Buffer,     // (R, C) rows that need logits
+    logits: wgpu::Buffer,   // (R, V) f32
+    next: wgpu::Buffer,     // (R, V/4096) argmax partials
+    next_ids: wgpu::Buffer, // (R) u32 argmax ids
+    staging: wgpu::Buffer,  // host-readable copy of logits
+    // host-readable ids, two so that one step's copy can be in flight while the other is read
+    id_staging: [wgpu::Buffer; 2],
+    flip: usize,
+    ahead: Option<Ahead>,
     /// Most tokens in one forward.
     pub max_tokens: usize,
     /// Most rows of logits in one forward.
@@ -122,8 +144,10 @@ impl Session {
         let hsel = buf("hsel", act_bytes(max_logit_rows * c))?;
         let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;
         let next = buf("argmax partials", crate::ops::argmax::partial_bytes(v, max_logit_rows))?;
+        let next_ids = buf("argmax ids", (max_logit_rows * 4) as u64)?;
         let staging = ctx.staging("logits readback", (max_logit_rows * v * 4) as u64);
-        scratch_bytes += staging.size();
+        let id_staging = [0, 1].map(|_| ctx.staging("ids readback", (max_logit_rows * 4) as u64));
+        scratch_bytes += staging.size() + 2 * id_staging[0].size();
         let mut kv = KvCache { k: vec![], v: vec![], ctx_len, slots };
         for l in 0..cfg.num_hidden_layers {
             kv.k.push(ctx.storage(&format!("k cache {l}"), kv_bytes)?);
@@ -139,7 +163,11 @@ impl Session {
             hsel,
             logits,
             next,
+            next_ids,
             staging,
+            id_staging,
+            flip: 0,
+            ahead: None,
             max_tokens,
             max_logit_rows,
             scratch_bytes,
@@ -168,8 +196,9 @@ impl Session {
     }
 
     /// Validates chunks and writes ids and (slot, pos) for every token; returns the token count
-    /// and the row index of each chunk's last token.
-    fn prepare(&self, chunks: &[SeqChunk]) -> Result<(usize, Vec<usize>)> {
+    /// and the row index of each chunk's last token. (A step submitted ahead is left be.)
+    fn prepare(&mut self, chunks: &[SeqChunk]) -> Result<(usize, Vec<usize>)> {
+        self.ahead = None;
         let cfg = &self.model.config;
         let mut ids = Vec::new();
         let mut tok = Vec::new();
@@ -217,55 +246,95 @@ impl Session {
         Ok((ids.len(), last))
     }
 
-    /// Runs the graph for `t` tokens with logits for `rows` (and argmax when `argmax`),
-    /// recording it on first use, and reads back `bytes` of the logits (or of the argmax ids)
-    /// in the same submit.
-    async fn run_graph(
-        &mut self,
-        t: usize,
-        rows: Rows,
-        argmax: bool,
-        one_seq: bool,
-        body: bool,
-        bytes: u64,
-    ) -> Result<Vec<u8>> {
-        let key = (t, rows.clone(), argmax, one_seq, body);
-        if !self.graphs.contains_key(&key) {
-            if self.graphs.len() >= 32 {
-                self.graphs.clear();
-            }
-            let m = &self.model;
-            let (c, v) = (m.config.hidden_size, m.config.vocab_size);
-            let mut g = Graph::new();
-            if body {
-                m.record_body(&mut g, &self.scratch, &self.kv, &self.rope, t, one_seq)?;
-            }
-            let row = act_bytes(c);
-            let r = match &rows {
-                Rows::Last(list) => {
-                    for (j, &i) in list.iter().enumerate() {
-                        g.copy(&self.scratch.h, i as u64 * row, &self.hsel, j as u64 * row, row);
-                    }
-                    list.len()
-                }
-                Rows::Range(first, n) => {
-                    g.copy(&self.scratch.h, *first as u64 * row, &self.hsel, 0, *n as u64 * row);
-                    *n
-                }
-            };
-            m.ops.matmul.record(&mut g, &self.hsel, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
-            if argmax {
-                m.ops.argmax.record(&mut g, &self.logits, &self.next, v, r)?;
-            }
-            self.graphs.insert(key.clone(), g);
+    /// Records the graph of `key` unless it is recorded: `t` tokens, logits for `rows`, argmax
+    /// ids into `next_ids` when `argmax`.
+    fn ensure_graph(&mut self, key: &GraphKey) -> Result<()> {
+        if self.graphs.contains_key(key) {
+            return Ok(());
         }
+        if self.graphs.len() >= 32 {
+            self.graphs.clear();
+        }
+        let (t, rows, argmax, one_seq, body) = key.clone();
+        let m = &self.model;
+        let (c, v) = (m.config.hidden_size, m.config.vocab_size);
+        let mut g = Graph::new();
+        if body {
+            m.record_body(&mut g, &self.scratch, &self.kv, &self.rope, t, one_seq)?;
+        }
+        let row = act_bytes(c);
+        let r = match &rows {
+            Rows::Last(list) => {
+                for (j, &i) in list.iter().enumerate() {
+                    g.copy(&self.scratch.h, i as u64 * row, &self.hsel, j as u64 * row, row);
+                }
+                list.len()
+            }
+            Rows::Range(first, n) => {
+                g.copy(&self.scratch.h, *first as u64 * row, &self.hsel, 0, *n as u64 * row);
+                *n
+            }
+        };
+        m.ops.matmul.record(&mut g, &self.hsel, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
+        if argmax {
+            m.ops.argmax.record(&mut g, &self.logits, &self.next, &self.next_ids, v, r)?;
+            // (R)
+        }
+        self.graphs.insert(key.clone(), g);
+        Ok(())
+    }
+
+    /// Submits the graph of `key` (recording it on first use) and a copy of `bytes` of `src` into
+    /// `staging`; with `feed`, the token ids are first taken from the previous step's argmax.
+    fn submit(
+        &mut self,
+        key: &GraphKey,
+        feed: bool,
+        src: &wgpu::Buffer,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<()> {
+        self.ensure_graph(key)?;
         let ctx = &self.model.ctx;
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
-        self.graphs[&key].encode(&mut enc);
-        let src = if argmax { &self.next } else { &self.logits };
-        enc.copy_buffer_to_buffer(src, 0, &self.staging, 0, bytes.div_ceil(4) * 4);
+        if feed {
+            enc.copy_buffer_to_buffer(&self.next_ids, 0, &self.scratch.ids, 0, 4);
+        }
+        self.graphs[key].encode(&mut enc);
+        enc.copy_buffer_to_buffer(src, 0, staging, 0, bytes.div_ceil(4) * 4);
         ctx.queue.submit([enc.finish()]);
-        ctx.map_read(&self.staging, bytes).await
+        Ok(())
+    }
+
+    /// Runs the graph for `t` tokens with logits for `rows` (recording it on first use) and reads
+    /// back `bytes` of the logits in the same submit.
+    async fn run_logits(&mut self, t: usize, rows: Rows, one_seq: bool, body: bool, bytes: u64) -> Result<Vec<u8>> {
+        let (src, staging) = (self.logits.clone(), self.staging.clone());
+        self.submit(&(t, rows, false, one_seq, body), false, &src, &staging, bytes)?;
+        self.model.ctx.map_read(&staging, bytes).await
+    }
+
+    /// The next of the two id readback buffers.
+    fn next_id_staging(&mut self) -> usize {
+        self.flip ^= 1;
+        self.flip
+    }
+
+    /// Submits a one-token greedy step at `pos` of `slot` whose token is the previous step's
+    /// argmax (row 0), still on the GPU; returns its id readback buffer.
+    fn submit_ahead(&mut self, slot: usize, pos: usize) -> Result<usize> {
+        let q = &self.model.ctx.queue;
+        q.write_buffer(&self.scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
+        let k = self.next_id_staging();
+        let (src, staging) = (self.next_ids.clone(), self.id_staging[k].clone());
+        self.submit(&(1, Rows::Last(vec![0]), true, true, true), true, &src, &staging, 4)?;
+        Ok(k)
+    }
+
+    /// Reads `n` ids from id readback buffer `k`.
+    async fn read_ids(&self, k: usize, n: usize) -> Result<Vec<u32>> {
+        let bytes = self.model.ctx.map_read(&self.id_staging[k], (n * 4) as u64).await?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
     /// The recorded decode graph for one token (for profiling).
@@ -284,20 +353,37 @@ impl Session {
         self.check_rows(last.len())?;
         let n = last.len() * self.model.config.vocab_size;
         let one_seq = chunks.len() == 1;
-        let bytes = self.run_graph(t, Rows::Last(last), false, one_seq, true, (n * 4) as u64).await?;
+        let bytes = self.run_logits(t, Rows::Last(last), one_seq, true, (n * 4) as u64).await?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
     /// Runs the chunks and returns the greedy next token of each chunk (argmax on the GPU;
-    /// only the ids come back).
+    /// only the ids come back). For one sequence the next step runs ahead (see [`Session`]).
     pub async fn forward_greedy(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<u32>> {
+        if let ([ch], Some(a)) = (chunks, self.ahead.take()) {
+            if (ch.slot, ch.pos, ch.tokens) == (a.slot, a.pos, &[a.input][..]) {
+                // this step is on the GPU already: queue the one after it, then read it
+                let next = (a.pos + 1 < self.kv.ctx_len).then(|| self.submit_ahead(a.slot, a.pos + 1)).transpose()?;
+                let id = self.read_ids(a.staging, 1).await?[0];
+                self.ahead = next.map(|staging| Ahead { slot: a.slot, pos: a.pos + 1, input: id, staging });
+                return Ok(vec![id]);
+            }
+        }
         let (t, last) = self.prepare(chunks)?;
         self.check_rows(last.len())?;
         let n = last.len();
-        let v = self.model.config.vocab_size;
-        let partials = crate::ops::argmax::partial_bytes(v, n);
-        let bytes = self.run_graph(t, Rows::Last(last), true, chunks.len() == 1, true, partials).await?;
-        Ok(crate::ops::argmax::finish(bytemuck::cast_slice(&bytes), v, n))
+        let k = self.next_id_staging();
+        let (src, staging) = (self.next_ids.clone(), self.id_staging[k].clone());
+        self.submit(&(t, Rows::Last(last), true, chunks.len() == 1, true), false, &src, &staging, (n * 4) as u64)?;
+        let ahead = match chunks {
+            [ch] if ch.pos + t < self.kv.ctx_len => {
+                Some((ch.slot, ch.pos + t, self.submit_ahead(ch.slot, ch.pos + t)?))
+            }
+            _ => None,
+        };
+        let ids = self.read_ids(k, n).await?;
+        self.ahead = ahead.map(|(slot, pos, staging)| Ahead { slot, pos, input: ids[0], staging });
+        Ok(ids)
     }
 
     /// Logits (T, V) of every token of `tokens` placed at `pos0..` in `slot`: forwarded in
@@ -312,8 +398,7 @@ impl Session {
             for first in (0..t).step_by(self.max_logit_rows) {
                 let n = self.max_logit_rows.min(t - first);
                 // the body runs with the first block; later blocks read its h
-                let bytes =
-                    self.run_graph(t, Rows::Range(first, n), false, true, first == 0, (n * v * 4) as u64).await?;
+                let bytes = self.run_logits(t, Rows::Range(first, n), true, first == 0, (n * v * 4) as u64).await?;
                 out.extend_from_slice(bytemuck::cast_slice(&bytes));
             }
         }

@@ -1,6 +1,6 @@
-//! Argmax over each row of f32 logits (greedy sampling on the GPU): the kernel reduces chunks of
-//! 4096 logits in parallel and the host picks the best of the few partials per row, so only
-//! 8 bytes per chunk come back. Kernel: shaders/argmax.wgsl.
+//! Argmax over each row of f32 logits (greedy sampling on the GPU): argmax.wgsl reduces chunks of
+//! 4096 logits in parallel, argmax_finish.wgsl picks the best of each row's few partials and
+//! writes the row's id, so the id can feed the next step on the GPU and 4 bytes per row come back.
 
 use super::check_buf;
 use crate::error::{Error, Result};
@@ -10,7 +10,7 @@ use crate::graph::Graph;
 /// Logits per workgroup (CHUNK in argmax.wgsl).
 pub const CHUNK: usize = 4096;
 
-/// Mirrors `Params` in argmax.wgsl.
+/// Mirrors `Params` in argmax.wgsl and argmax_finish.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ArgmaxParams {
@@ -24,27 +24,9 @@ pub struct ArgmaxParams {
     pub _pad: u32,
 }
 
-/// Bytes of the partials for `t` rows of `v` logits.
+/// Bytes of the partials scratch for `t` rows of `v` logits.
 pub fn partial_bytes(v: usize, t: usize) -> u64 {
     (t * v.div_ceil(CHUNK) * 8) as u64
-}
-
-/// The row argmaxes from the partials the kernel wrote (first index on ties; 0 for a row of NaN).
-pub fn finish(partials: &[u32], v: usize, t: usize) -> Vec<u32> {
-    let chunks = v.div_ceil(CHUNK);
-    (0..t)
-        .map(|r| {
-            let mut best: Option<(f32, u32)> = None;
-            for c in 0..chunks {
-                let (i, bits) = (partials[2 * (r * chunks + c)], partials[2 * (r * chunks + c) + 1]);
-                let x = f32::from_bits(bits);
-                if i != u32::MAX && best.is_none_or(|(bv, _)| x > bv) {
-                    best = Some((x, i));
-                }
-            }
-            best.map_or(0, |b| b.1)
-        })
-        .collect()
 }
 
 /// The argmax op.
@@ -58,19 +40,31 @@ impl Argmax {
         Argmax { ctx: ctx.clone() }
     }
 
-    /// Records the per-chunk partial argmaxes of `logits (t, v) f32` into `out`
-    /// ([`partial_bytes`]); [`finish`] turns them into ids.
-    pub fn record(&self, g: &mut Graph, logits: &wgpu::Buffer, out: &wgpu::Buffer, v: usize, t: usize) -> Result<()> {
+    /// Records `ids (t) u32` = the index of each row's largest logit of `logits (t, v) f32` (the
+    /// first on ties; NaN never wins; 0 for a row without a number). `partials` is scratch of
+    /// [`partial_bytes`].
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        logits: &wgpu::Buffer,
+        partials: &wgpu::Buffer,
+        ids: &wgpu::Buffer,
+        v: usize,
+        t: usize,
+    ) -> Result<()> {
         check_buf("argmax logits", logits, (t * v * 4) as u64)?;
-        check_buf("argmax output", out, partial_bytes(v, t))?;
+        check_buf("argmax partials", partials, partial_bytes(v, t))?;
+        check_buf("argmax ids", ids, (t * 4) as u64)?;
         if t > 65_535 {
             return Err(Error::Invalid(format!("argmax over {t} rows (at most 65535)")));
         }
         let chunks = v.div_ceil(CHUNK);
-        let pipeline = self.ctx.pipeline("argmax", &[])?;
         let params = ArgmaxParams { v: v as u32, t: t as u32, chunks: chunks as u32, _pad: 0 };
         let uniform = self.ctx.uniform("argmax params", &params);
-        g.push(&self.ctx, "argmax", &pipeline, &[&uniform, logits, out], [chunks as u32, t as u32, 1]);
+        let pipeline = self.ctx.pipeline("argmax", &[])?;
+        g.push(&self.ctx, "argmax", &pipeline, &[&uniform, logits, partials], [chunks as u32, t as u32, 1]);
+        let pipeline = self.ctx.pipeline("argmax_finish", &[])?;
+        g.push(&self.ctx, "argmax_finish", &pipeline, &[&uniform, partials, ids], [1, t as u32, 1]);
         Ok(())
     }
 }
