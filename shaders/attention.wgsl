@@ -7,7 +7,7 @@
 //   out    (T, H, D)        packed: softmax(q k^T * scale) v
 // One 64-thread workgroup per (token, head, split); query head h reads KV head h / (H / Hkv).
 // Split-K (flash-decoding): with splits > 1, workgroup s only visits keys [s*chunk, (s+1)*chunk)
-// and writes its partial (m, l, acc[D]) to `part` (also when its range is empty: l = 0);
+// and writes its partial (m, l, acc[D]) to `part`;
 // attention_combine.wgsl merges the splits. With splits = 1 the normalised output goes to `out`.
 // D = HEAD_DIM <= 256, a constant, so the unit loops below unroll. A key or value row is read in
 // units of 8 values (one vec4<u32>; the last unit zero-filled when D is not a multiple of 8).

@@ -184,8 +184,8 @@ impl Graph {
         self.encode_steps(&mut enc, Some((&qs, n)));
         enc.resolve_query_set(&qs, 0..2 * n, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
-        ctx.queue.submit([enc.finish()]);
-        let raw = ctx.map_read(&staging, bytes).await?;
+        let done = ctx.queue.submit([enc.finish()]);
+        let raw = ctx.map_read(&staging, bytes, Some(done)).await?;
         let ticks: &[u64] = bytemuck::cast_slice(&raw);
         let period = ctx.queue.get_timestamp_period() as f64;
         Ok(dispatches

@@ -403,8 +403,8 @@ impl GpuContext {
         let staging = self.staging("readback", bytes);
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(buf, 0, &staging, 0, staging.size());
-        self.queue.submit([enc.finish()]);
-        self.map_read(&staging, bytes).await
+        let done = self.queue.submit([enc.finish()]);
+        self.map_read(&staging, bytes, Some(done)).await
     }
 
     /// A host-readable buffer of at least `bytes` bytes (copy destination).
@@ -417,16 +417,26 @@ impl GpuContext {
         })
     }
 
-    /// Waits for the submitted work, maps `staging` and returns its first `bytes` bytes
-    /// (native: blocks in `poll`; wasm: awaits the `map_async` callback).
-    pub async fn map_read(&self, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    /// Waits for submission `done` (None: the latest; later ones may still run), maps `staging`
+    /// and returns its first `bytes` bytes (native: blocks in `poll`; wasm: awaits the
+    /// `map_async` callback).
+    pub async fn map_read(
+        &self,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        done: Option<wgpu::SubmissionIndex>,
+    ) -> Result<Vec<u8>> {
         let (tx, rx) = futures::channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
         let gpu_err = |reason: String| Error::Gpu { what: "readback".into(), reason };
+        #[cfg(target_arch = "wasm32")]
+        let _ = done; // the browser runs the queue; the callback comes when the copy is done
         #[cfg(not(target_arch = "wasm32"))]
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| gpu_err(e.to_string()))?;
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: done, timeout: None })
+            .map_err(|e| gpu_err(e.to_string()))?;
         rx.await.map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
         let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
         let out = view[..bytes as usize].to_vec();

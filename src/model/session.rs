@@ -42,12 +42,13 @@ pub const LOGIT_ROWS: usize = 16;
 
 /// A greedy decode step submitted before the host read its input: its token is the one the
 /// previous step's argmax left on the GPU (`input`, read back meanwhile), placed at `pos` of
-/// `slot`; its ids come back in `id_staging[staging]`.
+/// `slot`; its ids come back in `id_staging[staging]` once submission `done` has run.
 struct Ahead {
     slot: usize,
     pos: usize,
     input: u32,
     staging: usize,
+    done: wgpu::SubmissionIndex,
 }
 
 /// A model with its KV cache and scratch buffers.
@@ -293,7 +294,7 @@ impl Session {
         src: &wgpu::Buffer,
         staging: &wgpu::Buffer,
         bytes: u64,
-    ) -> Result<()> {
+    ) -> Result<wgpu::SubmissionIndex> {
         self.ensure_graph(key)?;
         let ctx = &self.model.ctx;
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
@@ -302,16 +303,15 @@ impl Session {
         }
         self.graphs[key].encode(&mut enc);
         enc.copy_buffer_to_buffer(src, 0, staging, 0, bytes.div_ceil(4) * 4);
-        ctx.queue.submit([enc.finish()]);
-        Ok(())
+        Ok(ctx.queue.submit([enc.finish()]))
     }
 
     /// Runs the graph for `t` tokens with logits for `rows` (recording it on first use) and reads
     /// back `bytes` of the logits in the same submit.
     async fn run_logits(&mut self, t: usize, rows: Rows, one_seq: bool, body: bool, bytes: u64) -> Result<Vec<u8>> {
         let (src, staging) = (self.logits.clone(), self.staging.clone());
-        self.submit(&(t, rows, false, one_seq, body), false, &src, &staging, bytes)?;
-        self.model.ctx.map_read(&staging, bytes).await
+        let done = self.submit(&(t, rows, false, one_seq, body), false, &src, &staging, bytes)?;
+        self.model.ctx.map_read(&staging, bytes, Some(done)).await
     }
 
     /// The next of the two id readback buffers.
@@ -321,19 +321,19 @@ impl Session {
     }
 
     /// Submits a one-token greedy step at `pos` of `slot` whose token is the previous step's
-    /// argmax (row 0), still on the GPU; returns its id readback buffer.
-    fn submit_ahead(&mut self, slot: usize, pos: usize) -> Result<usize> {
+    /// argmax (row 0), still on the GPU; returns its id readback buffer and submission.
+    fn submit_ahead(&mut self, slot: usize, pos: usize) -> Result<(usize, wgpu::SubmissionIndex)> {
         let q = &self.model.ctx.queue;
         q.write_buffer(&self.scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
         let k = self.next_id_staging();
         let (src, staging) = (self.next_ids.clone(), self.id_staging[k].clone());
-        self.submit(&(1, Rows::Last(vec![0]), true, true, true), true, &src, &staging, 4)?;
-        Ok(k)
+        let done = self.submit(&(1, Rows::Last(vec![0]), true, true, true), true, &src, &staging, 4)?;
+        Ok((k, done))
     }
 
-    /// Reads `n` ids from id readback buffer `k`.
-    async fn read_ids(&self, k: usize, n: usize) -> Result<Vec<u32>> {
-        let bytes = self.model.ctx.map_read(&self.id_staging[k], (n * 4) as u64).await?;
+    /// Reads `n` ids from id readback buffer `k` once submission `done` has run.
+    async fn read_ids(&self, k: usize, n: usize, done: wgpu::SubmissionIndex) -> Result<Vec<u32>> {
+        let bytes = self.model.ctx.map_read(&self.id_staging[k], (n * 4) as u64, Some(done)).await?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
@@ -364,8 +364,9 @@ impl Session {
             if (ch.slot, ch.pos, ch.tokens) == (a.slot, a.pos, &[a.input][..]) {
                 // this step is on the GPU already: queue the one after it, then read it
                 let next = (a.pos + 1 < self.kv.ctx_len).then(|| self.submit_ahead(a.slot, a.pos + 1)).transpose()?;
-                let id = self.read_ids(a.staging, 1).await?[0];
-                self.ahead = next.map(|staging| Ahead { slot: a.slot, pos: a.pos + 1, input: id, staging });
+                let id = self.read_ids(a.staging, 1, a.done).await?[0];
+                self.ahead =
+                    next.map(|(staging, done)| Ahead { slot: a.slot, pos: a.pos + 1, input: id, staging, done });
                 return Ok(vec![id]);
             }
         }
@@ -374,15 +375,16 @@ impl Session {
         let n = last.len();
         let k = self.next_id_staging();
         let (src, staging) = (self.next_ids.clone(), self.id_staging[k].clone());
-        self.submit(&(t, Rows::Last(last), true, chunks.len() == 1, true), false, &src, &staging, (n * 4) as u64)?;
+        let key = (t, Rows::Last(last), true, chunks.len() == 1, true);
+        let done = self.submit(&key, false, &src, &staging, (n * 4) as u64)?;
         let ahead = match chunks {
             [ch] if ch.pos + t < self.kv.ctx_len => {
                 Some((ch.slot, ch.pos + t, self.submit_ahead(ch.slot, ch.pos + t)?))
             }
             _ => None,
         };
-        let ids = self.read_ids(k, n).await?;
-        self.ahead = ahead.map(|(slot, pos, staging)| Ahead { slot, pos, input: ids[0], staging });
+        let ids = self.read_ids(k, n, done).await?;
+        self.ahead = ahead.map(|(slot, pos, (staging, done))| Ahead { slot, pos, input: ids[0], staging, done });
         Ok(ids)
     }
 

@@ -218,7 +218,7 @@ impl Attention {
                 _pad: [0; 3],
             };
             let uniform = self.ctx.uniform("attention combine params", &params);
-            g.push(&self.ctx, "attention_combine", &pipeline, &[&uniform, part, out], [x, y, 1]);
+            g.push(&self.ctx, "attention_combine", &pipeline, &[&uniform, part, out, tok], [x, y, 1]);
         }
         Ok(())
     }
