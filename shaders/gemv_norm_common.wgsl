@@ -54,3 +54,20 @@ fn g4(e: u32) -> vec4<f32> {
 fn silu(v: f32) -> f32 {
     return v / (1.0 + exp(-v));
 }
+
+// x * g over elements 32i..32i+31 of the row at vec4 `xbase`, and their sum of squares.
+struct XG32 {
+    v: array<vec4<f32>, 8>,
+    ss: f32,
+}
+
+fn xg32(xbase: u32, i: u32) -> XG32 {
+    var r: XG32;
+    r.ss = 0.0;
+    for (var j = 0u; j < 8u; j++) {
+        let v = x[xbase + 8u * i + j];
+        r.ss += dot(v, v);
+        r.v[j] = v * g4(32u * i + 4u * j);
+    }
+    return r;
+}

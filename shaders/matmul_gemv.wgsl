@@ -7,7 +7,7 @@
 //                     columns [out_offset, out_offset + N)
 // Workgroup = 4 rows x 64 lanes; lanes stride over K, then reduce in workgroup memory.
 // With VEC (K % 8 == 0) every step loads 8 activations and 8 weights with 16-byte loads;
-// otherwise pairs. Grid: x/y = row groups (folded), z = token.
+// otherwise pairs; block formats take 32 elements a step (weights.wgsl dot32f). Grid: x/y = row groups (folded), z = token.
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override VEC: bool = true;
@@ -33,6 +33,20 @@ const ROWS: u32 = 4u;
 
 var<workgroup> partial: array<array<f32, LANES>, ROWS>;
 
+// Activations 32i..32i+31 of token t as f32 (K % 32 == 0).
+fn x32(t: u32, i: u32) -> array<vec4<f32>, 8> {
+    let b = t * (p.k / 8u) + 4u * i;
+    let v0 = x[b];
+    let v1 = x[b + 1u];
+    let v2 = x[b + 2u];
+    let v3 = x[b + 3u];
+    return array<vec4<f32>, 8>(
+        vec4<f32>(unpack_act(v0.x), unpack_act(v0.y)), vec4<f32>(unpack_act(v0.z), unpack_act(v0.w)),
+        vec4<f32>(unpack_act(v1.x), unpack_act(v1.y)), vec4<f32>(unpack_act(v1.z), unpack_act(v1.w)),
+        vec4<f32>(unpack_act(v2.x), unpack_act(v2.y)), vec4<f32>(unpack_act(v2.z), unpack_act(v2.w)),
+        vec4<f32>(unpack_act(v3.x), unpack_act(v3.y)), vec4<f32>(unpack_act(v3.z), unpack_act(v3.w)));
+}
+
 @compute @workgroup_size(64, 4)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>,
@@ -50,7 +64,19 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     var acc = 0.0;
     if row < p.n {
         let wbase = row * p.k;
-        if VEC {
+        if w_blocks() {
+            // block formats: 32 elements per step, two steps in flight per lane
+            let groups = p.k / 32u;
+            var i = lane;
+            for (; i + LANES < groups; i += 2u * LANES) {
+                let a = dot32f(x32(t, i), wbase + 32u * i);
+                let b = dot32f(x32(t, i + LANES), wbase + 32u * (i + LANES));
+                acc += a + b;
+            }
+            if i < groups {
+                acc += dot32f(x32(t, i), wbase + 32u * i);
+            }
+        } else if VEC {
             // two 16-byte weight loads in flight per lane
             let groups = p.k / 8u;
             var i = lane;
