@@ -7,7 +7,7 @@
 //                     columns [out_offset, out_offset + N)
 // Workgroup = 4 rows x 64 lanes; lanes stride over K, then reduce in workgroup memory.
 // With VEC (K % 8 == 0) every step loads 8 activations and 8 weights with 16-byte loads;
-// otherwise pairs; block formats take 32 elements a step (weights.wgsl dot32f). Grid: x/y = row groups (folded), z = token.
+// otherwise pairs; K-quants take 32 elements a step (weights.wgsl dot32f). Grid: x/y = row groups (folded), z = token.
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override VEC: bool = true;
@@ -65,7 +65,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     if row < p.n {
         let wbase = row * p.k;
         if w_blocks() {
-            // block formats: 32 elements per step, two steps in flight per lane
+            // K-quants: 32 elements per step, two steps in flight per lane
             let groups = p.k / 32u;
             var i = lane;
             for (; i + LANES < groups; i += 2u * LANES) {

@@ -31,7 +31,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     var acc = 0.0;
     var ss = 0.0;
     if row < p.n && w_blocks() {
-        // block formats: 32 elements per step (weights.wgsl dot32f)
+        // K-quants: 32 elements per step (weights.wgsl dot32f)
         for (var i = lane; i < p.k / 32u; i += LANES) {
             let xg = xg32(xbase, i);
             ss += xg.ss;

@@ -57,7 +57,7 @@ fn main(@builtin(subgroup_id) sg: u32,
         var acc = vec4<f32>(0.0);
         var ss = 0.0;
         for (var i = lane; i < p.k / 32u && w_blocks(); i += lanes) {
-            // block formats: 32 elements per step (weights.wgsl dot32f)
+            // K-quants: 32 elements per step (weights.wgsl dot32f)
             let xg = xg32(xbase, i);
             ss += xg.ss;
             acc.x += dot32f(xg.v, r0 * p.k + 32u * i);

@@ -165,9 +165,10 @@ fn dot8f(xa: vec4<f32>, xb: vec4<f32>, e: u32) -> f32 {
     }
 }
 
-// Whether W_DTYPE is a block format, read 32 elements at a time (dot32f): K % 32 == 0 there.
+// Whether W_DTYPE is a K-quant, whose decode GEMVs read 32 elements a step (dot32f; K % 256 == 0).
+// (Q8_0 and Q4_0/Q4_1 measured no faster or slower that way on the H100: they keep dot8f.)
 fn w_blocks() -> bool {
-    return W_DTYPE >= 3u;
+    return W_DTYPE == 7u || W_DTYPE == 8u;
 }
 
 // The high-bit pairs of Q6_K elements s/2..s/2+3 of a high-bit word h, as values 0..3.
@@ -176,32 +177,19 @@ fn q6k_hi4(h: u32, s: u32) -> vec4<f32> {
 }
 
 // Dot of 32 f32 values (xs[j] = elements 4j..4j+3) with the 32 weights from element e
-// (e % 32 == 0): for the block formats one 16-byte load of 4-bit quants (two of 8-bit) and one
-// scale per block of 32 (two for Q6_K's groups of 16) instead of per 8 elements.
+// (e % 32 == 0): for the K-quants one 16-byte load of the low 4 bits and the scales of the
+// 32 elements decoded once (twice for Q6_K's groups of 16) instead of per 8 elements.
 fn dot32f(xs: array<vec4<f32>, 8>, e: u32) -> f32 {
     switch W_DTYPE {
-        case 3u: {
-            let a = w[e / 16u];
-            let b = w[e / 16u + 1u];
-            let q = dot(xs[0], i8x4(a.x)) + dot(xs[1], i8x4(a.y)) + dot(xs[2], i8x4(a.z)) + dot(xs[3], i8x4(a.w))
-                  + dot(xs[4], i8x4(b.x)) + dot(xs[5], i8x4(b.y)) + dot(xs[6], i8x4(b.z)) + dot(xs[7], i8x4(b.w));
-            return q * w_f16(w_d_off, e / 32u);
-        }
-        case 4u, 5u, 7u: {
+        case 7u: {
             let v = w[e / 32u]; // word j: elements 8j..8j+7
             let q = dot(xs[0], u4x4(v.x, false)) + dot(xs[1], u4x4(v.x, true))
                   + dot(xs[2], u4x4(v.y, false)) + dot(xs[3], u4x4(v.y, true))
                   + dot(xs[4], u4x4(v.z, false)) + dot(xs[5], u4x4(v.z, true))
                   + dot(xs[6], u4x4(v.w, false)) + dot(xs[7], u4x4(v.w, true));
             let xsum = dot(xs[0] + xs[1] + xs[2] + xs[3] + xs[4] + xs[5] + xs[6] + xs[7], vec4<f32>(1.0));
-            if W_DTYPE == 7u {
-                let sm = q4k_sm(e);
-                return q * sm.x - xsum * sm.y;
-            }
-            if W_DTYPE == 4u {
-                return (q - 8.0 * xsum) * w_f16(w_d_off, e / 32u);
-            }
-            return q * w_f16(w_d_off, e / 32u) + xsum * w_f16(w_m_off, e / 32u);
+            let sm = q4k_sm(e);
+            return q * sm.x - xsum * sm.y;
         }
         case 8u: {
             let v = w[e / 32u];

@@ -179,8 +179,7 @@ fn matmul_gguf_blocks_both_paths() {
     for path in PATHS {
         let c = ctx(path);
         for dtype in BLOCKS {
-            // (1, 4800, 20): more than 2 x 64 blocks per row (two steps at a time in the GEMV)
-            for &(t, k, n) in &[(1, 576, 1536), (1, 96, 10), (3, 64, 66), (1, 4800, 20), (7, 576, 96), (33, 96, 130)] {
+            for &(t, k, n) in &[(1, 576, 1536), (1, 96, 10), (3, 64, 66), (7, 576, 96), (33, 96, 130)] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
             }
             check_matmul(c, path, dtype, 2, 64, 1001, MatmulOut::F32);
