@@ -36,8 +36,9 @@ enum Rows {
 type GraphKey = (usize, Rows, bool, bool, bool);
 
 /// Rows of logits a session holds at once (more when it has more sequence slots):
-/// [`Session::logits_all`] reads longer pieces block by block. (The logits and their readback
-/// copy take 2 x rows x vocabulary x 4 bytes: 8 MiB each for 16 rows of a 128,256 vocabulary.)
+/// [`Session::logits_all`] reads longer pieces block by block. (The logits take rows x vocabulary
+/// x 4 bytes: 8 MiB for 16 rows of a 128,256 vocabulary; their host-readable copy holds one row
+/// and grows to the most a read has asked for.)
 pub const LOGIT_ROWS: usize = 16;
 
 /// A greedy decode step submitted before the host read its input: its token is the one the
@@ -69,7 +70,7 @@ pub struct Session {
     logits: wgpu::Buffer,   // (R, V) f32
     next: wgpu::Buffer,     // (R, V/4096) argmax partials
     next_ids: wgpu::Buffer, // (R) u32 argmax ids
-    staging: wgpu::Buffer,  // host-readable copy of logits
+    staging: wgpu::Buffer,  // host-readable copy of logits: one row, grown to what a read needs
     // host-readable ids, two so that one step's copy can be in flight while the other is read
     id_staging: [wgpu::Buffer; 2],
     flip: usize,
@@ -146,9 +147,9 @@ impl Session {
         let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;
         let next = buf("argmax partials", crate::ops::argmax::partial_bytes(v, max_logit_rows))?;
         let next_ids = buf("argmax ids", (max_logit_rows * 4) as u64)?;
-        let staging = ctx.staging("logits readback", (max_logit_rows * v * 4) as u64);
+        let staging = ctx.staging("logits readback", (v * 4) as u64);
         let id_staging = [0, 1].map(|_| ctx.staging("ids readback", (max_logit_rows * 4) as u64));
-        scratch_bytes += staging.size() + 2 * id_staging[0].size();
+        scratch_bytes += 2 * id_staging[0].size();
         let mut kv = KvCache { k: vec![], v: vec![], ctx_len, slots };
         for l in 0..cfg.num_hidden_layers {
             kv.k.push(ctx.storage(&format!("k cache {l}"), kv_bytes)?);
@@ -181,7 +182,7 @@ impl Session {
         let uniforms: u64 = self.graphs.values().map(|g| g.uniform_bytes).sum();
         MemoryLedger {
             kv_cache: self.kv.k.iter().chain(&self.kv.v).map(|b| b.size()).sum(),
-            scratch: self.scratch_bytes + uniforms,
+            scratch: self.scratch_bytes + self.staging.size() + uniforms,
             ..self.model.ledger()
         }
     }
@@ -309,6 +310,9 @@ impl Session {
     /// Runs the graph for `t` tokens with logits for `rows` (recording it on first use) and reads
     /// back `bytes` of the logits in the same submit.
     async fn run_logits(&mut self, t: usize, rows: Rows, one_seq: bool, body: bool, bytes: u64) -> Result<Vec<u8>> {
+        if self.staging.size() < bytes {
+            self.staging = self.model.ctx.staging("logits readback", bytes);
+        }
         let (src, staging) = (self.logits.clone(), self.staging.clone());
         let done = self.submit(&(t, rows, false, one_seq, body), false, &src, &staging, bytes)?;
         self.model.ctx.map_read(&staging, bytes, Some(done)).await
