@@ -77,7 +77,8 @@ fn units() -> u32 {
     return (HEAD_DIM + 7u) / 8u;
 }
 
-// Words 4u..4u+3 of the row starting at word b of `cache` (zeros past the row).
+// Words 4u..4u+3 of the K cache row starting at word b (zeros past the row). (v_unit: the same
+// for the V cache; WGSL cannot pass the buffer.)
 fn k_unit(b: u32, u: u32) -> vec4<u32> {
     if HEAD_DIM % 8u == 0u {
         return kcache[b / 4u + u];
@@ -117,10 +118,10 @@ fn kdot(kb: u32, u: u32) -> f32 {
          + dot(qs[i + 2u], unpack_act(kw.z)) + dot(qs[i + 3u], unpack_act(kw.w));
 }
 
-// p * the 8 values of unit w, as (values 0..3, values 4..7).
-fn weigh(p: f32, w: vec4<u32>) -> array<vec4<f32>, 2> {
-    return array<vec4<f32>, 2>(p * vec4<f32>(unpack_act(w.x), unpack_act(w.y)),
-                               p * vec4<f32>(unpack_act(w.z), unpack_act(w.w)));
+// prob * the 8 values of unit w, as (values 0..3, values 4..7).
+fn weigh(prob: f32, w: vec4<u32>) -> array<vec4<f32>, 2> {
+    return array<vec4<f32>, 2>(prob * vec4<f32>(unpack_act(w.x), unpack_act(w.y)),
+                               prob * vec4<f32>(unpack_act(w.z), unpack_act(w.w)));
 }
 
 @compute @workgroup_size(64)
