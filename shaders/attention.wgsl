@@ -37,40 +37,12 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> part: array<f32>; // (T, H, splits, 2 + D) when splits > 1
 
 const TILE: u32 = 64u;
+const WG: u32 = TILE; // one thread per key of a tile (reduce.wgsl)
 const NEG: f32 = -3.0e38;
 
 var<workgroup> qs: array<vec2<f32>, 128>; // the query head as pairs, zero past D
 var<workgroup> probs: array<f32, TILE>;
-var<workgroup> red: array<f32, TILE>;
 var<workgroup> vred: array<vec4<f32>, 128>; // per-thread value sums, merged at the end
-
-fn reduce_max(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = TILE / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn reduce_sum(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = TILE / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 // Units (of 8 values) per head row.
 fn units() -> u32 {
@@ -170,11 +142,11 @@ fn main(@builtin(local_invocation_index) lid: u32,
         }
         let score = select(NEG, d * p.scale, key < n_keys);
         // 2. online softmax update
-        let m_new = max(m, reduce_max(lid, score));
+        let m_new = max(m, wg_max(lid, score));
         let pj = select(0.0, exp(score - m_new), key < n_keys);
         probs[lid] = pj;
         let corr = exp(m - m_new);
-        l = l * corr + reduce_sum(lid, pj);
+        l = l * corr + wg_sum(lid, pj);
         m = m_new;
         acc[0] *= corr;
         acc[1] *= corr;

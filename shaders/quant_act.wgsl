@@ -21,7 +21,7 @@ struct Params {
 
 override SWIGLU: u32 = 0u;
 
-const WG: u32 = 256u; // reduce256.wgsl's workgroup
+const WG: u32 = 256u; // workgroup size (reduce.wgsl)
 
 // The packed value at element index i.
 fn val(i: u32) -> f32 {

@@ -21,7 +21,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, C/2), or xq (T, C/4)
 @group(0) @binding(4) var<storage, read_write> xs: array<f32>;  // QUANT: (T) scales
 
-const WG: u32 = 256u; // reduce256.wgsl's workgroup
+const WG: u32 = 256u; // workgroup size (reduce.wgsl)
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32,

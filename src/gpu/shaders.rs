@@ -1,6 +1,6 @@
 //! The WGSL sources. Every kernel is compiled as `common.wgsl` (value helpers, the `ACT_F16`
-//! override), then `reduce256.wgsl` for the 256-thread row kernels, `weights.wgsl` for kernels
-//! that read weights (and `gemv_norm_common.wgsl` for the fused norm-GEMVs), then the kernel's
+//! override), then `reduce.wgsl` for the kernels that reduce across one workgroup,
+//! `weights.wgsl` for kernels that read weights (and `gemv_norm_common.wgsl` for the fused norm-GEMVs), then the kernel's
 //! own file.
 
 /// Shared helpers prepended to every kernel.
@@ -9,8 +9,8 @@ pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 /// Weight decoding (all dtypes and block formats), prepended to kernels that read weights.
 pub const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 
-/// Workgroup reductions of the 256-thread row kernels, prepended to them.
-pub const REDUCE256: &str = include_str!("../../shaders/reduce256.wgsl");
+/// Workgroup reductions (sum, max) for the kernels that declare their workgroup size `WG`.
+pub const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
 /// The interface shared by the fused norm-GEMV kernels (`matmul_gemv_norm*`).
 pub const GEMV_NORM_COMMON: &str = include_str!("../../shaders/gemv_norm_common.wgsl");
@@ -56,7 +56,7 @@ pub fn kernel_source(name: &str) -> Option<String> {
     let enables = if name.ends_with("_coop") { "enable f16;\nenable wgpu_cooperative_matrix;\n" } else { "" };
     let weights = if READS_WEIGHTS.contains(&name) { WEIGHTS } else { "" };
     let norm = if name.starts_with("matmul_gemv_norm") { GEMV_NORM_COMMON } else { "" };
-    let reduce = if ["rms_norm", "quant_act"].contains(&name) { REDUCE256 } else { "" };
+    let reduce = if ["rms_norm", "quant_act", "attention"].contains(&name) { REDUCE } else { "" };
     KERNELS
         .iter()
         .find(|(n, _)| *n == name)
