@@ -176,40 +176,32 @@ fn q6k_hi4(h: u32, s: u32) -> vec4<f32> {
     return vec4<f32>((vec4<u32>(h) >> vec4<u32>(s, s + 2u, s + 4u, s + 6u)) & vec4<u32>(3u));
 }
 
-// Dot of 32 f32 values (xs[j] = elements 4j..4j+3) with the 32 weights from element e
-// (e % 32 == 0): for the K-quants one 16-byte load of the low 4 bits and the scales of the
-// 32 elements decoded once (twice for Q6_K's groups of 16) instead of per 8 elements.
+// Dot of 32 f32 values (xs[j] = elements 4j..4j+3) with the 32 K-quant weights from element e
+// (e % 32 == 0; only where w_blocks()): one 16-byte load of the low 4 bits, and the scales of the
+// 32 decoded once (twice for Q6_K's groups of 16) instead of per 8 elements.
 fn dot32f(xs: array<vec4<f32>, 8>, e: u32) -> f32 {
-    switch W_DTYPE {
-        case 7u: {
-            let v = w[e / 32u]; // word j: elements 8j..8j+7
-            let q = dot(xs[0], u4x4(v.x, false)) + dot(xs[1], u4x4(v.x, true))
-                  + dot(xs[2], u4x4(v.y, false)) + dot(xs[3], u4x4(v.y, true))
-                  + dot(xs[4], u4x4(v.z, false)) + dot(xs[5], u4x4(v.z, true))
-                  + dot(xs[6], u4x4(v.w, false)) + dot(xs[7], u4x4(v.w, true));
-            let xsum = dot(xs[0] + xs[1] + xs[2] + xs[3] + xs[4] + xs[5] + xs[6] + xs[7], vec4<f32>(1.0));
-            let sm = q4k_sm(e);
-            return q * sm.x - xsum * sm.y;
-        }
-        case 8u: {
-            let v = w[e / 32u];
-            let h0 = q6k_hi(e);       // elements e..e+15
-            let h1 = q6k_hi(e + 16u); // elements e+16..e+31
-            let q0 = dot(xs[0], u4x4(v.x, false) + 16.0 * q6k_hi4(h0, 0u))
-                   + dot(xs[1], u4x4(v.x, true) + 16.0 * q6k_hi4(h0, 8u))
-                   + dot(xs[2], u4x4(v.y, false) + 16.0 * q6k_hi4(h0, 16u))
-                   + dot(xs[3], u4x4(v.y, true) + 16.0 * q6k_hi4(h0, 24u));
-            let q1 = dot(xs[4], u4x4(v.z, false) + 16.0 * q6k_hi4(h1, 0u))
-                   + dot(xs[5], u4x4(v.z, true) + 16.0 * q6k_hi4(h1, 8u))
-                   + dot(xs[6], u4x4(v.w, false) + 16.0 * q6k_hi4(h1, 16u))
-                   + dot(xs[7], u4x4(v.w, true) + 16.0 * q6k_hi4(h1, 24u));
-            let s0 = dot(xs[0] + xs[1] + xs[2] + xs[3], vec4<f32>(1.0));
-            let s1 = dot(xs[4] + xs[5] + xs[6] + xs[7], vec4<f32>(1.0));
-            return (q0 - 32.0 * s0) * q6k_scale(e) + (q1 - 32.0 * s1) * q6k_scale(e + 16u);
-        }
-        default: {
-            return dot8f(xs[0], xs[1], e) + dot8f(xs[2], xs[3], e + 8u) + dot8f(xs[4], xs[5], e + 16u)
-                 + dot8f(xs[6], xs[7], e + 24u);
-        }
+    let v = w[e / 32u]; // word j: low 4 bits of elements 8j..8j+7
+    if W_DTYPE == 7u {
+        let q = dot(xs[0], u4x4(v.x, false)) + dot(xs[1], u4x4(v.x, true))
+              + dot(xs[2], u4x4(v.y, false)) + dot(xs[3], u4x4(v.y, true))
+              + dot(xs[4], u4x4(v.z, false)) + dot(xs[5], u4x4(v.z, true))
+              + dot(xs[6], u4x4(v.w, false)) + dot(xs[7], u4x4(v.w, true));
+        let xsum = dot(xs[0] + xs[1] + xs[2] + xs[3] + xs[4] + xs[5] + xs[6] + xs[7], vec4<f32>(1.0));
+        let sm = q4k_sm(e);
+        return q * sm.x - xsum * sm.y;
     }
+    // Q6_K
+    let h0 = q6k_hi(e);       // elements e..e+15
+    let h1 = q6k_hi(e + 16u); // elements e+16..e+31
+    let q0 = dot(xs[0], u4x4(v.x, false) + 16.0 * q6k_hi4(h0, 0u))
+           + dot(xs[1], u4x4(v.x, true) + 16.0 * q6k_hi4(h0, 8u))
+           + dot(xs[2], u4x4(v.y, false) + 16.0 * q6k_hi4(h0, 16u))
+           + dot(xs[3], u4x4(v.y, true) + 16.0 * q6k_hi4(h0, 24u));
+    let q1 = dot(xs[4], u4x4(v.z, false) + 16.0 * q6k_hi4(h1, 0u))
+           + dot(xs[5], u4x4(v.z, true) + 16.0 * q6k_hi4(h1, 8u))
+           + dot(xs[6], u4x4(v.w, false) + 16.0 * q6k_hi4(h1, 16u))
+           + dot(xs[7], u4x4(v.w, true) + 16.0 * q6k_hi4(h1, 24u));
+    let s0 = dot(xs[0] + xs[1] + xs[2] + xs[3], vec4<f32>(1.0));
+    let s1 = dot(xs[4] + xs[5] + xs[6] + xs[7], vec4<f32>(1.0));
+    return (q0 - 32.0 * s0) * q6k_scale(e) + (q1 - 32.0 * s1) * q6k_scale(e + 16u);
 }
