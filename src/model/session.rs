@@ -286,17 +286,15 @@ impl Session {
         Ok(())
     }
 
-    /// Submits the graph of `key` (recording it on first use) and a copy of `bytes` of `src` into
-    /// `staging`; with `feed`, the token ids are first taken from the previous step's argmax.
-    fn submit(
-        &mut self,
-        key: &GraphKey,
-        feed: bool,
-        src: &wgpu::Buffer,
-        staging: &wgpu::Buffer,
-        bytes: u64,
-    ) -> Result<wgpu::SubmissionIndex> {
+    /// Submits the graph of `key` (recording it on first use) and a copy of `bytes` of its
+    /// result — the argmax ids into the next id readback buffer, whose index it returns with the
+    /// submission, or the logits into `staging`; with `feed`, the token ids are first taken from
+    /// the previous step's argmax.
+    fn submit(&mut self, key: &GraphKey, feed: bool, bytes: u64) -> Result<(usize, wgpu::SubmissionIndex)> {
         self.ensure_graph(key)?;
+        let argmax = key.2;
+        let k = if argmax { self.next_id_staging() } else { 0 };
+        let (src, staging) = if argmax { (&self.next_ids, &self.id_staging[k]) } else { (&self.logits, &self.staging) };
         let ctx = &self.model.ctx;
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         if feed {
@@ -304,7 +302,7 @@ impl Session {
         }
         self.graphs[key].encode(&mut enc);
         enc.copy_buffer_to_buffer(src, 0, staging, 0, bytes.div_ceil(4) * 4);
-        Ok(ctx.queue.submit([enc.finish()]))
+        Ok((k, ctx.queue.submit([enc.finish()])))
     }
 
     /// Runs the graph for `t` tokens with logits for `rows` (recording it on first use) and reads
@@ -313,9 +311,8 @@ impl Session {
         if self.staging.size() < bytes {
             self.staging = self.model.ctx.staging("logits readback", bytes);
         }
-        let (src, staging) = (self.logits.clone(), self.staging.clone());
-        let done = self.submit(&(t, rows, false, one_seq, body), false, &src, &staging, bytes)?;
-        self.model.ctx.map_read(&staging, bytes, Some(done)).await
+        let (_, done) = self.submit(&(t, rows, false, one_seq, body), false, bytes)?;
+        self.model.ctx.map_read(&self.staging, bytes, Some(done)).await
     }
 
     /// The next of the two id readback buffers.
@@ -329,10 +326,7 @@ impl Session {
     fn submit_ahead(&mut self, slot: usize, pos: usize) -> Result<(usize, wgpu::SubmissionIndex)> {
         let q = &self.model.ctx.queue;
         q.write_buffer(&self.scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
-        let k = self.next_id_staging();
-        let (src, staging) = (self.next_ids.clone(), self.id_staging[k].clone());
-        let done = self.submit(&(1, Rows::Last(vec![0]), true, true, true), true, &src, &staging, 4)?;
-        Ok((k, done))
+        self.submit(&(1, Rows::Last(vec![0]), true, true, true), true, 4)
     }
 
     /// Reads `n` ids from id readback buffer `k` once submission `done` has run.
@@ -377,10 +371,8 @@ impl Session {
         let (t, last) = self.prepare(chunks)?;
         self.check_rows(last.len())?;
         let n = last.len();
-        let k = self.next_id_staging();
-        let (src, staging) = (self.next_ids.clone(), self.id_staging[k].clone());
         let key = (t, Rows::Last(last), true, chunks.len() == 1, true);
-        let done = self.submit(&key, false, &src, &staging, (n * 4) as u64)?;
+        let (k, done) = self.submit(&key, false, (n * 4) as u64)?;
         let ahead = match chunks {
             [ch] if ch.pos + t < self.kv.ctx_len => {
                 Some((ch.slot, ch.pos + t, self.submit_ahead(ch.slot, ch.pos + t)?))
