@@ -1,8 +1,9 @@
 // argmax.wgsl — the largest logit of each chunk of CHUNK logits of each row (first on ties; NaN
-// never wins), so a 128K vocabulary is scanned by many workgroups at once; argmax_finish.wgsl
-// reduces the few partials per row.
+// and infinities never win), so a 128K vocabulary is scanned by many workgroups at once;
+// argmax_finish.wgsl reduces the few partials per row.
 //   logits (T, V) f32
-//   out    (T, chunks) of (index, f32 bits); index 0xffffffff marks a chunk with no number
+//   out    (T, chunks) of (index | BAD if the chunk holds a NaN or infinity, f32 bits); index
+//          NONE marks a chunk with no finite number
 // Grid: x = chunk, y = row (folded rows are not needed: rows <= 65535).
 
 struct Params {
@@ -18,9 +19,16 @@ struct Params {
 
 const WG: u32 = 256u;
 const CHUNK: u32 = 4096u;
-const NONE: u32 = 0xffffffffu;
+const NONE: u32 = 0x7fffffffu;
+const BAD: u32 = 0x80000000u;
 var<workgroup> best_v: array<f32, WG>;
 var<workgroup> best_i: array<u32, WG>;
+var<workgroup> bad: atomic<u32>;
+
+// Whether x is NaN or +-infinity (by its exponent bits: no fast-math assumption can fold it away).
+fn non_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -28,11 +36,17 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let row = wid.y;
     let begin = chunk * CHUNK;
     let end = min(begin + CHUNK, p.v);
+    if lid == 0u {
+        atomicStore(&bad, 0u);
+    }
     var bv = -3.4e38;
     var bi = NONE;
+    var seen_bad = false;
     for (var i = begin + lid; i < end; i += WG) {
         let x = logits[row * p.v + i];
-        if x > bv || (bi == NONE && x == x) {
+        if non_finite(x) {
+            seen_bad = true;
+        } else if x > bv || bi == NONE {
             bv = x;
             bi = i;
         }
@@ -40,6 +54,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     best_v[lid] = bv;
     best_i[lid] = bi;
     workgroupBarrier();
+    if seen_bad {
+        atomicOr(&bad, BAD);
+    }
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if lid < s {
             let ov = best_v[lid + s];
@@ -52,6 +69,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         workgroupBarrier();
     }
     if lid == 0u {
-        out[row * p.chunks + chunk] = vec2<u32>(best_i[0], bitcast<u32>(best_v[0]));
+        out[row * p.chunks + chunk] = vec2<u32>(best_i[0] | atomicLoad(&bad), bitcast<u32>(best_v[0]));
     }
 }

@@ -1,8 +1,10 @@
 // argmax_finish.wgsl — each row's argmax from argmax.wgsl's per-chunk partials (first index on
-// ties; 0 for a row with no number), so the id stays on the GPU — the next decode step can read
-// it without a round trip through the host — and 4 bytes per row come back.
-//   part (T, chunks) of (index, f32 bits); index 0xffffffff marks a chunk with no number
-//   ids  (T) u32
+// ties; 0 for a row with no finite number), so the id stays on the GPU — the next decode step can
+// read it without a round trip through the host — and 4 bytes per row come back. A row that holds
+// a NaN or an infinity anywhere gets the BAD bit in its id: the host turns it into an error
+// instead of a token (a silent wrong answer).
+//   part (T, chunks) of (index | BAD, f32 bits); index NONE marks a chunk with no finite number
+//   ids  (T) u32: index | BAD
 // One 64-thread workgroup per row (grid y = row, as in argmax.wgsl).
 
 struct Params {
@@ -17,9 +19,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> ids: array<u32>;
 
 const WG: u32 = 64u;
-const NONE: u32 = 0xffffffffu;
+const NONE: u32 = 0x7fffffffu;
+const BAD: u32 = 0x80000000u;
 var<workgroup> best_v: array<f32, WG>;
 var<workgroup> best_i: array<u32, WG>;
+var<workgroup> bad: atomic<u32>;
 
 // Whether (ov, oi) beats (bv, bi): a number beats none, a larger one wins, the first index on ties.
 fn beats(ov: f32, oi: u32, bv: f32, bi: u32) -> bool {
@@ -29,14 +33,20 @@ fn beats(ov: f32, oi: u32, bv: f32, bi: u32) -> bool {
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let row = wid.y;
+    if lid == 0u {
+        atomicStore(&bad, 0u);
+    }
+    workgroupBarrier();
     var bv = 0.0;
     var bi = NONE;
     for (var c = lid; c < p.chunks; c += WG) {
         let e = part[row * p.chunks + c];
+        atomicOr(&bad, e.x & BAD);
+        let oi = e.x & ~BAD;
         let ov = bitcast<f32>(e.y);
-        if beats(ov, e.x, bv, bi) {
+        if beats(ov, oi, bv, bi) {
             bv = ov;
-            bi = e.x;
+            bi = oi;
         }
     }
     best_v[lid] = bv;
@@ -50,6 +60,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         workgroupBarrier();
     }
     if lid == 0u {
-        ids[row] = select(best_i[0], 0u, best_i[0] == NONE);
+        ids[row] = select(best_i[0], 0u, best_i[0] == NONE) | atomicLoad(&bad);
     }
 }

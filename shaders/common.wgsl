@@ -29,10 +29,14 @@ fn unpack_act(w: u32) -> vec2<f32> {
     return bf16x2_to_f32(w);
 }
 
-// Two f32 -> one packed activation word (f16 saturates at +-65504 instead of overflowing).
+// Two f32 -> one packed activation word (f16 saturates at +-65504 instead of overflowing; a NaN
+// stays NaN — a clamp would turn it into +-65504 on many GPUs, a silent wrong answer — by its
+// bits: pack2x16float of a NaN is indeterminate).
 fn pack_act(v: vec2<f32>) -> u32 {
     if ACT_F16 {
-        return pack2x16float(clamp(v, vec2<f32>(-65504.0), vec2<f32>(65504.0)));
+        let nan = (bitcast<vec2<u32>>(v) & vec2<u32>(0x7fffffffu)) > vec2<u32>(0x7f800000u);
+        let bits = pack2x16float(select(clamp(v, vec2<f32>(-65504.0), vec2<f32>(65504.0)), vec2<f32>(0.0), nan));
+        return bits | select(0u, 0x7e00u, nan.x) | select(0u, 0x7e000000u, nan.y);
     }
     return f32_to_bf16(v.x) | (f32_to_bf16(v.y) << 16u);
 }
@@ -43,6 +47,13 @@ fn unpack_w16(w: u32, dtype: u32) -> vec2<f32> {
         return unpack2x16float(w);
     }
     return bf16x2_to_f32(w);
+}
+
+// |v| for the int8 scale's running maximum, +infinity where v is NaN or infinite: the scale then
+// turns the int8 GEMM's output non-finite too (a max() would drop a NaN: a silent wrong answer).
+fn amax_term(v: f32) -> f32 {
+    let a = abs(v);
+    return select(a, bitcast<f32>(0x7f800000u), (bitcast<u32>(a) & 0x7f800000u) == 0x7f800000u);
 }
 
 // Four values quantized to int8 as W8A8 does (round half to even of v / div, clamped to

@@ -52,7 +52,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
     }
     var amax = 0.0;
     for (var e = lid; e < p.k; e += WG) {
-        amax = max(amax, abs(elem(row, e)));
+        amax = max(amax, amax_term(elem(row, e)));
     }
     let scale = wg_max(lid, amax) / 127.0;
     let div = select(1.0, scale, scale > 0.0);

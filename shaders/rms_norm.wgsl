@@ -48,7 +48,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
     var amax = 0.0;
     for (var i = lid; i < pairs; i += WG) {
         let v = normed(base, i, inv);
-        amax = max(amax, max(abs(v.x), abs(v.y)));
+        amax = max(amax, max(amax_term(v.x), amax_term(v.y)));
     }
     let scale = wg_max(lid, amax) / 127.0;
     let div = select(1.0, scale, scale > 0.0);

@@ -1,6 +1,7 @@
 //! Element types of weights (as stored in the checkpoint) and of activations (as stored on the GPU).
 
 use crate::error::{Error, Result};
+use crate::model::gguf::GgmlType;
 
 /// How a weight tensor's elements are stored, byte for byte as in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,6 +25,9 @@ pub enum WeightDtype {
     Q4K,
     /// GGUF Q6_K: super-blocks of 256 6-bit values `d*sc*(q - 32)`, int8 scales per 16 (210 bytes).
     Q6K,
+    /// Any other GGUF block type (Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, IQ4_NL, IQ4_XS ...), kept on the GPU
+    /// exactly as stored (no repacking) and decoded by its own function in weights.wgsl.
+    Stored(GgmlType),
 }
 
 impl WeightDtype {
@@ -34,7 +38,15 @@ impl WeightDtype {
 
     /// GGUF block formats (kept in their blocks on the GPU).
     pub fn is_block(self) -> bool {
-        matches!(self, WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K)
+        matches!(
+            self,
+            WeightDtype::Q8_0
+                | WeightDtype::Q4_0
+                | WeightDtype::Q4_1
+                | WeightDtype::Q4K
+                | WeightDtype::Q6K
+                | WeightDtype::Stored(_)
+        )
     }
 
     /// Elements per block of a block format (1 otherwise): columns must be a multiple of it.
@@ -42,6 +54,7 @@ impl WeightDtype {
         match self {
             WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 => 32,
             WeightDtype::Q4K | WeightDtype::Q6K => 256,
+            WeightDtype::Stored(t) => t.block().0,
             _ => 1,
         }
     }
@@ -58,6 +71,7 @@ impl WeightDtype {
             WeightDtype::I8 => cols,
             WeightDtype::Q4K => cols / 256 * 144,
             WeightDtype::Q6K => cols / 256 * 210,
+            WeightDtype::Stored(t) => cols / t.block().0 * t.block().1,
         }
     }
 
@@ -73,6 +87,7 @@ impl WeightDtype {
             WeightDtype::I8 => 6.0,
             WeightDtype::Q4K => 7.0,
             WeightDtype::Q6K => 8.0,
+            WeightDtype::Stored(t) => 100.0 + t.id() as f64,
         }
     }
 
@@ -88,6 +103,7 @@ impl WeightDtype {
             WeightDtype::I8 => "I8",
             WeightDtype::Q4K => "Q4_K",
             WeightDtype::Q6K => "Q6_K",
+            WeightDtype::Stored(t) => t.name(),
         }
     }
 
@@ -104,9 +120,11 @@ impl WeightDtype {
 
     /// Encodes f32 values into this dtype's little-endian bytes (tests and conversions); block
     /// formats Q8_0/Q4_0/Q4_1 quantize as ggml's reference quantizers do, K-quants with a plain
-    /// absmax/min-max scale choice (`values.len()` a multiple of the block length).
+    /// absmax/min-max scale choice (`values.len()` a multiple of the block length). The
+    /// [`WeightDtype::Stored`] types are only read by this engine: they encode to nothing.
     pub fn encode(self, values: &[f32]) -> Vec<u8> {
         match self {
+            WeightDtype::Stored(_) => vec![],
             WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K => {
                 crate::model::gguf::quantize(self, values)
             }
@@ -120,9 +138,12 @@ impl WeightDtype {
     /// Decodes this dtype's little-endian bytes (GGUF block layout for block formats) to f32.
     pub fn decode(self, bytes: &[u8]) -> Vec<f32> {
         match self {
-            WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K => {
-                crate::model::gguf::dequantize_weight(self, bytes)
-            }
+            WeightDtype::Q8_0
+            | WeightDtype::Q4_0
+            | WeightDtype::Q4_1
+            | WeightDtype::Q4K
+            | WeightDtype::Q6K
+            | WeightDtype::Stored(_) => crate::model::gguf::dequantize_weight(self, bytes),
             WeightDtype::I8 => bytes.iter().map(|&b| b as i8 as f32).collect(),
             WeightDtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             WeightDtype::F16 => {

@@ -18,6 +18,13 @@ pub struct GenerateParams {
     pub stop: Vec<String>,
 }
 
+impl GenerateParams {
+    /// Checks the sampling values (see [`SamplingParams::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        self.sampling.validate()
+    }
+}
+
 impl Default for GenerateParams {
     fn default() -> Self {
         GenerateParams { max_tokens: 256, sampling: SamplingParams::default(), stop: vec![] }
@@ -192,6 +199,7 @@ impl InfernoLlamaEngine {
     /// Starts generating after `prompt` (raw text, special tokens allowed). The KV cache keeps
     /// the longest common prefix with the previous call, so a chat only runs its new turn.
     pub fn start(&mut self, prompt: &str, params: GenerateParams) -> Result<GenState> {
+        params.validate()?;
         let ids = self.tokenizer.encode(prompt, true)?;
         if ids.is_empty() {
             return Err(Error::Invalid("empty prompt".into()));
@@ -208,6 +216,9 @@ impl InfernoLlamaEngine {
         self.cached.truncate(keep);
         let mut st = self.start_state(params, ids.len() - keep);
         st.pending = ids[keep..].to_vec();
+        if st.params.max_tokens == 0 {
+            st.done = Some(FinishReason::Length); // nothing to generate (the prompt is not run)
+        }
         Ok(st)
     }
 
@@ -338,6 +349,7 @@ impl InfernoLlamaEngine {
         self.cached.clear();
         let mut seqs = Vec::with_capacity(n);
         for (p, par) in prompts.iter().zip(params) {
+            par.validate()?;
             let ids = self.tokenizer.encode(p, true)?;
             if ids.is_empty() || ids.len() >= self.session.ctx_len() {
                 return Err(Error::Invalid(format!(
@@ -348,6 +360,9 @@ impl InfernoLlamaEngine {
             }
             let mut st = self.start_state(par.clone(), ids.len());
             st.pending = ids;
+            if par.max_tokens == 0 {
+                st.done = Some(FinishReason::Length);
+            }
             seqs.push(st);
         }
         // prefill: one forward for all prompts when they fit, else one per prompt
@@ -372,6 +387,9 @@ impl InfernoLlamaEngine {
             // sample, stream and check stops for every sequence that got logits
             for (r, &i) in rows.iter().enumerate() {
                 let st = &mut seqs[i];
+                if st.done.is_some() {
+                    continue; // max_tokens 0
+                }
                 let next = st.sampler.sample(&logits[r * v..(r + 1) * v], &history[i]);
                 if self.eos_ids.contains(&next) {
                     st.done = Some(FinishReason::Eos);
@@ -522,11 +540,14 @@ pub struct EngineOptions {
     pub max_tokens: usize,
     /// Sequences that can be generated together ([`InfernoLlamaEngine::generate_batch`]); default 1.
     pub slots: usize,
+    /// Check every weight for NaN/Inf before the upload ([`crate::model::Checkpoint::check_tensors`]):
+    /// one extra pass over the file.
+    pub check_tensors: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { ctx_len: None, max_tokens: 512, slots: 1 }
+        EngineOptions { ctx_len: None, max_tokens: 512, slots: 1, check_tensors: false }
     }
 }
 
@@ -540,6 +561,9 @@ impl InfernoLlamaEngine {
         progress: impl FnMut(u64, u64),
     ) -> Result<Self> {
         let ckpt = crate::model::Checkpoint::open(path)?;
+        if opts.check_tensors {
+            ckpt.check_tensors()?;
+        }
         let (tokenizer, template) = tokenizer_for(&ckpt)?;
         let model = std::sync::Arc::new(crate::model::Llama::load(gpu, &ckpt, progress)?);
         let ctx_len = opts.ctx_len.unwrap_or(model.config.max_position_embeddings.min(4096));

@@ -20,3 +20,11 @@ pub mod chat;
 pub mod generate;
 pub mod sampling;
 pub mod tokenizer;
+
+// The code samples of the user guides compile (and are type-checked) as documentation tests.
+#[cfg(doctest)]
+#[doc = include_str!("../MIGRATING.md")]
+struct MigratingGuide;
+#[cfg(doctest)]
+#[doc = include_str!("../TROUBLESHOOTING.md")]
+struct TroubleshootingGuide;

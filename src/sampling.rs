@@ -36,6 +36,22 @@ impl Default for SamplingParams {
 }
 
 impl SamplingParams {
+    /// Checks every value is in its range: temperature >= 0, top_p in (0, 1], min_p in [0, 1],
+    /// repetition penalty > 0 (all finite). The error names the parameter and the range.
+    pub fn validate(&self) -> crate::Result<()> {
+        let check = |name: &str, v: f32, ok: bool, range: &str| {
+            if v.is_finite() && ok {
+                Ok(())
+            } else {
+                Err(crate::Error::Invalid(format!("{name} {v} is out of range: must be {range}")))
+            }
+        };
+        check("temperature", self.temperature, self.temperature >= 0.0, ">= 0")?;
+        check("top_p", self.top_p, self.top_p > 0.0 && self.top_p <= 1.0, "in (0, 1]")?;
+        check("min_p", self.min_p, (0.0..=1.0).contains(&self.min_p), "in [0, 1]")?;
+        check("repetition_penalty", self.repetition_penalty, self.repetition_penalty > 0.0, "> 0")
+    }
+
     /// Whether this is plain argmax (the GPU does it, only the id comes back).
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 0.0 && self.repetition_penalty == 1.0

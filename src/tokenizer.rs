@@ -58,13 +58,14 @@ impl Tokenizer {
             tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         let id = |k: &str| g.get(k).and_then(Value::as_u64).map(|x| x as u32);
         let flag = |k: &str| g.get(k).and_then(|v| if let Value::Bool(b) = v { Some(*b) } else { None });
+        let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
+        let llama3_pre = kind == "gpt2" && LLAMA3_PRE.contains(&pre);
         let mut inner = match kind {
             "gpt2" => {
                 let merges = split_merges(strings("tokenizer.ggml.merges")?, file)?;
                 let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| tok_err(file, e))?;
                 let mut t = tokenizers::Tokenizer::new(ModelWrapper::BPE(bpe));
-                let pre = g.get("tokenizer.ggml.pre").and_then(Value::as_str).unwrap_or("default");
-                t.with_pre_tokenizer(Some(byte_level_pre_tokenizer(pre)?));
+                t.with_pre_tokenizer(Some(byte_level_pre_tokenizer(pre, file)?));
                 t.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::new(false, true, true))));
                 t
             }
@@ -129,8 +130,9 @@ impl Tokenizer {
         Ok(Tokenizer {
             inner,
             bos_id: id("tokenizer.ggml.bos_token_id"),
-            // llama.cpp adds BOS to a SentencePiece vocabulary unless the file says otherwise
-            add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(kind == "llama"),
+            // llama.cpp adds BOS to a SentencePiece and a Llama-3 BPE vocabulary unless the file
+            // says otherwise
+            add_bos: flag("tokenizer.ggml.add_bos_token").unwrap_or(kind == "llama" || llama3_pre),
             eos_ids: id("tokenizer.ggml.eos_token_id").into_iter().collect(),
         })
     }
@@ -205,11 +207,14 @@ fn merges_from_scores(tokens: &[String], scores: &[f32]) -> Vec<(String, String)
 }
 
 /// The pre-tokenizer of a GPT-2-style vocabulary, by llama.cpp's `tokenizer.ggml.pre` name.
-fn byte_level_pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
+/// `tokenizer.ggml.pre` names of Llama 3's regex split (llama.cpp's LLAMA3 pre-tokenizer).
+const LLAMA3_PRE: &[&str] = &["llama3", "llama-v3", "llama-bpe", "smaug-bpe", "dbrx"];
+
+fn byte_level_pre_tokenizer(pre: &str, file: &str) -> Result<PreTokenizerWrapper> {
     const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     let byte_level = |regex| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, regex));
     Ok(match pre {
-        "llama3" | "llama-v3" | "llama-bpe" | "smaug-bpe" | "dbrx" => {
+        p if LLAMA3_PRE.contains(&p) => {
             let split = Split::new(SplitPattern::Regex(LLAMA3.into()), SplitDelimiterBehavior::Isolated, false)
                 .map_err(|e| tok_err("tokenizer.ggml.pre", e))?;
             PreTokenizerWrapper::Sequence(Sequence::new(vec![PreTokenizerWrapper::Split(split), byte_level(false)]))
@@ -219,6 +224,15 @@ fn byte_level_pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper> {
             PreTokenizerWrapper::Digits(Digits::new(true)),
             byte_level(true),
         ])),
-        _ => byte_level(true),
+        "default" | "gpt2" | "gpt-2" => byte_level(true),
+        other => {
+            return Err(Error::UnsupportedDtype {
+                what: format!("{file}: tokenizer.ggml.pre"),
+                dtype: format!(
+                    "{other:?} (supported: llama-bpe/llama3, smollm/starcoder/refact, gpt2/default; \
+                     use the model's tokenizer.json beside the .gguf)"
+                ),
+            })
+        }
     })
 }

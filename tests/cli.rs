@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Runs the CLI as a user in a container or CI session does: without XDG_RUNTIME_DIR.
 fn inferno(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inferno")).args(args).output().expect("run inferno")
+    Command::new(env!("CARGO_BIN_EXE_inferno")).args(args).env_remove("XDG_RUNTIME_DIR").output().expect("run inferno")
 }
 
 fn root() -> &'static Path {
@@ -17,8 +18,12 @@ fn smollm2() -> String {
     p.display().to_string()
 }
 
+/// The run's stderr, which never carries lavapipe's XDG_RUNTIME_DIR complaint (the CLI gives the
+/// driver a private runtime directory when the session has none).
 fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect::<Vec<_>>().join("\n")
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    err
 }
 
 #[test]
@@ -109,6 +114,28 @@ fn bad_inputs_are_one_line_errors() {
     let o = inferno(&["run", "--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--no-such-flag"));
+    // sampling values out of range: usage errors naming the value
+    for (flag, value, needle) in [
+        ("--top-p", "2", "top-p 2 is out of range"),
+        ("--top-p", "0", "top-p 0 is out of range"),
+        ("--temp", "-1", "temperature -1 is out of range"),
+        ("--min-p", "1.5", "min-p 1.5 is out of range"),
+        ("--repeat-penalty", "0", "repeat-penalty 0 is out of range"),
+        ("--temp", "NaN", "out of range"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let o = inferno(&["run", "-m", "x.gguf", "-p", "hi", &arg]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}");
+        assert!(stderr(&o).contains(needle), "{flag} {value}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn zero_max_tokens_generates_nothing() {
+    let o = inferno(&["run", "-m", &smollm2(), "-p", "What is the capital of France?", "-n", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "");
+    assert!(stderr(&o).contains("generation: 0 tokens"), "{}", stderr(&o));
 }
 
 #[test]

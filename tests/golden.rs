@@ -9,7 +9,7 @@ use inferno_llama::ActDtype;
 use std::path::Path;
 use std::sync::Arc;
 
-const CASES: [&str; 8] = [
+const CASES: [&str; 9] = [
     "tiny-gqa-bf16",
     "tiny-tied-llama3-f16",
     "tiny-headdim24-f32",
@@ -18,6 +18,7 @@ const CASES: [&str; 8] = [
     "tiny-w8a8",
     "tiny-w8a8-llmcompressor",
     "tiny-q4-k-m",
+    "tiny-rope-freqs",
 ];
 
 /// Max |logit - reference| allowed per activation path, relative to the reference logits' RMS

@@ -8,7 +8,7 @@ use inferno_llama::cpu;
 use inferno_llama::gpu::weight::Weight;
 use inferno_llama::graph::Graph;
 use inferno_llama::ops::{
-    argmax::{partial_bytes, Argmax},
+    argmax::{partial_bytes, Argmax, NON_FINITE},
     attention::{part_bytes, splits_for, Attention, AttentionIo, AttentionShape},
     embedding::Embedding,
     matmul::{Matmul, MatmulOut},
@@ -515,7 +515,8 @@ fn argmax_rows_with_ties() {
     logits[v + 5] = 100.0; // tie in row 1: the first index wins
     logits[v + 32000] = 100.0;
     logits[2 * v + 32002] = 1e9; // the last column
-    logits[2 * v + 9000] = f32::NAN; // NaN never wins
+    logits[2 * v + 9000] = f32::NAN; // NaN never wins, and flags the row
+    logits[v + 31000] = f32::INFINITY; // so does an infinity
     let lb = c.storage_init("logits", bytemuck::cast_slice(&logits)).unwrap();
     let (pb, ob) = (poisoned(c, partial_bytes(v, 3) as usize), poisoned(c, 12));
     let mut g = Graph::new();
@@ -523,8 +524,9 @@ fn argmax_rows_with_ties() {
     g.run(c);
     let got: Vec<u32> = bytemuck::cast_slice(&c.read_blocking(&ob, 12).unwrap()).to_vec();
     assert_eq!(got, cpu::argmax(&logits, v));
-    assert_eq!(got[1], 5);
-    assert_eq!(got[2], 32002);
+    assert_eq!(got[0], cpu::argmax(&logits[..v], v)[0]);
+    assert_eq!(got[1], 5 | NON_FINITE);
+    assert_eq!(got[2], 32002 | NON_FINITE);
 }
 
 #[test]

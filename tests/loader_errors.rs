@@ -143,3 +143,94 @@ fn corrupt_gguf_files() {
         expect_error(&f, &["bad.gguf", "past the end"]);
     }
 }
+
+#[test]
+fn shard_index_cannot_leave_the_model_directory() {
+    let dir = scratch("tiny-sharded-bf16", "escape");
+    for evil in ["../../../../etc/passwd", "/etc/passwd", "sub/model.safetensors", "..", "C:model.safetensors"] {
+        let index = format!(r#"{{"weight_map": {{"model.embed_tokens.weight": {}}}}}"#, serde_json::json!(evil));
+        std::fs::write(dir.join("model.safetensors.index.json"), index).unwrap();
+        expect_error(&dir, &["model.safetensors.index.json", "model.embed_tokens.weight", "not a plain file name"]);
+    }
+}
+
+#[test]
+fn config_fields_of_the_wrong_type_are_errors() {
+    let dir = scratch("tiny-gqa-bf16", "types");
+    let good = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    for (field, bad) in [
+        ("rms_norm_eps", serde_json::json!("small")),
+        ("rms_norm_eps", serde_json::json!(-1.0)),
+        ("rope_theta", serde_json::json!([1])),
+        ("num_key_value_heads", serde_json::json!(2.5)),
+        ("tie_word_embeddings", serde_json::json!("yes")),
+        ("max_position_embeddings", serde_json::json!(-4)),
+        ("eos_token_id", serde_json::json!("</s>")),
+        ("rope_scaling", serde_json::json!("llama3")),
+        ("hidden_size", serde_json::json!("64")),
+    ] {
+        let mut c = v.clone();
+        c[field] = bad;
+        std::fs::write(dir.join("config.json"), c.to_string()).unwrap();
+        expect_error(&dir, &["config.json", field]);
+    }
+}
+
+#[test]
+fn gguf_rope_factors_are_checked() {
+    let dir = std::env::temp_dir().join(format!("inferno-{}-ropef", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("model.gguf");
+    let mut bytes = std::fs::read(data("tiny-rope-freqs").join("model.gguf")).unwrap();
+    let g = inferno_llama::model::gguf::Gguf::parse(&bytes, "model.gguf").unwrap();
+    let r = g.tensor("rope_freqs.weight").unwrap().range.clone();
+    bytes[r.start..r.start + 4].copy_from_slice(&0f32.to_le_bytes());
+    std::fs::write(&f, &bytes).unwrap();
+    expect_error(&f, &["model.gguf", "rope_freqs.weight", "frequency factor 0"]);
+}
+
+/// One NaN in a weight: `check_tensors` names the tensor at load, and without it every forward
+/// stops with an error instead of producing tokens from NaN logits (greedy on the GPU, sampled
+/// on the host, and all-position logits).
+#[test]
+fn a_nan_weight_is_an_error_never_a_token() {
+    for (case, name) in [
+        ("tiny-gqa-bf16", "model.layers.0.self_attn.q_proj.weight"),
+        ("tiny-gqa-bf16", "model.layers.1.mlp.down_proj.weight"),
+        // int8 activations: the NaN must survive the per-token quantization
+        ("tiny-w8a8", "model.layers.0.input_layernorm.weight"),
+    ] {
+        nan_weight_case(case, name);
+    }
+    // the clean files pass the check
+    Checkpoint::open(&data("tiny-gqa-bf16")).unwrap().check_tensors().unwrap();
+    Checkpoint::open(&data("tiny-q4-k-m").join("model.gguf")).unwrap().check_tensors().unwrap();
+}
+
+fn nan_weight_case(case: &str, name: &str) {
+    use inferno_llama::model::{SeqChunk, Session};
+    use std::sync::Arc;
+    let dir = scratch(case, "nan");
+    let range = Checkpoint::open(&dir).unwrap().tensors[name].range.clone();
+    let f = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[range.start + 70..range.start + 72].copy_from_slice(&half::bf16::NAN.to_le_bytes());
+    std::fs::write(&f, bytes).unwrap();
+    let ck = Checkpoint::open(&dir).unwrap();
+    let err = ck.check_tensors().unwrap_err().to_string();
+    assert!(err.contains(name) && err.contains("element 35") && err.contains("NaN"), "{err}");
+    for path in common::PATHS {
+        let model = Arc::new(Llama::load(common::ctx(path), &ck, |_, _| {}).unwrap());
+        let mut s = Session::new(model, 1, 64, 32).unwrap();
+        let chunk = [SeqChunk { slot: 0, pos: 0, tokens: &[5, 6, 7] }];
+        for err in [
+            s.forward_greedy_blocking(&chunk).unwrap_err(),
+            s.forward_last_blocking(&chunk).unwrap_err(),
+            s.logits_all_blocking(0, 0, &[5, 6, 7]).unwrap_err(),
+        ] {
+            let msg = err.to_string();
+            assert!(msg.contains("NaN or infinity") && msg.contains("position"), "{name} {path:?}: {msg}");
+        }
+    }
+}

@@ -9,7 +9,10 @@ tests/setup.sh --dev
 tests/fetch-smollm2.sh >/dev/null
 cargo build --all-targets --locked
 cargo test --locked -- --test-threads=2
+# the other platforms are compiled (not run) here: WebGPU in the browser, Metal, DX12
 cargo check --locked --lib --target wasm32-unknown-unknown
+cargo check --locked --lib --target aarch64-apple-darwin
+cargo check --locked --lib --target x86_64-pc-windows-msvc
 cargo clippy --locked --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib
 cargo fmt --all -- --check

@@ -126,6 +126,9 @@ struct ModelArgs {
     /// Most tokens per forward pass (prompt batch).
     #[arg(long, default_value_t = 512)]
     batch: usize,
+    /// Check every weight for NaN/Inf (and block scales) before loading (one pass over the file).
+    #[arg(long)]
+    check_tensors: bool,
     #[command(flatten)]
     g: GpuArgs,
 }
@@ -135,20 +138,20 @@ struct SampleArgs {
     /// Most new tokens.
     #[arg(short = 'n', long, default_value_t = 256)]
     max_tokens: usize,
-    /// Temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.0)]
+    /// Temperature (0 = greedy; >= 0).
+    #[arg(long, default_value_t = 0.0, value_parser = in_range("temperature", |v| v >= 0.0, ">= 0"))]
     temp: f32,
     /// Top-k (0 = off).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
-    /// Top-p (1 = off).
-    #[arg(long, default_value_t = 1.0)]
+    /// Top-p (1 = off; in (0, 1]).
+    #[arg(long, default_value_t = 1.0, value_parser = in_range("top-p", |v| v > 0.0 && v <= 1.0, "in (0, 1]"))]
     top_p: f32,
-    /// Min-p (0 = off).
-    #[arg(long, default_value_t = 0.0)]
+    /// Min-p (0 = off; in [0, 1]).
+    #[arg(long, default_value_t = 0.0, value_parser = in_range("min-p", |v| (0.0..=1.0).contains(&v), "in [0, 1]"))]
     min_p: f32,
-    /// Repetition penalty (1 = off).
-    #[arg(long, default_value_t = 1.0)]
+    /// Repetition penalty (1 = off; > 0).
+    #[arg(long, default_value_t = 1.0, value_parser = in_range("repeat-penalty", |v| v > 0.0, "> 0"))]
     repeat_penalty: f32,
     /// RNG seed (default: from the clock).
     #[arg(long)]
@@ -156,6 +159,19 @@ struct SampleArgs {
     /// Stop strings (repeatable).
     #[arg(long)]
     stop: Vec<String>,
+}
+
+/// A clap parser of a finite f32 that `ok` accepts (the ranges of `SamplingParams::validate`).
+fn in_range(
+    name: &'static str,
+    ok: fn(f32) -> bool,
+    range: &'static str,
+) -> impl Fn(&str) -> std::result::Result<f32, String> + Clone + Send + Sync + 'static {
+    move |s| match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && ok(v) => Ok(v),
+        Ok(v) => Err(format!("{name} {v} is out of range: must be {range}")),
+        Err(e) => Err(format!("{s:?} is not a number: {e}")),
+    }
 }
 
 impl SampleArgs {
@@ -212,7 +228,7 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
 fn load_engine(m: &ModelArgs, slots: usize) -> Result<InfernoLlamaEngine> {
     let ctx = gpu(&m.g)?;
     let pb = progress_bar(0);
-    let opts = EngineOptions { ctx_len: m.ctx, max_tokens: m.batch, slots };
+    let opts = EngineOptions { ctx_len: m.ctx, max_tokens: m.batch, slots, check_tensors: m.check_tensors };
     let eng = InfernoLlamaEngine::load(&m.model, &ctx, &opts, |done, total| {
         pb.set_length(total);
         pb.set_position(done);
@@ -258,9 +274,35 @@ fn print_stats(g: &inferno_llama::generate::Generation) {
 }
 
 fn main() {
+    private_runtime_dir();
     if let Err(e) = real_main() {
         eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
         std::process::exit(1);
+    }
+}
+
+/// Mesa's lavapipe (through libwayland) prints "error: XDG_RUNTIME_DIR is invalid or not set" on
+/// every run where that variable does not name a directory (containers, CI, ssh without a login
+/// session): to a newcomer the first line of output is then an error. Where it is unset or not a
+/// directory, point it at a private one (mode 0700, as the XDG spec asks) before any thread or
+/// driver starts; a valid value is left alone, and real driver errors still reach stderr.
+fn private_runtime_dir() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir()) {
+            return;
+        }
+        let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else { return };
+        let dir = std::env::temp_dir().join(format!("inferno-runtime-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        // only a directory of our own that nobody else can enter (not one another user planted)
+        let ours = std::fs::symlink_metadata(&dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
+        if ours {
+            // Single-threaded here: main's first statement, before clap, tokio or any driver thread.
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
     }
 }
 
@@ -398,6 +440,9 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool, profile: bool) -> Result<()> {
     let ctx = gpu(&m.g)?;
     let ck = Checkpoint::open(&m.model)?;
+    if m.check_tensors {
+        ck.check_tensors()?;
+    }
     let pb = progress_bar(ck.tensor_bytes());
     let t_load = Instant::now();
     let model = Arc::new(Llama::load(&ctx, &ck, |d, _| pb.set_position(d))?);

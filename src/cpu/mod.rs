@@ -89,18 +89,20 @@ pub fn embedding(table: &[f32], ids: &[u32], c: usize) -> Vec<f32> {
     ids.iter().flat_map(|&id| table[id as usize * c..][..c].to_vec()).collect()
 }
 
-/// Index of the largest value of each row of `v` (first on ties, NaN ignored).
+/// Index of the largest finite value of each row of `v` (first on ties), with
+/// [`crate::ops::argmax::NON_FINITE`] set where the row holds a NaN or an infinity.
 pub fn argmax(logits: &[f32], v: usize) -> Vec<u32> {
     logits
         .chunks(v)
         .map(|row| {
-            let mut best = 0;
+            let mut best: Option<usize> = None;
             for (i, &x) in row.iter().enumerate() {
-                if x > row[best] || row[best].is_nan() {
-                    best = i;
+                if x.is_finite() && best.is_none_or(|b| x > row[b]) {
+                    best = Some(i);
                 }
             }
-            best as u32
+            let bad = if row.iter().all(|x| x.is_finite()) { 0 } else { crate::ops::argmax::NON_FINITE };
+            best.unwrap_or(0) as u32 | bad
         })
         .collect()
 }

@@ -6,6 +6,7 @@ use super::config::LlamaConfig;
 use super::gguf::{self, GgmlType, Gguf};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
+use crate::ops::rope::RopeScaling;
 use std::borrow::Cow;
 use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
@@ -166,8 +167,84 @@ pub fn gguf_to_hf_name(name: &str) -> Option<String> {
     Some(format!("model.layers.{layer}.{hf}"))
 }
 
-/// The Llama config from GGUF metadata (`llama.*` keys).
-pub fn gguf_config(g: &Gguf, file: &str) -> Result<LlamaConfig> {
+/// A file named by another file (a shard in an index) must be a plain name inside the model
+/// directory: no separators, no `..`, not absolute; otherwise why not.
+fn plain_file_name(name: &str) -> std::result::Result<&str, &'static str> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !(name.len() >= 2 && name.as_bytes()[1] == b':'); // C:foo on Windows
+    if plain {
+        Ok(name)
+    } else {
+        Err("is not a plain file name inside the model directory")
+    }
+}
+
+/// Head dimension from GGUF metadata: `attention.key_length`, else `rope.dimension_count`, else
+/// hidden / heads. `value_length` must equal it, and RoPE must turn the whole head (Llama has no
+/// partial rotary): anything else would be computed wrongly, so it is an error naming the key.
+fn head_dim_of(g: &Gguf, file: &str, hidden: usize, heads: usize) -> Result<usize> {
+    let u = |k: &str| g.get(&format!("llama.{k}")).and_then(|v| v.as_u64()).map(|x| x as usize);
+    let d = u("attention.key_length")
+        .or_else(|| u("rope.dimension_count"))
+        .unwrap_or(hidden.checked_div(heads).unwrap_or(0));
+    for key in ["attention.value_length", "rope.dimension_count"] {
+        if let Some(v) = u(key).filter(|&v| v != d) {
+            return Err(Error::Config {
+                field: format!("{file}: llama.{key}"),
+                reason: format!("{v} differs from the head dimension {d} (not supported for Llama)"),
+            });
+        }
+    }
+    Ok(d)
+}
+
+/// RoPE scaling of a GGUF: `llama.rope.scaling.type` (none or linear; others are an error naming
+/// the field) and the tensor `rope_freqs.weight` (llama.cpp's Llama 3.x scaling: one frequency
+/// divisor per rotary pair). With both, llama.cpp applies both (divides every frequency by the
+/// linear factor and each by its pair's divisor): so does this.
+fn gguf_rope_scaling(g: &Gguf, bytes: &[u8], file: &str, head_dim: usize) -> Result<RopeScaling> {
+    let field = |k: &str| format!("{file}: {k}");
+    let linear = match g.get("llama.rope.scaling.type").map(|v| v.as_str()) {
+        None | Some(Some("none")) => 1.0,
+        Some(Some("linear")) => {
+            let factor = g.get("llama.rope.scaling.factor").and_then(|v| v.as_f64()).unwrap_or(1.0) as f32;
+            if !(factor.is_finite() && factor > 0.0) {
+                return Err(Error::Config { field: field("llama.rope.scaling.factor"), reason: format!("{factor}") });
+            }
+            factor
+        }
+        Some(other) => {
+            return Err(Error::Config {
+                field: field("llama.rope.scaling.type"),
+                reason: format!("{other:?} is not supported (none and linear are; Llama 3.x uses rope_freqs.weight)"),
+            })
+        }
+    };
+    let Some(t) = g.tensor("rope_freqs.weight") else {
+        return Ok(if linear == 1.0 { RopeScaling::None } else { RopeScaling::Linear { factor: linear } });
+    };
+    let what = field("tensor rope_freqs.weight");
+    if t.ty != GgmlType::F32 || t.shape != [head_dim / 2] {
+        return Err(Error::shape(
+            what,
+            format!("F32 [{}] (head_dim / 2)", head_dim / 2),
+            format!("{:?} {:?}", t.ty, t.shape),
+        ));
+    }
+    let factors: Vec<f32> =
+        bytes[t.range.clone()].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * linear).collect();
+    if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+        return Err(Error::Config { field: what, reason: format!("frequency factor {bad} is not a positive number") });
+    }
+    Ok(RopeScaling::Factors(factors))
+}
+
+/// The Llama config from GGUF metadata (`llama.*` keys) and, for RoPE scaling, the file's
+/// `rope_freqs.weight` tensor (read from `bytes`, the whole file).
+pub fn gguf_config(g: &Gguf, bytes: &[u8], file: &str) -> Result<LlamaConfig> {
     let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("llama");
     if arch != "llama" {
         return Err(Error::Config {
@@ -193,21 +270,14 @@ pub fn gguf_config(g: &Gguf, file: &str) -> Result<LlamaConfig> {
             })?
         }
     };
-    let scaling = match g.get("llama.rope.scaling.type").and_then(|v| v.as_str()) {
-        Some("linear") => {
-            crate::ops::rope::RopeScaling::Linear { factor: f("llama.rope.scaling.factor").unwrap_or(1.0) as f32 }
-        }
-        _ => crate::ops::rope::RopeScaling::None,
-    };
+    let scaling = gguf_rope_scaling(g, bytes, file, head_dim_of(g, file, hidden, heads)?)?;
     let cfg = LlamaConfig {
         hidden_size: hidden,
         intermediate_size: req("feed_forward_length")?,
         num_hidden_layers: req("block_count")?,
         num_attention_heads: heads,
         num_key_value_heads: req("attention.head_count_kv").unwrap_or(heads),
-        head_dim: req("attention.key_length")
-            .or_else(|_| req("rope.dimension_count"))
-            .unwrap_or(hidden.checked_div(heads).unwrap_or(0)),
+        head_dim: head_dim_of(g, file, hidden, heads)?,
         vocab_size: vocab,
         rms_norm_eps: f("llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5) as f32,
         rope_theta: f("llama.rope.freq_base").unwrap_or(10_000.0) as f32,
@@ -268,7 +338,15 @@ impl Checkpoint {
                 .get("weight_map")
                 .and_then(|m| m.as_object())
                 .ok_or_else(|| Error::loader(idx_path.display(), "no weight_map"))?;
-            let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
+            let mut files = Vec::new();
+            for (tensor, f) in map {
+                let name = f.as_str().ok_or_else(|| {
+                    Error::loader(idx_path.display(), format!("weight_map.{tensor}: expected a file name, got {f}"))
+                })?;
+                files.push(plain_file_name(name).map_err(|why| {
+                    Error::loader(idx_path.display(), format!("weight_map.{tensor}: {name:?} {why}"))
+                })?);
+            }
             files.sort();
             files.dedup();
             files.into_iter().map(|f| dir.join(f)).collect()
@@ -322,7 +400,7 @@ impl Checkpoint {
     /// A GGUF checkpoint from its bytes.
     pub fn from_gguf(data: FileData, name: &str) -> Result<Self> {
         let g = Gguf::parse(&data, name)?;
-        let config = gguf_config(&g, name)?;
+        let config = gguf_config(&g, &data, name)?;
         let mut tensors = HashMap::new();
         for t in &g.tensors {
             if let Some(hf) = gguf_to_hf_name(&t.name) {
@@ -393,6 +471,42 @@ impl Checkpoint {
                 })
             }
         }
+    }
+
+    /// Checks every tensor's values (llama.cpp's `--check-tensors`): floats (F32, F16, BF16)
+    /// must be finite, and so must the scale fields of every GGUF block. One pass over the file's
+    /// bytes; the error names the file, the tensor and the element or block.
+    pub fn check_tensors(&self) -> Result<()> {
+        let mut names: Vec<&String> = self.tensors.keys().collect();
+        names.sort();
+        for name in names {
+            let e = &self.tensors[name];
+            let bytes = &self.files[e.file][e.range.clone()];
+            let bad = |what: String| {
+                Err(Error::loader(&self.file_names[e.file], format!("tensor {name}: {what} is NaN or infinite")))
+            };
+            let float = |n: usize, f: &dyn Fn(&[u8]) -> bool| bytes.chunks_exact(n).position(|b| !f(b));
+            let found = match (e.ggml, e.dtype.to_uppercase().as_str()) {
+                (None | Some(GgmlType::F32), "F32") => {
+                    float(4, &|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite())
+                }
+                (None | Some(GgmlType::F16), "F16") => {
+                    float(2, &|b| half::f16::from_le_bytes([b[0], b[1]]).is_finite())
+                }
+                (None | Some(GgmlType::Bf16), "BF16") => {
+                    float(2, &|b| half::bf16::from_le_bytes([b[0], b[1]]).is_finite())
+                }
+                (Some(q), _) => match q.first_non_finite_block(bytes) {
+                    Some(b) => return bad(format!("the scale of block {b}")),
+                    None => None,
+                },
+                _ => None, // integers (W8A8 int8 weights) are always finite
+            };
+            if let Some(i) = found {
+                return bad(format!("element {i}"));
+            }
+        }
+        Ok(())
     }
 
     /// Releases the host pages of tensor `name` after its upload.

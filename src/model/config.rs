@@ -60,9 +60,12 @@ impl W8a8Config {
 /// Parses `quantization_config`: None when absent; W8A8 when it is the compressed-tensors int8
 /// scheme this engine runs; an error naming the field otherwise.
 fn quantization(v: Option<&Value>, file: &str) -> Result<Option<W8a8Config>> {
-    let Some(q) = v.filter(|q| q.is_object()) else {
+    let Some(q) = v else {
         return Ok(None);
     };
+    if !q.is_object() {
+        return Err(wrong_type(file, "quantization_config", "an object", q));
+    }
     let bad =
         |field: &str, reason: String| Error::Config { field: format!("{file}: quantization_config.{field}"), reason };
     let method = get(q, "quant_method").and_then(Value::as_str).unwrap_or("");
@@ -121,33 +124,67 @@ fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.get(key).filter(|x| !x.is_null())
 }
 
+/// A field present with the wrong type (absent or null fields keep their defaults instead).
+fn wrong_type(file: &str, key: &str, want: &str, got: &Value) -> Error {
+    Error::Config { field: format!("{file}: {key}"), reason: format!("expected {want}, got {got}") }
+}
+
+fn opt_usize(v: &Value, key: &str, file: &str) -> Result<Option<usize>> {
+    get(v, key)
+        .map(|x| x.as_u64().map(|n| n as usize).ok_or_else(|| wrong_type(file, key, "a non-negative integer", x)))
+        .transpose()
+}
+
 fn req_usize(v: &Value, key: &str, file: &str) -> Result<usize> {
-    get(v, key).and_then(Value::as_u64).map(|x| x as usize).ok_or_else(|| Error::Config {
-        field: format!("{file}: {key}"),
-        reason: "missing or not a non-negative integer".into(),
-    })
+    opt_usize(v, key, file)?.ok_or_else(|| Error::Config { field: format!("{file}: {key}"), reason: "missing".into() })
 }
 
-fn opt_f32(v: &Value, key: &str) -> Option<f32> {
-    get(v, key).and_then(Value::as_f64).map(|x| x as f32)
+/// A finite number; `positive` also rejects zero and negatives (epsilons, theta, factors).
+fn opt_f32(v: &Value, key: &str, file: &str) -> Result<Option<f32>> {
+    get(v, key)
+        .map(|x| {
+            x.as_f64().map(|n| n as f32).filter(|n| n.is_finite()).ok_or_else(|| wrong_type(file, key, "a number", x))
+        })
+        .transpose()
 }
 
-fn ids(v: Option<&Value>) -> Vec<u32> {
-    match v {
-        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
-        _ => vec![],
+fn opt_positive(v: &Value, key: &str, file: &str) -> Result<Option<f32>> {
+    match opt_f32(v, key, file)? {
+        Some(n) if n <= 0.0 => Err(wrong_type(file, key, "a positive number", &Value::from(n))),
+        n => Ok(n),
+    }
+}
+
+fn opt_bool(v: &Value, key: &str, file: &str) -> Result<Option<bool>> {
+    get(v, key).map(|x| x.as_bool().ok_or_else(|| wrong_type(file, key, "true or false", x))).transpose()
+}
+
+/// A token id or a list of them (`eos_token_id`).
+fn ids(v: &Value, key: &str, file: &str) -> Result<Vec<u32>> {
+    let id = |x: &Value| {
+        x.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| wrong_type(file, key, "a token id", x))
+    };
+    match get(v, key) {
+        None => Ok(vec![]),
+        Some(Value::Array(a)) => a.iter().map(id).collect(),
+        Some(x) => Ok(vec![id(x)?]),
     }
 }
 
 /// Parses a `rope_scaling` / `rope_parameters` object.
 fn rope_scaling(v: Option<&Value>, file: &str) -> Result<RopeScaling> {
-    let Some(v) = v.filter(|v| v.is_object()) else {
+    let Some(v) = v else {
         return Ok(RopeScaling::None);
     };
-    let kind = get(v, "rope_type").or_else(|| get(v, "type")).and_then(Value::as_str).unwrap_or("default");
+    if !v.is_object() {
+        return Err(wrong_type(file, "rope_scaling", "an object", v));
+    }
+    let kind = match get(v, "rope_type").or_else(|| get(v, "type")) {
+        None => "default",
+        Some(k) => k.as_str().ok_or_else(|| wrong_type(file, "rope_scaling.rope_type", "a string", k))?,
+    };
     let f = |k: &str| {
-        opt_f32(v, k).ok_or_else(|| Error::Config {
+        opt_positive(v, k, &format!("{file}: rope_scaling"))?.ok_or_else(|| Error::Config {
             field: format!("{file}: rope_scaling.{k}"),
             reason: format!("missing for rope_type {kind}"),
         })
@@ -175,28 +212,26 @@ impl LlamaConfig {
         let hidden = req_usize(&v, "hidden_size", file)?;
         let heads = req_usize(&v, "num_attention_heads", file)?;
         let rope_params = get(&v, "rope_parameters");
-        let theta = opt_f32(&v, "rope_theta")
-            .or_else(|| rope_params.and_then(|r| opt_f32(r, "rope_theta")))
-            .unwrap_or(10_000.0);
+        let theta = match opt_positive(&v, "rope_theta", file)? {
+            Some(t) => t,
+            None => rope_params.map(|r| opt_positive(r, "rope_theta", file)).transpose()?.flatten().unwrap_or(10_000.0),
+        };
         let scaling = rope_scaling(get(&v, "rope_scaling").or(rope_params), file)?;
         let cfg = LlamaConfig {
             hidden_size: hidden,
             intermediate_size: req_usize(&v, "intermediate_size", file)?,
             num_hidden_layers: req_usize(&v, "num_hidden_layers", file)?,
             num_attention_heads: heads,
-            num_key_value_heads: get(&v, "num_key_value_heads").and_then(Value::as_u64).map_or(heads, |x| x as usize),
-            head_dim: get(&v, "head_dim")
-                .and_then(Value::as_u64)
-                .map_or(hidden.checked_div(heads).unwrap_or(0), |x| x as usize),
+            num_key_value_heads: opt_usize(&v, "num_key_value_heads", file)?.unwrap_or(heads),
+            head_dim: opt_usize(&v, "head_dim", file)?.unwrap_or(hidden.checked_div(heads).unwrap_or(0)),
             vocab_size: req_usize(&v, "vocab_size", file)?,
-            rms_norm_eps: opt_f32(&v, "rms_norm_eps").unwrap_or(1e-6),
+            rms_norm_eps: opt_positive(&v, "rms_norm_eps", file)?.unwrap_or(1e-6),
             rope_theta: theta,
             rope_scaling: scaling,
-            tie_word_embeddings: get(&v, "tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
-            max_position_embeddings: get(&v, "max_position_embeddings").and_then(Value::as_u64).unwrap_or(4096)
-                as usize,
-            bos_token_id: ids(get(&v, "bos_token_id")).first().copied(),
-            eos_token_ids: ids(get(&v, "eos_token_id")),
+            tie_word_embeddings: opt_bool(&v, "tie_word_embeddings", file)?.unwrap_or(false),
+            max_position_embeddings: opt_usize(&v, "max_position_embeddings", file)?.unwrap_or(4096),
+            bos_token_id: ids(&v, "bos_token_id", file)?.first().copied(),
+            eos_token_ids: ids(&v, "eos_token_id", file)?,
             w8a8: quantization(get(&v, "quantization_config"), file)?,
         };
         cfg.validate(file)?;
@@ -208,9 +243,9 @@ impl LlamaConfig {
         let v: Value = serde_json::from_str(text).map_err(|e| Error::loader(file, format!("invalid JSON: {e}")))?;
         let dim = req_usize(&v, "dim", file)?;
         let heads = req_usize(&v, "n_heads", file)?;
-        let multiple_of = get(&v, "multiple_of").and_then(Value::as_u64).unwrap_or(256) as usize;
-        let ffn_mult = get(&v, "ffn_dim_multiplier").and_then(Value::as_f64);
-        let scaled = get(&v, "use_scaled_rope").and_then(Value::as_bool).unwrap_or(false);
+        let multiple_of = opt_usize(&v, "multiple_of", file)?.unwrap_or(256).max(1);
+        let ffn_mult = opt_positive(&v, "ffn_dim_multiplier", file)?.map(f64::from);
+        let scaled = opt_bool(&v, "use_scaled_rope", file)?.unwrap_or(false);
         let vocab = get(&v, "vocab_size").and_then(Value::as_i64).filter(|&x| x > 0).ok_or_else(|| Error::Config {
             field: format!("{file}: vocab_size"),
             reason: "missing or -1 (set it from the tokenizer)".into(),
@@ -220,15 +255,15 @@ impl LlamaConfig {
             intermediate_size: meta_ffn_dim(dim, multiple_of, ffn_mult),
             num_hidden_layers: req_usize(&v, "n_layers", file)?,
             num_attention_heads: heads,
-            num_key_value_heads: get(&v, "n_kv_heads").and_then(Value::as_u64).map_or(heads, |x| x as usize),
+            num_key_value_heads: opt_usize(&v, "n_kv_heads", file)?.unwrap_or(heads),
             head_dim: dim.checked_div(heads).unwrap_or(0),
             vocab_size: vocab as usize,
-            rms_norm_eps: opt_f32(&v, "norm_eps").unwrap_or(1e-5),
-            rope_theta: opt_f32(&v, "rope_theta").unwrap_or(10_000.0),
+            rms_norm_eps: opt_positive(&v, "norm_eps", file)?.unwrap_or(1e-5),
+            rope_theta: opt_positive(&v, "rope_theta", file)?.unwrap_or(10_000.0),
             // Meta's apply_scaling: factor 8, low 1, high 4, old context 8192.
             rope_scaling: if scaled {
                 RopeScaling::Llama3 {
-                    factor: opt_f32(&v, "rope_scaling_factor").unwrap_or(8.0),
+                    factor: opt_positive(&v, "rope_scaling_factor", file)?.unwrap_or(8.0),
                     low_freq_factor: 1.0,
                     high_freq_factor: 4.0,
                     original_max_position_embeddings: 8192.0,
@@ -237,7 +272,7 @@ impl LlamaConfig {
                 RopeScaling::None
             },
             tie_word_embeddings: false,
-            max_position_embeddings: get(&v, "max_seq_len").and_then(Value::as_u64).unwrap_or(8192) as usize,
+            max_position_embeddings: opt_usize(&v, "max_seq_len", file)?.unwrap_or(8192),
             bos_token_id: None,
             eos_token_ids: vec![],
             w8a8: None,

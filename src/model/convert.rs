@@ -67,9 +67,20 @@ impl safetensors::View for Lazy<'_> {
     }
 }
 
-fn config_json(c: &LlamaConfig, dtype: WeightDtype) -> serde_json::Value {
-    let rope_scaling = match c.rope_scaling {
-        RopeScaling::None => serde_json::Value::Null,
+fn config_json(c: &LlamaConfig, dtype: WeightDtype) -> Result<serde_json::Value> {
+    let scaling = match &c.rope_scaling {
+        RopeScaling::Factors(f) => {
+            crate::ops::rope::llama3_from_factors(f, c.head_dim, c.rope_theta).ok_or_else(|| Error::Config {
+                field: "rope_freqs.weight".into(),
+                reason: "its frequency factors are not Llama 3's llama3 scaling, which is all config.json can express"
+                    .into(),
+            })?
+        }
+        other => other.clone(),
+    };
+    let rope_scaling = match scaling {
+        // (Factors were replaced by their llama3 parameters above)
+        RopeScaling::None | RopeScaling::Factors(_) => serde_json::Value::Null,
         RopeScaling::Linear { factor } => serde_json::json!({"rope_type": "linear", "factor": factor}),
         RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
             serde_json::json!({
@@ -78,7 +89,7 @@ fn config_json(c: &LlamaConfig, dtype: WeightDtype) -> serde_json::Value {
             })
         }
     };
-    serde_json::json!({
+    Ok(serde_json::json!({
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
         "hidden_size": c.hidden_size,
@@ -97,7 +108,7 @@ fn config_json(c: &LlamaConfig, dtype: WeightDtype) -> serde_json::Value {
         "eos_token_id": c.eos_token_ids.first(),
         "hidden_act": "silu",
         "torch_dtype": match dtype { WeightDtype::F32 => "float32", WeightDtype::F16 => "float16", _ => "bfloat16" },
-    })
+    }))
 }
 
 /// Writes `ckpt` (a GGUF checkpoint) to `out` as SafeTensors in `dtype`, with config.json,
@@ -129,7 +140,7 @@ pub fn gguf_to_safetensors(ckpt: &Checkpoint, out: &Path, dtype: WeightDtype) ->
     }
     let st = out.join("model.safetensors");
     safetensors::serialize_to_file(tensors, None, &st).map_err(|e| Error::loader(st.display(), e.to_string()))?;
-    write("config.json", serde_json::to_string_pretty(&config_json(c, dtype)).unwrap_or_default())?;
+    write("config.json", serde_json::to_string_pretty(&config_json(c, dtype)?).unwrap_or_default())?;
     let tok = crate::tokenizer::Tokenizer::from_gguf(g, &ckpt.file_names[0])?;
     tok.save(&out.join("tokenizer.json"))?;
     let token = |id: Option<u32>| id.and_then(|i| tok.decode(&[i], false).ok());

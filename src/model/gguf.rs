@@ -56,7 +56,7 @@ impl Value {
 }
 
 /// ggml tensor types this engine reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GgmlType {
     /// f32.
     F32,
@@ -74,6 +74,20 @@ pub enum GgmlType {
     Q4K,
     /// K-quant super-blocks of 256: 6-bit with 8-bit sub-block scales.
     Q6K,
+    /// 32 x 5-bit, scale: `(q - 16) * d`.
+    Q5_0,
+    /// 32 x 5-bit, scale and min: `q * d + m`.
+    Q5_1,
+    /// K-quant super-blocks of 256: 2-bit with 4-bit scales and minimums per 16.
+    Q2K,
+    /// K-quant super-blocks of 256: 3-bit with 6-bit scales per 16.
+    Q3K,
+    /// K-quant super-blocks of 256: 5-bit with 6-bit scales and minimums per 32.
+    Q5K,
+    /// 32 x 4-bit indices into a fixed non-linear table, one f16 scale.
+    Iq4Nl,
+    /// Super-blocks of 256 of IQ4_NL values with 6-bit scales per 32.
+    Iq4Xs,
 }
 
 impl GgmlType {
@@ -86,6 +100,13 @@ impl GgmlType {
             8 => GgmlType::Q8_0,
             12 => GgmlType::Q4K,
             14 => GgmlType::Q6K,
+            6 => GgmlType::Q5_0,
+            7 => GgmlType::Q5_1,
+            10 => GgmlType::Q2K,
+            11 => GgmlType::Q3K,
+            13 => GgmlType::Q5K,
+            20 => GgmlType::Iq4Nl,
+            23 => GgmlType::Iq4Xs,
             30 => GgmlType::Bf16,
             _ => return None,
         })
@@ -100,17 +121,76 @@ impl GgmlType {
             GgmlType::Q8_0 => (32, 34),
             GgmlType::Q4K => (256, 144),
             GgmlType::Q6K => (256, 210),
+            GgmlType::Q5_0 => (32, 22),
+            GgmlType::Q5_1 => (32, 24),
+            GgmlType::Q2K => (256, 84),
+            GgmlType::Q3K => (256, 110),
+            GgmlType::Q5K => (256, 176),
+            GgmlType::Iq4Nl => (32, 18),
+            GgmlType::Iq4Xs => (256, 136),
         }
+    }
+
+    /// ggml's type id (the GGUF tensor type field).
+    pub fn id(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q5_0 => 6,
+            GgmlType::Q5_1 => 7,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q2K => 10,
+            GgmlType::Q3K => 11,
+            GgmlType::Q4K => 12,
+            GgmlType::Q5K => 13,
+            GgmlType::Q6K => 14,
+            GgmlType::Iq4Nl => 20,
+            GgmlType::Iq4Xs => 23,
+            GgmlType::Bf16 => 30,
+        }
+    }
+
+    /// ggml's name of the type (`Q4_K`, `IQ4_XS` ...).
+    pub fn name(self) -> &'static str {
+        GGML_NAMES.get(self.id() as usize).copied().unwrap_or("?")
     }
 }
 
+impl GgmlType {
+    /// Byte offsets of the f16 scale fields inside one block (d, and dmin/m where the type has
+    /// one): what `--check-tensors` validates in block formats.
+    pub fn f16_scale_offsets(self) -> &'static [usize] {
+        match self {
+            GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 => &[],
+            GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
+            GgmlType::Q4_1 | GgmlType::Q4K | GgmlType::Q5_1 | GgmlType::Q5K => &[0, 2],
+            GgmlType::Q6K => &[208],
+            GgmlType::Q5_0 | GgmlType::Iq4Nl | GgmlType::Iq4Xs => &[0],
+            GgmlType::Q2K => &[80, 82],
+            GgmlType::Q3K => &[108],
+        }
+    }
+
+    /// The first block of `data` whose scale fields hold a NaN or an infinity.
+    pub fn first_non_finite_block(self, data: &[u8]) -> Option<usize> {
+        let offs = self.f16_scale_offsets();
+        let (_, bytes) = self.block();
+        data.chunks_exact(bytes)
+            .position(|b| offs.iter().any(|&o| !half::f16::from_le_bytes([b[o], b[o + 1]]).is_finite()))
+    }
+}
+
+/// ggml's type names by id.
+const GGML_NAMES: [&str; 31] = [
+    "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+    "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32",
+    "I64", "F64", "IQ1_M", "BF16",
+];
+
 fn ggml_type_name(id: u32) -> String {
-    const NAMES: [&str; 31] = [
-        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
-        "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16",
-        "I32", "I64", "F64", "IQ1_M", "BF16",
-    ];
-    NAMES.get(id as usize).map_or(format!("ggml type {id}"), |s| s.to_string())
+    GGML_NAMES.get(id as usize).map_or(format!("ggml type {id}"), |s| s.to_string())
 }
 
 /// One tensor's directory entry.
@@ -339,16 +419,8 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
         GgmlType::Q4K => {
             for blk in data.chunks_exact(bb) {
                 let (d, dmin, scales, qs) = (f16(&blk[0..2]), f16(&blk[2..4]), &blk[4..16], &blk[16..144]);
-                // 6-bit scale and minimum of sub-block j (ggml's get_scale_min_k4)
                 let sm = |j: usize| -> (f32, f32) {
-                    let (sc, m) = if j < 4 {
-                        (scales[j] & 63, scales[j + 4] & 63)
-                    } else {
-                        (
-                            (scales[j + 4] & 0xf) | ((scales[j - 4] >> 6) << 4),
-                            (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
-                        )
-                    };
+                    let (sc, m) = k_scale_min(scales, j);
                     (d * sc as f32, dmin * m as f32)
                 };
                 for (c, q) in qs.chunks_exact(32).enumerate() {
@@ -376,8 +448,99 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
                 }
             }
         }
+        GgmlType::Q5_0 | GgmlType::Q5_1 => {
+            for blk in data.chunks_exact(bb) {
+                let d = f16(&blk[0..2]);
+                let (m, rest) =
+                    if ty == GgmlType::Q5_1 { (f16(&blk[2..4]), &blk[4..]) } else { (-16.0 * d, &blk[2..]) };
+                let qh = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+                let qs = &rest[4..20];
+                let q = |j: usize| {
+                    let nib = if j < 16 { qs[j] & 15 } else { qs[j - 16] >> 4 };
+                    (nib as u32 | (((qh >> j) & 1) << 4)) as f32
+                };
+                out.extend((0..32).map(|j| q(j) * d + m));
+            }
+        }
+        GgmlType::Q2K => {
+            for blk in data.chunks_exact(bb) {
+                let (scales, qs, d, dmin) = (&blk[0..16], &blk[16..80], f16(&blk[80..82]), f16(&blk[82..84]));
+                for i in 0..256 {
+                    let (n, g, l) = (i / 128, (i % 128) / 32, i % 32);
+                    let sc = scales[8 * n + 2 * g + l / 16];
+                    let q = (qs[32 * n + l] >> (2 * g)) & 3;
+                    out.push(d * (sc & 15) as f32 * q as f32 - dmin * (sc >> 4) as f32);
+                }
+            }
+        }
+        GgmlType::Q3K => {
+            for blk in data.chunks_exact(bb) {
+                let (hmask, qs, s, d) = (&blk[0..32], &blk[32..96], &blk[96..108], f16(&blk[108..110]));
+                // 16 6-bit scales: low 4 bits from bytes 0..8, high 2 from bytes 8..12
+                let scale = |k: usize| {
+                    let lo = (s[k % 8] >> (4 * (k / 8))) & 15;
+                    let hi = (s[8 + k % 4] >> (2 * (k / 4))) & 3;
+                    (lo | (hi << 4)) as i32 - 32
+                };
+                for i in 0..256 {
+                    let (n, g, l) = (i / 128, (i % 128) / 32, i % 32);
+                    let q = ((qs[32 * n + l] >> (2 * g)) & 3) as i32;
+                    let high = (hmask[l] >> (4 * n + g)) & 1;
+                    out.push(d * scale(8 * n + 2 * g + l / 16) as f32 * (q - if high == 1 { 0 } else { 4 }) as f32);
+                }
+            }
+        }
+        GgmlType::Q5K => {
+            for blk in data.chunks_exact(bb) {
+                let (d, dmin, scales, qh, qs) =
+                    (f16(&blk[0..2]), f16(&blk[2..4]), &blk[4..16], &blk[16..48], &blk[48..176]);
+                for i in 0..256 {
+                    let (c, half, l) = (i / 64, (i % 64) / 32, i % 32);
+                    let (sc, m) = k_scale_min(scales, i / 32);
+                    let q =
+                        ((qs[32 * c + l] >> (4 * half)) & 15) as u32 | ((((qh[l] >> (2 * c + half)) & 1) as u32) << 4);
+                    out.push(d * sc as f32 * q as f32 - dmin * m as f32);
+                }
+            }
+        }
+        GgmlType::Iq4Nl => {
+            for blk in data.chunks_exact(bb) {
+                let (d, qs) = (f16(&blk[0..2]), &blk[2..18]);
+                out.extend((0..32).map(|j| {
+                    let nib = if j < 16 { qs[j] & 15 } else { qs[j - 16] >> 4 };
+                    d * IQ4NL_VALUES[nib as usize] as f32
+                }));
+            }
+        }
+        GgmlType::Iq4Xs => {
+            for blk in data.chunks_exact(bb) {
+                let (d, sh, sl, qs) = (f16(&blk[0..2]), u16::from_le_bytes([blk[2], blk[3]]), &blk[4..8], &blk[8..136]);
+                for ib in 0..8 {
+                    let ls = ((sl[ib / 2] >> (4 * (ib % 2))) & 15) as i32 | ((((sh >> (2 * ib)) & 3) as i32) << 4);
+                    let dl = d * (ls - 32) as f32;
+                    let q = &qs[16 * ib..16 * ib + 16];
+                    out.extend((0..32).map(|j| {
+                        let nib = if j < 16 { q[j] & 15 } else { q[j - 16] >> 4 };
+                        dl * IQ4NL_VALUES[nib as usize] as f32
+                    }));
+                }
+            }
+        }
     }
     out
+}
+
+/// The 16 values a 4-bit IQ4_NL / IQ4_XS index selects (ggml's `kvalues_iq4nl`).
+pub const IQ4NL_VALUES: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/// The 6-bit (scale, min) of sub-block `j` (0..8) from the 12 packed bytes of a Q4_K / Q5_K
+/// super-block (ggml's `get_scale_min_k4`).
+fn k_scale_min(s: &[u8], j: usize) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        ((s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
+    }
 }
 
 /// Dequantizes a block-format weight (`WeightDtype::Q8_0` / `Q4_0` / `Q4_1` / `Q4K` / `Q6K`) in
@@ -389,6 +552,7 @@ pub fn dequantize_weight(dtype: crate::WeightDtype, data: &[u8]) -> Vec<f32> {
         crate::WeightDtype::Q4_1 => GgmlType::Q4_1,
         crate::WeightDtype::Q4K => GgmlType::Q4K,
         crate::WeightDtype::Q6K => GgmlType::Q6K,
+        crate::WeightDtype::Stored(t) => t,
         other => return other.decode(data),
     };
     dequantize(ty, data)
@@ -519,6 +683,9 @@ fn quantize_q6k(x: &[f32]) -> Vec<u8> {
 ///   of word `i`), then the int8 scales (one per 16 elements, at `m_off`), then the f16 `d` per
 ///   super-block (at `d_off`).
 pub fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u32) {
+    if let crate::WeightDtype::Stored(_) = dtype {
+        return (data.to_vec(), 0, 0); // read as stored
+    }
     let pad4 = |v: &mut Vec<u8>| v.resize(v.len().div_ceil(4) * 4, 0);
     let nibbles = |el: &dyn Fn(usize) -> u8, n: usize, out: &mut Vec<u8>| {
         out.extend((0..n / 2).map(|b| el(2 * b) | (el(2 * b + 1) << 4)));

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::ops::attention::{part_bytes, AttentionShape, PROMPT_PAD};
 use crate::ops::w8a8::QuantScratch;
-use crate::ops::{act_bytes, matmul::MatmulOut, rope::RopeTable};
+use crate::ops::{act_bytes, argmax::NON_FINITE, matmul::MatmulOut, rope::RopeTable};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -329,10 +329,16 @@ impl Session {
         self.submit(&(1, Rows::Last(vec![0]), true, true, true), true, 4)
     }
 
-    /// Reads `n` ids from id readback buffer `k` once submission `done` has run.
-    async fn read_ids(&self, k: usize, n: usize, done: wgpu::SubmissionIndex) -> Result<Vec<u32>> {
-        let bytes = self.model.ctx.map_read(&self.id_staging[k], (n * 4) as u64, Some(done)).await?;
-        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    /// Reads the ids of the sequences at `at` (slot, position of the row's token) from id
+    /// readback buffer `k` once submission `done` has run; a row whose logits held a NaN or an
+    /// infinity is an error, never a token.
+    async fn read_ids(&self, k: usize, at: &[(usize, usize)], done: wgpu::SubmissionIndex) -> Result<Vec<u32>> {
+        let bytes = self.model.ctx.map_read(&self.id_staging[k], (at.len() * 4) as u64, Some(done)).await?;
+        let ids: Vec<u32> = bytemuck::cast_slice(&bytes).to_vec();
+        match ids.iter().position(|id| id & NON_FINITE != 0) {
+            Some(i) => Err(non_finite(at[i])),
+            None => Ok(ids),
+        }
     }
 
     /// The recorded decode graph for one token (for profiling).
@@ -352,7 +358,11 @@ impl Session {
         let n = last.len() * self.model.config.vocab_size;
         let one_seq = chunks.len() == 1;
         let bytes = self.run_logits(t, Rows::Last(last), one_seq, true, (n * 4) as u64).await?;
-        Ok(bytemuck::cast_slice(&bytes).to_vec())
+        let logits: Vec<f32> = bytemuck::cast_slice(&bytes).to_vec();
+        match first_non_finite_row(&logits, self.model.config.vocab_size) {
+            Some(r) => Err(non_finite((chunks[r].slot, chunks[r].pos + chunks[r].tokens.len() - 1))),
+            None => Ok(logits),
+        }
     }
 
     /// Runs the chunks and returns the greedy next token of each chunk (argmax on the GPU;
@@ -362,7 +372,7 @@ impl Session {
             if (ch.slot, ch.pos, ch.tokens) == (a.slot, a.pos, &[a.input][..]) {
                 // this step is on the GPU already: queue the one after it, then read it
                 let next = (a.pos + 1 < self.kv.ctx_len).then(|| self.submit_ahead(a.slot, a.pos + 1)).transpose()?;
-                let id = self.read_ids(a.staging, 1, a.done).await?[0];
+                let id = self.read_ids(a.staging, &[(a.slot, a.pos)], a.done).await?[0];
                 self.ahead =
                     next.map(|(staging, done)| Ahead { slot: a.slot, pos: a.pos + 1, input: id, staging, done });
                 return Ok(vec![id]);
@@ -379,7 +389,8 @@ impl Session {
             }
             _ => None,
         };
-        let ids = self.read_ids(k, n, done).await?;
+        let at: Vec<(usize, usize)> = chunks.iter().map(|c| (c.slot, c.pos + c.tokens.len() - 1)).collect();
+        let ids = self.read_ids(k, &at, done).await?;
         self.ahead = ahead.map(|(slot, pos, (staging, done))| Ahead { slot, pos, input: ids[0], staging, done });
         Ok(ids)
     }
@@ -397,7 +408,11 @@ impl Session {
                 let n = self.max_logit_rows.min(t - first);
                 // the body runs with the first block; later blocks read its h
                 let bytes = self.run_logits(t, Rows::Range(first, n), true, first == 0, (n * v * 4) as u64).await?;
-                out.extend_from_slice(bytemuck::cast_slice(&bytes));
+                let block: &[f32] = bytemuck::cast_slice(&bytes);
+                if let Some(r) = first_non_finite_row(block, v) {
+                    return Err(non_finite((slot, chunk.pos + first + r)));
+                }
+                out.extend_from_slice(block);
             }
         }
         Ok(out)
@@ -421,6 +436,19 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The first row of `logits` (rows of `v`) holding a NaN or an infinity.
+fn first_non_finite_row(logits: &[f32], v: usize) -> Option<usize> {
+    logits.chunks(v).position(|row| row.iter().any(|x| !x.is_finite()))
+}
+
+/// The error for logits that are not numbers at (slot, position): never a token from them.
+fn non_finite((slot, pos): (usize, usize)) -> Error {
+    Error::Invalid(format!(
+        "the logits of position {pos} (sequence slot {slot}) hold NaN or infinity: the model's weights \
+         or activations are not finite (check the weights with --check-tensors)"
+    ))
 }
 
 /// Blocking forms for native callers.

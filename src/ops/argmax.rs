@@ -10,6 +10,10 @@ use crate::graph::Graph;
 /// Logits per workgroup (CHUNK in argmax.wgsl).
 pub const CHUNK: usize = 4096;
 
+/// Set in a row's id when the row holds a NaN or an infinity (BAD in argmax.wgsl): the id's
+/// other bits are the largest finite logit's index.
+pub const NON_FINITE: u32 = 0x8000_0000;
+
 /// Mirrors `Params` in argmax.wgsl and argmax_finish.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -40,8 +44,9 @@ impl Argmax {
         Argmax { ctx: ctx.clone() }
     }
 
-    /// Records `ids (t) u32` = the index of each row's largest logit of `logits (t, v) f32` (the
-    /// first on ties; NaN never wins; 0 for a row without a number). `partials` is scratch of
+    /// Records `ids (t) u32` = the index of each row's largest finite logit of `logits (t, v) f32`
+    /// (the first on ties; 0 for a row without a finite number), with [`NON_FINITE`] set in the
+    /// id of a row that holds a NaN or an infinity. `partials` is scratch of
     /// [`partial_bytes`].
     pub fn record(
         &self,

@@ -29,6 +29,10 @@ pub enum RopeScaling {
         /// Context length the model was pre-trained with.
         original_max_position_embeddings: f32,
     },
+    /// One divisor per rotary pair (D/2 of them): pair i turns at `inv_freq[i] / factors[i]`.
+    /// llama.cpp's converter stores Llama 3.x's llama3 scaling this way, as the GGUF tensor
+    /// `rope_freqs.weight`; the engine applies it with llama.cpp's arithmetic.
+    Factors(Vec<f32>),
 }
 
 /// Inverse frequencies `theta^(-2i/D)` for i in 0..D/2, scaled, computed in f32 as transformers does.
@@ -37,6 +41,7 @@ pub fn inv_freqs(head_dim: usize, theta: f32, scaling: &RopeScaling) -> Vec<f32>
     match *scaling {
         RopeScaling::None => base,
         RopeScaling::Linear { factor } => base.iter().map(|f| f / factor).collect(),
+        RopeScaling::Factors(ref factors) => base.iter().zip(factors).map(|(f, s)| f / s).collect(),
         RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings: old } => {
             let low_wavelen = old / low_freq_factor;
             let high_wavelen = old / high_freq_factor;
@@ -55,6 +60,24 @@ pub fn inv_freqs(head_dim: usize, theta: f32, scaling: &RopeScaling) -> Vec<f32>
                 .collect()
         }
     }
+}
+
+/// The `llama3` scaling whose per-pair divisors are `factors` (what llama.cpp's converter stores
+/// as `rope_freqs.weight` for Llama 3.x), found among the parameters Llama 3.1–3.3 use (low 1,
+/// high 4, pre-trained context 8192, factor = the largest divisor); None if they do not match.
+pub fn llama3_from_factors(factors: &[f32], head_dim: usize, theta: f32) -> Option<RopeScaling> {
+    let factor = factors.iter().copied().fold(1.0f32, f32::max);
+    let candidate = RopeScaling::Llama3 {
+        factor,
+        low_freq_factor: 1.0,
+        high_freq_factor: 4.0,
+        original_max_position_embeddings: 8192.0,
+    };
+    let base = inv_freqs(head_dim, theta, &RopeScaling::None);
+    let scaled = inv_freqs(head_dim, theta, &candidate);
+    let same = factors.len() == base.len()
+        && base.iter().zip(&scaled).zip(factors).all(|((b, s), f)| ((b / s) / f - 1.0).abs() < 1e-3);
+    same.then_some(candidate)
 }
 
 /// `(cos, sin)` of `pos * inv_freq[i]` for every position < `max_pos`: shape (max_pos, D/2, 2).

@@ -125,7 +125,9 @@ def permute(w, heads):
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def gguf(cfg, tensors, path, qtype):
+def gguf(cfg, tensors, path, qtype, extra=()):
+    """Writes `tensors` (HF names) as a GGUF of the `qtype` mix; `extra` adds raw tensors
+    (name, shape, ggml type id, bytes), e.g. llama.cpp's rope_freqs.weight."""
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
     parts = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
              "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
@@ -148,6 +150,7 @@ def gguf(cfg, tensors, path, qtype):
             items.append((name, a.shape, ty, quant(a)))
         else:
             items.append((name, a.shape, 0, a.astype(np.float32).tobytes()))
+    items.extend(extra)
     s = lambda x: struct.pack("<Q", len(x.encode())) + x.encode()
     kvs = [("general.architecture", 8, s("llama")), ("general.alignment", 4, struct.pack("<I", 32)),
            ("llama.block_count", 4, struct.pack("<I", cfg["num_hidden_layers"])),

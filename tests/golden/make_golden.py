@@ -123,6 +123,7 @@ def write_golden(model, cfg, d, name, weights_dtype, made_by):
                        logits_shape=list(logits.shape), weights_dtype=weights_dtype, made_by=made_by,
                        torch=torch.__version__), f, indent=1)
     print(name, "min greedy margin %.4f" % min(margins), "logit rms %.3f" % logits.pow(2).mean().sqrt())
+    return logits
 
 
 def make_w8a8_llmcompressor(name="tiny-w8a8-llmcompressor"):
@@ -150,43 +151,101 @@ def make_w8a8_llmcompressor(name="tiny-w8a8-llmcompressor"):
                  "tests/golden/make_golden.py (make_w8a8_llmcompressor: llmcompressor oneshot, exact emulation)")
 
 
-def make_kquants(name="tiny-q4-k-m"):
-    """A GGUF as llama.cpp's Q4_K_M mix lays it out (make_bench_variants.py: Q4_K matrices, Q6_K for
-    output, attn_v and ffn_down, F32 norms, Q/K rows permuted): model.gguf. The reference runs
-    transformers in f32 on the weights the file holds, dequantized by gguf-py (pip install gguf)."""
+def rope_theta(cfg):
+    """RoPE theta of a config of transformers 4 (rope_theta) or 5 (rope_parameters)."""
+    params = getattr(cfg, "rope_parameters", None) or {}
+    return float(params.get("rope_theta", getattr(cfg, "rope_theta", 10000.0)))
+
+
+def gguf_case(name, mix, cfg, model, made_by, extra=(), reference=None):
+    """Writes `model` as d/model.gguf in llama.cpp's `mix` (make_bench_variants.py: Q/K rows
+    permuted, F32 norms) plus `extra` raw tensors; the golden comes from transformers in f32 on
+    the weights the file holds, dequantized by gguf-py (pip install gguf), run by `reference`
+    (default: `model` itself) after those weights are copied into it."""
     import numpy as np
     from gguf import GGUFReader, quants
     from make_bench_variants import gguf as write_gguf
-    cfg, model = random_llama(name, hidden_size=256, intermediate_size=512, vocab_size=300)
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     path = os.path.join(d, "model.gguf")
     conf = cfg.to_dict()
-    conf["rope_theta"] = 10000.0
-    write_gguf(conf, {k: v.detach() for k, v in model.state_dict().items()}, path, "q4_k_m")
+    conf["rope_theta"] = rope_theta(cfg)
+    write_gguf(conf, {k: v.detach() for k, v in model.state_dict().items()}, path, mix, extra)
     # the weights as stored: GGUF names back to HF names, Q/K rows back to HF order
     hf = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
     parts = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
              "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
              "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
     unpermute = lambda w, h: w.reshape(h, w.shape[0] // h // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-    state = model.state_dict()
+    ref = reference or model
+    state = ref.state_dict()
     for t in GGUFReader(path).tensors:
         base = t.name[:-len(".weight")]
         if base.startswith("blk."):
             _, l, part = base.split(".", 2)
             key = f"model.layers.{l}.{parts[part]}.weight"
-        else:
+        elif base in hf:
             key = hf[base] + ".weight"
+        else:
+            continue  # rope_freqs: the reference's config holds the same scaling
         w = quants.dequantize(t.data, t.tensor_type).reshape(state[key].shape).astype(np.float32)
         if key.endswith("q_proj.weight"):
             w = unpermute(w, cfg.num_attention_heads)
         if key.endswith("k_proj.weight"):
             w = unpermute(w, cfg.num_key_value_heads)
         state[key].copy_(torch.from_numpy(w))
-    write_golden(model.float(), cfg, d, name, "GGUF Q4_K + Q6_K (Q4_K_M mix)",
-                 "tests/golden/make_golden.py (make_kquants: gguf-py dequantization, transformers f32)")
+    return write_golden(ref.float(), cfg, d, name, mix, made_by)
+
+
+def make_kquants(name="tiny-q4-k-m"):
+    """A GGUF as llama.cpp's Q4_K_M mix lays it out: Q4_K matrices, Q6_K for output, attn_v and
+    ffn_down."""
+    cfg, model = random_llama(name, hidden_size=256, intermediate_size=512, vocab_size=300)
+    gguf_case(name, "q4_k_m", cfg, model, "tests/golden/make_golden.py (make_kquants: gguf-py dequantization, transformers f32)")
+
+
+def make_rope_freqs(name="tiny-rope-freqs"):
+    """Llama 3.x as llama.cpp's converter writes it: no scaling metadata, the llama3 scaling as the
+    tensor rope_freqs.weight (one divisor per rotary pair, computed as convert_hf_to_gguf.py does).
+    The reference is transformers with rope_scaling llama3; the same weights without the scaling
+    must give visibly different logits (they do by ~9 here), so the test sees whether the
+    factors are applied."""
+    import math
+    import numpy as np
+    scaling = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original_max_position_embeddings=32)
+    cfg, model = random_llama(name, hidden_size=128, intermediate_size=256, num_attention_heads=4, num_key_value_heads=2,
+                              vocab_size=300, rope_scaling=scaling)
+    dim = cfg.hidden_size // cfg.num_attention_heads
+    freqs = 1.0 / (rope_theta(cfg) ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    lo, hi = 32 / 1.0, 32 / 4.0  # wavelengths: above lo scaled by factor, below hi kept
+    factors = []
+    for f in freqs.tolist():
+        wavelen = 2 * math.pi / f
+        if wavelen < hi:
+            factors.append(1.0)
+        elif wavelen > lo:
+            factors.append(8.0)
+        else:
+            smooth = (32 / wavelen - 1.0) / (4.0 - 1.0)
+            factors.append(1 / ((1 - smooth) / 8.0 + smooth))
+    extra = [("rope_freqs.weight", (dim // 2,), 0, np.array(factors, np.float32).tobytes())]
+    plain_cfg = LlamaConfig(**{**BASE, "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4, "num_key_value_heads": 2,
+                               "vocab_size": 300})
+    plain = LlamaForCausalLM(plain_cfg).eval()
+    logits = gguf_case(name, "q8_0", cfg, model,
+                       "tests/golden/make_golden.py (make_rope_freqs: gguf-py dequantization, transformers f32 llama3)",
+                       extra)
+    plain.load_state_dict(model.state_dict())  # the dequantized weights, without the scaling
+    g = json.load(open(os.path.join(OUT, name, "golden.json")))
+    with torch.no_grad():
+        unscaled = plain.float()(torch.tensor([g["prompt"] + g["greedy"]])).logits[0]
+    diff = (unscaled - logits).abs().max().item()
+    print(name, "max |logit difference| without the scaling: %.3f" % diff)
+    assert diff > 1.0, "the RoPE factors do not change the logits visibly"
+    g["unscaled_max_diff"] = diff
+    json.dump(g, open(os.path.join(OUT, name, "golden.json"), "w"), indent=1)
 
 
 def make_w8a8(name="tiny-w8a8"):
@@ -239,3 +298,5 @@ if __name__ == "__main__":
         make_w8a8_llmcompressor()
     if len(sys.argv) == 1 or "tiny-q4-k-m" in sys.argv[1:]:
         make_kquants()
+    if len(sys.argv) == 1 or "tiny-rope-freqs" in sys.argv[1:]:
+        make_rope_freqs()
