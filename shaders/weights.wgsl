@@ -3,7 +3,8 @@
 // w_d_off / w_m_off from their params before reading a block format.
 //
 // W_DTYPE: 0 f32, 1 f16, 2 bf16 (row-major elements), 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k, 8 q6_k
-// (6 is int8 W8A8, read by its own kernel). Block formats are GGUF blocks repacked at load with
+// (6 is int8 W8A8, read by its own kernel), 100 + ggml type id for the GGUF types read exactly as
+// stored (see "GGUF blocks as stored" below). Blocks 3..8 are GGUF blocks repacked at load with
 // the same byte count (gguf.rs repack_blocks):
 // - q8_0/q4_0/q4_1 (blocks of 32): the quants of every block in element order (int8; or 4-bit,
 //   element 8i + j in bits 4j of word i), then the f16 scales d at word w_d_off, then (q4_1) the
@@ -79,6 +80,11 @@ fn q6k_hi(e: u32) -> u32 {
 
 // Weight elements e and e + 1 (e even).
 fn load_w2(e: u32) -> vec2<f32> {
+    if stored() {
+        let v = stored8(e & ~7u);
+        let k = e % 8u;
+        return select(vec2<f32>(v.b[k - 4u], v.b[k - 3u]), vec2<f32>(v.a[k], v.a[k + 1u]), k < 4u);
+    }
     switch W_DTYPE {
         case 0u: {
             return vec2<f32>(bitcast<f32>(w_word(e)), bitcast<f32>(w_word(e + 1u)));
@@ -123,6 +129,10 @@ fn dot8(xv: vec4<u32>, e: u32) -> f32 {
 
 // Dot of 8 f32 values (xa = elements 0..3, xb = 4..7) with the 8 weights from element e (e % 8 == 0).
 fn dot8f(xa: vec4<f32>, xb: vec4<f32>, e: u32) -> f32 {
+    if stored() {
+        let v = stored8(e);
+        return dot(xa, v.a) + dot(xb, v.b);
+    }
     switch W_DTYPE {
         case 0u: {
             return dot(xa, bitcast<vec4<f32>>(w[e / 4u])) + dot(xb, bitcast<vec4<f32>>(w[e / 4u + 1u]));
@@ -204,4 +214,203 @@ fn dot32f(xs: array<vec4<f32>, 8>, e: u32) -> f32 {
     let s0 = dot(xs[0] + xs[1] + xs[2] + xs[3], vec4<f32>(1.0));
     let s1 = dot(xs[4] + xs[5] + xs[6] + xs[7], vec4<f32>(1.0));
     return (q0 - 32.0 * s0) * q6k_scale(e) + (q1 - 32.0 * s1) * q6k_scale(e + 16u);
+}
+
+// ---- GGUF blocks as stored (W_DTYPE = 100 + ggml type id) ----------------------------------------
+// The file's blocks, row-major, byte for byte (rows are whole blocks). Each type is one decode
+// function giving the 8 weights from element e (e % 8 == 0: the 8 share their block's scales),
+// following ggml's dequantize_row_* definitions; gguf.rs `dequantize` is the CPU twin.
+
+fn stored() -> bool {
+    return W_DTYPE >= 100u;
+}
+
+// Eight decoded weights: a = elements e..e+3, b = e+4..e+7.
+struct W8 {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+// Byte o of the weight.
+fn w_u8(o: u32) -> u32 {
+    return (w_word(o / 4u) >> (8u * (o % 4u))) & 255u;
+}
+
+// The little-endian u16 / f16 at byte o (o even: never across a word).
+fn w_u16(o: u32) -> u32 {
+    return (w_word(o / 4u) >> (8u * (o % 4u))) & 0xffffu;
+}
+fn w_f16b(o: u32) -> f32 {
+    return unpack2x16float(w_u16(o)).x;
+}
+
+// The 4 bytes from byte o (any alignment), little-endian.
+fn w_u32b(o: u32) -> u32 {
+    let s = 8u * (o % 4u);
+    let lo = w_word(o / 4u);
+    if s == 0u {
+        return lo;
+    }
+    return (lo >> s) | (w_word(o / 4u + 1u) << (32u - s));
+}
+
+// The bytes of a word, shifted right by `sh` and masked: four small fields at once.
+fn fields4(v: u32, sh: u32, mask: u32) -> vec4<u32> {
+    return ((vec4<u32>(v) >> vec4<u32>(0u, 8u, 16u, 24u)) >> vec4<u32>(sh)) & vec4<u32>(mask);
+}
+
+// Bits b..b+3 of v as four 0/1 values.
+fn bits4(v: u32, b: u32) -> vec4<u32> {
+    return (vec4<u32>(v >> b) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u);
+}
+
+// Q5_0 (22 bytes: d, qh u32, 16 bytes of nibbles) and Q5_1 (24: d, m, qh, nibbles), blocks of 32:
+// element j is the low nibble of byte j (j < 16) or the high nibble of byte j - 16, plus bit j of
+// qh as its fifth bit. Value: (q - 16) * d, or q * d + m.
+fn dec_q5(e: u32, bytes: u32, with_min: bool) -> W8 {
+    let bo = (e / 32u) * bytes;
+    let j = e % 32u;
+    let d = w_f16b(bo);
+    var m = -16.0 * d;
+    var o = bo + 2u;
+    if with_min {
+        m = w_f16b(bo + 2u);
+        o = bo + 4u;
+    }
+    let qh = w_u32b(o);
+    let q = o + 4u + j % 16u;
+    let sh = 4u * (j / 16u);
+    let a = fields4(w_u32b(q), sh, 15u) | (bits4(qh, j) << vec4<u32>(4u));
+    let b = fields4(w_u32b(q + 4u), sh, 15u) | (bits4(qh, j + 4u) << vec4<u32>(4u));
+    return W8(vec4<f32>(a) * d + m, vec4<f32>(b) * d + m);
+}
+
+// IQ4_NL's 16 values (ggml's kvalues_iq4nl) as int8 bytes: -127 -104 -83 -65 | -49 -35 -22 -10 |
+// 1 13 25 38 | 53 69 89 113.
+const IQ4NL_WORDS = vec4<u32>(0xbfad9881u, 0xf6eaddcfu, 0x26190d01u, 0x71594535u);
+
+fn iq4nl4(n: vec4<u32>) -> vec4<f32> {
+    let t = IQ4NL_WORDS;
+    var v: vec4<f32>;
+    for (var i = 0u; i < 4u; i++) {
+        v[i] = f32(bitcast<i32>((t[n[i] / 4u] >> (8u * (n[i] % 4u))) << 24u) >> 24u);
+    }
+    return v;
+}
+
+// IQ4_NL (18 bytes: d, 16 bytes of nibbles in Q4_0's order), blocks of 32: d * table[nibble].
+fn dec_iq4nl(e: u32) -> W8 {
+    let bo = (e / 32u) * 18u;
+    let j = e % 32u;
+    let d = w_f16b(bo);
+    let q = bo + 2u + j % 16u;
+    let sh = 4u * (j / 16u);
+    return W8(d * iq4nl4(fields4(w_u32b(q), sh, 15u)), d * iq4nl4(fields4(w_u32b(q + 4u), sh, 15u)));
+}
+
+// IQ4_XS (136 bytes: d, scales_h u16, scales_l[4], then 8 sub-blocks of 32 as IQ4_NL nibbles),
+// super-blocks of 256: sub-block ib has the 6-bit scale ls (4 low bits in scales_l, 2 high bits in
+// scales_h); value d * (ls - 32) * table[nibble].
+fn dec_iq4xs(e: u32) -> W8 {
+    let bo = (e / 256u) * 136u;
+    let j = e % 256u;
+    let ib = j / 32u;
+    let ls = ((w_u8(bo + 4u + ib / 2u) >> (4u * (ib % 2u))) & 15u) | (((w_u16(bo + 2u) >> (2u * ib)) & 3u) << 4u);
+    let dl = w_f16b(bo) * (f32(ls) - 32.0);
+    let q = bo + 8u + 16u * ib + j % 16u;
+    let sh = 4u * ((j % 32u) / 16u);
+    return W8(dl * iq4nl4(fields4(w_u32b(q), sh, 15u)), dl * iq4nl4(fields4(w_u32b(q + 4u), sh, 15u)));
+}
+
+// Q2_K (84 bytes: 16 scale bytes (4-bit scale | 4-bit min << 4), 64 bytes of 2-bit quants, d,
+// dmin), super-blocks of 256: element i = 128n + 32g + l is bits 2g of byte 32n + l, scale byte
+// 8n + 2g + l/16. Value d * scale * q - dmin * min.
+fn dec_q2k(e: u32) -> W8 {
+    let bo = (e / 256u) * 84u;
+    let i = e % 256u;
+    let n = i / 128u;
+    let g = (i % 128u) / 32u;
+    let l = i % 32u;
+    let sc = w_u8(bo + 8u * n + 2u * g + l / 16u);
+    let dl = w_f16b(bo + 80u) * f32(sc & 15u);
+    let ml = w_f16b(bo + 82u) * f32(sc >> 4u);
+    let q = bo + 16u + 32u * n + l;
+    return W8(dl * vec4<f32>(fields4(w_u32b(q), 2u * g, 3u)) - ml, dl * vec4<f32>(fields4(w_u32b(q + 4u), 2u * g, 3u)) - ml);
+}
+
+// Q3_K (110 bytes: 32 bytes of high bits, 64 bytes of 2-bit quants, 12 bytes of 6-bit scales, d),
+// super-blocks of 256: element i = 128n + 32g + l has low bits 2g of byte 32n + l, high bit 4n + g
+// of hmask byte l, scale k = 8n + 2g + l/16 (low 4 bits in byte k % 8 at 4(k/8), high 2 in byte
+// 8 + k % 4 at 2(k/4)). Value d * (scale - 32) * (q - (high ? 0 : 4)).
+fn dec_q3k(e: u32) -> W8 {
+    let bo = (e / 256u) * 110u;
+    let i = e % 256u;
+    let n = i / 128u;
+    let g = (i % 128u) / 32u;
+    let l = i % 32u;
+    let k = 8u * n + 2u * g + l / 16u;
+    let sc = ((w_u8(bo + 96u + k % 8u) >> (4u * (k / 8u))) & 15u) | (((w_u8(bo + 104u + k % 4u) >> (2u * (k / 4u))) & 3u) << 4u);
+    let dl = w_f16b(bo + 108u) * (f32(sc) - 32.0);
+    let q = bo + 32u + 32u * n + l;
+    let qa = vec4<f32>(fields4(w_u32b(q), 2u * g, 3u)) - 4.0 + 4.0 * vec4<f32>(fields4(w_u32b(bo + l), 4u * n + g, 1u));
+    let qb = vec4<f32>(fields4(w_u32b(q + 4u), 2u * g, 3u)) - 4.0 + 4.0 * vec4<f32>(fields4(w_u32b(bo + l + 4u), 4u * n + g, 1u));
+    return W8(dl * qa, dl * qb);
+}
+
+// Q5_K (176 bytes: d, dmin, 12 bytes of 6-bit scales and mins as Q4_K's, 32 bytes of fifth bits,
+// 128 bytes of nibbles), super-blocks of 256: element i = 64c + 32h + l is nibble h of byte
+// 32c + l, fifth bit 2c + h of qh byte l, sub-block i/32. Value d * sc * q - dmin * m.
+fn dec_q5k(e: u32) -> W8 {
+    let bo = (e / 256u) * 176u;
+    let i = e % 256u;
+    let c = i / 64u;
+    let h = (i % 64u) / 32u;
+    let l = i % 32u;
+    let s = vec3<u32>(w_word(bo / 4u + 1u), w_word(bo / 4u + 2u), w_word(bo / 4u + 3u));
+    let j = i / 32u;
+    var sc: u32;
+    var m: u32;
+    if j < 4u {
+        sc = kbyte(s, j) & 63u;
+        m = kbyte(s, j + 4u) & 63u;
+    } else {
+        sc = (kbyte(s, j + 4u) & 15u) | ((kbyte(s, j - 4u) >> 6u) << 4u);
+        m = (kbyte(s, j + 4u) >> 4u) | ((kbyte(s, j) >> 6u) << 4u);
+    }
+    let dl = w_f16b(bo) * f32(sc);
+    let ml = w_f16b(bo + 2u) * f32(m);
+    let q = bo + 48u + 32u * c + l;
+    let qa = fields4(w_word(q / 4u), 4u * h, 15u) | (fields4(w_word((bo + 16u + l) / 4u), 2u * c + h, 1u) << vec4<u32>(4u));
+    let qb = fields4(w_word(q / 4u + 1u), 4u * h, 15u) | (fields4(w_word((bo + 20u + l) / 4u), 2u * c + h, 1u) << vec4<u32>(4u));
+    return W8(dl * vec4<f32>(qa) - ml, dl * vec4<f32>(qb) - ml);
+}
+
+// The 8 weights from element e of a stored GGUF type.
+fn stored8(e: u32) -> W8 {
+    switch W_DTYPE {
+        case 106u: {
+            return dec_q5(e, 22u, false);
+        }
+        case 107u: {
+            return dec_q5(e, 24u, true);
+        }
+        case 110u: {
+            return dec_q2k(e);
+        }
+        case 111u: {
+            return dec_q3k(e);
+        }
+        case 113u: {
+            return dec_q5k(e);
+        }
+        case 120u: {
+            return dec_iq4nl(e);
+        }
+        case 123u: {
+            return dec_iq4xs(e);
+        }
+        default: {
+            return W8(vec4<f32>(0.0), vec4<f32>(0.0));
+        }
+    }
 }

@@ -9,7 +9,7 @@ use inferno_llama::ActDtype;
 use std::path::Path;
 use std::sync::Arc;
 
-const CASES: [&str; 9] = [
+const CASES: [&str; 13] = [
     "tiny-gqa-bf16",
     "tiny-tied-llama3-f16",
     "tiny-headdim24-f32",
@@ -19,6 +19,10 @@ const CASES: [&str; 9] = [
     "tiny-w8a8-llmcompressor",
     "tiny-q4-k-m",
     "tiny-rope-freqs",
+    "tiny-q5-k-m",
+    "tiny-q3-k-m",
+    "tiny-q2-k",
+    "tiny-iq4-xs",
 ];
 
 /// Max |logit - reference| allowed per activation path, relative to the reference logits' RMS

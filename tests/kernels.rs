@@ -21,7 +21,9 @@ use inferno_llama::{ActDtype, GpuContext, WeightDtype};
 
 const WDTYPES: [WeightDtype; 3] = [WeightDtype::F32, WeightDtype::F16, WeightDtype::Bf16];
 
-/// Random weight values already rounded to `dtype`, and the uploaded weight.
+/// Random weight values already rounded to `dtype`, and the uploaded weight. GGUF types the
+/// engine only reads ([`WeightDtype::Stored`]) are random blocks whose f16 scale fields are set to
+/// sane values (about `scale` / 64 in size, either sign for d).
 fn rand_weight(
     c: &GpuContext,
     rng: &mut rand::rngs::StdRng,
@@ -30,7 +32,22 @@ fn rand_weight(
     cols: usize,
     scale: f32,
 ) -> (Vec<f32>, Weight) {
-    let bytes = dtype.encode(&rand_vec(rng, rows * cols, scale));
+    let bytes = match dtype {
+        WeightDtype::Stored(ty) => {
+            use rand::Rng;
+            let mut b: Vec<u8> = (0..dtype.row_bytes(cols) * rows).map(|_| rng.random()).collect();
+            let size = ty.block().1;
+            for blk in b.chunks_exact_mut(size) {
+                for (i, &o) in ty.f16_scale_offsets().iter().enumerate() {
+                    let sign = if i == 0 && rng.random::<bool>() { -1.0 } else { 1.0 };
+                    let v = sign * scale / 64.0 * rng.random_range(0.2..1.0f32);
+                    blk[o..o + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+                }
+            }
+            b
+        }
+        _ => dtype.encode(&rand_vec(rng, rows * cols, scale)),
+    };
     let w = Weight::upload(c, "test.weight", dtype, rows, cols, &bytes).unwrap();
     (dtype.decode(&bytes), w)
 }
@@ -148,6 +165,33 @@ const BLOCKS: [WeightDtype; 3] = [WeightDtype::Q8_0, WeightDtype::Q4_0, WeightDt
 
 /// GGUF K-quants (super-blocks of 256), kept quantized on the GPU.
 const KQUANTS: [WeightDtype; 2] = [WeightDtype::Q4K, WeightDtype::Q6K];
+
+/// The GGUF types read as stored (Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, IQ4_NL, IQ4_XS ...).
+fn stored() -> Vec<WeightDtype> {
+    inferno_llama::model::gguf::STORED_TYPES.iter().map(|&t| WeightDtype::Stored(t)).collect()
+}
+
+#[test]
+fn matmul_stored_gguf_types_both_paths() {
+    // the reference is the CPU dequantizer (equal to gguf-py's, see gguf.rs tests)
+    for path in PATHS {
+        let c = ctx(path);
+        let small = small_binding_ctx(path);
+        for dtype in stored() {
+            let k = dtype.block_len();
+            // decode (GEMV, with two steps in flight per lane at 4864) and prompt (GEMM) sizes
+            for &(t, k, n) in
+                &[(1, 2 * k, 130), (2, k, 66), (1, 4864usize.div_ceil(k) * k, 36), (33, k, 130), (70, 2 * k, 200)]
+            {
+                check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
+            }
+            check_matmul(c, path, dtype, 2, k, 1001, MatmulOut::F32);
+            check_matmul(c, path, dtype, 1, 2 * k, 66, MatmulOut::AddF32);
+            check_matmul(&small, path, dtype, 1, k, 130, MatmulOut::Act);
+            check_matmul(&small, path, dtype, 37, k, 131, MatmulOut::F32);
+        }
+    }
+}
 
 #[test]
 fn matmul_k_quants_both_paths() {
@@ -486,7 +530,7 @@ fn embedding_all_dtypes_chunked_and_not() {
             } else {
                 ctx(path)
             };
-            for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS) {
+            for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS).chain(stored()) {
                 let mut rng = rng("embedding");
                 let (vocab, cols) = (1003, if dtype.block_len() == 256 { 512 } else { 96 });
                 let (table, w) = rand_weight(c, &mut rng, dtype, vocab, cols, 1.0);
@@ -776,7 +820,7 @@ fn fused_norm_gemv_all_dtypes_both_paths() {
     use inferno_llama::ops::matmul_norm::{MatmulNorm, NormEpilogue};
     for path in PATHS {
         let c = ctx(path);
-        for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS) {
+        for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS).chain(stored()) {
             for gdtype in WDTYPES {
                 // N >= 4096 takes the 8-rows-per-workgroup variant (without subgroups)
                 let shapes: &[(usize, usize, usize)] = if dtype.block_len() == 256 {

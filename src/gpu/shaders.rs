@@ -79,7 +79,8 @@ mod tests {
                     .validate(&module)
                     .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
             for act_f16 in [0.0, 1.0] {
-                for w_dtype in [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 8.0] {
+                let stored = crate::model::gguf::STORED_TYPES.iter().map(|&t| crate::WeightDtype::Stored(t).wgsl_id());
+                for w_dtype in [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 8.0].into_iter().chain(stored) {
                     let mut constants = naga::back::PipelineConstants::default();
                     constants.insert("ACT_F16".into(), act_f16);
                     if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("W_DTYPE")) {

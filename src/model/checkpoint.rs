@@ -461,6 +461,7 @@ impl Checkpoint {
             Some(GgmlType::Q4_1) if shape.len() == 2 => Ok(native(WeightDtype::Q4_1)),
             Some(GgmlType::Q4K) if shape.len() == 2 && shape[1].is_multiple_of(256) => Ok(native(WeightDtype::Q4K)),
             Some(GgmlType::Q6K) if shape.len() == 2 && shape[1].is_multiple_of(256) => Ok(native(WeightDtype::Q6K)),
+            Some(q) if shape.len() == 2 && gguf::STORED_TYPES.contains(&q) => Ok(native(WeightDtype::Stored(q))),
             Some(q) => {
                 let values = gguf::dequantize(q, bytes);
                 Ok(RawTensor {

@@ -530,6 +530,11 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
     out
 }
 
+/// The GGUF types kept on the GPU exactly as stored, each decoded by its own function in
+/// shaders/weights.wgsl (`W_DTYPE` = 100 + id); the other block types are repacked at load.
+pub const STORED_TYPES: &[GgmlType] =
+    &[GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2K, GgmlType::Q3K, GgmlType::Q5K, GgmlType::Iq4Nl, GgmlType::Iq4Xs];
+
 /// The 16 values a 4-bit IQ4_NL / IQ4_XS index selects (ggml's `kvalues_iq4nl`).
 pub const IQ4NL_VALUES: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
@@ -801,19 +806,22 @@ mod tests {
         }
     }
 
-    /// K-quant blocks against gguf-py's dequantizer (tests/data/kquants.json: random blocks).
+    /// Every block type against gguf-py's dequantizer (tests/data/quants.json: random blocks
+    /// with sane scales, made by tests/golden/make_quant_fixtures.py).
     #[test]
-    fn k_quants_match_gguf_py() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kquants.json")).unwrap();
+    fn block_types_match_gguf_py() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/quants.json")).unwrap();
         let j: serde_json::Value = serde_json::from_str(&text).unwrap();
-        for (name, ty) in [("Q4_K", GgmlType::Q4K), ("Q6_K", GgmlType::Q6K)] {
-            let hex = j[name]["bytes"].as_str().unwrap();
+        let types = [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q4K, GgmlType::Q6K];
+        for ty in types.iter().chain(STORED_TYPES) {
+            let name = ty.name();
+            let hex = j[name]["bytes"].as_str().unwrap_or_else(|| panic!("{name} missing from quants.json"));
             let bytes: Vec<u8> =
                 (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
             let want: Vec<f32> =
                 j[name]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-            let got = dequantize(ty, &bytes);
-            assert_eq!(got.len(), want.len());
+            let got = dequantize(*ty, &bytes);
+            assert_eq!(got.len(), want.len(), "{name}");
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{name} element {i}: {g} vs {w}");
             }

@@ -115,10 +115,23 @@ def q6_k(x):
 QTYPES = {"q8_0": (8, q8_0), "q4_1": (3, q4_1), "q4_k": (12, q4_k), "q6_k": (14, q6_k)}
 
 
+# llama.cpp's mixes, as its llama_tensor_get_type picks them for a small Llama (the first-layers
+# and every-other-layer refinements left out): output, attn_v and ffn_down take the larger type
+MIXES = {
+    "q4_k_m": ("q4_k", {"output": "q6_k", "attn_v": "q6_k", "ffn_down": "q6_k"}),
+    "q5_k_m": ("q5_k", {"output": "q6_k", "attn_v": "q6_k", "ffn_down": "q6_k"}),
+    "q3_k_m": ("q3_k", {"output": "q6_k", "attn_v": "q5_k", "ffn_down": "q4_k", "attn_output": "q4_k"}),
+    "q2_k": ("q2_k", {"output": "q6_k", "attn_v": "q3_k", "ffn_down": "q3_k"}),
+    "iq4_xs": ("iq4_xs", {"output": "q6_k"}),
+}
+
+
 def qtype_of(kind, name):
-    if kind == "q4_k_m":
-        return "q6_k" if name == "output.weight" or ".attn_v." in name or ".ffn_down." in name else "q4_k"
-    return kind
+    if kind not in MIXES:
+        return kind
+    base, special = MIXES[kind]
+    part = "output" if name == "output.weight" else name.split(".")[2] if name.startswith("blk.") else ""
+    return special.get(part, base)
 
 
 def permute(w, heads):

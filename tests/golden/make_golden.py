@@ -198,11 +198,54 @@ def gguf_case(name, mix, cfg, model, made_by, extra=(), reference=None):
     return write_golden(ref.float(), cfg, d, name, mix, made_by)
 
 
+def random_blocks(qname):
+    """A stand-in quantizer for the GGUF types gguf-py cannot quantize (the K-quants below Q4_K,
+    IQ4_XS ...): random blocks of `qname` whose f16 scales are then scaled so the block values have
+    the RMS of the weights they replace. The model is random anyway; the reference reads what the
+    file holds (gguf-py's dequantization), so any valid blocks make a golden."""
+    import numpy as np
+    from gguf import GGMLQuantizationType as T, GGML_QUANT_SIZES, quants
+    from make_quant_fixtures import SCALES
+    qt = T[qname.upper()]
+    block, size = GGML_QUANT_SIZES[qt]
+
+    def quantize(a):
+        n = a.size // block
+        rng = np.random.default_rng(n * 7919 + size)
+        data = rng.integers(0, 256, size=(n, size), dtype=np.uint8)
+        offs = SCALES[qname.upper()]
+        for i, o in enumerate(offs):
+            v = np.full(n, 0.01) * (rng.choice([-1.0, 1.0], size=n) if i == 0 else 1.0)
+            data[:, o:o + 2] = v.astype(np.float16).view(np.uint8).reshape(n, 2)
+        rms = np.sqrt(np.mean(quants.dequantize(data, qt).astype(np.float64) ** 2))
+        factor = np.sqrt(np.mean(a.astype(np.float64) ** 2)) / rms
+        for o in offs:
+            v = data[:, o:o + 2].copy().view(np.float16).astype(np.float64) * factor
+            data[:, o:o + 2] = v.astype(np.float16).view(np.uint8).reshape(n, 2)
+        return data.tobytes()
+    return int(qt), quantize
+
+
 def make_kquants(name="tiny-q4-k-m"):
     """A GGUF as llama.cpp's Q4_K_M mix lays it out: Q4_K matrices, Q6_K for output, attn_v and
     ffn_down."""
     cfg, model = random_llama(name, hidden_size=256, intermediate_size=512, vocab_size=300)
     gguf_case(name, "q4_k_m", cfg, model, "tests/golden/make_golden.py (make_kquants: gguf-py dequantization, transformers f32)")
+
+
+def make_mix(mix):
+    """A GGUF in llama.cpp's `mix` (make_bench_variants.MIXES) of the types gguf-py cannot
+    quantize: random blocks of each type (random_blocks), the reference on what the file holds."""
+    import make_bench_variants
+    for q in ("q2_k", "q3_k", "q5_k", "iq4_xs"):
+        make_bench_variants.QTYPES[q] = random_blocks(q)
+    name = "tiny-" + mix.replace("_", "-")
+    cfg, model = random_llama(name, hidden_size=256, intermediate_size=512, vocab_size=300)
+    gguf_case(name, mix, cfg, model, f"tests/golden/make_golden.py (make_mix {mix}: random blocks, gguf-py "
+              "dequantization, transformers f32)")
+
+
+MIX_CASES = ["q5_k_m", "q3_k_m", "q2_k", "iq4_xs"]
 
 
 def make_rope_freqs(name="tiny-rope-freqs"):
@@ -300,3 +343,6 @@ if __name__ == "__main__":
         make_kquants()
     if len(sys.argv) == 1 or "tiny-rope-freqs" in sys.argv[1:]:
         make_rope_freqs()
+    for mix in MIX_CASES:
+        if len(sys.argv) == 1 or "tiny-" + mix.replace("_", "-") in sys.argv[1:]:
+            make_mix(mix)

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Random blocks of every GGUF block type the engine reads, with gguf-py's dequantization of them:
+tests/data/quants.json ({type: {"bytes": hex, "values": [...]}}). The Rust tests check the CPU
+dequantizer (src/model/gguf.rs) against these values; the kernel tests then check the GPU decoders
+against the CPU dequantizer.
+
+Blocks are random bytes whose f16 scale fields are set to sane values (uniform in [0.002, 0.02],
+either sign for the scale d), so every quant, scale and sign bit is exercised without infinities.
+
+    pip install gguf numpy
+    python3 tests/golden/make_quant_fixtures.py
+"""
+import json, os
+import numpy as np
+from gguf import GGMLQuantizationType as T, GGML_QUANT_SIZES, quants
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "quants.json")
+
+# type -> byte offsets of its f16 scale fields inside one block
+SCALES = {
+    "Q8_0": [0], "Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2],
+    "Q2_K": [80, 82], "Q3_K": [108], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208],
+    "IQ4_NL": [0], "IQ4_XS": [0],
+}
+
+
+def main():
+    rng = np.random.default_rng(20261202)
+    out = {}
+    for name, offsets in SCALES.items():
+        qtype = T[name]
+        block, size = GGML_QUANT_SIZES[qtype]
+        nblocks = 5 if block == 256 else 9  # odd counts: blocks at every alignment of their byte size
+        data = rng.integers(0, 256, size=(nblocks, size), dtype=np.uint8)
+        for i, o in enumerate(offsets):
+            v = rng.uniform(0.002, 0.02, size=nblocks)
+            if i == 0:
+                v *= rng.choice([-1.0, 1.0], size=nblocks)
+            data[:, o:o + 2] = v.astype(np.float16).view(np.uint8).reshape(nblocks, 2)
+        values = quants.dequantize(data.reshape(1, -1), qtype).reshape(-1)
+        assert values.size == nblocks * block and np.isfinite(values).all()
+        out[name] = {"bytes": data.tobytes().hex(), "values": [float(x) for x in values]}
+        print(name, nblocks, "blocks")
+    with open(OUT, "w") as f:
+        json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()
