@@ -385,6 +385,112 @@ fn dec_q5k(e: u32) -> W8 {
     return W8(dl * vec4<f32>(qa) - ml, dl * vec4<f32>(qb) - ml);
 }
 
+// ---- i-quants: groups of 8 weights from a lookup grid ----
+// The grid follows the blocks in the buffer, at word w_d_off: one entry per 2 words (8 values) or
+// per word (IQ3's 4 values), values as int8 bytes (gguf.rs grid_bytes / iq_grids.rs).
+
+// ggml's sign pattern of a 7-bit index: its bits, plus an eighth making the count even.
+fn ksigns(i: u32) -> u32 {
+    return i | ((countOneBits(i) & 1u) << 7u);
+}
+
+// Four signs from bits 0..3 of s (1 = negative).
+fn signs4(s: u32) -> vec4<f32> {
+    return 1.0 - 2.0 * vec4<f32>((vec4<u32>(s) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u));
+}
+
+// scale * sign * (value + shift) of the 8 int8 values in words lo, hi.
+fn grid8(lo: u32, hi: u32, signs: u32, scale: f32, shift: f32) -> W8 {
+    return W8(scale * signs4(signs) * (i8x4(lo) + shift), scale * signs4(signs >> 4u) * (i8x4(hi) + shift));
+}
+
+// Grid entry idx of 8 values (two words).
+fn grid_entry8(idx: u32, signs: u32, scale: f32, shift: f32) -> W8 {
+    return grid8(w_word(w_d_off + 2u * idx), w_word(w_d_off + 2u * idx + 1u), signs, scale, shift);
+}
+
+// IQ2_XXS (66 bytes: d, then per 32 elements two u32: 4 grid indices, then 4 x 7 sign bits and a
+// 4-bit scale in the top bits). Value d * (0.5 + s) / 4 * sign * grid.
+fn dec_iq2xxs(e: u32) -> W8 {
+    let bo = (e / 256u) * 66u;
+    let grp = (e % 256u) / 8u;
+    let ib = grp / 4u;
+    let l = grp % 4u;
+    let aux0 = w_u32b(bo + 2u + 8u * ib);
+    let aux1 = w_u32b(bo + 6u + 8u * ib);
+    let db = w_f16b(bo) * (0.5 + f32(aux1 >> 28u)) * 0.25;
+    return grid_entry8((aux0 >> (8u * l)) & 255u, ksigns((aux1 >> (7u * l)) & 127u), db, 0.0);
+}
+
+// IQ2_XS (74 bytes: d, 32 u16 of 9-bit grid index + 7 sign bits, 8 bytes of 4-bit scales per 16).
+fn dec_iq2xs(e: u32) -> W8 {
+    let bo = (e / 256u) * 74u;
+    let grp = (e % 256u) / 8u;
+    let q = w_u16(bo + 2u + 2u * grp);
+    let s = (w_u8(bo + 66u + grp / 4u) >> (4u * ((grp / 2u) % 2u))) & 15u;
+    return grid_entry8(q & 511u, ksigns(q >> 9u), w_f16b(bo) * (0.5 + f32(s)) * 0.25, 0.0);
+}
+
+// IQ2_S (82 bytes: d, 32 low index bytes, 32 sign bytes, 8 bytes of 2 high index bits each, 8 bytes
+// of 4-bit scales per 16).
+fn dec_iq2s(e: u32) -> W8 {
+    let bo = (e / 256u) * 82u;
+    let grp = (e % 256u) / 8u;
+    let idx = w_u8(bo + 2u + grp) | (((w_u8(bo + 66u + grp / 4u) >> (2u * (grp % 4u))) & 3u) << 8u);
+    let s = (w_u8(bo + 74u + grp / 4u) >> (4u * ((grp / 2u) % 2u))) & 15u;
+    return grid_entry8(idx, w_u8(bo + 34u + grp), w_f16b(bo) * (0.5 + f32(s)) * 0.25, 0.0);
+}
+
+// IQ3_XXS (98 bytes: d, 64 grid indices of 4 values, then per 32 elements a u32 of 4 x 7 sign bits
+// and a 4-bit scale). Value d * (0.5 + s) / 2 * sign * grid.
+fn dec_iq3xxs(e: u32) -> W8 {
+    let bo = (e / 256u) * 98u;
+    let grp = (e % 256u) / 8u;
+    let ib = grp / 4u;
+    let l = grp % 4u;
+    let aux = w_u32b(bo + 66u + 4u * ib);
+    let lo = w_word(w_d_off + w_u8(bo + 2u + 8u * ib + 2u * l));
+    let hi = w_word(w_d_off + w_u8(bo + 3u + 8u * ib + 2u * l));
+    return grid8(lo, hi, ksigns((aux >> (7u * l)) & 127u), w_f16b(bo) * (0.5 + f32(aux >> 28u)) * 0.5, 0.0);
+}
+
+// IQ3_S (110 bytes: d, 64 low index bytes, 8 bytes of high index bits, 32 sign bytes, 4 bytes of
+// 4-bit scales per 32). Value d * (1 + 2s) * sign * grid.
+fn dec_iq3s(e: u32) -> W8 {
+    let bo = (e / 256u) * 110u;
+    let grp = (e % 256u) / 8u;
+    let k = 2u * grp;
+    let i0 = w_u8(bo + 2u + k) | (((w_u8(bo + 66u + k / 8u) >> (k % 8u)) & 1u) << 8u);
+    let i1 = w_u8(bo + 3u + k) | (((w_u8(bo + 66u + k / 8u) >> (k % 8u + 1u)) & 1u) << 8u);
+    let s = (w_u8(bo + 106u + grp / 8u) >> (4u * ((grp / 4u) % 2u))) & 15u;
+    return grid8(w_word(w_d_off + i0), w_word(w_d_off + i1), w_u8(bo + 74u + grp), w_f16b(bo) * f32(1u + 2u * s), 0.0);
+}
+
+// IQ1_S (50 bytes: d, 32 low index bytes, per 32 elements a u16 of 4 x 3 high index bits, a 3-bit
+// scale and the shift's sign). Value d * (2s + 1) * (grid + shift), shift +-1/8.
+fn dec_iq1s(e: u32) -> W8 {
+    let bo = (e / 256u) * 50u;
+    let grp = (e % 256u) / 8u;
+    let ib = grp / 4u;
+    let qh = w_u16(bo + 34u + 2u * ib);
+    let idx = w_u8(bo + 2u + grp) | (((qh >> (3u * (grp % 4u))) & 7u) << 8u);
+    let shift = select(0.125, -0.125, (qh & 0x8000u) != 0u);
+    return grid_entry8(idx, 0u, w_f16b(bo) * f32(2u * ((qh >> 12u) & 7u) + 1u), shift);
+}
+
+// IQ1_M (56 bytes: 32 low index bytes, 16 bytes of (3 high index bits, shift sign) nibbles, 4 u16
+// of 3-bit scales per 16 whose top nibbles together hold the f16 d).
+fn dec_iq1m(e: u32) -> W8 {
+    let bo = (e / 256u) * 56u;
+    let grp = (e % 256u) / 8u;
+    let sc = vec4<u32>(w_u16(bo + 48u), w_u16(bo + 50u), w_u16(bo + 52u), w_u16(bo + 54u));
+    let dbits = (sc.x >> 12u) | ((sc.y >> 8u) & 0xf0u) | ((sc.z >> 4u) & 0xf00u) | (sc.w & 0xf000u);
+    let s = (sc[grp / 8u] >> (3u * ((grp / 2u) % 4u))) & 7u;
+    let nib = (w_u8(bo + 32u + grp / 2u) >> (4u * (grp % 2u))) & 15u;
+    let shift = select(0.125, -0.125, (nib & 8u) != 0u);
+    return grid_entry8(w_u8(bo + grp) | ((nib & 7u) << 8u), 0u, unpack2x16float(dbits).x * f32(2u * s + 1u), shift);
+}
+
 // The 8 weights from element e of a stored GGUF type.
 fn stored8(e: u32) -> W8 {
     switch W_DTYPE {
@@ -408,6 +514,27 @@ fn stored8(e: u32) -> W8 {
         }
         case 123u: {
             return dec_iq4xs(e);
+        }
+        case 116u: {
+            return dec_iq2xxs(e);
+        }
+        case 117u: {
+            return dec_iq2xs(e);
+        }
+        case 122u: {
+            return dec_iq2s(e);
+        }
+        case 118u: {
+            return dec_iq3xxs(e);
+        }
+        case 121u: {
+            return dec_iq3s(e);
+        }
+        case 119u: {
+            return dec_iq1s(e);
+        }
+        case 129u: {
+            return dec_iq1m(e);
         }
         default: {
             return W8(vec4<f32>(0.0), vec4<f32>(0.0));

@@ -9,7 +9,7 @@ use inferno_llama::ActDtype;
 use std::path::Path;
 use std::sync::Arc;
 
-const CASES: [&str; 13] = [
+const CASES: [&str; 14] = [
     "tiny-gqa-bf16",
     "tiny-tied-llama3-f16",
     "tiny-headdim24-f32",
@@ -23,6 +23,7 @@ const CASES: [&str; 13] = [
     "tiny-q3-k-m",
     "tiny-q2-k",
     "tiny-iq4-xs",
+    "tiny-iq-all",
 ];
 
 /// Max |logit - reference| allowed per activation path, relative to the reference logits' RMS
@@ -34,6 +35,9 @@ fn tol(path: ActDtype, case: &str, g: &Golden) -> f32 {
     rms * match (path, case.contains("w8a8")) {
         (_, true) => 0.38,
         (ActDtype::F16, false) => 0.03,
+        // the 1-2 bit i-quants' coarse weights carry bf16's rounding of the activations further
+        // (measured 0.17 x RMS; 0.018 on the f16 path, which holds the usual tolerance)
+        (ActDtype::Bf16, false) if case == "tiny-iq-all" => 0.2,
         (ActDtype::Bf16, false) => 0.15,
     }
 }
@@ -152,9 +156,10 @@ fn golden_logits_decode_and_greedy() {
             // bytes per output row than the file's bf16)
             let scale_rows: u64 =
                 ckpt.tensors.iter().filter(|(n, _)| n.ends_with("weight_scale")).map(|(_, t)| t.shape[0] as u64).sum();
+            let weights = ledger.weights - ledger.weights_tables;
             assert!(
-                ledger.weights >= ledger.weights_in_file
-                    && ledger.weights - ledger.weights_in_file < 16 * ckpt.tensors.len() as u64 + 2 * scale_rows,
+                weights >= ledger.weights_in_file
+                    && weights - ledger.weights_in_file < 16 * ckpt.tensors.len() as u64 + 2 * scale_rows,
                 "{case}: {ledger:?}"
             );
             let mut s = Session::new(model, 2, 64, 32).unwrap();

@@ -7,6 +7,7 @@ use common::*;
 use inferno_llama::cpu;
 use inferno_llama::gpu::weight::Weight;
 use inferno_llama::graph::Graph;
+use inferno_llama::model::gguf::GgmlType;
 use inferno_llama::ops::{
     argmax::{partial_bytes, Argmax, NON_FINITE},
     attention::{part_bytes, splits_for, Attention, AttentionIo, AttentionShape},
@@ -42,6 +43,15 @@ fn rand_weight(
                     let sign = if i == 0 && rng.random::<bool>() { -1.0 } else { 1.0 };
                     let v = sign * scale / 64.0 * rng.random_range(0.2..1.0f32);
                     blk[o..o + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+                }
+                if ty == GgmlType::Iq1M {
+                    // its f16 d is spread over the top nibbles of the four u16 at byte 48
+                    let d = half::f16::from_f32(scale / 8.0 * rng.random_range(0.2..1.0f32)).to_bits();
+                    for i in 0..4 {
+                        let o = 48 + 2 * i;
+                        let w = u16::from_le_bytes([blk[o], blk[o + 1]]) & 0x0fff | (((d >> (4 * i)) & 15) << 12);
+                        blk[o..o + 2].copy_from_slice(&w.to_le_bytes());
+                    }
                 }
             }
             b

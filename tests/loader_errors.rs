@@ -234,3 +234,29 @@ fn nan_weight_case(case: &str, name: &str) {
         }
     }
 }
+
+/// A GGUF type the engine does not read (ternary TQ1_0, type 34) is an error naming the tensor
+/// and the type; so is an id ggml does not have.
+#[test]
+fn unknown_gguf_type_names_tensor_and_type() {
+    let dir = std::env::temp_dir().join(format!("inferno-{}-tq", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("ternary.gguf");
+    for (id, name) in [(34u32, "TQ1_0"), (77, "ggml type 77")] {
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(1u64.to_le_bytes()); // tensors
+        b.extend(0u64.to_le_bytes()); // metadata
+        let tname = b"blk.0.attn_q.weight";
+        b.extend((tname.len() as u64).to_le_bytes());
+        b.extend(tname);
+        b.extend(2u32.to_le_bytes());
+        b.extend(256u64.to_le_bytes());
+        b.extend(4u64.to_le_bytes());
+        b.extend(id.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.resize(b.len().div_ceil(32) * 32 + 4096, 0);
+        std::fs::write(&f, &b).unwrap();
+        expect_error(&f, &["ternary.gguf", "blk.0.attn_q.weight", name]);
+    }
+}

@@ -134,9 +134,18 @@ impl Weight {
         Ok(Weight { name: name.to_string(), dtype, rows, cols, chunks })
     }
 
-    /// Bytes held on the GPU (the tensor's bytes plus padding to 16 per chunk).
+    /// Bytes held on the GPU (the tensor's bytes plus padding to 16 per chunk, and an i-quant's
+    /// lookup grid per chunk).
     pub fn gpu_bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.buf.size()).sum()
+    }
+
+    /// Of [`Weight::gpu_bytes`], the i-quant lookup grids (one per chunk).
+    pub fn table_bytes(&self) -> u64 {
+        match self.dtype {
+            WeightDtype::Stored(t) => (crate::model::gguf::grid_bytes(t).len() * self.chunks.len()) as u64,
+            _ => 0,
+        }
     }
 }
 

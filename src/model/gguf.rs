@@ -88,6 +88,22 @@ pub enum GgmlType {
     Iq4Nl,
     /// Super-blocks of 256 of IQ4_NL values with 6-bit scales per 32.
     Iq4Xs,
+    /// Super-blocks of 256: 8-value groups from a 256-entry grid, 7-bit sign patterns, 4-bit scales
+    /// per 32 (2.06 bits a weight).
+    Iq2Xxs,
+    /// As IQ2_XXS with a 512-entry grid and 4-bit scales per 16 (2.31 bits).
+    Iq2Xs,
+    /// A 1024-entry grid, explicit sign bytes, 4-bit scales per 16 (2.56 bits).
+    Iq2S,
+    /// 4-value groups from a 256-entry grid, 7-bit sign patterns, 4-bit scales per 32 (3.06 bits).
+    Iq3Xxs,
+    /// A 512-entry grid of 4 values, explicit sign bits, 4-bit scales per 32 (3.44 bits).
+    Iq3S,
+    /// 8-value groups from a 2048-entry grid of -1/0/1 with a +-1/8 shift, 3-bit scales per 32
+    /// (1.56 bits).
+    Iq1S,
+    /// IQ1_S's grid with 3-bit scales per 16 and the f16 scale spread over their spare bits (1.75 bits).
+    Iq1M,
 }
 
 impl GgmlType {
@@ -107,6 +123,13 @@ impl GgmlType {
             13 => GgmlType::Q5K,
             20 => GgmlType::Iq4Nl,
             23 => GgmlType::Iq4Xs,
+            16 => GgmlType::Iq2Xxs,
+            17 => GgmlType::Iq2Xs,
+            22 => GgmlType::Iq2S,
+            18 => GgmlType::Iq3Xxs,
+            21 => GgmlType::Iq3S,
+            19 => GgmlType::Iq1S,
+            29 => GgmlType::Iq1M,
             30 => GgmlType::Bf16,
             _ => return None,
         })
@@ -128,6 +151,13 @@ impl GgmlType {
             GgmlType::Q5K => (256, 176),
             GgmlType::Iq4Nl => (32, 18),
             GgmlType::Iq4Xs => (256, 136),
+            GgmlType::Iq2Xxs => (256, 66),
+            GgmlType::Iq2Xs => (256, 74),
+            GgmlType::Iq2S => (256, 82),
+            GgmlType::Iq3Xxs => (256, 98),
+            GgmlType::Iq3S => (256, 110),
+            GgmlType::Iq1S => (256, 50),
+            GgmlType::Iq1M => (256, 56),
         }
     }
 
@@ -148,6 +178,13 @@ impl GgmlType {
             GgmlType::Q6K => 14,
             GgmlType::Iq4Nl => 20,
             GgmlType::Iq4Xs => 23,
+            GgmlType::Iq2Xxs => 16,
+            GgmlType::Iq2Xs => 17,
+            GgmlType::Iq3Xxs => 18,
+            GgmlType::Iq1S => 19,
+            GgmlType::Iq3S => 21,
+            GgmlType::Iq2S => 22,
+            GgmlType::Iq1M => 29,
             GgmlType::Bf16 => 30,
         }
     }
@@ -168,6 +205,13 @@ impl GgmlType {
             GgmlType::Q4_1 | GgmlType::Q4K | GgmlType::Q5_1 | GgmlType::Q5K => &[0, 2],
             GgmlType::Q6K => &[208],
             GgmlType::Q5_0 | GgmlType::Iq4Nl | GgmlType::Iq4Xs => &[0],
+            GgmlType::Iq2Xxs
+            | GgmlType::Iq2Xs
+            | GgmlType::Iq2S
+            | GgmlType::Iq3Xxs
+            | GgmlType::Iq3S
+            | GgmlType::Iq1S => &[0],
+            GgmlType::Iq1M => &[], // its f16 scale is spread over four fields (checked by value)
             GgmlType::Q2K => &[80, 82],
             GgmlType::Q3K => &[108],
         }
@@ -183,10 +227,47 @@ impl GgmlType {
 }
 
 /// ggml's type names by id.
-const GGML_NAMES: [&str; 31] = [
-    "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
-    "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32",
-    "I64", "F64", "IQ1_M", "BF16",
+const GGML_NAMES: [&str; 40] = [
+    "F32",
+    "F16",
+    "Q4_0",
+    "Q4_1",
+    "Q4_2",
+    "Q4_3",
+    "Q5_0",
+    "Q5_1",
+    "Q8_0",
+    "Q8_1",
+    "Q2_K",
+    "Q3_K",
+    "Q4_K",
+    "Q5_K",
+    "Q6_K",
+    "Q8_K",
+    "IQ2_XXS",
+    "IQ2_XS",
+    "IQ3_XXS",
+    "IQ1_S",
+    "IQ4_NL",
+    "IQ3_S",
+    "IQ2_S",
+    "IQ4_XS",
+    "I8",
+    "I16",
+    "I32",
+    "I64",
+    "F64",
+    "IQ1_M",
+    "BF16",
+    "Q4_0_4_4",
+    "Q4_0_4_8",
+    "Q4_0_8_8",
+    "TQ1_0",
+    "TQ2_0",
+    "IQ4_NL_4_4",
+    "IQ4_NL_4_8",
+    "IQ4_NL_8_8",
+    "MXFP4",
 ];
 
 fn ggml_type_name(id: u32) -> String {
@@ -512,6 +593,17 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
                 }));
             }
         }
+        GgmlType::Iq2Xxs
+        | GgmlType::Iq2Xs
+        | GgmlType::Iq2S
+        | GgmlType::Iq3Xxs
+        | GgmlType::Iq3S
+        | GgmlType::Iq1S
+        | GgmlType::Iq1M => {
+            for blk in data.chunks_exact(bb) {
+                dequantize_iq(ty, blk, &mut out);
+            }
+        }
         GgmlType::Iq4Xs => {
             for blk in data.chunks_exact(bb) {
                 let (d, sh, sl, qs) = (f16(&blk[0..2]), u16::from_le_bytes([blk[2], blk[3]]), &blk[4..8], &blk[8..136]);
@@ -530,10 +622,138 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
     out
 }
 
+/// The i-quants with a lookup grid (ggml's dequantize_row_iq*), one block of 256 into `out`.
+fn dequantize_iq(ty: GgmlType, blk: &[u8], out: &mut Vec<f32>) {
+    use super::iq_grids as g;
+    let f16 = |o: usize| half::f16::from_le_bytes([blk[o], blk[o + 1]]).to_f32();
+    let u16_at = |o: usize| u16::from_le_bytes([blk[o], blk[o + 1]]) as u32;
+    let u32_at = |o: usize| u32::from_le_bytes([blk[o], blk[o + 1], blk[o + 2], blk[o + 3]]);
+    // 8 values of a grid entry times `scale`, signs from the bits of `signs` (1 = negative)
+    let mut push8 = |entry: u64, scale: f32, signs: u32, shift: f32| {
+        for k in 0..8 {
+            let sign = if (signs >> k) & 1 == 1 { -1.0 } else { 1.0 };
+            out.push(scale * sign * (grid_value(entry, k) + shift));
+        }
+    };
+    match ty {
+        GgmlType::Iq2Xxs => {
+            let d = f16(0);
+            for ib in 0..8 {
+                let (aux0, aux1) = (u32_at(2 + 8 * ib), u32_at(6 + 8 * ib));
+                let db = d * (0.5 + (aux1 >> 28) as f32) * 0.25;
+                for l in 0..4 {
+                    push8(g::IQ2XXS[((aux0 >> (8 * l)) & 255) as usize], db, ksigns((aux1 >> (7 * l)) & 127), 0.0);
+                }
+            }
+        }
+        GgmlType::Iq2Xs => {
+            let d = f16(0);
+            for grp in 0..32 {
+                let q = u16_at(2 + 2 * grp);
+                let s = (blk[66 + grp / 4] >> (4 * ((grp / 2) % 2))) & 15;
+                push8(g::IQ2XS[(q & 511) as usize], d * (0.5 + s as f32) * 0.25, ksigns(q >> 9), 0.0);
+            }
+        }
+        GgmlType::Iq2S => {
+            let d = f16(0);
+            for grp in 0..32 {
+                let idx = blk[2 + grp] as usize | ((((blk[66 + grp / 4] >> (2 * (grp % 4))) & 3) as usize) << 8);
+                let s = (blk[74 + grp / 4] >> (4 * ((grp / 2) % 2))) & 15;
+                push8(g::IQ2S[idx], d * (0.5 + s as f32) * 0.25, blk[34 + grp] as u32, 0.0);
+            }
+        }
+        GgmlType::Iq3Xxs => {
+            let d = f16(0);
+            for ib in 0..8 {
+                let aux = u32_at(66 + 4 * ib);
+                let db = d * (0.5 + (aux >> 28) as f32) * 0.5;
+                for l in 0..4 {
+                    let pair = g::IQ3XXS[blk[2 + 8 * ib + 2 * l] as usize] as u64
+                        | ((g::IQ3XXS[blk[3 + 8 * ib + 2 * l] as usize] as u64) << 32);
+                    push8(pair, db, ksigns((aux >> (7 * l)) & 127), 0.0);
+                }
+            }
+        }
+        GgmlType::Iq3S => {
+            let d = f16(0);
+            for grp in 0..32 {
+                let idx = |k: usize| blk[2 + k] as usize | ((((blk[66 + k / 8] >> (k % 8)) & 1) as usize) << 8);
+                let pair = g::IQ3S[idx(2 * grp)] as u64 | ((g::IQ3S[idx(2 * grp + 1)] as u64) << 32);
+                let s = (blk[106 + grp / 8] >> (4 * ((grp / 4) % 2))) & 15;
+                push8(pair, d * (1.0 + 2.0 * s as f32), blk[74 + grp] as u32, 0.0);
+            }
+        }
+        GgmlType::Iq1S => {
+            let d = f16(0);
+            for ib in 0..8 {
+                let qh = u16_at(34 + 2 * ib);
+                let dl = d * (2 * ((qh >> 12) & 7) + 1) as f32;
+                let delta = if qh & 0x8000 != 0 { -0.125 } else { 0.125 };
+                for l in 0..4 {
+                    let idx = blk[2 + 4 * ib + l] as usize | ((((qh >> (3 * l)) & 7) as usize) << 8);
+                    push8(g::IQ1S[idx], dl, 0, delta);
+                }
+            }
+        }
+        GgmlType::Iq1M => {
+            let sc: Vec<u32> = (0..4).map(|i| u16_at(48 + 2 * i)).collect();
+            let d_bits = (sc[0] >> 12) | ((sc[1] >> 8) & 0xf0) | ((sc[2] >> 4) & 0xf00) | (sc[3] & 0xf000);
+            let d = half::f16::from_bits(d_bits as u16).to_f32();
+            for grp in 0..32 {
+                let s = (sc[grp / 8] >> (3 * ((grp / 2) % 4))) & 7;
+                let nib = (blk[32 + grp / 2] >> (4 * (grp % 2))) & 15;
+                let idx = blk[grp] as usize | (((nib & 7) as usize) << 8);
+                let delta = if nib & 8 != 0 { -0.125 } else { 0.125 };
+                push8(g::IQ1S[idx], d * (2 * s + 1) as f32, 0, delta);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The GGUF types kept on the GPU exactly as stored, each decoded by its own function in
 /// shaders/weights.wgsl (`W_DTYPE` = 100 + id); the other block types are repacked at load.
-pub const STORED_TYPES: &[GgmlType] =
-    &[GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2K, GgmlType::Q3K, GgmlType::Q5K, GgmlType::Iq4Nl, GgmlType::Iq4Xs];
+pub const STORED_TYPES: &[GgmlType] = &[
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::Q5K,
+    GgmlType::Iq4Nl,
+    GgmlType::Iq4Xs,
+    GgmlType::Iq2Xxs,
+    GgmlType::Iq2Xs,
+    GgmlType::Iq2S,
+    GgmlType::Iq3Xxs,
+    GgmlType::Iq3S,
+    GgmlType::Iq1S,
+    GgmlType::Iq1M,
+];
+
+/// The lookup grid an i-quant type reads, as the bytes appended to each of its GPU buffers (one
+/// little-endian integer per entry, see `iq_grids`); empty for the other types.
+pub fn grid_bytes(ty: GgmlType) -> Vec<u8> {
+    use super::iq_grids as g;
+    match ty {
+        GgmlType::Iq2Xxs => g::IQ2XXS.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::Iq2Xs => g::IQ2XS.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::Iq2S => g::IQ2S.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::Iq3Xxs => g::IQ3XXS.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::Iq3S => g::IQ3S.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::Iq1S | GgmlType::Iq1M => g::IQ1S.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        _ => vec![],
+    }
+}
+
+/// ggml's sign pattern of a 7-bit index: its 7 bits, and an eighth that makes the count even.
+fn ksigns(i: u32) -> u32 {
+    i | ((i.count_ones() & 1) << 7)
+}
+
+/// Value k of grid entry `entry` (one byte per value).
+fn grid_value(entry: u64, k: usize) -> f32 {
+    ((entry >> (8 * k)) & 0xff) as u8 as i8 as f32
+}
 
 /// The 16 values a 4-bit IQ4_NL / IQ4_XS index selects (ggml's `kvalues_iq4nl`).
 pub const IQ4NL_VALUES: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
@@ -686,10 +906,22 @@ fn quantize_q6k(x: &[f32]) -> Vec<u8> {
 ///   the 12 packed scale bytes) at `d_off`;
 /// - Q6_K: the low 4 bits in element order, then the high 2 bits (element `16i + j` in bits `2j`
 ///   of word `i`), then the int8 scales (one per 16 elements, at `m_off`), then the f16 `d` per
-///   super-block (at `d_off`).
+///   super-block (at `d_off`);
+/// - the [`STORED_TYPES`]: the blocks as they are, then for an i-quant its lookup grid (at `d_off`;
+///   a few KB per buffer, see [`grid_bytes`]).
 pub fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u32) {
-    if let crate::WeightDtype::Stored(_) = dtype {
-        return (data.to_vec(), 0, 0); // read as stored
+    if let crate::WeightDtype::Stored(ty) = dtype {
+        // read as stored; an i-quant's lookup grid follows the blocks (at word d_off)
+        let grid = grid_bytes(ty);
+        if grid.is_empty() {
+            return (data.to_vec(), 0, 0);
+        }
+        let mut out = Vec::with_capacity(data.len() + 3 + grid.len());
+        out.extend_from_slice(data);
+        out.resize(data.len().div_ceil(4) * 4, 0);
+        let d_off = (out.len() / 4) as u32;
+        out.extend_from_slice(&grid);
+        return (out, d_off, 0);
     }
     let pad4 = |v: &mut Vec<u8>| v.resize(v.len().div_ceil(4) * 4, 0);
     let nibbles = |el: &dyn Fn(usize) -> u8, n: usize, out: &mut Vec<u8>| {

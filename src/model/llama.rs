@@ -83,6 +83,8 @@ pub struct MemoryLedger {
     pub weights_expanded: u64,
     /// Bytes the same tensors take in the checkpoint files.
     pub weights_in_file: u64,
+    /// Of `weights`, the i-quant lookup grids beside their blocks (a few KB per weight buffer).
+    pub weights_tables: u64,
     /// KV cache.
     pub kv_cache: u64,
     /// Activations, RoPE table, uniforms, readback.
@@ -600,6 +602,7 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
     fn account(&mut self, w: Weight, sources: &[String], file_bytes: u64, expanded: bool) -> Weight {
         self.ledger.weights += w.gpu_bytes();
         self.ledger.weights_in_file += file_bytes;
+        self.ledger.weights_tables += w.table_bytes();
         if expanded {
             self.ledger.weights_expanded += w.gpu_bytes();
         }

@@ -5,6 +5,7 @@ pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod convert;
 pub mod gguf;
+pub mod iq_grids;
 pub mod llama;
 pub mod session;
 

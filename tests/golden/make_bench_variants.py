@@ -123,6 +123,9 @@ MIXES = {
     "q3_k_m": ("q3_k", {"output": "q6_k", "attn_v": "q5_k", "ffn_down": "q4_k", "attn_output": "q4_k"}),
     "q2_k": ("q2_k", {"output": "q6_k", "attn_v": "q3_k", "ffn_down": "q3_k"}),
     "iq4_xs": ("iq4_xs", {"output": "q6_k"}),
+    # not a llama.cpp mix: every i-quant with a grid in one file (a test of each type's decoder)
+    "iq_all": ("iq4_nl", {"output": "q6_k", "attn_q": "iq2_xxs", "attn_k": "iq2_xs", "attn_v": "iq2_s",
+                          "attn_output": "iq3_xxs", "ffn_gate": "iq3_s", "ffn_up": "iq1_s", "ffn_down": "iq1_m"}),
 }
 
 

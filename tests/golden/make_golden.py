@@ -205,7 +205,7 @@ def random_blocks(qname):
     file holds (gguf-py's dequantization), so any valid blocks make a golden."""
     import numpy as np
     from gguf import GGMLQuantizationType as T, GGML_QUANT_SIZES, quants
-    from make_quant_fixtures import SCALES
+    from make_quant_fixtures import SCALES, set_iq1m_scale
     qt = T[qname.upper()]
     block, size = GGML_QUANT_SIZES[qt]
 
@@ -217,11 +217,15 @@ def random_blocks(qname):
         for i, o in enumerate(offs):
             v = np.full(n, 0.01) * (rng.choice([-1.0, 1.0], size=n) if i == 0 else 1.0)
             data[:, o:o + 2] = v.astype(np.float16).view(np.uint8).reshape(n, 2)
+        if qname == "iq1_m":
+            set_iq1m_scale(data, np.full(n, 0.01))
         rms = np.sqrt(np.mean(quants.dequantize(data, qt).astype(np.float64) ** 2))
         factor = np.sqrt(np.mean(a.astype(np.float64) ** 2)) / rms
         for o in offs:
             v = data[:, o:o + 2].copy().view(np.float16).astype(np.float64) * factor
             data[:, o:o + 2] = v.astype(np.float16).view(np.uint8).reshape(n, 2)
+        if qname == "iq1_m":
+            set_iq1m_scale(data, np.full(n, 0.01 * factor))
         return data.tobytes()
     return int(qt), quantize
 
@@ -237,7 +241,8 @@ def make_mix(mix):
     """A GGUF in llama.cpp's `mix` (make_bench_variants.MIXES) of the types gguf-py cannot
     quantize: random blocks of each type (random_blocks), the reference on what the file holds."""
     import make_bench_variants
-    for q in ("q2_k", "q3_k", "q5_k", "iq4_xs"):
+    for q in ("q2_k", "q3_k", "q5_k", "iq4_xs", "iq4_nl", "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s",
+              "iq1_s", "iq1_m"):
         make_bench_variants.QTYPES[q] = random_blocks(q)
     name = "tiny-" + mix.replace("_", "-")
     cfg, model = random_llama(name, hidden_size=256, intermediate_size=512, vocab_size=300)
@@ -245,7 +250,7 @@ def make_mix(mix):
               "dequantization, transformers f32)")
 
 
-MIX_CASES = ["q5_k_m", "q3_k_m", "q2_k", "iq4_xs"]
+MIX_CASES = ["q5_k_m", "q3_k_m", "q2_k", "iq4_xs", "iq_all"]
 
 
 def make_rope_freqs(name="tiny-rope-freqs"):

@@ -21,7 +21,19 @@ SCALES = {
     "Q8_0": [0], "Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2],
     "Q2_K": [80, 82], "Q3_K": [108], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208],
     "IQ4_NL": [0], "IQ4_XS": [0],
+    "IQ2_XXS": [0], "IQ2_XS": [0], "IQ2_S": [0], "IQ3_XXS": [0], "IQ3_S": [0], "IQ1_S": [0],
+    "IQ1_M": [],  # its f16 scale is spread over the top nibbles of the 4 u16 at byte 48: set_iq1m_scale
 }
+
+
+def set_iq1m_scale(data, values):
+    """Writes f16 `values` (one per block) into IQ1_M blocks: nibble i of the f16 goes into the top
+    nibble of the u16 at byte 48 + 2i."""
+    bits = values.astype(np.float16).view(np.uint16)
+    for i in range(4):
+        word = data[:, 48 + 2 * i:50 + 2 * i].copy().view(np.uint16).reshape(-1)
+        word = (word & 0x0FFF) | (((bits >> (4 * i)) & 0xF) << 12)
+        data[:, 48 + 2 * i:50 + 2 * i] = word.astype(np.uint16).view(np.uint8).reshape(-1, 2)
 
 
 def main():
@@ -37,6 +49,8 @@ def main():
             if i == 0:
                 v *= rng.choice([-1.0, 1.0], size=nblocks)
             data[:, o:o + 2] = v.astype(np.float16).view(np.uint8).reshape(nblocks, 2)
+        if name == "IQ1_M":
+            set_iq1m_scale(data, rng.uniform(0.002, 0.02, size=nblocks) * rng.choice([-1.0, 1.0], size=nblocks))
         values = quants.dequantize(data.reshape(1, -1), qtype).reshape(-1)
         assert values.size == nblocks * block and np.isfinite(values).all()
         out[name] = {"bytes": data.tobytes().hex(), "values": [float(x) for x in values]}
