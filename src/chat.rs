@@ -65,10 +65,16 @@ fn strftime_now(fmt: String) -> String {
         .replace("%b", &month[..3])
 }
 
+/// Template instructions one render may run (minijinja's fuel).
+const TEMPLATE_FUEL: u64 = 2_000_000;
+
 impl ChatTemplate {
     /// Compiles a template; `bos_token`/`eos_token` are the strings templates may reference.
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
         let mut env = minijinja::Environment::new();
+        // a bound on the work one render may do: a template from a file must not hang the engine
+        // (real chat templates use a few hundred instructions a message)
+        env.set_fuel(Some(TEMPLATE_FUEL));
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {

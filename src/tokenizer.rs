@@ -31,7 +31,11 @@ fn tok_err(what: &str, e: impl std::fmt::Display) -> Error {
 impl Tokenizer {
     /// From the bytes of a `tokenizer.json`; `file` names it in errors.
     pub fn from_json(bytes: &[u8], file: &str) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| tok_err(file, e))?;
+        // the tokenizers crate panics on some malformed files (e.g. a decoder object of the wrong
+        // shape) instead of returning an error: such a file is an error here too
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes))
+            .map_err(|_| tok_err(file, "malformed tokenizer.json (the tokenizers crate could not read it)"))?;
+        let inner = parsed.map_err(|e| tok_err(file, e))?;
         Ok(Tokenizer { inner, bos_id: None, add_bos: false, eos_ids: vec![] })
     }
 

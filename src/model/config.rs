@@ -252,7 +252,10 @@ impl LlamaConfig {
         })?;
         let cfg = LlamaConfig {
             hidden_size: dim,
-            intermediate_size: meta_ffn_dim(dim, multiple_of, ffn_mult),
+            intermediate_size: meta_ffn_dim(dim, multiple_of, ffn_mult).ok_or_else(|| Error::Config {
+                field: format!("{file}: ffn_dim_multiplier"),
+                reason: "the FFN width it gives overflows".into(),
+            })?,
             num_hidden_layers: req_usize(&v, "n_layers", file)?,
             num_attention_heads: heads,
             num_key_value_heads: opt_usize(&v, "n_kv_heads", file)?.unwrap_or(heads),
@@ -313,6 +316,20 @@ impl LlamaConfig {
         if self.vocab_size == 0 {
             return bad("vocab_size", "must be positive".into());
         }
+        // far beyond any real model, and what the kernels' u32 indices and the size arithmetic hold
+        const MAX: usize = 1 << 24;
+        for (name, n) in [
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("vocab_size", self.vocab_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            if n > MAX {
+                return bad(name, format!("{n} exceeds {MAX}"));
+            }
+        }
         Ok(())
     }
 
@@ -327,13 +344,18 @@ impl LlamaConfig {
     }
 }
 
-/// Meta's FFN width: `multiple_of * ceil(mult * (2/3 * 4 * dim) / multiple_of)`.
-pub fn meta_ffn_dim(dim: usize, multiple_of: usize, ffn_dim_multiplier: Option<f64>) -> usize {
-    let mut hidden = (2 * 4 * dim) / 3;
+/// Meta's FFN width: `multiple_of * ceil(mult * (2/3 * 4 * dim) / multiple_of)` (None when it
+/// does not fit a usize).
+pub fn meta_ffn_dim(dim: usize, multiple_of: usize, ffn_dim_multiplier: Option<f64>) -> Option<usize> {
+    let mut hidden = dim.checked_mul(8)? / 3;
     if let Some(m) = ffn_dim_multiplier {
-        hidden = (m * hidden as f64) as usize;
+        let h = m * hidden as f64;
+        if !(h.is_finite() && h >= 0.0 && h < usize::MAX as f64) {
+            return None;
+        }
+        hidden = h as usize;
     }
-    multiple_of * hidden.div_ceil(multiple_of)
+    multiple_of.checked_mul(hidden.div_ceil(multiple_of.max(1)))
 }
 
 /// Known model shapes, by name, as config.json text (for tests, docs and `inferno info`).
@@ -421,10 +443,10 @@ mod tests {
 
     #[test]
     fn meta_ffn_widths() {
-        assert_eq!(meta_ffn_dim(4096, 256, None), 11008); // Llama 2 7B
-        assert_eq!(meta_ffn_dim(4096, 1024, Some(1.3)), 14336); // Llama 3 8B
-        assert_eq!(meta_ffn_dim(8192, 4096, Some(1.3)), 28672); // Llama 3 70B
-        assert_eq!(meta_ffn_dim(8192, 4096, Some(1.3)), preset("llama-2-70b").unwrap().intermediate_size);
+        assert_eq!(meta_ffn_dim(4096, 256, None), Some(11008)); // Llama 2 7B
+        assert_eq!(meta_ffn_dim(4096, 1024, Some(1.3)), Some(14336)); // Llama 3 8B
+        assert_eq!(meta_ffn_dim(8192, 4096, Some(1.3)), Some(28672)); // Llama 3 70B
+        assert_eq!(meta_ffn_dim(8192, 4096, Some(1.3)), Some(preset("llama-2-70b").unwrap().intermediate_size));
     }
 
     #[test]

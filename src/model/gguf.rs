@@ -211,7 +211,7 @@ impl GgmlType {
             | GgmlType::Iq3Xxs
             | GgmlType::Iq3S
             | GgmlType::Iq1S => &[0],
-            GgmlType::Iq1M => &[], // its f16 scale is spread over four fields (checked by value)
+            GgmlType::Iq1M => &[], // its f16 scale is spread over four fields: iq1m_d
             GgmlType::Q2K => &[80, 82],
             GgmlType::Q3K => &[108],
         }
@@ -221,8 +221,10 @@ impl GgmlType {
     pub fn first_non_finite_block(self, data: &[u8]) -> Option<usize> {
         let offs = self.f16_scale_offsets();
         let (_, bytes) = self.block();
-        data.chunks_exact(bytes)
-            .position(|b| offs.iter().any(|&o| !half::f16::from_le_bytes([b[o], b[o + 1]]).is_finite()))
+        data.chunks_exact(bytes).position(|b| {
+            offs.iter().any(|&o| !half::f16::from_le_bytes([b[o], b[o + 1]]).is_finite())
+                || (self == GgmlType::Iq1M && !iq1m_d(b).is_finite())
+        })
     }
 }
 
@@ -427,7 +429,9 @@ impl Gguf {
                     format!("tensor {name}: row of {} is not a whole number of {be}-element blocks", dims[0]),
                 ));
             }
-            let size = n / be * bb;
+            let size = (n / be)
+                .checked_mul(bb)
+                .ok_or_else(|| Error::loader(file, format!("tensor {name}: size overflows")))?;
             let start = data_start
                 .checked_add(offset)
                 .ok_or_else(|| Error::loader(file, format!("tensor {name}: offset overflows")))?;
@@ -436,7 +440,7 @@ impl Gguf {
                     file,
                     format!(
                         "tensor {name}: data [{start}, {}) runs past the end of the file ({} bytes)",
-                        start + size,
+                        start.saturating_add(size),
                         bytes.len()
                     ),
                 )
@@ -697,8 +701,7 @@ fn dequantize_iq(ty: GgmlType, blk: &[u8], out: &mut Vec<f32>) {
         }
         GgmlType::Iq1M => {
             let sc: Vec<u32> = (0..4).map(|i| u16_at(48 + 2 * i)).collect();
-            let d_bits = (sc[0] >> 12) | ((sc[1] >> 8) & 0xf0) | ((sc[2] >> 4) & 0xf00) | (sc[3] & 0xf000);
-            let d = half::f16::from_bits(d_bits as u16).to_f32();
+            let d = iq1m_d(blk);
             for grp in 0..32 {
                 let s = (sc[grp / 8] >> (3 * ((grp / 2) % 4))) & 7;
                 let nib = (blk[32 + grp / 2] >> (4 * (grp % 2))) & 15;
@@ -729,6 +732,12 @@ pub const STORED_TYPES: &[GgmlType] = &[
     GgmlType::Iq1S,
     GgmlType::Iq1M,
 ];
+
+/// The f16 scale of an IQ1_M block: the top nibbles of its four u16 scale fields (byte 48 on).
+fn iq1m_d(blk: &[u8]) -> f32 {
+    let top = |i: usize| (u16::from_le_bytes([blk[48 + 2 * i], blk[49 + 2 * i]]) >> 12) << (4 * i);
+    half::f16::from_bits(top(0) | top(1) | top(2) | top(3)).to_f32()
+}
 
 /// The lookup grid an i-quant type reads, as the bytes appended to each of its GPU buffers (one
 /// little-endian integer per entry, see `iq_grids`); empty for the other types.
