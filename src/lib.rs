@@ -4,6 +4,9 @@
 
 // Kernel `record` calls bind many buffers; a struct per call would only rename them.
 #![allow(clippy::too_many_arguments)]
+// Nothing a file, a request or the driver controls may panic the library: no unwrap/expect outside
+// tests (clippy keeps it so).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cpu;
 pub mod dtype;
@@ -19,6 +22,8 @@ pub use gpu::{GpuContext, GpuOptions};
 pub mod chat;
 pub mod generate;
 pub mod sampling;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod serve;
 pub mod tokenizer;
 
 // The code samples of the user guides compile (and are type-checked) as documentation tests.

@@ -3,11 +3,12 @@
 //! and chat templates. A stable harness: seeded random mutations (bit flips, interesting integers
 //! at random offsets, truncations, splices, inserted syntax tokens) of the corpus — the test
 //! fixtures plus tests/fuzz/corpus. Every input must give Ok or an error; a panic, an input that
-//! runs longer than 1 s, or one allocation larger than 64 MiB + 64 x the input fails the test and
+//! takes more than 1 s of CPU, or one allocation larger than 64 MiB + 64 x the input fails the test and
 //! leaves the input in target/fuzz-failures/.
 //!
 //!     INFERNO_FUZZ_SECS=600 cargo test --release --test fuzz -- --nocapture   # a campaign
-//!     INFERNO_FUZZ_SEED=N replays one run; INFERNO_FUZZ_ONLY=gguf runs one target.
+//!     INFERNO_FUZZ_SEED=N replays one run; INFERNO_FUZZ_ONLY=gguf runs one target;
+//!     INFERNO_FUZZ_ONLY=gguf INFERNO_FUZZ_REPLAY=target/fuzz-failures/FILE runs one saved input.
 //! CI runs every target for 30 s (the default).
 
 use inferno_llama::chat::{ChatTemplate, Message};
@@ -46,6 +47,18 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
+
+/// CPU time of this thread (Linux: /proc/thread-self/stat, 10 ms ticks), so that a busy machine
+/// does not make a fast input look like a hang; wall time elsewhere.
+fn thread_time(wall0: Instant) -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok();
+    let ticks = stat.and_then(|s| {
+        let rest = s.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    });
+    ticks.map_or_else(|| wall0.elapsed(), |t| Duration::from_millis(t * 10))
+}
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -144,6 +157,20 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, f: impl Fn(&[u8])) {
     let seed: u64 = std::env::var("INFERNO_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     });
+    // INFERNO_FUZZ_REPLAY=FILE runs one saved input through this target and reports its cost
+    if let Ok(file) = std::env::var("INFERNO_FUZZ_REPLAY") {
+        let input = std::fs::read(&file).unwrap();
+        LARGEST.store(0, Ordering::Relaxed);
+        let t0 = Instant::now();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&input)));
+        eprintln!(
+            "replay {name} {file}: {:?}, panicked {}, largest allocation {}",
+            t0.elapsed(),
+            r.is_err(),
+            LARGEST.load(Ordering::Relaxed)
+        );
+        return;
+    }
     let mut rng = StdRng::seed_from_u64(seed);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let (mut n, mut slowest) = (0u64, Duration::ZERO);
@@ -153,9 +180,10 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, f: impl Fn(&[u8])) {
     while Instant::now() < deadline || !pending.is_empty() {
         let input = pending.pop().unwrap_or_else(|| mutate(&mut rng, &seeds));
         LARGEST.store(0, Ordering::Relaxed);
-        let t0 = Instant::now();
+        let wall0 = Instant::now();
+        let cpu0 = thread_time(wall0);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&input)));
-        let dt = t0.elapsed();
+        let dt = thread_time(wall0).saturating_sub(cpu0);
         let big = LARGEST.load(Ordering::Relaxed);
         let limit = (64 << 20) + 64 * input.len();
         let failure = if outcome.is_err() {

@@ -260,3 +260,25 @@ fn unknown_gguf_type_names_tensor_and_type() {
         expect_error(&f, &["ternary.gguf", "blk.0.attn_q.weight", name]);
     }
 }
+
+/// A lost device ends the request with an error (wgpu's callbacks are recorded, never a panic or
+/// a hang); a KV cache larger than the device can hold is an out-of-memory error with its size.
+#[test]
+fn device_loss_and_oversized_cache_are_errors() {
+    use inferno_llama::model::{SeqChunk, Session};
+    use inferno_llama::{GpuContext, GpuOptions};
+    use std::sync::Arc;
+    let ck = Checkpoint::open(&data("tiny-gqa-bf16")).unwrap();
+    let model = Arc::new(Llama::load(common::ctx(ActDtype::F16), &ck, |_, _| {}).unwrap());
+    let err = Session::new(model, 4, 1 << 30, 32).err().expect("a 2^30-position cache cannot fit").to_string();
+    assert!(err.contains("KV cache") && err.contains("bytes"), "{err}");
+
+    let gpu = GpuContext::new_blocking(&GpuOptions::from_env()).unwrap();
+    let model = Arc::new(Llama::load(&gpu, &ck, |_, _| {}).unwrap());
+    let mut s = Session::new(model, 1, 64, 32).unwrap();
+    s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: &[1, 2, 3] }]).unwrap();
+    gpu.device.destroy();
+    let err = s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 3, tokens: &[4] }]).unwrap_err().to_string();
+    assert!(err.contains("device"), "{err}");
+    assert!(gpu.check_fault().is_err());
+}

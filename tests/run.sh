@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite (what .ci/run calls): fetch the default model, build once, run every test
 # tier on the local Vulkan adapter (lavapipe on a machine without a GPU), lint and docs, then build
-# the browser demo and run it in headless Chromium on WebGPU.
+# the browser demo and run it in headless Chromium on WebGPU, then the OpenAI-compatible server
+# against the official `openai` client and its chat page in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI=${CI:-1}
@@ -19,4 +20,5 @@ cargo fmt --all -- --check
 web/build.sh
 (cd web && npm ci --no-audit --no-fund --silent)
 node web/test/browser.mjs
+tests/serve/run.sh target/debug/inferno
 echo "all tests passed"

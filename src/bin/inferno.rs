@@ -72,6 +72,36 @@ enum Cmd {
         #[arg(long)]
         profile: bool,
     },
+    /// Serve the model over an OpenAI-compatible HTTP API (chat completions, completions, models)
+    /// with continuous batching; a chat page at /.
+    Serve {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Sequences generated at once (KV-cache slots).
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Requests that may wait for a slot; beyond, 503 with Retry-After.
+        #[arg(long, default_value_t = 64)]
+        max_queue: usize,
+        /// Require this API key (`Authorization: Bearer KEY`); also INFERNO_API_KEY.
+        #[arg(long, env = "INFERNO_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Allow cross-origin requests from any origin (CORS).
+        #[arg(long)]
+        cors: bool,
+        /// Largest request body in bytes.
+        #[arg(long, default_value_t = 4 << 20)]
+        body_limit: usize,
+        /// Model name reported by /v1/models (default: the file name).
+        #[arg(long)]
+        alias: Option<String>,
+    },
     /// GPU adapters, features and limits (and a model's shape with -m).
     Info {
         /// A model to describe.
@@ -363,6 +393,31 @@ fn real_main() -> Result<()> {
             }
         }
         Cmd::Bench { m, n_prompt, n_gen, reps, json, profile } => bench(&m, n_prompt, n_gen, reps, json, profile)?,
+        Cmd::Serve { m, host, port, parallel, max_queue, api_key, cors, body_limit, alias } => {
+            let ctx = gpu(&m.g)?;
+            let engine = EngineOptions {
+                ctx_len: m.ctx,
+                max_tokens: m.batch,
+                slots: parallel.max(1),
+                check_tensors: m.check_tensors,
+            };
+            let name = alias.unwrap_or_else(|| {
+                m.model
+                    .file_name()
+                    .map_or("model".into(), |n| n.to_string_lossy().trim_end_matches(".gguf").to_string())
+            });
+            let opts = inferno_llama::serve::ServeOptions {
+                host,
+                port,
+                parallel,
+                max_queue,
+                api_key: api_key.filter(|k| !k.is_empty()),
+                cors,
+                body_limit,
+                model_name: name,
+            };
+            inferno_llama::serve::serve(m.model.clone(), ctx, engine, opts)?;
+        }
         Cmd::Info { model, g } => {
             let opts =
                 GpuOptions { adapter_name: g.adapter.clone(), force_bf16: g.force_bf16, ..GpuOptions::from_env() };

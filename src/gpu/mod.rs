@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use wgpu::util::DeviceExt;
 
 /// How to choose and configure the GPU.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +74,9 @@ pub struct GpuContext {
     /// if the driver fails to compile that kernel (see [`GpuContext::coopmat`]).
     coopmat: Arc<AtomicBool>,
     pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
+    /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
+    /// instead of hanging or panicking.
+    fault: Arc<Mutex<Option<String>>>,
 }
 
 /// Features the engine uses when present.
@@ -185,6 +187,20 @@ impl GpuContext {
         } else {
             ActDtype::Bf16
         };
+        let fault: Arc<Mutex<Option<String>>> = Arc::default();
+        let f = fault.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut f) = f.lock() {
+                f.get_or_insert(format!("device lost ({reason:?}): {msg}"));
+            }
+        });
+        let f = fault.clone();
+        // (wgpu's default handler panics; an error outside an error scope ends the request instead)
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut f) = f.lock() {
+                f.get_or_insert(e.to_string());
+            }
+        }));
         let device_max = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let max_binding = opts.max_binding_override.map_or(device_max, |o| o.min(device_max));
         // Not in browsers yet: their WGSL compilers want `enable subgroups;` and check subgroup
@@ -202,6 +218,7 @@ impl GpuContext {
             subgroups,
             coopmat: Arc::new(AtomicBool::new(coopmat)),
             pipelines: Arc::default(),
+            fault,
         })
     }
 
@@ -262,7 +279,7 @@ impl GpuContext {
         let mut all: Vec<(&str, f64)> = vec![("ACT_F16", self.act.wgsl_is_f16())];
         all.extend_from_slice(constants);
         let key = format!("{name}{all:?}");
-        if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&key) {
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(p.clone());
         }
         let source = kernel_source(name).ok_or_else(|| Error::Invalid(format!("no kernel named {name}")))?;
@@ -310,7 +327,7 @@ impl GpuContext {
                 return Err(Error::Gpu { what: format!("compiling kernel {name} {all:?}"), reason: e.to_string() });
             }
         }
-        self.pipelines.lock().expect("pipeline cache").insert(key, pipeline.clone());
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key, pipeline.clone());
         Ok(pipeline)
     }
 
@@ -360,12 +377,18 @@ impl GpuContext {
     }
 
     /// A uniform buffer holding a params struct.
+    /// (Written through the queue, not a mapping: on a lost device this records an error for
+    /// [`GpuContext::check_fault`] where a mapping would panic.)
     pub fn uniform<T: bytemuck::Pod>(&self, label: &str, params: &T) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        let bytes = bytemuck::bytes_of(params);
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            contents: bytemuck::bytes_of(params),
+            size: (bytes.len() as u64).div_ceil(16).max(1) * 16,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        })
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buf, 0, bytes);
+        buf
     }
 
     fn check_size(&self, label: &str, bytes: u64) -> Result<()> {
@@ -426,11 +449,16 @@ impl GpuContext {
         bytes: u64,
         done: Option<wgpu::SubmissionIndex>,
     ) -> Result<Vec<u8>> {
+        self.check_fault()?;
         let (tx, rx) = futures::channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        let gpu_err = |reason: String| Error::Gpu { what: "readback".into(), reason };
+        // a device fault explains a failed map better than the map's own error
+        let gpu_err = |reason: String| match self.check_fault() {
+            Err(e) => e,
+            Ok(()) => Error::Gpu { what: "readback".into(), reason },
+        };
         #[cfg(target_arch = "wasm32")]
         let _ = done; // the browser runs the queue; the callback comes when the copy is done
         #[cfg(not(target_arch = "wasm32"))]
@@ -438,11 +466,20 @@ impl GpuContext {
             .poll(wgpu::PollType::Wait { submission_index: done, timeout: None })
             .map_err(|e| gpu_err(e.to_string()))?;
         rx.await.map_err(|e| gpu_err(e.to_string()))?.map_err(|e| gpu_err(e.to_string()))?;
+        self.check_fault()?;
         let view = staging.get_mapped_range(..).map_err(|e| gpu_err(e.to_string()))?;
-        let out = view[..bytes as usize].to_vec();
+        let out = view.get(..bytes as usize).ok_or_else(|| gpu_err("short readback".into()))?.to_vec();
         drop(view);
         staging.unmap();
         Ok(out)
+    }
+
+    /// The device's first loss or uncaptured error, as an error (Ok while it is healthy).
+    pub fn check_fault(&self) -> Result<()> {
+        match self.fault.lock().ok().and_then(|f| f.clone()) {
+            Some(reason) => Err(Error::Gpu { what: "the GPU device".into(), reason }),
+            None => Ok(()),
+        }
     }
 
     /// Blocking [`GpuContext::read`] (native only).

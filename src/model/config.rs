@@ -81,7 +81,9 @@ fn quantization(v: Option<&Value>, file: &str) -> Result<Option<W8a8Config>> {
     if groups.len() != 1 {
         return Err(bad("config_groups", format!("{} groups; one group targeting Linear is supported", groups.len())));
     }
-    let (gname, g) = groups.iter().next().expect("one group");
+    let Some((gname, g)) = groups.iter().next() else {
+        return Err(bad("config_groups", "empty".into()));
+    };
     let targets: Vec<&str> = get(g, "targets")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())

@@ -54,6 +54,7 @@ impl safetensors::View for Lazy<'_> {
     fn data(&self) -> Cow<'_, [u8]> {
         // the shape comes from the file's own directory and GGUF parsing already rejected unknown
         // types, so reading it cannot fail
+        #[allow(clippy::expect_used)] // safetensors' View::data cannot return an error
         let raw = self.ckpt.tensor(&self.name, &self.shape).expect("tensor checked before writing");
         let mut values = raw.dtype.decode(&raw.bytes);
         if let Some(h) = self.unpermute_heads {

@@ -316,11 +316,16 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(s)
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(self.array()?))
     }
     fn len(&mut self, what: &str) -> Result<usize> {
         let n = self.u64()?;
@@ -343,8 +348,8 @@ impl<'a> Reader<'a> {
         Ok(match ty {
             0 => Value::U(self.take(1)?[0] as u64),
             1 => Value::I(self.take(1)?[0] as i8 as i64),
-            2 => Value::U(u16::from_le_bytes(self.take(2)?.try_into().expect("2")) as u64),
-            3 => Value::I(i16::from_le_bytes(self.take(2)?.try_into().expect("2")) as i64),
+            2 => Value::U(u16::from_le_bytes(self.array()?) as u64),
+            3 => Value::I(i16::from_le_bytes(self.array()?) as i64),
             4 => Value::U(self.u32()? as u64),
             5 => Value::I(self.u32()? as i32 as i64),
             6 => Value::F(f32::from_bits(self.u32()?) as f64),

@@ -201,6 +201,8 @@ impl Session {
     /// and the row index of each chunk's last token. (A step submitted ahead is left be.)
     fn prepare(&mut self, chunks: &[SeqChunk]) -> Result<(usize, Vec<usize>)> {
         self.ahead = None;
+        // a lost device fails here, before any buffer or pipeline is made on it
+        self.model.ctx.check_fault()?;
         let cfg = &self.model.config;
         let mut ids = Vec::new();
         let mut tok = Vec::new();
