@@ -53,7 +53,9 @@ fn unpack_w16(w: u32, dtype: u32) -> vec2<f32> {
 // turns the int8 GEMM's output non-finite too (a max() would drop a NaN: a silent wrong answer).
 fn amax_term(v: f32) -> f32 {
     let a = abs(v);
-    return select(a, bitcast<f32>(0x7f800000u), (bitcast<u32>(a) & 0x7f800000u) == 0x7f800000u);
+    // +infinity built from a's bits: a constant infinity is a compile error in browsers' WGSL
+    let inf = bitcast<f32>((bitcast<u32>(a) & 0u) | 0x7f800000u);
+    return select(a, inf, (bitcast<u32>(a) & 0x7f800000u) == 0x7f800000u);
 }
 
 // Four values quantized to int8 as W8A8 does (round half to even of v / div, clamped to

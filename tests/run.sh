@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI=${CI:-1}
+# lavapipe (libwayland) complains on every GPU context when this names no directory; the CLI
+# handles it itself (and tests/cli.rs checks that without the variable)
+if [ ! -d "${XDG_RUNTIME_DIR:-/nonexistent}" ]; then
+  export XDG_RUNTIME_DIR; XDG_RUNTIME_DIR=$(mktemp -d)
+fi
 tests/setup.sh --dev
 tests/fetch-smollm2.sh >/dev/null
 cargo build --all-targets --locked

@@ -120,9 +120,16 @@ pub fn serve(
             };
             let (tx, rx) = std::sync::mpsc::channel();
             let tokenizer = Arc::new(eng.tokenizer);
-            let ctx_len = eng.session.ctx_len();
+            let mut session = eng.session;
+            let ctx_len = session.ctx_len();
+            // record a one-token step and compile its pipelines now, not in the first request's
+            // time to first token (the scheduler's slots start empty: this cache entry is unused)
+            if let Err(e) = session.forward_last_blocking(&[crate::model::SeqChunk { slot: 0, pos: 0, tokens: &[0] }]) {
+                let _ = load_tx.send(Err(e));
+                return;
+            }
             let sched = Scheduler::new(
-                eng.session,
+                session,
                 tokenizer.clone(),
                 eng.eos_ids,
                 engine_state.metrics.clone(),
