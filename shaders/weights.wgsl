@@ -49,17 +49,18 @@ fn q4k_sm(e: u32) -> vec2<f32> {
     let base = w_d_off + 4u * (e / 256u);
     let dm = unpack2x16float(w_word(base));
     let s = vec3<u32>(w_word(base + 1u), w_word(base + 2u), w_word(base + 3u));
-    let j = (e % 256u) / 32u;
-    var sc: u32;
-    var m: u32;
+    let sm = k_scale_min(s, (e % 256u) / 32u);
+    return vec2<f32>(dm.x * f32(sm.x), dm.y * f32(sm.y));
+}
+
+// The 6-bit (scale, min) of sub-block j (0..8) from the 12 packed bytes of a Q4_K / Q5_K
+// super-block (ggml's get_scale_min_k4).
+fn k_scale_min(s: vec3<u32>, j: u32) -> vec2<u32> {
     if j < 4u {
-        sc = kbyte(s, j) & 63u;
-        m = kbyte(s, j + 4u) & 63u;
-    } else {
-        sc = (kbyte(s, j + 4u) & 15u) | ((kbyte(s, j - 4u) >> 6u) << 4u);
-        m = (kbyte(s, j + 4u) >> 4u) | ((kbyte(s, j) >> 6u) << 4u);
+        return vec2<u32>(kbyte(s, j) & 63u, kbyte(s, j + 4u) & 63u);
     }
-    return vec2<f32>(dm.x * f32(sc), dm.y * f32(m));
+    return vec2<u32>((kbyte(s, j + 4u) & 15u) | ((kbyte(s, j - 4u) >> 6u) << 4u),
+                     (kbyte(s, j + 4u) >> 4u) | ((kbyte(s, j) >> 6u) << 4u));
 }
 
 // Byte k (0..12) of three words.
@@ -366,19 +367,9 @@ fn dec_q5k(e: u32) -> W8 {
     let c = i / 64u;
     let h = (i % 64u) / 32u;
     let l = i % 32u;
-    let s = vec3<u32>(w_word(bo / 4u + 1u), w_word(bo / 4u + 2u), w_word(bo / 4u + 3u));
-    let j = i / 32u;
-    var sc: u32;
-    var m: u32;
-    if j < 4u {
-        sc = kbyte(s, j) & 63u;
-        m = kbyte(s, j + 4u) & 63u;
-    } else {
-        sc = (kbyte(s, j + 4u) & 15u) | ((kbyte(s, j - 4u) >> 6u) << 4u);
-        m = (kbyte(s, j + 4u) >> 4u) | ((kbyte(s, j) >> 6u) << 4u);
-    }
-    let dl = w_f16b(bo) * f32(sc);
-    let ml = w_f16b(bo + 2u) * f32(m);
+    let sm = k_scale_min(vec3<u32>(w_word(bo / 4u + 1u), w_word(bo / 4u + 2u), w_word(bo / 4u + 3u)), i / 32u);
+    let dl = w_f16b(bo) * f32(sm.x);
+    let ml = w_f16b(bo + 2u) * f32(sm.y);
     let q = bo + 48u + 32u * c + l;
     let qa = fields4(w_word(q / 4u), 4u * h, 15u) | (fields4(w_word((bo + 16u + l) / 4u), 2u * c + h, 1u) << vec4<u32>(4u));
     let qb = fields4(w_word(q / 4u + 1u), 4u * h, 15u) | (fields4(w_word((bo + 20u + l) / 4u), 2u * c + h, 1u) << vec4<u32>(4u));
