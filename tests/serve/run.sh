@@ -18,7 +18,14 @@ port=18432
 "$bin" serve -m "$model" --port $port -c 512 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.5; done
+"$venv/bin/python" -c "
+import sys, time, httpx
+for _ in range(600):
+    try:
+        if httpx.get('http://127.0.0.1:$port/health', timeout=2).status_code == 200: sys.exit(0)
+    except httpx.HTTPError: pass
+    time.sleep(0.5)
+sys.exit('the server did not become healthy')"
 node web/test/chat_page.mjs "http://127.0.0.1:$port/"
 kill -TERM $pid; wait $pid
 trap - EXIT
