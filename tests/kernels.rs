@@ -24,7 +24,9 @@ const WDTYPES: [WeightDtype; 3] = [WeightDtype::F32, WeightDtype::F16, WeightDty
 
 /// Random weight values already rounded to `dtype`, and the uploaded weight. GGUF types the
 /// engine only reads ([`WeightDtype::Stored`]) are random blocks whose f16 scale fields are set to
-/// sane values (about `scale` / 64 in size, either sign for d).
+/// sane values (about `scale` / 1024 in size, either sign for d: with random sub-block scales and
+/// codes the weights then stay around `scale`, and the outputs inside f16's range — larger ones
+/// saturate on the GPU by design, which the CPU reference does not model).
 fn rand_weight(
     c: &GpuContext,
     rng: &mut rand::rngs::StdRng,
@@ -41,12 +43,12 @@ fn rand_weight(
             for blk in b.chunks_exact_mut(size) {
                 for (i, &o) in ty.f16_scale_offsets().iter().enumerate() {
                     let sign = if i == 0 && rng.random::<bool>() { -1.0 } else { 1.0 };
-                    let v = sign * scale / 64.0 * rng.random_range(0.2..1.0f32);
+                    let v = sign * scale / 1024.0 * rng.random_range(0.2..1.0f32);
                     blk[o..o + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
                 }
                 if ty == GgmlType::Iq1M {
                     // its f16 d is spread over the top nibbles of the four u16 at byte 48
-                    let d = half::f16::from_f32(scale / 8.0 * rng.random_range(0.2..1.0f32)).to_bits();
+                    let d = half::f16::from_f32(scale / 128.0 * rng.random_range(0.2..1.0f32)).to_bits();
                     for i in 0..4 {
                         let o = 48 + 2 * i;
                         let w = u16::from_le_bytes([blk[o], blk[o + 1]]) & 0x0fff | (((d >> (4 * i)) & 15) << 12);
