@@ -107,32 +107,35 @@ pub enum GgmlType {
 }
 
 impl GgmlType {
+    /// Every type this engine reads.
+    const ALL: [GgmlType; 22] = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Bf16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4K,
+        GgmlType::Q6K,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q2K,
+        GgmlType::Q3K,
+        GgmlType::Q5K,
+        GgmlType::Iq4Nl,
+        GgmlType::Iq4Xs,
+        GgmlType::Iq2Xxs,
+        GgmlType::Iq2Xs,
+        GgmlType::Iq2S,
+        GgmlType::Iq3Xxs,
+        GgmlType::Iq3S,
+        GgmlType::Iq1S,
+        GgmlType::Iq1M,
+    ];
+
+    /// The type of a GGUF type id (the inverse of [`GgmlType::id`]).
     fn from_id(id: u32) -> Option<Self> {
-        Some(match id {
-            0 => GgmlType::F32,
-            1 => GgmlType::F16,
-            2 => GgmlType::Q4_0,
-            3 => GgmlType::Q4_1,
-            8 => GgmlType::Q8_0,
-            12 => GgmlType::Q4K,
-            14 => GgmlType::Q6K,
-            6 => GgmlType::Q5_0,
-            7 => GgmlType::Q5_1,
-            10 => GgmlType::Q2K,
-            11 => GgmlType::Q3K,
-            13 => GgmlType::Q5K,
-            20 => GgmlType::Iq4Nl,
-            23 => GgmlType::Iq4Xs,
-            16 => GgmlType::Iq2Xxs,
-            17 => GgmlType::Iq2Xs,
-            22 => GgmlType::Iq2S,
-            18 => GgmlType::Iq3Xxs,
-            21 => GgmlType::Iq3S,
-            19 => GgmlType::Iq1S,
-            29 => GgmlType::Iq1M,
-            30 => GgmlType::Bf16,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|t| t.id() == id)
     }
     /// (elements per block, bytes per block).
     pub fn block(self) -> (usize, usize) {

@@ -282,7 +282,7 @@ fn generation(p: &Sampling, ctx_len: usize, prompt_len: usize) -> Result<Gen, Ap
         top_p: p.top_p.unwrap_or(1.0),
         min_p: p.min_p.unwrap_or(0.0),
         repetition_penalty: p.repetition_penalty.unwrap_or(1.0),
-        seed: p.seed.unwrap_or_else(|| unix_now() ^ (Instant::now().elapsed().as_nanos() as u64)),
+        seed: p.seed.unwrap_or_else(random_u64),
         ..Default::default()
     };
     sampling.validate().map_err(|e| {
@@ -433,7 +433,7 @@ async fn chat_inner(s: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
     }
     let logprobs = req.logprobs.then_some(top);
     let (rx, g, prompt_len) = submit(s, r, &text, &req.sampling, logprobs)?;
-    let id = format!("chatcmpl-{:x}", unix_now() ^ rand_id());
+    let id = format!("chatcmpl-{:x}", random_u64());
     let model = s.opts.model_name.clone();
     let created = unix_now();
     if g.stream {
@@ -476,7 +476,7 @@ async fn completions_inner(s: &Shared, headers: &HeaderMap, body: Body) -> Resul
         return Err(ApiError::bad_request("logprobs must be in [0, 20]", Some("logprobs")));
     }
     let (rx, g, prompt_len) = submit(s, r, prompt, &req.sampling, top)?;
-    let id = format!("cmpl-{:x}", unix_now() ^ rand_id());
+    let id = format!("cmpl-{:x}", random_u64());
     let model = s.opts.model_name.clone();
     let created = unix_now();
     let echo = if req.echo { prompt.clone() } else { String::new() };
@@ -503,10 +503,13 @@ async fn completions_inner(s: &Shared, headers: &HeaderMap, body: Body) -> Resul
     .into_response())
 }
 
-fn rand_id() -> u64 {
+/// A fresh random number (request ids, the seed of a request without one): the standard library's
+/// randomly keyed hasher over a process-wide counter, so two requests never share one.
+fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.finish()
 }
 

@@ -267,10 +267,12 @@ fn emit(
     metrics: &Metrics,
     ctx_len: usize,
 ) -> bool {
-    let mut logits = row.to_vec();
+    // the logits are copied only when OpenAI's penalties change them (the sampler copies anyway)
+    let mut logits = std::borrow::Cow::Borrowed(row);
     if a.job.presence_penalty != 0.0 || a.job.frequency_penalty != 0.0 {
+        let l = logits.to_mut();
         for (&id, &c) in &a.counts {
-            if let Some(x) = logits.get_mut(id as usize) {
+            if let Some(x) = l.get_mut(id as usize) {
                 *x -= a.job.presence_penalty + a.job.frequency_penalty * c as f32;
             }
         }
