@@ -1,13 +1,15 @@
 // matmul_gemm_coop.wgsl — the prefill GEMM on matrix cores: out = x @ W^T with cooperative
 // matrices (wgpu's EXPERIMENTAL_COOPERATIVE_MATRIX, Vulkan VK_KHR_cooperative_matrix), 16x16x16
 // multiply-adds of f16 inputs into f32 accumulators. Used where the adapter has that
-// configuration, 32-wide subgroups and f16 activations, for f16/bf16 weights (bf16 -> f16 is
-// exact in f16's range, see to_f16; the source is compiled with `enable f16; enable
-// wgpu_cooperative_matrix;`). Tiles are staged as f16 scalars: NVIDIA's compiler rejects
+// configuration, 32-wide subgroups and f16 activations, for weights of every float and GGUF block
+// dtype: f16/bf16 are staged as stored (bf16 -> f16 is exact in f16's range, see to_f16), block
+// formats are decoded to f16 as they are staged (weights.wgsl load_w8), so quantized weights
+// reach the matrix cores too. (The source is compiled with `enable f16; enable
+// wgpu_cooperative_matrix;`.) Tiles are staged as f16 scalars: NVIDIA's compiler rejects
 // cooperative loads from u32 or vec4<u32> workgroup arrays, and naga has no bitcast to vec2<f16>.
 //
 //   x   (T, K)        packed f16 activations, K % 32 == 0
-//   W   (N, K)        this chunk's rows of the weight, f16 or bf16 (W_DTYPE 1 or 2)
+//   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
 // Grid: x = column tiles (N / 128), y = token tiles (T / BM). 2 BM threads = BM / 16 subgroups
@@ -26,8 +28,8 @@ struct Params {
     out_stride: u32, // columns of out (N_total)
     out_offset: u32, // first column written by this chunk (even)
     t: u32,          // tokens
-    d_off: u32,      // unused (block formats take the portable GEMM)
-    m_off: u32,
+    d_off: u32,      // block formats: word offset of the scales in W
+    m_off: u32,      // block formats: word offset of the minimums in W
     _pad: u32,
 }
 
@@ -58,16 +60,23 @@ fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
     return x[(t * p.k + k0) / 8u + job % 4u];
 }
 
-// Job i (< W_JOBS) of this thread in the W stage at k0: 8 weights of one column as stored
-// (zeros past N). Converted only when staged, so these loads stay in flight during the
-// multiply-adds.
+// Job i (< W_JOBS) of this thread in the W stage at k0: 8 weights of one column (zeros past N).
+// f16/bf16 as stored, converted only when staged, so these loads stay in flight during the
+// multiply-adds; block formats decoded here to 4 words of f16 pairs (clamped to f16's range).
 fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> vec4<u32> {
     let job = lid + THREADS * i;
     let n = n0 + job / 4u;
     if n >= p.n {
         return vec4<u32>(0u);
     }
-    return w[(n * p.k + k0) / 8u + job % 4u];
+    let e = n * p.k + k0 + 8u * (job % 4u);
+    if W_DTYPE == 1u || W_DTYPE == 2u {
+        return w[e / 8u];
+    }
+    let v = load_w8(e);
+    let a = clamp(v.a, vec4<f32>(-65504.0), vec4<f32>(65504.0));
+    let b = clamp(v.b, vec4<f32>(-65504.0), vec4<f32>(65504.0));
+    return vec4<u32>(pack2x16float(a.xy), pack2x16float(a.zw), pack2x16float(b.xy), pack2x16float(b.zw));
 }
 
 // Two stored values -> f16: f16 as is; bf16 exactly in f16's range (rounded to nearest even
@@ -142,6 +151,8 @@ fn main(@builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) lane: u32,
         @builtin(workgroup_id) wid: vec3<u32>) {
+    w_d_off = p.d_off;
+    w_m_off = p.m_off;
     let n0 = wid.x * BN;
     let t0 = wid.y * BM;
     let sm = 32u * (sg % (BM / 32u)); // this subgroup's tokens within the tile

@@ -1,4 +1,6 @@
-// matmul_gemv.wgsl — out = x @ W^T for few tokens (decode): one weight row per 64 lanes.
+// matmul_gemv.wgsl — out = x @ W^T for few tokens (decode, batched decode): one weight row per
+// 64 lanes, TOK tokens per workgroup, so a step of T tokens reads each weight ceil(T / TOK)
+// times, and those reads meet in L2 (token groups are the grid's fastest dimension).
 //
 //   x   (T, K)        packed activations, K even
 //   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE (weights.wgsl)
@@ -6,18 +8,21 @@
 //                     (OUT_MODE); this chunk writes
 //                     columns [out_offset, out_offset + N)
 // Workgroup = 4 rows x 64 lanes; lanes stride over K, then reduce in workgroup memory.
-// With VEC (K % 8 == 0) every step loads 8 activations and 8 weights with 16-byte loads;
-// otherwise pairs; K-quants take 32 elements a step (weights.wgsl dot32f). Grid: x/y = row groups (folded), z = token.
+// TOK = 1 (one sequence's decode): with VEC (K % 8 == 0) every step loads 8 activations and 8
+// weights with 16-byte loads, otherwise pairs; K-quants take 32 elements a step (weights.wgsl
+// dot32f). TOK > 1: each lane decodes 8 weights once (load_w8) and dots them with every token's
+// activations. Grid: x = token group, y/z = row groups (folded).
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override VEC: bool = true;
+override TOK: u32 = 1u; // tokens per workgroup, 1..MAX_TOK
 
 struct Params {
     k: u32,          // inner dimension (elements, even)
     n: u32,          // rows of W in this chunk
     out_stride: u32, // columns of out (N_total)
     out_offset: u32, // first column written by this chunk (even)
-    t: u32,          // tokens (unused here: z of the grid)
+    t: u32,          // tokens
     d_off: u32,      // block formats: word offset of the scales in W
     m_off: u32,      // block formats: word offset of the minimums in W
     _pad: u32,
@@ -30,8 +35,9 @@ struct Params {
 
 const LANES: u32 = 64u;
 const ROWS: u32 = 4u;
+const MAX_TOK: u32 = 8u;
 
-var<workgroup> partial: array<array<f32, LANES>, ROWS>;
+var<workgroup> partial: array<array<f32, LANES>, 32>; // [token * ROWS + row][lane], ROWS * MAX_TOK
 
 // Activations 32i..32i+31 of token t as f32 (K % 32 == 0).
 fn x32(t: u32, i: u32) -> array<vec4<f32>, 8> {
@@ -51,68 +57,107 @@ fn x32(t: u32, i: u32) -> array<vec4<f32>, 8> {
 fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let group = wid.x + wid.y * nwg.x;
+    let group = wid.y + wid.z * nwg.y;
     if group * ROWS >= p.n {
         return;
     }
-    let t = wid.z;
+    let t0 = wid.x * TOK;
     let lane = lid.x;
     let r = lid.y;
     let row = group * ROWS + r;
     w_d_off = p.d_off;
     w_m_off = p.m_off;
-    var acc = 0.0;
-    if row < p.n {
+    var acc: array<f32, MAX_TOK>;
+    if row < p.n && TOK == 1u {
+        acc[0] = dot_row(t0, row * p.k, lane);
+    } else if row < p.n {
         let wbase = row * p.k;
-        if w_blocks() {
-            // K-quants: 32 elements per step, two steps in flight per lane
-            let groups = p.k / 32u;
-            var i = lane;
-            for (; i + LANES < groups; i += 2u * LANES) {
-                let a = dot32f(x32(t, i), wbase + 32u * i);
-                let b = dot32f(x32(t, i + LANES), wbase + 32u * (i + LANES));
-                acc += a + b;
-            }
-            if i < groups {
-                acc += dot32f(x32(t, i), wbase + 32u * i);
-            }
-        } else if VEC {
-            // two 16-byte weight loads in flight per lane
+        if VEC {
             let groups = p.k / 8u;
-            var i = lane;
-            for (; i + LANES < groups; i += 2u * LANES) {
-                let a = dot8(x[t * groups + i], wbase + 8u * i);
-                let b = dot8(x[t * groups + i + LANES], wbase + 8u * (i + LANES));
-                acc += a + b;
-            }
-            if i < groups {
-                acc += dot8(x[t * groups + i], wbase + 8u * i);
+            for (var i = lane; i < groups; i += LANES) {
+                let v = load_w8(wbase + 8u * i);
+                for (var j = 0u; j < TOK; j++) {
+                    let xv = x[min(t0 + j, p.t - 1u) * groups + i];
+                    acc[j] += dot(vec4<f32>(unpack_act(xv.x), unpack_act(xv.y)), v.a)
+                            + dot(vec4<f32>(unpack_act(xv.z), unpack_act(xv.w)), v.b);
+                }
             }
         } else {
             let pairs = p.k / 2u;
             for (var i = lane; i < pairs; i += LANES) {
-                let xw = t * pairs + i;
-                acc += dot(unpack_act(x[xw / 4u][xw % 4u]), load_w2(wbase + 2u * i));
+                let v = load_w2(wbase + 2u * i);
+                for (var j = 0u; j < TOK; j++) {
+                    let xw = min(t0 + j, p.t - 1u) * pairs + i;
+                    acc[j] += dot(unpack_act(x[xw / 4u][xw % 4u]), v);
+                }
             }
         }
     }
-    partial[r][lane] = acc;
+    for (var j = 0u; j < TOK; j++) {
+        partial[j * ROWS + r][lane] = acc[j];
+    }
     workgroupBarrier();
     for (var s = LANES / 2u; s > 0u; s >>= 1u) {
         if lane < s {
-            partial[r][lane] += partial[r][lane + s];
+            for (var j = 0u; j < TOK; j++) {
+                partial[j * ROWS + r][lane] += partial[j * ROWS + r][lane + s];
+            }
         }
         workgroupBarrier();
     }
     if lane != 0u || row >= p.n {
         return;
     }
-    let col = t * p.out_stride + p.out_offset + row;
-    if OUT_MODE == 1u {
-        out[col] = bitcast<u32>(partial[r][0]);
-    } else if OUT_MODE == 2u {
-        out[col] = bitcast<u32>(bitcast<f32>(out[col]) + partial[r][0]);
-    } else if r % 2u == 0u {
-        out[col / 2u] = pack_act(vec2<f32>(partial[r][0], partial[r + 1u][0]));
+    for (var j = 0u; j < TOK; j++) {
+        let t = t0 + j;
+        if t >= p.t {
+            break;
+        }
+        let y = partial[j * ROWS + r][0];
+        let col = t * p.out_stride + p.out_offset + row;
+        if OUT_MODE == 1u {
+            out[col] = bitcast<u32>(y);
+        } else if OUT_MODE == 2u {
+            out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
+        } else if r % 2u == 0u {
+            out[col / 2u] = pack_act(vec2<f32>(y, partial[j * ROWS + r + 1u][0]));
+        }
     }
+}
+
+// This lane's share of x[t] . W[row] for one token (the decode step; wbase = row * K).
+fn dot_row(t: u32, wbase: u32, lane: u32) -> f32 {
+    var acc = 0.0;
+    if w_blocks() {
+        // K-quants: 32 elements per step, two steps in flight per lane
+        let groups = p.k / 32u;
+        var i = lane;
+        for (; i + LANES < groups; i += 2u * LANES) {
+            let a = dot32f(x32(t, i), wbase + 32u * i);
+            let b = dot32f(x32(t, i + LANES), wbase + 32u * (i + LANES));
+            acc += a + b;
+        }
+        if i < groups {
+            acc += dot32f(x32(t, i), wbase + 32u * i);
+        }
+    } else if VEC {
+        // two 16-byte weight loads in flight per lane
+        let groups = p.k / 8u;
+        var i = lane;
+        for (; i + LANES < groups; i += 2u * LANES) {
+            let a = dot8(x[t * groups + i], wbase + 8u * i);
+            let b = dot8(x[t * groups + i + LANES], wbase + 8u * (i + LANES));
+            acc += a + b;
+        }
+        if i < groups {
+            acc += dot8(x[t * groups + i], wbase + 8u * i);
+        }
+    } else {
+        let pairs = p.k / 2u;
+        for (var i = lane; i < pairs; i += LANES) {
+            let xw = t * pairs + i;
+            acc += dot(unpack_act(x[xw / 4u][xw % 4u]), load_w2(wbase + 2u * i));
+        }
+    }
+    return acc;
 }

@@ -176,6 +176,49 @@ fn dot8f(xa: vec4<f32>, xb: vec4<f32>, e: u32) -> f32 {
     }
 }
 
+// The 8 weights from element e (e % 8 == 0), decoded once: the multi-token GEMV dots them with
+// several tokens' activations.
+fn load_w8(e: u32) -> W8 {
+    if stored() {
+        return stored8(e);
+    }
+    switch W_DTYPE {
+        case 0u: {
+            return W8(bitcast<vec4<f32>>(w[e / 4u]), bitcast<vec4<f32>>(w[e / 4u + 1u]));
+        }
+        case 1u, 2u: {
+            let v = w[e / 8u];
+            return W8(vec4<f32>(unpack_w16(v.x, W_DTYPE), unpack_w16(v.y, W_DTYPE)),
+                      vec4<f32>(unpack_w16(v.z, W_DTYPE), unpack_w16(v.w, W_DTYPE)));
+        }
+        case 3u: {
+            let d = w_f16(w_d_off, e / 32u);
+            return W8(i8x4(w_word(e / 4u)) * d, i8x4(w_word(e / 4u + 1u)) * d);
+        }
+        case 7u: {
+            let word = w_word(e / 8u);
+            let sm = q4k_sm(e);
+            return W8(u4x4(word, false) * sm.x - sm.y, u4x4(word, true) * sm.x - sm.y);
+        }
+        case 8u: {
+            let word = w_word(e / 8u);
+            let hi = q6k_hi(e);
+            let s = q6k_scale(e);
+            return W8((u4x4(word, false) + 16.0 * q6k_hi4(hi, 0u) - 32.0) * s,
+                      (u4x4(word, true) + 16.0 * q6k_hi4(hi, 8u) - 32.0) * s);
+        }
+        default: {
+            let word = w_word(e / 8u);
+            let d = w_f16(w_d_off, e / 32u);
+            if W_DTYPE == 4u {
+                return W8((u4x4(word, false) - 8.0) * d, (u4x4(word, true) - 8.0) * d);
+            }
+            let m = w_f16(w_m_off, e / 32u);
+            return W8(u4x4(word, false) * d + m, u4x4(word, true) * d + m);
+        }
+    }
+}
+
 // Whether W_DTYPE is a K-quant, whose decode GEMVs read 32 elements a step (dot32f; K % 256 == 0).
 // (Q8_0 and Q4_0/Q4_1 measured no faster or slower that way on the H100: they keep dot8f.)
 fn w_blocks() -> bool {

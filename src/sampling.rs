@@ -73,10 +73,15 @@ impl Sampler {
     }
 
     /// Picks a token from `logits` (V), penalising ids in `recent`.
+    ///
+    /// Cost: O(V) plus a sort of only the candidates top-k / top-p / min-p need (a prefix of the
+    /// ranking, grown until the nucleus fits), not of the whole vocabulary: a server samples a
+    /// row of 128K logits per stream per step.
     pub fn sample(&mut self, logits: &[f32], recent: &[u32]) -> u32 {
         let p = &self.params;
-        let mut l = logits.to_vec();
+        let mut l = std::borrow::Cow::Borrowed(logits);
         if p.repetition_penalty != 1.0 {
+            let l = l.to_mut();
             let start = recent.len().saturating_sub(p.repeat_last_n);
             for &id in &recent[start..] {
                 if let Some(x) = l.get_mut(id as usize) {
@@ -87,37 +92,68 @@ impl Sampler {
         if p.temperature <= 0.0 {
             return argmax(&l);
         }
-        // candidates sorted by logit, best first
+        let by_logit = |a: &u32, b: &u32| l[*b as usize].total_cmp(&l[*a as usize]);
         let mut idx: Vec<u32> = (0..l.len() as u32).filter(|&i| !l[i as usize].is_nan()).collect();
-        idx.sort_unstable_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]));
-        if p.top_k > 0 {
-            idx.truncate(p.top_k);
+        if idx.is_empty() {
+            return 0;
         }
-        let max = l[idx[0] as usize];
-        let mut probs: Vec<f32> = idx.iter().map(|&i| ((l[i as usize] - max) / p.temperature).exp()).collect();
-        let sum: f32 = probs.iter().sum();
-        probs.iter_mut().for_each(|x| *x /= sum);
-        let mut keep = probs.len();
-        if p.top_p < 1.0 {
-            let mut acc = 0.0;
-            for (j, &q) in probs.iter().enumerate() {
-                acc += q;
-                if acc >= p.top_p {
-                    keep = j + 1;
+        // idx[..sorted] is ranked best first; top-k keeps only its k, ranked
+        let mut sorted = 0;
+        if p.top_k > 0 {
+            if p.top_k < idx.len() {
+                idx.select_nth_unstable_by(p.top_k - 1, by_logit);
+                idx.truncate(p.top_k);
+            }
+            idx.sort_unstable_by(by_logit);
+            sorted = idx.len();
+        }
+        let max = idx.iter().map(|&i| l[i as usize]).fold(f32::NEG_INFINITY, f32::max);
+        // sums in f64: the nucleus' edge and the draw do not depend on the summation order
+        let weight = |i: u32| ((l[i as usize] - max) / p.temperature).exp() as f64;
+        let sum: f64 = idx.iter().map(|&i| weight(i)).sum();
+        let mut keep = idx.len();
+        if p.top_p < 1.0 || p.min_p > 0.0 {
+            // probabilities q = weight / sum; the nucleus is the shortest ranked prefix reaching
+            // top_p, cut further to the q >= min_p * q_max (q_max = 1 / sum)
+            let floor = p.min_p as f64 / sum;
+            let mut m = idx.len().min(256);
+            loop {
+                if sorted < m {
+                    if m < idx.len() {
+                        idx.select_nth_unstable_by(m - 1, by_logit);
+                    }
+                    idx[..m].sort_unstable_by(by_logit);
+                    sorted = m;
+                }
+                let (mut acc, mut cut) = (0.0, None);
+                for (j, &i) in idx[..m].iter().enumerate() {
+                    let q = weight(i) / sum;
+                    if p.min_p > 0.0 && q < floor {
+                        cut = Some(j.max(1));
+                        break;
+                    }
+                    acc += q;
+                    if p.top_p < 1.0 && acc >= p.top_p as f64 {
+                        cut = Some(j + 1);
+                        break;
+                    }
+                }
+                if let Some(c) = cut {
+                    keep = c;
                     break;
                 }
+                if m == idx.len() {
+                    break;
+                }
+                m = (m * 8).min(idx.len());
             }
         }
-        if p.min_p > 0.0 {
-            let floor = p.min_p * probs[0];
-            keep = keep.min(probs.iter().take_while(|&&q| q >= floor).count().max(1));
-        }
-        let total: f32 = probs[..keep].iter().sum();
-        let mut r = self.rng.random::<f32>() * total;
-        for j in 0..keep {
-            r -= probs[j];
+        let total: f64 = idx[..keep].iter().map(|&i| weight(i) / sum).sum();
+        let mut r = self.rng.random::<f64>() * total;
+        for &i in &idx[..keep] {
+            r -= weight(i) / sum;
             if r <= 0.0 {
-                return idx[j];
+                return i;
             }
         }
         idx[keep - 1]
@@ -216,5 +252,61 @@ mod tests {
         assert_eq!(s.sample(&l, &[0]), 1, "1.0/1.5 < 0.9");
         let l = vec![-0.5, -0.6];
         assert_eq!(s.sample(&l, &[0]), 1, "negative logits are multiplied: -0.75 < -0.6");
+    }
+
+    /// The sampler's first version: the whole vocabulary sorted every call.
+    fn sample_by_full_sort(p: &SamplingParams, rng: &mut StdRng, l: &[f32]) -> u32 {
+        let mut idx: Vec<u32> = (0..l.len() as u32).collect();
+        idx.sort_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]));
+        if p.top_k > 0 {
+            idx.truncate(p.top_k);
+        }
+        let max = l[idx[0] as usize];
+        let mut probs: Vec<f64> = idx.iter().map(|&i| ((l[i as usize] - max) / p.temperature).exp() as f64).collect();
+        let sum: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|x| *x /= sum);
+        let mut keep = probs.len();
+        let mut acc = 0.0;
+        for (j, &q) in probs.iter().enumerate() {
+            acc += q;
+            if p.top_p < 1.0 && acc >= p.top_p as f64 {
+                keep = j + 1;
+                break;
+            }
+        }
+        if p.min_p > 0.0 {
+            keep = keep.min(probs.iter().take_while(|&&q| q >= p.min_p as f64 * probs[0]).count().max(1));
+        }
+        let total: f64 = probs[..keep].iter().sum();
+        let mut r = rng.random::<f64>() * total;
+        for j in 0..keep {
+            r -= probs[j];
+            if r <= 0.0 {
+                return idx[j];
+            }
+        }
+        idx[keep - 1]
+    }
+
+    #[test]
+    fn nucleus_of_a_large_vocabulary_matches_a_full_sort() {
+        // 50,000 logits: nuclei of a few to thousands of tokens, past the first ranked prefix
+        let mut x = 12345u64;
+        let l: Vec<f32> = (0..50_000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 40) as f32 / (1u64 << 24) as f32) * 6.0
+            })
+            .collect();
+        for (t, top_k, top_p, min_p) in
+            [(1.0, 0, 0.9, 0.0), (2.0, 0, 0.99, 0.0), (0.5, 0, 1.0, 0.05), (1.0, 40, 0.8, 0.0), (3.0, 0, 0.7, 0.3)]
+        {
+            let p = SamplingParams { temperature: t, top_k, top_p, min_p, seed: 9, ..Default::default() };
+            let mut s = Sampler::new(p.clone());
+            let mut rng = StdRng::seed_from_u64(9);
+            for _ in 0..50 {
+                assert_eq!(s.sample(&l, &[]), sample_by_full_sort(&p, &mut rng, &l), "{p:?}");
+            }
+        }
     }
 }

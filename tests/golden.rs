@@ -29,7 +29,9 @@ const CASES: [&str; 14] = [
 /// Max |logit - reference| allowed per activation path, relative to the reference logits' RMS
 /// (0.04 / 0.2 / 0.5 at the usual RMS of 1.3). W8A8 quantizes the 16-bit activations where the
 /// reference quantizes f32 ones, so an int8 value near a rounding boundary can land one step
-/// apart: its tolerance is wider.
+/// apart: its tolerance is wider. (GGUF block weights on the matrix-core GEMM are rounded to f16
+/// after decoding, as in llama.cpp's: H200, tiny-q4-k-m prefill max |d| 0.019 x RMS that way,
+/// 0.025 through the portable kernels on lavapipe.)
 fn tol(path: ActDtype, case: &str, g: &Golden) -> f32 {
     let rms = (g.logits.iter().map(|v| v * v).sum::<f32>() / g.logits.len() as f32).sqrt();
     rms * match (path, case.contains("w8a8")) {
@@ -162,9 +164,12 @@ fn golden_logits_decode_and_greedy() {
                     && weights - ledger.weights_in_file < 16 * ckpt.tensors.len() as u64 + 2 * scale_rows,
                 "{case}: {ledger:?}"
             );
-            let mut s = Session::new(model, 2, 64, 32).unwrap();
+            // prompt-sized steps of up to 64 tokens: the 43-token prefill takes the matrix-core GEMM
+            // where the adapter has one
+            let mut s = Session::new(model, 2, 64, 64).unwrap();
             let what = format!("{case} {path:?}");
-            check_logits(&what, &mut s, &g, tol(path, case, &g));
+            let tol = tol(path, case, &g);
+            check_logits(&what, &mut s, &g, tol);
             let p = g.prompt.len();
 
             // 3. free-running greedy generation with argmax on the GPU: equal to transformers up
@@ -175,7 +180,7 @@ fn golden_logits_decode_and_greedy() {
                 next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: p + k, tokens: &[next] }]).unwrap()[0];
                 ours.push(next);
             }
-            let robust = g.margins.iter().position(|&m| m < 2.0 * tol(path, case, &g)).unwrap_or(g.greedy.len());
+            let robust = g.margins.iter().position(|&m| m < 2.0 * tol).unwrap_or(g.greedy.len());
             eprintln!("{what}: greedy {ours:?}, transformers {:?}, comparable steps {robust}", g.greedy);
             assert_eq!(ours[..robust], g.greedy[..robust], "{what}: greedy tokens");
         }

@@ -69,10 +69,22 @@ fn tok_buf(c: &GpuContext, tok: &[(usize, usize)]) -> wgpu::Buffer {
     c.storage_init("tok", bytemuck::cast_slice(&flat)).unwrap()
 }
 
+/// Whether a matmul of `t` tokens takes the matrix-core GEMM on this context.
+fn takes_coop_gemm(c: &GpuContext, dtype: WeightDtype, t: usize, k: usize) -> bool {
+    c.coopmat()
+        && dtype != WeightDtype::F32
+        && k.is_multiple_of(32)
+        && t > inferno_llama::ops::matmul::GEMV_MAX_TOKENS_COOP
+}
+
 fn check_matmul(c: &GpuContext, path: ActDtype, dtype: WeightDtype, t: usize, k: usize, n: usize, out: MatmulOut) {
     let mut rng = rng("matmul");
     let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
-    let (wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
+    let (mut wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
+    if takes_coop_gemm(c, dtype, t, k) {
+        // the matrix-core GEMM stages weights as f16 (block formats decoded, then rounded)
+        wv = wv.iter().map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32()).collect();
+    }
     let want = cpu::matmul(&x, &wv, t, k, n);
     let xb = upload_act(c, &x);
     let what = format!("matmul {path:?} {dtype:?} t={t} k={k} n={n} {out:?} chunks={}", w.chunks.len());
@@ -117,6 +129,7 @@ fn matmul_all_dtypes_both_paths() {
         (4, 96, 50),
         (7, 576, 96),
         (33, 96, 130),
+        (64, 96, 66), // the most tokens the GEMV takes: 8 token groups
         (130, 64, 200),
         (65, 64, 16386),
         (300, 96, 130), // 128-token matrix-core tiles where the adapter has them
@@ -128,7 +141,7 @@ fn matmul_all_dtypes_both_paths() {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
             }
             // f32 logits with an odd vocabulary
-            for &(t, k, n) in &[(1, 64, 32003), (9, 64, 1001)] {
+            for &(t, k, n) in &[(1, 64, 32003), (9, 64, 1001), (40, 64, 1001)] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::F32);
             }
             // accumulated into the f32 residual stream, decode and prefill

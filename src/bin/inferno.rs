@@ -64,6 +64,11 @@ enum Cmd {
         /// Repetitions.
         #[arg(short, long, default_value_t = 3)]
         reps: usize,
+        /// Sequences decoded together (batched decode, as a server with this many concurrent
+        /// streams runs it): tg is then the aggregate of all of them. A list (`1,8,32`) gives a
+        /// tg row per value.
+        #[arg(long, default_value = "1", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1024))]
+        parallel: Vec<u32>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -392,7 +397,10 @@ fn real_main() -> Result<()> {
                 msgs.push(Message::new("assistant", &g.text));
             }
         }
-        Cmd::Bench { m, n_prompt, n_gen, reps, json, profile } => bench(&m, n_prompt, n_gen, reps, json, profile)?,
+        Cmd::Bench { m, n_prompt, n_gen, reps, parallel, json, profile } => {
+            let parallel: Vec<usize> = parallel.iter().map(|&p| p as usize).collect();
+            bench(&m, n_prompt, n_gen, reps, &parallel, json, profile)?
+        }
         Cmd::Serve { m, host, port, parallel, max_queue, api_key, cors, body_limit, alias } => {
             let ctx = gpu(&m.g)?;
             let engine = EngineOptions {
@@ -492,7 +500,15 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool, profile: bool) -> Result<()> {
+fn bench(
+    m: &ModelArgs,
+    n_prompt: usize,
+    n_gen: usize,
+    reps: usize,
+    pars: &[usize],
+    json: bool,
+    profile: bool,
+) -> Result<()> {
     let ctx = gpu(&m.g)?;
     let ck = Checkpoint::open(&m.model)?;
     if m.check_tensors {
@@ -505,36 +521,48 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool, 
     let load_s = t_load.elapsed().as_secs_f64();
     let cfg = model.config.clone();
     let ctx_len = m.ctx.unwrap_or(n_prompt + n_gen + 1);
-    let mut s = Session::new(model.clone(), 1, ctx_len, m.batch.max(1).min(n_prompt.max(1)))?;
+    let most = pars.iter().copied().max().unwrap_or(1);
+    let mut s = Session::new(model.clone(), most, ctx_len, m.batch.max(1).min(n_prompt.max(1)).max(most))?;
     let prompt: Vec<u32> = (0..n_prompt).map(|i| (i * 7919 % cfg.vocab_size) as u32).collect();
-    let (mut pp, mut tg, mut ttft) = (vec![], vec![], vec![]);
+    // the other sequences of a batched decode get the same prompt (not timed)
+    for slot in 1..most {
+        s.prefill_blocking(slot, 0, &prompt)?;
+    }
+    let (mut pp, mut tg, mut ttft) = (vec![], vec![vec![]; pars.len()], vec![]);
     for r in 0..reps + 1 {
         // first repetition warms up pipelines and graphs and is not counted
         let t = Instant::now();
-        let mut next = if n_prompt > 0 {
+        let next = if n_prompt > 0 {
             s.prefill_blocking(0, 0, &prompt).map(|l| inferno_llama::sampling::argmax(&l))?
         } else {
             0
         };
         let prefill = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for k in 0..n_gen {
-            next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: n_prompt + k, tokens: &[next] }])?[0];
+        if r > 0 && n_prompt > 0 {
+            pp.push(n_prompt as f64 / prefill);
+            ttft.push(prefill * 1e3);
         }
-        let gen = t.elapsed().as_secs_f64();
-        if r > 0 {
-            if n_prompt > 0 {
-                pp.push(n_prompt as f64 / prefill);
-                ttft.push(prefill * 1e3);
+        for (j, &par) in pars.iter().enumerate() {
+            let mut ids = vec![next; par];
+            let t = Instant::now();
+            for k in 0..n_gen {
+                let chunks: Vec<SeqChunk> = (0..par)
+                    .map(|slot| SeqChunk { slot, pos: n_prompt + k, tokens: std::slice::from_ref(&ids[slot]) })
+                    .collect();
+                ids = s.forward_greedy_blocking(&chunks)?;
             }
-            if n_gen > 0 {
-                tg.push(n_gen as f64 / gen);
+            let gen = t.elapsed().as_secs_f64();
+            if r > 0 && n_gen > 0 {
+                tg[j].push((n_gen * par) as f64 / gen);
             }
         }
     }
     if profile {
-        let decode = s.decode_graph().context("no decode step was run (use -n > 0)")?;
-        print_profile(&ctx, "decode step", decode)?;
+        for &par in pars {
+            let decode = s.decode_graph(par).context("no decode step was run (use -n > 0)")?;
+            let what = if par > 1 { format!("decode step of {par} sequences") } else { "decode step".into() };
+            print_profile(&ctx, &what, decode)?;
+        }
         if let Some(prefill) = s.prefill_graph() {
             print_profile(&ctx, &format!("prompt batch of {}", s.max_tokens.min(n_prompt)), prefill)?;
         }
@@ -543,16 +571,19 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool, 
     let dtype = model.layers[0].qkv[0].dtype.name();
     let name = m.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let (pp_m, pp_sd) = if pp.is_empty() { (0.0, 0.0) } else { mean_sd(&pp) };
-    let (tg_m, tg_sd) = if tg.is_empty() { (0.0, 0.0) } else { mean_sd(&tg) };
+    let tg_stats: Vec<(f64, f64)> = tg.iter().map(|v| if v.is_empty() { (0.0, 0.0) } else { mean_sd(v) }).collect();
+    let (tg_m, tg_sd) = tg_stats.first().copied().unwrap_or((0.0, 0.0));
     let (ttft_m, _) = if ttft.is_empty() { (0.0, 0.0) } else { mean_sd(&ttft) };
     if json {
         let j = serde_json::json!({
             "model": name, "params": cfg.n_params(), "weights_dtype": dtype, "adapter": ctx.info.name,
             "backend": format!("{:?}", ctx.info.backend), "activations": ctx.act.name(),
-            "n_prompt": n_prompt, "n_gen": n_gen, "reps": reps,
+            "n_prompt": n_prompt, "n_gen": n_gen, "reps": reps, "parallel": pars,
             "pp_tok_s": pp_m, "pp_tok_s_sd": pp_sd, "tg_tok_s": tg_m, "tg_tok_s_sd": tg_sd, "ttft_ms": ttft_m,
             "load_s": load_s, "gpu_bytes": {"weights": ledger.weights, "kv_cache": ledger.kv_cache, "scratch": ledger.scratch},
-            "weights_file_bytes": ledger.weights_in_file, "pp": pp, "tg": tg,
+            "weights_file_bytes": ledger.weights_in_file, "pp": pp, "tg": tg[0],
+            "tg_by_parallel": pars.iter().zip(&tg_stats).zip(&tg).map(|((p, (m, sd)), v)| serde_json::json!({
+                "parallel": p, "tg_tok_s": m, "tg_tok_s_sd": sd, "tg": v})).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
@@ -562,8 +593,9 @@ fn bench(m: &ModelArgs, n_prompt: usize, n_gen: usize, reps: usize, json: bool, 
         if n_prompt > 0 {
             println!("| {name} | {size} | {dtype} | {} | pp{n_prompt} | {pp_m:.2} ± {pp_sd:.2} |", ctx.info.name);
         }
-        if n_gen > 0 {
-            println!("| {name} | {size} | {dtype} | {} | tg{n_gen} | {tg_m:.2} ± {tg_sd:.2} |", ctx.info.name);
+        for (&par, &(tg_m, tg_sd)) in pars.iter().zip(&tg_stats).filter(|_| n_gen > 0) {
+            let test = if par > 1 { format!("tg{n_gen} x{par}") } else { format!("tg{n_gen}") };
+            println!("| {name} | {size} | {dtype} | {} | {test} | {tg_m:.2} ± {tg_sd:.2} |", ctx.info.name);
         }
         eprintln!(
             "load {load_s:.2} s; time to first token {ttft_m:.1} ms; GPU memory: weights {} B, KV {} B, scratch {} B",

@@ -41,6 +41,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("swiglu", include_str!("../../shaders/swiglu.wgsl")),
     ("embedding", include_str!("../../shaders/embedding.wgsl")),
     ("argmax", include_str!("../../shaders/argmax.wgsl")),
+    ("gather_rows", include_str!("../../shaders/gather_rows.wgsl")),
     ("argmax_finish", include_str!("../../shaders/argmax_finish.wgsl")),
     ("quant_act", include_str!("../../shaders/quant_act.wgsl")),
     ("matmul_w8a8", include_str!("../../shaders/matmul_w8a8.wgsl")),

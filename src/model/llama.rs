@@ -9,7 +9,7 @@ use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::{
     argmax::Argmax, attention::Attention, attention::AttentionIo, attention::AttentionShape, embedding::Embedding,
-    matmul::Matmul, matmul::MatmulOut, matmul::GEMV_MAX_TOKENS, matmul_norm::MatmulNorm, matmul_norm::NormEpilogue,
+    gather::Gather, matmul::Matmul, matmul::MatmulOut, matmul_norm::MatmulNorm, matmul_norm::NormEpilogue,
     matmul_norm::RopeEpilogue, rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu,
     w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8, OutCols,
 };
@@ -51,6 +51,8 @@ pub struct Ops {
     pub embedding: Embedding,
     /// Argmax.
     pub argmax: Argmax,
+    /// Row gather (the rows that get logits).
+    pub gather: Gather,
     /// Decode GEMV with the RMSNorm fused in.
     pub matmul_norm: MatmulNorm,
     /// INT8 W8A8 linear layers.
@@ -67,6 +69,7 @@ impl Ops {
             attention: Attention::new(ctx),
             swiglu: Swiglu::new(ctx),
             embedding: Embedding::new(ctx),
+            gather: Gather::new(ctx),
             argmax: Argmax::new(ctx),
             matmul_norm: MatmulNorm::new(ctx),
             w8a8: W8a8::new(ctx),
@@ -267,7 +270,7 @@ impl Llama {
         t: usize,
     ) -> Result<()> {
         let eps = self.config.rms_norm_eps;
-        if t <= GEMV_MAX_TOKENS && parts.iter().all(|w| MatmulNorm::supports(norm, w)) {
+        if t <= crate::ops::matmul_norm::MAX_TOKENS && parts.iter().all(|w| MatmulNorm::supports(norm, w)) {
             return self.normed_gemvs(g, s, norm, parts, out, t, NormEpilogue::Cols);
         }
         if parts.iter().all(|w| w.dtype == WeightDtype::I8) && norm.cols.is_multiple_of(4) {
@@ -292,7 +295,7 @@ impl Llama {
     ) -> Result<bool> {
         let norm = &w.input_layernorm;
         let fits = w.qkv.iter().all(|p| MatmulNorm::supports(norm, p));
-        if t > GEMV_MAX_TOKENS || !self.ops.matmul_norm.fuses_rope() || !fits {
+        if t > crate::ops::matmul_norm::MAX_TOKENS || !self.ops.matmul_norm.fuses_rope() || !fits {
             return Ok(false);
         }
         let cfg = &self.config;
@@ -333,7 +336,7 @@ impl Llama {
         let i = self.config.intermediate_size;
         let norm = &w.post_attention_layernorm;
         if let [gu] = &w.gate_up[..] {
-            if t <= GEMV_MAX_TOKENS && MatmulNorm::supports(norm, gu) {
+            if t <= crate::ops::matmul_norm::MAX_TOKENS && MatmulNorm::supports(norm, gu) {
                 let eps = self.config.rms_norm_eps;
                 self.ops.matmul_norm.record(g, &s.x, norm, gu, &s.act, NormEpilogue::Swiglu, t, eps)?;
                 return self.residual(g, s, &s.act, &w.down_proj, t);

@@ -22,10 +22,11 @@ pub struct SeqChunk<'a> {
 }
 
 /// Which rows of the forward get logits.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Rows {
-    /// These rows (each chunk's last token).
-    Last(Vec<usize>),
+    /// This many rows picked by the row index buffer (each chunk's last token; the indices are
+    /// written per step, so one graph serves every step with the same counts).
+    Last(usize),
     /// Rows `first..first + n` (a block of [`Session::logits_all`]).
     Range(usize, usize),
 }
@@ -34,6 +35,10 @@ enum Rows {
 /// chunk (a prompt: attention may take the matrix-core kernel), and whether it runs the model's
 /// body (false: only the logits of rows the previous graph's body left in `h`).
 type GraphKey = (usize, Rows, bool, bool, bool);
+
+/// Recorded graphs a session keeps; the least recently used goes first (a server's steps mix
+/// decodes with prompt pieces, so their token counts vary).
+const GRAPH_CACHE: usize = 64;
 
 /// Rows of logits a session holds at once (more when it has more sequence slots):
 /// [`Session::logits_all`] reads longer pieces block by block. (The logits take rows x vocabulary
@@ -67,6 +72,7 @@ pub struct Session {
     kv: KvCache,
     rope: RopeTable,
     hsel: wgpu::Buffer,     // (R, C) rows that need logits
+    hsel_idx: wgpu::Buffer, // (R) u32 their rows in h
     logits: wgpu::Buffer,   // (R, V) f32
     next: wgpu::Buffer,     // (R, V/4096) argmax partials
     next_ids: wgpu::Buffer, // (R) u32 argmax ids
@@ -80,7 +86,8 @@ pub struct Session {
     /// Most rows of logits in one forward.
     pub max_logit_rows: usize,
     scratch_bytes: u64,
-    graphs: HashMap<GraphKey, Graph>,
+    graphs: HashMap<GraphKey, (Graph, u64)>, // with the step that last used it
+    steps: u64,
 }
 
 impl Session {
@@ -144,6 +151,7 @@ impl Session {
             quant,
         };
         let hsel = buf("hsel", act_bytes(max_logit_rows * c))?;
+        let hsel_idx = buf("hsel rows", (max_logit_rows * 4) as u64)?;
         let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;
         let next = buf("argmax partials", crate::ops::argmax::partial_bytes(v, max_logit_rows))?;
         let next_ids = buf("argmax ids", (max_logit_rows * 4) as u64)?;
@@ -163,6 +171,7 @@ impl Session {
             kv,
             rope,
             hsel,
+            hsel_idx,
             logits,
             next,
             next_ids,
@@ -174,12 +183,13 @@ impl Session {
             max_logit_rows,
             scratch_bytes,
             graphs: HashMap::new(),
+            steps: 0,
         })
     }
 
     /// GPU memory of the model plus this session.
     pub fn ledger(&self) -> MemoryLedger {
-        let uniforms: u64 = self.graphs.values().map(|g| g.uniform_bytes).sum();
+        let uniforms: u64 = self.graphs.values().map(|(g, _)| g.uniform_bytes).sum();
         MemoryLedger {
             kv_cache: self.kv.k.iter().chain(&self.kv.v).map(|b| b.size()).sum(),
             scratch: self.scratch_bytes + self.staging.size() + uniforms,
@@ -253,13 +263,17 @@ impl Session {
     /// Records the graph of `key` unless it is recorded: `t` tokens, logits for `rows`, argmax
     /// ids into `next_ids` when `argmax`.
     fn ensure_graph(&mut self, key: &GraphKey) -> Result<()> {
-        if self.graphs.contains_key(key) {
+        self.steps += 1;
+        if let Some(e) = self.graphs.get_mut(key) {
+            e.1 = self.steps;
             return Ok(());
         }
-        if self.graphs.len() >= 32 {
-            self.graphs.clear();
+        if self.graphs.len() >= GRAPH_CACHE {
+            if let Some(old) = self.graphs.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| *k) {
+                self.graphs.remove(&old);
+            }
         }
-        let (t, rows, argmax, one_seq, body) = key.clone();
+        let (t, rows, argmax, one_seq, body) = *key;
         let m = &self.model;
         let (c, v) = (m.config.hidden_size, m.config.vocab_size);
         let mut g = Graph::new();
@@ -267,16 +281,14 @@ impl Session {
             m.record_body(&mut g, &self.scratch, &self.kv, &self.rope, t, one_seq)?;
         }
         let row = act_bytes(c);
-        let r = match &rows {
-            Rows::Last(list) => {
-                for (j, &i) in list.iter().enumerate() {
-                    g.copy(&self.scratch.h, i as u64 * row, &self.hsel, j as u64 * row, row);
-                }
-                list.len()
+        let r = match rows {
+            Rows::Last(n) => {
+                m.ops.gather.record(&mut g, &self.hsel_idx, &self.scratch.h, &self.hsel, c / 2, n)?;
+                n
             }
             Rows::Range(first, n) => {
-                g.copy(&self.scratch.h, *first as u64 * row, &self.hsel, 0, *n as u64 * row);
-                *n
+                g.copy(&self.scratch.h, first as u64 * row, &self.hsel, 0, n as u64 * row);
+                n
             }
         };
         m.ops.matmul.record(&mut g, &self.hsel, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
@@ -284,7 +296,7 @@ impl Session {
             m.ops.argmax.record(&mut g, &self.logits, &self.next, &self.next_ids, v, r)?;
             // (R)
         }
-        self.graphs.insert(key.clone(), g);
+        self.graphs.insert(*key, (g, self.steps));
         Ok(())
     }
 
@@ -302,7 +314,7 @@ impl Session {
         if feed {
             enc.copy_buffer_to_buffer(&self.next_ids, 0, &self.scratch.ids, 0, 4);
         }
-        self.graphs[key].encode(&mut enc);
+        self.graphs[key].0.encode(&mut enc);
         enc.copy_buffer_to_buffer(src, 0, staging, 0, bytes.div_ceil(4) * 4);
         Ok((k, ctx.queue.submit([enc.finish()])))
     }
@@ -328,7 +340,8 @@ impl Session {
     fn submit_ahead(&mut self, slot: usize, pos: usize) -> Result<(usize, wgpu::SubmissionIndex)> {
         let q = &self.model.ctx.queue;
         q.write_buffer(&self.scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
-        self.submit(&(1, Rows::Last(vec![0]), true, true, true), true, 4)
+        q.write_buffer(&self.hsel_idx, 0, bytemuck::bytes_of(&0u32));
+        self.submit(&(1, Rows::Last(1), true, true, true), true, 4)
     }
 
     /// Reads the ids of the sequences at `at` (slot, position of the row's token) from id
@@ -343,14 +356,14 @@ impl Session {
         }
     }
 
-    /// The recorded decode graph for one token (for profiling).
-    pub fn decode_graph(&self) -> Option<&Graph> {
-        self.graphs.get(&(1, Rows::Last(vec![0]), true, true, true))
+    /// The recorded greedy decode graph of `n` sequences, one token each (for profiling).
+    pub fn decode_graph(&self, n: usize) -> Option<&Graph> {
+        self.graphs.get(&(n, Rows::Last(n), true, n == 1, true)).map(|(g, _)| g)
     }
 
     /// The recorded forward with the most tokens (a prompt batch; for profiling).
     pub fn prefill_graph(&self) -> Option<&Graph> {
-        self.graphs.iter().filter(|(k, _)| k.0 > 1 && k.4).max_by_key(|(k, _)| k.0).map(|(_, g)| g)
+        self.graphs.iter().filter(|(k, _)| k.0 > 1 && k.3 && k.4).max_by_key(|(k, _)| k.0).map(|(_, (g, _))| g)
     }
 
     /// Runs the chunks and returns the logits of each chunk's last token, (chunks, V) f32.
@@ -359,7 +372,8 @@ impl Session {
         self.check_rows(last.len())?;
         let n = last.len() * self.model.config.vocab_size;
         let one_seq = chunks.len() == 1;
-        let bytes = self.run_logits(t, Rows::Last(last), one_seq, true, (n * 4) as u64).await?;
+        self.write_rows(&last);
+        let bytes = self.run_logits(t, Rows::Last(last.len()), one_seq, true, (n * 4) as u64).await?;
         let logits: Vec<f32> = bytemuck::cast_slice(&bytes).to_vec();
         match first_non_finite_row(&logits, self.model.config.vocab_size) {
             Some(r) => Err(non_finite((chunks[r].slot, chunks[r].pos + chunks[r].tokens.len() - 1))),
@@ -383,7 +397,8 @@ impl Session {
         let (t, last) = self.prepare(chunks)?;
         self.check_rows(last.len())?;
         let n = last.len();
-        let key = (t, Rows::Last(last), true, chunks.len() == 1, true);
+        self.write_rows(&last);
+        let key = (t, Rows::Last(n), true, chunks.len() == 1, true);
         let (k, done) = self.submit(&key, false, (n * 4) as u64)?;
         let ahead = match chunks {
             [ch] if ch.pos + t < self.kv.ctx_len => {
@@ -427,6 +442,12 @@ impl Session {
             logits = self.forward_last(&[SeqChunk { slot, pos: pos0 + k * self.max_tokens, tokens: piece }]).await?;
         }
         Ok(logits)
+    }
+
+    /// Writes the rows of `h` whose logits the next step computes.
+    fn write_rows(&self, rows: &[usize]) {
+        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        self.model.ctx.queue.write_buffer(&self.hsel_idx, 0, bytemuck::cast_slice(&idx));
     }
 
     fn check_rows(&self, r: usize) -> Result<()> {

@@ -24,7 +24,7 @@ pub struct MatmulParams {
     pub out_stride: u32,
     /// First output column written by this chunk.
     pub out_offset: u32,
-    /// Tokens (GEMM only; the GEMV takes tokens from the grid).
+    /// Tokens.
     pub t: u32,
     /// Block formats: word offset of the scales in the chunk.
     pub d_off: u32,
@@ -34,8 +34,19 @@ pub struct MatmulParams {
     pub _pad: u32,
 }
 
-/// Up to this many tokens use the GEMV kernel; more use the tiled GEMM.
-pub const GEMV_MAX_TOKENS: usize = 4;
+/// Up to this many tokens use the GEMV kernel (one sequence's decode, or one step of a batch of
+/// sequences) where the adapter has no matrix-core GEMM; more use the tiled GEMM.
+pub const GEMV_MAX_TOKENS: usize = 64;
+
+/// Where the adapter has the matrix-core GEMM, up to this many tokens take the GEMV and more the
+/// GEMM (H200, 8B, batched decode, tok/s through the GEMV / the GEMM: bf16 at 16 sequences 740 /
+/// 460, 32: 825 / 878, 64: 871 / 1,618; Q4_K_M at 32: 571 / 379, 64: 599 / 733 — the GEMM's
+/// 64-token tiles leave most of the GPU idle on a few tokens).
+pub const GEMV_MAX_TOKENS_COOP: usize = 32;
+
+/// Tokens per GEMV workgroup (the kernel's `MAX_TOK`): a step of `t` tokens reads each weight
+/// `ceil(t / 8)` times, from L2 after the first.
+const GEMV_TOK: usize = 8;
 
 /// Output storage of a matmul (the kernels' `OUT_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -96,11 +107,16 @@ impl Matmul {
         Matmul { ctx: ctx.clone() }
     }
 
-    /// The kernel for `t` tokens of a weight of this dtype and inner size `k`.
+    /// The kernel for `t` tokens of a weight of this dtype and inner size `k`: the GEMV for
+    /// decode steps; for more tokens the matrix-core GEMM where the adapter has one (every dtype
+    /// but f32, K % 32 == 0: quantized tiles are decoded to f16 as they are staged), else the
+    /// portable GEMM, which takes over from the GEMV later (at more tokens).
     fn kernel(&self, t: usize, dtype: WeightDtype, k: usize) -> Kernel {
-        if t <= GEMV_MAX_TOKENS {
+        let coop = self.ctx.coopmat() && dtype != WeightDtype::F32 && k.is_multiple_of(32);
+        let gemv_max = if coop { GEMV_MAX_TOKENS_COOP } else { GEMV_MAX_TOKENS };
+        if t <= gemv_max {
             Kernel::Gemv
-        } else if self.ctx.coopmat() && matches!(dtype, WeightDtype::F16 | WeightDtype::Bf16) && k.is_multiple_of(32) {
+        } else if coop {
             Kernel::GemmCoop
         } else {
             Kernel::Gemm
@@ -165,7 +181,8 @@ impl Matmul {
             let pipeline = match kernel {
                 Kernel::Gemv => {
                     let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
-                    self.ctx.pipeline("matmul_gemv", &[wd, om, ("VEC", vec)])?
+                    let tok = t.next_power_of_two().min(GEMV_TOK) as f64;
+                    self.ctx.pipeline("matmul_gemv", &[wd, om, ("VEC", vec), ("TOK", tok)])?
                 }
                 Kernel::Gemm => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64)])?,
                 Kernel::GemmCoop => match self.ctx.coop_pipeline("matmul_gemm_coop", &[wd, om, ("BM", bm as f64)]) {
@@ -186,7 +203,7 @@ impl Matmul {
             let uniform = self.ctx.uniform("matmul params", &params);
             let workgroups = if kernel == Kernel::Gemv {
                 let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
-                [x, y, t as u32]
+                [t.div_ceil(GEMV_TOK.min(t.next_power_of_two())) as u32, x, y] // token groups on x
             } else if kernel == Kernel::Gemm {
                 let [x, y, z] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
                 [y, x, z] // token tiles on x (see matmul_gemm.wgsl)

@@ -7,6 +7,7 @@
 pub mod argmax;
 pub mod attention;
 pub mod embedding;
+pub mod gather;
 pub mod matmul;
 pub mod matmul_norm;
 pub mod rms_norm;

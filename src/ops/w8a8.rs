@@ -3,13 +3,16 @@
 //! weights with i32 accumulation and rescaled (shaders/matmul_w8a8.wgsl for a few tokens,
 //! shaders/matmul_w8a8_gemm.wgsl for prefill).
 
-use super::matmul::{MatmulOut, GEMV_MAX_TOKENS};
+use super::matmul::MatmulOut;
 use super::{act_bytes, check_buf, check_even, gemm_grid, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
 use crate::gpu::{fold_workgroups, GpuContext};
 use crate::graph::Graph;
+
+/// Up to this many tokens use the W8A8 GEMV (one weight read per token); more use the GEMM.
+pub const GEMV_MAX_TOKENS: usize = 4;
 
 /// Mirrors `Params` in quant_act.wgsl.
 #[repr(C)]

@@ -226,8 +226,16 @@ impl Scheduler {
                 SeqChunk { slot: i, pos: s.cached.len(), tokens: a }
             })
             .collect();
-        let result = self.session.forward_last_blocking(&chunks);
-        let logits = match result {
+        // when every row's next token is a plain argmax, the GPU picks it and only ids come back
+        // (one sequence alone also gets its next step run ahead); otherwise the logits rows
+        let greedy =
+            plan.iter().all(|&(i, _, emits)| !emits || self.slots[i].active.as_ref().is_some_and(Active::greedy));
+        let result = if greedy {
+            self.session.forward_greedy_blocking(&chunks).map(Picked::Ids)
+        } else {
+            self.session.forward_last_blocking(&chunks).map(Picked::Logits)
+        };
+        let picked = match result {
             Ok(l) => l,
             Err(e) => {
                 for &(i, _, _) in &plan {
@@ -248,7 +256,10 @@ impl Scheduler {
             if !emits {
                 continue;
             }
-            let row = &logits[r * v..(r + 1) * v];
+            let row = match &picked {
+                Picked::Ids(ids) => Next::Id(ids[r]),
+                Picked::Logits(l) => Next::Logits(&l[r * v..(r + 1) * v]),
+            };
             let done = emit(a, row, &slot.cached, &self.tokenizer, &self.eos, &self.metrics, ctx_len);
             if done {
                 slot.active = None;
@@ -257,27 +268,55 @@ impl Scheduler {
     }
 }
 
+/// What a step gave back: the argmax of every row, or every row's logits.
+enum Picked {
+    Ids(Vec<u32>),
+    Logits(Vec<f32>),
+}
+
+/// One row's share of a step's result.
+enum Next<'a> {
+    /// The token, picked on the GPU (greedy).
+    Id(u32),
+    /// The logits to sample from.
+    Logits(&'a [f32]),
+}
+
+impl Active {
+    /// Whether this request's next token is the argmax of the raw logits (no penalties, no
+    /// log-probabilities), so the GPU can pick it.
+    fn greedy(&self) -> bool {
+        let j = &self.job;
+        j.sampling.is_greedy() && j.presence_penalty == 0.0 && j.frequency_penalty == 0.0 && j.logprobs.is_none()
+    }
+}
+
 /// Samples the next token of `a` from `row`, streams it, and says whether the request is done.
 fn emit(
     a: &mut Active,
-    row: &[f32],
+    row: Next,
     cached: &[u32],
     tok: &Tokenizer,
     eos: &[u32],
     metrics: &Metrics,
     ctx_len: usize,
 ) -> bool {
-    // the logits are copied only when OpenAI's penalties change them (the sampler copies anyway)
-    let mut logits = std::borrow::Cow::Borrowed(row);
-    if a.job.presence_penalty != 0.0 || a.job.frequency_penalty != 0.0 {
-        let l = logits.to_mut();
-        for (&id, &c) in &a.counts {
-            if let Some(x) = l.get_mut(id as usize) {
-                *x -= a.job.presence_penalty + a.job.frequency_penalty * c as f32;
+    let (next, row) = match row {
+        Next::Id(id) => (id, None),
+        Next::Logits(row) => {
+            // the logits are copied only when OpenAI's penalties change them
+            let mut logits = std::borrow::Cow::Borrowed(row);
+            if a.job.presence_penalty != 0.0 || a.job.frequency_penalty != 0.0 {
+                let l = logits.to_mut();
+                for (&id, &c) in &a.counts {
+                    if let Some(x) = l.get_mut(id as usize) {
+                        *x -= a.job.presence_penalty + a.job.frequency_penalty * c as f32;
+                    }
+                }
             }
+            (a.sampler.sample(&logits, cached), Some(row))
         }
-    }
-    let next = a.sampler.sample(&logits, cached);
+    };
     let now = Instant::now();
     match a.last_token {
         None => metrics.ttft.observe(now.duration_since(a.job.arrived).as_secs_f64()),
@@ -300,7 +339,7 @@ fn emit(
     metrics.generated_tokens.fetch_add(1, Ordering::Relaxed);
     a.generated.push(next);
     *a.counts.entry(next).or_default() += 1;
-    let info = a.job.logprobs.map(|k| token_info(row, next, k, tok));
+    let info = a.job.logprobs.zip(row).map(|(k, row)| token_info(row, next, k, tok));
     let (text, stopped) = match a.stream.push(tok, next) {
         Ok(x) => x,
         Err(e) => {
