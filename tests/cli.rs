@@ -73,6 +73,27 @@ fn bench_json_parses() {
 }
 
 #[test]
+fn bench_batched_decode_and_generated_weights() {
+    // a preset's shape with generated Q4_K_M-like weights (SmolLM2's rows of 576 fall back to
+    // Q5_0 / Q8_0, as llama.cpp's do), no file; two batch sizes in one run
+    let args = ["bench", "--shape", "smollm2-135m", "--dtype", "q4_k_m", "-p", "4", "-n", "2", "-r", "1"];
+    let o = inferno(&[&args[..], &["--parallel", "1,3", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("bench --json prints JSON");
+    assert_eq!(j["model"], "smollm2-135m q4_k_m (generated weights)");
+    assert_eq!(j["weights_dtype"], "Q5_0");
+    let rows = j["tg_by_parallel"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|r| r["parallel"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 3]);
+    assert!(rows.iter().all(|r| r["tg_tok_s"].as_f64().unwrap() > 0.0));
+    assert!(j["gpu_bytes"]["weights"].as_u64().unwrap() >= j["weights_file_bytes"].as_u64().unwrap());
+    // a shape and a model file together, or an unknown format, are errors
+    let o = inferno(&["bench", "--shape", "smollm2-135m", "-m", "x.gguf"]);
+    assert!(!o.status.success() && stderr(&o).contains("--shape"), "{}", stderr(&o));
+    let o = inferno(&["bench", "--shape", "smollm2-135m", "--dtype", "q9_z"]);
+    assert!(!o.status.success() && stderr(&o).contains("q4_k_m"), "{}", stderr(&o));
+}
+
+#[test]
 fn perplexity_of_a_text() {
     let dir = std::env::temp_dir().join(format!("inferno-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -69,6 +69,14 @@ enum Cmd {
         /// tg row per value.
         #[arg(long, default_value = "1", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1024))]
         parallel: Vec<u32>,
+        /// Measure a model shape with seeded random weights generated as they load, no file
+        /// (a preset: llama-3.1-70b, llama-3.1-8b, llama-3.2-1b ...; see `inferno info`).
+        #[arg(long, conflicts_with = "model", value_parser = clap::builder::PossibleValuesParser::new(inferno_llama::model::config::PRESETS))]
+        shape: Option<String>,
+        /// Weight format of `--shape`: a GGUF type for every matrix (bf16, f16, q8_0, q4_k ...)
+        /// or a llama.cpp-like mix (q4_k_m, q5_k_m ...).
+        #[arg(long, default_value = "bf16", requires = "shape", value_parser = clap::builder::PossibleValuesParser::new(inferno_llama::model::synthetic::MIXES))]
+        dtype: String,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -154,7 +162,7 @@ struct GpuArgs {
 struct ModelArgs {
     /// Model: a directory (config.json + safetensors), a .safetensors file, or a .gguf file.
     #[arg(short, long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// Context length (KV cache positions).
     #[arg(short, long)]
     ctx: Option<usize>,
@@ -166,6 +174,13 @@ struct ModelArgs {
     check_tensors: bool,
     #[command(flatten)]
     g: GpuArgs,
+}
+
+impl ModelArgs {
+    /// The model path (required by every command but `bench --shape`).
+    fn path(&self) -> Result<&std::path::Path> {
+        self.model.as_deref().context("no model given: -m/--model PATH")
+    }
 }
 
 #[derive(Args, Clone)]
@@ -264,11 +279,12 @@ fn load_engine(m: &ModelArgs, slots: usize) -> Result<InfernoLlamaEngine> {
     let ctx = gpu(&m.g)?;
     let pb = progress_bar(0);
     let opts = EngineOptions { ctx_len: m.ctx, max_tokens: m.batch, slots, check_tensors: m.check_tensors };
-    let eng = InfernoLlamaEngine::load(&m.model, &ctx, &opts, |done, total| {
+    let path = m.path()?;
+    let eng = InfernoLlamaEngine::load(path, &ctx, &opts, |done, total| {
         pb.set_length(total);
         pb.set_position(done);
     })
-    .with_context(|| format!("loading {}", m.model.display()))?;
+    .with_context(|| format!("loading {}", path.display()))?;
     pb.finish_and_clear();
     let l = eng.session.ledger();
     eprintln!(
@@ -376,7 +392,7 @@ fn real_main() -> Result<()> {
         Cmd::Chat { m, system, s } => {
             let mut eng = load_engine(&m, 1)?;
             if eng.template.is_none() {
-                bail!("{} has no chat template; use `inferno run --raw`", m.model.display());
+                bail!("{} has no chat template; use `inferno run --raw`", m.path()?.display());
             }
             let mut msgs = vec![];
             if let Some(sys) = system {
@@ -397,9 +413,18 @@ fn real_main() -> Result<()> {
                 msgs.push(Message::new("assistant", &g.text));
             }
         }
-        Cmd::Bench { m, n_prompt, n_gen, reps, parallel, json, profile } => {
+        Cmd::Bench { m, n_prompt, n_gen, reps, parallel, shape, dtype, json, profile } => {
             let parallel: Vec<usize> = parallel.iter().map(|&p| p as usize).collect();
-            bench(&m, n_prompt, n_gen, reps, &parallel, json, profile)?
+            let ck = match &shape {
+                Some(s) => {
+                    let cfg = inferno_llama::model::config::preset(s).context("unknown shape")?;
+                    let mut ck = Checkpoint::generated(cfg, &dtype, 0)?;
+                    ck.file_names = vec![format!("{s} {dtype} (generated weights)")];
+                    ck
+                }
+                None => Checkpoint::open(m.path()?)?,
+            };
+            bench(&m, ck, n_prompt, n_gen, reps, &parallel, json, profile)?
         }
         Cmd::Serve { m, host, port, parallel, max_queue, api_key, cors, body_limit, alias } => {
             let ctx = gpu(&m.g)?;
@@ -410,8 +435,9 @@ fn real_main() -> Result<()> {
                 check_tensors: m.check_tensors,
             };
             let name = alias.unwrap_or_else(|| {
-                m.model
-                    .file_name()
+                m.path()
+                    .ok()
+                    .and_then(|p| p.file_name())
                     .map_or("model".into(), |n| n.to_string_lossy().trim_end_matches(".gguf").to_string())
             });
             let opts = inferno_llama::serve::ServeOptions {
@@ -424,7 +450,7 @@ fn real_main() -> Result<()> {
                 body_limit,
                 model_name: name,
             };
-            inferno_llama::serve::serve(m.model.clone(), ctx, engine, opts)?;
+            inferno_llama::serve::serve(m.path()?.to_path_buf(), ctx, engine, opts)?;
         }
         Cmd::Info { model, g } => {
             let opts =
@@ -500,8 +526,10 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bench(
     m: &ModelArgs,
+    ck: Checkpoint,
     n_prompt: usize,
     n_gen: usize,
     reps: usize,
@@ -510,7 +538,6 @@ fn bench(
     profile: bool,
 ) -> Result<()> {
     let ctx = gpu(&m.g)?;
-    let ck = Checkpoint::open(&m.model)?;
     if m.check_tensors {
         ck.check_tensors()?;
     }
@@ -569,7 +596,11 @@ fn bench(
     }
     let ledger = s.ledger();
     let dtype = model.layers[0].qkv[0].dtype.name();
-    let name = m.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match &m.model {
+        _ if ck.is_generated() => ck.file_names[0].clone(),
+        Some(p) => p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        None => String::new(),
+    };
     let (pp_m, pp_sd) = if pp.is_empty() { (0.0, 0.0) } else { mean_sd(&pp) };
     let tg_stats: Vec<(f64, f64)> = tg.iter().map(|v| if v.is_empty() { (0.0, 0.0) } else { mean_sd(v) }).collect();
     let (tg_m, tg_sd) = tg_stats.first().copied().unwrap_or((0.0, 0.0));

@@ -324,6 +324,9 @@ impl GpuContext {
             let errors: Vec<wgpu::Error> =
                 scopes.into_iter().rev().filter_map(|s| pollster::block_on(s.pop())).collect();
             if let Some(e) = errors.first() {
+                // on a lost device every pipeline is invalid: say that, not which kernel
+                let _ = self.device.poll(wgpu::PollType::Poll);
+                self.check_fault()?;
                 return Err(Error::Gpu { what: format!("compiling kernel {name} {all:?}"), reason: e.to_string() });
             }
         }

@@ -4,6 +4,7 @@
 
 use super::config::LlamaConfig;
 use super::gguf::{self, GgmlType, Gguf};
+use super::synthetic::Generator;
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::ops::rope::RopeScaling;
@@ -111,6 +112,8 @@ pub struct Checkpoint {
     pub gguf: Option<Gguf>,
     /// Directory holding the checkpoint (tokenizer.json etc. live there).
     pub dir: Option<PathBuf>,
+    /// Makes the tensors of a checkpoint without files ([`Checkpoint::generated`]).
+    generator: Option<Generator>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -394,6 +397,7 @@ impl Checkpoint {
             tensors,
             gguf: None,
             dir: None,
+            generator: None,
         })
     }
 
@@ -424,7 +428,64 @@ impl Checkpoint {
             tensors,
             gguf: Some(g),
             dir: None,
+            generator: None,
         })
+    }
+
+    /// A checkpoint of `config`'s shape with seeded random weights in the format `mix` (one of
+    /// [`synthetic::MIXES`]: a GGUF type for every matrix, or a llama.cpp-like `*_m` mix),
+    /// generated as the loader reads them: no file, no host copy of the model. Its tensors
+    /// are GGUF-typed (norms f32 ones); it has no tokenizer.
+    pub fn generated(config: LlamaConfig, mix: &str, seed: u64) -> Result<Self> {
+        config.validate(mix)?;
+        let g = Generator::new(mix, seed)?;
+        let (c, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+        let qd = config.num_attention_heads * config.head_dim;
+        let kvd = config.num_key_value_heads * config.head_dim;
+        let big = mix.ends_with("_m");
+        // (name, shape, the mix's larger type)
+        let mut list: Vec<(String, Vec<usize>, bool)> =
+            vec![("model.embed_tokens.weight".into(), vec![v, c], big), ("model.norm.weight".into(), vec![c], false)];
+        if !config.tie_word_embeddings {
+            list.push(("lm_head.weight".into(), vec![v, c], big));
+        }
+        for l in 0..config.num_hidden_layers {
+            let p = |s: &str| format!("model.layers.{l}.{s}.weight");
+            list.extend([
+                (p("input_layernorm"), vec![c], false),
+                (p("self_attn.q_proj"), vec![qd, c], false),
+                (p("self_attn.k_proj"), vec![kvd, c], false),
+                (p("self_attn.v_proj"), vec![kvd, c], big),
+                (p("self_attn.o_proj"), vec![c, qd], false),
+                (p("post_attention_layernorm"), vec![c], false),
+                (p("mlp.gate_proj"), vec![i, c], false),
+                (p("mlp.up_proj"), vec![i, c], false),
+                (p("mlp.down_proj"), vec![c, i], big),
+            ]);
+        }
+        let mut tensors = HashMap::new();
+        for (name, shape, big) in list {
+            let ty = if shape.len() == 1 { GgmlType::F32 } else { g.matrix_type(big, shape[1]) };
+            let (be, bb) = ty.block();
+            let bytes = shape.iter().product::<usize>() / be * bb;
+            let entry = TensorEntry { file: 0, dtype: ty.name().to_string(), shape, range: 0..bytes, ggml: Some(ty) };
+            tensors.insert(name, entry);
+        }
+        Ok(Checkpoint {
+            config,
+            format: Format::Gguf,
+            file_names: vec![format!("generated {mix} weights")],
+            files: vec![],
+            tensors,
+            gguf: None,
+            dir: None,
+            generator: Some(g),
+        })
+    }
+
+    /// Whether the weights are generated ([`Checkpoint::generated`]), not read from files.
+    pub fn is_generated(&self) -> bool {
+        self.generator.is_some()
     }
 
     /// Total bytes of all tensors in the files (what the weights take at their stored precision).
@@ -444,40 +505,48 @@ impl Checkpoint {
         if e.shape != shape {
             return Err(Error::shape(format!("{file}: tensor {name}"), format!("{shape:?}"), format!("{:?}", e.shape)));
         }
-        let bytes = &self.files[e.file][e.range.clone()];
-        let native = |dtype: WeightDtype| RawTensor {
-            dtype,
-            shape: e.shape.clone(),
-            bytes: Cow::Borrowed(bytes),
-            expanded_from: None,
+        let bytes: Cow<'_, [u8]> = match (&self.generator, e.ggml) {
+            (Some(g), Some(ty)) => Cow::Owned(g.bytes(name, ty, e.shape.iter().product(), e.shape.len() == 1)),
+            _ => Cow::Borrowed(&self.files[e.file][e.range.clone()]),
         };
-        match e.ggml {
+        // the dtype the GPU reads these bytes as, or None: a block format expanded to f16 here
+        let native = match e.ggml {
             None | Some(GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16) => {
-                Ok(native(WeightDtype::from_name(&e.dtype.to_uppercase(), &format!("{file}: tensor {name}"))?))
+                Some(WeightDtype::from_name(&e.dtype.to_uppercase(), &format!("{file}: tensor {name}"))?)
             }
             // matrices stay in their blocks on the GPU (dequantized inside the matmul)
-            Some(GgmlType::Q8_0) if shape.len() == 2 => Ok(native(WeightDtype::Q8_0)),
-            Some(GgmlType::Q4_0) if shape.len() == 2 => Ok(native(WeightDtype::Q4_0)),
-            Some(GgmlType::Q4_1) if shape.len() == 2 => Ok(native(WeightDtype::Q4_1)),
-            Some(GgmlType::Q4K) if shape.len() == 2 && shape[1].is_multiple_of(256) => Ok(native(WeightDtype::Q4K)),
-            Some(GgmlType::Q6K) if shape.len() == 2 && shape[1].is_multiple_of(256) => Ok(native(WeightDtype::Q6K)),
-            Some(q) if shape.len() == 2 && gguf::STORED_TYPES.contains(&q) => Ok(native(WeightDtype::Stored(q))),
-            Some(q) => {
-                let values = gguf::dequantize(q, bytes);
-                Ok(RawTensor {
-                    dtype: WeightDtype::F16,
-                    shape: e.shape.clone(),
-                    bytes: Cow::Owned(WeightDtype::F16.encode(&values)),
-                    expanded_from: Some(e.dtype.clone()),
-                })
-            }
-        }
+            Some(GgmlType::Q8_0) if shape.len() == 2 => Some(WeightDtype::Q8_0),
+            Some(GgmlType::Q4_0) if shape.len() == 2 => Some(WeightDtype::Q4_0),
+            Some(GgmlType::Q4_1) if shape.len() == 2 => Some(WeightDtype::Q4_1),
+            Some(GgmlType::Q4K) if shape.len() == 2 && shape[1].is_multiple_of(256) => Some(WeightDtype::Q4K),
+            Some(GgmlType::Q6K) if shape.len() == 2 && shape[1].is_multiple_of(256) => Some(WeightDtype::Q6K),
+            Some(q) if shape.len() == 2 && gguf::STORED_TYPES.contains(&q) => Some(WeightDtype::Stored(q)),
+            Some(_) => None,
+        };
+        Ok(match (native, e.ggml) {
+            (None, Some(q)) => RawTensor {
+                dtype: WeightDtype::F16,
+                shape: e.shape.clone(),
+                bytes: Cow::Owned(WeightDtype::F16.encode(&gguf::dequantize(q, &bytes))),
+                expanded_from: Some(e.dtype.clone()),
+            },
+            // (a tensor without a GGUF type always has a native dtype)
+            (dtype, _) => RawTensor {
+                dtype: dtype.unwrap_or(WeightDtype::F32),
+                shape: e.shape.clone(),
+                bytes,
+                expanded_from: None,
+            },
+        })
     }
 
     /// Checks every tensor's values (llama.cpp's `--check-tensors`): floats (F32, F16, BF16)
     /// must be finite, and so must the scale fields of every GGUF block. One pass over the file's
     /// bytes; the error names the file, the tensor and the element or block.
     pub fn check_tensors(&self) -> Result<()> {
+        if self.generator.is_some() {
+            return Ok(()); // generated scales are finite by construction
+        }
         let mut names: Vec<&String> = self.tensors.keys().collect();
         names.sort();
         for name in names {
@@ -512,7 +581,7 @@ impl Checkpoint {
 
     /// Releases the host pages of tensor `name` after its upload.
     pub fn release(&self, name: &str) {
-        if let Some(e) = self.tensors.get(name) {
+        if let (Some(e), None) = (self.tensors.get(name), &self.generator) {
             self.files[e.file].release(e.range.clone());
         }
     }

@@ -133,6 +133,11 @@ impl GgmlType {
         GgmlType::Iq1M,
     ];
 
+    /// The type named `name` (ggml's names in any case: "q4_k", "BF16").
+    pub fn by_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
     /// The type of a GGUF type id (the inverse of [`GgmlType::id`]).
     fn from_id(id: u32) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.id() == id)

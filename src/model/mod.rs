@@ -8,6 +8,7 @@ pub mod gguf;
 pub mod iq_grids;
 pub mod llama;
 pub mod session;
+pub mod synthetic;
 
 pub use checkpoint::{Checkpoint, Format};
 pub use config::LlamaConfig;

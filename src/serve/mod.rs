@@ -122,9 +122,9 @@ pub fn serve(
             let tokenizer = Arc::new(eng.tokenizer);
             let mut session = eng.session;
             let ctx_len = session.ctx_len();
-            // record a one-token step and compile its pipelines now, not in the first request's
-            // time to first token (the scheduler's slots start empty: this cache entry is unused)
-            if let Err(e) = session.forward_last_blocking(&[crate::model::SeqChunk { slot: 0, pos: 0, tokens: &[0] }]) {
+            // compile the pipelines of the step kinds now, not in the first requests' time to
+            // first token (the scheduler's slots start empty: what these write is never read)
+            if let Err(e) = warm_up(&mut session) {
                 let _ = load_tx.send(Err(e));
                 return;
             }
@@ -199,6 +199,21 @@ fn router(state: Shared, opts: &ServeOptions) -> Router {
 
 async fn page() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("chat.html")).into_response()
+}
+
+/// Runs one step of each kind the scheduler makes: a prompt piece (the prompt-sized kernels),
+/// logits of one sequence, greedy ids of 1, 2, 4 and 8 sequences (the GEMV's token-group sizes).
+fn warm_up(s: &mut crate::model::Session) -> crate::Result<()> {
+    use crate::model::SeqChunk;
+    let piece = vec![0u32; s.max_tokens.min(s.ctx_len() - 1).min(40)];
+    s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: &piece }])?;
+    s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: &[0] }])?;
+    let most = s.slots().min(s.max_logit_rows);
+    for n in [1, 2, 4, 8].into_iter().filter(|&n| n <= most) {
+        let chunks: Vec<SeqChunk> = (0..n).map(|slot| SeqChunk { slot, pos: 0, tokens: &[0] }).collect();
+        s.forward_greedy_blocking(&chunks)?;
+    }
+    Ok(())
 }
 
 async fn health(State(s): State<Shared>) -> Response {
