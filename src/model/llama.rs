@@ -161,7 +161,7 @@ pub struct KvCache {
 impl Llama {
     /// Uploads a checkpoint's weights tensor by tensor; `progress(done, total)` in bytes.
     pub fn load(ctx: &GpuContext, ckpt: &Checkpoint, progress: impl FnMut(u64, u64)) -> Result<Self> {
-        ctx.guard_oom("model weights", || Self::load_inner(ctx, ckpt, progress))
+        ctx.guard_oom("model weights", ckpt.tensor_bytes(), || Self::load_inner(ctx, ckpt, progress))
     }
 
     fn load_inner(ctx: &GpuContext, ckpt: &Checkpoint, progress: impl FnMut(u64, u64)) -> Result<Self> {
@@ -175,8 +175,15 @@ impl Llama {
                 reason: "a quantized lm_head is not supported".into(),
             });
         }
-        let mut ld =
-            Loader { ctx, ckpt, total: ckpt.tensor_bytes(), done: 0, ledger: MemoryLedger::default(), progress };
+        let mut ld = Loader {
+            ctx,
+            ckpt,
+            total: ckpt.tensor_bytes(),
+            done: 0,
+            ledger: MemoryLedger::default(),
+            progress,
+            unflushed: 0,
+        };
         let embed_tokens = ld.one("model.embed_tokens.weight", &[v, c])?;
         // q/k rows with each rotary pair side by side: GGUF stores them so, HF's are reordered
         let pairs = (ckpt.format != super::Format::Gguf).then_some((2, cfg.head_dim));
@@ -464,6 +471,8 @@ struct Loader<'a, P> {
     done: u64,
     ledger: MemoryLedger,
     progress: P,
+    /// GPU bytes uploaded since the last [`GpuContext::flush_uploads`].
+    unflushed: u64,
 }
 
 impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
@@ -613,6 +622,11 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
             self.ckpt.release(n);
         }
         self.done += file_bytes;
+        self.unflushed += w.gpu_bytes();
+        if self.unflushed >= 1 << 30 {
+            self.ctx.flush_uploads();
+            self.unflushed = 0;
+        }
         (self.progress)(self.done, self.total);
         w
     }

@@ -95,7 +95,13 @@ impl Session {
     /// `max_tokens` tokens at once.
     pub fn new(model: Arc<Llama>, slots: usize, ctx_len: usize, max_tokens: usize) -> Result<Self> {
         let ctx = model.ctx.clone();
-        ctx.guard_oom("KV cache and scratch buffers", || Self::new_inner(model, slots, ctx_len, max_tokens))
+        let cfg = &model.config;
+        let per_layer = slots
+            .saturating_mul(ctx_len)
+            .saturating_add(PROMPT_PAD)
+            .saturating_mul(cfg.num_key_value_heads * cfg.head_dim);
+        let kv = act_bytes(per_layer).saturating_mul(2 * cfg.num_hidden_layers as u64);
+        ctx.guard_oom("KV cache and scratch buffers", kv, || Self::new_inner(model, slots, ctx_len, max_tokens))
     }
 
     fn new_inner(model: Arc<Llama>, slots: usize, ctx_len: usize, max_tokens: usize) -> Result<Self> {
