@@ -70,7 +70,7 @@ enum Cmd {
         #[arg(long, default_value = "1", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1024))]
         parallel: Vec<u32>,
         /// Measure a model shape with seeded random weights generated as they load, no file
-        /// (a preset: llama-3.1-70b, llama-3.1-8b, llama-3.2-1b ...; see `inferno info`).
+        /// (a preset: llama-3.1-70b, llama-3.1-8b, llama-3.2-1b ...).
         #[arg(long, conflicts_with = "model", value_parser = clap::builder::PossibleValuesParser::new(inferno_llama::model::config::PRESETS))]
         shape: Option<String>,
         /// Weight format of `--shape`: a GGUF type for every matrix (bf16, f16, q8_0, q4_k ...)

@@ -433,7 +433,7 @@ impl Checkpoint {
     }
 
     /// A checkpoint of `config`'s shape with seeded random weights in the format `mix` (one of
-    /// [`synthetic::MIXES`]: a GGUF type for every matrix, or a llama.cpp-like `*_m` mix),
+    /// [`super::synthetic::MIXES`]: a GGUF type for every matrix, or a llama.cpp-like `*_m` mix),
     /// generated as the loader reads them: no file, no host copy of the model. Its tensors
     /// are GGUF-typed (norms f32 ones); it has no tokenizer.
     pub fn generated(config: LlamaConfig, mix: &str, seed: u64) -> Result<Self> {
