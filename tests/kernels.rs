@@ -129,7 +129,8 @@ fn matmul_all_dtypes_both_paths() {
         (4, 96, 50),
         (7, 576, 96),
         (33, 96, 130),
-        (64, 96, 66), // the most tokens the GEMV takes: 8 token groups
+        (16, 576, 96), // two token groups of the GEMV
+        (64, 96, 66),
         (130, 64, 200),
         (65, 64, 16386),
         (300, 96, 130), // 128-token matrix-core tiles where the adapter has them

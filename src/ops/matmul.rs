@@ -1,7 +1,7 @@
-//! `out = x @ W^T` with W in its checkpoint dtype: GEMV for a few tokens (decode), tiled GEMM for
-//! many (prefill). Kernels: shaders/matmul_gemv.wgsl, shaders/matmul_gemm.wgsl, and
-//! shaders/matmul_gemm_coop.wgsl (matrix cores) for f16/bf16 weights with K % 32 == 0 where the
-//! context has [`GpuContext::coopmat`]. (A subgroup
+//! `out = x @ W^T` with W in its checkpoint dtype: GEMV for a few tokens (decode, batched
+//! decode), tiled GEMM for many (prefill). Kernels: shaders/matmul_gemv.wgsl,
+//! shaders/matmul_gemm.wgsl, and shaders/matmul_gemm_coop.wgsl (matrix cores) for every dtype but
+//! f32 with K % 32 == 0 where the context has [`GpuContext::coopmat`]. (A subgroup
 //! variant of the GEMV measured slower on the H100 than this one's workgroup reduction: 1.49 vs
 //! 1.82 TB/s on the 1B shape, 2026-11-28, so only the fused norm-GEMV uses subgroups.)
 
@@ -35,8 +35,12 @@ pub struct MatmulParams {
 }
 
 /// Up to this many tokens use the GEMV kernel (one sequence's decode, or one step of a batch of
-/// sequences) where the adapter has no matrix-core GEMM; more use the tiled GEMM.
-pub const GEMV_MAX_TOKENS: usize = 64;
+/// sequences) where the adapter has no matrix-core GEMM; more use the tiled GEMM. (On the H200
+/// the GEMV beats the portable GEMM up to 64 tokens of Q4_K_M — 599 vs 423 tok/s — but software
+/// adapters run its per-invocation work slowly: lavapipe's 16-token prompt 2.0 vs 3.65 tok/s,
+/// and SwiftShader's 37-token chat prompt did not finish in 15 minutes; 16 keeps prompts on the
+/// GEMM there and batches of up to 16 sequences on the GEMV.)
+pub const GEMV_MAX_TOKENS: usize = 16;
 
 /// Where the adapter has the matrix-core GEMM, up to this many tokens take the GEMV and more the
 /// GEMM (H200, 8B, batched decode, tok/s through the GEMV / the GEMM: bf16 at 16 sequences 740 /
