@@ -108,8 +108,13 @@ impl Sampler {
             sorted = idx.len();
         }
         let max = idx.iter().map(|&i| l[i as usize]).fold(f32::NEG_INFINITY, f32::max);
-        // sums in f64: the nucleus' edge and the draw do not depend on the summation order
-        let weight = |i: u32| ((l[i as usize] - max) / p.temperature).exp() as f64;
+        // sums in f64: the nucleus' edge and the draw do not depend on the summation order;
+        // each candidate's exp once (a row of 128K per stream per step)
+        let mut w = vec![0.0f64; l.len()];
+        for &i in &idx {
+            w[i as usize] = ((l[i as usize] - max) / p.temperature).exp() as f64;
+        }
+        let weight = |i: u32| w[i as usize];
         let sum: f64 = idx.iter().map(|&i| weight(i)).sum();
         let mut keep = idx.len();
         if p.top_p < 1.0 || p.min_p > 0.0 {

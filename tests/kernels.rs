@@ -69,19 +69,11 @@ fn tok_buf(c: &GpuContext, tok: &[(usize, usize)]) -> wgpu::Buffer {
     c.storage_init("tok", bytemuck::cast_slice(&flat)).unwrap()
 }
 
-/// Whether a matmul of `t` tokens takes the matrix-core GEMM on this context.
-fn takes_coop_gemm(c: &GpuContext, dtype: WeightDtype, t: usize, k: usize) -> bool {
-    c.coopmat()
-        && dtype != WeightDtype::F32
-        && k.is_multiple_of(32)
-        && t > inferno_llama::ops::matmul::GEMV_MAX_TOKENS_COOP
-}
-
 fn check_matmul(c: &GpuContext, path: ActDtype, dtype: WeightDtype, t: usize, k: usize, n: usize, out: MatmulOut) {
     let mut rng = rng("matmul");
     let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
     let (mut wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
-    if takes_coop_gemm(c, dtype, t, k) {
+    if Matmul::new(c).takes_coop_gemm(t, dtype, k) {
         // the matrix-core GEMM stages weights as f16 (block formats decoded, then rounded)
         wv = wv.iter().map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32()).collect();
     }

@@ -107,7 +107,7 @@ pub enum GgmlType {
 }
 
 impl GgmlType {
-    /// Every type this engine reads.
+    /// Every type this engine reads: floats, the repacked block types, then [`STORED_TYPES`].
     const ALL: [GgmlType; 22] = [
         GgmlType::F32,
         GgmlType::F16,
@@ -729,22 +729,7 @@ fn dequantize_iq(ty: GgmlType, blk: &[u8], out: &mut Vec<f32>) {
 
 /// The GGUF types kept on the GPU exactly as stored, each decoded by its own function in
 /// shaders/weights.wgsl (`W_DTYPE` = 100 + id); the other block types are repacked at load.
-pub const STORED_TYPES: &[GgmlType] = &[
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q2K,
-    GgmlType::Q3K,
-    GgmlType::Q5K,
-    GgmlType::Iq4Nl,
-    GgmlType::Iq4Xs,
-    GgmlType::Iq2Xxs,
-    GgmlType::Iq2Xs,
-    GgmlType::Iq2S,
-    GgmlType::Iq3Xxs,
-    GgmlType::Iq3S,
-    GgmlType::Iq1S,
-    GgmlType::Iq1M,
-];
+pub const STORED_TYPES: &[GgmlType] = GgmlType::ALL.split_at(8).1; // ALL lists them after the repacked ones
 
 /// The f16 scale of an IQ1_M block: the top nibbles of its four u16 scale fields (byte 48 on).
 fn iq1m_d(blk: &[u8]) -> f32 {

@@ -127,6 +127,12 @@ impl Matmul {
         }
     }
 
+    /// Whether `t` tokens of a weight of this dtype and inner size `k` take the matrix-core GEMM
+    /// (which stages weights as f16: tests round their reference the same way).
+    pub fn takes_coop_gemm(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
+        self.kernel(t, dtype, k) == Kernel::GemmCoop
+    }
+
     /// Records `out (t, W.rows) = x (t, W.cols) @ W^T`, one dispatch per weight chunk.
     pub fn record(
         &self,
@@ -170,6 +176,7 @@ impl Matmul {
             return Ok(());
         }
         let kernel = self.kernel(t, w.dtype, k);
+        let gemv_tok = t.next_power_of_two().min(GEMV_TOK); // tokens per GEMV workgroup
         let (wd, om) = (("W_DTYPE", w.dtype.wgsl_id()), ("OUT_MODE", out_kind.mode()));
         for chunk in &w.chunks {
             // portable GEMM tiles of 64 tokens x 128 columns where that still gives >= 256
@@ -185,8 +192,7 @@ impl Matmul {
             let pipeline = match kernel {
                 Kernel::Gemv => {
                     let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
-                    let tok = t.next_power_of_two().min(GEMV_TOK) as f64;
-                    self.ctx.pipeline("matmul_gemv", &[wd, om, ("VEC", vec), ("TOK", tok)])?
+                    self.ctx.pipeline("matmul_gemv", &[wd, om, ("VEC", vec), ("TOK", gemv_tok as f64)])?
                 }
                 Kernel::Gemm => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64)])?,
                 Kernel::GemmCoop => match self.ctx.coop_pipeline("matmul_gemm_coop", &[wd, om, ("BM", bm as f64)]) {
@@ -207,7 +213,7 @@ impl Matmul {
             let uniform = self.ctx.uniform("matmul params", &params);
             let workgroups = if kernel == Kernel::Gemv {
                 let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
-                [t.div_ceil(GEMV_TOK.min(t.next_power_of_two())) as u32, x, y] // token groups on x
+                [t.div_ceil(gemv_tok) as u32, x, y] // token groups on x
             } else if kernel == Kernel::Gemm {
                 let [x, y, z] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
                 [y, x, z] // token tiles on x (see matmul_gemm.wgsl)
