@@ -138,7 +138,7 @@ fn matmul_all_dtypes_both_paths() {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::F32);
             }
             // accumulated into the f32 residual stream, decode and prefill
-            for &(t, k, n) in &[(1, 576, 130), (33, 96, 66), (257, 64, 66)] {
+            for &(t, k, n) in &[(1, 576, 130), (5, 576, 130), (33, 96, 66), (257, 64, 66)] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::AddF32);
             }
         }

@@ -79,6 +79,9 @@ pub struct GpuContext {
     fault: Arc<Mutex<Option<String>>>,
 }
 
+/// Bytes in a GiB (for messages).
+const GIB: f64 = (1u64 << 30) as f64;
+
 /// Features the engine uses when present.
 const WANTED: wgpu::Features =
     wgpu::Features::SHADER_F16.union(wgpu::Features::SUBGROUP).union(wgpu::Features::TIMESTAMP_QUERY);
@@ -177,7 +180,10 @@ impl GpuContext {
                 } else {
                     wgpu::ExperimentalFeatures::disabled()
                 },
-                memory_hints: wgpu::MemoryHints::Performance,
+                // Blocks of at most 64 MiB shared by small buffers; every larger buffer gets its own
+                // allocation. (Performance's 256 MiB blocks strand the tail of each block a
+                // 160 MiB q/k/v weight half fills: about 7 GiB over a 70B model's 80 layers.)
+                memory_hints: wgpu::MemoryHints::MemoryUsage,
                 trace: wgpu::Trace::Off,
             })
             .await
@@ -425,7 +431,16 @@ impl GpuContext {
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let out = f();
             if let Some(e) = pollster::block_on(scope.pop()) {
-                return Err(Error::OutOfMemory { what: format!("{what}: {e}"), bytes });
+                let held = match self.device.generate_allocator_report() {
+                    Some(r) => format!(
+                        " (this device held {:.2} GiB in {} allocations, {:.2} GiB reserved)",
+                        r.total_allocated_bytes as f64 / GIB,
+                        r.allocations.len(),
+                        r.total_reserved_bytes as f64 / GIB
+                    ),
+                    None => String::new(),
+                };
+                return Err(Error::OutOfMemory { what: format!("{what}: {e}{held}"), bytes });
             }
             out
         }
