@@ -7,16 +7,15 @@
 //   out (T, N_total)  packed activations, f32 (logits) or the f32 residual stream it adds to
 //                     (OUT_MODE); this chunk writes
 //                     columns [out_offset, out_offset + N)
-// Workgroup = 4 x RPT rows x 64 lanes; lanes stride over K, then reduce in workgroup memory.
+// Workgroup = 4 rows x 64 lanes; lanes stride over K, then reduce in workgroup memory.
 // TOK = 1 (one sequence's decode): with VEC (K % 8 == 0) every step loads 8 activations and 8
 // weights with 16-byte loads, otherwise pairs; K-quants take 32 elements a step (weights.wgsl
-// dot32f). TOK > 1: each lane decodes 8 weights of each of its RPT rows once (load_w8) and dots them
-// with every token's activations, each unpacked once for the RPT rows. Grid: x = token group, y/z = row groups (folded).
+// dot32f). TOK > 1: each lane decodes 8 weights once (load_w8) and dots them with every token's
+// activations. Grid: x = token group, y/z = row groups (folded).
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override VEC: bool = true;
 override TOK: u32 = 1u; // tokens per workgroup, 1..MAX_TOK
-override RPT: u32 = 1u; // rows per invocation, 1..MAX_RPT (1 where TOK = 1)
 
 struct Params {
     k: u32,          // inner dimension (elements, even)
@@ -37,9 +36,8 @@ struct Params {
 const LANES: u32 = 64u;
 const ROWS: u32 = 4u;
 const MAX_TOK: u32 = 8u;
-const MAX_RPT: u32 = 4u;
 
-var<workgroup> partial: array<array<f32, LANES>, TOK * ROWS * RPT>; // [token][row of the workgroup][lane]
+var<workgroup> partial: array<array<f32, LANES>, 32>; // [token * ROWS + row][lane], ROWS * MAX_TOK
 
 // Activations 32i..32i+31 of token t as f32 (K % 32 == 0).
 fn x32(t: u32, i: u32) -> array<vec4<f32>, 8> {
@@ -60,95 +58,69 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = wid.y + wid.z * nwg.y;
-    let rows = ROWS * RPT; // rows per workgroup
-    if group * rows >= p.n {
+    if group * ROWS >= p.n {
         return;
     }
     let t0 = wid.x * TOK;
     let lane = lid.x;
     let r = lid.y;
-    let row0 = group * rows + r * RPT; // this invocation's first row
+    let row = group * ROWS + r;
     w_d_off = p.d_off;
     w_m_off = p.m_off;
-    var acc: array<f32, MAX_TOK * MAX_RPT>; // [q * MAX_TOK + j]: row row0 + q, token t0 + j
-    if row0 < p.n && TOK == 1u {
-        acc[0] = dot_row(t0, row0 * p.k, lane);
-    } else if row0 < p.n {
-        // rows past N read row N - 1 (their results are not written)
-        var wbase: array<u32, MAX_RPT>;
-        for (var q = 0u; q < RPT; q++) {
-            wbase[q] = min(row0 + q, p.n - 1u) * p.k;
-        }
+    var acc: array<f32, MAX_TOK>;
+    if row < p.n && TOK == 1u {
+        acc[0] = dot_row(t0, row * p.k, lane);
+    } else if row < p.n {
+        let wbase = row * p.k;
         if VEC {
             let groups = p.k / 8u;
             for (var i = lane; i < groups; i += LANES) {
-                var v: array<W8, MAX_RPT>;
-                for (var q = 0u; q < RPT; q++) {
-                    v[q] = load_w8(wbase[q] + 8u * i);
-                }
+                let v = load_w8(wbase + 8u * i);
                 for (var j = 0u; j < TOK; j++) {
                     let xv = x[min(t0 + j, p.t - 1u) * groups + i];
-                    let a = vec4<f32>(unpack_act(xv.x), unpack_act(xv.y));
-                    let b = vec4<f32>(unpack_act(xv.z), unpack_act(xv.w));
-                    for (var q = 0u; q < RPT; q++) {
-                        acc[q * MAX_TOK + j] += dot(a, v[q].a) + dot(b, v[q].b);
-                    }
+                    acc[j] += dot(vec4<f32>(unpack_act(xv.x), unpack_act(xv.y)), v.a)
+                            + dot(vec4<f32>(unpack_act(xv.z), unpack_act(xv.w)), v.b);
                 }
             }
         } else {
             let pairs = p.k / 2u;
             for (var i = lane; i < pairs; i += LANES) {
-                var v: array<vec2<f32>, MAX_RPT>;
-                for (var q = 0u; q < RPT; q++) {
-                    v[q] = load_w2(wbase[q] + 2u * i);
-                }
+                let v = load_w2(wbase + 2u * i);
                 for (var j = 0u; j < TOK; j++) {
                     let xw = min(t0 + j, p.t - 1u) * pairs + i;
-                    let a = unpack_act(x[xw / 4u][xw % 4u]);
-                    for (var q = 0u; q < RPT; q++) {
-                        acc[q * MAX_TOK + j] += dot(a, v[q]);
-                    }
+                    acc[j] += dot(unpack_act(x[xw / 4u][xw % 4u]), v);
                 }
             }
         }
     }
-    // partial[j * rows + r * RPT + q]: token t0 + j, workgroup row r * RPT + q
-    for (var e = 0u; e < TOK * RPT; e++) {
-        partial[(e / RPT) * rows + r * RPT + e % RPT][lane] = acc[(e % RPT) * MAX_TOK + e / RPT];
+    for (var j = 0u; j < TOK; j++) {
+        partial[j * ROWS + r][lane] = acc[j];
     }
     workgroupBarrier();
     for (var s = LANES / 2u; s > 0u; s >>= 1u) {
         if lane < s {
-            for (var e = 0u; e < TOK * RPT; e++) {
-                let slot = (e / RPT) * rows + r * RPT + e % RPT;
-                partial[slot][lane] += partial[slot][lane + s];
+            for (var j = 0u; j < TOK; j++) {
+                partial[j * ROWS + r][lane] += partial[j * ROWS + r][lane + s];
             }
         }
         workgroupBarrier();
     }
-    if lane != 0u {
+    if lane != 0u || row >= p.n {
         return;
     }
-    for (var q = 0u; q < RPT; q++) {
-        let lr = r * RPT + q; // row within the workgroup
-        let row = group * rows + lr;
-        if row >= p.n {
+    for (var j = 0u; j < TOK; j++) {
+        let t = t0 + j;
+        if t >= p.t {
             break;
         }
-        for (var j = 0u; j < TOK; j++) {
-            let t = t0 + j;
-            if t >= p.t {
-                break;
-            }
-            let y = partial[j * rows + lr][0];
-            let col = t * p.out_stride + p.out_offset + row;
-            if OUT_MODE == 1u {
-                out[col] = bitcast<u32>(y);
-            } else if OUT_MODE == 2u {
-                out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
-            } else if lr % 2u == 0u {
-                out[col / 2u] = pack_act(vec2<f32>(y, partial[j * rows + lr + 1u][0]));
-            }
+        let y = partial[j * ROWS + r][0];
+        let col = t * p.out_stride + p.out_offset + row;
+        if OUT_MODE == 1u {
+            out[col] = bitcast<u32>(y);
+        } else if OUT_MODE == 2u {
+            out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
+        } else if r % 2u == 0u {
+            out[col / 2u] = pack_act(vec2<f32>(y, partial[j * ROWS + r + 1u][0]));
         }
     }
 }

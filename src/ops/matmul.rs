@@ -52,10 +52,6 @@ pub const GEMV_MAX_TOKENS_COOP: usize = 32;
 /// `ceil(t / 8)` times, from L2 after the first.
 const GEMV_TOK: usize = 8;
 
-/// Weight rows per GEMV invocation when a workgroup takes several tokens (the kernel's `RPT`):
-/// each token's activations are unpacked once for that many rows.
-const GEMV_RPT: usize = 2;
-
 /// Output storage of a matmul (the kernels' `OUT_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulOut {
@@ -137,18 +133,6 @@ impl Matmul {
         self.kernel(t, dtype, k) == Kernel::GemmCoop
     }
 
-    /// Weight rows per GEMV invocation for `tok` tokens per workgroup: one for a single token,
-    /// else up to [`GEMV_RPT`] as the workgroup memory of the reduction allows (`tok` x 4 x rows
-    /// x 64 lanes x 4 bytes).
-    fn gemv_rows_per_lane(&self, tok: usize) -> usize {
-        if tok == 1 {
-            return 1;
-        }
-        let fits = self.ctx.limits.max_compute_workgroup_storage_size as usize / (tok * 4 * 64 * 4);
-        let want = std::env::var("INFERNO_GEMV_RPT").ok().and_then(|v| v.parse().ok()).unwrap_or(GEMV_RPT);
-        want.min(fits).clamp(1, 4)
-    }
-
     /// Records `out (t, W.rows) = x (t, W.cols) @ W^T`, one dispatch per weight chunk.
     pub fn record(
         &self,
@@ -193,7 +177,6 @@ impl Matmul {
         }
         let kernel = self.kernel(t, w.dtype, k);
         let gemv_tok = t.next_power_of_two().min(GEMV_TOK); // tokens per GEMV workgroup
-        let gemv_rpt = self.gemv_rows_per_lane(gemv_tok);
         let (wd, om) = (("W_DTYPE", w.dtype.wgsl_id()), ("OUT_MODE", out_kind.mode()));
         for chunk in &w.chunks {
             // portable GEMM tiles of 64 tokens x 128 columns where that still gives >= 256
@@ -209,8 +192,7 @@ impl Matmul {
             let pipeline = match kernel {
                 Kernel::Gemv => {
                     let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
-                    let consts = [wd, om, ("VEC", vec), ("TOK", gemv_tok as f64), ("RPT", gemv_rpt as f64)];
-                    self.ctx.pipeline("matmul_gemv", &consts)?
+                    self.ctx.pipeline("matmul_gemv", &[wd, om, ("VEC", vec), ("TOK", gemv_tok as f64)])?
                 }
                 Kernel::Gemm => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64)])?,
                 Kernel::GemmCoop => match self.ctx.coop_pipeline("matmul_gemm_coop", &[wd, om, ("BM", bm as f64)]) {
@@ -230,7 +212,7 @@ impl Matmul {
             };
             let uniform = self.ctx.uniform("matmul params", &params);
             let workgroups = if kernel == Kernel::Gemv {
-                let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4 * gemv_rpt) as u32);
+                let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(4) as u32);
                 [t.div_ceil(gemv_tok) as u32, x, y] // token groups on x
             } else if kernel == Kernel::Gemm {
                 let [x, y, z] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
