@@ -543,11 +543,14 @@ pub struct EngineOptions {
     /// Check every weight for NaN/Inf before the upload ([`crate::model::Checkpoint::check_tensors`]):
     /// one extra pass over the file.
     pub check_tensors: bool,
+    /// A model split over several devices ([`InfernoLlamaEngine::load_split`]): the share of
+    /// the layers each takes, in proportion (`[1.0, 1.0]`: half each; empty: even).
+    pub split: Vec<f64>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { ctx_len: None, max_tokens: 512, slots: 1, check_tensors: false }
+        EngineOptions { ctx_len: None, max_tokens: 512, slots: 1, check_tensors: false, split: Vec::new() }
     }
 }
 
@@ -560,12 +563,24 @@ impl InfernoLlamaEngine {
         opts: &EngineOptions,
         progress: impl FnMut(u64, u64),
     ) -> Result<Self> {
+        Self::load_split(path, std::slice::from_ref(gpu), opts, progress)
+    }
+
+    /// [`InfernoLlamaEngine::load`] with the layers split over `gpus` in the proportions of
+    /// `opts.split` (see [`crate::model::layer_split`]).
+    pub fn load_split(
+        path: &std::path::Path,
+        gpus: &[crate::gpu::GpuContext],
+        opts: &EngineOptions,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<Self> {
         let ckpt = crate::model::Checkpoint::open(path)?;
         if opts.check_tensors {
             ckpt.check_tensors()?;
         }
         let (tokenizer, template) = tokenizer_for(&ckpt)?;
-        let model = std::sync::Arc::new(crate::model::Llama::load(gpu, &ckpt, progress)?);
+        let layers = crate::model::layer_split(ckpt.config.num_hidden_layers, gpus.len(), &opts.split)?;
+        let model = std::sync::Arc::new(crate::model::Llama::load_split(gpus, &layers, &ckpt, progress)?);
         let ctx_len = opts.ctx_len.unwrap_or(model.config.max_position_embeddings.min(4096));
         let session = Session::new(model, opts.slots.max(1), ctx_len, opts.max_tokens)?;
         Ok(Self::new(session, tokenizer, template))

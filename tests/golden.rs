@@ -134,7 +134,7 @@ fn projections_of_different_dtypes_stay_separate() {
     let g = golden(&dir);
     for path in PATHS {
         let model = Arc::new(Llama::load(ctx(path), &Checkpoint::open(&dir).unwrap(), |_, _| {}).unwrap());
-        assert_eq!((model.layers[0].qkv.len(), model.layers[0].gate_up.len()), (3, 2), "unfused projections");
+        assert_eq!((model.stages[0].layers[0].qkv.len(), model.stages[0].layers[0].gate_up.len()), (3, 2), "unfused projections");
         let mut s = Session::new(model, 2, 64, 32).unwrap();
         check_logits(&format!("tiny-gqa-bf16 with f32 k/up {path:?}"), &mut s, &g, tol(path, "tiny-gqa-bf16", &g));
     }
@@ -262,4 +262,52 @@ fn greedy_steps_run_ahead_transparently() {
     for pos in p + 4..64 {
         t = check(&mut s, &mut r, pos, 0, &[t], "to the end of the context");
     }
+}
+
+#[test]
+fn layer_split_over_two_devices_is_exact() {
+    // Two devices opened on the one adapter (how CI tests a split without two GPUs): the split
+    // model's logits must equal the one-device model's bit for bit — prompt logits of every
+    // position, a batched decode step, greedy ids — for float, GGUF block, W8A8 and tied-embedding
+    // checkpoints (the tied embedding is uploaded again on the last device as its lm_head).
+    let c = ctx(ActDtype::F16);
+    let opts = inferno_llama::GpuOptions::from_env();
+    let adapters = pollster::block_on(inferno_llama::GpuContext::adapters(&opts));
+    let i = adapters
+        .iter()
+        .position(|a| a.get_info().name == c.info.name && a.get_info().backend == c.info.backend)
+        .expect("the test adapter in the list");
+    let two = pollster::block_on(inferno_llama::GpuContext::open_indices(&opts, &[i, i])).unwrap();
+    for case in ["tiny-gqa-bf16", "tiny-q4-k-m", "tiny-w8a8", "tiny-tied-llama3-f16"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(case);
+        let gguf = dir.join("model.gguf");
+        let ck = Checkpoint::open(if gguf.exists() { &gguf } else { &dir }).unwrap();
+        let g = golden(&dir);
+        let n = ck.config.num_hidden_layers;
+        let layers = inferno_llama::model::layer_split(n, 2, &[1.0, 1.0]).unwrap();
+        let split = Arc::new(Llama::load_split(&two, &layers, &ck, |_, _| {}).unwrap());
+        let one = Arc::new(Llama::load(c, &ck, |_, _| {}).unwrap());
+        assert_eq!(split.stages.len(), 2, "{case}");
+        let (file_split, file_one) = (split.ledger().weights_in_file, one.ledger().weights_in_file);
+        if ck.config.tie_word_embeddings {
+            assert!(file_split > file_one, "{case}: the tied embedding on both devices");
+        } else {
+            assert_eq!(file_split, file_one, "{case}: file bytes");
+        }
+        let mut s = Session::new(split, 2, 64, 32).unwrap();
+        let mut r = Session::new(one, 2, 64, 32).unwrap();
+        let p = &g.prompt;
+        assert_eq!(s.logits_all_blocking(0, 0, p).unwrap(), r.logits_all_blocking(0, 0, p).unwrap(), "{case}: prompt");
+        let b = &p[..5];
+        assert_eq!(s.prefill_blocking(1, 0, b).unwrap(), r.prefill_blocking(1, 0, b).unwrap(), "{case}: slot 1");
+        let step = [SeqChunk { slot: 0, pos: p.len(), tokens: &[3] }, SeqChunk { slot: 1, pos: 5, tokens: &[4] }];
+        assert_eq!(s.forward_last_blocking(&step).unwrap(), r.forward_last_blocking(&step).unwrap(), "{case}: step");
+        let next = [SeqChunk { slot: 0, pos: p.len() + 1, tokens: &[7] }];
+        for k in 0..3 {
+            let at = [SeqChunk { pos: p.len() + 1 + k, ..next[0] }];
+            assert_eq!(s.forward_greedy_blocking(&at).unwrap(), r.forward_greedy_blocking(&at).unwrap(), "{case}: greedy");
+        }
+    }
+    let err = inferno_llama::model::layer_split(2, 3, &[]).unwrap_err().to_string();
+    assert!(err.contains("without layers"), "{err}");
 }

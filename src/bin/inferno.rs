@@ -156,6 +156,14 @@ struct GpuArgs {
     /// Store activations as packed bf16 even where shader-f16 exists.
     #[arg(long)]
     force_bf16: bool,
+    /// Split the model's layers over these adapters (numbers as `inferno info` lists them, e.g.
+    /// `0,1`); a number given twice opens two devices on one adapter.
+    #[arg(long, value_delimiter = ',')]
+    gpus: Vec<usize>,
+    /// With --gpus: each device's share of the layers, in proportion (`3,1`: three quarters on
+    /// the first). Default: even.
+    #[arg(long, value_delimiter = ',', requires = "gpus")]
+    split: Vec<f64>,
 }
 
 #[derive(Args, Clone)]
@@ -245,7 +253,7 @@ impl SampleArgs {
     }
 }
 
-fn gpu(g: &GpuArgs) -> Result<GpuContext> {
+fn gpu_options(g: &GpuArgs) -> GpuOptions {
     let mut opts = GpuOptions::from_env();
     if let Some(a) = &g.adapter {
         opts.adapter_name = Some(a.clone());
@@ -254,14 +262,34 @@ fn gpu(g: &GpuArgs) -> Result<GpuContext> {
         opts.backends = Some(wgpu::Backends::from_comma_list(b));
     }
     opts.force_bf16 |= g.force_bf16;
-    let ctx = GpuContext::new_blocking(&opts)?;
+    opts
+}
+
+fn gpu(g: &GpuArgs) -> Result<GpuContext> {
+    let ctx = GpuContext::new_blocking(&gpu_options(g))?;
+    announce(&ctx, "adapter");
+    Ok(ctx)
+}
+
+/// The devices of `--gpus` (one per number), or the one chosen adapter.
+fn gpus(g: &GpuArgs) -> Result<Vec<GpuContext>> {
+    if g.gpus.is_empty() {
+        return Ok(vec![gpu(g)?]);
+    }
+    let ctxs = pollster::block_on(GpuContext::open_indices(&gpu_options(g), &g.gpus))?;
+    for (d, ctx) in ctxs.iter().enumerate() {
+        announce(ctx, &format!("device {d}: adapter {}", g.gpus[d]));
+    }
+    Ok(ctxs)
+}
+
+fn announce(ctx: &GpuContext, what: &str) {
     let note = if ctx.info.device_type == wgpu::DeviceType::Cpu {
         " — no GPU found, running on the CPU through lavapipe (slow)"
     } else {
         ""
     };
-    eprintln!("adapter: {} ({:?}), activations {}{note}", ctx.info.name, ctx.info.backend, ctx.act.name());
-    Ok(ctx)
+    eprintln!("{what}: {} ({:?}), activations {}{note}", ctx.info.name, ctx.info.backend, ctx.act.name());
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
@@ -276,11 +304,17 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
 }
 
 fn load_engine(m: &ModelArgs, slots: usize) -> Result<InfernoLlamaEngine> {
-    let ctx = gpu(&m.g)?;
+    let ctxs = gpus(&m.g)?;
     let pb = progress_bar(0);
-    let opts = EngineOptions { ctx_len: m.ctx, max_tokens: m.batch, slots, check_tensors: m.check_tensors };
+    let opts = EngineOptions {
+        ctx_len: m.ctx,
+        max_tokens: m.batch,
+        slots,
+        check_tensors: m.check_tensors,
+        split: m.g.split.clone(),
+    };
     let path = m.path()?;
-    let eng = InfernoLlamaEngine::load(path, &ctx, &opts, |done, total| {
+    let eng = InfernoLlamaEngine::load_split(path, &ctxs, &opts, |done, total| {
         pb.set_length(total);
         pb.set_position(done);
     })
@@ -301,7 +335,26 @@ fn load_engine(m: &ModelArgs, slots: usize) -> Result<InfernoLlamaEngine> {
             String::new()
         }
     );
+    print_devices(&eng.session);
     Ok(eng)
+}
+
+/// Each device's layers and memory, for a model split over several.
+fn print_devices(s: &Session) {
+    if s.model.stages.len() < 2 {
+        return;
+    }
+    for (d, (st, l)) in s.model.stages.iter().zip(s.device_ledgers()).enumerate() {
+        eprintln!(
+            "device {d} ({}): layers {}..{}; weights {:.1} MB, KV cache {:.1} MB, scratch {:.1} MB",
+            st.ctx.info.name,
+            st.first_layer,
+            st.first_layer + st.layers.len(),
+            l.weights as f64 / 1e6,
+            l.kv_cache as f64 / 1e6,
+            l.scratch as f64 / 1e6
+        );
+    }
 }
 
 /// Streams a piece of generated text to stdout as it arrives.
@@ -427,12 +480,13 @@ fn real_main() -> Result<()> {
             bench(&m, ck, n_prompt, n_gen, reps, &parallel, json, profile)?
         }
         Cmd::Serve { m, host, port, parallel, max_queue, api_key, cors, body_limit, alias } => {
-            let ctx = gpu(&m.g)?;
+            let ctxs = gpus(&m.g)?;
             let engine = EngineOptions {
                 ctx_len: m.ctx,
                 max_tokens: m.batch,
                 slots: parallel.max(1),
                 check_tensors: m.check_tensors,
+                split: m.g.split.clone(),
             };
             let name = alias.unwrap_or_else(|| {
                 m.path()
@@ -450,7 +504,7 @@ fn real_main() -> Result<()> {
                 body_limit,
                 model_name: name,
             };
-            inferno_llama::serve::serve(m.path()?.to_path_buf(), ctx, engine, opts)?;
+            inferno_llama::serve::serve(m.path()?.to_path_buf(), ctxs, engine, opts)?;
         }
         Cmd::Info { model, g } => {
             let opts =
@@ -537,13 +591,15 @@ fn bench(
     json: bool,
     profile: bool,
 ) -> Result<()> {
-    let ctx = gpu(&m.g)?;
+    let ctxs = gpus(&m.g)?;
+    let ctx = ctxs[0].clone();
     if m.check_tensors {
         ck.check_tensors()?;
     }
     let pb = progress_bar(ck.tensor_bytes());
     let t_load = Instant::now();
-    let model = Arc::new(Llama::load(&ctx, &ck, |d, _| pb.set_position(d))?);
+    let layers = inferno_llama::model::layer_split(ck.config.num_hidden_layers, ctxs.len(), &m.g.split)?;
+    let model = Arc::new(Llama::load_split(&ctxs, &layers, &ck, |d, _| pb.set_position(d))?);
     pb.finish_and_clear();
     let load_s = t_load.elapsed().as_secs_f64();
     let cfg = model.config.clone();
@@ -595,7 +651,7 @@ fn bench(
         }
     }
     let ledger = s.ledger();
-    let dtype = model.layers[0].qkv[0].dtype.name();
+    let dtype = model.stages[0].layers[0].qkv[0].dtype.name();
     let name = match &m.model {
         _ if ck.is_generated() => ck.file_names[0].clone(),
         Some(p) => p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -613,6 +669,9 @@ fn bench(
             "pp_tok_s": pp_m, "pp_tok_s_sd": pp_sd, "tg_tok_s": tg_m, "tg_tok_s_sd": tg_sd, "ttft_ms": ttft_m,
             "load_s": load_s, "gpu_bytes": {"weights": ledger.weights, "kv_cache": ledger.kv_cache, "scratch": ledger.scratch},
             "weights_file_bytes": ledger.weights_in_file, "pp": pp, "tg": tg[0],
+            "devices": s.model.stages.iter().zip(s.device_ledgers()).map(|(st, l)| serde_json::json!({
+                "adapter": st.ctx.info.name, "layers": [st.first_layer, st.first_layer + st.layers.len()],
+                "gpu_bytes": {"weights": l.weights, "kv_cache": l.kv_cache, "scratch": l.scratch}})).collect::<Vec<_>>(),
             "tg_by_parallel": pars.iter().zip(&tg_stats).zip(&tg).map(|((p, (m, sd)), v)| serde_json::json!({
                 "parallel": p, "tg_tok_s": m, "tg_tok_s_sd": sd, "tg": v})).collect::<Vec<_>>(),
         });
@@ -632,6 +691,7 @@ fn bench(
             "load {load_s:.2} s; time to first token {ttft_m:.1} ms; GPU memory: weights {} B, KV {} B, scratch {} B",
             ledger.weights, ledger.kv_cache, ledger.scratch
         );
+        print_devices(&s);
     }
     Ok(())
 }

@@ -79,9 +79,6 @@ pub struct GpuContext {
     fault: Arc<Mutex<Option<String>>>,
 }
 
-/// Bytes in a GiB (for messages).
-const GIB: f64 = (1u64 << 30) as f64;
-
 /// Features the engine uses when present.
 const WANTED: wgpu::Features =
     wgpu::Features::SHADER_F16.union(wgpu::Features::SUBGROUP).union(wgpu::Features::TIMESTAMP_QUERY);
@@ -140,6 +137,21 @@ impl GpuContext {
             })
         })?;
         Self::from_adapter(adapter, opts).await
+    }
+
+    /// Opens a device on each adapter of `indices` (positions in [`GpuContext::adapters`], as
+    /// `inferno info` lists them), for a model split over several GPUs; an index given twice
+    /// opens two devices on one adapter (how the split is tested without two GPUs).
+    pub async fn open_indices(opts: &GpuOptions, indices: &[usize]) -> Result<Vec<Self>> {
+        let adapters = Self::adapters(opts).await;
+        let mut out = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let a = adapters.get(i).ok_or_else(|| {
+                Error::NoAdapter(format!(" number {i} (this machine lists {}: see `inferno info`)", adapters.len()))
+            })?;
+            out.push(Self::from_adapter(a.clone(), opts).await?);
+        }
+        Ok(out)
     }
 
     /// Blocking form of [`GpuContext::new`] (native only).
@@ -431,6 +443,7 @@ impl GpuContext {
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let out = f();
             if let Some(e) = pollster::block_on(scope.pop()) {
+                const GIB: f64 = (1u64 << 30) as f64;
                 let held = match self.device.generate_allocator_report() {
                     Some(r) => format!(
                         " (this device held {:.2} GiB in {} allocations, {:.2} GiB reserved)",
@@ -446,7 +459,7 @@ impl GpuContext {
         }
         #[cfg(target_arch = "wasm32")]
         {
-            let _ = what;
+            let _ = (what, bytes);
             f()
         }
     }

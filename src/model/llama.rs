@@ -99,25 +99,60 @@ impl MemoryLedger {
     pub fn total(&self) -> u64 {
         self.weights + self.kv_cache + self.scratch
     }
+
+    /// Two ledgers added (devices together).
+    pub fn plus(&self, o: &MemoryLedger) -> MemoryLedger {
+        MemoryLedger {
+            weights: self.weights + o.weights,
+            weights_expanded: self.weights_expanded + o.weights_expanded,
+            weights_in_file: self.weights_in_file + o.weights_in_file,
+            weights_tables: self.weights_tables + o.weights_tables,
+            kv_cache: self.kv_cache + o.kv_cache,
+            scratch: self.scratch + o.scratch,
+        }
+    }
 }
 
-/// A Llama model resident on the GPU.
+/// A Llama model resident on one GPU, or split by layers over several (llama.cpp's
+/// `--split-mode layer`): each device holds a [`Stage`], a run of consecutive layers with their
+/// weights and KV cache; the hidden state passes from stage to stage through the host.
 pub struct Llama {
-    /// The context it lives on.
-    pub ctx: GpuContext,
     /// Its shape.
     pub config: LlamaConfig,
-    /// `model.embed_tokens.weight` (V, C)
-    pub embed_tokens: Weight,
-    /// Decoder layers.
+    /// The stages in layer order (one for a model on one device).
+    pub stages: Vec<Stage>,
+}
+
+/// The layers one device holds.
+pub struct Stage {
+    /// The device.
+    pub ctx: GpuContext,
+    /// Index of its first layer in the model.
+    pub first_layer: usize,
+    /// `model.embed_tokens.weight` (V, C): on the first stage.
+    pub embed_tokens: Option<Weight>,
+    /// Its decoder layers.
     pub layers: Vec<Layer>,
-    /// `model.norm.weight` (C)
-    pub norm: Weight,
-    /// `lm_head.weight` (V, C); None when tied to the embedding.
+    /// `model.norm.weight` (C): on the last stage.
+    pub norm: Option<Weight>,
+    /// `lm_head.weight` (V, C) on the last stage; None when tied to the embedding on the same
+    /// stage (a split model whose embedding is tied holds a copy of it here).
     pub lm_head: Option<Weight>,
-    /// The kernels.
+    /// The kernels, on this device.
     pub ops: Ops,
     ledger: MemoryLedger,
+}
+
+impl Stage {
+    /// The output projection (last stage): lm_head, or the embedding when tied.
+    pub fn lm_head(&self) -> Option<&Weight> {
+        self.lm_head.as_ref().or(self.embed_tokens.as_ref())
+    }
+
+    /// This device's weight memory.
+    pub fn ledger(&self) -> MemoryLedger {
+        self.ledger
+    }
 }
 
 /// Scratch activations for up to `t` tokens (shapes in comments).
@@ -161,14 +196,26 @@ pub struct KvCache {
 impl Llama {
     /// Uploads a checkpoint's weights tensor by tensor; `progress(done, total)` in bytes.
     pub fn load(ctx: &GpuContext, ckpt: &Checkpoint, progress: impl FnMut(u64, u64)) -> Result<Self> {
-        ctx.guard_oom("model weights", ckpt.tensor_bytes(), || Self::load_inner(ctx, ckpt, progress))
+        Self::load_split(std::slice::from_ref(ctx), &[ckpt.config.num_hidden_layers], ckpt, progress)
     }
 
-    fn load_inner(ctx: &GpuContext, ckpt: &Checkpoint, progress: impl FnMut(u64, u64)) -> Result<Self> {
+    /// Uploads a checkpoint split by layers: `layers[d]` consecutive layers on device `ctxs[d]`
+    /// (the first also takes the embedding, the last the final norm and lm_head).
+    pub fn load_split(
+        ctxs: &[GpuContext],
+        layers: &[usize],
+        ckpt: &Checkpoint,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<Self> {
         let cfg = ckpt.config.clone();
-        let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
-        let qd = cfg.num_attention_heads * cfg.head_dim;
-        let kvd = cfg.num_key_value_heads * cfg.head_dim;
+        let n = cfg.num_hidden_layers;
+        if ctxs.is_empty() || ctxs.len() != layers.len() || layers.iter().sum::<usize>() != n || layers.contains(&0) {
+            return Err(Error::Invalid(format!(
+                "a split of {n} layers over {} devices must give each device at least one layer and all {n} in \
+                 all (got {layers:?})",
+                ctxs.len()
+            )));
+        }
         if cfg.w8a8.as_ref().is_some_and(|q| q.quantizes("lm_head")) && !cfg.tie_word_embeddings {
             return Err(Error::Config {
                 field: "quantization_config.ignore".into(),
@@ -176,7 +223,7 @@ impl Llama {
             });
         }
         let mut ld = Loader {
-            ctx,
+            ctx: &ctxs[0],
             ckpt,
             total: ckpt.tensor_bytes(),
             done: 0,
@@ -184,52 +231,32 @@ impl Llama {
             progress,
             unflushed: 0,
         };
-        let embed_tokens = ld.one("model.embed_tokens.weight", &[v, c])?;
-        // q/k rows with each rotary pair side by side: GGUF stores them so, HF's are reordered
-        let pairs = (ckpt.format != super::Format::Gguf).then_some((2, cfg.head_dim));
-        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
-        for l in 0..cfg.num_hidden_layers {
-            let p = |s: &str| format!("model.layers.{l}.{s}");
-            let attn = |s: &str| (p(&format!("self_attn.{s}_proj.weight")), if s == "q" { qd } else { kvd });
-            let mlp = |s: &str| (p(&format!("mlp.{s}_proj.weight")), i);
-            layers.push(Layer {
-                input_layernorm: ld.one(&p("input_layernorm.weight"), &[c])?,
-                qkv: ld.fused(
-                    &p("self_attn.{q,k,v}_proj.weight"),
-                    &[attn("q"), attn("k"), attn("v")],
-                    c,
-                    false,
-                    pairs,
-                )?,
-                o_proj: ld.one(&p("self_attn.o_proj.weight"), &[c, qd])?,
-                post_attention_layernorm: ld.one(&p("post_attention_layernorm.weight"), &[c])?,
-                gate_up: ld.fused(&p("mlp.{gate,up}_proj.weight"), &[mlp("gate"), mlp("up")], c, true, None)?,
-                down_proj: ld.one(&p("mlp.down_proj.weight"), &[c, i])?,
-            });
+        let mut stages = Vec::with_capacity(ctxs.len());
+        let mut first = 0;
+        for (d, (ctx, &count)) in ctxs.iter().zip(layers).enumerate() {
+            ld.ctx = ctx;
+            let range = first..first + count;
+            let what = if ctxs.len() == 1 { "model weights".to_string() } else { format!("model weights on device {d}") };
+            let bytes = stage_bytes(ckpt, &range, d == 0, d + 1 == ctxs.len());
+            stages.push(ctx.guard_oom(&what, bytes, || ld.stage(range, d == 0, d + 1 == ctxs.len()))?);
+            first += count;
         }
-        let norm = ld.one("model.norm.weight", &[c])?;
-        // A checkpoint may carry lm_head even when tied; use it only when untied.
-        let lm_head = if cfg.tie_word_embeddings { None } else { Some(ld.one("lm_head.weight", &[v, c])?) };
-        Ok(Llama {
-            ctx: ctx.clone(),
-            config: cfg,
-            embed_tokens,
-            layers,
-            norm,
-            lm_head,
-            ops: Ops::new(ctx),
-            ledger: ld.ledger,
-        })
+        Ok(Llama { config: cfg, stages })
     }
 
-    /// Weight memory (KV cache and scratch belong to sessions).
+    /// Weight memory, all devices together (KV cache and scratch belong to sessions).
     pub fn ledger(&self) -> MemoryLedger {
-        self.ledger
+        self.stages.iter().fold(MemoryLedger::default(), |a, s| a.plus(&s.ledger))
     }
 
-    /// The output projection (lm_head, or the embedding when tied).
-    pub fn lm_head(&self) -> &Weight {
-        self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
+    /// The first device (the only one unless the model is split).
+    pub fn ctx(&self) -> &GpuContext {
+        &self.stages[0].ctx
+    }
+
+    /// The stage of the last layers (final norm, lm_head).
+    pub fn last(&self) -> &Stage {
+        &self.stages[self.stages.len() - 1] // load_split makes at least one
     }
 
     /// Records Linear layers that share an input: `out (t, sum of rows) = x (t, C) @ [W_0; W_1 ...]^T`,
@@ -237,7 +264,7 @@ impl Llama {
     /// use `s.quant` as it is when `quantized`).
     #[allow(clippy::too_many_arguments)]
     fn linears(
-        &self,
+        &self, st: &Stage,
         g: &mut Graph,
         s: &Scratch,
         x: &wgpu::Buffer,
@@ -252,12 +279,12 @@ impl Llama {
             let cols = OutCols { first, total };
             if w.dtype == WeightDtype::I8 {
                 if !quantized {
-                    self.ops.w8a8.quantize(g, x, &s.quant, w.cols, t)?;
+                    st.ops.w8a8.quantize(g, x, &s.quant, w.cols, t)?;
                     quantized = true;
                 }
-                self.ops.w8a8.matmul(g, &s.quant, w, out, cols, MatmulOut::Act, t)?;
+                st.ops.w8a8.matmul(g, &s.quant, w, out, cols, MatmulOut::Act, t)?;
             } else {
-                self.ops.matmul.record_cols(g, x, w, out, cols, MatmulOut::Act, t)?;
+                st.ops.matmul.record_cols(g, x, w, out, cols, MatmulOut::Act, t)?;
             }
             first += w.rows;
         }
@@ -268,7 +295,7 @@ impl Llama {
     /// decode the norm is fused into each GEMV (ops::matmul_norm); for W8A8 weights the norm writes
     /// the int8 activations directly; otherwise it is written to h once.
     fn normed_linears(
-        &self,
+        &self, st: &Stage,
         g: &mut Graph,
         s: &Scratch,
         norm: &Weight,
@@ -278,21 +305,21 @@ impl Llama {
     ) -> Result<()> {
         let eps = self.config.rms_norm_eps;
         if t <= crate::ops::matmul_norm::MAX_TOKENS && parts.iter().all(|w| MatmulNorm::supports(norm, w)) {
-            return self.normed_gemvs(g, s, norm, parts, out, t, NormEpilogue::Cols);
+            return self.normed_gemvs(st, g, s, norm, parts, out, t, NormEpilogue::Cols);
         }
         if parts.iter().all(|w| w.dtype == WeightDtype::I8) && norm.cols.is_multiple_of(4) {
-            self.ops.rms_norm.record_quant(g, &s.x, norm, &s.quant, t, eps)?;
-            return self.linears(g, s, &s.h, parts, out, t, true);
+            st.ops.rms_norm.record_quant(g, &s.x, norm, &s.quant, t, eps)?;
+            return self.linears(st, g, s, &s.h, parts, out, t, true);
         }
-        self.ops.rms_norm.record(g, &s.x, norm, &s.h, t, eps)?;
-        self.linears(g, s, &s.h, parts, out, t, false)
+        st.ops.rms_norm.record(g, &s.x, norm, &s.h, t, eps)?;
+        self.linears(st, g, s, &s.h, parts, out, t, false)
     }
 
     /// Records q/k/v of `rms_norm(x)` with RoPE and the KV-cache append as the fused norm-GEMV's
     /// epilogue (q into `dst.q`, k and v into the caches) where this step can: decode, the
     /// subgroup kernel, every part a fused-norm weight. Returns whether it did.
     fn qkv_rope(
-        &self,
+        &self, st: &Stage,
         g: &mut Graph,
         s: &Scratch,
         w: &Layer,
@@ -302,13 +329,13 @@ impl Llama {
     ) -> Result<bool> {
         let norm = &w.input_layernorm;
         let fits = w.qkv.iter().all(|p| MatmulNorm::supports(norm, p));
-        if t > crate::ops::matmul_norm::MAX_TOKENS || !self.ops.matmul_norm.fuses_rope() || !fits {
+        if t > crate::ops::matmul_norm::MAX_TOKENS || !st.ops.matmul_norm.fuses_rope() || !fits {
             return Ok(false);
         }
         let cfg = &self.config;
         let rope =
             RopeEpilogue { dst, tok: &s.tok, table, heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads };
-        self.normed_gemvs(g, s, norm, &w.qkv, &s.qkv, t, |cols| NormEpilogue::Rope(cols, rope))?;
+        self.normed_gemvs(st, g, s, norm, &w.qkv, &s.qkv, t, |cols| NormEpilogue::Rope(cols, rope))?;
         Ok(true)
     }
 
@@ -316,7 +343,7 @@ impl Llama {
     /// in the output), each writing its own columns as `epilogue(cols)` says.
     #[allow(clippy::too_many_arguments)]
     fn normed_gemvs<'a>(
-        &self,
+        &self, st: &Stage,
         g: &mut Graph,
         s: &Scratch,
         norm: &Weight,
@@ -329,7 +356,7 @@ impl Llama {
         let mut first = 0;
         for w in parts {
             let e = epilogue(OutCols { first, total });
-            self.ops.matmul_norm.record(g, &s.x, norm, w, out, e, t, self.config.rms_norm_eps)?;
+            st.ops.matmul_norm.record(g, &s.x, norm, w, out, e, t, self.config.rms_norm_eps)?;
             first += w.rows;
         }
         Ok(())
@@ -339,41 +366,44 @@ impl Llama {
     /// a fused gate/up weight, one GEMV with the norm and the SwiGLU fused in, into `s.act`;
     /// otherwise the gate/up output `s.gu`, then the SwiGLU into `s.act` or, for a W8A8
     /// down_proj, straight into its int8 input.
-    fn mlp(&self, g: &mut Graph, s: &Scratch, w: &Layer, t: usize) -> Result<()> {
+    fn mlp(&self, st: &Stage, g: &mut Graph, s: &Scratch, w: &Layer, t: usize) -> Result<()> {
         let i = self.config.intermediate_size;
         let norm = &w.post_attention_layernorm;
         if let [gu] = &w.gate_up[..] {
             if t <= crate::ops::matmul_norm::MAX_TOKENS && MatmulNorm::supports(norm, gu) {
                 let eps = self.config.rms_norm_eps;
-                self.ops.matmul_norm.record(g, &s.x, norm, gu, &s.act, NormEpilogue::Swiglu, t, eps)?;
-                return self.residual(g, s, &s.act, &w.down_proj, t);
+                st.ops.matmul_norm.record(g, &s.x, norm, gu, &s.act, NormEpilogue::Swiglu, t, eps)?;
+                return self.residual(st, g, s, &s.act, &w.down_proj, t);
             }
         }
-        self.normed_linears(g, s, norm, &w.gate_up, &s.gu, t)?; // gu (T, 2I)
+        self.normed_linears(st, g, s, norm, &w.gate_up, &s.gu, t)?; // gu (T, 2I)
         let interleaved = w.gate_up.len() == 1;
         if w.down_proj.dtype == crate::WeightDtype::I8 {
             let input = QuantInput::Swiglu { interleaved };
-            self.ops.w8a8.quantize_from(g, &s.gu, input, &s.quant, i, t)?;
+            st.ops.w8a8.quantize_from(g, &s.gu, input, &s.quant, i, t)?;
             let cols = OutCols::all(w.down_proj.rows);
-            return self.ops.w8a8.matmul(g, &s.quant, &w.down_proj, &s.x, cols, MatmulOut::AddF32, t);
+            return st.ops.w8a8.matmul(g, &s.quant, &w.down_proj, &s.x, cols, MatmulOut::AddF32, t);
         }
-        self.ops.swiglu.record(g, &s.gu, &s.act, i, t, interleaved)?; // act (T, I)
-        self.residual(g, s, &s.act, &w.down_proj, t)
+        st.ops.swiglu.record(g, &s.gu, &s.act, i, t, interleaved)?; // act (T, I)
+        self.residual(st, g, s, &s.act, &w.down_proj, t)
     }
 
     /// Records `x (t, C) f32 += input @ W^T`: the add is the matmul's epilogue.
-    fn residual(&self, g: &mut Graph, s: &Scratch, input: &wgpu::Buffer, w: &Weight, t: usize) -> Result<()> {
+    fn residual(&self, st: &Stage, g: &mut Graph, s: &Scratch, input: &wgpu::Buffer, w: &Weight, t: usize) -> Result<()> {
         if w.dtype == crate::WeightDtype::I8 {
-            return self.ops.w8a8.record(g, input, &s.quant, w, &s.x, MatmulOut::AddF32, t);
+            return st.ops.w8a8.record(g, input, &s.quant, w, &s.x, MatmulOut::AddF32, t);
         }
-        self.ops.matmul.record(g, input, w, &s.x, MatmulOut::AddF32, t)
+        st.ops.matmul.record(g, input, w, &s.x, MatmulOut::AddF32, t)
     }
 
-    /// Records the forward of `t` tokens: embeddings, every layer, final norm into `s.h`.
-    /// `one_seq`: the tokens are one sequence at ascending positions (a prompt chunk), so the
-    /// attention may run on matrix cores.
-    pub fn record_body(
+    /// Records stage `st`'s part of the forward of `t` tokens: the embedding (first stage), its
+    /// layers, the final norm into `s.h` (last stage); `s.x` holds the residual stream between
+    /// stages. `one_seq`: the tokens are one sequence at ascending positions (a prompt chunk),
+    /// so the attention may run on matrix cores.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_stage(
         &self,
+        st: &Stage,
         g: &mut Graph,
         s: &Scratch,
         kv: &KvCache,
@@ -382,16 +412,17 @@ impl Llama {
         one_seq: bool,
     ) -> Result<()> {
         let cfg = &self.config;
-        let ops = &self.ops;
-        let eps = cfg.rms_norm_eps;
+        let ops = &st.ops;
         let (heads, kv_heads) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let shape = AttentionShape { heads, kv_heads, head_dim: cfg.head_dim, ctx: kv.ctx_len };
-        ops.embedding.record(g, &s.ids, &self.embed_tokens, &s.x, t)?; // x = embed_tokens[ids]
-        for (l, w) in self.layers.iter().enumerate() {
+        if let Some(embed) = &st.embed_tokens {
+            ops.embedding.record(g, &s.ids, embed, &s.x, t)?; // x = embed_tokens[ids]
+        }
+        for (l, w) in st.layers.iter().enumerate() {
             // x = x + o_proj(attention(rope(rms_norm(x) @ [Wq; Wk; Wv]^T)))
             let dst = RopeDst { q: &s.qr, k_cache: &kv.k[l], v_cache: &kv.v[l], ctx_len: kv.ctx_len };
-            if !self.qkv_rope(g, s, w, dst, rope, t)? {
-                self.normed_linears(g, s, &w.input_layernorm, &w.qkv, &s.qkv, t)?; // qkv (T, (H + 2 Hkv) D)
+            if !self.qkv_rope(st, g, s, w, dst, rope, t)? {
+                self.normed_linears(st, g, s, &w.input_layernorm, &w.qkv, &s.qkv, t)?; // qkv (T, (H + 2 Hkv) D)
                 ops.rope.record(g, &s.qkv, &s.tok, rope, dst, heads, kv_heads, t)?;
             }
             let io = AttentionIo {
@@ -407,12 +438,43 @@ impl Llama {
             } else {
                 ops.attention.record(g, io, shape, t)?;
             }
-            self.residual(g, s, &s.attn, &w.o_proj, t)?;
+            self.residual(st, g, s, &s.attn, &w.o_proj, t)?;
             // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
-            self.mlp(g, s, w, t)?;
+            self.mlp(st, g, s, w, t)?;
         }
-        ops.rms_norm.record(g, &s.x, &self.norm, &s.h, t, eps) // h = norm(x)
+        match &st.norm {
+            Some(norm) => ops.rms_norm.record(g, &s.x, norm, &s.h, t, cfg.rms_norm_eps), // h = norm(x)
+            None => Ok(()),
+        }
     }
+}
+
+/// Layers per device for `n` layers over `devices` devices in the proportions `shares` (as
+/// llama.cpp's `--tensor-split`: `[3, 1]` gives the first device three quarters; empty: even),
+/// rounded at the cumulative boundaries so the counts add up to `n`.
+pub fn layer_split(n: usize, devices: usize, shares: &[f64]) -> Result<Vec<usize>> {
+    let shares = if shares.is_empty() { vec![1.0; devices] } else { shares.to_vec() };
+    let total: f64 = shares.iter().sum();
+    if shares.len() != devices || shares.iter().any(|s| !s.is_finite() || *s < 0.0) || total <= 0.0 {
+        return Err(Error::Invalid(format!(
+            "--split needs one non-negative share per device ({devices} devices, got {shares:?})"
+        )));
+    }
+    let mut cum = 0.0;
+    let mut prev = 0;
+    let mut out = Vec::with_capacity(devices);
+    for s in &shares {
+        cum += s;
+        let end = ((n as f64 * cum / total).round() as usize).min(n);
+        out.push(end - prev);
+        prev = end;
+    }
+    if out.contains(&0) {
+        return Err(Error::Invalid(format!(
+            "--split {shares:?} leaves a device without layers ({out:?} of {n}): give each a larger share or use fewer devices"
+        )));
+    }
+    Ok(out)
 }
 
 /// A checkpoint tensor read for upload, in its stored format.
@@ -438,6 +500,16 @@ struct Fetched<'a> {
 fn rotary_source_row(r: usize, d: usize) -> usize {
     let (head, j) = (r / d, r % d);
     head * d + j / 2 + (j % 2) * (d / 2)
+}
+
+/// Checkpoint bytes of the tensors a stage of `layers` takes (with the embedding when `first`,
+/// the final norm and lm_head when `last`).
+fn stage_bytes(ckpt: &Checkpoint, layers: &std::ops::Range<usize>, first: bool, last: bool) -> u64 {
+    let takes = |name: &str| match name.strip_prefix("model.layers.") {
+        Some(rest) => rest.split('.').next().and_then(|l| l.parse().ok()).is_some_and(|l| layers.contains(&l)),
+        None => (first && name.starts_with("model.embed_tokens")) || (last && !name.starts_with("model.embed_tokens")),
+    };
+    ckpt.tensors.iter().filter(|(n, _)| takes(n)).map(|(_, t)| t.range.len() as u64).sum()
 }
 
 impl Fetched<'_> {
@@ -476,6 +548,53 @@ struct Loader<'a, P> {
 }
 
 impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
+    /// Uploads the layers `range` to `self.ctx`, with the embedding when `first` and the final
+    /// norm and lm_head when `last`; the stage's ledger is the loader's since the last stage.
+    fn stage(&mut self, range: std::ops::Range<usize>, first: bool, last: bool) -> Result<Stage> {
+        let cfg = &self.ckpt.config;
+        let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+        let qd = cfg.num_attention_heads * cfg.head_dim;
+        let kvd = cfg.num_key_value_heads * cfg.head_dim;
+        let (tied, head_dim, first_layer) = (cfg.tie_word_embeddings, cfg.head_dim, range.start);
+        let embed_tokens = first.then(|| self.one("model.embed_tokens.weight", &[v, c])).transpose()?;
+        // q/k rows with each rotary pair side by side: GGUF stores them so, HF's are reordered
+        let pairs = (self.ckpt.format != super::Format::Gguf).then_some((2, head_dim));
+        let mut layers = Vec::with_capacity(range.len());
+        for l in range {
+            let p = |s: &str| format!("model.layers.{l}.{s}");
+            let attn = |s: &str| (p(&format!("self_attn.{s}_proj.weight")), if s == "q" { qd } else { kvd });
+            let mlp = |s: &str| (p(&format!("mlp.{s}_proj.weight")), i);
+            layers.push(Layer {
+                input_layernorm: self.one(&p("input_layernorm.weight"), &[c])?,
+                qkv: self.fused(&p("self_attn.{q,k,v}_proj.weight"), &[attn("q"), attn("k"), attn("v")], c, false, pairs)?,
+                o_proj: self.one(&p("self_attn.o_proj.weight"), &[c, qd])?,
+                post_attention_layernorm: self.one(&p("post_attention_layernorm.weight"), &[c])?,
+                gate_up: self.fused(&p("mlp.{gate,up}_proj.weight"), &[mlp("gate"), mlp("up")], c, true, None)?,
+                down_proj: self.one(&p("mlp.down_proj.weight"), &[c, i])?,
+            });
+        }
+        let norm = last.then(|| self.one("model.norm.weight", &[c])).transpose()?;
+        // A checkpoint may carry lm_head even when tied; use it only when untied. A tied
+        // embedding on another device is uploaded again here.
+        let lm_head = match (last, tied) {
+            (true, false) => Some(self.one("lm_head.weight", &[v, c])?),
+            (true, true) if !first => Some(self.one("model.embed_tokens.weight", &[v, c])?),
+            _ => None,
+        };
+        self.ctx.flush_uploads();
+        self.unflushed = 0;
+        Ok(Stage {
+            ctx: self.ctx.clone(),
+            first_layer,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            ops: Ops::new(self.ctx),
+            ledger: std::mem::take(&mut self.ledger),
+        })
+    }
+
     /// Reads `name` (with its scales when W8A8 quantizes the module).
     fn fetch(&self, name: &str, shape: &[usize]) -> Result<Fetched<'a>> {
         let module = name.trim_end_matches(".weight");

@@ -12,5 +12,5 @@ pub mod synthetic;
 
 pub use checkpoint::{Checkpoint, Format};
 pub use config::LlamaConfig;
-pub use llama::{Llama, MemoryLedger};
+pub use llama::{layer_split, Llama, MemoryLedger, Stage};
 pub use session::{SeqChunk, Session};

@@ -2,6 +2,7 @@
 //! recorded graphs, and turns token chunks into logits or greedy next tokens.
 
 use super::llama::{KvCache, Llama, MemoryLedger, Scratch};
+use crate::gpu::GpuContext;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::ops::attention::{part_bytes, AttentionShape, PROMPT_PAD};
@@ -57,20 +58,30 @@ struct Ahead {
     done: wgpu::SubmissionIndex,
 }
 
-/// A model with its KV cache and scratch buffers.
+/// One device's buffers: its layers' KV cache, scratch activations and RoPE table, and (every
+/// device but the last) a host-readable copy of the residual stream it hands to the next.
+struct StageBufs {
+    scratch: Scratch,
+    kv: KvCache,
+    rope: RopeTable,
+    handoff: Option<wgpu::Buffer>, // (T, C) f32
+    bytes: u64,                    // scratch, RoPE table, handoff
+}
+
+/// A model with its KV cache and scratch buffers (on each device of a split model).
 ///
 /// Greedy decoding runs one step ahead: [`Session::forward_greedy`] on one sequence also submits
 /// the next step, fed on the GPU with this step's argmax, before it reads this step's id back, so
 /// the GPU does not wait for the host between tokens. When the caller then asks for exactly that
 /// step (the same slot, the next position, the id it got), it is already running; any other call
 /// leaves it be — it only wrote the KV cache at a position the caller has not committed, which
-/// the next forward to reach that position overwrites first.
+/// the next forward to reach that position overwrites first. (A split model's steps pass the
+/// hidden state through the host, so they do not run ahead.)
 pub struct Session {
     /// The model.
     pub model: Arc<Llama>,
-    scratch: Scratch,
-    kv: KvCache,
-    rope: RopeTable,
+    stages: Vec<StageBufs>,
+    // on the last device:
     hsel: wgpu::Buffer,     // (R, C) rows that need logits
     hsel_idx: wgpu::Buffer, // (R) u32 their rows in h
     logits: wgpu::Buffer,   // (R, V) f32
@@ -85,32 +96,23 @@ pub struct Session {
     pub max_tokens: usize,
     /// Most rows of logits in one forward.
     pub max_logit_rows: usize,
-    scratch_bytes: u64,
-    graphs: HashMap<GraphKey, (Graph, u64)>, // with the step that last used it
+    head_bytes: u64,                                // the buffers above
+    graphs: HashMap<(usize, GraphKey), (Graph, u64)>, // per stage, with the step that last used it
     steps: u64,
 }
 
-impl Session {
-    /// A session with `slots` sequences of up to `ctx_len` positions, forwarding at most
-    /// `max_tokens` tokens at once.
-    pub fn new(model: Arc<Llama>, slots: usize, ctx_len: usize, max_tokens: usize) -> Result<Self> {
-        let ctx = model.ctx.clone();
-        let cfg = &model.config;
-        let per_layer = slots
-            .saturating_mul(ctx_len)
-            .saturating_add(PROMPT_PAD)
-            .saturating_mul(cfg.num_key_value_heads * cfg.head_dim);
-        let kv = act_bytes(per_layer).saturating_mul(2 * cfg.num_hidden_layers as u64);
-        ctx.guard_oom("KV cache and scratch buffers", kv, || Self::new_inner(model, slots, ctx_len, max_tokens))
-    }
-
-    fn new_inner(model: Arc<Llama>, slots: usize, ctx_len: usize, max_tokens: usize) -> Result<Self> {
-        let ctx = model.ctx.clone();
-        let cfg = &model.config;
-        if slots == 0 || ctx_len == 0 || max_tokens == 0 {
-            return Err(Error::Invalid("slots, context length and batch size must be positive".into()));
-        }
-        let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+impl StageBufs {
+    /// Buffers on `ctx` for `layers` layers; `handoff`: a stage before the last.
+    fn new(
+        ctx: &GpuContext,
+        cfg: &super::config::LlamaConfig,
+        layers: usize,
+        slots: usize,
+        ctx_len: usize,
+        max_tokens: usize,
+        handoff: bool,
+    ) -> Result<Self> {
+        let (c, i) = (cfg.hidden_size, cfg.intermediate_size);
         let qd = cfg.num_attention_heads * cfg.head_dim;
         let kvd = cfg.num_key_value_heads * cfg.head_dim;
         // + the positions the matrix-core prompt attention may read past the last slot
@@ -122,8 +124,6 @@ impl Session {
                 ctx.max_binding
             )));
         }
-        let max_logit_rows =
-            LOGIT_ROWS.max(slots).min(max_tokens).min((ctx.max_binding / (v as u64 * 4)) as usize).max(1);
         let t = max_tokens;
         let shape = AttentionShape {
             heads: cfg.num_attention_heads,
@@ -131,17 +131,17 @@ impl Session {
             head_dim: cfg.head_dim,
             ctx: ctx_len,
         };
-        let mut scratch_bytes = 0;
+        let mut bytes = 0;
         let quant = if cfg.w8a8.is_some() {
             let k = c.max(i).max(qd);
-            scratch_bytes += (t * k.div_ceil(4) * 4 + t * 4) as u64;
-            QuantScratch::new(&ctx, t, k)?
+            bytes += (t * k.div_ceil(4) * 4 + t * 4) as u64;
+            QuantScratch::new(ctx, t, k)?
         } else {
-            QuantScratch::new(&ctx, 1, 4)?
+            QuantScratch::new(ctx, 1, 4)?
         };
-        let mut buf = |label: &str, bytes: u64| {
-            scratch_bytes += bytes.div_ceil(4) * 4;
-            ctx.storage(label, bytes)
+        let mut buf = |label: &str, size: u64| {
+            bytes += size.div_ceil(4) * 4;
+            ctx.storage(label, size)
         };
         let scratch = Scratch {
             ids: buf("ids", (t * 4) as u64)?,
@@ -156,6 +156,60 @@ impl Session {
             act: buf("act", act_bytes(t * i))?,
             quant,
         };
+        let handoff = handoff.then(|| ctx.staging("hidden state handoff", (t * c * 4) as u64));
+        bytes += handoff.as_ref().map_or(0, |b| b.size());
+        let mut kv = KvCache { k: vec![], v: vec![], ctx_len, slots };
+        for l in 0..layers {
+            kv.k.push(ctx.storage(&format!("k cache {l}"), kv_bytes)?);
+            kv.v.push(ctx.storage(&format!("v cache {l}"), kv_bytes)?);
+        }
+        let rope = RopeTable::new(ctx, cfg.head_dim, cfg.rope_theta, &cfg.rope_scaling, ctx_len)?;
+        bytes += rope.buf.size();
+        Ok(StageBufs { scratch, kv, rope, handoff, bytes })
+    }
+}
+
+impl Session {
+    /// A session with `slots` sequences of up to `ctx_len` positions, forwarding at most
+    /// `max_tokens` tokens at once.
+    pub fn new(model: Arc<Llama>, slots: usize, ctx_len: usize, max_tokens: usize) -> Result<Self> {
+        if slots == 0 || ctx_len == 0 || max_tokens == 0 {
+            return Err(Error::Invalid("slots, context length and batch size must be positive".into()));
+        }
+        let cfg = &model.config;
+        let mut stages = Vec::with_capacity(model.stages.len());
+        for (d, st) in model.stages.iter().enumerate() {
+            let per_layer = slots
+                .saturating_mul(ctx_len)
+                .saturating_add(PROMPT_PAD)
+                .saturating_mul(cfg.num_key_value_heads * cfg.head_dim);
+            let kv = act_bytes(per_layer).saturating_mul(2 * st.layers.len() as u64);
+            let what = match model.stages.len() {
+                1 => "KV cache and scratch buffers".to_string(),
+                _ => format!("KV cache and scratch buffers on device {d}"),
+            };
+            let handoff = d + 1 < model.stages.len();
+            let bufs = st.ctx.guard_oom(&what, kv, || {
+                StageBufs::new(&st.ctx, cfg, st.layers.len(), slots, ctx_len, max_tokens, handoff)
+            })?;
+            stages.push(bufs);
+        }
+        let ctx = &model.last().ctx;
+        ctx.guard_oom("logit buffers", 0, || Self::with_head(model.clone(), stages, max_tokens))
+    }
+
+    /// The session around its stages' buffers: the logits buffers on the last device.
+    fn with_head(model: Arc<Llama>, stages: Vec<StageBufs>, max_tokens: usize) -> Result<Self> {
+        let ctx = model.last().ctx.clone();
+        let (c, v) = (model.config.hidden_size, model.config.vocab_size);
+        let slots = stages[0].kv.slots;
+        let max_logit_rows =
+            LOGIT_ROWS.max(slots).min(max_tokens).min((ctx.max_binding / (v as u64 * 4)) as usize).max(1);
+        let mut head_bytes = 0;
+        let mut buf = |label: &str, bytes: u64| {
+            head_bytes += bytes.div_ceil(4) * 4;
+            ctx.storage(label, bytes)
+        };
         let hsel = buf("hsel", act_bytes(max_logit_rows * c))?;
         let hsel_idx = buf("hsel rows", (max_logit_rows * 4) as u64)?;
         let logits = buf("logits", (max_logit_rows * v * 4) as u64)?;
@@ -163,19 +217,10 @@ impl Session {
         let next_ids = buf("argmax ids", (max_logit_rows * 4) as u64)?;
         let staging = ctx.staging("logits readback", (v * 4) as u64);
         let id_staging = [0, 1].map(|_| ctx.staging("ids readback", (max_logit_rows * 4) as u64));
-        scratch_bytes += 2 * id_staging[0].size();
-        let mut kv = KvCache { k: vec![], v: vec![], ctx_len, slots };
-        for l in 0..cfg.num_hidden_layers {
-            kv.k.push(ctx.storage(&format!("k cache {l}"), kv_bytes)?);
-            kv.v.push(ctx.storage(&format!("v cache {l}"), kv_bytes)?);
-        }
-        let rope = RopeTable::new(&ctx, cfg.head_dim, cfg.rope_theta, &cfg.rope_scaling, ctx_len)?;
-        scratch_bytes += rope.buf.size();
+        head_bytes += 2 * id_staging[0].size();
         Ok(Session {
             model,
-            scratch,
-            kv,
-            rope,
+            stages,
             hsel,
             hsel_idx,
             logits,
@@ -187,30 +232,42 @@ impl Session {
             ahead: None,
             max_tokens,
             max_logit_rows,
-            scratch_bytes,
+            head_bytes,
             graphs: HashMap::new(),
             steps: 0,
         })
     }
 
-    /// GPU memory of the model plus this session.
+    /// GPU memory of the model plus this session, on each device in stage order.
+    pub fn device_ledgers(&self) -> Vec<MemoryLedger> {
+        let last = self.stages.len() - 1;
+        let stages = self.model.stages.iter().zip(&self.stages).enumerate();
+        stages
+            .map(|(d, (st, b))| {
+                let uniforms: u64 = self.graphs.iter().filter(|(k, _)| k.0 == d).map(|(_, (g, _))| g.uniform_bytes).sum();
+                let head = if d == last { self.head_bytes + self.staging.size() } else { 0 };
+                MemoryLedger {
+                    kv_cache: b.kv.k.iter().chain(&b.kv.v).map(|b| b.size()).sum(),
+                    scratch: b.bytes + head + uniforms,
+                    ..st.ledger()
+                }
+            })
+            .collect()
+    }
+
+    /// GPU memory of the model plus this session, all devices together.
     pub fn ledger(&self) -> MemoryLedger {
-        let uniforms: u64 = self.graphs.values().map(|(g, _)| g.uniform_bytes).sum();
-        MemoryLedger {
-            kv_cache: self.kv.k.iter().chain(&self.kv.v).map(|b| b.size()).sum(),
-            scratch: self.scratch_bytes + self.staging.size() + uniforms,
-            ..self.model.ledger()
-        }
+        self.device_ledgers().iter().fold(MemoryLedger::default(), |a, l| a.plus(l))
     }
 
     /// Context length per slot.
     pub fn ctx_len(&self) -> usize {
-        self.kv.ctx_len
+        self.stages[0].kv.ctx_len
     }
 
     /// Sequence slots.
     pub fn slots(&self) -> usize {
-        self.kv.slots
+        self.stages[0].kv.slots
     }
 
     /// Validates chunks and writes ids and (slot, pos) for every token; returns the token count
@@ -218,7 +275,10 @@ impl Session {
     fn prepare(&mut self, chunks: &[SeqChunk]) -> Result<(usize, Vec<usize>)> {
         self.ahead = None;
         // a lost device fails here, before any buffer or pipeline is made on it
-        self.model.ctx.check_fault()?;
+        for st in &self.model.stages {
+            st.ctx.check_fault()?;
+        }
+        let (slots, ctx_len) = (self.slots(), self.ctx_len());
         let cfg = &self.model.config;
         let mut ids = Vec::new();
         let mut tok = Vec::new();
@@ -227,18 +287,14 @@ impl Session {
             if ch.tokens.is_empty() {
                 return Err(Error::Invalid("empty token chunk".into()));
             }
-            if ch.slot >= self.kv.slots {
-                return Err(Error::Invalid(format!(
-                    "sequence slot {} out of range (session has {})",
-                    ch.slot, self.kv.slots
-                )));
+            if ch.slot >= slots {
+                return Err(Error::Invalid(format!("sequence slot {} out of range (session has {slots})", ch.slot)));
             }
-            if ch.pos + ch.tokens.len() > self.kv.ctx_len {
+            if ch.pos + ch.tokens.len() > ctx_len {
                 return Err(Error::Invalid(format!(
-                    "context full: positions {}..{} exceed the context length {}",
+                    "context full: positions {}..{} exceed the context length {ctx_len}",
                     ch.pos,
                     ch.pos + ch.tokens.len(),
-                    self.kv.ctx_len
                 )));
             }
             for (j, &id) in ch.tokens.iter().enumerate() {
@@ -260,67 +316,96 @@ impl Session {
                 self.max_tokens
             )));
         }
-        let q = &self.model.ctx.queue;
-        q.write_buffer(&self.scratch.ids, 0, bytemuck::cast_slice(&ids));
-        q.write_buffer(&self.scratch.tok, 0, bytemuck::cast_slice(&tok));
+        let first = &self.model.stages[0].ctx.queue;
+        first.write_buffer(&self.stages[0].scratch.ids, 0, bytemuck::cast_slice(&ids));
+        for (st, b) in self.model.stages.iter().zip(&self.stages) {
+            st.ctx.queue.write_buffer(&b.scratch.tok, 0, bytemuck::cast_slice(&tok));
+        }
         Ok((ids.len(), last))
     }
 
-    /// Records the graph of `key` unless it is recorded: `t` tokens, logits for `rows`, argmax
-    /// ids into `next_ids` when `argmax`.
-    fn ensure_graph(&mut self, key: &GraphKey) -> Result<()> {
+    /// Records stage `d`'s graph of `key` unless it is recorded: `t` tokens through its layers
+    /// (when `body`); on the last stage then logits for `rows`, argmax ids into `next_ids` when
+    /// `argmax`.
+    fn ensure_graph(&mut self, d: usize, key: &GraphKey) -> Result<()> {
         self.steps += 1;
-        if let Some(e) = self.graphs.get_mut(key) {
+        if let Some(e) = self.graphs.get_mut(&(d, *key)) {
             e.1 = self.steps;
             return Ok(());
         }
-        if self.graphs.len() >= GRAPH_CACHE {
+        if self.graphs.len() >= GRAPH_CACHE * self.stages.len() {
             if let Some(old) = self.graphs.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| *k) {
                 self.graphs.remove(&old);
             }
         }
         let (t, rows, argmax, one_seq, body) = *key;
-        let m = &self.model;
+        let (m, b) = (&self.model, &self.stages[d]);
+        let st = &m.stages[d];
         let (c, v) = (m.config.hidden_size, m.config.vocab_size);
         let mut g = Graph::new();
         if body {
-            m.record_body(&mut g, &self.scratch, &self.kv, &self.rope, t, one_seq)?;
+            m.record_stage(st, &mut g, &b.scratch, &b.kv, &b.rope, t, one_seq)?;
         }
-        let row = act_bytes(c);
-        let r = match rows {
-            Rows::Last(n) => {
-                m.ops.gather.record(&mut g, &self.hsel_idx, &self.scratch.h, &self.hsel, c / 2, n)?;
-                n
+        if let Some(lm_head) = st.lm_head().filter(|_| d + 1 == self.stages.len()) {
+            let row = act_bytes(c);
+            let r = match rows {
+                Rows::Last(n) => {
+                    st.ops.gather.record(&mut g, &self.hsel_idx, &b.scratch.h, &self.hsel, c / 2, n)?;
+                    n
+                }
+                Rows::Range(first, n) => {
+                    g.copy(&b.scratch.h, first as u64 * row, &self.hsel, 0, n as u64 * row);
+                    n
+                }
+            };
+            st.ops.matmul.record(&mut g, &self.hsel, lm_head, &self.logits, MatmulOut::F32, r)?; // (R, V)
+            if argmax {
+                st.ops.argmax.record(&mut g, &self.logits, &self.next, &self.next_ids, v, r)?; // (R)
             }
-            Rows::Range(first, n) => {
-                g.copy(&self.scratch.h, first as u64 * row, &self.hsel, 0, n as u64 * row);
-                n
-            }
-        };
-        m.ops.matmul.record(&mut g, &self.hsel, m.lm_head(), &self.logits, MatmulOut::F32, r)?; // (R, V)
-        if argmax {
-            m.ops.argmax.record(&mut g, &self.logits, &self.next, &self.next_ids, v, r)?;
-            // (R)
         }
-        self.graphs.insert(*key, (g, self.steps));
+        self.graphs.insert((d, *key), (g, self.steps));
         Ok(())
     }
 
-    /// Submits the graph of `key` (recording it on first use) and a copy of `bytes` of its
-    /// result — the argmax ids into the next id readback buffer, whose index it returns with the
-    /// submission, or the logits into `staging`; with `feed`, the token ids are first taken from
-    /// the previous step's argmax.
+    /// Runs the stages before the last of `key`'s step (a split model): each one's graph, then
+    /// its residual stream `x` through the host into the next one's.
+    async fn run_early_stages(&mut self, key: &GraphKey) -> Result<()> {
+        let (t, .., body) = *key;
+        if !body {
+            return Ok(());
+        }
+        let bytes = (t * self.model.config.hidden_size * 4) as u64;
+        for d in 0..self.stages.len() - 1 {
+            self.ensure_graph(d, key)?;
+            let (ctx, b) = (&self.model.stages[d].ctx, &self.stages[d]);
+            let Some(handoff) = &b.handoff else { continue };
+            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("stage") });
+            self.graphs[&(d, *key)].0.encode(&mut enc);
+            enc.copy_buffer_to_buffer(&b.scratch.x, 0, handoff, 0, bytes);
+            let done = ctx.queue.submit([enc.finish()]);
+            let x = ctx.map_read(handoff, bytes, Some(done)).await?;
+            self.model.stages[d + 1].ctx.queue.write_buffer(&self.stages[d + 1].scratch.x, 0, &x);
+        }
+        Ok(())
+    }
+
+    /// Submits the last stage's graph of `key` (recording it on first use; the stages before
+    /// it have run) and a copy of `bytes` of its result — the argmax ids into the next id
+    /// readback buffer, whose index it returns with the submission, or the logits into
+    /// `staging`; with `feed` (one stage), the token ids are first taken from the previous
+    /// step's argmax.
     fn submit(&mut self, key: &GraphKey, feed: bool, bytes: u64) -> Result<(usize, wgpu::SubmissionIndex)> {
-        self.ensure_graph(key)?;
+        let d = self.stages.len() - 1;
+        self.ensure_graph(d, key)?;
         let argmax = key.2;
         let k = if argmax { self.next_id_staging() } else { 0 };
         let (src, staging) = if argmax { (&self.next_ids, &self.id_staging[k]) } else { (&self.logits, &self.staging) };
-        let ctx = &self.model.ctx;
+        let ctx = &self.model.stages[d].ctx;
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         if feed {
-            enc.copy_buffer_to_buffer(&self.next_ids, 0, &self.scratch.ids, 0, 4);
+            enc.copy_buffer_to_buffer(&self.next_ids, 0, &self.stages[d].scratch.ids, 0, 4);
         }
-        self.graphs[key].0.encode(&mut enc);
+        self.graphs[&(d, *key)].0.encode(&mut enc);
         enc.copy_buffer_to_buffer(src, 0, staging, 0, bytes.div_ceil(4) * 4);
         Ok((k, ctx.queue.submit([enc.finish()])))
     }
@@ -328,11 +413,14 @@ impl Session {
     /// Runs the graph for `t` tokens with logits for `rows` (recording it on first use) and reads
     /// back `bytes` of the logits in the same submit.
     async fn run_logits(&mut self, t: usize, rows: Rows, one_seq: bool, body: bool, bytes: u64) -> Result<Vec<u8>> {
+        let ctx = self.model.last().ctx.clone();
         if self.staging.size() < bytes {
-            self.staging = self.model.ctx.staging("logits readback", bytes);
+            self.staging = ctx.staging("logits readback", bytes);
         }
-        let (_, done) = self.submit(&(t, rows, false, one_seq, body), false, bytes)?;
-        self.model.ctx.map_read(&self.staging, bytes, Some(done)).await
+        let key = (t, rows, false, one_seq, body);
+        self.run_early_stages(&key).await?;
+        let (_, done) = self.submit(&key, false, bytes)?;
+        ctx.map_read(&self.staging, bytes, Some(done)).await
     }
 
     /// The next of the two id readback buffers.
@@ -344,8 +432,8 @@ impl Session {
     /// Submits a one-token greedy step at `pos` of `slot` whose token is the previous step's
     /// argmax (row 0), still on the GPU; returns its id readback buffer and submission.
     fn submit_ahead(&mut self, slot: usize, pos: usize) -> Result<(usize, wgpu::SubmissionIndex)> {
-        let q = &self.model.ctx.queue;
-        q.write_buffer(&self.scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
+        let q = &self.model.ctx().queue;
+        q.write_buffer(&self.stages[0].scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
         q.write_buffer(&self.hsel_idx, 0, bytemuck::bytes_of(&0u32));
         self.submit(&(1, Rows::Last(1), true, true, true), true, 4)
     }
@@ -354,7 +442,7 @@ impl Session {
     /// readback buffer `k` once submission `done` has run; a row whose logits held a NaN or an
     /// infinity is an error, never a token.
     async fn read_ids(&self, k: usize, at: &[(usize, usize)], done: wgpu::SubmissionIndex) -> Result<Vec<u32>> {
-        let bytes = self.model.ctx.map_read(&self.id_staging[k], (at.len() * 4) as u64, Some(done)).await?;
+        let bytes = self.model.last().ctx.map_read(&self.id_staging[k], (at.len() * 4) as u64, Some(done)).await?;
         let ids: Vec<u32> = bytemuck::cast_slice(&bytes).to_vec();
         match ids.iter().position(|id| id & NON_FINITE != 0) {
             Some(i) => Err(non_finite(at[i])),
@@ -362,14 +450,17 @@ impl Session {
         }
     }
 
-    /// The recorded greedy decode graph of `n` sequences, one token each (for profiling).
+    /// The recorded greedy decode graph of `n` sequences, one token each (for profiling; a
+    /// split model's first stage).
     pub fn decode_graph(&self, n: usize) -> Option<&Graph> {
-        self.graphs.get(&(n, Rows::Last(n), true, n == 1, true)).map(|(g, _)| g)
+        self.graphs.get(&(0, (n, Rows::Last(n), true, n == 1, true))).map(|(g, _)| g)
     }
 
-    /// The recorded forward with the most tokens (a prompt batch; for profiling).
+    /// The recorded forward with the most tokens (a prompt batch; for profiling; a split
+    /// model's first stage).
     pub fn prefill_graph(&self) -> Option<&Graph> {
-        self.graphs.iter().filter(|(k, _)| k.0 > 1 && k.3 && k.4).max_by_key(|(k, _)| k.0).map(|(_, (g, _))| g)
+        let prompts = self.graphs.iter().filter(|((d, k), _)| *d == 0 && k.0 > 1 && k.3 && k.4);
+        prompts.max_by_key(|((_, k), _)| k.0).map(|(_, (g, _))| g)
     }
 
     /// Runs the chunks and returns the logits of each chunk's last token, (chunks, V) f32.
@@ -393,7 +484,7 @@ impl Session {
         if let ([ch], Some(a)) = (chunks, self.ahead.take()) {
             if (ch.slot, ch.pos, ch.tokens) == (a.slot, a.pos, &[a.input][..]) {
                 // this step is on the GPU already: queue the one after it, then read it
-                let next = (a.pos + 1 < self.kv.ctx_len).then(|| self.submit_ahead(a.slot, a.pos + 1)).transpose()?;
+                let next = (a.pos + 1 < self.ctx_len()).then(|| self.submit_ahead(a.slot, a.pos + 1)).transpose()?;
                 let id = self.read_ids(a.staging, &[(a.slot, a.pos)], a.done).await?[0];
                 self.ahead =
                     next.map(|(staging, done)| Ahead { slot: a.slot, pos: a.pos + 1, input: id, staging, done });
@@ -405,9 +496,10 @@ impl Session {
         let n = last.len();
         self.write_rows(&last);
         let key = (t, Rows::Last(n), true, chunks.len() == 1, true);
+        self.run_early_stages(&key).await?;
         let (k, done) = self.submit(&key, false, (n * 4) as u64)?;
         let ahead = match chunks {
-            [ch] if ch.pos + t < self.kv.ctx_len => {
+            [ch] if ch.pos + t < self.ctx_len() && self.stages.len() == 1 => {
                 Some((ch.slot, ch.pos + t, self.submit_ahead(ch.slot, ch.pos + t)?))
             }
             _ => None,
@@ -453,7 +545,7 @@ impl Session {
     /// Writes the rows of `h` whose logits the next step computes.
     fn write_rows(&self, rows: &[usize]) {
         let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        self.model.ctx.queue.write_buffer(&self.hsel_idx, 0, bytemuck::cast_slice(&idx));
+        self.model.last().ctx.queue.write_buffer(&self.hsel_idx, 0, bytemuck::cast_slice(&idx));
     }
 
     fn check_rows(&self, r: usize) -> Result<()> {

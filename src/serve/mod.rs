@@ -88,7 +88,7 @@ impl IntoResponse for ApiError {
 /// accepting, in-flight requests finish, and the function returns.
 pub fn serve(
     model: std::path::PathBuf,
-    gpu: crate::GpuContext,
+    gpus: Vec<crate::GpuContext>,
     engine: EngineOptions,
     opts: ServeOptions,
 ) -> crate::Result<()> {
@@ -111,7 +111,7 @@ pub fn serve(
     let engine_thread = std::thread::Builder::new()
         .name("inferno-engine".into())
         .spawn(move || {
-            let eng = match InfernoLlamaEngine::load(&model, &gpu, &engine, |_, _| {}) {
+            let eng = match InfernoLlamaEngine::load_split(&model, &gpus, &engine, |_, _| {}) {
                 Ok(e) => e,
                 Err(e) => {
                     let _ = load_tx.send(Err(e));

@@ -108,7 +108,7 @@ impl WebEngine {
             "max_binding": self.gpu.max_binding,
             "layers": c.num_hidden_layers, "hidden": c.hidden_size, "vocab": c.vocab_size,
             "weights_bytes": l.weights, "kv_bytes": l.kv_cache, "scratch_bytes": l.scratch,
-            "weight_chunks": s.model.embed_tokens.chunks.len(),
+            "weight_chunks": s.model.stages[0].embed_tokens.as_ref().map_or(0, |w| w.chunks.len()),
             "has_tokenizer": self.engine.is_some(),
         })
         .to_string()
