@@ -36,6 +36,21 @@ fn run_answers_with_the_default_model() {
 }
 
 #[test]
+fn run_split_over_two_devices_answers_the_same() {
+    // two devices on the one adapter (`inferno info` numbers the adapters)
+    let info = inferno(&["info"]);
+    let out = String::from_utf8_lossy(&info.stdout).to_string();
+    let line = out.lines().find(|l| l.starts_with("adapter ") && l.contains("(Vulkan")).expect("a Vulkan adapter");
+    let n: usize = line["adapter ".len()..].split(':').next().and_then(|n| n.parse().ok()).expect("adapter N:");
+    let gpus = format!("{n},{n}");
+    let o = inferno(&["run", "-m", &smollm2(), "-p", "What is the capital of France?", "-n", "40", "--gpus", &gpus]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "The capital of France is Paris.");
+    let err = stderr(&o);
+    assert!(err.contains("device 1") && err.contains("layers 15..30"), "{err}");
+}
+
+#[test]
 fn run_with_sampling_is_repeatable_by_seed() {
     let args = [
         "run",
@@ -123,6 +138,19 @@ fn bad_inputs_are_one_line_errors() {
         assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
         assert!(err.contains(needle), "{err}");
     }
+    // a layer split over adapters that do not exist, or leaving a device without layers
+    let m = smollm2();
+    for (args, needle) in [
+        (vec!["run", "-m", &m, "-p", "hi", "--gpus", "99"], "number 99"),
+        (vec!["run", "-m", &m, "-p", "hi", "--gpus", "0,0", "--split", "1,0"], "without layers"),
+        (vec!["run", "-m", &m, "-p", "hi", "--gpus", "0,0", "--split", "1,1,1"], "one non-negative share per device"),
+    ] {
+        let o = inferno(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    let o = inferno(&["run", "-m", &m, "-p", "hi", "--split", "1,1"]);
+    assert_eq!(o.status.code(), Some(2), "--split without --gpus is a usage error");
     // a corrupt GGUF file
     let dir = std::env::temp_dir().join(format!("inferno-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

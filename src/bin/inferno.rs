@@ -509,9 +509,9 @@ fn real_main() -> Result<()> {
         Cmd::Info { model, g } => {
             let opts =
                 GpuOptions { adapter_name: g.adapter.clone(), force_bf16: g.force_bf16, ..GpuOptions::from_env() };
-            for a in pollster::block_on(GpuContext::adapters(&opts)) {
+            for (n, a) in pollster::block_on(GpuContext::adapters(&opts)).iter().enumerate() {
                 let i = a.get_info();
-                println!("adapter: {} ({:?}, {:?}, driver {})", i.name, i.backend, i.device_type, i.driver);
+                println!("adapter {n}: {} ({:?}, {:?}, driver {})", i.name, i.backend, i.device_type, i.driver);
             }
             let ctx = gpu(&g)?;
             println!("chosen:\n{}", ctx.report());
