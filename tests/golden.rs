@@ -134,7 +134,11 @@ fn projections_of_different_dtypes_stay_separate() {
     let g = golden(&dir);
     for path in PATHS {
         let model = Arc::new(Llama::load(ctx(path), &Checkpoint::open(&dir).unwrap(), |_, _| {}).unwrap());
-        assert_eq!((model.stages[0].layers[0].qkv.len(), model.stages[0].layers[0].gate_up.len()), (3, 2), "unfused projections");
+        assert_eq!(
+            (model.stages[0].layers[0].qkv.len(), model.stages[0].layers[0].gate_up.len()),
+            (3, 2),
+            "unfused projections"
+        );
         let mut s = Session::new(model, 2, 64, 32).unwrap();
         check_logits(&format!("tiny-gqa-bf16 with f32 k/up {path:?}"), &mut s, &g, tol(path, "tiny-gqa-bf16", &g));
     }
@@ -305,7 +309,11 @@ fn layer_split_over_two_devices_is_exact() {
         let next = [SeqChunk { slot: 0, pos: p.len() + 1, tokens: &[7] }];
         for k in 0..3 {
             let at = [SeqChunk { pos: p.len() + 1 + k, ..next[0] }];
-            assert_eq!(s.forward_greedy_blocking(&at).unwrap(), r.forward_greedy_blocking(&at).unwrap(), "{case}: greedy");
+            assert_eq!(
+                s.forward_greedy_blocking(&at).unwrap(),
+                r.forward_greedy_blocking(&at).unwrap(),
+                "{case}: greedy"
+            );
         }
     }
     let err = inferno_llama::model::layer_split(2, 3, &[]).unwrap_err().to_string();

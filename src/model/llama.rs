@@ -236,7 +236,8 @@ impl Llama {
         for (d, (ctx, &count)) in ctxs.iter().zip(layers).enumerate() {
             ld.ctx = ctx;
             let range = first..first + count;
-            let what = if ctxs.len() == 1 { "model weights".to_string() } else { format!("model weights on device {d}") };
+            let what =
+                if ctxs.len() == 1 { "model weights".to_string() } else { format!("model weights on device {d}") };
             let bytes = stage_bytes(ckpt, &range, d == 0, d + 1 == ctxs.len());
             stages.push(ctx.guard_oom(&what, bytes, || ld.stage(range, d == 0, d + 1 == ctxs.len()))?);
             first += count;
@@ -264,7 +265,8 @@ impl Llama {
     /// use `s.quant` as it is when `quantized`).
     #[allow(clippy::too_many_arguments)]
     fn linears(
-        &self, st: &Stage,
+        &self,
+        st: &Stage,
         g: &mut Graph,
         s: &Scratch,
         x: &wgpu::Buffer,
@@ -295,7 +297,8 @@ impl Llama {
     /// decode the norm is fused into each GEMV (ops::matmul_norm); for W8A8 weights the norm writes
     /// the int8 activations directly; otherwise it is written to h once.
     fn normed_linears(
-        &self, st: &Stage,
+        &self,
+        st: &Stage,
         g: &mut Graph,
         s: &Scratch,
         norm: &Weight,
@@ -319,7 +322,8 @@ impl Llama {
     /// epilogue (q into `dst.q`, k and v into the caches) where this step can: decode, the
     /// subgroup kernel, every part a fused-norm weight. Returns whether it did.
     fn qkv_rope(
-        &self, st: &Stage,
+        &self,
+        st: &Stage,
         g: &mut Graph,
         s: &Scratch,
         w: &Layer,
@@ -343,7 +347,8 @@ impl Llama {
     /// in the output), each writing its own columns as `epilogue(cols)` says.
     #[allow(clippy::too_many_arguments)]
     fn normed_gemvs<'a>(
-        &self, st: &Stage,
+        &self,
+        st: &Stage,
         g: &mut Graph,
         s: &Scratch,
         norm: &Weight,
@@ -389,7 +394,15 @@ impl Llama {
     }
 
     /// Records `x (t, C) f32 += input @ W^T`: the add is the matmul's epilogue.
-    fn residual(&self, st: &Stage, g: &mut Graph, s: &Scratch, input: &wgpu::Buffer, w: &Weight, t: usize) -> Result<()> {
+    fn residual(
+        &self,
+        st: &Stage,
+        g: &mut Graph,
+        s: &Scratch,
+        input: &wgpu::Buffer,
+        w: &Weight,
+        t: usize,
+    ) -> Result<()> {
         if w.dtype == crate::WeightDtype::I8 {
             return st.ops.w8a8.record(g, input, &s.quant, w, &s.x, MatmulOut::AddF32, t);
         }
@@ -566,7 +579,13 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
             let mlp = |s: &str| (p(&format!("mlp.{s}_proj.weight")), i);
             layers.push(Layer {
                 input_layernorm: self.one(&p("input_layernorm.weight"), &[c])?,
-                qkv: self.fused(&p("self_attn.{q,k,v}_proj.weight"), &[attn("q"), attn("k"), attn("v")], c, false, pairs)?,
+                qkv: self.fused(
+                    &p("self_attn.{q,k,v}_proj.weight"),
+                    &[attn("q"), attn("k"), attn("v")],
+                    c,
+                    false,
+                    pairs,
+                )?,
                 o_proj: self.one(&p("self_attn.o_proj.weight"), &[c, qd])?,
                 post_attention_layernorm: self.one(&p("post_attention_layernorm.weight"), &[c])?,
                 gate_up: self.fused(&p("mlp.{gate,up}_proj.weight"), &[mlp("gate"), mlp("up")], c, true, None)?,

@@ -2,8 +2,8 @@
 //! recorded graphs, and turns token chunks into logits or greedy next tokens.
 
 use super::llama::{KvCache, Llama, MemoryLedger, Scratch};
-use crate::gpu::GpuContext;
 use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::attention::{part_bytes, AttentionShape, PROMPT_PAD};
 use crate::ops::w8a8::QuantScratch;
@@ -96,7 +96,7 @@ pub struct Session {
     pub max_tokens: usize,
     /// Most rows of logits in one forward.
     pub max_logit_rows: usize,
-    head_bytes: u64,                                // the buffers above
+    head_bytes: u64,                                  // the buffers above
     graphs: HashMap<(usize, GraphKey), (Graph, u64)>, // per stage, with the step that last used it
     steps: u64,
 }
@@ -244,7 +244,8 @@ impl Session {
         let stages = self.model.stages.iter().zip(&self.stages).enumerate();
         stages
             .map(|(d, (st, b))| {
-                let uniforms: u64 = self.graphs.iter().filter(|(k, _)| k.0 == d).map(|(_, (g, _))| g.uniform_bytes).sum();
+                let uniforms: u64 =
+                    self.graphs.iter().filter(|(k, _)| k.0 == d).map(|(_, (g, _))| g.uniform_bytes).sum();
                 let head = if d == last { self.head_bytes + self.staging.size() } else { 0 };
                 MemoryLedger {
                     kv_cache: b.kv.k.iter().chain(&b.kv.v).map(|b| b.size()).sum(),
@@ -360,7 +361,8 @@ impl Session {
             };
             st.ops.matmul.record(&mut g, &self.hsel, lm_head, &self.logits, MatmulOut::F32, r)?; // (R, V)
             if argmax {
-                st.ops.argmax.record(&mut g, &self.logits, &self.next, &self.next_ids, v, r)?; // (R)
+                st.ops.argmax.record(&mut g, &self.logits, &self.next, &self.next_ids, v, r)?;
+                // (R)
             }
         }
         self.graphs.insert((d, *key), (g, self.steps));
