@@ -5,7 +5,6 @@
 
 use super::rope::{RopeDst, RopeTable};
 use super::{act_bytes, check_buf, check_even, OutCols};
-use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
 use crate::gpu::{fold_workgroups, GpuContext};
@@ -29,10 +28,6 @@ pub struct MatmulNormParams {
     pub out_stride: u32,
     /// First output column written by this chunk.
     pub out_offset: u32,
-    /// Block formats: word offset of the scales.
-    pub d_off: u32,
-    /// Block formats: word offset of the minimums.
-    pub m_off: u32,
     /// RMSNorm epsilon.
     pub eps: f32,
     /// RoPE epilogue: the q columns H D of the q/k/v output.
@@ -43,8 +38,8 @@ pub struct MatmulNormParams {
     pub head_dim: u32,
     /// RoPE epilogue: cache positions per slot.
     pub ctx: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// Padding to 16 bytes.
+    pub _pad: [u32; 3],
 }
 
 /// What the fused norm-GEMV writes.
@@ -103,12 +98,12 @@ impl MatmulNorm {
         self.ctx.subgroups
     }
 
-    /// Whether the fused kernel handles this weight (decode-sized inputs are checked by the caller).
+    /// Whether the fused kernel takes this weight after this norm: float weights (f32, f16,
+    /// bf16) and norms, K % 8 == 0 (decode-sized inputs are checked by the caller). GGUF block
+    /// weights take the norm and then the plain GEMV, which reads them faster (see
+    /// gemv_norm_common.wgsl).
     pub fn supports(norm: &Weight, w: &Weight) -> bool {
-        w.cols.is_multiple_of(8)
-            && w.dtype != WeightDtype::I8
-            && !norm.dtype.is_block()
-            && norm.dtype != WeightDtype::I8
+        w.cols.is_multiple_of(8) && w.dtype.is_float() && norm.dtype.is_float()
     }
 
     /// Checks a RoPE epilogue: the subgroup kernel, the q/k/v widths, buffer sizes.
@@ -167,7 +162,7 @@ impl MatmulNorm {
         if !Self::supports(norm, w) || norm.cols != k || norm.chunks.len() != 1 {
             return Err(Error::shape(
                 format!("{} after {}", w.name, norm.name),
-                "a float norm of K values, K % 8 == 0, float or GGUF-block weight",
+                "a float norm of K values, K % 8 == 0, float weight",
                 format!("K {k}, {} {}", norm.name, norm.dtype.name()),
             ));
         }
@@ -201,14 +196,12 @@ impl MatmulNorm {
                 n: chunk.rows as u32,
                 out_stride: cols.total as u32,
                 out_offset: (cols.first + chunk.row0) as u32,
-                d_off: chunk.d_off,
-                m_off: chunk.m_off,
                 eps,
                 q_cols: rope.map_or(0, |r| (r.heads * r.table.head_dim) as u32),
                 kv_cols: rope.map_or(0, |r| (r.kv_heads * r.table.head_dim) as u32),
                 head_dim: rope.map_or(0, |r| r.table.head_dim as u32),
                 ctx: rope.map_or(0, |r| r.dst.ctx_len as u32),
-                _pad: 0,
+                _pad: [0; 3],
             };
             let uniform = self.ctx.uniform("matmul_norm params", &params);
             let [wx, wy, _] = fold_workgroups(chunk.rows.div_ceil(rows_per_wg) as u32);
