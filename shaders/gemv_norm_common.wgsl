@@ -4,10 +4,7 @@
 //   y = (x / sqrt(mean(x^2) + eps) * g) @ W^T
 //   x   (T, K)         f32 residual stream, K % 8 == 0
 //   g   (K)            norm weight, dtype G_DTYPE (0 f32, 1 f16, 2 bf16)
-//   W   (N, K)         this chunk's rows, f32/f16/bf16 (W_DTYPE, weights.wgsl, @binding(2)); GGUF
-//                      block weights take the norm, then the plain GEMV: reading x as f32 and g
-//                      per 4-bit weight made their fused form L1-bound (H200, 8B Q4_K_M decode
-//                      174 tok/s unfused vs 139 fused, 2026-12-02)
+//   W   (N, K)         this chunk's rows, W_DTYPE (weights.wgsl, @binding(2))
 //   out (T, N_total)   packed activations, columns [out_offset, out_offset + N); or, with SWIGLU,
 //                      W's rows alternate gate and up (a fused gate/up weight) and
 //                      out (T, N_total / 2) = silu(y[2i]) * y[2i + 1] (out_stride counts out's columns)
@@ -20,14 +17,14 @@ struct Params {
     n: u32,
     out_stride: u32,
     out_offset: u32,
+    d_off: u32,  // block formats: word offset of the scales in W
+    m_off: u32,  // block formats: word offset of the minimums in W
     eps: f32,
     q_cols: u32, // ROPE (matmul_gemv_norm_sg.wgsl): H D, the q columns of the q/k/v output
     kv_cols: u32, // ROPE: Hkv D
     head_dim: u32, // ROPE: D
     ctx: u32,    // ROPE: cache positions per slot
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -58,3 +55,19 @@ fn silu(v: f32) -> f32 {
     return v / (1.0 + exp(-v));
 }
 
+// x * g over elements 32i..32i+31 of the row at vec4 `xbase`, and their sum of squares.
+struct XG32 {
+    v: array<vec4<f32>, 8>,
+    ss: f32,
+}
+
+fn xg32(xbase: u32, i: u32) -> XG32 {
+    var r: XG32;
+    r.ss = 0.0;
+    for (var j = 0u; j < 8u; j++) {
+        let v = x[xbase + 8u * i + j];
+        r.ss += dot(v, v);
+        r.v[j] = v * g4(32u * i + 4u * j);
+    }
+    return r;
+}

@@ -20,6 +20,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     if group * ROWS >= p.n {
         return;
     }
+    w_d_off = p.d_off;
+    w_m_off = p.m_off;
     let t = wid.z;
     let xbase = t * (p.k / 4u);
     let lane = lid.x;
@@ -28,7 +30,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     // (x * g) . W[row], and sum(x^2) over this lane's share of K
     var acc = 0.0;
     var ss = 0.0;
-    if row < p.n {
+    if row < p.n && w_blocks() {
+        // K-quants: 32 elements per step (weights.wgsl dot32f)
+        for (var i = lane; i < p.k / 32u; i += LANES) {
+            let xg = xg32(xbase, i);
+            ss += xg.ss;
+            acc += dot32f(xg.v, row * p.k + 32u * i);
+        }
+    } else if row < p.n {
         // two 16-byte weight loads in flight per lane
         let groups = p.k / 8u;
         var i = lane;

@@ -45,6 +45,8 @@ fn main(@builtin(subgroup_id) sg: u32,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = wid.x + wid.y * nwg.x;
     let t = wid.z;
+    w_d_off = p.d_off;
+    w_m_off = p.m_off;
     let xbase = t * (p.k / 4u);
     for (var task = sg; task < ROWS / TASK; task += nsg) {
         let r0 = group * ROWS + TASK * task;
@@ -54,7 +56,18 @@ fn main(@builtin(subgroup_id) sg: u32,
         // N is even (a multiple of 4 with SWIGLU), so rows r0..r0+TASK-1 are all in range
         var acc = vec4<f32>(0.0);
         var ss = 0.0;
-        for (var i = lane; i < p.k / 8u; i += lanes) {
+        for (var i = lane; i < p.k / 32u && w_blocks(); i += lanes) {
+            // K-quants: 32 elements per step (weights.wgsl dot32f)
+            let xg = xg32(xbase, i);
+            ss += xg.ss;
+            acc.x += dot32f(xg.v, r0 * p.k + 32u * i);
+            acc.y += dot32f(xg.v, (r0 + 1u) * p.k + 32u * i);
+            if SWIGLU {
+                acc.z += dot32f(xg.v, (r0 + 2u) * p.k + 32u * i);
+                acc.w += dot32f(xg.v, (r0 + 3u) * p.k + 32u * i);
+            }
+        }
+        for (var i = lane; i < p.k / 8u && !w_blocks(); i += lanes) {
             let e = 8u * i;
             let x0 = x[xbase + 2u * i];
             let x1 = x[xbase + 2u * i + 1u];

@@ -838,20 +838,14 @@ fn fused_norm_gemv_all_dtypes_both_paths() {
     use inferno_llama::ops::matmul_norm::{MatmulNorm, NormEpilogue};
     for path in PATHS {
         let c = ctx(path);
-        // GGUF block weights are not fused (the model takes the norm, then the plain GEMV)
-        for dtype in BLOCKS.into_iter().chain(KQUANTS) {
-            let mut rng = rng("matmul_norm blocks");
-            let (_, gw) = rand_weight(c, &mut rng, WeightDtype::Bf16, 1, 256, 1.0);
-            let (_, w) = rand_weight(c, &mut rng, dtype, 4, 256, 0.5);
-            let (xb, ob) = (upload_f32(c, &[0.0; 256]), poisoned(c, 4));
-            let cols = NormEpilogue::Cols(OutCols::all(4));
-            assert!(!MatmulNorm::supports(&gw, &w), "{dtype:?}");
-            assert!(MatmulNorm::new(c).record(&mut Graph::new(), &xb, &gw, &w, &ob, cols, 1, 1e-5).is_err());
-        }
-        for dtype in WDTYPES {
+        for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS).chain(stored()) {
             for gdtype in WDTYPES {
                 // N >= 4096 takes the 8-rows-per-workgroup variant (without subgroups)
-                let shapes: &[(usize, usize, usize)] = &[(1, 576, 130), (3, 64, 68), (1, 2048, 12), (2, 64, 4100)];
+                let shapes: &[(usize, usize, usize)] = if dtype.block_len() == 256 {
+                    &[(1, 512, 130), (2, 256, 68), (1, 256, 4100)]
+                } else {
+                    &[(1, 576, 130), (3, 64, 68), (1, 2048, 12), (2, 64, 4100)]
+                };
                 for &(t, k, n) in shapes {
                     let mut rng = rng("matmul_norm");
                     let x = rand_vec(&mut rng, t * k, 3.0);

@@ -250,11 +250,6 @@ impl Llama {
         self.stages.iter().fold(MemoryLedger::default(), |a, s| a.plus(&s.ledger))
     }
 
-    /// The first device (the only one unless the model is split).
-    pub fn ctx(&self) -> &GpuContext {
-        &self.stages[0].ctx
-    }
-
     /// The stage of the last layers (final norm, lm_head).
     pub fn last(&self) -> &Stage {
         &self.stages[self.stages.len() - 1] // load_split makes at least one
@@ -307,7 +302,7 @@ impl Llama {
         t: usize,
     ) -> Result<()> {
         let eps = self.config.rms_norm_eps;
-        if t <= crate::ops::matmul_norm::MAX_TOKENS && parts.iter().all(|w| MatmulNorm::supports(norm, w)) {
+        if t <= crate::ops::matmul_norm::MAX_TOKENS && parts.iter().all(|w| st.ops.matmul_norm.fuses(norm, w)) {
             return self.normed_gemvs(st, g, s, norm, parts, out, t, NormEpilogue::Cols);
         }
         if parts.iter().all(|w| w.dtype == WeightDtype::I8) && norm.cols.is_multiple_of(4) {
@@ -332,7 +327,7 @@ impl Llama {
         t: usize,
     ) -> Result<bool> {
         let norm = &w.input_layernorm;
-        let fits = w.qkv.iter().all(|p| MatmulNorm::supports(norm, p));
+        let fits = w.qkv.iter().all(|p| st.ops.matmul_norm.fuses(norm, p));
         if t > crate::ops::matmul_norm::MAX_TOKENS || !st.ops.matmul_norm.fuses_rope() || !fits {
             return Ok(false);
         }
@@ -375,7 +370,7 @@ impl Llama {
         let i = self.config.intermediate_size;
         let norm = &w.post_attention_layernorm;
         if let [gu] = &w.gate_up[..] {
-            if t <= crate::ops::matmul_norm::MAX_TOKENS && MatmulNorm::supports(norm, gu) {
+            if t <= crate::ops::matmul_norm::MAX_TOKENS && st.ops.matmul_norm.fuses(norm, gu) {
                 let eps = self.config.rms_norm_eps;
                 st.ops.matmul_norm.record(g, &s.x, norm, gu, &s.act, NormEpilogue::Swiglu, t, eps)?;
                 return self.residual(st, g, s, &s.act, &w.down_proj, t);

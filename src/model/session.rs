@@ -37,6 +37,12 @@ enum Rows {
 /// body (false: only the logits of rows the previous graph's body left in `h`).
 type GraphKey = (usize, Rows, bool, bool, bool);
 
+/// The graph of a greedy step: `t` tokens in `n` chunks (one chunk: a sequence's prompt piece or
+/// decode step), the argmax of each chunk's last token.
+fn greedy_key(t: usize, n: usize) -> GraphKey {
+    (t, Rows::Last(n), true, n == 1, true)
+}
+
 /// Recorded graphs a session keeps; the least recently used goes first (a server's steps mix
 /// decodes with prompt pieces, so their token counts vary).
 const GRAPH_CACHE: usize = 64;
@@ -434,10 +440,10 @@ impl Session {
     /// Submits a one-token greedy step at `pos` of `slot` whose token is the previous step's
     /// argmax (row 0), still on the GPU; returns its id readback buffer and submission.
     fn submit_ahead(&mut self, slot: usize, pos: usize) -> Result<(usize, wgpu::SubmissionIndex)> {
-        let q = &self.model.ctx().queue;
+        let q = &self.model.last().ctx.queue; // the only stage (a split model does not run ahead)
         q.write_buffer(&self.stages[0].scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
         q.write_buffer(&self.hsel_idx, 0, bytemuck::bytes_of(&0u32));
-        self.submit(&(1, Rows::Last(1), true, true, true), true, 4)
+        self.submit(&greedy_key(1, 1), true, 4)
     }
 
     /// Reads the ids of the sequences at `at` (slot, position of the row's token) from id
@@ -455,7 +461,7 @@ impl Session {
     /// The recorded greedy decode graph of `n` sequences, one token each (for profiling; a
     /// split model's first stage).
     pub fn decode_graph(&self, n: usize) -> Option<&Graph> {
-        self.graphs.get(&(0, (n, Rows::Last(n), true, n == 1, true))).map(|(g, _)| g)
+        self.graphs.get(&(0, greedy_key(n, n))).map(|(g, _)| g)
     }
 
     /// The recorded forward with the most tokens (a prompt batch; for profiling; a split
@@ -497,7 +503,7 @@ impl Session {
         self.check_rows(last.len())?;
         let n = last.len();
         self.write_rows(&last);
-        let key = (t, Rows::Last(n), true, chunks.len() == 1, true);
+        let key = greedy_key(t, n);
         self.run_early_stages(&key).await?;
         let (k, done) = self.submit(&key, false, (n * 4) as u64)?;
         let ahead = match chunks {
