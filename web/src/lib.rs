@@ -102,6 +102,7 @@ impl WebEngine {
         serde_json::json!({
             "adapter": if self.gpu.info.name.is_empty() { "unnamed adapter" } else { &self.gpu.info.name },
             "backend": format!("{:?}", self.gpu.info.backend),
+            "device_type": format!("{:?}", self.gpu.info.device_type),
             "activations": self.gpu.act.name(),
             "shader_f16": self.gpu.features.contains(wgpu_features::SHADER_F16),
             "subgroups": self.gpu.subgroups,

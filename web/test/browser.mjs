@@ -47,7 +47,7 @@ try {
     const ids = await page.evaluate(([p, n]) => window.inferno.greedyIds(p, n), [golden.prompt, golden.greedy.length]);
     const same = ids.filter((t, i) => t === golden.greedy[i]).length;
     report[name] = { info, ids, want: golden.greedy };
-    check(`${name} greedy tokens (${info.activations} on ${info.adapter}, subgroups ${info.subgroups}, embedding in ${info.weight_chunks} chunk(s))`,
+    check(`${name} greedy tokens (${info.activations} on ${info.adapter} (${info.device_type}), subgroups ${info.subgroups}, embedding in ${info.weight_chunks} chunk(s))`,
       JSON.stringify(ids) === JSON.stringify(golden.greedy) && (maxBinding === 0 || info.weight_chunks > 1),
       `${same}/${golden.greedy.length} equal`);
   }
