@@ -43,6 +43,9 @@ fn run_split_over_two_devices_answers_the_same() {
     let line = out.lines().find(|l| l.starts_with("adapter ") && l.contains("(Vulkan")).expect("a Vulkan adapter");
     let n: usize = line["adapter ".len()..].split(':').next().and_then(|n| n.parse().ok()).expect("adapter N:");
     let gpus = format!("{n},{n}");
+    let plan = inferno(&["info", "-m", &smollm2(), "--gpus", &gpus, "--split", "2,1"]);
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(plan.contains(&format!("device 1 (adapter {n}): layers 20..30, weights ")), "{plan}");
     let o = inferno(&["run", "-m", &smollm2(), "-p", "What is the capital of France?", "-n", "40", "--gpus", &gpus]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "The capital of France is Paris.");

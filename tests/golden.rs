@@ -292,6 +292,9 @@ fn layer_split_over_two_devices_is_exact() {
         let split = Arc::new(Llama::load_split(&two, &layers, &ck, |_, _| {}).unwrap());
         let one = Arc::new(Llama::load(c, &ck, |_, _| {}).unwrap());
         assert_eq!(split.stages.len(), 2, "{case}");
+        let plan = inferno_llama::model::split_bytes(&ck, &layers); // what `inferno info --gpus` prints
+        let held: Vec<u64> = split.stages.iter().map(|st| st.ledger().weights_in_file).collect();
+        assert_eq!(held, plan, "{case}: each device's file bytes");
         let (file_split, file_one) = (split.ledger().weights_in_file, one.ledger().weights_in_file);
         if ck.config.tie_word_embeddings {
             assert!(file_split > file_one, "{case}: the tied embedding on both devices");

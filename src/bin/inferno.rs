@@ -507,8 +507,7 @@ fn real_main() -> Result<()> {
             inferno_llama::serve::serve(m.path()?.to_path_buf(), ctxs, engine, opts)?;
         }
         Cmd::Info { model, g } => {
-            let opts =
-                GpuOptions { adapter_name: g.adapter.clone(), force_bf16: g.force_bf16, ..GpuOptions::from_env() };
+            let opts = GpuOptions { adapter_name: None, ..gpu_options(&g) };
             for (n, a) in pollster::block_on(GpuContext::adapters(&opts)).iter().enumerate() {
                 let i = a.get_info();
                 println!("adapter {n}: {} ({:?}, {:?}, driver {})", i.name, i.backend, i.device_type, i.driver);
@@ -524,6 +523,21 @@ fn real_main() -> Result<()> {
                     ck.config,
                     ck.tensor_bytes()
                 );
+                if !g.gpus.is_empty() {
+                    // the split --gpus would make (weights only: the KV cache and scratch come on top)
+                    let layers =
+                        inferno_llama::model::layer_split(ck.config.num_hidden_layers, g.gpus.len(), &g.split)?;
+                    let bytes = inferno_llama::model::split_bytes(&ck, &layers);
+                    let mut first = 0;
+                    for (d, (n, b)) in layers.iter().zip(bytes).enumerate() {
+                        println!(
+                            "device {d} (adapter {}): layers {first}..{}, weights {b} bytes",
+                            g.gpus[d],
+                            first + n
+                        );
+                        first += n;
+                    }
+                }
             }
         }
         Cmd::Convert { model, out, dtype } => {

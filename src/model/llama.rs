@@ -233,13 +233,13 @@ impl Llama {
         };
         let mut stages = Vec::with_capacity(ctxs.len());
         let mut first = 0;
+        let bytes = split_bytes(ckpt, layers);
         for (d, (ctx, &count)) in ctxs.iter().zip(layers).enumerate() {
             ld.ctx = ctx;
             let range = first..first + count;
             let what =
                 if ctxs.len() == 1 { "model weights".to_string() } else { format!("model weights on device {d}") };
-            let bytes = stage_bytes(ckpt, &range, d == 0, d + 1 == ctxs.len());
-            stages.push(ctx.guard_oom(&what, bytes, || ld.stage(range, d == 0, d + 1 == ctxs.len()))?);
+            stages.push(ctx.guard_oom(&what, bytes[d], || ld.stage(range, d == 0, d + 1 == ctxs.len()))?);
             first += count;
         }
         Ok(Llama { config: cfg, stages })
@@ -510,14 +510,38 @@ fn rotary_source_row(r: usize, d: usize) -> usize {
     head * d + j / 2 + (j % 2) * (d / 2)
 }
 
-/// Checkpoint bytes of the tensors a stage of `layers` takes (with the embedding when `first`,
-/// the final norm and lm_head when `last`).
-fn stage_bytes(ckpt: &Checkpoint, layers: &std::ops::Range<usize>, first: bool, last: bool) -> u64 {
-    let takes = |name: &str| match name.strip_prefix("model.layers.") {
-        Some(rest) => rest.split('.').next().and_then(|l| l.parse().ok()).is_some_and(|l| layers.contains(&l)),
-        None => (first && name.starts_with("model.embed_tokens")) || (last && !name.starts_with("model.embed_tokens")),
+/// Checkpoint bytes of the tensors each device of a split holds (`layers[d]` consecutive layers
+/// on device d): the first also the embedding, the last the final norm and lm_head — the
+/// embedding again when it is tied and the devices are several.
+pub fn split_bytes(ckpt: &Checkpoint, layers: &[usize]) -> Vec<u64> {
+    let mut out = vec![0; layers.len()];
+    let last = layers.len().saturating_sub(1);
+    let stage_of = |l: usize| {
+        let mut end = 0;
+        layers.iter().position(|&n| {
+            end += n;
+            l < end
+        })
     };
-    ckpt.tensors.iter().filter(|(n, _)| takes(n)).map(|(_, t)| t.range.len() as u64).sum()
+    for (name, t) in &ckpt.tensors {
+        let bytes = t.range.len() as u64;
+        let layer = name.strip_prefix("model.layers.").and_then(|r| r.split('.').next()?.parse().ok());
+        match layer {
+            Some(l) => {
+                if let Some(d) = stage_of(l) {
+                    out[d] += bytes;
+                }
+            }
+            None if name.starts_with("model.embed_tokens") => {
+                out[0] += bytes;
+                if ckpt.config.tie_word_embeddings && last > 0 {
+                    out[last] += bytes;
+                }
+            }
+            None => out[last] += bytes,
+        }
+    }
+    out
 }
 
 impl Fetched<'_> {

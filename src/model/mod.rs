@@ -12,5 +12,5 @@ pub mod synthetic;
 
 pub use checkpoint::{Checkpoint, Format};
 pub use config::LlamaConfig;
-pub use llama::{layer_split, Llama, MemoryLedger, Stage};
+pub use llama::{layer_split, split_bytes, Llama, MemoryLedger, Stage};
 pub use session::{SeqChunk, Session};
