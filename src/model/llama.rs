@@ -144,8 +144,10 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// The output projection (last stage): lm_head, or the embedding when tied.
+    /// The output projection, on the last stage only (the one with the final norm): lm_head, or
+    /// the embedding when tied.
     pub fn lm_head(&self) -> Option<&Weight> {
+        self.norm.as_ref()?;
         self.lm_head.as_ref().or(self.embed_tokens.as_ref())
     }
 

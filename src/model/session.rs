@@ -183,12 +183,12 @@ impl Session {
             return Err(Error::Invalid("slots, context length and batch size must be positive".into()));
         }
         let cfg = &model.config;
+        let per_layer = slots
+            .saturating_mul(ctx_len)
+            .saturating_add(PROMPT_PAD)
+            .saturating_mul(cfg.num_key_value_heads * cfg.head_dim);
         let mut stages = Vec::with_capacity(model.stages.len());
         for (d, st) in model.stages.iter().enumerate() {
-            let per_layer = slots
-                .saturating_mul(ctx_len)
-                .saturating_add(PROMPT_PAD)
-                .saturating_mul(cfg.num_key_value_heads * cfg.head_dim);
             let kv = act_bytes(per_layer).saturating_mul(2 * st.layers.len() as u64);
             let what = match model.stages.len() {
                 1 => "KV cache and scratch buffers".to_string(),
@@ -201,16 +201,18 @@ impl Session {
             stages.push(bufs);
         }
         let ctx = &model.last().ctx;
-        ctx.guard_oom("logit buffers", 0, || Self::with_head(model.clone(), stages, max_tokens))
-    }
-
-    /// The session around its stages' buffers: the logits buffers on the last device.
-    fn with_head(model: Arc<Llama>, stages: Vec<StageBufs>, max_tokens: usize) -> Result<Self> {
-        let ctx = model.last().ctx.clone();
-        let (c, v) = (model.config.hidden_size, model.config.vocab_size);
-        let slots = stages[0].kv.slots;
+        let v = cfg.vocab_size;
         let max_logit_rows =
             LOGIT_ROWS.max(slots).min(max_tokens).min((ctx.max_binding / (v as u64 * 4)) as usize).max(1);
+        let logits = (max_logit_rows * v * 4) as u64;
+        ctx.guard_oom("logit buffers", logits, || Self::with_head(model.clone(), stages, max_tokens, max_logit_rows))
+    }
+
+    /// The session around its stages' buffers: the logits buffers (`max_logit_rows` rows) on
+    /// the last device.
+    fn with_head(model: Arc<Llama>, stages: Vec<StageBufs>, max_tokens: usize, max_logit_rows: usize) -> Result<Self> {
+        let ctx = model.last().ctx.clone();
+        let (c, v) = (model.config.hidden_size, model.config.vocab_size);
         let mut head_bytes = 0;
         let mut buf = |label: &str, bytes: u64| {
             head_bytes += bytes.div_ceil(4) * 4;
@@ -353,7 +355,7 @@ impl Session {
         if body {
             m.record_stage(st, &mut g, &b.scratch, &b.kv, &b.rope, t, one_seq)?;
         }
-        if let Some(lm_head) = st.lm_head().filter(|_| d + 1 == self.stages.len()) {
+        if let Some(lm_head) = st.lm_head() {
             let row = act_bytes(c);
             let r = match rows {
                 Rows::Last(n) => {
