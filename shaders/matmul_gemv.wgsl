@@ -7,7 +7,7 @@
 //   out (T, N_total)  packed activations, f32 (logits) or the f32 residual stream it adds to
 //                     (OUT_MODE); this chunk writes
 //                     columns [out_offset, out_offset + N)
-// Workgroup = 4 rows x 64 lanes; lanes stride over K, then reduce in workgroup memory.
+// Workgroup = 256 / LANES rows x LANES lanes; lanes stride over K, then reduce in workgroup memory.
 // TOK = 1 (one sequence's decode): with VEC (K % 8 == 0) every step loads 8 activations and 8
 // weights with 16-byte loads, otherwise pairs; K-quants take 32 elements a step (weights.wgsl
 // dot32f). TOK > 1: each lane decodes 8 weights once (load_w8) and dots them with every token's
@@ -33,11 +33,11 @@ struct Params {
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
-const LANES: u32 = 64u;
-const ROWS: u32 = 4u;
+override LANES: u32 = 64u; // lanes per row (a power of two, 16..64; 64 where TOK > 1)
+override ROWS: u32 = 256u / LANES; // rows per workgroup
 const MAX_TOK: u32 = 8u;
 
-var<workgroup> partial: array<array<f32, LANES>, 32>; // [token * ROWS + row][lane], ROWS * MAX_TOK
+var<workgroup> partial: array<array<f32, 64>, 32>; // [token * ROWS + row][lane], ROWS * MAX_TOK
 
 // Activations 32i..32i+31 of token t as f32 (K % 32 == 0).
 fn x32(t: u32, i: u32) -> array<vec4<f32>, 8> {
@@ -53,7 +53,7 @@ fn x32(t: u32, i: u32) -> array<vec4<f32>, 8> {
         vec4<f32>(unpack_act(v3.x), unpack_act(v3.y)), vec4<f32>(unpack_act(v3.z), unpack_act(v3.w)));
 }
 
-@compute @workgroup_size(64, 4)
+@compute @workgroup_size(LANES, 256u / LANES)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
