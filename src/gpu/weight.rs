@@ -61,16 +61,7 @@ impl Weight {
         if dtype == WeightDtype::I8 {
             return Err(Error::Invalid(format!("{name}: int8 weights need their scales (Weight::upload_w8a8)")));
         }
-        let chunks = chunked(ctx, name, rows, row_bytes as u64, |row0, n| {
-            let data = &bytes[row0 * row_bytes..(row0 + n) * row_bytes];
-            if dtype.is_block() {
-                let (packed, d_off, m_off) = crate::model::gguf::repack_blocks(dtype, data);
-                Ok((ctx.storage_init(name, &packed)?, d_off, m_off))
-            } else {
-                Ok((ctx.storage_init(name, data)?, 0, 0))
-            }
-        })?;
-        Ok(Weight { name: name.to_string(), dtype, rows, cols, chunks })
+        Self::upload_rows(ctx, name, dtype, rows, cols, |r| &bytes[r * row_bytes..(r + 1) * row_bytes])
     }
 
     /// Uploads an int8 weight `(rows, cols)` with its per-row f32 scales (compressed-tensors
@@ -101,9 +92,10 @@ impl Weight {
         Ok(Weight { name: name.to_string(), dtype: WeightDtype::I8, rows, cols, chunks })
     }
 
-    /// Uploads a float weight (f32/f16/bf16) `(rows, cols)` whose row `r` is `row(r)`, written
-    /// straight into the GPU buffers: rows gathered from several tensors (fused projections)
-    /// without an intermediate host copy.
+    /// Uploads a weight `(rows, cols)` of a float or block dtype whose row `r` is `row(r)`,
+    /// written straight into the GPU buffers (block formats repacked on the way,
+    /// [`crate::model::gguf::repack_into`]): rows gathered from several tensors (fused
+    /// projections) or reordered without an intermediate host copy.
     pub fn upload_rows<'a>(
         ctx: &GpuContext,
         name: &str,
@@ -112,8 +104,10 @@ impl Weight {
         cols: usize,
         row: impl Fn(usize) -> &'a [u8],
     ) -> Result<Self> {
-        if dtype.is_block() || dtype == WeightDtype::I8 || !cols.is_multiple_of(2) {
-            return Err(Error::Invalid(format!("{name}: row-wise upload takes float weights with even rows")));
+        if dtype == WeightDtype::I8 || !cols.is_multiple_of(2) || !cols.is_multiple_of(dtype.block_len()) {
+            return Err(Error::Invalid(format!(
+                "{name}: row-wise upload takes float or block weights of whole blocks and even rows"
+            )));
         }
         let row_bytes = dtype.row_bytes(cols);
         if let Some(r) = (0..rows).find(|&r| row(r).len() != row_bytes) {
@@ -124,6 +118,13 @@ impl Weight {
             ));
         }
         let chunks = chunked(ctx, name, rows, row_bytes as u64, |row0, n| {
+            if dtype.is_block() {
+                let (len, d_off, m_off) = crate::model::gguf::repacked_len(dtype, n * row_bytes);
+                let buf = ctx.storage_fill(name, len, |write| {
+                    crate::model::gguf::repack_into(dtype, n, &|i| row(row0 + i), write)
+                })?;
+                return Ok((buf, d_off, m_off));
+            }
             let buf = ctx.storage_fill(name, n * row_bytes, |write| {
                 for i in 0..n {
                     write(i * row_bytes, row(row0 + i));

@@ -905,7 +905,69 @@ fn quantize_q6k(x: &[f32]) -> Vec<u8> {
 }
 
 /// Reorders GGUF blocks for the GPU kernels (shaders/weights.wgsl), same byte count, and returns
-/// the bytes and the word offsets `d_off`, `m_off`:
+/// the bytes and the word offsets `d_off`, `m_off` (see [`repack_into`], which writes them
+/// straight into a mapped buffer).
+pub fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u32) {
+    let (len, d_off, m_off) = repacked_len(dtype, data.len());
+    let mut out = vec![0u8; len];
+    repack_into(dtype, 1, &|_| data, &mut |at, bytes| out[at..at + bytes.len()].copy_from_slice(bytes));
+    (out, d_off, m_off)
+}
+
+/// The byte length of `data_len` bytes of `dtype` blocks once repacked (with the padding that
+/// aligns each part to a word), and the word offsets `d_off`, `m_off` of their scale parts.
+pub fn repacked_len(dtype: crate::WeightDtype, data_len: usize) -> (usize, u32, u32) {
+    let lay = layout(dtype, data_len);
+    (lay.len, lay.d_off, lay.m_off)
+}
+
+/// How a block dtype is repacked: the block size, each part's (byte offset, bytes per block), the
+/// total length and the word offsets the kernels take.
+struct Layout {
+    block: usize,
+    parts: Vec<(usize, usize)>,
+    len: usize,
+    d_off: u32,
+    m_off: u32,
+}
+
+fn layout(dtype: crate::WeightDtype, data_len: usize) -> Layout {
+    let w4 = |n: usize| n.div_ceil(4) * 4;
+    let (block, per): (usize, &[usize]) = match dtype {
+        crate::WeightDtype::Q4K => (144, &[128, 16]),
+        crate::WeightDtype::Q6K => (210, &[128, 64, 16, 2]),
+        crate::WeightDtype::Q8_0 => (34, &[32, 2]),
+        crate::WeightDtype::Q4_0 => (18, &[16, 2]),
+        crate::WeightDtype::Q4_1 => (20, &[16, 2, 2]),
+        // stored as they are (one part), then an i-quant's lookup grid
+        _ => (data_len.max(1), &[0]),
+    };
+    let blocks = data_len / block;
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for &p in per {
+        // Q6_K's parts follow each other unaligned (their sizes keep words), the others' start
+        // on a word
+        at = if dtype == crate::WeightDtype::Q6K { at } else { w4(at) };
+        parts.push((at, if p == 0 { data_len } else { p }));
+        at += if p == 0 { data_len } else { p * blocks };
+    }
+    let (d_off, m_off, len) = match dtype {
+        crate::WeightDtype::Q4K => (parts[1].0 / 4, 0, at),
+        crate::WeightDtype::Q6K => (parts[3].0 / 4, parts[2].0 / 4, w4(at)),
+        crate::WeightDtype::Q4_1 => (parts[1].0 / 4, parts[2].0 / 4, at),
+        crate::WeightDtype::Stored(ty) => match grid_bytes(ty).len() {
+            0 => (0, 0, at),
+            grid => (w4(at) / 4, 0, w4(at) + grid),
+        },
+        _ => (parts[1].0 / 4, w4(at) / 4, w4(at)), // Q8_0, Q4_0: no minimums
+    };
+    Layout { block, parts, len, d_off: d_off as u32, m_off: m_off as u32 }
+}
+
+/// Writes `rows` rows of whole `dtype` blocks (`row(r)`, all of one length) repacked for the GPU
+/// kernels through `write(offset, bytes)`, a few hundred KB at a time: a load streams them into
+/// the mapped upload buffer, gathering rows from several tensors without a host copy. The layout:
 /// - Q8_0/Q4_0/Q4_1: the quants of every block in element order (int8, or 4-bit with element
 ///   `8i + j` in bits `4j` of word `i`), then the f16 scales `d` (at `d_off`), then (Q4_1) the f16
 ///   minimums `m` (at `m_off`);
@@ -916,116 +978,237 @@ fn quantize_q6k(x: &[f32]) -> Vec<u8> {
 ///   super-block (at `d_off`);
 /// - the [`STORED_TYPES`]: the blocks as they are, then for an i-quant its lookup grid (at `d_off`;
 ///   a few KB per buffer, see [`grid_bytes`]).
-pub fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u32) {
+pub fn repack_into<'a>(
+    dtype: crate::WeightDtype,
+    rows: usize,
+    row: &dyn Fn(usize) -> &'a [u8],
+    write: &mut dyn FnMut(usize, &[u8]),
+) {
+    let row_len = if rows == 0 { 0 } else { row(0).len() };
+    let lay = layout(dtype, rows * row_len);
     if let crate::WeightDtype::Stored(ty) = dtype {
-        // read as stored; an i-quant's lookup grid follows the blocks (at word d_off)
-        let grid = grid_bytes(ty);
-        if grid.is_empty() {
-            return (data.to_vec(), 0, 0);
-        }
-        let mut out = Vec::with_capacity(data.len() + 3 + grid.len());
-        out.extend_from_slice(data);
-        out.resize(data.len().div_ceil(4) * 4, 0);
-        let d_off = (out.len() / 4) as u32;
-        out.extend_from_slice(&grid);
-        return (out, d_off, 0);
+        (0..rows).for_each(|r| write(r * row_len, row(r)));
+        write(lay.d_off as usize * 4, &grid_bytes(ty));
+        return;
     }
-    let pad4 = |v: &mut Vec<u8>| v.resize(v.len().div_ceil(4) * 4, 0);
-    let nibbles = |el: &dyn Fn(usize) -> u8, n: usize, out: &mut Vec<u8>| {
-        out.extend((0..n / 2).map(|b| el(2 * b) | (el(2 * b + 1) << 4)));
+    const BATCH: usize = 4096; // blocks per write
+    let mut scratch = vec![0u8; BATCH * 128];
+    for (part, &(at, per)) in lay.parts.iter().enumerate() {
+        let mut blocks = (0..rows).flat_map(|r| row(r).chunks_exact(lay.block));
+        let mut done = 0;
+        loop {
+            // scratch first: zip stops on a full batch without taking a block from the next one
+            let n = scratch
+                .chunks_exact_mut(per)
+                .zip(blocks.by_ref())
+                .map(|(out, blk)| repack_part(dtype, part, blk, out))
+                .count();
+            if n == 0 {
+                break;
+            }
+            write(at + done * per, &scratch[..n * per]);
+            done += n;
+        }
+    }
+}
+
+/// Part `part` of one block's repacked bytes (see [`repack_into`]). Two 4-bit elements (2b,
+/// 2b + 1) make one output byte, taken from the block's bytes directly.
+fn repack_part(dtype: crate::WeightDtype, part: usize, blk: &[u8], out: &mut [u8]) {
+    // 32 bytes whose low nibbles are 32 elements and high nibbles the next 32 -> 32 output bytes
+    let nibbles = |qs: &[u8], out: &mut [u8]| {
+        let (lo, hi) = out.split_at_mut(qs.len() / 2);
+        for ((q, l), h) in qs.chunks_exact(2).zip(lo).zip(hi) {
+            *l = (q[0] & 15) | (q[1] << 4);
+            *h = (q[0] >> 4) | (q[1] & 0xf0);
+        }
     };
-    match dtype {
-        crate::WeightDtype::Q4K => {
-            let mut out = Vec::with_capacity(data.len());
-            for blk in data.chunks_exact(144) {
-                let qs = &blk[16..144];
-                let el = |e: usize| {
-                    let b = qs[32 * (e / 64) + e % 32];
-                    if e % 64 < 32 {
-                        b & 15
-                    } else {
-                        b >> 4
+    match (dtype, part) {
+        // Q4_K qs: 4 groups of 32 bytes; elements 64g..64g+31 are the low nibbles of group g
+        (crate::WeightDtype::Q4K, 0) => {
+            for (qs, o) in blk[16..144].chunks_exact(32).zip(out.chunks_exact_mut(32)) {
+                nibbles(qs, o);
+            }
+        }
+        (crate::WeightDtype::Q4K, _) => out.copy_from_slice(&blk[0..16]),
+        // Q6_K element e = 128n + 32g + l (as dequantize_row_q6_K reads it): low 4 bits in the
+        // low (g < 2) or high nibble of ql[64n + 32(g % 2) + l], high 2 bits at bit 2g of
+        // qh[32n + l]
+        (crate::WeightDtype::Q6K, 0) => {
+            for n in 0..2 {
+                let ql = &blk[64 * n..][..64];
+                let (a, b) = out[64 * n..][..64].split_at_mut(32);
+                // groups 0, 1 (low nibbles of ql[0..32], ql[32..64]) then 2, 3 (high nibbles)
+                let mut tmp = [0u8; 32];
+                nibbles(&ql[..32], &mut tmp);
+                a[..16].copy_from_slice(&tmp[..16]);
+                b[..16].copy_from_slice(&tmp[16..]);
+                nibbles(&ql[32..], &mut tmp);
+                a[16..].copy_from_slice(&tmp[..16]);
+                b[16..].copy_from_slice(&tmp[16..]);
+            }
+        }
+        (crate::WeightDtype::Q6K, 1) => {
+            for n in 0..2 {
+                let qh = &blk[128 + 32 * n..][..32];
+                for g in 0..4 {
+                    for (h, o) in qh.chunks_exact(4).zip(&mut out[32 * n + 8 * g..][..8]) {
+                        *o = h.iter().enumerate().fold(0, |acc, (j, &b)| acc | (((b >> (2 * g)) & 3) << (2 * j)));
                     }
-                };
-                nibbles(&el, 256, &mut out);
+                }
             }
-            let d_off = (out.len() / 4) as u32;
-            for blk in data.chunks_exact(144) {
-                out.extend_from_slice(&blk[0..16]);
-            }
-            return (out, d_off, 0);
         }
-        crate::WeightDtype::Q6K => {
-            let blocks: Vec<&[u8]> = data.chunks_exact(210).collect();
-            // the 6-bit value of element e (0..256) of a super-block, as dequantize_row_q6_K reads it
-            let q6 = |blk: &[u8], e: usize| -> u8 {
-                let (n, i) = (e / 128, e % 128);
-                let (g, l) = (i / 32, i % 32);
-                let ql = blk[64 * n + l + 32 * (g % 2)];
-                let lo = if g < 2 { ql & 15 } else { ql >> 4 };
-                let hi = (blk[128 + 32 * n + l] >> (2 * g)) & 3;
-                lo | (hi << 4)
-            };
-            let mut out = Vec::with_capacity(data.len());
-            for blk in &blocks {
-                nibbles(&|e| q6(blk, e) & 15, 256, &mut out);
-            }
-            for blk in &blocks {
-                out.extend((0..64).map(|w| (0..4).fold(0u8, |acc, j| acc | ((q6(blk, 4 * w + j) >> 4) << (2 * j)))));
-            }
-            let m_off = (out.len() / 4) as u32;
-            for blk in &blocks {
-                out.extend_from_slice(&blk[192..208]);
-            }
-            let d_off = (out.len() / 4) as u32;
-            for blk in &blocks {
-                out.extend_from_slice(&blk[208..210]);
-            }
-            pad4(&mut out);
-            return (out, d_off, m_off);
-        }
-        _ => {}
+        (crate::WeightDtype::Q6K, 2) => out.copy_from_slice(&blk[192..208]),
+        (crate::WeightDtype::Q6K, _) => out.copy_from_slice(&blk[208..210]),
+        (crate::WeightDtype::Q8_0, 0) => out.copy_from_slice(&blk[2..34]),
+        (crate::WeightDtype::Q4_0, 0) => nibbles(&blk[2..18], out),
+        (crate::WeightDtype::Q4_1, 0) => nibbles(&blk[4..20], out),
+        (crate::WeightDtype::Q4_1, 2) => out.copy_from_slice(&blk[2..4]),
+        (_, _) => out.copy_from_slice(&blk[0..2]), // the f16 scale d
     }
-    let (bb, quant_bytes) = match dtype {
-        crate::WeightDtype::Q8_0 => (34, 32),
-        crate::WeightDtype::Q4_0 => (18, 16),
-        _ => (20, 16),
-    };
-    let blocks = data.len() / bb;
-    let mut quants = Vec::with_capacity(blocks * quant_bytes);
-    let mut d = Vec::with_capacity(blocks * 2);
-    let mut m = Vec::new();
-    for blk in data.chunks_exact(bb) {
-        d.extend_from_slice(&blk[0..2]);
-        match dtype {
-            crate::WeightDtype::Q8_0 => quants.extend_from_slice(&blk[2..34]),
-            _ => {
-                let qs = if dtype == crate::WeightDtype::Q4_1 {
-                    m.extend_from_slice(&blk[2..4]);
-                    &blk[4..20]
-                } else {
-                    &blk[2..18]
-                };
-                // element j is the low nibble of qs[j], element j + 16 the high nibble
-                let el = |e: usize| if e < 16 { qs[e] & 15 } else { qs[e - 16] >> 4 };
-                quants.extend((0..16).map(|b| el(2 * b) | (el(2 * b + 1) << 4)));
-            }
-        }
-    }
-    let pad4 = |v: &mut Vec<u8>| v.resize(v.len().div_ceil(4) * 4, 0);
-    let mut out = quants;
-    pad4(&mut out);
-    let d_off = (out.len() / 4) as u32;
-    out.extend_from_slice(&d);
-    pad4(&mut out);
-    let m_off = (out.len() / 4) as u32;
-    out.extend_from_slice(&m);
-    (out, d_off, m_off)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The repacked layouts defined element by element (the form `repack_blocks` documents): the
+    /// reference its byte loops are tested against.
+    fn repack_by_element(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u32) {
+        let pad4 = |v: &mut Vec<u8>| v.resize(v.len().div_ceil(4) * 4, 0);
+        let nibbles = |el: &dyn Fn(usize) -> u8, n: usize, out: &mut Vec<u8>| {
+            out.extend((0..n / 2).map(|b| el(2 * b) | (el(2 * b + 1) << 4)));
+        };
+        match dtype {
+            crate::WeightDtype::Q4K => {
+                let mut out = Vec::with_capacity(data.len());
+                for blk in data.chunks_exact(144) {
+                    let qs = &blk[16..144];
+                    let el = |e: usize| {
+                        let b = qs[32 * (e / 64) + e % 32];
+                        if e % 64 < 32 {
+                            b & 15
+                        } else {
+                            b >> 4
+                        }
+                    };
+                    nibbles(&el, 256, &mut out);
+                }
+                let d_off = (out.len() / 4) as u32;
+                for blk in data.chunks_exact(144) {
+                    out.extend_from_slice(&blk[0..16]);
+                }
+                return (out, d_off, 0);
+            }
+            crate::WeightDtype::Q6K => {
+                let blocks: Vec<&[u8]> = data.chunks_exact(210).collect();
+                // the 6-bit value of element e (0..256) of a super-block, as dequantize_row_q6_K reads it
+                let q6 = |blk: &[u8], e: usize| -> u8 {
+                    let (n, i) = (e / 128, e % 128);
+                    let (g, l) = (i / 32, i % 32);
+                    let ql = blk[64 * n + l + 32 * (g % 2)];
+                    let lo = if g < 2 { ql & 15 } else { ql >> 4 };
+                    let hi = (blk[128 + 32 * n + l] >> (2 * g)) & 3;
+                    lo | (hi << 4)
+                };
+                let mut out = Vec::with_capacity(data.len());
+                for blk in &blocks {
+                    nibbles(&|e| q6(blk, e) & 15, 256, &mut out);
+                }
+                for blk in &blocks {
+                    out.extend(
+                        (0..64).map(|w| (0..4).fold(0u8, |acc, j| acc | ((q6(blk, 4 * w + j) >> 4) << (2 * j)))),
+                    );
+                }
+                let m_off = (out.len() / 4) as u32;
+                for blk in &blocks {
+                    out.extend_from_slice(&blk[192..208]);
+                }
+                let d_off = (out.len() / 4) as u32;
+                for blk in &blocks {
+                    out.extend_from_slice(&blk[208..210]);
+                }
+                pad4(&mut out);
+                return (out, d_off, m_off);
+            }
+            _ => {}
+        }
+        let (bb, quant_bytes) = match dtype {
+            crate::WeightDtype::Q8_0 => (34, 32),
+            crate::WeightDtype::Q4_0 => (18, 16),
+            _ => (20, 16),
+        };
+        let blocks = data.len() / bb;
+        let mut quants = Vec::with_capacity(blocks * quant_bytes);
+        let mut d = Vec::with_capacity(blocks * 2);
+        let mut m = Vec::new();
+        for blk in data.chunks_exact(bb) {
+            d.extend_from_slice(&blk[0..2]);
+            match dtype {
+                crate::WeightDtype::Q8_0 => quants.extend_from_slice(&blk[2..34]),
+                _ => {
+                    let qs = if dtype == crate::WeightDtype::Q4_1 {
+                        m.extend_from_slice(&blk[2..4]);
+                        &blk[4..20]
+                    } else {
+                        &blk[2..18]
+                    };
+                    // element j is the low nibble of qs[j], element j + 16 the high nibble
+                    let el = |e: usize| if e < 16 { qs[e] & 15 } else { qs[e - 16] >> 4 };
+                    quants.extend((0..16).map(|b| el(2 * b) | (el(2 * b + 1) << 4)));
+                }
+            }
+        }
+        let pad4 = |v: &mut Vec<u8>| v.resize(v.len().div_ceil(4) * 4, 0);
+        let mut out = quants;
+        pad4(&mut out);
+        let d_off = (out.len() / 4) as u32;
+        out.extend_from_slice(&d);
+        pad4(&mut out);
+        let m_off = (out.len() / 4) as u32;
+        out.extend_from_slice(&m);
+        (out, d_off, m_off)
+    }
+
+    /// `repack_blocks` writes what the element-by-element definition says, for every repacked
+    /// type, on random blocks.
+    #[test]
+    fn repack_matches_its_definition() {
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        let bytes: Vec<u8> = (0..210 * 144 * 34 * 3)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        for dtype in [
+            crate::WeightDtype::Q8_0,
+            crate::WeightDtype::Q4_0,
+            crate::WeightDtype::Q4_1,
+            crate::WeightDtype::Q4K,
+            crate::WeightDtype::Q6K,
+        ] {
+            // odd block counts (unaligned parts), one block, and several write batches
+            for blocks in [1, 3, 4097, 9001] {
+                let data = &bytes[..blocks * dtype.row_bytes(dtype.block_len())];
+                assert_eq!(repack_blocks(dtype, data), repack_by_element(dtype, data), "{dtype:?} x {blocks}");
+            }
+        }
+        // stored as they are, an i-quant's grid after them at a word
+        for (ty, blocks) in [(GgmlType::Q5K, 3), (GgmlType::Iq2Xxs, 3)] {
+            let data = &bytes[..blocks * ty.block().1];
+            let grid = grid_bytes(ty);
+            let (out, d_off, _) = repack_blocks(crate::WeightDtype::Stored(ty), data);
+            assert_eq!(&out[..data.len()], data);
+            if grid.is_empty() {
+                assert_eq!((out.len(), d_off), (data.len(), 0));
+            } else {
+                assert_eq!(&out[d_off as usize * 4..], &grid[..]);
+            }
+        }
+    }
 
     /// Our K-quant quantizers write blocks that dequantize close to the input.
     #[test]

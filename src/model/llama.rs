@@ -700,8 +700,9 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
         }
         let row_bytes = first.dtype.row_bytes(cols);
         let rows: usize = parts.iter().map(|f| f.rows).sum();
-        if first.dtype.is_float() {
-            // rows gathered straight into the GPU buffers: no host copy of the fused weight
+        if first.scales.is_none() {
+            // rows gathered straight into the GPU buffers (block formats repacked on the way):
+            // no host copy of the fused weight
             let (n, dtype) = (parts.len(), first.dtype);
             let starts: Vec<usize> =
                 parts.iter().scan(0, |acc, f| Some(std::mem::replace(acc, *acc + f.rows))).collect();
