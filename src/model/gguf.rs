@@ -998,11 +998,8 @@ pub fn repack_into<'a>(
         let mut done = 0;
         loop {
             // scratch first: zip stops on a full batch without taking a block from the next one
-            let n = scratch
-                .chunks_exact_mut(per)
-                .zip(blocks.by_ref())
-                .map(|(out, blk)| repack_part(dtype, part, blk, out))
-                .count();
+            let n =
+                scratch.chunks_exact_mut(per).zip(blocks.by_ref()).map(|(o, b)| repack_part(dtype, part, b, o)).count();
             if n == 0 {
                 break;
             }
@@ -1015,12 +1012,20 @@ pub fn repack_into<'a>(
 /// Part `part` of one block's repacked bytes (see [`repack_into`]). Two 4-bit elements (2b,
 /// 2b + 1) make one output byte, taken from the block's bytes directly.
 fn repack_part(dtype: crate::WeightDtype, part: usize, blk: &[u8], out: &mut [u8]) {
-    // 32 bytes whose low nibbles are 32 elements and high nibbles the next 32 -> 32 output bytes
+    // n bytes whose low nibbles are n elements and high nibbles the next n -> n output bytes,
+    // 8 input bytes at a time as one u64 (byte i at bits 8i): output byte k of a half is nibble
+    // 2k | nibble 2k + 1 << 4, then the even bytes are gathered
     let nibbles = |qs: &[u8], out: &mut [u8]| {
         let (lo, hi) = out.split_at_mut(qs.len() / 2);
-        for ((q, l), h) in qs.chunks_exact(2).zip(lo).zip(hi) {
-            *l = (q[0] & 15) | (q[1] << 4);
-            *h = (q[0] >> 4) | (q[1] & 0xf0);
+        let even_bytes = |v: u64| {
+            let v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
+            let v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
+            ((v | (v >> 16)) as u32).to_le_bytes()
+        };
+        for ((q, l), h) in qs.chunks_exact(8).zip(lo.chunks_exact_mut(4)).zip(hi.chunks_exact_mut(4)) {
+            let v = u64::from_le_bytes(q.try_into().expect("8 bytes"));
+            l.copy_from_slice(&even_bytes(v & 0x0f0f_0f0f_0f0f_0f0f));
+            h.copy_from_slice(&even_bytes((v >> 4) & 0x0f0f_0f0f_0f0f_0f0f));
         }
     };
     match (dtype, part) {
@@ -1052,8 +1057,10 @@ fn repack_part(dtype: crate::WeightDtype, part: usize, blk: &[u8], out: &mut [u8
             for n in 0..2 {
                 let qh = &blk[128 + 32 * n..][..32];
                 for g in 0..4 {
+                    // bits 2g of 4 bytes -> bits 2j of one byte
                     for (h, o) in qh.chunks_exact(4).zip(&mut out[32 * n + 8 * g..][..8]) {
-                        *o = h.iter().enumerate().fold(0, |acc, (j, &b)| acc | (((b >> (2 * g)) & 3) << (2 * j)));
+                        let t = (u32::from_le_bytes(h.try_into().expect("4 bytes")) >> (2 * g)) & 0x0303_0303;
+                        *o = (t | (t >> 6) | (t >> 12) | (t >> 18)) as u8;
                     }
                 }
             }
