@@ -540,7 +540,11 @@ pub fn split_bytes(ckpt: &Checkpoint, layers: &[usize]) -> Vec<u64> {
                     out[last] += bytes;
                 }
             }
-            None => out[last] += bytes,
+            None if name.starts_with("model.norm") => out[last] += bytes,
+            None if name.starts_with("lm_head") && !ckpt.config.tie_word_embeddings => out[last] += bytes,
+            // not uploaded: a tied checkpoint's copy of lm_head, GGUF's rope_freqs (read into
+            // the config) ...
+            None => {}
         }
     }
     out

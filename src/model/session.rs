@@ -388,7 +388,9 @@ impl Session {
         for d in 0..self.stages.len() - 1 {
             self.ensure_graph(d, key)?;
             let (ctx, b) = (&self.model.stages[d].ctx, &self.stages[d]);
-            let Some(handoff) = &b.handoff else { continue };
+            // every stage before the last has one (StageBufs::new)
+            let handoff =
+                b.handoff.as_ref().ok_or_else(|| Error::Invalid(format!("stage {d} has no handoff buffer")))?;
             let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("stage") });
             self.graphs[&(d, *key)].0.encode(&mut enc);
             enc.copy_buffer_to_buffer(&b.scratch.x, 0, handoff, 0, bytes);
