@@ -1022,8 +1022,8 @@ fn repack_part(dtype: crate::WeightDtype, part: usize, blk: &[u8], out: &mut [u8
             let v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
             ((v | (v >> 16)) as u32).to_le_bytes()
         };
-        for ((q, l), h) in qs.chunks_exact(8).zip(lo.chunks_exact_mut(4)).zip(hi.chunks_exact_mut(4)) {
-            let v = u64::from_le_bytes(q.try_into().expect("8 bytes"));
+        for ((q, l), h) in qs.as_chunks::<8>().0.iter().zip(lo.chunks_exact_mut(4)).zip(hi.chunks_exact_mut(4)) {
+            let v = u64::from_le_bytes(*q);
             l.copy_from_slice(&even_bytes(v & 0x0f0f_0f0f_0f0f_0f0f));
             h.copy_from_slice(&even_bytes((v >> 4) & 0x0f0f_0f0f_0f0f_0f0f));
         }
@@ -1058,8 +1058,8 @@ fn repack_part(dtype: crate::WeightDtype, part: usize, blk: &[u8], out: &mut [u8
                 let qh = &blk[128 + 32 * n..][..32];
                 for g in 0..4 {
                     // bits 2g of 4 bytes -> bits 2j of one byte
-                    for (h, o) in qh.chunks_exact(4).zip(&mut out[32 * n + 8 * g..][..8]) {
-                        let t = (u32::from_le_bytes(h.try_into().expect("4 bytes")) >> (2 * g)) & 0x0303_0303;
+                    for (h, o) in qh.as_chunks::<4>().0.iter().zip(&mut out[32 * n + 8 * g..][..8]) {
+                        let t = (u32::from_le_bytes(*h) >> (2 * g)) & 0x0303_0303;
                         *o = (t | (t >> 6) | (t >> 12) | (t >> 18)) as u8;
                     }
                 }
