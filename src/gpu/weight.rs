@@ -81,13 +81,37 @@ impl Weight {
                 format!("{} bytes, {} scales", q.len(), scales.len()),
             ));
         }
+        Self::upload_w8a8_rows(ctx, name, rows, cols, |r| (&q[r * cols..(r + 1) * cols], scales[r]))
+    }
+
+    /// [`Weight::upload_w8a8`] with row `r` and its scale given by `row(r)`, written straight
+    /// into the GPU buffers: rows gathered from several tensors (fused projections) or reordered
+    /// without an intermediate host copy.
+    pub fn upload_w8a8_rows<'a>(
+        ctx: &GpuContext,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        row: impl Fn(usize) -> (&'a [u8], f32),
+    ) -> Result<Self> {
+        if let Some(r) = (0..rows).find(|&r| row(r).0.len() != cols) {
+            return Err(Error::shape(
+                name,
+                format!("int8 rows of {cols} bytes"),
+                format!("row {r}: {} bytes", row(r).0.len()),
+            ));
+        }
         // a row costs its int8 bytes plus its f32 scale
         let chunks = chunked(ctx, name, rows, cols as u64 + 4, |row0, n| {
-            let mut data = q[row0 * cols..(row0 + n) * cols].to_vec();
-            data.resize(data.len().div_ceil(4) * 4, 0);
-            let d_off = (data.len() / 4) as u32;
-            data.extend_from_slice(bytemuck::cast_slice(&scales[row0..row0 + n]));
-            Ok((ctx.storage_init(name, &data)?, d_off, 0))
+            let d_off = (n * cols).div_ceil(4);
+            let buf = ctx.storage_fill(name, d_off * 4 + n * 4, |write| {
+                for i in 0..n {
+                    let (q, scale) = row(row0 + i);
+                    write(i * cols, q);
+                    write(d_off * 4 + i * 4, &scale.to_le_bytes());
+                }
+            })?;
+            Ok((buf, d_off as u32, 0))
         })?;
         Ok(Weight { name: name.to_string(), dtype: WeightDtype::I8, rows, cols, chunks })
     }

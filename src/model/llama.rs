@@ -556,20 +556,17 @@ impl Fetched<'_> {
         self.pairs.map_or(r, |d| rotary_source_row(r, d))
     }
 
-    /// The tensor with its rows (and scales) in their final order (a host copy if reordered).
-    fn reordered(mut self) -> Self {
-        if self.pairs.is_some() {
-            let row_bytes = self.dtype.row_bytes(self.cols);
-            let mut bytes = Vec::with_capacity(self.bytes.len());
-            for r in 0..self.rows {
-                let src = self.source_row(r);
-                bytes.extend_from_slice(&self.bytes[src * row_bytes..(src + 1) * row_bytes]);
-            }
-            self.scales = self.scales.as_ref().map(|s| (0..self.rows).map(|r| s[self.source_row(r)]).collect());
-            self.bytes = Cow::Owned(bytes);
-            self.pairs = None;
-        }
-        self
+    /// Row `r` in its final order (empty where the tensor is shorter than its shape: the upload
+    /// reports that row's size).
+    fn row(&self, r: usize) -> &[u8] {
+        let rb = self.dtype.row_bytes(self.cols);
+        let i = self.source_row(r);
+        self.bytes.get(i * rb..(i + 1) * rb).unwrap_or(&[])
+    }
+
+    /// The W8A8 scale of row `r` in its final order (0 without scales).
+    fn scale(&self, r: usize) -> f32 {
+        self.scales.as_ref().and_then(|s| s.get(self.source_row(r)).copied()).unwrap_or(0.0)
     }
 }
 
@@ -700,74 +697,44 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
             f.dtype == first.dtype && f.scales.is_some() == first.scales.is_some() && f.expanded == first.expanded
         });
         if !same || (interleave && parts.iter().any(|f| f.rows != first.rows)) {
-            return parts.into_iter().map(|f| self.upload(f.reordered())).collect();
+            return parts.into_iter().map(|f| self.upload(f)).collect();
         }
-        let row_bytes = first.dtype.row_bytes(cols);
+        // rows gathered straight into the GPU buffers (block formats repacked on the way): no
+        // host copy of the fused weight
+        let (n, dtype, w8a8) = (parts.len(), first.dtype, first.scales.is_some());
         let rows: usize = parts.iter().map(|f| f.rows).sum();
-        if first.scales.is_none() {
-            // rows gathered straight into the GPU buffers (block formats repacked on the way):
-            // no host copy of the fused weight
-            let (n, dtype) = (parts.len(), first.dtype);
-            let starts: Vec<usize> =
-                parts.iter().scan(0, |acc, f| Some(std::mem::replace(acc, *acc + f.rows))).collect();
-            let row = |r: usize| -> &[u8] {
-                let (f, i) = if interleave {
-                    (&parts[r % n], r / n)
-                } else {
-                    let p = starts.partition_point(|&s| s <= r) - 1;
-                    (&parts[p], r - starts[p])
-                };
-                let i = f.source_row(i);
-                &f.bytes[i * row_bytes..(i + 1) * row_bytes]
-            };
-            let w = Weight::upload_rows(self.ctx, name, dtype, rows, cols, row)?;
-            let file_bytes =
-                parts.iter().flat_map(|f| &f.sources).map(|n| self.ckpt.tensors[n].range.len() as u64).sum();
-            let expanded = parts.iter().any(|f| f.expanded);
-            let sources: Vec<String> = parts.iter().flat_map(|f| f.sources.clone()).collect();
-            drop(parts);
-            return Ok(vec![self.account(w, &sources, file_bytes, expanded)]);
-        }
-        let parts: Vec<Fetched> = parts.into_iter().map(Fetched::reordered).collect();
-        let first = &parts[0];
-        let mut bytes = Vec::with_capacity(rows * row_bytes);
-        let mut scales = first.scales.as_ref().map(|_| Vec::with_capacity(rows));
-        if interleave {
-            for r in 0..first.rows {
-                for f in &parts {
-                    bytes.extend_from_slice(&f.bytes[r * row_bytes..(r + 1) * row_bytes]);
-                    if let (Some(all), Some(s)) = (scales.as_mut(), f.scales.as_ref()) {
-                        all.push(s[r]);
-                    }
-                }
+        let starts: Vec<usize> = parts.iter().scan(0, |acc, f| Some(std::mem::replace(acc, *acc + f.rows))).collect();
+        let part_row = |r: usize| -> (&Fetched, usize) {
+            if interleave {
+                (&parts[r % n], r / n)
+            } else {
+                let p = starts.partition_point(|&s| s <= r) - 1;
+                (&parts[p], r - starts[p])
             }
-        } else {
-            for f in &parts {
-                bytes.extend_from_slice(&f.bytes);
-                if let (Some(all), Some(s)) = (scales.as_mut(), f.scales.as_ref()) {
-                    all.extend_from_slice(s);
-                }
-            }
-        }
-        let fused = Fetched {
-            name: name.to_string(),
-            dtype: first.dtype,
-            rows,
-            cols,
-            bytes: Cow::Owned(bytes),
-            scales,
-            sources: parts.iter().flat_map(|f| f.sources.clone()).collect(),
-            expanded: parts.iter().any(|f| f.expanded),
-            pairs: None,
         };
+        let w = if w8a8 {
+            Weight::upload_w8a8_rows(self.ctx, name, rows, cols, |r| {
+                let (f, i) = part_row(r);
+                (f.row(i), f.scale(i))
+            })?
+        } else {
+            Weight::upload_rows(self.ctx, name, dtype, rows, cols, |r| {
+                let (f, i) = part_row(r);
+                f.row(i)
+            })?
+        };
+        let file_bytes = parts.iter().flat_map(|f| &f.sources).map(|n| self.ckpt.tensors[n].range.len() as u64).sum();
+        let expanded = parts.iter().any(|f| f.expanded);
+        let sources: Vec<String> = parts.iter().flat_map(|f| f.sources.clone()).collect();
         drop(parts);
-        Ok(vec![self.upload(fused)?])
+        Ok(vec![self.account(w, &sources, file_bytes, expanded)])
     }
 
     fn upload(&mut self, f: Fetched) -> Result<Weight> {
-        let w = match &f.scales {
-            Some(scales) => Weight::upload_w8a8(self.ctx, &f.name, f.rows, f.cols, &f.bytes, scales)?,
-            None => Weight::upload(self.ctx, &f.name, f.dtype, f.rows, f.cols, &f.bytes)?,
+        let w = match (&f.scales, f.pairs) {
+            (Some(_), _) => Weight::upload_w8a8_rows(self.ctx, &f.name, f.rows, f.cols, |r| (f.row(r), f.scale(r)))?,
+            (None, None) => Weight::upload(self.ctx, &f.name, f.dtype, f.rows, f.cols, &f.bytes)?,
+            (None, Some(_)) => Weight::upload_rows(self.ctx, &f.name, f.dtype, f.rows, f.cols, |r| f.row(r))?,
         };
         let file_bytes: u64 = f.sources.iter().map(|n| self.ckpt.tensors[n].range.len() as u64).sum();
         drop(f.bytes);
