@@ -53,7 +53,7 @@ fn x32(t: u32, i: u32) -> array<vec4<f32>, 8> {
         vec4<f32>(unpack_act(v3.x), unpack_act(v3.y)), vec4<f32>(unpack_act(v3.z), unpack_act(v3.w)));
 }
 
-@compute @workgroup_size(LANES, 256u / LANES)
+@compute @workgroup_size(LANES, ROWS)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {

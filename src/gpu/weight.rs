@@ -43,23 +43,14 @@ impl Weight {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self> {
-        if !cols.is_multiple_of(dtype.block_len()) {
-            let want = format!("a multiple of {} columns for {}", dtype.block_len(), dtype.name());
-            return Err(Error::shape(name, want, cols));
-        }
+        // (the column checks are upload_rows'; a size is only meaningful for whole blocks)
         let row_bytes = dtype.row_bytes(cols);
-        if bytes.len() != rows * row_bytes {
+        if cols.is_multiple_of(dtype.block_len()) && bytes.len() != rows * row_bytes {
             return Err(Error::shape(
                 name,
                 format!("{rows}x{cols} {} = {} bytes", dtype.name(), rows * row_bytes),
                 format!("{} bytes", bytes.len()),
             ));
-        }
-        if !cols.is_multiple_of(2) {
-            return Err(Error::shape(name, "an even number of columns", cols));
-        }
-        if dtype == WeightDtype::I8 {
-            return Err(Error::Invalid(format!("{name}: int8 weights need their scales (Weight::upload_w8a8)")));
         }
         Self::upload_rows(ctx, name, dtype, rows, cols, |r| &bytes[r * row_bytes..(r + 1) * row_bytes])
     }
@@ -128,10 +119,15 @@ impl Weight {
         cols: usize,
         row: impl Fn(usize) -> &'a [u8],
     ) -> Result<Self> {
-        if dtype == WeightDtype::I8 || !cols.is_multiple_of(2) || !cols.is_multiple_of(dtype.block_len()) {
-            return Err(Error::Invalid(format!(
-                "{name}: row-wise upload takes float or block weights of whole blocks and even rows"
-            )));
+        if !cols.is_multiple_of(dtype.block_len()) {
+            let want = format!("a multiple of {} columns for {}", dtype.block_len(), dtype.name());
+            return Err(Error::shape(name, want, cols));
+        }
+        if !cols.is_multiple_of(2) {
+            return Err(Error::shape(name, "an even number of columns", cols));
+        }
+        if dtype == WeightDtype::I8 {
+            return Err(Error::Invalid(format!("{name}: int8 weights need their scales (Weight::upload_w8a8)")));
         }
         let row_bytes = dtype.row_bytes(cols);
         if let Some(r) = (0..rows).find(|&r| row(r).len() != row_bytes) {

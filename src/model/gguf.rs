@@ -904,16 +904,6 @@ fn quantize_q6k(x: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Reorders GGUF blocks for the GPU kernels (shaders/weights.wgsl), same byte count, and returns
-/// the bytes and the word offsets `d_off`, `m_off` (see [`repack_into`], which writes them
-/// straight into a mapped buffer).
-pub fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u32) {
-    let (len, d_off, m_off) = repacked_len(dtype, data.len());
-    let mut out = vec![0u8; len];
-    repack_into(dtype, 1, &|_| data, &mut |at, bytes| out[at..at + bytes.len()].copy_from_slice(bytes));
-    (out, d_off, m_off)
-}
-
 /// The byte length of `data_len` bytes of `dtype` blocks once repacked (with the padding that
 /// aligns each part to a word), and the word offsets `d_off`, `m_off` of their scale parts.
 pub fn repacked_len(dtype: crate::WeightDtype, data_len: usize) -> (usize, u32, u32) {
@@ -939,27 +929,26 @@ fn layout(dtype: crate::WeightDtype, data_len: usize) -> Layout {
         crate::WeightDtype::Q8_0 => (34, &[32, 2]),
         crate::WeightDtype::Q4_0 => (18, &[16, 2]),
         crate::WeightDtype::Q4_1 => (20, &[16, 2, 2]),
-        // stored as they are (one part), then an i-quant's lookup grid
-        _ => (data_len.max(1), &[0]),
+        _ => {
+            // stored as they are (no parts), then an i-quant's lookup grid at a word
+            let grid = if let crate::WeightDtype::Stored(ty) = dtype { grid_bytes(ty).len() } else { 0 };
+            let (d_off, len) = if grid == 0 { (0, data_len) } else { (w4(data_len) / 4, w4(data_len) + grid) };
+            return Layout { block: 1, parts: Vec::new(), len, d_off: d_off as u32, m_off: 0 };
+        }
     };
+    // each part starts on a word
     let blocks = data_len / block;
     let mut parts = Vec::new();
     let mut at = 0;
     for &p in per {
-        // Q6_K's parts follow each other unaligned (their sizes keep words), the others' start
-        // on a word
-        at = if dtype == crate::WeightDtype::Q6K { at } else { w4(at) };
-        parts.push((at, if p == 0 { data_len } else { p }));
-        at += if p == 0 { data_len } else { p * blocks };
+        at = w4(at);
+        parts.push((at, p));
+        at += p * blocks;
     }
     let (d_off, m_off, len) = match dtype {
         crate::WeightDtype::Q4K => (parts[1].0 / 4, 0, at),
         crate::WeightDtype::Q6K => (parts[3].0 / 4, parts[2].0 / 4, w4(at)),
         crate::WeightDtype::Q4_1 => (parts[1].0 / 4, parts[2].0 / 4, at),
-        crate::WeightDtype::Stored(ty) => match grid_bytes(ty).len() {
-            0 => (0, 0, at),
-            grid => (w4(at) / 4, 0, w4(at) + grid),
-        },
         _ => (parts[1].0 / 4, w4(at) / 4, w4(at)), // Q8_0, Q4_0: no minimums
     };
     Layout { block, parts, len, d_off: d_off as u32, m_off: m_off as u32 }
@@ -986,9 +975,12 @@ pub fn repack_into<'a>(
 ) {
     let row_len = if rows == 0 { 0 } else { row(0).len() };
     let lay = layout(dtype, rows * row_len);
-    if let crate::WeightDtype::Stored(ty) = dtype {
+    if lay.parts.is_empty() {
+        // stored as they are
         (0..rows).for_each(|r| write(r * row_len, row(r)));
-        write(lay.d_off as usize * 4, &grid_bytes(ty));
+        if let crate::WeightDtype::Stored(ty) = dtype {
+            write(lay.d_off as usize * 4, &grid_bytes(ty));
+        }
         return;
     }
     const BATCH: usize = 4096; // blocks per write
@@ -1078,6 +1070,15 @@ fn repack_part(dtype: crate::WeightDtype, part: usize, blk: &[u8], out: &mut [u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The repacked bytes and word offsets `d_off`, `m_off` of `data` (what `repack_into` writes
+    /// into a mapped buffer, gathered in a Vec).
+    fn repack_blocks(dtype: crate::WeightDtype, data: &[u8]) -> (Vec<u8>, u32, u32) {
+        let (len, d_off, m_off) = repacked_len(dtype, data.len());
+        let mut out = vec![0u8; len];
+        repack_into(dtype, 1, &|_| data, &mut |at, bytes| out[at..at + bytes.len()].copy_from_slice(bytes));
+        (out, d_off, m_off)
+    }
 
     /// The repacked layouts defined element by element (the form `repack_blocks` documents): the
     /// reference its byte loops are tested against.

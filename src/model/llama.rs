@@ -731,10 +731,9 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
     }
 
     fn upload(&mut self, f: Fetched) -> Result<Weight> {
-        let w = match (&f.scales, f.pairs) {
-            (Some(_), _) => Weight::upload_w8a8_rows(self.ctx, &f.name, f.rows, f.cols, |r| (f.row(r), f.scale(r)))?,
-            (None, None) => Weight::upload(self.ctx, &f.name, f.dtype, f.rows, f.cols, &f.bytes)?,
-            (None, Some(_)) => Weight::upload_rows(self.ctx, &f.name, f.dtype, f.rows, f.cols, |r| f.row(r))?,
+        let w = match &f.scales {
+            Some(_) => Weight::upload_w8a8_rows(self.ctx, &f.name, f.rows, f.cols, |r| (f.row(r), f.scale(r)))?,
+            None => Weight::upload_rows(self.ctx, &f.name, f.dtype, f.rows, f.cols, |r| f.row(r))?,
         };
         let file_bytes: u64 = f.sources.iter().map(|n| self.ckpt.tensors[n].range.len() as u64).sum();
         drop(f.bytes);
