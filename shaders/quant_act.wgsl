@@ -5,6 +5,9 @@
 //                      halves (2: [gate | up]), and the value quantized is silu(gate) * up in f32
 //   xq (T, ceil(K/4))  int8, four per u32 (element 4j + b in byte b of word j)
 //   xs (T)             f32 scales
+// With BLOCKS (the input of the block-weight GEMV, matmul_gemv_q8.wgsl; K % 32 == 0) each block of
+// 32 values is quantized on its own (common.wgsl quant_block): xq (T, K/4) in its word order,
+// xs (T, K/32) pairs (d, s).
 // One 256-thread workgroup per token row.
 
 struct Params {
@@ -20,6 +23,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> xs: array<f32>;
 
 override SWIGLU: u32 = 0u;
+override BLOCKS: bool = false;
 
 const WG: u32 = 256u; // workgroup size (reduce.wgsl)
 
@@ -48,6 +52,23 @@ fn main(@builtin(local_invocation_index) lid: u32,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = wid.x + wid.y * nwg.x;
     if row >= p.t {
+        return;
+    }
+    if BLOCKS {
+        let blocks = p.k / 32u;
+        for (var b = lid; b < blocks; b += WG) {
+            var v: array<vec4<f32>, 8>;
+            for (var j = 0u; j < 8u; j++) {
+                let e = 32u * b + 4u * j;
+                v[j] = vec4<f32>(elem(row, e), elem(row, e + 1u), elem(row, e + 2u), elem(row, e + 3u));
+            }
+            let qb = quant_block(v);
+            for (var j = 0u; j < 8u; j++) {
+                xq[row * (p.k / 4u) + 8u * b + j] = qb.q[j];
+            }
+            xs[2u * (row * blocks + b)] = qb.ds.x;
+            xs[2u * (row * blocks + b) + 1u] = qb.ds.y;
+        }
         return;
     }
     var amax = 0.0;

@@ -3,10 +3,11 @@
 //   weight (C) in W_DTYPE (weights.wgsl, not a block format).
 // With QUANT (the input of W8A8 linears, C % 4 == 0): the normalized row, rounded to the
 // activation precision as the packed output would hold it, is quantized per token as
-// quant_act.wgsl does: out = xq (T, C/4) int8 words, xs (T) the f32 scales.
+// quant_act.wgsl does: out = xq (T, C/4) int8 words, xs (T) the f32 scales (QUANT 1), or per
+// block of 32 (QUANT 2, C % 32 == 0: quant_act.wgsl's BLOCKS layout, xs (T, C/32) pairs (d, s)).
 // One 256-thread workgroup per token row (rows folded over x/y).
 
-override QUANT: bool = false;
+override QUANT: u32 = 0u; // 0: packed activations, 1: int8 per token, 2: int8 per block of 32
 
 struct Params {
     c: u32,   // row length (elements, even)
@@ -39,9 +40,25 @@ fn main(@builtin(local_invocation_index) lid: u32,
         ss += dot(v, v);
     }
     let inv = inverseSqrt(wg_sum(lid, ss) / f32(p.c) + p.eps);
-    if !QUANT {
+    if QUANT == 0u {
         for (var i = lid; i < pairs; i += WG) {
             out[base + i] = pack_act(x[base + i] * inv * load_w2(2u * i));
+        }
+        return;
+    }
+    if QUANT == 2u {
+        let blocks = p.c / 32u;
+        for (var b = lid; b < blocks; b += WG) {
+            var v: array<vec4<f32>, 8>;
+            for (var j = 0u; j < 8u; j++) {
+                v[j] = vec4<f32>(normed(base, 16u * b + 2u * j, inv), normed(base, 16u * b + 2u * j + 1u, inv));
+            }
+            let qb = quant_block(v);
+            for (var j = 0u; j < 8u; j++) {
+                out[row * (p.c / 4u) + 8u * b + j] = qb.q[j];
+            }
+            xs[2u * (row * blocks + b)] = qb.ds.x;
+            xs[2u * (row * blocks + b) + 1u] = qb.ds.y;
         }
         return;
     }

@@ -671,11 +671,11 @@ fn quant_of_swiglu_both_layouts_both_paths() {
     // the W8A8 down projection's input: silu(gate) * up quantized per token straight from the
     // gate/up output, against the CPU (f32 SwiGLU, then vLLM's per-token quantization); an int8
     // value may differ by one step where x / s lands within rounding of a half
-    use inferno_llama::ops::w8a8::{QuantInput, QuantScratch, W8a8};
+    use inferno_llama::ops::w8a8::{QuantGrain, QuantInput, QuantScratch, W8a8};
     for path in PATHS {
         let c = ctx(path);
         for interleaved in [true, false] {
-            for &(t, i) in &[(1, 576), (3, 130), (5, 2050)] {
+            for &(t, i) in &[(1, 576), (3, 130), (5, 2050), (2, 2048)] {
                 let mut rng = rng("quant_swiglu");
                 let gate = round_act(path, &rand_vec(&mut rng, t * i, 4.0));
                 let up = round_act(path, &rand_vec(&mut rng, t * i, 2.0));
@@ -683,8 +683,18 @@ fn quant_of_swiglu_both_layouts_both_paths() {
                 let q = QuantScratch::new(c, t, i).unwrap();
                 let gu = upload_act(c, &gate_up_layout(&gate, &up, i, interleaved));
                 let mut g = Graph::new();
-                W8a8::new(c).quantize_from(&mut g, &gu, QuantInput::Swiglu { interleaved }, &q, i, t).unwrap();
+                let input = QuantInput::Swiglu { interleaved };
+                W8a8::new(c).quantize_from(&mut g, &gu, input, QuantGrain::Token, &q, i, t).unwrap();
                 g.run(c);
+                if i % 32 == 0 {
+                    // per block of 32 (the block-weight GEMV's down projection input)
+                    let qb = QuantScratch::new(c, t, i).unwrap();
+                    let mut g = Graph::new();
+                    W8a8::new(c).quantize_from(&mut g, &gu, input, QuantGrain::Block, &qb, i, t).unwrap();
+                    g.run(c);
+                    let what = format!("block quant(swiglu) {path:?} interleaved={interleaved} t={t} i={i}");
+                    read_block_quant(c, &qb, &a, 1e-5, &what);
+                }
                 let words = i.div_ceil(4);
                 let xq: Vec<i8> = bytemuck::cast_slice::<f32, u32>(&read_f32(c, &q.xq, t * words))
                     .iter()
@@ -714,39 +724,51 @@ fn quant_of_swiglu_both_layouts_both_paths() {
 fn norm_quant_equals_norm_then_quant() {
     // the W8A8 input: RMSNorm straight into int8 words + per-token scales must be what rms_norm
     // (packed activations) followed by quant_act gives (to rounding, see below)
-    use inferno_llama::ops::w8a8::{QuantScratch, W8a8};
+    use inferno_llama::ops::w8a8::{QuantGrain, QuantInput, QuantScratch, W8a8};
     for path in PATHS {
         let c = ctx(path);
         for gdtype in WDTYPES {
             for &(t, k) in &[(1, 576), (3, 64), (5, 2052)] {
-                let mut rng = rng("norm_quant");
-                let x = rand_vec(&mut rng, t * k, 3.0);
-                let (_, gw) = rand_weight(c, &mut rng, gdtype, 1, k, 1.0);
-                let xb = upload_f32(c, &x);
-                let (h, fused, plain) =
-                    (poisoned(c, t * k * 2), QuantScratch::new(c, t, k).unwrap(), QuantScratch::new(c, t, k).unwrap());
-                let mut g = Graph::new();
-                RmsNorm::new(c).record(&mut g, &xb, &gw, &h, t, 1e-5).unwrap();
-                W8a8::new(c).quantize(&mut g, &h, &plain, k, t).unwrap();
-                RmsNorm::new(c).record_quant(&mut g, &xb, &gw, &fused, t, 1e-5).unwrap();
-                g.run(c);
-                let words = |b: &wgpu::Buffer, n: usize| -> Vec<u32> {
-                    read_f32(c, b, n).iter().map(|v| v.to_bits()).collect()
-                };
-                let what = format!("norm+quant {path:?} norm {gdtype:?} t={t} k={k}");
-                // bit for bit on lavapipe; on the H100 the two kernels may round a normalized
-                // value to the activation precision one step apart (the compiler contracts
-                // x * inv * g differently) and divide by the scale differently (WGSL division is
-                // 2.5 ulp), so the scale may differ by one activation ulp of the row maximum and
-                // an int8 value by one step
-                let bytes = |b: &wgpu::Buffer| -> Vec<i8> {
-                    words(b, t * k / 4).iter().flat_map(|w| w.to_le_bytes().map(|v| v as i8)).collect()
-                };
-                let (f, pl) = (bytes(&fused.xq), bytes(&plain.xq));
-                assert!(f.iter().zip(&pl).all(|(a, b)| (*a as i32 - *b as i32).abs() <= 1), "{what}: int8 values");
-                let ulp = if path == ActDtype::F16 { 1.0 / 1024.0 } else { 1.0 / 128.0 };
-                for (a, b) in read_f32(c, &fused.xs, t).iter().zip(read_f32(c, &plain.xs, t)) {
-                    assert!((a - b).abs() <= ulp * b.abs(), "{what}: scales {a} vs {b}");
+                for grain in [QuantGrain::Token, QuantGrain::Block] {
+                    if grain == QuantGrain::Block && k % 32 != 0 {
+                        continue;
+                    }
+                    let mut rng = rng("norm_quant");
+                    let x = rand_vec(&mut rng, t * k, 3.0);
+                    let (_, gw) = rand_weight(c, &mut rng, gdtype, 1, k, 1.0);
+                    let xb = upload_f32(c, &x);
+                    let (h, fused, plain) = (
+                        poisoned(c, t * k * 2),
+                        QuantScratch::new(c, t, k).unwrap(),
+                        QuantScratch::new(c, t, k).unwrap(),
+                    );
+                    let mut g = Graph::new();
+                    RmsNorm::new(c).record(&mut g, &xb, &gw, &h, t, 1e-5).unwrap();
+                    W8a8::new(c).quantize_from(&mut g, &h, QuantInput::Act, grain, &plain, k, t).unwrap();
+                    RmsNorm::new(c).record_quant(&mut g, &xb, &gw, grain, &fused, t, 1e-5).unwrap();
+                    g.run(c);
+                    let words = |b: &wgpu::Buffer, n: usize| -> Vec<u32> {
+                        read_f32(c, b, n).iter().map(|v| v.to_bits()).collect()
+                    };
+                    let what = format!("norm+quant {path:?} norm {gdtype:?} t={t} k={k} {grain:?}");
+                    // bit for bit on lavapipe; on the H100 the two kernels may round a normalized
+                    // value to the activation precision one step apart (the compiler contracts
+                    // x * inv * g differently) and divide by the scale differently (WGSL division
+                    // is 2.5 ulp), so a scale may differ by one activation ulp of the maximum it
+                    // comes from and an int8 value by one step (a block sum by a few steps)
+                    let bytes = |b: &wgpu::Buffer| -> Vec<i8> {
+                        words(b, t * k / 4).iter().flat_map(|w| w.to_le_bytes().map(|v| v as i8)).collect()
+                    };
+                    let (f, pl) = (bytes(&fused.xq), bytes(&plain.xq));
+                    assert!(f.iter().zip(&pl).all(|(a, b)| (*a as i32 - *b as i32).abs() <= 1), "{what}: int8 values");
+                    let ulp = if path == ActDtype::F16 { 1.0 / 1024.0 } else { 1.0 / 128.0 };
+                    let n = if grain == QuantGrain::Token { t } else { t * k / 16 };
+                    let (fs, ps) = (read_f32(c, &fused.xs, n), read_f32(c, &plain.xs, n));
+                    for (i, (a, b)) in fs.iter().zip(&ps).enumerate() {
+                        // block pairs (d, s): s within 4 steps of d
+                        let d = if grain == QuantGrain::Block && i % 2 == 1 { ps[i - 1] } else { 0.0 };
+                        assert!((a - b).abs() <= ulp * b.abs() + 4.0 * d, "{what}: scales {a} vs {b} at {i}");
+                    }
                 }
             }
         }
@@ -875,6 +897,123 @@ fn fused_norm_gemv_all_dtypes_both_paths() {
                     g.run(c);
                     let want = cpu::swiglu(&gate, &up);
                     assert_close(&format!("{what} swiglu"), &read_act(c, &ob, t * n / 2), &want, act_tol(path));
+                }
+            }
+        }
+    }
+}
+
+/// The int8 activations quantized per block of 32 ([`QuantGrain::Block`]) read back as values
+/// `d * q` in element order, after checking every block against the CPU's quantization of `vals`
+/// (the values quantized): `d = max|v| / 127` (to `dtol` relative), `q = round(v / d)` within one
+/// step (WGSL division is 2.5 ulp), `s = d * sum(q)`; and that few values are a step off.
+fn read_block_quant(
+    c: &GpuContext,
+    q: &inferno_llama::ops::w8a8::QuantScratch,
+    vals: &[f32],
+    dtol: f32,
+    what: &str,
+) -> Vec<f32> {
+    let n = vals.len();
+    let words: Vec<u32> = read_f32(c, &q.xq, n / 4).iter().map(|v| v.to_bits()).collect();
+    let ds = read_f32(c, &q.xs, n / 32 * 2);
+    let mut out = vec![f32::NAN; n];
+    let mut off_by_one = 0;
+    for b in 0..n / 32 {
+        let (d, s) = (ds[2 * b], ds[2 * b + 1]);
+        let v = &vals[32 * b..32 * b + 32];
+        let dw = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
+        assert!((d - dw).abs() <= dtol * dw, "{what}: block {b}: d {d} vs {dw}");
+        let mut sum = 0;
+        for (i, word) in words[8 * b..8 * b + 8].iter().enumerate() {
+            // word 2g: elements 8g + 0, 2, 4, 6; word 2g + 1: 8g + 1, 3, 5, 7
+            for j in 0..4 {
+                let e = 8 * (i / 2) + 2 * j + i % 2;
+                let qv = (word >> (8 * j)) as u8 as i8 as i32;
+                let want = if dw > 0.0 { (v[e] / dw).round_ties_even() as i32 } else { 0 };
+                assert!((qv - want).abs() <= 1, "{what}: block {b} element {e}: {qv} vs {want}");
+                off_by_one += (qv != want) as usize;
+                sum += qv;
+                out[32 * b + e] = d * qv as f32;
+            }
+        }
+        let sw = d * sum as f32;
+        assert!((s - sw).abs() <= 1e-5 * (sw.abs() + d), "{what}: block {b}: s {s} vs {sw}");
+    }
+    assert!(off_by_one * 100 <= n, "{what}: {off_by_one} values one step off");
+    out
+}
+
+/// GGUF weights the int8-activation GEMV reads.
+const Q8_DTYPES: [WeightDtype; 4] = [WeightDtype::Q4_0, WeightDtype::Q4_1, WeightDtype::Q4K, WeightDtype::Q6K];
+
+#[test]
+fn gemv_q8_matches_cpu_both_paths() {
+    // decode's block-weight GEMV on int8 activations: the activations quantized per block of 32
+    // on the GPU (checked against the CPU's quantization), then the CPU's f32 product of the
+    // dequantized weights with those int8 values; the integer sums are exact, so only the f32
+    // scaling may differ
+    use inferno_llama::ops::gemv_q8::GemvQ8;
+    use inferno_llama::ops::w8a8::{QuantGrain, QuantInput, QuantScratch, W8a8};
+    for path in PATHS {
+        for small in [false, true] {
+            let owned;
+            let c = if small {
+                owned = small_binding_ctx(path); // weights in chunks of a few rows
+                &owned
+            } else {
+                ctx(path)
+            };
+            for dtype in Q8_DTYPES {
+                // (1, 4864): 19 blocks of 256, more than 4 x 32 blocks of 32 per row, so lanes take
+                // several steps with a tail; 9 and 20 tokens: several token groups of 8
+                let shapes: &[(usize, usize, usize)] = if small {
+                    &[(1, 256, 130), (3, 512, 34)]
+                } else {
+                    &[(1, 256, 130), (1, 4864, 36), (2, 512, 66), (8, 256, 34), (9, 768, 130), (20, 256, 36)]
+                };
+                for &(t, k, n) in shapes {
+                    for out in [MatmulOut::Act, MatmulOut::F32, MatmulOut::AddF32] {
+                        let mut rng = rng("gemv_q8");
+                        let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
+                        let (wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
+                        let q = QuantScratch::new(c, t, k).unwrap();
+                        let xb = upload_act(c, &x);
+                        let what =
+                            format!("gemv_q8 {path:?} {dtype:?} t={t} k={k} n={n} {out:?} chunks={}", w.chunks.len());
+                        let mut g = Graph::new();
+                        W8a8::new(c).quantize_from(&mut g, &xb, QuantInput::Act, QuantGrain::Block, &q, k, t).unwrap();
+                        let (cols, residual) = match out {
+                            MatmulOut::Act => (OutCols { first: 4, total: n + 6 }, vec![]),
+                            MatmulOut::F32 => (OutCols::all(n), vec![]),
+                            MatmulOut::AddF32 => (OutCols::all(n), rand_vec(&mut rng, t * n, 3.0)),
+                        };
+                        let ob = match out {
+                            MatmulOut::Act => poisoned(c, t * (n + 6) * 2),
+                            MatmulOut::F32 => poisoned(c, t * n * 4),
+                            MatmulOut::AddF32 => upload_f32(c, &residual),
+                        };
+                        GemvQ8::new(c).record_cols(&mut g, &q, &w, &ob, cols, out, t).unwrap();
+                        g.run(c);
+                        let xhat = read_block_quant(c, &q, &x, 1e-6, &what);
+                        let mut want = cpu::matmul(&xhat, &wv, t, k, n);
+                        match out {
+                            MatmulOut::Act => {
+                                let got = read_act(c, &ob, t * (n + 6));
+                                let mine: Vec<f32> = got.chunks(n + 6).flat_map(|r| r[4..4 + n].to_vec()).collect();
+                                assert_close(&what, &mine, &want, act_tol(path));
+                                let others =
+                                    got.chunks(n + 6).all(|r| r[..4].iter().chain(&r[4 + n..]).all(|v| v.is_nan()));
+                                assert!(others, "{what}: wrote outside its columns");
+                            }
+                            _ => {
+                                want.iter_mut()
+                                    .zip(residual.iter().chain(std::iter::repeat(&0.0)))
+                                    .for_each(|(a, b)| *a += b);
+                                assert_close(&what, &read_f32(c, &ob, t * n), &want, 1e-5);
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -30,11 +30,14 @@ pub struct GpuOptions {
     /// Use the portable GEMM even where the adapter has cooperative matrices. Env
     /// `INFERNO_NO_COOPMAT`.
     pub no_coopmat: bool,
+    /// Decode GGUF 4- and 6-bit block weights with f16 activations instead of int8 ones and
+    /// integer dot products ([`GpuContext::int8_dot`]). Env `INFERNO_NO_INT8_DOT`.
+    pub no_int8_dot: bool,
 }
 
 impl GpuOptions {
     /// Options from the environment (`INFERNO_BACKEND`, `INFERNO_ADAPTER`, `INFERNO_FORCE_BF16`,
-    /// `INFERNO_NO_SUBGROUPS`).
+    /// `INFERNO_NO_SUBGROUPS`, `INFERNO_NO_COOPMAT`, `INFERNO_NO_INT8_DOT`).
     pub fn from_env() -> Self {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         GpuOptions {
@@ -44,6 +47,7 @@ impl GpuOptions {
             max_binding_override: None,
             no_subgroups: env("INFERNO_NO_SUBGROUPS").is_some_and(|v| v != "0"),
             no_coopmat: env("INFERNO_NO_COOPMAT").is_some_and(|v| v != "0"),
+            no_int8_dot: env("INFERNO_NO_INT8_DOT").is_some_and(|v| v != "0"),
         }
     }
 }
@@ -73,6 +77,9 @@ pub struct GpuContext {
     /// 32-wide subgroups, f16 activations, and [`GpuOptions::no_coopmat`] off. Turned off for good
     /// if the driver fails to compile that kernel (see [`GpuContext::coopmat`]).
     coopmat: Arc<AtomicBool>,
+    /// Decode steps multiply GGUF 4- and 6-bit block weights with activations quantized to int8
+    /// per block of 32 by integer dot products (ops::gemv_q8), unless [`GpuOptions::no_int8_dot`].
+    pub int8_dot: bool,
     pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
     /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
     /// instead of hanging or panicking.
@@ -235,6 +242,7 @@ impl GpuContext {
             max_binding,
             subgroups,
             coopmat: Arc::new(AtomicBool::new(coopmat)),
+            int8_dot: !opts.no_int8_dot,
             pipelines: Arc::default(),
             fault,
         })

@@ -18,6 +18,7 @@ pub const GEMV_NORM_COMMON: &str = include_str!("../../shaders/gemv_norm_common.
 /// Kernels that read a weight at @binding(2) through weights.wgsl.
 const READS_WEIGHTS: &[&str] = &[
     "matmul_gemv",
+    "matmul_gemv_q8",
     "matmul_gemm",
     "matmul_gemm_coop",
     "matmul_gemv_norm",
@@ -29,6 +30,7 @@ const READS_WEIGHTS: &[&str] = &[
 /// Every kernel: (name, source of shaders/{name}.wgsl).
 pub const KERNELS: &[(&str, &str)] = &[
     ("matmul_gemv", include_str!("../../shaders/matmul_gemv.wgsl")),
+    ("matmul_gemv_q8", include_str!("../../shaders/matmul_gemv_q8.wgsl")),
     ("matmul_gemm", include_str!("../../shaders/matmul_gemm.wgsl")),
     ("matmul_gemm_coop", include_str!("../../shaders/matmul_gemm_coop.wgsl")),
     ("matmul_gemv_norm", include_str!("../../shaders/matmul_gemv_norm.wgsl")),

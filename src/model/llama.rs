@@ -9,9 +9,9 @@ use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::{
     argmax::Argmax, attention::Attention, attention::AttentionIo, attention::AttentionShape, embedding::Embedding,
-    gather::Gather, matmul::Matmul, matmul::MatmulOut, matmul_norm::MatmulNorm, matmul_norm::NormEpilogue,
-    matmul_norm::RopeEpilogue, rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeTable, swiglu::Swiglu,
-    w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8, OutCols,
+    gather::Gather, gemv_q8::GemvQ8, matmul::Matmul, matmul::MatmulOut, matmul_norm::MatmulNorm,
+    matmul_norm::NormEpilogue, matmul_norm::RopeEpilogue, rms_norm::RmsNorm, rope::Rope, rope::RopeDst,
+    rope::RopeTable, swiglu::Swiglu, w8a8::QuantGrain, w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8, OutCols,
 };
 use std::borrow::Cow;
 
@@ -55,8 +55,17 @@ pub struct Ops {
     pub gather: Gather,
     /// Decode GEMV with the RMSNorm fused in.
     pub matmul_norm: MatmulNorm,
-    /// INT8 W8A8 linear layers.
+    /// INT8 W8A8 linear layers, and the int8 quantization of activations.
     pub w8a8: W8a8,
+    /// Decode GEMV of GGUF 4- and 6-bit block weights on int8 activations.
+    pub gemv_q8: GemvQ8,
+}
+
+impl Ops {
+    /// Whether a step of `t` tokens multiplies `w` in the int8-activation GEMV (ops::gemv_q8).
+    pub fn q8(&self, w: &Weight, t: usize) -> bool {
+        self.gemv_q8.takes(w, self.matmul.takes_gemv(t, w.dtype, w.cols))
+    }
 }
 
 impl Ops {
@@ -73,6 +82,7 @@ impl Ops {
             argmax: Argmax::new(ctx),
             matmul_norm: MatmulNorm::new(ctx),
             w8a8: W8a8::new(ctx),
+            gemv_q8: GemvQ8::new(ctx),
         }
     }
 }
@@ -258,8 +268,9 @@ impl Llama {
     }
 
     /// Records Linear layers that share an input: `out (t, sum of rows) = x (t, C) @ [W_0; W_1 ...]^T`,
-    /// each weight in its own format writing its own columns (W8A8 weights quantize x once, or
-    /// use `s.quant` as it is when `quantized`).
+    /// each weight in its own format writing its own columns. W8A8 weights and the int8-activation
+    /// GEMV quantize x into `s.quant` once for each grain, or use it as it is where `quantized`
+    /// says it already holds x at that grain.
     #[allow(clippy::too_many_arguments)]
     fn linears(
         &self,
@@ -270,18 +281,25 @@ impl Llama {
         parts: &[Weight],
         out: &wgpu::Buffer,
         t: usize,
-        mut quantized: bool,
+        mut quantized: Option<QuantGrain>,
     ) -> Result<()> {
         let total = parts.iter().map(|w| w.rows).sum();
         let mut first = 0;
         for w in parts {
             let cols = OutCols { first, total };
+            let grain = if w.dtype == WeightDtype::I8 {
+                Some(QuantGrain::Token)
+            } else {
+                st.ops.q8(w, t).then_some(QuantGrain::Block)
+            };
+            if let Some(grain) = grain.filter(|&gr| quantized != Some(gr)) {
+                st.ops.w8a8.quantize_from(g, x, QuantInput::Act, grain, &s.quant, w.cols, t)?;
+                quantized = Some(grain);
+            }
             if w.dtype == WeightDtype::I8 {
-                if !quantized {
-                    st.ops.w8a8.quantize(g, x, &s.quant, w.cols, t)?;
-                    quantized = true;
-                }
                 st.ops.w8a8.matmul(g, &s.quant, w, out, cols, MatmulOut::Act, t)?;
+            } else if grain.is_some() {
+                st.ops.gemv_q8.record_cols(g, &s.quant, w, out, cols, MatmulOut::Act, t)?;
             } else {
                 st.ops.matmul.record_cols(g, x, w, out, cols, MatmulOut::Act, t)?;
             }
@@ -291,8 +309,9 @@ impl Llama {
     }
 
     /// Records `out = rms_norm(x) @ [W_0; W_1 ...]^T` for Linear layers after the same norm: for
-    /// decode the norm is fused into each GEMV (ops::matmul_norm); for W8A8 weights the norm writes
-    /// the int8 activations directly; otherwise it is written to h once.
+    /// W8A8 weights, and for block weights in the int8-activation decode GEMV, the norm writes the
+    /// int8 activations directly; otherwise for decode the norm is fused into each GEMV
+    /// (ops::matmul_norm) where that pays, else it is written to h once.
     fn normed_linears(
         &self,
         st: &Stage,
@@ -304,15 +323,19 @@ impl Llama {
         t: usize,
     ) -> Result<()> {
         let eps = self.config.rms_norm_eps;
+        if parts.iter().all(|w| st.ops.q8(w, t)) {
+            st.ops.rms_norm.record_quant(g, &s.x, norm, QuantGrain::Block, &s.quant, t, eps)?;
+            return self.linears(st, g, s, &s.h, parts, out, t, Some(QuantGrain::Block));
+        }
         if t <= crate::ops::matmul_norm::MAX_TOKENS && parts.iter().all(|w| st.ops.matmul_norm.fuses(norm, w)) {
             return self.normed_gemvs(st, g, s, norm, parts, out, t, NormEpilogue::Cols);
         }
         if parts.iter().all(|w| w.dtype == WeightDtype::I8) && norm.cols.is_multiple_of(4) {
-            st.ops.rms_norm.record_quant(g, &s.x, norm, &s.quant, t, eps)?;
-            return self.linears(st, g, s, &s.h, parts, out, t, true);
+            st.ops.rms_norm.record_quant(g, &s.x, norm, QuantGrain::Token, &s.quant, t, eps)?;
+            return self.linears(st, g, s, &s.h, parts, out, t, Some(QuantGrain::Token));
         }
         st.ops.rms_norm.record(g, &s.x, norm, &s.h, t, eps)?;
-        self.linears(st, g, s, &s.h, parts, out, t, false)
+        self.linears(st, g, s, &s.h, parts, out, t, None)
     }
 
     /// Records q/k/v of `rms_norm(x)` with RoPE and the KV-cache append as the fused norm-GEMV's
@@ -329,7 +352,7 @@ impl Llama {
         t: usize,
     ) -> Result<bool> {
         let norm = &w.input_layernorm;
-        let fits = w.qkv.iter().all(|p| st.ops.matmul_norm.fuses(norm, p));
+        let fits = w.qkv.iter().all(|p| st.ops.matmul_norm.fuses(norm, p) && !st.ops.q8(p, t));
         if t > crate::ops::matmul_norm::MAX_TOKENS || !st.ops.matmul_norm.fuses_rope() || !fits {
             return Ok(false);
         }
@@ -372,7 +395,7 @@ impl Llama {
         let i = self.config.intermediate_size;
         let norm = &w.post_attention_layernorm;
         if let [gu] = &w.gate_up[..] {
-            if t <= crate::ops::matmul_norm::MAX_TOKENS && st.ops.matmul_norm.fuses(norm, gu) {
+            if t <= crate::ops::matmul_norm::MAX_TOKENS && st.ops.matmul_norm.fuses(norm, gu) && !st.ops.q8(gu, t) {
                 let eps = self.config.rms_norm_eps;
                 st.ops.matmul_norm.record(g, &s.x, norm, gu, &s.act, NormEpilogue::Swiglu, t, eps)?;
                 return self.residual(st, g, s, &s.act, &w.down_proj, t);
@@ -380,11 +403,14 @@ impl Llama {
         }
         self.normed_linears(st, g, s, norm, &w.gate_up, &s.gu, t)?; // gu (T, 2I)
         let interleaved = w.gate_up.len() == 1;
-        if w.down_proj.dtype == crate::WeightDtype::I8 {
-            let input = QuantInput::Swiglu { interleaved };
-            st.ops.w8a8.quantize_from(g, &s.gu, input, &s.quant, i, t)?;
-            let cols = OutCols::all(w.down_proj.rows);
-            return st.ops.w8a8.matmul(g, &s.quant, &w.down_proj, &s.x, cols, MatmulOut::AddF32, t);
+        let (down, input, cols) = (&w.down_proj, QuantInput::Swiglu { interleaved }, OutCols::all(w.down_proj.rows));
+        if down.dtype == crate::WeightDtype::I8 {
+            st.ops.w8a8.quantize_from(g, &s.gu, input, QuantGrain::Token, &s.quant, i, t)?;
+            return st.ops.w8a8.matmul(g, &s.quant, down, &s.x, cols, MatmulOut::AddF32, t);
+        }
+        if st.ops.q8(down, t) {
+            st.ops.w8a8.quantize_from(g, &s.gu, input, QuantGrain::Block, &s.quant, i, t)?;
+            return st.ops.gemv_q8.record_cols(g, &s.quant, down, &s.x, cols, MatmulOut::AddF32, t);
         }
         st.ops.swiglu.record(g, &s.gu, &s.act, i, t, interleaved)?; // act (T, I)
         self.residual(st, g, s, &s.act, &w.down_proj, t)
@@ -402,6 +428,10 @@ impl Llama {
     ) -> Result<()> {
         if w.dtype == crate::WeightDtype::I8 {
             return st.ops.w8a8.record(g, input, &s.quant, w, &s.x, MatmulOut::AddF32, t);
+        }
+        if st.ops.q8(w, t) {
+            st.ops.w8a8.quantize_from(g, input, QuantInput::Act, QuantGrain::Block, &s.quant, w.cols, t)?;
+            return st.ops.gemv_q8.record_cols(g, &s.quant, w, &s.x, OutCols::all(w.rows), MatmulOut::AddF32, t);
         }
         st.ops.matmul.record(g, input, w, &s.x, MatmulOut::AddF32, t)
     }

@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::attention::{part_bytes, AttentionShape, PROMPT_PAD};
-use crate::ops::w8a8::QuantScratch;
-use crate::ops::{act_bytes, argmax::NON_FINITE, matmul::MatmulOut, rope::RopeTable};
+use crate::ops::w8a8::{QuantGrain, QuantInput, QuantScratch};
+use crate::ops::{act_bytes, argmax::NON_FINITE, matmul::MatmulOut, rope::RopeTable, OutCols};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -138,13 +138,12 @@ impl StageBufs {
             ctx: ctx_len,
         };
         let mut bytes = 0;
-        let quant = if cfg.w8a8.is_some() {
-            let k = c.max(i).max(qd);
-            bytes += (t * k.div_ceil(4) * 4 + t * 4) as u64;
-            QuantScratch::new(ctx, t, k)?
-        } else {
-            QuantScratch::new(ctx, 1, 4)?
-        };
+        // int8 activations: W8A8 for every step; the block-weight GEMV (ops::gemv_q8) for decode
+        // steps, which never exceed the GEMV's tokens
+        let gemv_max = crate::ops::matmul::GEMV_MAX_TOKENS.max(crate::ops::matmul::GEMV_MAX_TOKENS_COOP);
+        let tq = if cfg.w8a8.is_some() { t } else { t.min(gemv_max) };
+        let quant = QuantScratch::new(ctx, tq, c.max(i).max(qd))?;
+        bytes += quant.bytes();
         let mut buf = |label: &str, size: u64| {
             bytes += size.div_ceil(4) * 4;
             ctx.storage(label, size)
@@ -367,7 +366,14 @@ impl Session {
                     n
                 }
             };
-            st.ops.matmul.record(&mut g, &self.hsel, lm_head, &self.logits, MatmulOut::F32, r)?; // (R, V)
+            if st.ops.q8(lm_head, r) {
+                let (q, input) = (&b.scratch.quant, QuantInput::Act);
+                st.ops.w8a8.quantize_from(&mut g, &self.hsel, input, QuantGrain::Block, q, c, r)?;
+                st.ops.gemv_q8.record_cols(&mut g, q, lm_head, &self.logits, OutCols::all(v), MatmulOut::F32, r)?;
+            } else {
+                st.ops.matmul.record(&mut g, &self.hsel, lm_head, &self.logits, MatmulOut::F32, r)?;
+                // (R, V)
+            }
             if argmax {
                 st.ops.argmax.record(&mut g, &self.logits, &self.next, &self.next_ids, v, r)?;
                 // (R)

@@ -133,6 +133,12 @@ impl Matmul {
         self.kernel(t, dtype, k) == Kernel::GemmCoop
     }
 
+    /// Whether `t` tokens of a weight of this dtype and inner size `k` take the GEMV (a decode
+    /// step), which ops::gemv_q8 may take over for block weights.
+    pub fn takes_gemv(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
+        self.kernel(t, dtype, k) == Kernel::Gemv
+    }
+
     /// Records `out (t, W.rows) = x (t, W.cols) @ W^T`, one dispatch per weight chunk.
     pub fn record(
         &self,

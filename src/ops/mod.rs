@@ -8,6 +8,7 @@ pub mod argmax;
 pub mod attention;
 pub mod embedding;
 pub mod gather;
+pub mod gemv_q8;
 pub mod matmul;
 pub mod matmul_norm;
 pub mod rms_norm;

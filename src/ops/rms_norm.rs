@@ -2,7 +2,7 @@
 //! `out = x / sqrt(mean(x^2) + eps) * weight`, or straight into int8 per-token quantized
 //! activations for W8A8 linears. Kernel: shaders/rms_norm.wgsl.
 
-use super::w8a8::QuantScratch;
+use super::w8a8::{QuantGrain, QuantScratch};
 use super::{act_bytes, check_buf, check_even};
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -56,24 +56,31 @@ impl RmsNorm {
         self.dispatch(g, x, w, out, None, t, eps)
     }
 
-    /// Records the RMSNorm of `x (t, C)` quantized per token to int8 for W8A8 linears:
-    /// `q.xq (t, C/4)` words and `q.xs (t)` scales, as [`crate::ops::w8a8::W8a8::quantize`] would
-    /// give for the packed normalized activations. C must be a multiple of 4.
+    /// Records the RMSNorm of `x (t, C)` quantized to int8, one scale per `grain`: for W8A8
+    /// linears (per token) or the block-weight GEMV (per block of 32): `q.xq (t, C/4)` words and
+    /// `q.xs` scales, as [`crate::ops::w8a8::W8a8::quantize_from`] would give for the packed
+    /// normalized activations. C must be a multiple of 4 (of 32 for blocks).
+    #[allow(clippy::too_many_arguments)]
     pub fn record_quant(
         &self,
         g: &mut Graph,
         x: &wgpu::Buffer,
         w: &Weight,
+        grain: QuantGrain,
         q: &QuantScratch,
         t: usize,
         eps: f32,
     ) -> Result<()> {
-        if !w.cols.is_multiple_of(4) {
-            return Err(Error::shape(&w.name, "a multiple of 4 values (int8 words)", w.cols));
+        let (per, scale_bytes) = match grain {
+            QuantGrain::Token => (4, (t * 4) as u64),
+            QuantGrain::Block => (32, crate::ops::gemv_q8::xs_bytes(t, w.cols)),
+        };
+        if !w.cols.is_multiple_of(per) {
+            return Err(Error::shape(&w.name, format!("a multiple of {per} values (int8 quantization)"), w.cols));
         }
-        check_buf("w8a8 activation scratch", &q.xq, (t * w.cols) as u64)?;
-        check_buf("w8a8 scale scratch", &q.xs, (t * 4) as u64)?;
-        self.dispatch(g, x, w, &q.xq, Some(&q.xs), t, eps)
+        check_buf("int8 activation scratch", &q.xq, (t * w.cols) as u64)?;
+        check_buf("int8 activation scales", &q.xs, scale_bytes)?;
+        self.dispatch(g, x, w, &q.xq, Some((&q.xs, grain)), t, eps)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -83,7 +90,7 @@ impl RmsNorm {
         x: &wgpu::Buffer,
         w: &Weight,
         out: &wgpu::Buffer,
-        scales: Option<&wgpu::Buffer>,
+        scales: Option<(&wgpu::Buffer, QuantGrain)>,
         t: usize,
         eps: f32,
     ) -> Result<()> {
@@ -93,11 +100,15 @@ impl RmsNorm {
         }
         check_even(&w.name, c)?;
         check_buf("rms_norm input", x, (t * c * 4) as u64)?;
-        let quant = if scales.is_some() { 1.0 } else { 0.0 };
+        let quant = match scales {
+            None => 0.0,
+            Some((_, QuantGrain::Token)) => 1.0,
+            Some((_, QuantGrain::Block)) => 2.0,
+        };
         let pipeline = self.ctx.pipeline("rms_norm", &[("W_DTYPE", w.dtype.wgsl_id()), ("QUANT", quant)])?;
         let params = RmsNormParams { c: c as u32, t: t as u32, eps, _pad: 0 };
         let uniform = self.ctx.uniform("rms_norm params", &params);
-        let bufs = [&uniform, x, &w.chunks[0].buf, out, scales.unwrap_or(&self.dummy)];
+        let bufs = [&uniform, x, &w.chunks[0].buf, out, scales.map_or(&self.dummy, |s| s.0)];
         g.push(&self.ctx, "rms_norm", &pipeline, &bufs, fold_workgroups(t as u32));
         Ok(())
     }

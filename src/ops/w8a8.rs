@@ -46,22 +46,38 @@ pub struct W8a8Params {
     pub _pad: [u32; 2],
 }
 
-/// Scratch for quantized activations: (T, ceil(K/4)) words of int8 and (T) f32 scales.
+/// Scratch for quantized activations: (T, ceil(K/4)) words of int8 and their scales, (T) f32
+/// per token ([`QuantGrain::Token`]) or (T, K/32) `(d, s)` pairs ([`QuantGrain::Block`]).
 pub struct QuantScratch {
     /// int8 activations.
     pub xq: wgpu::Buffer,
-    /// Per-token scales.
+    /// Their scales.
     pub xs: wgpu::Buffer,
 }
 
 impl QuantScratch {
-    /// Scratch for up to `t` tokens of rows up to `k` long.
+    /// Scratch for up to `t` tokens of rows up to `k` long, of either grain.
     pub fn new(ctx: &GpuContext, t: usize, k: usize) -> Result<Self> {
         Ok(QuantScratch {
-            xq: ctx.storage("w8a8 activations", (t * k.div_ceil(4) * 4) as u64)?,
-            xs: ctx.storage("w8a8 scales", (t * 4) as u64)?,
+            xq: ctx.storage("int8 activations", (t * k.div_ceil(4) * 4) as u64)?,
+            xs: ctx.storage("int8 activation scales", (t * 4).max(t * k.div_ceil(32) * 8) as u64)?,
         })
     }
+
+    /// Bytes of both buffers.
+    pub fn bytes(&self) -> u64 {
+        self.xq.size() + self.xs.size()
+    }
+}
+
+/// Which values share one int8 scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantGrain {
+    /// A token's row (W8A8, as vLLM quantizes): f32 scales (T).
+    Token,
+    /// Each block of 32 of a row (the block-weight GEMV, ops::gemv_q8; K % 32 == 0), in the
+    /// word order of common.wgsl's `quant_block`: `(d, s)` pairs (T, K/32).
+    Block,
 }
 
 /// What [`W8a8::quantize_from`] reads.
@@ -90,16 +106,18 @@ impl W8a8 {
 
     /// Records the per-token int8 quantization of `x (t, k)` into `q`.
     pub fn quantize(&self, g: &mut Graph, x: &wgpu::Buffer, q: &QuantScratch, k: usize, t: usize) -> Result<()> {
-        self.quantize_from(g, x, QuantInput::Act, q, k, t)
+        self.quantize_from(g, x, QuantInput::Act, QuantGrain::Token, q, k, t)
     }
 
-    /// Records the per-token int8 quantization of `k` values per token read from `x` as `input`
-    /// says into `q`.
+    /// Records the int8 quantization of `k` values per token read from `x` as `input` says into
+    /// `q`, one scale per `grain`.
+    #[allow(clippy::too_many_arguments)]
     pub fn quantize_from(
         &self,
         g: &mut Graph,
         x: &wgpu::Buffer,
         input: QuantInput,
+        grain: QuantGrain,
         q: &QuantScratch,
         k: usize,
         t: usize,
@@ -111,10 +129,15 @@ impl W8a8 {
                 (if interleaved { 1.0 } else { 2.0 }, 2 * k)
             }
         };
-        check_buf("w8a8 input", x, act_bytes(t * width))?;
-        check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
-        check_buf("w8a8 scale scratch", &q.xs, (t * 4) as u64)?;
-        let quant = self.ctx.pipeline("quant_act", &[("SWIGLU", mode)])?;
+        check_buf("int8 quantization input", x, act_bytes(t * width))?;
+        check_buf("int8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
+        let blocks = grain == QuantGrain::Block;
+        if blocks && !k.is_multiple_of(32) {
+            return Err(Error::shape("int8 activations per block", "a multiple of 32 values", k));
+        }
+        let scale_bytes = if blocks { super::gemv_q8::xs_bytes(t, k) } else { (t * 4) as u64 };
+        check_buf("int8 activation scales", &q.xs, scale_bytes)?;
+        let quant = self.ctx.pipeline("quant_act", &[("SWIGLU", mode), ("BLOCKS", if blocks { 1.0 } else { 0.0 })])?;
         let uniform = self.ctx.uniform("quant_act params", &QuantActParams { k: k as u32, t: t as u32, _pad: [0; 2] });
         g.push(&self.ctx, "quant_act", &quant, &[&uniform, x, &q.xq, &q.xs], fold_workgroups(t as u32));
         Ok(())

@@ -1,0 +1,170 @@
+// matmul_gemv_q8.wgsl — out = x @ W^T for a few tokens with 4- and 6-bit GGUF block weights and
+// int8 activations (llama.cpp's MMVQ): a weight block's integer codes meet the activations' int8
+// values four at a time in dot4I8Packed (exact i32 sums), and the scales are applied per block of
+// 32 — instead of converting every weight and every activation to f32.
+//   xq  (T, K/4)     int8 activations per block of 32 in quant_block's word order (common.wgsl),
+//                    from quant_act.wgsl / rms_norm.wgsl with BLOCKS
+//   xs  (T, K/32)    per block (d, s): the activations are d * q, s = d * sum(q)
+//   W   (N, K)       this chunk's rows in W_DTYPE (weights.wgsl): 4 q4_0, 5 q4_1, 7 q4_k, 8 q6_k
+//   out (T, N_total) as matmul_gemv.wgsl (OUT_MODE); this chunk writes columns
+//                    [out_offset, out_offset + N)
+// In a block of 32 each weight is a * c + b with a signed byte code c, so the block's dot is
+//   d * (a_lo * sum_lo(c * q) + a_hi * sum_hi(c * q)) + b * s
+// (lo / hi: elements 0..15 / 16..31, whose scales differ only for Q6_K's groups of 16). Codes:
+// Q4_K and Q4_1 the nibble (b = -dmin * m and m); Q4_0 the nibble - 8 and Q6_K (low | high << 4)
+// - 32 (b = 0). Workgroup = ROWS rows x LANES lanes, each lane whole blocks of 32; the TOK tokens
+// of a workgroup share each block's decode. Grid as matmul_gemv.wgsl: x = token group, y/z = row
+// groups (folded).
+
+override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
+override TOK: u32 = 1u; // tokens per workgroup, 1..MAX_TOK
+
+struct Params {
+    k: u32,          // inner dimension (elements, K % 32 == 0; % 256 for K-quants)
+    n: u32,          // rows of W in this chunk
+    out_stride: u32, // columns of out (N_total)
+    out_offset: u32, // first column written by this chunk (even)
+    t: u32,          // tokens
+    d_off: u32,      // word offset of the scales in W
+    m_off: u32,      // word offset of the minimums in W
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> xq: array<vec4<u32>>; // (T, K/16)
+// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
+@group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
+@group(0) @binding(4) var<storage, read> xs: array<vec2<f32>>;  // (T, K/32)
+
+override LANES: u32 = 32u; // lanes per row (a power of two, 16..64)
+override ROWS: u32 = 256u / LANES; // rows per workgroup
+const MAX_TOK: u32 = 8u;
+
+var<workgroup> partial: array<array<f32, 64>, 32>; // [token * ROWS + row][lane], ROWS * MAX_TOK <= 32
+
+// A decoded block of 32 weights: signed byte codes in quant_block's word order, the scales of
+// elements 0..15 and 16..31, the offset.
+struct WBlock {
+    c: array<u32, 8>,
+    a: vec2<f32>,
+    b: f32,
+}
+
+// Bytes q - o of bytes q (each q + 128 - o < 256) as signed bytes: per byte, without carries.
+fn minus(q: u32, o: u32) -> u32 {
+    return (q + (0x80u - o) * 0x01010101u) ^ 0x80808080u;
+}
+
+// The 2-bit fields at bits 0, 4, 8, 12 of n (other bits clear) to bits 4..5 of bytes 0..3.
+fn spread2(n: u32) -> u32 {
+    let v = (n | (n << 8u)) & 0x00ff00ffu;
+    return ((v | (v << 4u)) & 0x0f0f0f0fu) << 4u;
+}
+
+// The 32 weights from element e (e % 32 == 0).
+fn wblock(e: u32) -> WBlock {
+    let v = w[e / 32u]; // word j: low 4 bits of elements 8j..8j+7, element 8j + i in bits 4i
+    var r: WBlock;
+    for (var j = 0u; j < 4u; j++) {
+        r.c[2u * j] = v[j] & 0x0f0f0f0fu;
+        r.c[2u * j + 1u] = (v[j] >> 4u) & 0x0f0f0f0fu;
+    }
+    switch W_DTYPE {
+        case 4u: {
+            for (var j = 0u; j < 8u; j++) {
+                r.c[j] = minus(r.c[j], 8u);
+            }
+            r.a = vec2<f32>(w_f16(w_d_off, e / 32u));
+        }
+        case 5u: {
+            r.a = vec2<f32>(w_f16(w_d_off, e / 32u));
+            r.b = w_f16(w_m_off, e / 32u);
+        }
+        case 7u: {
+            let sm = q4k_sm(e);
+            r.a = vec2<f32>(sm.x);
+            r.b = -sm.y;
+        }
+        default: {
+            // Q6_K: high-bit word h holds elements 16h..16h+15 (element 16h + i in bits 2i)
+            for (var h = 0u; h < 2u; h++) {
+                let hi = w_word(2u * w_m_off / 3u + e / 16u + h);
+                r.c[4u * h] = minus(r.c[4u * h] | spread2(hi & 0x3333u), 32u);
+                r.c[4u * h + 1u] = minus(r.c[4u * h + 1u] | spread2((hi >> 2u) & 0x3333u), 32u);
+                r.c[4u * h + 2u] = minus(r.c[4u * h + 2u] | spread2((hi >> 16u) & 0x3333u), 32u);
+                r.c[4u * h + 3u] = minus(r.c[4u * h + 3u] | spread2((hi >> 18u) & 0x3333u), 32u);
+            }
+            r.a = vec2<f32>(q6k_scale(e), q6k_scale(e + 16u));
+        }
+    }
+    return r;
+}
+
+// Block i of token t's activations dotted with the decoded weight block.
+fn block_dot(b: WBlock, t: u32, i: u32) -> f32 {
+    let xi = t * (p.k / 32u) + i;
+    let x0 = xq[2u * xi];
+    let x1 = xq[2u * xi + 1u];
+    let lo = (dot4I8Packed(b.c[0], x0.x) + dot4I8Packed(b.c[1], x0.y))
+           + (dot4I8Packed(b.c[2], x0.z) + dot4I8Packed(b.c[3], x0.w));
+    let hi = (dot4I8Packed(b.c[4], x1.x) + dot4I8Packed(b.c[5], x1.y))
+           + (dot4I8Packed(b.c[6], x1.z) + dot4I8Packed(b.c[7], x1.w));
+    let ds = xs[xi];
+    return ds.x * (b.a.x * f32(lo) + b.a.y * f32(hi)) + b.b * ds.y;
+}
+
+@compute @workgroup_size(LANES, ROWS)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = wid.y + wid.z * nwg.y;
+    if group * ROWS >= p.n {
+        return;
+    }
+    let t0 = wid.x * TOK;
+    let lane = lid.x;
+    let r = lid.y;
+    let row = group * ROWS + r;
+    w_d_off = p.d_off;
+    w_m_off = p.m_off;
+    var acc: array<f32, MAX_TOK>;
+    if row < p.n {
+        let blocks = p.k / 32u;
+        for (var i = lane; i < blocks; i += LANES) {
+            let b = wblock(row * p.k + 32u * i);
+            for (var j = 0u; j < TOK; j++) {
+                acc[j] += block_dot(b, min(t0 + j, p.t - 1u), i);
+            }
+        }
+    }
+    for (var j = 0u; j < TOK; j++) {
+        partial[j * ROWS + r][lane] = acc[j];
+    }
+    workgroupBarrier();
+    for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+        if lane < s {
+            for (var j = 0u; j < TOK; j++) {
+                partial[j * ROWS + r][lane] += partial[j * ROWS + r][lane + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    if lane != 0u || row >= p.n {
+        return;
+    }
+    for (var j = 0u; j < TOK; j++) {
+        let t = t0 + j;
+        if t >= p.t {
+            break;
+        }
+        let y = partial[j * ROWS + r][0];
+        let col = t * p.out_stride + p.out_offset + row;
+        if OUT_MODE == 1u {
+            out[col] = bitcast<u32>(y);
+        } else if OUT_MODE == 2u {
+            out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
+        } else if r % 2u == 0u {
+            out[col / 2u] = pack_act(vec2<f32>(y, partial[j * ROWS + r + 1u][0]));
+        }
+    }
+}

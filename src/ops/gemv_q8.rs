@@ -1,0 +1,119 @@
+//! `out = x @ W^T` for decode steps with GGUF 4- and 6-bit block weights (Q4_0, Q4_1, Q4_K,
+//! Q6_K) on int8 activations, as llama.cpp's MMVQ does: the input is quantized per block of 32
+//! (shaders/quant_act.wgsl or shaders/rms_norm.wgsl with BLOCKS, into a [`QuantScratch`]), then
+//! shaders/matmul_gemv_q8.wgsl multiplies the weights' integer codes with it four at a time
+//! (`dot4I8Packed`). The f16-activation GEMV (ops::matmul) converts every weight and every
+//! activation to f32 instead, and is bound by those conversions on GPUs.
+
+use super::matmul::{MatmulOut, MatmulParams};
+use super::w8a8::QuantScratch;
+use super::{check_buf, check_even, OutCols};
+use crate::dtype::WeightDtype;
+use crate::error::{Error, Result};
+use crate::gpu::weight::Weight;
+use crate::gpu::{fold_workgroups, GpuContext};
+use crate::graph::Graph;
+
+/// Tokens per workgroup (the kernel's `MAX_TOK`): a step of `t` tokens reads each weight
+/// `ceil(t / 8)` times, from L2 after the first.
+const TOK: usize = 8;
+
+/// Bytes of the int8 words of `t` rows of `k` activations quantized per block of 32.
+pub fn xq_bytes(t: usize, k: usize) -> u64 {
+    (t * k) as u64
+}
+
+/// Bytes of the per-block `(d, s)` pairs of `t` rows of `k` activations.
+pub fn xs_bytes(t: usize, k: usize) -> u64 {
+    (t * k.div_ceil(32) * 8) as u64
+}
+
+/// The int8-activation GEMV op.
+pub struct GemvQ8 {
+    ctx: GpuContext,
+}
+
+impl GemvQ8 {
+    /// The op on this context.
+    pub fn new(ctx: &GpuContext) -> Self {
+        GemvQ8 { ctx: ctx.clone() }
+    }
+
+    /// Whether the kernel reads weights of this dtype.
+    pub fn supports(dtype: WeightDtype) -> bool {
+        matches!(dtype, WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K)
+    }
+
+    /// Whether a step of `t` tokens should take this kernel for `w`: a dtype it reads, a decode
+    /// step that the plain matmul would give its GEMV (`gemv`), and the context's
+    /// [`GpuContext::int8_dot`].
+    pub fn takes(&self, w: &Weight, gemv: bool) -> bool {
+        self.ctx.int8_dot && gemv && Self::supports(w.dtype) && w.cols.is_multiple_of(32)
+    }
+
+    /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T` from activations already
+    /// quantized per block into `q` (ops::w8a8 with blocks, or ops::rms_norm).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_cols(
+        &self,
+        g: &mut Graph,
+        q: &QuantScratch,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        cols: OutCols,
+        out_kind: MatmulOut,
+        t: usize,
+    ) -> Result<()> {
+        let (n, k) = (w.rows, w.cols);
+        if !Self::supports(w.dtype) {
+            return Err(Error::UnsupportedDtype {
+                what: format!("{} in the int8-activation GEMV", w.name),
+                dtype: w.dtype.name().into(),
+            });
+        }
+        if !k.is_multiple_of(32) {
+            return Err(Error::shape(&w.name, "columns in whole blocks of 32", k));
+        }
+        cols.check(&format!("output of {}", w.name), n)?;
+        if out_kind == MatmulOut::Act {
+            check_even(&format!("{} rows (packed output)", w.name), n)?;
+        }
+        check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
+        check_buf("int8 activation scratch", &q.xq, xq_bytes(t, k))?;
+        check_buf("int8 activation scales", &q.xs, xs_bytes(t, k))?;
+        if t == 0 {
+            return Ok(());
+        }
+        let tok = t.next_power_of_two().min(TOK);
+        // 32 lanes per row for one token (as the f16 GEMV), 64 for several (the workgroup memory
+        // holds 4 rows x 8 tokens of partial sums)
+        let lanes = if tok == 1 { 32 } else { 64 };
+        let pipeline = self.ctx.pipeline(
+            "matmul_gemv_q8",
+            &[
+                ("W_DTYPE", w.dtype.wgsl_id()),
+                ("OUT_MODE", out_kind.mode()),
+                ("TOK", tok as f64),
+                ("LANES", lanes as f64),
+            ],
+        )?;
+        for chunk in &w.chunks {
+            let params = MatmulParams {
+                k: k as u32,
+                n: chunk.rows as u32,
+                out_stride: cols.total as u32,
+                out_offset: (cols.first + chunk.row0) as u32,
+                t: t as u32,
+                d_off: chunk.d_off,
+                m_off: chunk.m_off,
+                _pad: 0,
+            };
+            let uniform = self.ctx.uniform("matmul params", &params);
+            let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(256 / lanes) as u32);
+            let grid = [t.div_ceil(tok) as u32, x, y]; // token groups on x
+            g.push(&self.ctx, "matmul_gemv_q8", &pipeline, &[&uniform, &q.xq, &chunk.buf, out, &q.xs], grid);
+            g.note_bytes(chunk.buf.size());
+        }
+        Ok(())
+    }
+}
