@@ -16,18 +16,28 @@ fn open(opts: GpuOptions) -> GpuContext {
 
 /// The shared context for an activation path (f16 needs an adapter with shader-f16). The f16
 /// context uses the subgroup kernels where the adapter has subgroups (lavapipe does); the bf16
-/// context the workgroup-memory ones, so every kernel test covers both reductions.
+/// context the workgroup-memory ones, so every kernel test covers both reductions. Both decode
+/// block weights with 16-bit activations (`no_int8_dot`), the path the golden references
+/// measure to their tolerances; the int8-activation GEMV has its exact CPU emulation in the
+/// kernel tests and its end-to-end accuracy budget on the real model ([`int8_ctx`]).
 pub fn ctx(path: ActDtype) -> &'static GpuContext {
     static F16: OnceLock<GpuContext> = OnceLock::new();
     static BF16: OnceLock<GpuContext> = OnceLock::new();
     let c = match path {
-        ActDtype::F16 => F16.get_or_init(|| open(GpuOptions::from_env())),
-        ActDtype::Bf16 => {
-            BF16.get_or_init(|| open(GpuOptions { force_bf16: true, no_subgroups: true, ..GpuOptions::from_env() }))
-        }
+        ActDtype::F16 => F16.get_or_init(|| open(GpuOptions { no_int8_dot: true, ..GpuOptions::from_env() })),
+        ActDtype::Bf16 => BF16.get_or_init(|| {
+            open(GpuOptions { force_bf16: true, no_subgroups: true, no_int8_dot: true, ..GpuOptions::from_env() })
+        }),
     };
     assert_eq!(c.act, path, "adapter {} lacks shader-f16 for the f16 path", c.info.name);
     c
+}
+
+/// The f16 context with the engine's default decode of GGUF 4- and 6-bit weights: int8
+/// activations and integer dot products (ops::gemv_q8).
+pub fn int8_ctx() -> &'static GpuContext {
+    static C: OnceLock<GpuContext> = OnceLock::new();
+    C.get_or_init(|| open(GpuOptions { no_int8_dot: false, ..GpuOptions::from_env() }))
 }
 
 /// A context whose binding limit is lowered to `bytes`, to exercise chunked weights.
