@@ -66,34 +66,3 @@ fn quant_i8x4(v: vec4<f32>, div: f32) -> u32 {
     return b.x | b.y | b.z | b.w;
 }
 
-// A block of 32 activations quantized to int8 for the block-weight GEMV (matmul_gemv_q8.wgsl):
-// d = max|v| / 127, q = round_half_even(v / d) (as quant_i8x4), s = d * sum(q). The words are in
-// the order of a 4-bit weight word's nibble bytes: word 2g holds elements 8g + 0, 2, 4, 6 and word
-// 2g + 1 elements 8g + 1, 3, 5, 7 (g = 0..3), so `w & 0x0f0f0f0f` and `(w >> 4) & 0x0f0f0f0f`
-// of a weight word meet their activations in one dot4I8Packed each.
-struct QBlock {
-    q: array<u32, 8>,
-    ds: vec2<f32>, // (d, s)
-}
-
-// v[j] = elements 4j..4j+3 of the block.
-fn quant_block(v: array<vec4<f32>, 8>) -> QBlock {
-    var amax = 0.0;
-    for (var j = 0u; j < 8u; j++) {
-        let a = v[j];
-        amax = max(amax, max(max(amax_term(a.x), amax_term(a.y)), max(amax_term(a.z), amax_term(a.w))));
-    }
-    let d = amax / 127.0;
-    let div = select(1.0, d, d > 0.0);
-    var r: QBlock;
-    var sum = 0;
-    for (var g = 0u; g < 4u; g++) {
-        let a = v[2u * g];
-        let b = v[2u * g + 1u];
-        r.q[2u * g] = quant_i8x4(vec4<f32>(a.x, a.z, b.x, b.z), div);
-        r.q[2u * g + 1u] = quant_i8x4(vec4<f32>(a.y, a.w, b.y, b.w), div);
-        sum += dot4I8Packed(r.q[2u * g], 0x01010101u) + dot4I8Packed(r.q[2u * g + 1u], 0x01010101u);
-    }
-    r.ds = vec2<f32>(d, d * f32(sum));
-    return r;
-}

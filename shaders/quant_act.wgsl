@@ -6,9 +6,9 @@
 //   xq (T, ceil(K/4))  int8, four per u32 (element 4j + b in byte b of word j)
 //   xs (T)             f32 scales
 // With BLOCKS (the input of the block-weight GEMV, matmul_gemv_q8.wgsl; K % 32 == 0) each block of
-// 32 values is quantized on its own (common.wgsl quant_block): xq (T, K/4) in its word order,
-// xs (T, K/32) pairs (d, s).
-// One 256-thread workgroup per token row.
+// 32 values is quantized on its own (reduce.wgsl quant_word): xq (T, K/4) in its word order,
+// xs (T, K/32) pairs (d, s); a thread per word, grid x = groups of 256 words, y = token.
+// Otherwise one 256-thread workgroup per token row (rows folded over x/y).
 
 struct Params {
     k: u32,
@@ -50,25 +50,28 @@ fn elem(row: u32, e: u32) -> f32 {
 fn main(@builtin(local_invocation_index) lid: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = wid.x + wid.y * nwg.x;
-    if row >= p.t {
+    if BLOCKS {
+        let words = p.k / 4u;
+        let row = wid.y;
+        let w = wid.x * WG + lid;
+        var v = vec4<f32>(0.0);
+        if w < words {
+            for (var i = 0u; i < 4u; i++) {
+                v[i] = elem(row, quant_word_elem(w, i));
+            }
+        }
+        let qw = quant_word(lid, v);
+        if w < words {
+            xq[row * words + w] = qw.q;
+            if w % 8u == 0u {
+                xs[2u * (row * (words / 8u) + w / 8u)] = qw.ds.x;
+                xs[2u * (row * (words / 8u) + w / 8u) + 1u] = qw.ds.y;
+            }
+        }
         return;
     }
-    if BLOCKS {
-        let blocks = p.k / 32u;
-        for (var b = lid; b < blocks; b += WG) {
-            var v: array<vec4<f32>, 8>;
-            for (var j = 0u; j < 8u; j++) {
-                let e = 32u * b + 4u * j;
-                v[j] = vec4<f32>(elem(row, e), elem(row, e + 1u), elem(row, e + 2u), elem(row, e + 3u));
-            }
-            let qb = quant_block(v);
-            for (var j = 0u; j < 8u; j++) {
-                xq[row * (p.k / 4u) + 8u * b + j] = qb.q[j];
-            }
-            xs[2u * (row * blocks + b)] = qb.ds.x;
-            xs[2u * (row * blocks + b) + 1u] = qb.ds.y;
-        }
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.t {
         return;
     }
     var amax = 0.0;

@@ -5,7 +5,8 @@
 // activation precision as the packed output would hold it, is quantized per token as
 // quant_act.wgsl does: out = xq (T, C/4) int8 words, xs (T) the f32 scales (QUANT 1), or per
 // block of 32 (QUANT 2, C % 32 == 0: quant_act.wgsl's BLOCKS layout, xs (T, C/32) pairs (d, s)).
-// One 256-thread workgroup per token row (rows folded over x/y).
+// One 256-thread workgroup per token row (rows folded over x/y); with QUANT 2 one per 256 words of
+// a row (grid x) and token (y), each reducing the whole row for its statistics.
 
 override QUANT: u32 = 0u; // 0: packed activations, 1: int8 per token, 2: int8 per block of 32
 
@@ -28,7 +29,7 @@ const WG: u32 = 256u; // workgroup size (reduce.wgsl)
 fn main(@builtin(local_invocation_index) lid: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = wid.x + wid.y * nwg.x;
+    let row = select(wid.x + wid.y * nwg.x, wid.y, QUANT == 2u);
     if row >= p.t {
         return;
     }
@@ -47,18 +48,23 @@ fn main(@builtin(local_invocation_index) lid: u32,
         return;
     }
     if QUANT == 2u {
-        let blocks = p.c / 32u;
-        for (var b = lid; b < blocks; b += WG) {
-            var v: array<vec4<f32>, 8>;
-            for (var j = 0u; j < 8u; j++) {
-                v[j] = vec4<f32>(normed(base, 16u * b + 2u * j, inv), normed(base, 16u * b + 2u * j + 1u, inv));
+        let words = p.c / 4u;
+        let w = wid.x * WG + lid;
+        var v = vec4<f32>(0.0);
+        if w < words {
+            for (var i = 0u; i < 4u; i++) {
+                // element e of pair e / 2
+                let e = quant_word_elem(w, i);
+                v[i] = normed(base, e / 2u, inv)[e % 2u];
             }
-            let qb = quant_block(v);
-            for (var j = 0u; j < 8u; j++) {
-                out[row * (p.c / 4u) + 8u * b + j] = qb.q[j];
+        }
+        let qw = quant_word(lid, v);
+        if w < words {
+            out[row * words + w] = qw.q;
+            if w % 8u == 0u {
+                xs[2u * (row * (words / 8u) + w / 8u)] = qw.ds.x;
+                xs[2u * (row * (words / 8u) + w / 8u) + 1u] = qw.ds.y;
             }
-            xs[2u * (row * blocks + b)] = qb.ds.x;
-            xs[2u * (row * blocks + b) + 1u] = qb.ds.y;
         }
         return;
     }

@@ -728,7 +728,8 @@ fn norm_quant_equals_norm_then_quant() {
     for path in PATHS {
         let c = ctx(path);
         for gdtype in WDTYPES {
-            for &(t, k) in &[(1, 576), (3, 64), (5, 2052)] {
+            // (2, 2080): per block, three workgroups of 256 words per row, the last one partial
+            for &(t, k) in &[(1, 576), (3, 64), (5, 2052), (2, 2080)] {
                 for grain in [QuantGrain::Token, QuantGrain::Block] {
                     if grain == QuantGrain::Block && k % 32 != 0 {
                         continue;

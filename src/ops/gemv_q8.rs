@@ -28,6 +28,15 @@ pub fn xs_bytes(t: usize, k: usize) -> u64 {
     (t * k.div_ceil(32) * 8) as u64
 }
 
+/// Workgroups of the per-block quantizers (quant_act.wgsl, rms_norm.wgsl): x = groups of 256
+/// int8 words of a row of `k` values, y = the `t` tokens.
+pub(crate) fn quant_grid(k: usize, t: usize) -> Result<[u32; 3]> {
+    if t > 65_535 {
+        return Err(Error::Invalid(format!("{t} tokens quantized per block: at most 65535 at once")));
+    }
+    Ok([(k / 4).div_ceil(256) as u32, t as u32, 1])
+}
+
 /// The int8-activation GEMV op.
 pub struct GemvQ8 {
     ctx: GpuContext,

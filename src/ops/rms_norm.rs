@@ -109,7 +109,12 @@ impl RmsNorm {
         let params = RmsNormParams { c: c as u32, t: t as u32, eps, _pad: 0 };
         let uniform = self.ctx.uniform("rms_norm params", &params);
         let bufs = [&uniform, x, &w.chunks[0].buf, out, scales.map_or(&self.dummy, |s| s.0)];
-        g.push(&self.ctx, "rms_norm", &pipeline, &bufs, fold_workgroups(t as u32));
+        let grid = match scales {
+            // a workgroup per 256 int8 words of a row and token
+            Some((_, QuantGrain::Block)) => super::gemv_q8::quant_grid(c, t)?,
+            _ => fold_workgroups(t as u32),
+        };
+        g.push(&self.ctx, "rms_norm", &pipeline, &bufs, grid);
         Ok(())
     }
 }

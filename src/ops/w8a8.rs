@@ -139,7 +139,8 @@ impl W8a8 {
         check_buf("int8 activation scales", &q.xs, scale_bytes)?;
         let quant = self.ctx.pipeline("quant_act", &[("SWIGLU", mode), ("BLOCKS", if blocks { 1.0 } else { 0.0 })])?;
         let uniform = self.ctx.uniform("quant_act params", &QuantActParams { k: k as u32, t: t as u32, _pad: [0; 2] });
-        g.push(&self.ctx, "quant_act", &quant, &[&uniform, x, &q.xq, &q.xs], fold_workgroups(t as u32));
+        let grid = if blocks { super::gemv_q8::quant_grid(k, t)? } else { fold_workgroups(t as u32) };
+        g.push(&self.ctx, "quant_act", &quant, &[&uniform, x, &q.xq, &q.xs], grid);
         Ok(())
     }
 
