@@ -275,7 +275,8 @@ fn layer_split_over_two_devices_is_exact() {
     // position, a batched decode step, greedy ids — for float, GGUF block, W8A8 and tied-embedding
     // checkpoints (the tied embedding is uploaded again on the last device as its lm_head).
     let c = ctx(ActDtype::F16);
-    let opts = inferno_llama::GpuOptions::from_env();
+    // the decode path of the shared contexts (16-bit activations, see common::ctx)
+    let opts = inferno_llama::GpuOptions { no_int8_dot: true, ..inferno_llama::GpuOptions::from_env() };
     let adapters = pollster::block_on(inferno_llama::GpuContext::adapters(&opts));
     let i = adapters
         .iter()
