@@ -238,14 +238,14 @@ impl InfernoLlamaEngine {
             let split = input.len() - 1;
             s.prefill(0, pos, &input[..split]).await?;
             self.cached.extend_from_slice(&input[..split]);
-            let chunk = [SeqChunk { slot: 0, pos: pos + split, tokens: &input[split..] }];
+            let chunk = [SeqChunk::prompt(0, pos + split, &input[split..])];
             if greedy {
                 s.forward_greedy(&chunk).await?[0]
             } else {
                 st.sampler.sample(&s.forward_last(&chunk).await?, &self.cached)
             }
         } else {
-            let chunk = [SeqChunk { slot: 0, pos, tokens: &input }];
+            let chunk = [SeqChunk { slot: 0, pos, tokens: &input, generated: st.started }];
             if greedy {
                 s.forward_greedy(&chunk).await?[0]
             } else {
@@ -371,7 +371,7 @@ impl InfernoLlamaEngine {
         let mut logits = Vec::new();
         if total <= self.session.max_tokens {
             let chunks: Vec<SeqChunk> =
-                seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, pos: 0, tokens: &s.pending }).collect();
+                seqs.iter().enumerate().map(|(i, s)| SeqChunk::prompt(i, 0, &s.pending)).collect();
             logits = self.session.forward_last(&chunks).await?;
         } else {
             for (i, s) in seqs.iter().enumerate() {
@@ -412,7 +412,7 @@ impl InfernoLlamaEngine {
             }
             let last: Vec<[u32; 1]> = rows.iter().map(|&i| [*history[i].last().unwrap_or(&0)]).collect();
             let chunks: Vec<SeqChunk> =
-                rows.iter().zip(&last).map(|(&i, t)| SeqChunk { slot: i, pos: pos[i], tokens: t }).collect();
+                rows.iter().zip(&last).map(|(&i, t)| SeqChunk::generated(i, pos[i], t)).collect();
             logits = self.session.forward_last(&chunks).await?;
             for &i in &rows {
                 pos[i] += 1;

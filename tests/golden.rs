@@ -93,7 +93,7 @@ fn check_logits(what: &str, s: &mut Session, g: &Golden, tol: f32) {
     let p = g.prompt.len();
     let mut rows = s.prefill_blocking(1, 0, &g.prompt).unwrap();
     for (k, &t) in g.greedy[..g.greedy.len() - 1].iter().enumerate() {
-        rows.extend(s.forward_last_blocking(&[SeqChunk { slot: 1, pos: p + k, tokens: &[t] }]).unwrap());
+        rows.extend(s.forward_last_blocking(&[SeqChunk::generated(1, p + k, &[t])]).unwrap());
     }
     let (max, mean, agree) = compare(&rows, &g.logits[(p - 1) * v..(n - 1) * v], v);
     eprintln!("{what}: decode max|d| {max:.4} mean|d| {mean:.5} argmax {agree}/{}", g.greedy.len());
@@ -178,10 +178,10 @@ fn golden_logits_decode_and_greedy() {
 
             // 3. free-running greedy generation with argmax on the GPU: equal to transformers up
             //    to the first step whose top-2 margin is within twice the tolerance
-            let mut next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: &g.prompt }]).unwrap()[0];
+            let mut next = s.forward_greedy_blocking(&[SeqChunk::prompt(0, 0, &g.prompt)]).unwrap()[0];
             let mut ours = vec![next];
             for k in 0..g.greedy.len() - 1 {
-                next = s.forward_greedy_blocking(&[SeqChunk { slot: 0, pos: p + k, tokens: &[next] }]).unwrap()[0];
+                next = s.forward_greedy_blocking(&[SeqChunk::generated(0, p + k, &[next])]).unwrap()[0];
                 ours.push(next);
             }
             let robust = g.margins.iter().position(|&m| m < 2.0 * tol).unwrap_or(g.greedy.len());
@@ -202,30 +202,21 @@ fn batch_of_sequences_matches_single_runs() {
     // three sequences of different lengths in one forward, each in its own slot
     let (a, b, d) = (&g.prompt[..11], &g.prompt[..4], &g.prompt[3..10]);
     let batch = s
-        .forward_last_blocking(&[
-            SeqChunk { slot: 0, pos: 0, tokens: a },
-            SeqChunk { slot: 1, pos: 0, tokens: b },
-            SeqChunk { slot: 2, pos: 0, tokens: d },
-        ])
+        .forward_last_blocking(&[SeqChunk::prompt(0, 0, a), SeqChunk::prompt(1, 0, b), SeqChunk::prompt(2, 0, d)])
         .unwrap();
     for (i, toks) in [a, b, d].iter().enumerate() {
-        let single = s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: toks }]).unwrap();
+        let single = s.forward_last_blocking(&[SeqChunk::prompt(0, 0, toks)]).unwrap();
         let (max, _, _) = compare(&batch[i * v..(i + 1) * v], &single, v);
         assert!(max < 1e-2, "sequence {i} of the batch differs from its single run by {max}");
     }
     // batched decode: the next token of each sequence, one step, different positions
-    let steps = s
-        .forward_last_blocking(&[
-            SeqChunk { slot: 1, pos: 4, tokens: &[5] },
-            SeqChunk { slot: 2, pos: 7, tokens: &[6] },
-        ])
-        .unwrap();
+    let steps = s.forward_last_blocking(&[SeqChunk::generated(1, 4, &[5]), SeqChunk::generated(2, 7, &[6])]).unwrap();
     let mut one = Session::new(s.model.clone(), 1, 64, 32).unwrap();
     one.prefill_blocking(0, 0, b).unwrap();
-    let single = one.forward_last_blocking(&[SeqChunk { slot: 0, pos: 4, tokens: &[5] }]).unwrap();
+    let single = one.forward_last_blocking(&[SeqChunk::generated(0, 4, &[5])]).unwrap();
     assert!(compare(&steps[..v], &single, v).0 < 1e-2);
     // the context limit is an error, not a hang or a wrong answer
-    let err = s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 60, tokens: &g.prompt }]).unwrap_err();
+    let err = s.forward_last_blocking(&[SeqChunk::prompt(0, 60, &g.prompt)]).unwrap_err();
     assert!(err.to_string().contains("context"), "{err}");
 }
 
@@ -244,7 +235,8 @@ fn greedy_steps_run_ahead_transparently() {
     let v = g.vocab as u32;
     // greedy on `s` (runs ahead) vs logits + host argmax on `r`
     fn check(s: &mut Session, r: &mut Session, pos: usize, slot: usize, tokens: &[u32], what: &str) -> u32 {
-        let chunk = [SeqChunk { slot, pos, tokens }];
+        // the prompt at position 0, generated tokens after it
+        let chunk = [SeqChunk { slot, pos, tokens, generated: pos > 0 }];
         let a = s.forward_greedy_blocking(&chunk).unwrap()[0];
         let b = inferno_llama::sampling::argmax(&r.forward_last_blocking(&chunk).unwrap());
         assert_eq!(a, b, "{what} (position {pos})");
@@ -258,8 +250,8 @@ fn greedy_steps_run_ahead_transparently() {
     let z = check(&mut s, &mut r, p + 2, 0, &[y], "back to slot 0");
     // a logits call in between: the step run ahead for (p + 3, z) is stale afterwards
     let w = (z + 7) % v;
-    let logits = s.forward_last_blocking(&[SeqChunk { slot: 0, pos: p + 2, tokens: &[w] }]).unwrap();
-    assert_eq!(logits, r.forward_last_blocking(&[SeqChunk { slot: 0, pos: p + 2, tokens: &[w] }]).unwrap());
+    let logits = s.forward_last_blocking(&[SeqChunk::generated(0, p + 2, &[w])]).unwrap();
+    assert_eq!(logits, r.forward_last_blocking(&[SeqChunk::generated(0, p + 2, &[w])]).unwrap());
     check(&mut s, &mut r, p + 3, 0, &[z], "the stale step's position and token after a logits call");
     // up to the end of the context: no step runs ahead past it
     let mut t = z;
@@ -308,9 +300,9 @@ fn layer_split_over_two_devices_is_exact() {
         assert_eq!(s.logits_all_blocking(0, 0, p).unwrap(), r.logits_all_blocking(0, 0, p).unwrap(), "{case}: prompt");
         let b = &p[..5];
         assert_eq!(s.prefill_blocking(1, 0, b).unwrap(), r.prefill_blocking(1, 0, b).unwrap(), "{case}: slot 1");
-        let step = [SeqChunk { slot: 0, pos: p.len(), tokens: &[3] }, SeqChunk { slot: 1, pos: 5, tokens: &[4] }];
+        let step = [SeqChunk::generated(0, p.len(), &[3]), SeqChunk::generated(1, 5, &[4])];
         assert_eq!(s.forward_last_blocking(&step).unwrap(), r.forward_last_blocking(&step).unwrap(), "{case}: step");
-        let next = [SeqChunk { slot: 0, pos: p.len() + 1, tokens: &[7] }];
+        let next = [SeqChunk::generated(0, p.len() + 1, &[7])];
         for k in 0..3 {
             let at = [SeqChunk { pos: p.len() + 1 + k, ..next[0] }];
             assert_eq!(

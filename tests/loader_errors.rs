@@ -223,7 +223,7 @@ fn nan_weight_case(case: &str, name: &str) {
     for path in common::PATHS {
         let model = Arc::new(Llama::load(common::ctx(path), &ck, |_, _| {}).unwrap());
         let mut s = Session::new(model, 1, 64, 32).unwrap();
-        let chunk = [SeqChunk { slot: 0, pos: 0, tokens: &[5, 6, 7] }];
+        let chunk = [SeqChunk::prompt(0, 0, &[5, 6, 7])];
         for err in [
             s.forward_greedy_blocking(&chunk).unwrap_err(),
             s.forward_last_blocking(&chunk).unwrap_err(),
@@ -276,9 +276,9 @@ fn device_loss_and_oversized_cache_are_errors() {
     let gpu = GpuContext::new_blocking(&GpuOptions::from_env()).unwrap();
     let model = Arc::new(Llama::load(&gpu, &ck, |_, _| {}).unwrap());
     let mut s = Session::new(model, 1, 64, 32).unwrap();
-    s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: &[1, 2, 3] }]).unwrap();
+    s.forward_last_blocking(&[SeqChunk::prompt(0, 0, &[1, 2, 3])]).unwrap();
     gpu.device.destroy();
-    let err = s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 3, tokens: &[4] }]).unwrap_err().to_string();
+    let err = s.forward_last_blocking(&[SeqChunk::prompt(0, 3, &[4])]).unwrap_err().to_string();
     assert!(err.contains("device"), "{err}");
     assert!(gpu.check_fault().is_err());
 }

@@ -11,19 +11,21 @@ export CI=${CI:-1}
 if [ ! -d "${XDG_RUNTIME_DIR:-/nonexistent}" ]; then
   export XDG_RUNTIME_DIR; XDG_RUNTIME_DIR=$(mktemp -d)
 fi
-tests/setup.sh --dev
-tests/fetch-smollm2.sh >/dev/null
-cargo build --all-targets --locked
-cargo test --locked -- --test-threads=2
+# each step's wall time goes to stderr, so a slow CI run says where its time went
+step() { local t=$SECONDS; "$@"; echo "[run.sh] $(( SECONDS - t )) s: $*" >&2; }
+step tests/setup.sh --dev
+step tests/fetch-smollm2.sh >/dev/null
+step cargo build --all-targets --locked
+step cargo test --locked -- --test-threads=2
 # the other platforms are compiled (not run) here: WebGPU in the browser, Metal, DX12
-cargo check --locked --lib --target wasm32-unknown-unknown
-cargo check --locked --lib --target aarch64-apple-darwin
-cargo check --locked --lib --target x86_64-pc-windows-msvc
-cargo clippy --locked --workspace --all-targets -- -D warnings
+step cargo check --locked --lib --target wasm32-unknown-unknown
+step cargo check --locked --lib --target aarch64-apple-darwin
+step cargo check --locked --lib --target x86_64-pc-windows-msvc
+step cargo clippy --locked --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib
-cargo fmt --all -- --check
-web/build.sh
+step cargo fmt --all -- --check
+step web/build.sh
 (cd web && npm ci --no-audit --no-fund --silent)
-node web/test/browser.mjs
-tests/serve/run.sh target/debug/inferno
+step node web/test/browser.mjs
+step tests/serve/run.sh target/debug/inferno
 echo "all tests passed"

@@ -644,7 +644,7 @@ fn bench(
             let t = Instant::now();
             for k in 0..n_gen {
                 let chunks: Vec<SeqChunk> = (0..par)
-                    .map(|slot| SeqChunk { slot, pos: n_prompt + k, tokens: std::slice::from_ref(&ids[slot]) })
+                    .map(|slot| SeqChunk::generated(slot, n_prompt + k, std::slice::from_ref(&ids[slot])))
                     .collect();
                 ids = s.forward_greedy_blocking(&chunks)?;
             }

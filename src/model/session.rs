@@ -1,7 +1,7 @@
 //! A session runs a model: it owns the KV cache (several sequence slots), scratch activations and
 //! recorded graphs, and turns token chunks into logits or greedy next tokens.
 
-use super::llama::{KvCache, Llama, MemoryLedger, Scratch};
+use super::llama::{KvCache, Llama, MemoryLedger, Scratch, Step};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
@@ -20,6 +20,22 @@ pub struct SeqChunk<'a> {
     pub pos: usize,
     /// Token ids.
     pub tokens: &'a [u32],
+    /// Whether the tokens are the model's own output (decode steps), which may meet 4/6-bit
+    /// block weights as int8 activations; prompt tokens (false) always keep 16-bit activations.
+    /// A step runs int8 only when all its chunks are generated.
+    pub generated: bool,
+}
+
+impl<'a> SeqChunk<'a> {
+    /// Prompt tokens `tokens` at `pos` of `slot`.
+    pub fn prompt(slot: usize, pos: usize, tokens: &'a [u32]) -> Self {
+        SeqChunk { slot, pos, tokens, generated: false }
+    }
+
+    /// Generated tokens (usually one) at `pos` of `slot`.
+    pub fn generated(slot: usize, pos: usize, tokens: &'a [u32]) -> Self {
+        SeqChunk { slot, pos, tokens, generated: true }
+    }
 }
 
 /// Which rows of the forward get logits.
@@ -32,15 +48,28 @@ enum Rows {
     Range(usize, usize),
 }
 
-/// A recorded graph: tokens, rows with logits, argmax, whether the tokens are one sequence's
-/// chunk (a prompt: attention may take the matrix-core kernel), and whether it runs the model's
-/// body (false: only the logits of rows the previous graph's body left in `h`).
-type GraphKey = (usize, Rows, bool, bool, bool);
+/// What a recorded graph does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct GraphKey {
+    /// The tokens through the model's body.
+    step: Step,
+    /// The rows that get logits.
+    rows: Rows,
+    /// Whether it ends in the argmax of each row (greedy ids) rather than logits.
+    argmax: bool,
+    /// Whether it runs the model's body (false: only the logits of rows the previous graph's
+    /// body left in `h`).
+    body: bool,
+}
 
-/// The graph of a greedy step: `t` tokens in `n` chunks (one chunk: a sequence's prompt piece or
-/// decode step), the argmax of each chunk's last token.
-fn greedy_key(t: usize, n: usize) -> GraphKey {
-    (t, Rows::Last(n), true, n == 1, true)
+/// The graph of a greedy decode step of `n` sequences, a generated token each.
+fn decode_key(n: usize) -> GraphKey {
+    GraphKey { step: Step { t: n, one_seq: n == 1, int8: true }, rows: Rows::Last(n), argmax: true, body: true }
+}
+
+/// The step of `chunks` (`t` tokens in all).
+fn step_of(chunks: &[SeqChunk], t: usize) -> Step {
+    Step { t, one_seq: chunks.len() == 1, int8: chunks.iter().all(|c| c.generated) }
 }
 
 /// Recorded graphs a session keeps; the least recently used goes first (a server's steps mix
@@ -346,13 +375,13 @@ impl Session {
                 self.graphs.remove(&old);
             }
         }
-        let (t, rows, argmax, one_seq, body) = *key;
+        let GraphKey { step, rows, argmax, body } = *key;
         let (m, b) = (&self.model, &self.stages[d]);
         let st = &m.stages[d];
         let (c, v) = (m.config.hidden_size, m.config.vocab_size);
         let mut g = Graph::new();
         if body {
-            m.record_stage(st, &mut g, &b.scratch, &b.kv, &b.rope, t, one_seq)?;
+            m.record_stage(st, &mut g, &b.scratch, &b.kv, &b.rope, step)?;
         }
         if let Some(lm_head) = st.lm_head() {
             let row = act_bytes(c);
@@ -366,7 +395,7 @@ impl Session {
                     n
                 }
             };
-            if st.ops.q8(lm_head, r) {
+            if st.ops.q8(lm_head, Step { t: r, ..step }) {
                 let (q, input) = (&b.scratch.quant, QuantInput::Act);
                 st.ops.w8a8.quantize_from(&mut g, &self.hsel, input, QuantGrain::Block, q, c, r)?;
                 st.ops.gemv_q8.record_cols(&mut g, q, lm_head, &self.logits, OutCols::all(v), MatmulOut::F32, r)?;
@@ -386,11 +415,10 @@ impl Session {
     /// Runs the stages before the last of `key`'s step (a split model): each one's graph, then
     /// its residual stream `x` through the host into the next one's.
     async fn run_early_stages(&mut self, key: &GraphKey) -> Result<()> {
-        let (t, .., body) = *key;
-        if !body {
+        if !key.body {
             return Ok(());
         }
-        let bytes = (t * self.model.config.hidden_size * 4) as u64;
+        let bytes = (key.step.t * self.model.config.hidden_size * 4) as u64;
         for d in 0..self.stages.len() - 1 {
             self.ensure_graph(d, key)?;
             let (ctx, b) = (&self.model.stages[d].ctx, &self.stages[d]);
@@ -415,7 +443,7 @@ impl Session {
     fn submit(&mut self, key: &GraphKey, feed: bool, bytes: u64) -> Result<(usize, wgpu::SubmissionIndex)> {
         let d = self.stages.len() - 1;
         self.ensure_graph(d, key)?;
-        let argmax = key.2;
+        let argmax = key.argmax;
         let k = if argmax { self.next_id_staging() } else { 0 };
         let (src, staging) = if argmax { (&self.next_ids, &self.id_staging[k]) } else { (&self.logits, &self.staging) };
         let ctx = &self.model.stages[d].ctx;
@@ -428,14 +456,14 @@ impl Session {
         Ok((k, ctx.queue.submit([enc.finish()])))
     }
 
-    /// Runs the graph for `t` tokens with logits for `rows` (recording it on first use) and reads
+    /// Runs the graph of `step` with logits for `rows` (recording it on first use) and reads
     /// back `bytes` of the logits in the same submit.
-    async fn run_logits(&mut self, t: usize, rows: Rows, one_seq: bool, body: bool, bytes: u64) -> Result<Vec<u8>> {
+    async fn run_logits(&mut self, step: Step, rows: Rows, body: bool, bytes: u64) -> Result<Vec<u8>> {
         let ctx = self.model.last().ctx.clone();
         if self.staging.size() < bytes {
             self.staging = ctx.staging("logits readback", bytes);
         }
-        let key = (t, rows, false, one_seq, body);
+        let key = GraphKey { step, rows, argmax: false, body };
         self.run_early_stages(&key).await?;
         let (_, done) = self.submit(&key, false, bytes)?;
         ctx.map_read(&self.staging, bytes, Some(done)).await
@@ -453,7 +481,7 @@ impl Session {
         let q = &self.model.last().ctx.queue; // the only stage (a split model does not run ahead)
         q.write_buffer(&self.stages[0].scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
         q.write_buffer(&self.hsel_idx, 0, bytemuck::bytes_of(&0u32));
-        self.submit(&greedy_key(1, 1), true, 4)
+        self.submit(&decode_key(1), true, 4)
     }
 
     /// Reads the ids of the sequences at `at` (slot, position of the row's token) from id
@@ -471,14 +499,14 @@ impl Session {
     /// The recorded greedy decode graph of `n` sequences, one token each (for profiling; a
     /// split model's first stage).
     pub fn decode_graph(&self, n: usize) -> Option<&Graph> {
-        self.graphs.get(&(0, greedy_key(n, n))).map(|(g, _)| g)
+        self.graphs.get(&(0, decode_key(n))).map(|(g, _)| g)
     }
 
     /// The recorded forward with the most tokens (a prompt batch; for profiling; a split
     /// model's first stage).
     pub fn prefill_graph(&self) -> Option<&Graph> {
-        let prompts = self.graphs.iter().filter(|((d, k), _)| *d == 0 && k.0 > 1 && k.3 && k.4);
-        prompts.max_by_key(|((_, k), _)| k.0).map(|(_, (g, _))| g)
+        let prompts = self.graphs.iter().filter(|((d, k), _)| *d == 0 && k.step.t > 1 && k.step.one_seq && k.body);
+        prompts.max_by_key(|((_, k), _)| k.step.t).map(|(_, (g, _))| g)
     }
 
     /// Runs the chunks and returns the logits of each chunk's last token, (chunks, V) f32.
@@ -486,9 +514,8 @@ impl Session {
         let (t, last) = self.prepare(chunks)?;
         self.check_rows(last.len())?;
         let n = last.len() * self.model.config.vocab_size;
-        let one_seq = chunks.len() == 1;
         self.write_rows(&last);
-        let bytes = self.run_logits(t, Rows::Last(last.len()), one_seq, true, (n * 4) as u64).await?;
+        let bytes = self.run_logits(step_of(chunks, t), Rows::Last(last.len()), true, (n * 4) as u64).await?;
         let logits: Vec<f32> = bytemuck::cast_slice(&bytes).to_vec();
         match first_non_finite_row(&logits, self.model.config.vocab_size) {
             Some(r) => Err(non_finite((chunks[r].slot, chunks[r].pos + chunks[r].tokens.len() - 1))),
@@ -500,7 +527,7 @@ impl Session {
     /// only the ids come back). For one sequence the next step runs ahead (see [`Session`]).
     pub async fn forward_greedy(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<u32>> {
         if let ([ch], Some(a)) = (chunks, self.ahead.take()) {
-            if (ch.slot, ch.pos, ch.tokens) == (a.slot, a.pos, &[a.input][..]) {
+            if (ch.slot, ch.pos, ch.tokens, ch.generated) == (a.slot, a.pos, &[a.input][..], true) {
                 // this step is on the GPU already: queue the one after it, then read it
                 let next = (a.pos + 1 < self.ctx_len()).then(|| self.submit_ahead(a.slot, a.pos + 1)).transpose()?;
                 let id = self.read_ids(a.staging, &[(a.slot, a.pos)], a.done).await?[0];
@@ -513,7 +540,7 @@ impl Session {
         self.check_rows(last.len())?;
         let n = last.len();
         self.write_rows(&last);
-        let key = greedy_key(t, n);
+        let key = GraphKey { rows: Rows::Last(n), argmax: true, body: true, step: step_of(chunks, t) };
         self.run_early_stages(&key).await?;
         let (k, done) = self.submit(&key, false, (n * 4) as u64)?;
         let ahead = match chunks {
@@ -535,12 +562,13 @@ impl Session {
         let v = self.model.config.vocab_size;
         let mut out = Vec::with_capacity(tokens.len() * v);
         for (k, piece) in tokens.chunks(self.max_tokens).enumerate() {
-            let chunk = SeqChunk { slot, pos: pos0 + k * self.max_tokens, tokens: piece };
+            let chunk = SeqChunk::prompt(slot, pos0 + k * self.max_tokens, piece);
             let (t, _) = self.prepare(&[chunk])?;
             for first in (0..t).step_by(self.max_logit_rows) {
                 let n = self.max_logit_rows.min(t - first);
                 // the body runs with the first block; later blocks read its h
-                let bytes = self.run_logits(t, Rows::Range(first, n), true, first == 0, (n * v * 4) as u64).await?;
+                let step = step_of(&[chunk], t);
+                let bytes = self.run_logits(step, Rows::Range(first, n), first == 0, (n * v * 4) as u64).await?;
                 let block: &[f32] = bytemuck::cast_slice(&bytes);
                 if let Some(r) = first_non_finite_row(block, v) {
                     return Err(non_finite((slot, chunk.pos + first + r)));
@@ -555,7 +583,7 @@ impl Session {
     pub async fn prefill(&mut self, slot: usize, pos0: usize, tokens: &[u32]) -> Result<Vec<f32>> {
         let mut logits = Vec::new();
         for (k, piece) in tokens.chunks(self.max_tokens).enumerate() {
-            logits = self.forward_last(&[SeqChunk { slot, pos: pos0 + k * self.max_tokens, tokens: piece }]).await?;
+            logits = self.forward_last(&[SeqChunk::prompt(slot, pos0 + k * self.max_tokens, piece)]).await?;
         }
         Ok(logits)
     }

@@ -206,11 +206,11 @@ async fn page() -> Response {
 fn warm_up(s: &mut crate::model::Session) -> crate::Result<()> {
     use crate::model::SeqChunk;
     let piece = vec![0u32; s.max_tokens.min(s.ctx_len() - 1).min(40)];
-    s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: &piece }])?;
-    s.forward_last_blocking(&[SeqChunk { slot: 0, pos: 0, tokens: &[0] }])?;
+    s.forward_last_blocking(&[SeqChunk::prompt(0, 0, &piece)])?;
+    s.forward_last_blocking(&[SeqChunk::generated(0, 0, &[0])])?;
     let most = s.slots().min(s.max_logit_rows);
     for n in [1, 2, 4, 8].into_iter().filter(|&n| n <= most) {
-        let chunks: Vec<SeqChunk> = (0..n).map(|slot| SeqChunk { slot, pos: 0, tokens: &[0] }).collect();
+        let chunks: Vec<SeqChunk> = (0..n).map(|slot| SeqChunk::generated(slot, 0, &[0])).collect();
         s.forward_greedy_blocking(&chunks)?;
     }
     Ok(())

@@ -222,8 +222,9 @@ impl Scheduler {
             .iter()
             .map(|&(i, n, _)| {
                 let s = &self.slots[i];
-                let a = s.active.as_ref().map(|a| &a.pending[..n]).unwrap_or(&[]);
-                SeqChunk { slot: i, pos: s.cached.len(), tokens: a }
+                let (tokens, generated) =
+                    s.active.as_ref().map(|a| (&a.pending[..n], !a.generated.is_empty())).unwrap_or((&[], false));
+                SeqChunk { slot: i, pos: s.cached.len(), tokens, generated }
             })
             .collect();
         // when every row's next token is a plain argmax, the GPU picks it and only ids come back

@@ -138,13 +138,10 @@ impl WebEngine {
             e.cached.clear();
         }
         let s = self.session_mut();
-        let mut next = s.forward_greedy(&[SeqChunk { slot: 0, pos: 0, tokens: &ids }]).await.map_err(js_err)?[0];
+        let mut next = s.forward_greedy(&[SeqChunk::prompt(0, 0, &ids)]).await.map_err(js_err)?[0];
         let mut out = vec![next];
         for k in 1..n as usize {
-            next = s
-                .forward_greedy(&[SeqChunk { slot: 0, pos: ids.len() + k - 1, tokens: &[next] }])
-                .await
-                .map_err(js_err)?[0];
+            next = s.forward_greedy(&[SeqChunk::generated(0, ids.len() + k - 1, &[next])]).await.map_err(js_err)?[0];
             out.push(next);
         }
         Ok(out)
