@@ -12,6 +12,7 @@
 //   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
+// (Params, bindings and OUT_MODE in matmul_coop_common.wgsl.)
 // Grid: x = column tiles (N / 128), y = token tiles (T / BM). 2 BM threads = BM / 16 subgroups
 // of 32; subgroup s computes tokens 32 (s % (BM / 32)).. x columns 64 (s / (BM / 32)).. (2 x 4
 // accumulator tiles). BM = 128 halves the weight traffic per token; it fills 48 KiB of
@@ -19,24 +20,7 @@
 // K goes in stages of 32, double-buffered in workgroup memory: the next stage's global loads are
 // issued before the multiply-adds of this one, so one barrier per stage suffices.
 
-override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override BM: u32 = 64u;      // tokens per tile: 64 or 128
-
-struct Params {
-    k: u32,          // inner dimension (elements, multiple of 32)
-    n: u32,          // rows of W in this chunk
-    out_stride: u32, // columns of out (N_total)
-    out_offset: u32, // first column written by this chunk (even)
-    t: u32,          // tokens
-    d_off: u32,      // block formats: word offset of the scales in W
-    m_off: u32,      // block formats: word offset of the minimums in W
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;   // (T, K/8)
-// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
-@group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
 const BN: u32 = 128u; // columns per tile
 const BK: u32 = 32u;  // K per stage
@@ -69,24 +53,7 @@ fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> vec4<u32> {
     if n >= p.n {
         return vec4<u32>(0u);
     }
-    let e = n * p.k + k0 + 8u * (job % 4u);
-    if W_DTYPE == 1u || W_DTYPE == 2u {
-        return w[e / 8u];
-    }
-    let v = load_w8(e);
-    let a = clamp(v.a, vec4<f32>(-65504.0), vec4<f32>(65504.0));
-    let b = clamp(v.b, vec4<f32>(-65504.0), vec4<f32>(65504.0));
-    return vec4<u32>(pack2x16float(a.xy), pack2x16float(a.zw), pack2x16float(b.xy), pack2x16float(b.zw));
-}
-
-// Two stored values -> f16: f16 as is; bf16 exactly in f16's range (rounded to nearest even
-// below 2^-14, clamped to +-65504 above; NaN stays NaN).
-fn to_f16(v: u32, bf16: bool) -> vec2<f16> {
-    if !bf16 {
-        return vec2<f16>(unpack2x16float(v));
-    }
-    let f = bf16x2_to_f32(v);
-    return vec2<f16>(select(clamp(f, vec2<f32>(-65504.0), vec2<f32>(65504.0)), f, f != f));
+    return stage_w8(n * p.k + k0 + 8u * (job % 4u));
 }
 
 fn put_x(lid: u32, i: u32, stage: u32, v: vec4<u32>) {

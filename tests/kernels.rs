@@ -121,7 +121,8 @@ fn matmul_all_dtypes_both_paths() {
         (4, 96, 50),
         (7, 576, 96),
         (33, 96, 130),
-        (16, 576, 96), // two token groups of the GEMV
+        (16, 576, 96),  // two token groups of the GEMV
+        (24, 1056, 70), // skinny matrix-core tiles: K in 5 stages of 256 (the last partial), N tail
         (64, 96, 66),
         (130, 64, 200),
         (65, 64, 16386),
@@ -138,7 +139,7 @@ fn matmul_all_dtypes_both_paths() {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::F32);
             }
             // accumulated into the f32 residual stream, decode and prefill
-            for &(t, k, n) in &[(1, 576, 130), (5, 576, 130), (33, 96, 66), (257, 64, 66)] {
+            for &(t, k, n) in &[(1, 576, 130), (5, 576, 130), (12, 288, 34), (33, 96, 66), (257, 64, 66)] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::AddF32);
             }
         }

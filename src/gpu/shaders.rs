@@ -1,6 +1,7 @@
 //! The WGSL sources. Every kernel is compiled as `common.wgsl` (value helpers, the `ACT_F16`
 //! override), then `reduce.wgsl` for the kernels that reduce across one workgroup,
-//! `weights.wgsl` for kernels that read weights (and `gemv_norm_common.wgsl` for the fused norm-GEMVs), then the kernel's
+//! `weights.wgsl` for kernels that read weights (and `gemv_norm_common.wgsl` for the fused norm-GEMVs,
+//! `matmul_coop_common.wgsl` for the matrix-core matmuls), then the kernel's
 //! own file.
 
 /// Shared helpers prepended to every kernel.
@@ -12,6 +13,9 @@ pub const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 /// Workgroup reductions (sum, max) for the kernels that declare their workgroup size `WG`.
 pub const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
+/// Weight staging shared by the matrix-core matmuls (`matmul_*_coop`).
+pub const MATMUL_COOP_COMMON: &str = include_str!("../../shaders/matmul_coop_common.wgsl");
+
 /// The interface shared by the fused norm-GEMV kernels (`matmul_gemv_norm*`).
 pub const GEMV_NORM_COMMON: &str = include_str!("../../shaders/gemv_norm_common.wgsl");
 
@@ -21,6 +25,7 @@ const READS_WEIGHTS: &[&str] = &[
     "matmul_gemv_q8",
     "matmul_gemm",
     "matmul_gemm_coop",
+    "matmul_skinny_coop",
     "matmul_gemv_norm",
     "matmul_gemv_norm_sg",
     "rms_norm",
@@ -33,6 +38,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("matmul_gemv_q8", include_str!("../../shaders/matmul_gemv_q8.wgsl")),
     ("matmul_gemm", include_str!("../../shaders/matmul_gemm.wgsl")),
     ("matmul_gemm_coop", include_str!("../../shaders/matmul_gemm_coop.wgsl")),
+    ("matmul_skinny_coop", include_str!("../../shaders/matmul_skinny_coop.wgsl")),
     ("matmul_gemv_norm", include_str!("../../shaders/matmul_gemv_norm.wgsl")),
     ("matmul_gemv_norm_sg", include_str!("../../shaders/matmul_gemv_norm_sg.wgsl")),
     ("rms_norm", include_str!("../../shaders/rms_norm.wgsl")),
@@ -58,7 +64,13 @@ pub const KERNELS: &[(&str, &str)] = &[
 pub fn kernel_source(name: &str) -> Option<String> {
     let enables = if name.ends_with("_coop") { "enable f16;\nenable wgpu_cooperative_matrix;\n" } else { "" };
     let weights = if READS_WEIGHTS.contains(&name) { WEIGHTS } else { "" };
-    let norm = if name.starts_with("matmul_gemv_norm") { GEMV_NORM_COMMON } else { "" };
+    let norm = if name.starts_with("matmul_gemv_norm") {
+        GEMV_NORM_COMMON
+    } else if name.starts_with("matmul_") && name.ends_with("_coop") {
+        MATMUL_COOP_COMMON
+    } else {
+        ""
+    };
     let reduce = if ["rms_norm", "quant_act", "attention"].contains(&name) { REDUCE } else { "" };
     KERNELS
         .iter()

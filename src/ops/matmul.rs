@@ -1,7 +1,8 @@
 //! `out = x @ W^T` with W in its checkpoint dtype: GEMV for a few tokens (decode, batched
 //! decode), tiled GEMM for many (prefill). Kernels: shaders/matmul_gemv.wgsl,
 //! shaders/matmul_gemm.wgsl, and shaders/matmul_gemm_coop.wgsl (matrix cores) for every dtype but
-//! f32 with K % 32 == 0 where the context has [`GpuContext::coopmat`]. (A subgroup
+//! f32 with K % 32 == 0 where the context has [`GpuContext::coopmat`], with
+//! shaders/matmul_skinny_coop.wgsl for batched decode steps of f16/bf16 weights. (A subgroup
 //! variant of the GEMV measured slower on the H100 than this one's workgroup reduction: 1.49 vs
 //! 1.82 TB/s on the 1B shape, 2026-11-28, so only the fused norm-GEMV uses subgroups.)
 
@@ -48,6 +49,14 @@ pub const GEMV_MAX_TOKENS: usize = 16;
 /// 64-token tiles leave most of the GPU idle on a few tokens).
 pub const GEMV_MAX_TOKENS_COOP: usize = 32;
 
+/// Where the adapter has matrix cores, steps of f16/bf16 weights with this many tokens take the
+/// skinny matrix-core GEMM (shaders/matmul_skinny_coop.wgsl) instead of the GEMV or the prompt
+/// GEMM. H200, 8B bf16, batched decode, aggregate tok/s (2026-12-02): GEMV / skinny at 8
+/// sequences 658 / 568, 9: — / 637, 16: 763 / 1,119, 32: 842 / 1,809; prompt GEMM / skinny at
+/// 64: 1,618 / 2,390. Block formats stay on the GEMVs: decoding them as the tile is staged
+/// leaves the skinny kernel at 130 GB/s (8B Q4_K_M, 32 sequences: 797 vs the int8 GEMV's 943).
+const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 9..=64;
+
 /// Tokens per GEMV workgroup (the kernel's `MAX_TOK`): a step of `t` tokens reads each weight
 /// `ceil(t / 8)` times, from L2 after the first.
 const GEMV_TOK: usize = 8;
@@ -88,6 +97,7 @@ enum Kernel {
     Gemv,
     Gemm,
     GemmCoop,
+    SkinnyCoop,
 }
 
 impl Kernel {
@@ -96,6 +106,7 @@ impl Kernel {
             Kernel::Gemv => "matmul_gemv",
             Kernel::Gemm => "matmul_gemm",
             Kernel::GemmCoop => "matmul_gemm_coop",
+            Kernel::SkinnyCoop => "matmul_skinny_coop",
         }
     }
 }
@@ -112,13 +123,17 @@ impl Matmul {
     }
 
     /// The kernel for `t` tokens of a weight of this dtype and inner size `k`: the GEMV for
-    /// decode steps; for more tokens the matrix-core GEMM where the adapter has one (every dtype
-    /// but f32, K % 32 == 0: quantized tiles are decoded to f16 as they are staged), else the
-    /// portable GEMM, which takes over from the GEMV later (at more tokens).
+    /// decode steps; for more tokens the matrix-core GEMMs where the adapter has them (every
+    /// dtype but f32, K % 32 == 0: quantized tiles are decoded to f16 as they are staged; the
+    /// skinny one for 9-64 tokens of f16/bf16 weights), else the portable GEMM, which takes over
+    /// from the GEMV later (at more tokens).
     fn kernel(&self, t: usize, dtype: WeightDtype, k: usize) -> Kernel {
         let coop = self.ctx.coopmat() && dtype != WeightDtype::F32 && k.is_multiple_of(32);
         let gemv_max = if coop { GEMV_MAX_TOKENS_COOP } else { GEMV_MAX_TOKENS };
-        if t <= gemv_max {
+        let float = matches!(dtype, WeightDtype::F16 | WeightDtype::Bf16);
+        if coop && float && SKINNY_TOKENS.contains(&t) {
+            Kernel::SkinnyCoop
+        } else if t <= gemv_max {
             Kernel::Gemv
         } else if coop {
             Kernel::GemmCoop
@@ -127,10 +142,10 @@ impl Matmul {
         }
     }
 
-    /// Whether `t` tokens of a weight of this dtype and inner size `k` take the matrix-core GEMM
+    /// Whether `t` tokens of a weight of this dtype and inner size `k` take a matrix-core GEMM
     /// (which stages weights as f16: tests round their reference the same way).
     pub fn takes_coop_gemm(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
-        self.kernel(t, dtype, k) == Kernel::GemmCoop
+        matches!(self.kernel(t, dtype, k), Kernel::GemmCoop | Kernel::SkinnyCoop)
     }
 
     /// Whether `t` tokens of a weight of this dtype and inner size `k` take the GEMV (a decode
@@ -199,6 +214,10 @@ impl Matmul {
             // memory exist (H100, 8B shape, pp512: 6,900 tok/s vs 4,211 with 64), else 64
             let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
             let bm = if kernel == Kernel::GemmCoop && big { 128 } else { 64 };
+            // skinny tiles of 16 or 32 tokens; of 32 columns, 64 past 32 tokens (H200, 8B bf16,
+            // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809)
+            let skinny_bm = if t <= 16 { 16 } else { 32 };
+            let skinny_bn = if t <= 32 { 32 } else { 64 };
             let pipeline = match kernel {
                 Kernel::Gemv => {
                     let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
@@ -212,6 +231,13 @@ impl Matmul {
                     Some(p) => p,
                     None => return self.record_cols(g, x, w, out, cols, out_kind, t), // the portable GEMM
                 },
+                Kernel::SkinnyCoop => {
+                    let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64)];
+                    match self.ctx.coop_pipeline("matmul_skinny_coop", &c) {
+                        Some(p) => p,
+                        None => return self.record_cols(g, x, w, out, cols, out_kind, t), // the GEMV
+                    }
+                }
             };
             let params = MatmulParams {
                 k: k as u32,
@@ -230,6 +256,8 @@ impl Matmul {
             } else if kernel == Kernel::Gemm {
                 let [x, y, z] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
                 [y, x, z] // token tiles on x (see matmul_gemm.wgsl)
+            } else if kernel == Kernel::SkinnyCoop {
+                gemm_grid(&w.name, chunk.rows, skinny_bn, t, skinny_bm)?
             } else {
                 gemm_grid(&w.name, chunk.rows, bn, t, bm)?
             };
