@@ -1,18 +1,19 @@
-// matmul_gemv_q8.wgsl — out = x @ W^T for a few tokens with 4- and 6-bit GGUF block weights and
+// matmul_gemv_q8.wgsl — out = x @ W^T for a few tokens with 8-, 6- and 4-bit GGUF block weights and
 // int8 activations (llama.cpp's MMVQ): a weight block's integer codes meet the activations' int8
 // values four at a time in dot4I8Packed (exact i32 sums), and the scales are applied per block of
 // 32 — instead of converting every weight and every activation to f32.
 //   xq  (T, K/4)     int8 activations per block of 32 in quant_block's word order (common.wgsl),
 //                    from quant_act.wgsl / rms_norm.wgsl with BLOCKS
 //   xs  (T, K/32)    per block (d, s): the activations are d * q, s = d * sum(q)
-//   W   (N, K)       this chunk's rows in W_DTYPE (weights.wgsl): 4 q4_0, 5 q4_1, 7 q4_k, 8 q6_k
+//   W   (N, K)       this chunk's rows in W_DTYPE (weights.wgsl): 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k,
+//                    8 q6_k
 //   out (T, N_total) as matmul_gemv.wgsl (OUT_MODE); this chunk writes columns
 //                    [out_offset, out_offset + N)
 // In a block of 32 each weight is a * c + b with a signed byte code c, so the block's dot is
 //   d * (a_lo * sum_lo(c * q) + a_hi * sum_hi(c * q)) + b * s
 // (lo / hi: elements 0..15 / 16..31, whose scales differ only for Q6_K's groups of 16). Codes:
-// Q4_K and Q4_1 the nibble (b = -dmin * m and m); Q4_0 the nibble - 8 and Q6_K (low | high << 4)
-// - 32 (b = 0). Workgroup = ROWS rows x LANES lanes, each lane whole blocks of 32 (two at a time
+// Q4_K and Q4_1 the nibble (b = -dmin * m and m); Q4_0 the nibble - 8, Q6_K (low | high << 4)
+// - 32 and Q8_0 its int8 value, its bytes regrouped to quant_block's order (b = 0). Workgroup = ROWS rows x LANES lanes, each lane whole blocks of 32 (two at a time
 // for one token); the TOK tokens of a workgroup share each block's decode. Grid as matmul_gemv.wgsl: x = token group, y/z = row
 // groups (folded).
 
@@ -61,8 +62,26 @@ fn spread2(n: u32) -> u32 {
     return ((v | (v << 4u)) & 0x0f0f0f0fu) << 4u;
 }
 
+// Q8_0's block of 32 int8 weights from element e, stored in element order (word i: elements
+// 4i..4i+3), as quant_block's words: elements 8g + 0, 2, 4, 6 and 8g + 1, 3, 5, 7.
+fn q8_0_block(e: u32) -> WBlock {
+    let v = array<vec4<u32>, 2>(w[e / 16u], w[e / 16u + 1u]);
+    var r: WBlock;
+    for (var g = 0u; g < 4u; g++) {
+        let a = v[g / 2u][2u * (g % 2u)];
+        let b = v[g / 2u][2u * (g % 2u) + 1u];
+        r.c[2u * g] = (a & 0xffu) | ((a >> 8u) & 0xff00u) | ((b << 16u) & 0xff0000u) | ((b << 8u) & 0xff000000u);
+        r.c[2u * g + 1u] = ((a >> 8u) & 0xffu) | ((a >> 16u) & 0xff00u) | ((b << 8u) & 0xff0000u) | (b & 0xff000000u);
+    }
+    r.a = vec2<f32>(w_f16(w_d_off, e / 32u));
+    return r;
+}
+
 // The 32 weights from element e (e % 32 == 0).
 fn wblock(e: u32) -> WBlock {
+    if W_DTYPE == 3u {
+        return q8_0_block(e);
+    }
     let v = w[e / 32u]; // word j: low 4 bits of elements 8j..8j+7, element 8j + i in bits 4i
     var r: WBlock;
     for (var j = 0u; j < 4u; j++) {

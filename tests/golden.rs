@@ -261,6 +261,34 @@ fn greedy_steps_run_ahead_transparently() {
 }
 
 #[test]
+fn rerun_prompt_token_gets_its_first_result() {
+    // A request that repeats a cached prompt reruns its last token as a one-token prompt chunk:
+    // it must get exactly what the prompt pass gave (the session remembers it while the cache up
+    // to there is unchanged), not a one-token step's slightly different sums; once the cache up
+    // to it is rewritten, the step runs again.
+    let c = ctx(ActDtype::F16);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-q4-k-m");
+    let g = golden(&dir);
+    let model = Arc::new(Llama::load(c, &Checkpoint::open(&dir.join("model.gguf")).unwrap(), |_, _| {}).unwrap());
+    let mut s = Session::new(model.clone(), 2, 64, 32).unwrap();
+    let (p, last) = (g.prompt.len() - 1, &g.prompt[g.prompt.len() - 1..]);
+    let first = s.forward_last_blocking(&[SeqChunk::prompt(0, 0, &g.prompt)]).unwrap();
+    let id = s.forward_greedy_blocking(&[SeqChunk::prompt(1, 0, &g.prompt)]).unwrap()[0];
+    // decode steps after the prompt leave it be
+    s.forward_last_blocking(&[SeqChunk::generated(0, p + 1, &[7]), SeqChunk::generated(1, p + 1, &[7])]).unwrap();
+    let again = [SeqChunk::prompt(0, p, last), SeqChunk::prompt(1, p, last)];
+    assert_eq!(s.forward_last_blocking(&again[..1]).unwrap(), first, "logits of the rerun token");
+    assert_eq!(s.forward_greedy_blocking(&again).unwrap(), vec![inferno_llama::sampling::argmax(&first), id]);
+    // the same one-token step on a fresh session (what a rerun computes)
+    let mut fresh = Session::new(model, 1, 64, 32).unwrap();
+    fresh.prefill_blocking(0, 0, &g.prompt[..p]).unwrap();
+    let step = fresh.forward_last_blocking(&[SeqChunk::prompt(0, p, last)]).unwrap();
+    // slot 0's cache rewritten below the prompt's end: computed again, as a one-token step
+    s.prefill_blocking(0, 0, &g.prompt[..p]).unwrap();
+    assert_eq!(s.forward_last_blocking(&again[..1]).unwrap(), step, "after the cache changed");
+}
+
+#[test]
 fn layer_split_over_two_devices_is_exact() {
     // Two devices opened on the one adapter (how CI tests a split without two GPUs): the split
     // model's logits must equal the one-device model's bit for bit — prompt logits of every

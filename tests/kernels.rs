@@ -947,7 +947,8 @@ fn read_block_quant(
 }
 
 /// GGUF weights the int8-activation GEMV reads.
-const Q8_DTYPES: [WeightDtype; 4] = [WeightDtype::Q4_0, WeightDtype::Q4_1, WeightDtype::Q4K, WeightDtype::Q6K];
+const Q8_DTYPES: [WeightDtype; 5] =
+    [WeightDtype::Q8_0, WeightDtype::Q4_0, WeightDtype::Q4_1, WeightDtype::Q4K, WeightDtype::Q6K];
 
 #[test]
 fn gemv_q8_matches_cpu_both_paths() {

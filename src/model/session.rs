@@ -20,7 +20,7 @@ pub struct SeqChunk<'a> {
     pub pos: usize,
     /// Token ids.
     pub tokens: &'a [u32],
-    /// Whether the tokens are the model's own output (decode steps), which may meet 4/6-bit
+    /// Whether the tokens are the model's own output (decode steps), which may meet 4/6/8-bit
     /// block weights as int8 activations; prompt tokens (false) always keep 16-bit activations.
     /// A step runs int8 only when all its chunks are generated.
     pub generated: bool,
@@ -103,6 +103,19 @@ struct StageBufs {
     bytes: u64,                    // scratch, RoPE table, handoff
 }
 
+/// What the last token of a slot's latest prompt chunk (at `pos`, id `token`) gave: its logits
+/// (a logits step) or its greedy id (a greedy step). Kept while the slot's cache up to `pos` is
+/// unchanged: a request that repeats a cached prompt reruns its last token (to have something to
+/// sample from) and gets this back as it was, whatever kernels a one-token step would take — with
+/// int8 decode steps after it, a last token recomputed by the GEMV instead of the prompt's GEMM
+/// changed SmolLM2's seeded sample.
+struct LastPrompt {
+    pos: usize,
+    token: u32,
+    logits: Option<Vec<f32>>,
+    id: Option<u32>,
+}
+
 /// A model with its KV cache and scratch buffers (on each device of a split model).
 ///
 /// Greedy decoding runs one step ahead: [`Session::forward_greedy`] on one sequence also submits
@@ -127,6 +140,7 @@ pub struct Session {
     id_staging: [wgpu::Buffer; 2],
     flip: usize,
     ahead: Option<Ahead>,
+    last_prompt: Vec<Option<LastPrompt>>, // per slot
     /// Most tokens in one forward.
     pub max_tokens: usize,
     /// Most rows of logits in one forward.
@@ -233,7 +247,11 @@ impl Session {
         let max_logit_rows =
             LOGIT_ROWS.max(slots).min(max_tokens).min((ctx.max_binding / (v as u64 * 4)) as usize).max(1);
         let logits = (max_logit_rows * v * 4) as u64;
-        ctx.guard_oom("logit buffers", logits, || Self::with_head(model.clone(), stages, max_tokens, max_logit_rows))
+        let mut s = ctx.guard_oom("logit buffers", logits, || {
+            Self::with_head(model.clone(), stages, max_tokens, max_logit_rows)
+        })?;
+        s.last_prompt = (0..slots).map(|_| None).collect();
+        Ok(s)
     }
 
     /// The session around its stages' buffers: the logits buffers (`max_logit_rows` rows) on
@@ -266,6 +284,7 @@ impl Session {
             id_staging,
             flip: 0,
             ahead: None,
+            last_prompt: Vec::new(),
             max_tokens,
             max_logit_rows,
             head_bytes,
@@ -326,6 +345,9 @@ impl Session {
             }
             if ch.slot >= slots {
                 return Err(Error::Invalid(format!("sequence slot {} out of range (session has {slots})", ch.slot)));
+            }
+            if self.last_prompt[ch.slot].as_ref().is_some_and(|m| ch.pos <= m.pos) {
+                self.last_prompt[ch.slot] = None; // its cache up to there is rewritten
             }
             if ch.pos + ch.tokens.len() > ctx_len {
                 return Err(Error::Invalid(format!(
@@ -509,8 +531,45 @@ impl Session {
         prompts.max_by_key(|((_, k), _)| k.step.t).map(|(_, (g, _))| g)
     }
 
+    /// The remembered result of a chunk that reruns the last token of its slot's latest prompt
+    /// chunk on an unchanged cache (see [`LastPrompt`]).
+    fn remembered(&self, ch: &SeqChunk) -> Option<&LastPrompt> {
+        let m = self.last_prompt.get(ch.slot)?.as_ref()?;
+        (!ch.generated && ch.tokens == [m.token] && ch.pos == m.pos).then_some(m)
+    }
+
+    /// Remembers what the last token of each prompt chunk of a step gave.
+    fn remember(&mut self, chunks: &[SeqChunk], logits: Option<&[f32]>, ids: Option<&[u32]>) {
+        let v = self.model.config.vocab_size;
+        for (i, ch) in chunks.iter().enumerate().filter(|(_, c)| !c.generated) {
+            let (pos, token) = (ch.pos + ch.tokens.len() - 1, ch.tokens[ch.tokens.len() - 1]);
+            let logits = logits.map(|l| l[i * v..(i + 1) * v].to_vec());
+            self.last_prompt[ch.slot] = Some(LastPrompt { pos, token, logits, id: ids.map(|d| d[i]) });
+        }
+    }
+
     /// Runs the chunks and returns the logits of each chunk's last token, (chunks, V) f32.
+    /// A chunk that reruns a cached prompt's last token gets the logits it had (see
+    /// [`LastPrompt`]).
     pub async fn forward_last(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<f32>> {
+        let known: Vec<Option<Vec<f32>>> =
+            chunks.iter().map(|c| self.remembered(c).and_then(|m| m.logits.clone())).collect();
+        if known.iter().all(Option::is_none) {
+            let logits = self.run_last(chunks).await?;
+            self.remember(chunks, Some(&logits), None);
+            return Ok(logits);
+        }
+        self.ahead = None;
+        let rest: Vec<SeqChunk> = chunks.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(c, _)| *c).collect();
+        let ran = if rest.is_empty() { vec![] } else { self.run_last(&rest).await? };
+        self.remember(&rest, Some(&ran), None);
+        let v = self.model.config.vocab_size;
+        let mut ran = ran.chunks(v);
+        Ok(known.into_iter().flat_map(|k| k.unwrap_or_else(|| ran.next().unwrap_or(&[]).to_vec())).collect())
+    }
+
+    /// [`Session::forward_last`] on the GPU.
+    async fn run_last(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<f32>> {
         let (t, last) = self.prepare(chunks)?;
         self.check_rows(last.len())?;
         let n = last.len() * self.model.config.vocab_size;
@@ -524,8 +583,28 @@ impl Session {
     }
 
     /// Runs the chunks and returns the greedy next token of each chunk (argmax on the GPU;
-    /// only the ids come back). For one sequence the next step runs ahead (see [`Session`]).
+    /// only the ids come back). For one sequence the next step runs ahead (see [`Session`]). A
+    /// chunk that reruns a cached prompt's last token gets the id it had (see [`LastPrompt`]).
     pub async fn forward_greedy(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<u32>> {
+        let known: Vec<Option<u32>> = chunks
+            .iter()
+            .map(|c| self.remembered(c).and_then(|m| m.id.or_else(|| m.logits.as_deref().map(crate::sampling::argmax))))
+            .collect();
+        if known.iter().all(Option::is_none) {
+            let ids = self.run_greedy(chunks).await?;
+            self.remember(chunks, None, Some(&ids));
+            return Ok(ids);
+        }
+        self.ahead = None;
+        let rest: Vec<SeqChunk> = chunks.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(c, _)| *c).collect();
+        let ran = if rest.is_empty() { vec![] } else { self.run_greedy(&rest).await? };
+        self.remember(&rest, None, Some(&ran));
+        let mut ran = ran.into_iter();
+        Ok(known.into_iter().map(|k| k.or_else(|| ran.next()).unwrap_or(0)).collect())
+    }
+
+    /// [`Session::forward_greedy`] on the GPU.
+    async fn run_greedy(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<u32>> {
         if let ([ch], Some(a)) = (chunks, self.ahead.take()) {
             if (ch.slot, ch.pos, ch.tokens, ch.generated) == (a.slot, a.pos, &[a.input][..], true) {
                 // this step is on the GPU already: queue the one after it, then read it

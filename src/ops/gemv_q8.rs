@@ -1,5 +1,5 @@
-//! `out = x @ W^T` for decode steps with GGUF 4- and 6-bit block weights (Q4_0, Q4_1, Q4_K,
-//! Q6_K) on int8 activations, as llama.cpp's MMVQ does: the input is quantized per block of 32
+//! `out = x @ W^T` for decode steps with GGUF 8-, 6- and 4-bit block weights (Q8_0, Q6_K, Q4_0,
+//! Q4_1, Q4_K) on int8 activations, as llama.cpp's MMVQ does: the input is quantized per block of 32
 //! (shaders/quant_act.wgsl or shaders/rms_norm.wgsl with BLOCKS, into a [`QuantScratch`]), then
 //! shaders/matmul_gemv_q8.wgsl multiplies the weights' integer codes with it four at a time
 //! (`dot4I8Packed`). The f16-activation GEMV (ops::matmul) converts every weight and every
@@ -50,7 +50,7 @@ impl GemvQ8 {
 
     /// Whether the kernel reads weights of this dtype.
     pub fn supports(dtype: WeightDtype) -> bool {
-        matches!(dtype, WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K)
+        matches!(dtype, WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K)
     }
 
     /// Whether a step of `t` tokens should take this kernel for `w`: a dtype it reads, a decode
