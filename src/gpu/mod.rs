@@ -33,6 +33,9 @@ pub struct GpuOptions {
     /// Decode GGUF 4-, 6- and 8-bit block weights with f16 activations instead of int8 ones and
     /// integer dot products ([`GpuContext::int8_dot`]). Env `INFERNO_NO_INT8_DOT`.
     pub no_int8_dot: bool,
+    /// Take that int8 decode on software adapters too (CPU device types: lavapipe, SwiftShader),
+    /// where it is off by default (slower there).
+    pub force_int8_dot: bool,
 }
 
 impl GpuOptions {
@@ -48,6 +51,7 @@ impl GpuOptions {
             no_subgroups: env("INFERNO_NO_SUBGROUPS").is_some_and(|v| v != "0"),
             no_coopmat: env("INFERNO_NO_COOPMAT").is_some_and(|v| v != "0"),
             no_int8_dot: env("INFERNO_NO_INT8_DOT").is_some_and(|v| v != "0"),
+            force_int8_dot: false,
         }
     }
 }
@@ -79,7 +83,8 @@ pub struct GpuContext {
     coopmat: Arc<AtomicBool>,
     /// Decode steps multiply GGUF 4-, 6- and 8-bit block weights with activations quantized to int8
     /// per block of 32 by integer dot products (ops::gemv_q8), unless [`GpuOptions::no_int8_dot`]
-    /// (native adapters; prompt tokens always keep 16-bit activations, see `model::llama::Step`).
+    /// (native GPUs; software adapters with [`GpuOptions::force_int8_dot`]; prompt tokens always
+    /// keep 16-bit activations, see `model::llama::Step`).
     pub int8_dot: bool,
     pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
     /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
@@ -233,9 +238,11 @@ impl GpuContext {
         // uniformity, and no browser in CI offers subgroups to test that path.
         let subgroups =
             !cfg!(target_arch = "wasm32") && features.contains(wgpu::Features::SUBGROUP) && !opts.no_subgroups;
-        // Not in browsers yet either: WGSL's packed dot products are a language extension there,
-        // and the browser in CI (SwiftShader) is unmeasured on them.
-        let int8_dot = !cfg!(target_arch = "wasm32") && !opts.no_int8_dot;
+        // Not in browsers yet either (WGSL's packed dot products are a language extension there),
+        // nor on software adapters unless forced: lavapipe decodes SmolLM2 Q4_1 ~15% slower with
+        // them (0.4-0.6 vs 0.5-0.7 tok/s on 2 busy cores, 2026-12-03)
+        let software = info.device_type == wgpu::DeviceType::Cpu && !opts.force_int8_dot;
+        let int8_dot = !cfg!(target_arch = "wasm32") && !opts.no_int8_dot && !software;
         Ok(GpuContext {
             device,
             queue,

@@ -37,7 +37,7 @@ pub fn ctx(path: ActDtype) -> &'static GpuContext {
 /// activations and integer dot products (ops::gemv_q8).
 pub fn int8_ctx() -> &'static GpuContext {
     static C: OnceLock<GpuContext> = OnceLock::new();
-    C.get_or_init(|| open(GpuOptions { no_int8_dot: false, ..GpuOptions::from_env() }))
+    C.get_or_init(|| open(GpuOptions { no_int8_dot: false, force_int8_dot: true, ..GpuOptions::from_env() }))
 }
 
 /// A context whose binding limit is lowered to `bytes`, to exercise chunked weights.
