@@ -951,6 +951,35 @@ const Q8_DTYPES: [WeightDtype; 5] =
     [WeightDtype::Q8_0, WeightDtype::Q4_0, WeightDtype::Q4_1, WeightDtype::Q4K, WeightDtype::Q6K];
 
 #[test]
+fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
+    // a sequence decoded in a batch must get what it gets alone: a token's int8 GEMV result is
+    // bit for bit the same in a step of 1, 3 or 9 tokens
+    use inferno_llama::ops::gemv_q8::GemvQ8;
+    use inferno_llama::ops::w8a8::{QuantGrain, QuantInput, QuantScratch, W8a8};
+    let c = ctx(ActDtype::F16);
+    let (k, n) = (4864, 34);
+    for dtype in Q8_DTYPES {
+        let mut rng = rng("gemv_q8 batch");
+        let x = round_act(ActDtype::F16, &rand_vec(&mut rng, 9 * k, 1.0));
+        let (_, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
+        let first_row = |t: usize| {
+            let q = QuantScratch::new(c, t, k).unwrap();
+            let ob = poisoned(c, t * n * 4);
+            let mut g = Graph::new();
+            let xb = upload_act(c, &x[..t * k]);
+            W8a8::new(c).quantize_from(&mut g, &xb, QuantInput::Act, QuantGrain::Block, &q, k, t).unwrap();
+            GemvQ8::new(c).record_cols(&mut g, &q, &w, &ob, OutCols::all(n), MatmulOut::F32, t).unwrap();
+            g.run(c);
+            read_f32(c, &ob, n)
+        };
+        let alone = first_row(1);
+        for t in [3, 9] {
+            assert_eq!(first_row(t), alone, "{dtype:?}: the first token's outputs in a step of {t}");
+        }
+    }
+}
+
+#[test]
 fn gemv_q8_matches_cpu_both_paths() {
     // decode's block-weight GEMV on int8 activations: the activations quantized per block of 32
     // on the GPU (checked against the CPU's quantization), then the CPU's f32 product of the

@@ -34,13 +34,13 @@ pub struct GpuOptions {
     /// integer dot products ([`GpuContext::int8_dot`]). Env `INFERNO_NO_INT8_DOT`.
     pub no_int8_dot: bool,
     /// Take that int8 decode on software adapters too (CPU device types: lavapipe, SwiftShader),
-    /// where it is off by default (slower there).
+    /// where it is off by default (slower there). Env `INFERNO_FORCE_INT8_DOT`.
     pub force_int8_dot: bool,
 }
 
 impl GpuOptions {
     /// Options from the environment (`INFERNO_BACKEND`, `INFERNO_ADAPTER`, `INFERNO_FORCE_BF16`,
-    /// `INFERNO_NO_SUBGROUPS`, `INFERNO_NO_COOPMAT`, `INFERNO_NO_INT8_DOT`).
+    /// `INFERNO_NO_SUBGROUPS`, `INFERNO_NO_COOPMAT`, `INFERNO_NO_INT8_DOT`, `INFERNO_FORCE_INT8_DOT`).
     pub fn from_env() -> Self {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         GpuOptions {
@@ -51,7 +51,7 @@ impl GpuOptions {
             no_subgroups: env("INFERNO_NO_SUBGROUPS").is_some_and(|v| v != "0"),
             no_coopmat: env("INFERNO_NO_COOPMAT").is_some_and(|v| v != "0"),
             no_int8_dot: env("INFERNO_NO_INT8_DOT").is_some_and(|v| v != "0"),
-            force_int8_dot: false,
+            force_int8_dot: env("INFERNO_FORCE_INT8_DOT").is_some_and(|v| v != "0"),
         }
     }
 }

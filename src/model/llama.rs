@@ -283,6 +283,17 @@ impl Llama {
         &self.stages[self.stages.len() - 1] // load_split makes at least one
     }
 
+    /// Whether steps of generated tokens multiply some weight with int8 activations
+    /// (ops::gemv_q8) and prompt steps do not: a decode token's result then depends on whether
+    /// prompt pieces share its step.
+    pub fn decodes_int8(&self) -> bool {
+        self.stages.iter().any(|st| {
+            let weights =
+                st.layers.iter().flat_map(|l| l.qkv.iter().chain(&l.gate_up).chain([&l.o_proj, &l.down_proj]));
+            st.ctx.int8_dot && weights.chain(st.lm_head()).any(|w| GemvQ8::supports(w.dtype))
+        })
+    }
+
     /// Records Linear layers that share an input: `out (t, sum of rows) = x (t, C) @ [W_0; W_1 ...]^T`,
     /// each weight in its own format writing its own columns. W8A8 weights and the int8-activation
     /// GEMV quantize x into `s.quant` once for each grain, or use it as it is where `quantized`

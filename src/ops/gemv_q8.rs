@@ -94,10 +94,10 @@ impl GemvQ8 {
             return Ok(());
         }
         let tok = t.next_power_of_two().min(TOK);
-        // 32 lanes per row for one token (as the f16 GEMV), 64 for several (the workgroup memory
-        // holds 4 rows x 8 tokens of partial sums)
-        // (H200, 8B Q4_K_M tg128 with one token: 231.0 tok/s at 32 lanes, 220.5 at 64, 202.8 at 16)
-        let lanes = if tok == 1 { 32 } else { 64 };
+        // 32 lanes per row for any number of tokens, so that a token's sum is the same alone or
+        // in a batch (H200, 8B Q4_K_M tg128 with one token: 231.0 tok/s at 32 lanes, 220.5 at
+        // 64, 202.8 at 16)
+        let lanes = 32;
         let pipeline = self.ctx.pipeline(
             "matmul_gemv_q8",
             &[

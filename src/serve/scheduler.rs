@@ -102,6 +102,9 @@ pub struct Scheduler {
     metrics: Arc<Metrics>,
     /// Requests sent but not yet in a slot (the HTTP side's admission count).
     waiting: Arc<AtomicU64>,
+    /// Where the model decodes with int8 activations (see [`Scheduler::step`]): whether the last
+    /// step ran prompt pieces.
+    prompt_turn: bool,
 }
 
 impl Scheduler {
@@ -116,7 +119,7 @@ impl Scheduler {
         let slots = (0..session.slots()).map(|_| Slot::default()).collect();
         metrics.slots.store(session.slots() as u64, Ordering::Relaxed);
         metrics.gpu_bytes.store(session.ledger().total(), Ordering::Relaxed);
-        Scheduler { session, tokenizer, eos, slots, metrics, waiting }
+        Scheduler { session, tokenizer, eos, slots, metrics, waiting, prompt_turn: false }
     }
 
     /// Serves jobs from `rx` until every sender is gone and the last request has finished.
@@ -205,8 +208,21 @@ impl Scheduler {
         // (slot, tokens fed, whether the row's logits give the next token)
         let mut plan: Vec<(usize, usize, bool)> = vec![];
         let mut used = 0;
-        // decoding sequences first (one token each), then prompt pieces in the remaining budget
-        for decode in [true, false] {
+        // decoding sequences first (one token each), then prompt pieces in the remaining budget;
+        // where the model decodes with int8 activations, which a step with prompt pieces does
+        // not, a step holds one kind, the two taking turns while both wait, so that a sequence's
+        // tokens are those it gets alone
+        let mut kinds = [true, false].to_vec();
+        if self.session.model.decodes_int8() {
+            let has = |decode: bool| {
+                self.slots.iter().filter_map(|s| s.active.as_ref()).any(|a| a.generated.is_empty() != decode)
+            };
+            if has(true) && has(false) {
+                self.prompt_turn = !self.prompt_turn;
+                kinds = vec![!self.prompt_turn];
+            }
+        }
+        for decode in kinds {
             for (i, s) in self.slots.iter().enumerate() {
                 let Some(a) = &s.active else { continue };
                 let decoding = !a.generated.is_empty();
