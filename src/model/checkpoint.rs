@@ -172,6 +172,7 @@ pub fn gguf_to_hf_name(name: &str) -> Option<String> {
 
 /// A file named by another file (a shard in an index) must be a plain name inside the model
 /// directory: no separators, no `..`, not absolute; otherwise why not.
+#[cfg(not(target_arch = "wasm32"))]
 fn plain_file_name(name: &str) -> std::result::Result<&str, &'static str> {
     let plain = !name.is_empty()
         && name != "."

@@ -532,7 +532,7 @@ impl Session {
     }
 
     /// The remembered result of a chunk that reruns the last token of its slot's latest prompt
-    /// chunk on an unchanged cache (see [`LastPrompt`]).
+    /// chunk on an unchanged cache (the session remembers it while the cache up to it is unchanged).
     fn remembered(&self, ch: &SeqChunk) -> Option<&LastPrompt> {
         let m = self.last_prompt.get(ch.slot)?.as_ref()?;
         (!ch.generated && ch.tokens == [m.token] && ch.pos == m.pos).then_some(m)
@@ -549,8 +549,8 @@ impl Session {
     }
 
     /// Runs the chunks and returns the logits of each chunk's last token, (chunks, V) f32.
-    /// A chunk that reruns a cached prompt's last token gets the logits it had (see
-    /// [`LastPrompt`]).
+    /// A chunk that reruns a cached prompt's last token gets the logits it had (the session
+    /// remembers them while the cache up to it is unchanged).
     pub async fn forward_last(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<f32>> {
         let known: Vec<Option<Vec<f32>>> =
             chunks.iter().map(|c| self.remembered(c).and_then(|m| m.logits.clone())).collect();
@@ -584,7 +584,7 @@ impl Session {
 
     /// Runs the chunks and returns the greedy next token of each chunk (argmax on the GPU;
     /// only the ids come back). For one sequence the next step runs ahead (see [`Session`]). A
-    /// chunk that reruns a cached prompt's last token gets the id it had (see [`LastPrompt`]).
+    /// chunk that reruns a cached prompt's last token gets the id it had (the session remembers it while the cache up to it is unchanged).
     pub async fn forward_greedy(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<u32>> {
         let known: Vec<Option<u32>> = chunks
             .iter()
