@@ -7,7 +7,9 @@
 //   out (T, N_total)  packed activations, f32 (logits) or the f32 residual stream it adds to
 //                     (OUT_MODE); this chunk writes
 //                     columns [out_offset, out_offset + N)
-// Workgroup = 256 / LANES rows x LANES lanes; lanes stride over K, then reduce in workgroup memory.
+// Workgroup = 256 / LANES rows x LANES lanes; lanes stride over K, then reduce in workgroup memory
+// (LANES = 1 on software adapters without subgroups, where every barrier costs a switch of each
+// invocation: one invocation per row, one barrier to pair the packed outputs).
 // TOK = 1 (one sequence's decode): with VEC (K % 8 == 0) every step loads 8 activations and 8
 // weights with 16-byte loads, otherwise pairs; K-quants take 32 elements a step (weights.wgsl
 // dot32f). TOK > 1: each lane decodes 8 weights once (load_w8) and dots them with every token's
@@ -33,11 +35,11 @@ struct Params {
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
-override LANES: u32 = 64u; // lanes per row (a power of two, 16..64; 64 where TOK > 1)
+override LANES: u32 = 64u; // lanes per row (1, or a power of two 16..64; 64 where TOK > 1)
 override ROWS: u32 = 256u / LANES; // rows per workgroup
 const MAX_TOK: u32 = 8u;
 
-var<workgroup> partial: array<array<f32, 64>, 32>; // [token * ROWS + row][lane], ROWS * MAX_TOK
+var<workgroup> partial: array<f32, 2048>; // [(token * ROWS + row) * LANES + lane], 256 * MAX_TOK
 
 // Activations 32i..32i+31 of token t as f32 (K % 32 == 0).
 fn x32(t: u32, i: u32) -> array<vec4<f32>, 8> {
@@ -94,13 +96,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         }
     }
     for (var j = 0u; j < TOK; j++) {
-        partial[j * ROWS + r][lane] = acc[j];
+        partial[(j * ROWS + r) * LANES + lane] = acc[j];
     }
     workgroupBarrier();
     for (var s = LANES / 2u; s > 0u; s >>= 1u) {
         if lane < s {
             for (var j = 0u; j < TOK; j++) {
-                partial[j * ROWS + r][lane] += partial[j * ROWS + r][lane + s];
+                partial[(j * ROWS + r) * LANES + lane] += partial[(j * ROWS + r) * LANES + lane + s];
             }
         }
         workgroupBarrier();
@@ -113,14 +115,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         if t >= p.t {
             break;
         }
-        let y = partial[j * ROWS + r][0];
+        let y = partial[(j * ROWS + r) * LANES];
         let col = t * p.out_stride + p.out_offset + row;
         if OUT_MODE == 1u {
             out[col] = bitcast<u32>(y);
         } else if OUT_MODE == 2u {
             out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
         } else if r % 2u == 0u {
-            out[col / 2u] = pack_act(vec2<f32>(y, partial[j * ROWS + r + 1u][0]));
+            out[col / 2u] = pack_act(vec2<f32>(y, partial[(j * ROWS + r + 1u) * LANES]));
         }
     }
 }

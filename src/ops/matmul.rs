@@ -201,8 +201,14 @@ impl Matmul {
         let (wd, om) = (("W_DTYPE", w.dtype.wgsl_id()), ("OUT_MODE", out_kind.mode()));
         // GEMV lanes per weight row: 32 for one token (H200, 8B tg128: Q4_K_M 182.0 vs 179.7 at
         // 64, bf16 186.1 vs 180.8, Q8_0 213.1 vs 212.6; 16 lanes: 167.0), 64 for several (the
-        // workgroup memory holds 4 rows x 8 tokens of partial sums)
-        let lanes = if gemv_tok == 1 { 32 } else { 64 };
+        // workgroup memory holds 4 rows x 8 tokens of partial sums); 1 where barriers are costly
+        let lanes = if self.ctx.barriers_costly() {
+            1
+        } else if gemv_tok == 1 {
+            32
+        } else {
+            64
+        };
         for chunk in &w.chunks {
             // portable GEMM tiles of 64 tokens x 128 columns where that still gives >= 256
             // workgroups, else x 64; the matrix-core GEMM's are 64 x 128
