@@ -67,6 +67,21 @@ fn decode_key(n: usize) -> GraphKey {
     GraphKey { step: Step { t: n, one_seq: n == 1, int8: true }, rows: Rows::Last(n), argmax: true, body: true }
 }
 
+/// The chunks whose result is not `known` (the session's memo of rerun prompt tokens).
+fn not_known<'a, T>(chunks: &[SeqChunk<'a>], known: &[Option<T>]) -> Vec<SeqChunk<'a>> {
+    chunks.iter().zip(known).filter(|(_, k)| k.is_none()).map(|(c, _)| *c).collect()
+}
+
+/// One result per chunk: the known ones, and those `ran` computed for the rest, in order.
+fn merge_known<T>(known: Vec<Option<T>>, ran: impl IntoIterator<Item = T>) -> Result<Vec<T>> {
+    let mut ran = ran.into_iter();
+    let merged: Option<Vec<T>> = known.into_iter().map(|k| k.or_else(|| ran.next())).collect();
+    match (merged, ran.next()) {
+        (Some(m), None) => Ok(m),
+        _ => Err(Error::Invalid("a step's results do not match its chunks (internal error)".into())),
+    }
+}
+
 /// The step of `chunks` (`t` tokens in all).
 fn step_of(chunks: &[SeqChunk], t: usize) -> Step {
     Step { t, one_seq: chunks.len() == 1, int8: chunks.iter().all(|c| c.generated) }
@@ -560,12 +575,11 @@ impl Session {
             return Ok(logits);
         }
         self.ahead = None;
-        let rest: Vec<SeqChunk> = chunks.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(c, _)| *c).collect();
+        let rest = not_known(chunks, &known);
         let ran = if rest.is_empty() { vec![] } else { self.run_last(&rest).await? };
         self.remember(&rest, Some(&ran), None);
         let v = self.model.config.vocab_size;
-        let mut ran = ran.chunks(v);
-        Ok(known.into_iter().flat_map(|k| k.unwrap_or_else(|| ran.next().unwrap_or(&[]).to_vec())).collect())
+        Ok(merge_known(known, ran.chunks(v).map(<[f32]>::to_vec))?.concat())
     }
 
     /// [`Session::forward_last`] on the GPU.
@@ -596,11 +610,10 @@ impl Session {
             return Ok(ids);
         }
         self.ahead = None;
-        let rest: Vec<SeqChunk> = chunks.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(c, _)| *c).collect();
+        let rest = not_known(chunks, &known);
         let ran = if rest.is_empty() { vec![] } else { self.run_greedy(&rest).await? };
         self.remember(&rest, None, Some(&ran));
-        let mut ran = ran.into_iter();
-        Ok(known.into_iter().map(|k| k.or_else(|| ran.next()).unwrap_or(0)).collect())
+        merge_known(known, ran)
     }
 
     /// [`Session::forward_greedy`] on the GPU.

@@ -102,8 +102,10 @@ pub struct Scheduler {
     metrics: Arc<Metrics>,
     /// Requests sent but not yet in a slot (the HTTP side's admission count).
     waiting: Arc<AtomicU64>,
-    /// Where the model decodes with int8 activations (see [`Scheduler::step`]): whether the last
-    /// step ran prompt pieces.
+    /// The model decodes with int8 activations (`Llama::decodes_int8`, asked once): steps then
+    /// hold decode tokens or prompt pieces, not both (see [`Scheduler::step`]).
+    decodes_int8: bool,
+    /// Where `decodes_int8`: whether the last step ran prompt pieces.
     prompt_turn: bool,
 }
 
@@ -119,7 +121,8 @@ impl Scheduler {
         let slots = (0..session.slots()).map(|_| Slot::default()).collect();
         metrics.slots.store(session.slots() as u64, Ordering::Relaxed);
         metrics.gpu_bytes.store(session.ledger().total(), Ordering::Relaxed);
-        Scheduler { session, tokenizer, eos, slots, metrics, waiting, prompt_turn: false }
+        let decodes_int8 = session.model.decodes_int8();
+        Scheduler { session, tokenizer, eos, slots, metrics, waiting, decodes_int8, prompt_turn: false }
     }
 
     /// Serves jobs from `rx` until every sender is gone and the last request has finished.
@@ -213,7 +216,7 @@ impl Scheduler {
         // not, a step holds one kind, the two taking turns while both wait, so that a sequence's
         // tokens are those it gets alone
         let mut kinds = [true, false].to_vec();
-        if self.session.model.decodes_int8() {
+        if self.decodes_int8 {
             let has = |decode: bool| {
                 self.slots.iter().filter_map(|s| s.active.as_ref()).any(|a| a.generated.is_empty() != decode)
             };
