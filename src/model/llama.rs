@@ -748,13 +748,36 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
         if let Some((n, d)) = pairs {
             parts.iter_mut().take(n).for_each(|f| f.pairs = Some(d));
         }
-        let first = &parts[0];
-        let same = parts.iter().all(|f| {
-            f.dtype == first.dtype && f.scales.is_some() == first.scales.is_some() && f.expanded == first.expanded
-        });
-        if !same || (interleave && parts.iter().any(|f| f.rows != first.rows)) {
+        let format = |f: &Fetched| (f.dtype, f.scales.is_some(), f.expanded);
+        let same = parts.iter().all(|f| format(f) == format(&parts[0]));
+        if interleave && (!same || parts.iter().any(|f| f.rows != parts[0].rows)) {
             return parts.into_iter().map(|f| self.upload(f)).collect();
         }
+        if !same {
+            // runs of neighbours in one format are fused (Q4_K_M's q and k beside a Q6_K v): one
+            // dispatch each
+            let mut out = vec![];
+            let mut rest = parts.into_iter().peekable();
+            while let Some(f) = rest.next() {
+                let mut run = vec![f];
+                while let Some(g) = rest.next_if(|g| format(g) == format(&run[0])) {
+                    run.push(g);
+                }
+                let run_name = run.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join("+");
+                out.extend(self.fuse_fetched(&run_name, run, cols, false)?);
+            }
+            return Ok(out);
+        }
+        self.fuse_fetched(name, parts, cols, interleave)
+    }
+
+    /// Uploads fetched parts of one format as one weight `name` (rows concatenated, or alternating
+    /// when `interleave`); a single part as it is.
+    fn fuse_fetched(&mut self, name: &str, parts: Vec<Fetched>, cols: usize, interleave: bool) -> Result<Vec<Weight>> {
+        if parts.len() == 1 {
+            return parts.into_iter().map(|f| self.upload(f)).collect();
+        }
+        let first = &parts[0];
         // rows gathered straight into the GPU buffers (block formats repacked on the way): no
         // host copy of the fused weight
         let (n, dtype, w8a8) = (parts.len(), first.dtype, first.scales.is_some());
