@@ -117,7 +117,7 @@ impl Weight {
         dtype: WeightDtype,
         rows: usize,
         cols: usize,
-        row: impl Fn(usize) -> &'a [u8],
+        row: impl Fn(usize) -> &'a [u8] + Sync,
     ) -> Result<Self> {
         if !cols.is_multiple_of(dtype.block_len()) {
             let want = format!("a multiple of {} columns for {}", dtype.block_len(), dtype.name());
@@ -138,19 +138,12 @@ impl Weight {
             ));
         }
         let chunks = chunked(ctx, name, rows, row_bytes as u64, |row0, n| {
-            if dtype.is_block() {
-                let (len, d_off, m_off) = crate::model::gguf::repacked_len(dtype, n * row_bytes);
-                let buf = ctx.storage_fill(name, len, |write| {
-                    crate::model::gguf::repack_into(dtype, n, &|i| row(row0 + i), write)
-                })?;
-                return Ok((buf, d_off, m_off));
-            }
-            let buf = ctx.storage_fill(name, n * row_bytes, |write| {
-                for i in 0..n {
-                    write(i * row_bytes, row(row0 + i));
-                }
+            // float rows are copied as they are, block formats repacked (both on worker threads)
+            let (len, d_off, m_off) = crate::model::gguf::repacked_len(dtype, n * row_bytes);
+            let buf = ctx.storage_fill(name, len, |write| {
+                crate::model::gguf::repack_into(dtype, n, &|i| row(row0 + i), write)
             })?;
-            Ok((buf, 0, 0))
+            Ok((buf, d_off, m_off))
         })?;
         Ok(Weight { name: name.to_string(), dtype, rows, cols, chunks })
     }

@@ -970,24 +970,86 @@ fn layout(dtype: crate::WeightDtype, data_len: usize) -> Layout {
 pub fn repack_into<'a>(
     dtype: crate::WeightDtype,
     rows: usize,
-    row: &dyn Fn(usize) -> &'a [u8],
+    row: &(dyn Fn(usize) -> &'a [u8] + Sync),
     write: &mut dyn FnMut(usize, &[u8]),
 ) {
     let row_len = if rows == 0 { 0 } else { row(0).len() };
     let lay = layout(dtype, rows * row_len);
+    fan_out(rows, lay.len, &|range, emit| repack_rows(&lay, dtype, row_len, range, row, emit), write);
+    if let (true, crate::WeightDtype::Stored(ty)) = (lay.parts.is_empty(), dtype) {
+        write(lay.d_off as usize * 4, &grid_bytes(ty));
+    }
+}
+
+/// Output bytes below which [`fan_out`] runs on the calling thread.
+const PARALLEL_MIN_BYTES: usize = 8 << 20;
+
+/// Calls `work(rows, emit)` on row ranges that split `0..rows` among worker threads (a load's CPU
+/// work: reading the mapped file, repacking blocks), handing what they emit to `write` on this
+/// thread, which owns the mapped upload buffer. Small outputs (`bytes`), and wasm, run one range
+/// here.
+fn fan_out(
+    rows: usize,
+    bytes: usize,
+    work: &(dyn Fn(std::ops::Range<usize>, &mut dyn FnMut(usize, &[u8])) + Sync),
+    write: &mut dyn FnMut(usize, &[u8]),
+) {
+    let threads = if cfg!(target_arch = "wasm32") || bytes < PARALLEL_MIN_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+    };
+    if threads <= 1 || rows < threads {
+        return work(0..rows, write);
+    }
+    let per = rows.div_ceil(threads);
+    // a few batches in flight per worker bound the memory (batches are <= ~1 MB)
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(2 * threads);
+    std::thread::scope(|s| {
+        for i in 0..threads {
+            let tx = tx.clone();
+            let range = (i * per).min(rows)..((i + 1) * per).min(rows);
+            s.spawn(move || {
+                work(range, &mut |at, b| {
+                    // (the receiver only stops early if this thread's scope is unwinding)
+                    let _ = tx.send((at, b.to_vec()));
+                })
+            });
+        }
+        drop(tx);
+        for (at, b) in rx {
+            write(at, &b);
+        }
+    });
+}
+
+/// Emits rows `range` (of `row_len` bytes each) repacked in layout `lay`, at their offsets in the
+/// whole weight's buffer, in batches of up to ~1 MB.
+fn repack_rows<'a>(
+    lay: &Layout,
+    dtype: crate::WeightDtype,
+    row_len: usize,
+    range: std::ops::Range<usize>,
+    row: &(dyn Fn(usize) -> &'a [u8] + Sync),
+    emit: &mut dyn FnMut(usize, &[u8]),
+) {
     if lay.parts.is_empty() {
-        // stored as they are
-        (0..rows).for_each(|r| write(r * row_len, row(r)));
-        if let crate::WeightDtype::Stored(ty) = dtype {
-            write(lay.d_off as usize * 4, &grid_bytes(ty));
+        // stored as they are: consecutive rows are one run of bytes
+        let per_batch = ((1 << 20) / row_len.max(1)).max(1);
+        let mut batch = Vec::with_capacity(per_batch * row_len);
+        for first in range.clone().step_by(per_batch) {
+            batch.clear();
+            (first..(first + per_batch).min(range.end)).for_each(|r| batch.extend_from_slice(row(r)));
+            emit(first * row_len, &batch);
         }
         return;
     }
-    const BATCH: usize = 4096; // blocks per write
+    const BATCH: usize = 4096; // blocks per emit
     let mut scratch = vec![0u8; BATCH * 128];
+    let first_block = range.start * (row_len / lay.block);
     for (part, &(at, per)) in lay.parts.iter().enumerate() {
-        let mut blocks = (0..rows).flat_map(|r| row(r).chunks_exact(lay.block));
-        let mut done = 0;
+        let mut blocks = range.clone().flat_map(|r| row(r).chunks_exact(lay.block));
+        let mut done = first_block;
         loop {
             // scratch first: zip stops on a full batch without taking a block from the next one
             let n =
@@ -995,7 +1057,7 @@ pub fn repack_into<'a>(
             if n == 0 {
                 break;
             }
-            write(at + done * per, &scratch[..n * per]);
+            emit(at + done * per, &scratch[..n * per]);
             done += n;
         }
     }
@@ -1070,6 +1132,43 @@ fn repack_part(dtype: crate::WeightDtype, part: usize, blk: &[u8], out: &mut [u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A large weight is repacked on worker threads: every byte lands where the one-thread
+    /// repack puts it (Q6_K's four parts, Q4_K, and rows stored as they are).
+    #[test]
+    fn parallel_repack_equals_one_thread() {
+        for (dtype, block) in
+            [(crate::WeightDtype::Q6K, 210), (crate::WeightDtype::Q4K, 144), (crate::WeightDtype::Bf16, 2)]
+        {
+            let rows = 300;
+            let row_len = block * ((5 << 20) / (rows * block));
+            assert!(rows * row_len > PARALLEL_MIN_BYTES / 2);
+            let data: Vec<u8> = (0..rows * row_len).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+            let row = |r: usize| &data[r * row_len..(r + 1) * row_len];
+            let lay = layout(dtype, data.len());
+            let mut one = vec![0u8; lay.len];
+            repack_rows(&lay, dtype, row_len, 0..rows, &row, &mut |at, b| one[at..at + b.len()].copy_from_slice(b));
+            // twice the data so the threshold is crossed
+            let big: Vec<u8> = data.iter().chain(&data).copied().collect();
+            let big_row = |r: usize| &big[r * row_len..(r + 1) * row_len];
+            let mut many = vec![0xAAu8; repacked_len(dtype, big.len()).0];
+            let mut writes = 0;
+            repack_into(dtype, 2 * rows, &big_row, &mut |at, b| {
+                many[at..at + b.len()].copy_from_slice(b);
+                writes += 1;
+            });
+            let whole = layout(dtype, big.len());
+            for (part, (&(at1, per), &(at2, _))) in lay.parts.iter().zip(&whole.parts).enumerate() {
+                let n = rows * row_len / block * per;
+                assert_eq!(one[at1..at1 + n], many[at2..at2 + n], "{dtype:?} part {part}, first half");
+                assert_eq!(one[at1..at1 + n], many[at2 + n..at2 + 2 * n], "{dtype:?} part {part}, second half");
+            }
+            if lay.parts.is_empty() {
+                assert_eq!(many, big, "{dtype:?}");
+            }
+            assert!(writes > 1, "{dtype:?}");
+        }
+    }
 
     /// The repacked bytes and word offsets `d_off`, `m_off` of `data` (what `repack_into` writes
     /// into a mapped buffer, gathered in a Vec).
