@@ -981,6 +981,9 @@ pub fn repack_into<'a>(
     }
 }
 
+/// Where a worker hands its output: `(byte offset in the buffer, bytes)`.
+type Emit<'e> = &'e mut dyn FnMut(usize, &[u8]);
+
 /// Output bytes below which [`fan_out`] runs on the calling thread.
 const PARALLEL_MIN_BYTES: usize = 8 << 20;
 
@@ -991,7 +994,7 @@ const PARALLEL_MIN_BYTES: usize = 8 << 20;
 fn fan_out(
     rows: usize,
     bytes: usize,
-    work: &(dyn Fn(std::ops::Range<usize>, &mut dyn FnMut(usize, &[u8])) + Sync),
+    work: &(dyn Fn(std::ops::Range<usize>, Emit) + Sync),
     write: &mut dyn FnMut(usize, &[u8]),
 ) {
     let threads = if cfg!(target_arch = "wasm32") || bytes < PARALLEL_MIN_BYTES {
@@ -1031,7 +1034,7 @@ fn repack_rows<'a>(
     row_len: usize,
     range: std::ops::Range<usize>,
     row: &(dyn Fn(usize) -> &'a [u8] + Sync),
-    emit: &mut dyn FnMut(usize, &[u8]),
+    emit: Emit,
 ) {
     if lay.parts.is_empty() {
         // stored as they are: consecutive rows are one run of bytes
