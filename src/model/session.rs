@@ -197,8 +197,9 @@ impl StageBufs {
         };
         let mut bytes = 0;
         // int8 activations: W8A8 for every step; the block-weight GEMV (ops::gemv_q8) for decode
-        // steps, which never exceed the GEMV's tokens
-        let gemv_max = crate::ops::matmul::GEMV_MAX_TOKENS.max(crate::ops::matmul::GEMV_MAX_TOKENS_COOP);
+        // steps, which never exceed the GEMV's tokens (should the matrix cores be turned off
+        // later, the GEMV takes fewer tokens, never more)
+        let gemv_max = crate::ops::matmul::Matmul::new(ctx).max_gemv_tokens();
         let tq = if cfg.w8a8.is_some() { t } else { t.min(gemv_max) };
         let quant = QuantScratch::new(ctx, tq, c.max(i).max(qd))?;
         bytes += quant.bytes();

@@ -43,10 +43,11 @@ pub struct MatmulParams {
 /// GEMM there and batches of up to 16 sequences on the GEMV.)
 pub const GEMV_MAX_TOKENS: usize = 16;
 
-/// Where the adapter has the matrix-core GEMM, up to this many tokens take the GEMV and more the
-/// GEMM (H200, 8B, batched decode, tok/s through the GEMV / the GEMM: bf16 at 16 sequences 740 /
-/// 460, 32: 825 / 878, 64: 871 / 1,618; Q4_K_M at 32: 571 / 379, 64: 599 / 733 — the GEMM's
-/// 64-token tiles leave most of the GPU idle on a few tokens).
+/// Where the adapter has the matrix-core GEMM, up to this many tokens of GGUF block weights take
+/// the GEMV (or ops::gemv_q8) and more the GEMM (H200, 8B Q4_K_M, batched decode, tok/s through
+/// the GEMV / the GEMM at 32 sequences: 571 / 379, 64: 599 / 733 — the GEMM's 64-token tiles
+/// leave most of the GPU idle on a few tokens). f16/bf16 weights take the skinny GEMM from 9
+/// tokens ([`SKINNY_TOKENS`]).
 pub const GEMV_MAX_TOKENS_COOP: usize = 32;
 
 /// Where the adapter has matrix cores, steps of f16/bf16 weights with this many tokens take the
@@ -55,7 +56,7 @@ pub const GEMV_MAX_TOKENS_COOP: usize = 32;
 /// sequences 658 / 568, 9: — / 637, 16: 763 / 1,119, 32: 842 / 1,809; prompt GEMM / skinny at
 /// 64: 1,618 / 2,390. Block formats stay on the GEMVs: decoding them as the tile is staged
 /// leaves the skinny kernel at 130 GB/s (8B Q4_K_M, 32 sequences: 797 vs the int8 GEMV's 943).
-const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 9..=64;
+pub const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 9..=64;
 
 /// Tokens per GEMV workgroup (the kernel's `MAX_TOK`): a step of `t` tokens reads each weight
 /// `ceil(t / 8)` times, from L2 after the first.
@@ -139,6 +140,15 @@ impl Matmul {
             Kernel::GemmCoop
         } else {
             Kernel::Gemm
+        }
+    }
+
+    /// The most tokens a step gives the GEMV (and so ops::gemv_q8) on this context.
+    pub fn max_gemv_tokens(&self) -> usize {
+        if self.ctx.coopmat() {
+            GEMV_MAX_TOKENS_COOP
+        } else {
+            GEMV_MAX_TOKENS
         }
     }
 
