@@ -1006,17 +1006,29 @@ fn fan_out(
         return work(0..rows, write);
     }
     let per = rows.div_ceil(threads);
-    // a few batches in flight per worker bound the memory (batches are <= ~1 MB)
+    // a few batches in flight per worker bound the memory
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(2 * threads);
     std::thread::scope(|s| {
         for i in 0..threads {
             let tx = tx.clone();
             let range = (i * per).min(rows)..((i + 1) * per).min(rows);
             s.spawn(move || {
+                // consecutive pieces (rows stored as they are, a part's blocks) are gathered
+                // into batches of ~1 MB; the receiver only stops early if the scope unwinds
+                const BATCH: usize = 1 << 20;
+                let (mut at0, mut batch) = (0, Vec::new());
                 work(range, &mut |at, b| {
-                    // (the receiver only stops early if this thread's scope is unwinding)
-                    let _ = tx.send((at, b.to_vec()));
-                })
+                    if !batch.is_empty() && (at != at0 + batch.len() || batch.len() + b.len() > BATCH) {
+                        let _ = tx.send((at0, std::mem::take(&mut batch)));
+                    }
+                    if batch.is_empty() {
+                        at0 = at;
+                    }
+                    batch.extend_from_slice(b);
+                });
+                if !batch.is_empty() {
+                    let _ = tx.send((at0, batch));
+                }
             });
         }
         drop(tx);
@@ -1027,7 +1039,7 @@ fn fan_out(
 }
 
 /// Emits rows `range` (of `row_len` bytes each) repacked in layout `lay`, at their offsets in the
-/// whole weight's buffer, in batches of up to ~1 MB.
+/// whole weight's buffer: rows stored as they are one by one, repacked blocks 4096 at a time.
 fn repack_rows<'a>(
     lay: &Layout,
     dtype: crate::WeightDtype,
@@ -1037,14 +1049,7 @@ fn repack_rows<'a>(
     emit: Emit,
 ) {
     if lay.parts.is_empty() {
-        // stored as they are: consecutive rows are one run of bytes
-        let per_batch = ((1 << 20) / row_len.max(1)).max(1);
-        let mut batch = Vec::with_capacity(per_batch * row_len);
-        for first in range.clone().step_by(per_batch) {
-            batch.clear();
-            (first..(first + per_batch).min(range.end)).for_each(|r| batch.extend_from_slice(row(r)));
-            emit(first * row_len, &batch);
-        }
+        range.for_each(|r| emit(r * row_len, row(r)));
         return;
     }
     const BATCH: usize = 4096; // blocks per emit
