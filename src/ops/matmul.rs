@@ -130,7 +130,7 @@ impl Matmul {
     /// from the GEMV later (at more tokens).
     fn kernel(&self, t: usize, dtype: WeightDtype, k: usize) -> Kernel {
         let coop = self.ctx.coopmat() && dtype != WeightDtype::F32 && k.is_multiple_of(32);
-        let gemv_max = if coop { GEMV_MAX_TOKENS_COOP } else { GEMV_MAX_TOKENS };
+        let gemv_max = if coop { self.max_gemv_tokens() } else { GEMV_MAX_TOKENS };
         let float = matches!(dtype, WeightDtype::F16 | WeightDtype::Bf16);
         if coop && float && SKINNY_TOKENS.contains(&t) {
             Kernel::SkinnyCoop
