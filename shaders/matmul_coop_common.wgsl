@@ -43,3 +43,8 @@ fn to_f16(v: u32, bf16: bool) -> vec2<f16> {
     let f = bf16x2_to_f32(v);
     return vec2<f16>(select(clamp(f, vec2<f32>(-65504.0), vec2<f32>(65504.0)), f, f != f));
 }
+
+// Four stored values (two words) -> f16, for one 8-byte store into a staged tile.
+fn to_f16x4(a: u32, b: u32, bf16: bool) -> vec4<f16> {
+    return vec4<f16>(to_f16(a, bf16), to_f16(b, bf16));
+}

@@ -6,8 +6,8 @@
 // BM tokens, and its 8 subgroups split K: each stage of BK K values (256; 128 for 64 columns) is
 // staged by all threads, subgroup s multiplies K slice s BK / 8.., and the 8 partial tiles are
 // summed in workgroup memory at the end. Each weight is read once per BM tokens, as f16 into the
-// matrix cores. (H200, 8B bf16: 1.2 TB/s of weights at 8 tokens — the staging, not the loads in
-// flight, bounds it: a second stage of register prefetch changed nothing.)
+// matrix cores. (H200, 8B bf16 at 8 tokens: 1.7 TB/s of weights with 8-byte stores into the
+// staged tiles, 1.2 with scalar f16 stores.)
 //
 //   x   (T, K)        packed f16 activations, K % 32 == 0
 //   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
@@ -29,8 +29,8 @@ override LD: u32 = BK + 8u;       // row stride of the staged tiles (f16), again
 override X_JOBS: u32 = BM * BK / 8u / THREADS; // vec4 loads of the x stage per thread: 1..4
 override W_JOBS: u32 = BN * BK / 8u / THREADS; // and of the W stage
 
-var<workgroup> xs: array<f16, BM * LD>;  // the stage of x: [token][k]
-var<workgroup> ws: array<f16, BN * LD>;  // the stage of W: [column][k] (= W^T column-major)
+var<workgroup> xs: array<vec4<f16>, BM * LD / 4u>;  // the stage of x: [token][k]
+var<workgroup> ws: array<vec4<f16>, BN * LD / 4u>;  // the stage of W: [column][k] (= W^T column-major)
 var<workgroup> part: array<f32, SUBGROUPS * 256u>; // each subgroup's 16x16 partial tile, to sum
 
 // Job i of this thread in the x stage at k0: 8 values of one token (zeros past T and K).
@@ -58,22 +58,16 @@ fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> vec4<u32> {
 
 fn put_x(lid: u32, i: u32, v: vec4<u32>) {
     let job = lid + THREADS * i;
-    let o = (job / (BK / 8u)) * LD + 8u * (job % (BK / 8u));
-    for (var j = 0u; j < 4u; j++) {
-        let h = to_f16(v[j], false);
-        xs[o + 2u * j] = h.x;
-        xs[o + 2u * j + 1u] = h.y;
-    }
+    let o = ((job / (BK / 8u)) * LD + 8u * (job % (BK / 8u))) / 4u;
+    xs[o] = to_f16x4(v.x, v.y, false);
+    xs[o + 1u] = to_f16x4(v.z, v.w, false);
 }
 
 fn put_w(lid: u32, i: u32, v: vec4<u32>) {
     let job = lid + THREADS * i;
-    let o = (job / (BK / 8u)) * LD + 8u * (job % (BK / 8u));
-    for (var j = 0u; j < 4u; j++) {
-        let h = to_f16(v[j], W_DTYPE == 2u);
-        ws[o + 2u * j] = h.x;
-        ws[o + 2u * j + 1u] = h.y;
-    }
+    let o = ((job / (BK / 8u)) * LD + 8u * (job % (BK / 8u))) / 4u;
+    ws[o] = to_f16x4(v.x, v.y, W_DTYPE == 2u);
+    ws[o + 1u] = to_f16x4(v.z, v.w, W_DTYPE == 2u);
 }
 
 // Sums the subgroups' partial tiles of result tile (tokens t.., columns col.., 16 x 16) and
@@ -150,26 +144,26 @@ fn main(@builtin(local_invocation_index) lid: u32,
         }
         for (var kk = 0u; kk < KS; kk += 16u) {
             let o = sg * KS + kk;
-            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[o], LD);
+            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[o / 4u], LD / 4u);
             var a1: coop_mat16x16<f16, A>;
             if BM == 32u {
-                a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[o + 16u * LD], LD);
+                a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(o + 16u * LD) / 4u], LD / 4u);
             }
-            let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[o], LD);
+            let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[o / 4u], LD / 4u);
             c00 = coopMultiplyAdd(a0, b0, c00);
             if BM == 32u {
                 c10 = coopMultiplyAdd(a1, b0, c10);
             }
             if BN >= 32u {
-                let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[o + 16u * LD], LD);
+                let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[(o + 16u * LD) / 4u], LD / 4u);
                 c01 = coopMultiplyAdd(a0, b1, c01);
                 if BM == 32u {
                     c11 = coopMultiplyAdd(a1, b1, c11);
                 }
             }
             if BN == 64u {
-                let b2 = coopLoad<coop_mat16x16<f16, B>>(&ws[o + 32u * LD], LD);
-                let b3 = coopLoad<coop_mat16x16<f16, B>>(&ws[o + 48u * LD], LD);
+                let b2 = coopLoad<coop_mat16x16<f16, B>>(&ws[(o + 32u * LD) / 4u], LD / 4u);
+                let b3 = coopLoad<coop_mat16x16<f16, B>>(&ws[(o + 48u * LD) / 4u], LD / 4u);
                 c02 = coopMultiplyAdd(a0, b2, c02);
                 c03 = coopMultiplyAdd(a0, b3, c03);
                 if BM == 32u {

@@ -46,17 +46,18 @@ pub const GEMV_MAX_TOKENS: usize = 16;
 /// Where the adapter has the matrix-core GEMM, up to this many tokens of GGUF block weights take
 /// the GEMV (or ops::gemv_q8) and more the GEMM (H200, 8B Q4_K_M, batched decode, tok/s through
 /// the GEMV / the GEMM at 32 sequences: 571 / 379, 64: 599 / 733 — the GEMM's 64-token tiles
-/// leave most of the GPU idle on a few tokens). f16/bf16 weights take the skinny GEMM from 9
+/// leave most of the GPU idle on a few tokens). f16/bf16 weights take the skinny GEMM from 5
 /// tokens ([`SKINNY_TOKENS`]).
 pub const GEMV_MAX_TOKENS_COOP: usize = 32;
 
 /// Where the adapter has matrix cores, steps of f16/bf16 weights with this many tokens take the
 /// skinny matrix-core GEMM (shaders/matmul_skinny_coop.wgsl) instead of the GEMV or the prompt
-/// GEMM. H200, 8B bf16, batched decode, aggregate tok/s (2026-12-02): GEMV / skinny at 8
-/// sequences 658 / 568, 9: — / 637, 16: 763 / 1,119, 32: 842 / 1,809; prompt GEMM / skinny at
-/// 64: 1,618 / 2,390. Block formats stay on the GEMVs: decoding them as the tile is staged
+/// GEMM. H200, 8B bf16, batched decode, aggregate tok/s, GEMV / skinny (2026-12-03, tiles staged
+/// in 8-byte stores): 4 sequences 471 / 371, 5: 426 / 465, 6: 507 / 558, 8: 628 / 753; 16:
+/// 763 / 1,487 and 32: 842 / 2,722 (GEMV from 2026-12-02); prompt GEMM / skinny at 64: 1,618 /
+/// 2,390 (2026-12-02). Block formats stay on the GEMVs: decoding them as the tile is staged
 /// leaves the skinny kernel at 130 GB/s (8B Q4_K_M, 32 sequences: 797 vs the int8 GEMV's 943).
-pub const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 9..=64;
+pub const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 5..=64;
 
 /// Tokens per GEMV workgroup (the kernel's `MAX_TOK`): a step of `t` tokens reads each weight
 /// `ceil(t / 8)` times, from L2 after the first.
@@ -231,7 +232,9 @@ impl Matmul {
             let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
             let bm = if kernel == Kernel::GemmCoop && big { 128 } else { 64 };
             // skinny tiles of 16 or 32 tokens; of 32 columns, 64 past 32 tokens (H200, 8B bf16,
-            // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809)
+            // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809; 2026-12-03 with
+            // 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
+            // columns' 753 / 1,487 / 2,722; 16 columns for N <= 8192: 649 / 1,271 / 2,302)
             let skinny_bm = if t <= 16 { 16 } else { 32 };
             let skinny_bn = if t <= 32 { 32 } else { 64 };
             let pipeline = match kernel {
