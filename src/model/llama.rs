@@ -753,22 +753,23 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
         if interleave && (!same || parts.iter().any(|f| f.rows != parts[0].rows)) {
             return parts.into_iter().map(|f| self.upload(f)).collect();
         }
-        if !same {
-            // runs of neighbours in one format are fused (Q4_K_M's q and k beside a Q6_K v): one
-            // dispatch each
-            let mut out = vec![];
-            let mut rest = parts.into_iter().peekable();
-            while let Some(f) = rest.next() {
-                let mut run = vec![f];
-                while let Some(g) = rest.next_if(|g| format(g) == format(&run[0])) {
-                    run.push(g);
-                }
-                let run_name = run.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join("+");
-                out.extend(self.fuse_fetched(&run_name, run, cols, false)?);
+        // runs of neighbours in one format are fused (Q4_K_M's q and k beside a Q6_K v): one
+        // dispatch each; a run of every part is the weight `name`
+        let count = parts.len();
+        let mut out = vec![];
+        let mut rest = parts.into_iter().peekable();
+        while let Some(f) = rest.next() {
+            let mut run = vec![f];
+            while let Some(g) = rest.next_if(|g| format(g) == format(&run[0])) {
+                run.push(g);
             }
-            return Ok(out);
+            let run_name = match run.len() == count {
+                true => name.to_string(),
+                false => run.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join("+"),
+            };
+            out.extend(self.fuse_fetched(&run_name, run, cols, interleave)?);
         }
-        self.fuse_fetched(name, parts, cols, interleave)
+        Ok(out)
     }
 
     /// Uploads fetched parts of one format as one weight `name` (rows concatenated, or alternating
