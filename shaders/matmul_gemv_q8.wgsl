@@ -15,10 +15,12 @@
 // Q4_K and Q4_1 the nibble (b = -dmin * m and m); Q4_0 the nibble - 8, Q6_K (low | high << 4)
 // - 32 and Q8_0 its int8 value, its bytes regrouped to quant_block's order (b = 0). Workgroup = ROWS rows x LANES lanes, each lane whole blocks of 32 (two at a time
 // for one token); the TOK tokens of a workgroup share each block's decode. Grid as matmul_gemv.wgsl: x = token group, y/z = row
-// groups (folded).
+// groups (folded). With ROPE (decode's q/k/v projection, packed output) the output pairs become
+// the attention input instead: RoPE and the KV-cache append (rope_epilogue.wgsl).
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override TOK: u32 = 1u; // tokens per workgroup, 1..MAX_TOK
+override ROPE: bool = false;
 
 struct Params {
     k: u32,          // inner dimension (elements, K % 32 == 0; % 256 for K-quants)
@@ -29,6 +31,10 @@ struct Params {
     d_off: u32,      // word offset of the scales in W
     m_off: u32,      // word offset of the minimums in W
     _pad: u32,
+    q_cols: u32,     // ROPE: H D, the q columns of the q/k/v output
+    kv_cols: u32,    // ROPE: Hkv D
+    head_dim: u32,   // ROPE: D
+    ctx: u32,        // ROPE: cache positions per slot
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -196,7 +202,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         } else if OUT_MODE == 2u {
             out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
         } else if r % 2u == 0u {
-            out[col / 2u] = pack_act(vec2<f32>(y, partial[(j * ROWS + r + 1u) * LANES]));
+            let y2 = vec2<f32>(y, partial[(j * ROWS + r + 1u) * LANES]);
+            if ROPE {
+                rope_out(t, p.out_offset + row, y2);
+            } else {
+                out[col / 2u] = pack_act(y2);
+            }
         }
     }
 }

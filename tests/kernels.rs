@@ -14,7 +14,7 @@ use inferno_llama::ops::{
     embedding::Embedding,
     matmul::{Matmul, MatmulOut},
     rms_norm::RmsNorm,
-    rope::{inv_freqs, Rope, RopeDst, RopeScaling, RopeTable},
+    rope::{inv_freqs, Rope, RopeDst, RopeEpilogue, RopeScaling, RopeTable},
     swiglu::Swiglu,
     OutCols,
 };
@@ -782,7 +782,7 @@ fn fused_norm_gemv_rope_epilogue() {
     // decode's q/k/v GEMV with RoPE (rotary pairs side by side) and the KV append as epilogue,
     // against the CPU: rms_norm, matmul, rope, cache writes. Subgroup kernel only (the f16
     // context on adapters with subgroups); elsewhere the op says it cannot.
-    use inferno_llama::ops::matmul_norm::{MatmulNorm, NormEpilogue, RopeEpilogue};
+    use inferno_llama::ops::matmul_norm::{MatmulNorm, NormEpilogue};
     // the shared contexts, and an f16 one whose 4 KiB binding limit splits the weights into chunks
     let small = small_binding_ctx(ActDtype::F16);
     for (path, c) in
@@ -975,6 +975,70 @@ fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
         let alone = first_row(1);
         for t in [3, 9] {
             assert_eq!(first_row(t), alone, "{dtype:?}: the first token's outputs in a step of {t}");
+        }
+    }
+}
+
+#[test]
+fn gemv_q8_rope_epilogue_both_paths() {
+    // decode's int8 q/k/v GEMV with RoPE and the KV append as epilogue, against the CPU: the
+    // GPU's per-block int8 activations dequantized, matmul, rope, cache writes; q/k/v as one
+    // weight, or q+k and v as two weights of different formats (Q4_K_M) writing their columns
+    use inferno_llama::ops::gemv_q8::GemvQ8;
+    use inferno_llama::ops::w8a8::{QuantGrain, QuantInput, QuantScratch, W8a8};
+    for path in PATHS {
+        let c = ctx(path);
+        let cases = [
+            (9, 3, 64, 512, vec![WeightDtype::Q4K]),
+            (4, 2, 8, 256, vec![WeightDtype::Q4K, WeightDtype::Q6K]),
+            (2, 1, 128, 256, vec![WeightDtype::Q8_0, WeightDtype::Q4_1]),
+        ];
+        for (heads, kvh, d, k, dtypes) in cases {
+            let mut rng = rng("gemv_q8_rope");
+            let tok = [(1usize, 700usize), (0, 3), (1, 0)];
+            let t = tok.len();
+            let (slots, ctx_len) = (2, 701);
+            let (qd, kvd) = (heads * d, kvh * d);
+            let n = qd + 2 * kvd;
+            let (theta, scaling) = scalings().remove(1);
+            let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
+            let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
+            let rows = if dtypes.len() == 1 { vec![n] } else { vec![qd + kvd, kvd] };
+            let weights: Vec<(Vec<f32>, Weight)> =
+                dtypes.iter().zip(&rows).map(|(&dt, &r)| rand_weight(c, &mut rng, dt, r, k, 0.5)).collect();
+            let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+            let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+            let (xb, tb, qb) = (upload_act(c, &x), tok_buf(c, &tok), poisoned(c, t * qd * 2));
+            let q = QuantScratch::new(c, t, k).unwrap();
+            let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
+            let rope = RopeEpilogue { dst, tok: &tb, table: &table, heads, kv_heads: kvh };
+            let what = format!("gemv_q8+rope {path:?} H={heads} Hkv={kvh} D={d} K={k} {dtypes:?}");
+            let mut g = Graph::new();
+            W8a8::new(c).quantize_from(&mut g, &xb, QuantInput::Act, QuantGrain::Block, &q, k, t).unwrap();
+            let mut first = 0;
+            for (_, w) in &weights {
+                GemvQ8::new(c).record_rope(&mut g, &q, w, OutCols { first, total: n }, rope, t).unwrap();
+                first += w.rows;
+            }
+            g.run(c);
+            let xhat = read_block_quant(c, &q, &x, 1e-6, &what);
+            let wv: Vec<f32> = weights.iter().flat_map(|(v, _)| v.clone()).collect();
+            let y = cpu::matmul(&xhat, &wv, t, k, n);
+            let part = |from: usize, len: usize| -> Vec<f32> {
+                y.chunks(n).flat_map(|r| r[from..from + len].to_vec()).collect()
+            };
+            let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
+            let inv = inv_freqs(d, theta, &scaling);
+            let want_q = cpu::rope(&part(0, qd), &positions, heads, d, &inv);
+            let k_rot = cpu::rope(&part(qd, kvd), &positions, kvh, d, &inv);
+            let v = part(qd + kvd, kvd);
+            for (i, &(s, p)) in tok.iter().enumerate() {
+                kc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&k_rot[i * kvd..][..kvd]);
+                vc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&v[i * kvd..][..kvd]);
+            }
+            assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
+            assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
+            assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));
         }
     }
 }

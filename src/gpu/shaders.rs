@@ -1,8 +1,8 @@
 //! The WGSL sources. Every kernel is compiled as `common.wgsl` (value helpers, the `ACT_F16`
 //! override), then `reduce.wgsl` for the kernels that reduce across one workgroup,
 //! `weights.wgsl` for kernels that read weights (and `gemv_norm_common.wgsl` for the fused norm-GEMVs,
-//! `matmul_coop_common.wgsl` for the matrix-core matmuls), then the kernel's
-//! own file.
+//! `matmul_coop_common.wgsl` for the matrix-core matmuls), `rope_epilogue.wgsl` for the GEMVs
+//! with a RoPE epilogue, then the kernel's own file.
 
 /// Shared helpers prepended to every kernel.
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -18,6 +18,12 @@ pub const MATMUL_COOP_COMMON: &str = include_str!("../../shaders/matmul_coop_com
 
 /// The interface shared by the fused norm-GEMV kernels (`matmul_gemv_norm*`).
 pub const GEMV_NORM_COMMON: &str = include_str!("../../shaders/gemv_norm_common.wgsl");
+
+/// RoPE and the KV append as a decode q/k/v GEMV's epilogue, prepended to [`ROPE_KERNELS`].
+pub const ROPE_EPILOGUE: &str = include_str!("../../shaders/rope_epilogue.wgsl");
+
+/// Kernels with the RoPE epilogue (override `ROPE`).
+const ROPE_KERNELS: &[&str] = &["matmul_gemv_norm_sg", "matmul_gemv_q8"];
 
 /// Kernels that read a weight at @binding(2) through weights.wgsl.
 const READS_WEIGHTS: &[&str] = &[
@@ -71,11 +77,12 @@ pub fn kernel_source(name: &str) -> Option<String> {
     } else {
         ""
     };
+    let rope = if ROPE_KERNELS.contains(&name) { ROPE_EPILOGUE } else { "" };
     let reduce = if ["rms_norm", "quant_act", "attention"].contains(&name) { REDUCE } else { "" };
     KERNELS
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, src)| format!("{enables}{COMMON}\n{reduce}\n{weights}\n{norm}\n{src}"))
+        .map(|(_, src)| format!("{enables}{COMMON}\n{reduce}\n{weights}\n{norm}\n{rope}\n{src}"))
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use crate::graph::Graph;
 use crate::ops::{
     argmax::Argmax, attention::Attention, attention::AttentionIo, attention::AttentionShape, embedding::Embedding,
     gather::Gather, gemv_q8::GemvQ8, matmul::Matmul, matmul::MatmulOut, matmul_norm::MatmulNorm,
-    matmul_norm::NormEpilogue, matmul_norm::RopeEpilogue, rms_norm::RmsNorm, rope::Rope, rope::RopeDst,
-    rope::RopeTable, swiglu::Swiglu, w8a8::QuantGrain, w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8, OutCols,
+    matmul_norm::NormEpilogue, rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeEpilogue, rope::RopeTable,
+    swiglu::Swiglu, w8a8::QuantGrain, w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8, OutCols,
 };
 use std::borrow::Cow;
 
@@ -366,9 +366,10 @@ impl Llama {
         self.linears(st, g, s, &s.h, parts, out, step, None)
     }
 
-    /// Records q/k/v of `rms_norm(x)` with RoPE and the KV-cache append as the fused norm-GEMV's
-    /// epilogue (q into `dst.q`, k and v into the caches) where this step can: decode, the
-    /// subgroup kernel, every part a fused-norm weight. Returns whether it did.
+    /// Records q/k/v of `rms_norm(x)` with RoPE and the KV-cache append as the GEMVs' epilogue (q
+    /// into `dst.q`, k and v into the caches) where this step can: decode steps whose parts all
+    /// take the int8 GEMV (after the norm writes int8 activations), or the subgroup norm-GEMV
+    /// with every part a fused-norm weight. Returns whether it did.
     fn qkv_rope(
         &self,
         st: &Stage,
@@ -379,14 +380,23 @@ impl Llama {
         table: &RopeTable,
         step: Step,
     ) -> Result<bool> {
-        let (norm, t) = (&w.input_layernorm, step.t);
+        let (norm, t, cfg) = (&w.input_layernorm, step.t, &self.config);
+        let rope =
+            RopeEpilogue { dst, tok: &s.tok, table, heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads };
+        if w.qkv.iter().all(|p| st.ops.q8(p, step)) {
+            st.ops.rms_norm.record_quant(g, &s.x, norm, QuantGrain::Block, &s.quant, t, cfg.rms_norm_eps)?;
+            let total = w.qkv.iter().map(|p| p.rows).sum();
+            let mut first = 0;
+            for p in &w.qkv {
+                st.ops.gemv_q8.record_rope(g, &s.quant, p, OutCols { first, total }, rope, t)?;
+                first += p.rows;
+            }
+            return Ok(true);
+        }
         let fits = w.qkv.iter().all(|p| st.ops.matmul_norm.fuses(norm, p) && !st.ops.q8(p, step));
         if t > crate::ops::matmul_norm::MAX_TOKENS || !st.ops.matmul_norm.fuses_rope() || !fits {
             return Ok(false);
         }
-        let cfg = &self.config;
-        let rope =
-            RopeEpilogue { dst, tok: &s.tok, table, heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads };
         self.normed_gemvs(st, g, s, norm, &w.qkv, &s.qkv, t, |cols| NormEpilogue::Rope(cols, rope))?;
         Ok(true)
     }

@@ -6,6 +6,7 @@
 //! activation to f32 instead, and is bound by those conversions on GPUs.
 
 use super::matmul::{MatmulOut, MatmulParams};
+use super::rope::{EpilogueParams, RopeEpilogue};
 use super::w8a8::QuantScratch;
 use super::{check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
@@ -37,15 +38,25 @@ pub(crate) fn quant_grid(k: usize, t: usize) -> Result<[u32; 3]> {
     Ok([(k / 4).div_ceil(256) as u32, t as u32, 1])
 }
 
+/// Mirrors `Params` in matmul_gemv_q8.wgsl: the matmul's, then the RoPE epilogue's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct GemvQ8Params {
+    matmul: MatmulParams,
+    rope: EpilogueParams,
+}
+
 /// The int8-activation GEMV op.
 pub struct GemvQ8 {
     ctx: GpuContext,
+    /// Stand-ins for the RoPE epilogue's bindings when it is off.
+    unused: [wgpu::Buffer; 3],
 }
 
 impl GemvQ8 {
     /// The op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
-        GemvQ8 { ctx: ctx.clone() }
+        GemvQ8 { ctx: ctx.clone(), unused: RopeEpilogue::stand_ins(ctx) }
     }
 
     /// Whether the kernel reads weights of this dtype.
@@ -73,6 +84,38 @@ impl GemvQ8 {
         out_kind: MatmulOut,
         t: usize,
     ) -> Result<()> {
+        self.record(g, q, w, out, cols, out_kind, None, t)
+    }
+
+    /// Records columns `cols` of a decode step's q/k/v projection (q/k rows holding each rotary
+    /// pair side by side) with RoPE and the KV-cache append as epilogue: q rotated into
+    /// `rope.dst.q`, k rotated and v into the caches at each token's (slot, position) — what
+    /// [`record_cols`](Self::record_cols) then ops::rope do, in one dispatch.
+    pub fn record_rope(
+        &self,
+        g: &mut Graph,
+        q: &QuantScratch,
+        w: &Weight,
+        cols: OutCols,
+        rope: RopeEpilogue,
+        t: usize,
+    ) -> Result<()> {
+        rope.check(cols, t)?;
+        self.record(g, q, w, rope.dst.q, cols, MatmulOut::Act, Some(rope), t)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        g: &mut Graph,
+        q: &QuantScratch,
+        w: &Weight,
+        out: &wgpu::Buffer,
+        cols: OutCols,
+        out_kind: MatmulOut,
+        rope: Option<RopeEpilogue>,
+        t: usize,
+    ) -> Result<()> {
         let (n, k) = (w.rows, w.cols);
         if !Self::supports(w.dtype) {
             return Err(Error::UnsupportedDtype {
@@ -87,7 +130,9 @@ impl GemvQ8 {
         if out_kind == MatmulOut::Act {
             check_even(&format!("{} rows (packed output)", w.name), n)?;
         }
-        check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
+        if rope.is_none() {
+            check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
+        }
         check_buf("int8 activation scratch", &q.xq, xq_bytes(t, k))?;
         check_buf("int8 activation scales", &q.xs, xs_bytes(t, k))?;
         if t == 0 {
@@ -105,10 +150,12 @@ impl GemvQ8 {
                 ("OUT_MODE", out_kind.mode()),
                 ("TOK", tok as f64),
                 ("LANES", lanes as f64),
+                ("ROPE", rope.is_some() as u8 as f64),
             ],
         )?;
+        let [positions, table, k_cache, v_cache] = RopeEpilogue::bindings(rope.as_ref(), &self.unused);
         for chunk in &w.chunks {
-            let params = MatmulParams {
+            let matmul = MatmulParams {
                 k: k as u32,
                 n: chunk.rows as u32,
                 out_stride: cols.total as u32,
@@ -118,10 +165,12 @@ impl GemvQ8 {
                 m_off: chunk.m_off,
                 _pad: 0,
             };
+            let params = GemvQ8Params { matmul, rope: RopeEpilogue::params(rope.as_ref()) };
             let uniform = self.ctx.uniform("matmul params", &params);
             let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(256 / lanes) as u32);
             let grid = [t.div_ceil(tok) as u32, x, y]; // token groups on x
-            g.push(&self.ctx, "matmul_gemv_q8", &pipeline, &[&uniform, &q.xq, &chunk.buf, out, &q.xs], grid);
+            let buffers = [&uniform, &q.xq, &chunk.buf, out, &q.xs, positions, table, k_cache, v_cache];
+            g.push(&self.ctx, "matmul_gemv_q8", &pipeline, &buffers, grid);
             g.note_bytes(chunk.buf.size());
         }
         Ok(())

@@ -3,7 +3,7 @@
 //! (subgroup kernel) RoPE and the KV-cache append as epilogue of the q/k/v weight.
 //! Kernels: shaders/matmul_gemv_norm.wgsl, or matmul_gemv_norm_sg.wgsl with subgroups.
 
-use super::rope::{RopeDst, RopeTable};
+use super::rope::{EpilogueParams, RopeEpilogue};
 use super::{act_bytes, check_buf, check_even, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
@@ -35,14 +35,8 @@ pub struct MatmulNormParams {
     pub m_off: u32,
     /// RMSNorm epsilon.
     pub eps: f32,
-    /// RoPE epilogue: the q columns H D of the q/k/v output.
-    pub q_cols: u32,
-    /// RoPE epilogue: the k (and v) columns Hkv D.
-    pub kv_cols: u32,
-    /// RoPE epilogue: head dimension D.
-    pub head_dim: u32,
-    /// RoPE epilogue: cache positions per slot.
-    pub ctx: u32,
+    /// RoPE epilogue's shape (zeros without it).
+    pub rope: EpilogueParams,
     /// Padding.
     pub _pad: u32,
 }
@@ -62,21 +56,6 @@ pub enum NormEpilogue<'a> {
     Rope(OutCols, RopeEpilogue<'a>),
 }
 
-/// Where [`NormEpilogue::Rope`] puts the attention inputs.
-#[derive(Clone, Copy)]
-pub struct RopeEpilogue<'a> {
-    /// Rotated q (T, H, D) and the caches.
-    pub dst: RopeDst<'a>,
-    /// (slot, position) per token.
-    pub tok: &'a wgpu::Buffer,
-    /// The RoPE (cos, sin) table.
-    pub table: &'a RopeTable,
-    /// Query heads H.
-    pub heads: usize,
-    /// KV heads.
-    pub kv_heads: usize,
-}
-
 /// The fused norm + GEMV op.
 pub struct MatmulNorm {
     ctx: GpuContext,
@@ -87,15 +66,7 @@ pub struct MatmulNorm {
 impl MatmulNorm {
     /// A fused norm + GEMV op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
-        let unused = |label| {
-            ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: 16,
-                usage: wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: false,
-            })
-        };
-        MatmulNorm { ctx: ctx.clone(), unused: [unused("unused tok/rope"), unused("unused k"), unused("unused v")] }
+        MatmulNorm { ctx: ctx.clone(), unused: RopeEpilogue::stand_ins(ctx) }
     }
 
     /// Whether [`NormEpilogue::Rope`] is available (the subgroup kernel has it).
@@ -125,25 +96,6 @@ impl MatmulNorm {
             && norm.dtype != WeightDtype::I8
     }
 
-    /// Checks a RoPE epilogue: the subgroup kernel, the q/k/v widths, buffer sizes.
-    fn check_rope(&self, r: &RopeEpilogue, cols: OutCols, t: usize) -> Result<()> {
-        if !self.fuses_rope() {
-            return Err(Error::Invalid("the RoPE epilogue needs the subgroup norm-GEMV".into()));
-        }
-        let d = r.table.head_dim;
-        let (qd, kvd) = (r.heads * d, r.kv_heads * d);
-        if cols.total != qd + 2 * kvd {
-            return Err(Error::shape("q/k/v output", format!("{} columns, (H + 2 Hkv) D", qd + 2 * kvd), cols.total));
-        }
-        if r.table.max_pos < r.dst.ctx_len {
-            return Err(Error::shape("RoPE table", format!("{} positions", r.dst.ctx_len), r.table.max_pos));
-        }
-        check_buf("rotated q", r.dst.q, act_bytes(t * qd))?;
-        check_buf("token positions", r.tok, (t * 8) as u64)?;
-        check_buf("k cache", r.dst.k_cache, act_bytes(r.dst.ctx_len * kvd))?;
-        check_buf("v cache", r.dst.v_cache, act_bytes(r.dst.ctx_len * kvd))
-    }
-
     /// Records `y = (rms_norm(x (t, C) f32) * norm (C)) @ W^T` into `out`, as `epilogue` says.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
@@ -170,7 +122,10 @@ impl MatmulNorm {
             }
             NormEpilogue::Rope(cols, r) => {
                 cols.check(&format!("output of {}", w.name), w.rows)?;
-                self.check_rope(&r, cols, t)?;
+                if !self.fuses_rope() {
+                    return Err(Error::Invalid("the RoPE epilogue needs the subgroup norm-GEMV".into()));
+                }
+                r.check(cols, t)?;
                 (cols, false, Some(r))
             }
         };
@@ -218,29 +173,16 @@ impl MatmulNorm {
                 d_off: chunk.d_off,
                 m_off: chunk.m_off,
                 eps,
-                q_cols: rope.map_or(0, |r| (r.heads * r.table.head_dim) as u32),
-                kv_cols: rope.map_or(0, |r| (r.kv_heads * r.table.head_dim) as u32),
-                head_dim: rope.map_or(0, |r| r.table.head_dim as u32),
-                ctx: rope.map_or(0, |r| r.dst.ctx_len as u32),
+                rope: RopeEpilogue::params(rope.as_ref()),
                 _pad: 0,
             };
             let uniform = self.ctx.uniform("matmul_norm params", &params);
             let [wx, wy, _] = fold_workgroups(chunk.rows.div_ceil(rows_per_wg) as u32);
-            let [none, no_k, no_v] = &self.unused;
+            let [tok, table, k_cache, v_cache] = RopeEpilogue::bindings(rope.as_ref(), &self.unused);
             let buffers = match rope {
-                Some(r) => vec![
-                    &uniform,
-                    x,
-                    &chunk.buf,
-                    r.dst.q,
-                    &norm.chunks[0].buf,
-                    r.tok,
-                    &r.table.buf,
-                    r.dst.k_cache,
-                    r.dst.v_cache,
-                ],
+                Some(r) => vec![&uniform, x, &chunk.buf, r.dst.q, &norm.chunks[0].buf, tok, table, k_cache, v_cache],
                 None if self.ctx.subgroups => {
-                    vec![&uniform, x, &chunk.buf, out, &norm.chunks[0].buf, none, none, no_k, no_v]
+                    vec![&uniform, x, &chunk.buf, out, &norm.chunks[0].buf, tok, table, k_cache, v_cache]
                 }
                 None => vec![&uniform, x, &chunk.buf, out, &norm.chunks[0].buf],
             };

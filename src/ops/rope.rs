@@ -2,7 +2,7 @@
 //! scaling) of rotary pairs (2i, 2i + 1) — Meta's and GGUF's layout; the loader puts Hugging
 //! Face q/k rows in that order — fused with the KV-cache append. Kernel: shaders/rope.wgsl.
 
-use super::{act_bytes, check_buf, check_even, per_item};
+use super::{act_bytes, check_buf, check_even, per_item, OutCols};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
@@ -201,5 +201,87 @@ impl Rope {
             per_item(t * (heads + 2 * kv_heads) * d / 2),
         );
         Ok(())
+    }
+}
+
+/// Where the RoPE epilogue of a decode q/k/v GEMV (shaders/rope_epilogue.wgsl) puts the attention
+/// inputs: the fused norm-GEMV's `NormEpilogue::Rope` (ops::matmul_norm) and the int8 GEMV's
+/// `GemvQ8::record_rope` (ops::gemv_q8). The q/k rows of the weight hold each rotary pair side
+/// by side, as for [`Rope`].
+#[derive(Clone, Copy)]
+pub struct RopeEpilogue<'a> {
+    /// Rotated q (T, H, D) and the caches.
+    pub dst: RopeDst<'a>,
+    /// (slot, position) per token.
+    pub tok: &'a wgpu::Buffer,
+    /// The RoPE (cos, sin) table.
+    pub table: &'a RopeTable,
+    /// Query heads H.
+    pub heads: usize,
+    /// KV heads.
+    pub kv_heads: usize,
+}
+
+/// The RoPE epilogue's part of a GEMV's `Params` (rope_epilogue.wgsl).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct EpilogueParams {
+    /// The q columns H D of the q/k/v output.
+    pub q_cols: u32,
+    /// The k (and v) columns Hkv D.
+    pub kv_cols: u32,
+    /// Head dimension D.
+    pub head_dim: u32,
+    /// Cache positions per slot.
+    pub ctx: u32,
+}
+
+impl RopeEpilogue<'_> {
+    /// Checks the epilogue for `t` tokens writing q/k/v output columns `cols`: the q/k/v width,
+    /// the table's positions, the buffers' sizes.
+    pub fn check(&self, cols: OutCols, t: usize) -> Result<()> {
+        let d = self.table.head_dim;
+        let (qd, kvd) = (self.heads * d, self.kv_heads * d);
+        if cols.total != qd + 2 * kvd {
+            return Err(Error::shape("q/k/v output", format!("{} columns, (H + 2 Hkv) D", qd + 2 * kvd), cols.total));
+        }
+        if self.table.max_pos < self.dst.ctx_len {
+            return Err(Error::shape("RoPE table", format!("{} positions", self.dst.ctx_len), self.table.max_pos));
+        }
+        check_buf("rotated q", self.dst.q, act_bytes(t * qd))?;
+        check_buf("token positions", self.tok, (t * 8) as u64)?;
+        check_buf("k cache", self.dst.k_cache, act_bytes(self.dst.ctx_len * kvd))?;
+        check_buf("v cache", self.dst.v_cache, act_bytes(self.dst.ctx_len * kvd))
+    }
+
+    /// The kernel parameters of an epilogue (zeros without one).
+    pub(crate) fn params(r: Option<&Self>) -> EpilogueParams {
+        r.map_or(EpilogueParams::default(), |r| EpilogueParams {
+            q_cols: (r.heads * r.table.head_dim) as u32,
+            kv_cols: (r.kv_heads * r.table.head_dim) as u32,
+            head_dim: r.table.head_dim as u32,
+            ctx: r.dst.ctx_len as u32,
+        })
+    }
+
+    /// Stand-ins for bindings 5..8 of a kernel with the epilogue off: positions/table, K and V
+    /// cache (three buffers, so the writable ones do not alias).
+    pub(crate) fn stand_ins(ctx: &GpuContext) -> [wgpu::Buffer; 3] {
+        ["unused tok/rope", "unused k", "unused v"].map(|label| {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// Bindings 5..8 (positions, table, K cache, V cache) of an epilogue, or the stand-ins.
+    pub(crate) fn bindings<'b>(r: Option<&'b Self>, unused: &'b [wgpu::Buffer; 3]) -> [&'b wgpu::Buffer; 4] {
+        match r {
+            Some(r) => [r.tok, &r.table.buf, r.dst.k_cache, r.dst.v_cache],
+            None => [&unused[0], &unused[0], &unused[1], &unused[2]],
+        }
     }
 }
