@@ -201,15 +201,24 @@ async fn page() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("chat.html")).into_response()
 }
 
-/// Runs one step of each kind the scheduler makes: a prompt piece (the prompt-sized kernels),
-/// logits of one sequence, greedy ids of 1, 2, 4 and 8 sequences (the GEMV's token-group sizes).
+/// Runs one step of each kind the scheduler makes, so that their pipelines compile now and not
+/// in the first requests' time to first token (H200, 8B bf16: 1.5 s for the first ~80-token
+/// prompt when only a 40-token piece had been warmed): prompt pieces of the sizes that take
+/// different kernels (up to 64 tokens the skinny GEMM or the GEMV, more the prompt GEMM, in
+/// 128-token tiles from 256) — on software adapters, where a piece takes seconds, one; logits of
+/// one sequence; greedy ids of 1, 2, 4 ... 64 sequences (the GEMV's token groups, the skinny
+/// GEMM's tile sizes).
 fn warm_up(s: &mut crate::model::Session) -> crate::Result<()> {
     use crate::model::SeqChunk;
-    let piece = vec![0u32; s.max_tokens.min(s.ctx_len() - 1).min(40)];
-    s.forward_last_blocking(&[SeqChunk::prompt(0, 0, &piece)])?;
+    let software = s.model.stages.iter().any(|st| st.ctx.info.device_type == wgpu::DeviceType::Cpu);
+    let pieces: &[usize] = if software { &[40] } else { &[40, 100, 300] };
+    for &n in pieces {
+        let piece = vec![0u32; n.min(s.max_tokens).min(s.ctx_len() - 1)];
+        s.forward_last_blocking(&[SeqChunk::prompt(0, 0, &piece)])?;
+    }
     s.forward_last_blocking(&[SeqChunk::generated(0, 0, &[0])])?;
     let most = s.slots().min(s.max_logit_rows);
-    for n in [1, 2, 4, 8].into_iter().filter(|&n| n <= most) {
+    for n in [1, 2, 4, 8, 16, 32, 64].into_iter().filter(|&n| n <= most) {
         let chunks: Vec<SeqChunk> = (0..n).map(|slot| SeqChunk::generated(slot, 0, &[0])).collect();
         s.forward_greedy_blocking(&chunks)?;
     }
