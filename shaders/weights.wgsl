@@ -525,6 +525,90 @@ fn dec_iq1m(e: u32) -> W8 {
     return grid_entry8(w_u8(bo + grp) | ((nib & 7u) << 8u), 0u, unpack2x16float(dbits).x * f32(2u * s + 1u), shift);
 }
 
+// TQ1_0 (54 bytes: 48 bytes of five base-3 codes each, 4 bytes of four, f16 d at 52), ternary
+// super-blocks of 256: element i < 160 is code i / 32 of byte i % 32, i < 240 code (i - 160) / 16
+// of byte 32 + (i - 160) % 16, else code (i - 240) / 4 of byte 48 + (i - 240) % 4; code j of
+// byte q is ((q * 3^j) % 256 * 3) >> 8, the value (code - 1) * d.
+fn dec_tq1_0(e: u32) -> W8 {
+    let bo = (e / 256u) * 54u;
+    let d = w_f16b(bo + 52u);
+    var v: array<f32, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        let i = e % 256u + k;
+        var byte = 48u + (i - 240u) % 4u;
+        var j = (i - 240u) / 4u;
+        if i < 160u {
+            byte = i % 32u;
+            j = i / 32u;
+        } else if i < 240u {
+            byte = 32u + (i - 160u) % 16u;
+            j = (i - 160u) / 16u;
+        }
+        var p = 1u;
+        for (var n = 0u; n < j; n++) {
+            p *= 3u;
+        }
+        v[k] = d * (f32((((w_u8(bo + byte) * p) & 255u) * 3u) >> 8u) - 1.0);
+    }
+    return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+}
+
+// TQ2_0 (66 bytes: 64 bytes of 2-bit codes, f16 d at 64), ternary super-blocks of 256: element
+// 128g + 32j + l is bits 2j of byte 32g + l, the value (code - 1) * d.
+fn dec_tq2_0(e: u32) -> W8 {
+    let bo = (e / 256u) * 66u;
+    let i = e % 256u;
+    let d = w_f16b(bo + 64u);
+    let q = bo + 32u * (i / 128u) + i % 32u;
+    let sh = 2u * ((i % 128u) / 32u);
+    return W8((vec4<f32>(fields4(w_u32b(q), sh, 3u)) - 1.0) * d,
+              (vec4<f32>(fields4(w_u32b(q + 4u), sh, 3u)) - 1.0) * d);
+}
+
+// The E2M1 (FP4) values a nibble selects, doubled (ggml's kvalues_mxfp4), as int8 bytes:
+// 0 1 2 3 | 4 6 8 12 | 0 -1 -2 -3 | -4 -6 -8 -12.
+const FP4_WORDS = vec4<u32>(0x03020100u, 0x0c080604u, 0xfdfeff00u, 0xf4f8fafcu);
+
+fn fp4x4(n: vec4<u32>) -> vec4<f32> {
+    let t = FP4_WORDS;
+    var v: vec4<f32>;
+    for (var i = 0u; i < 4u; i++) {
+        v[i] = f32(bitcast<i32>((t[n[i] / 4u] >> (8u * (n[i] % 4u))) << 24u) >> 24u);
+    }
+    return v;
+}
+
+// MXFP4 (17 bytes: an E8M0 exponent e, 16 bytes of nibbles), blocks of 32: element 16h + l is
+// nibble h of byte 1 + l, the value fp4 * 2^(e - 128) (ggml's e8m0_to_fp32_half; e < 2
+// subnormal).
+fn dec_mxfp4(e: u32) -> W8 {
+    let bo = (e / 32u) * 17u;
+    let i = e % 32u;
+    let x = w_u8(bo);
+    let d = bitcast<f32>(select((x - 1u) << 23u, 0x00200000u << (x & 1u), x < 2u));
+    let q = bo + 1u + i % 16u;
+    let sh = 4u * (i / 16u);
+    return W8(d * fp4x4(fields4(w_u32b(q), sh, 15u)), d * fp4x4(fields4(w_u32b(q + 4u), sh, 15u)));
+}
+
+// NVFP4 (36 bytes: 4 unsigned E4M3 scales, then 8 bytes of nibbles per sub-block of 16),
+// blocks of 64: element m of sub-block s is the low nibble of byte 4 + 8s + m (m < 8), else the
+// high nibble of byte 4 + 8s + m - 8; the value fp4 * half the scale (bias 7; 0 and 0x7f zero).
+fn dec_nvfp4(e: u32) -> W8 {
+    let bo = (e / 64u) * 36u;
+    let i = e % 64u;
+    let s = i / 16u;
+    let x = w_u8(bo + s);
+    let ex = (x >> 3u) & 15u;
+    let man = f32(x & 7u);
+    // 2^(ex - 8) (the half folded in) and 2^-10 for subnormals, built exactly
+    let normal = (1.0 + man / 8.0) * bitcast<f32>((ex + 119u) << 23u);
+    let d = select(select(normal, man * bitcast<f32>(117u << 23u), ex == 0u), 0.0, x == 0u || x == 0x7fu);
+    let q = bo + 4u + 8u * s;
+    let sh = 4u * ((i % 16u) / 8u);
+    return W8(d * fp4x4(fields4(w_u32b(q), sh, 15u)), d * fp4x4(fields4(w_u32b(q + 4u), sh, 15u)));
+}
+
 // The 8 weights from element e of a stored GGUF type.
 fn stored8(e: u32) -> W8 {
     switch W_DTYPE {
@@ -569,6 +653,18 @@ fn stored8(e: u32) -> W8 {
         }
         case 129u: {
             return dec_iq1m(e);
+        }
+        case 134u: {
+            return dec_tq1_0(e);
+        }
+        case 135u: {
+            return dec_tq2_0(e);
+        }
+        case 139u: {
+            return dec_mxfp4(e);
+        }
+        case 140u: {
+            return dec_nvfp4(e);
         }
         default: {
             return W8(vec4<f32>(0.0), vec4<f32>(0.0));

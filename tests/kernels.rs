@@ -40,11 +40,25 @@ fn rand_weight(
             use rand::Rng;
             let mut b: Vec<u8> = (0..dtype.row_bytes(cols) * rows).map(|_| rng.random()).collect();
             let size = ty.block().1;
+            // ternary codes are -1/0/1: their scale is the weights' size
+            let unit = if matches!(ty, GgmlType::Tq1_0 | GgmlType::Tq2_0) { scale } else { scale / 1024.0 };
+            let log2 = scale.log2().round() as i32;
             for blk in b.chunks_exact_mut(size) {
                 for (i, &o) in ty.f16_scale_offsets().iter().enumerate() {
                     let sign = if i == 0 && rng.random::<bool>() { -1.0 } else { 1.0 };
-                    let v = sign * scale / 1024.0 * rng.random_range(0.2..1.0f32);
+                    let v = sign * unit * rng.random_range(0.2..1.0f32);
                     blk[o..o + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+                }
+                // FP4 values reach 6 (doubled: 12): scales of about scale / 8
+                if ty == GgmlType::Mxfp4 {
+                    blk[0] = (124 + log2 + rng.random_range(0..3)) as u8; // half of 2^(e - 127)
+                }
+                if ty == GgmlType::Nvfp4 {
+                    for s in &mut blk[..4] {
+                        let ex = (5 + log2 + rng.random_range(0..3)).clamp(1, 14) as u8;
+                        *s = ex << 3 | rng.random_range(0..8u8) | rng.random::<u8>() & 0x80;
+                        // bit 7 is unused
+                    }
                 }
                 if ty == GgmlType::Iq1M {
                     // its f16 d is spread over the top nibbles of the four u16 at byte 48
@@ -551,7 +565,8 @@ fn embedding_all_dtypes_chunked_and_not() {
             };
             for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS).chain(stored()) {
                 let mut rng = rng("embedding");
-                let (vocab, cols) = (1003, if dtype.block_len() == 256 { 512 } else { 96 });
+                let (vocab, cols) =
+                    (1003, if dtype.block_len() == 256 { 512 } else { 96usize.next_multiple_of(dtype.block_len()) });
                 let (table, w) = rand_weight(c, &mut rng, dtype, vocab, cols, 1.0);
                 let ids: Vec<u32> = (0..37)
                     .map(|i| if i == 0 { vocab as u32 - 1 } else { rand::Rng::random_range(&mut rng, 0..vocab as u32) })

@@ -104,11 +104,20 @@ pub enum GgmlType {
     Iq1S,
     /// IQ1_S's grid with 3-bit scales per 16 and the f16 scale spread over their spare bits (1.75 bits).
     Iq1M,
+    /// Ternary super-blocks of 256: codes -1/0/1 packed five to a byte in base 3, one f16 scale
+    /// (1.69 bits).
+    Tq1_0,
+    /// Ternary super-blocks of 256: 2-bit codes -1/0/1, one f16 scale (2.06 bits).
+    Tq2_0,
+    /// OCP microscaling FP4: 32 E2M1 values with one E8M0 power-of-two scale (4.25 bits).
+    Mxfp4,
+    /// NVIDIA FP4: 64 E2M1 values with an unsigned E4M3 scale per 16 (4.5 bits).
+    Nvfp4,
 }
 
 impl GgmlType {
     /// Every type this engine reads: floats, the repacked block types, then [`STORED_TYPES`].
-    const ALL: [GgmlType; 22] = [
+    const ALL: [GgmlType; 26] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Bf16,
@@ -131,6 +140,10 @@ impl GgmlType {
         GgmlType::Iq3S,
         GgmlType::Iq1S,
         GgmlType::Iq1M,
+        GgmlType::Tq1_0,
+        GgmlType::Tq2_0,
+        GgmlType::Mxfp4,
+        GgmlType::Nvfp4,
     ];
 
     /// The type named `name` (ggml's names in any case: "q4_k", "BF16").
@@ -166,6 +179,10 @@ impl GgmlType {
             GgmlType::Iq3S => (256, 110),
             GgmlType::Iq1S => (256, 50),
             GgmlType::Iq1M => (256, 56),
+            GgmlType::Tq1_0 => (256, 54),
+            GgmlType::Tq2_0 => (256, 66),
+            GgmlType::Mxfp4 => (32, 17),
+            GgmlType::Nvfp4 => (64, 36),
         }
     }
 
@@ -194,6 +211,10 @@ impl GgmlType {
             GgmlType::Iq2S => 22,
             GgmlType::Iq1M => 29,
             GgmlType::Bf16 => 30,
+            GgmlType::Tq1_0 => 34,
+            GgmlType::Tq2_0 => 35,
+            GgmlType::Mxfp4 => 39,
+            GgmlType::Nvfp4 => 40,
         }
     }
 
@@ -220,6 +241,9 @@ impl GgmlType {
             | GgmlType::Iq3S
             | GgmlType::Iq1S => &[0],
             GgmlType::Iq1M => &[], // its f16 scale is spread over four fields: iq1m_d
+            GgmlType::Tq1_0 => &[52],
+            GgmlType::Tq2_0 => &[64],
+            GgmlType::Mxfp4 | GgmlType::Nvfp4 => &[], // 8-bit scales, every one finite
             GgmlType::Q2K => &[80, 82],
             GgmlType::Q3K => &[108],
         }
@@ -237,7 +261,7 @@ impl GgmlType {
 }
 
 /// ggml's type names by id.
-const GGML_NAMES: [&str; 40] = [
+const GGML_NAMES: [&str; 42] = [
     "F32",
     "F16",
     "Q4_0",
@@ -278,6 +302,8 @@ const GGML_NAMES: [&str; 40] = [
     "IQ4_NL_4_8",
     "IQ4_NL_8_8",
     "MXFP4",
+    "NVFP4",
+    "Q1_0",
 ];
 
 fn ggml_type_name(id: u32) -> String {
@@ -621,6 +647,47 @@ pub fn dequantize(ty: GgmlType, data: &[u8]) -> Vec<f32> {
                 dequantize_iq(ty, blk, &mut out);
             }
         }
+        GgmlType::Tq1_0 => {
+            // bytes 0..48 hold five codes each, bytes 48..52 four: code j of byte q is the top
+            // trit of q * 3^j (mod 256), i.e. ((q * 3^j) % 256 * 3) >> 8; value (code - 1) * d
+            for blk in data.chunks_exact(bb) {
+                let d = f16(&blk[52..54]);
+                let trit = |q: u8, j: usize| (((q.wrapping_mul(3u8.pow(j as u32)) as u32 * 3) >> 8) as f32 - 1.0) * d;
+                for (lo, hi, width, trits) in [(0, 32, 32, 5), (32, 48, 16, 5), (48, 52, 4, 4)] {
+                    let qs = &blk[lo..hi];
+                    out.extend((0..trits).flat_map(|j| (0..width).map(move |l| (qs[l], j))).map(|(q, j)| trit(q, j)));
+                }
+            }
+        }
+        GgmlType::Tq2_0 => {
+            // element 128g + 32j + l: bits 2j of byte 32g + l; value (code - 1) * d
+            for blk in data.chunks_exact(bb) {
+                let d = f16(&blk[64..66]);
+                for i in 0..256 {
+                    let (g, j, l) = (i / 128, (i % 128) / 32, i % 32);
+                    out.push((((blk[32 * g + l] >> (2 * j)) & 3) as f32 - 1.0) * d);
+                }
+            }
+        }
+        GgmlType::Mxfp4 => {
+            // element 16h + l: nibble h of byte 1 + l, an E2M1 value (doubled) times half the
+            // E8M0 scale 2^(e - 127)
+            for blk in data.chunks_exact(bb) {
+                let d = e8m0_half(blk[0]);
+                out.extend((0..32).map(|i| d * FP4_VALUES[((blk[1 + i % 16] >> (4 * (i / 16))) & 15) as usize] as f32));
+            }
+        }
+        GgmlType::Nvfp4 => {
+            // sub-block s of 16: element m is the low nibble of byte 4 + 8s + m (m < 8), else the
+            // high nibble of byte 4 + 8s + m - 8; E2M1 (doubled) times half the E4M3 scale byte s
+            for blk in data.chunks_exact(bb) {
+                for s in 0..4 {
+                    let d = ue4m3_half(blk[s]);
+                    let q = &blk[4 + 8 * s..12 + 8 * s];
+                    out.extend((0..16).map(|m| d * FP4_VALUES[((q[m % 8] >> (4 * (m / 8))) & 15) as usize] as f32));
+                }
+            }
+        }
         GgmlType::Iq4Xs => {
             for blk in data.chunks_exact(bb) {
                 let (d, sh, sl, qs) = (f16(&blk[0..2]), u16::from_le_bytes([blk[2], blk[3]]), &blk[4..8], &blk[8..136]);
@@ -760,6 +827,25 @@ fn ksigns(i: u32) -> u32 {
 /// Value k of grid entry `entry` (one byte per value).
 fn grid_value(entry: u64, k: usize) -> f32 {
     ((entry >> (8 * k)) & 0xff) as u8 as i8 as f32
+}
+
+/// The 16 E2M1 (FP4) values a nibble selects, doubled (ggml's `kvalues_mxfp4`).
+const FP4_VALUES: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+
+/// Half of the E8M0 scale 2^(e - 127) (ggml's `ggml_e8m0_to_fp32_half`: 0 and 1 as subnormals).
+fn e8m0_half(e: u8) -> f32 {
+    f32::from_bits(if e < 2 { 0x0020_0000 << e } else { (e as u32 - 1) << 23 })
+}
+
+/// Half of an unsigned E4M3 scale (bias 7, no sign; 0 and 0x7F are zero), as gguf-py decodes
+/// NVFP4's scales.
+fn ue4m3_half(x: u8) -> f32 {
+    let (exp, man) = ((x >> 3) & 15, (x & 7) as f32);
+    if x == 0 || x == 0x7f {
+        return 0.0;
+    }
+    let raw = if exp == 0 { man * (-9f32).exp2() } else { (1.0 + man / 8.0) * (exp as f32 - 7.0).exp2() };
+    raw * 0.5
 }
 
 /// The 16 values a 4-bit IQ4_NL / IQ4_XS index selects (ggml's `kvalues_iq4nl`).

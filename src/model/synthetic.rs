@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 /// `*_m` (the larger type on the embedding, output, attn_v and ffn_down).
 pub const MIXES: &[&str] = &[
     "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl",
-    "iq4_xs", "iq3_xxs", "iq3_s", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "q4_k_m", "q5_k_m", "q3_k_m", "q2_k_m",
-    "iq4_xs_m",
+    "iq4_xs", "iq3_xxs", "iq3_s", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "tq1_0", "tq2_0", "mxfp4", "nvfp4", "q4_k_m",
+    "q5_k_m", "q3_k_m", "q2_k_m", "iq4_xs_m",
 ];
 
 /// Bytes of random blocks per type, tiled over every tensor of that type.
@@ -121,6 +121,13 @@ fn make_pool(ty: GgmlType, seed: u64) -> Vec<u8> {
             let (_, bb) = ty.block();
             let blocks = POOL / bb;
             let mut raw: Vec<u8> = (0..blocks * bb).map(|_| rng.random()).collect();
+            // FP4 codes (doubled E2M1, RMS ~5.85) with 8-bit scales of 2^-8 (E8M0 120; E4M3
+            // subnormal 4 * 2^-10), halved as ggml decodes them: std ~0.023
+            match ty {
+                GgmlType::Mxfp4 => raw.chunks_exact_mut(bb).for_each(|b| b[0] = 120),
+                GgmlType::Nvfp4 => raw.chunks_exact_mut(bb).for_each(|b| b[..4].fill(4)),
+                _ => {}
+            }
             let scales: Vec<f32> = (0..blocks).map(|_| rng.random_range(0.5e-3..1.5e-3f32)).collect();
             let put = |raw: &mut Vec<u8>, k: f32| {
                 for (b, &d) in raw.chunks_exact_mut(bb).zip(&scales) {

@@ -23,6 +23,9 @@ SCALES = {
     "IQ4_NL": [0], "IQ4_XS": [0],
     "IQ2_XXS": [0], "IQ2_XS": [0], "IQ2_S": [0], "IQ3_XXS": [0], "IQ3_S": [0], "IQ1_S": [0],
     "IQ1_M": [],  # its f16 scale is spread over the top nibbles of the 4 u16 at byte 48: set_iq1m_scale
+    "TQ1_0": [52], "TQ2_0": [64],
+    "MXFP4": [],  # an E8M0 exponent byte at 0: set in main
+    "NVFP4": [],  # four unsigned E4M3 scale bytes: random bytes are all finite
 }
 
 
@@ -51,6 +54,9 @@ def main():
             data[:, o:o + 2] = v.astype(np.float16).view(np.uint8).reshape(nblocks, 2)
         if name == "IQ1_M":
             set_iq1m_scale(data, rng.uniform(0.002, 0.02, size=nblocks) * rng.choice([-1.0, 1.0], size=nblocks))
+        if name == "MXFP4":
+            data[:, 0] = rng.integers(115, 130, size=nblocks)  # 2^-12 .. 2^3, and 0 / 1 below
+            data[0, 0], data[1, 0] = 0, 1  # the two exponents ggml decodes as subnormals
         values = quants.dequantize(data.reshape(1, -1), qtype).reshape(-1)
         assert values.size == nblocks * block and np.isfinite(values).all()
         out[name] = {"bytes": data.tobytes().hex(), "values": [float(x) for x in values]}
