@@ -333,13 +333,18 @@ fn dec_q5(e: u32, bytes: u32, with_min: bool) -> W8 {
 // 1 13 25 38 | 53 69 89 113.
 const IQ4NL_WORDS = vec4<u32>(0xbfad9881u, 0xf6eaddcfu, 0x26190d01u, 0x71594535u);
 
-fn iq4nl4(n: vec4<u32>) -> vec4<f32> {
-    let t = IQ4NL_WORDS;
+// Entries n of a 16-entry table of int8 bytes (4 words), as f32.
+fn lut4(t: vec4<u32>, n: vec4<u32>) -> vec4<f32> {
     var v: vec4<f32>;
     for (var i = 0u; i < 4u; i++) {
         v[i] = f32(bitcast<i32>((t[n[i] / 4u] >> (8u * (n[i] % 4u))) << 24u) >> 24u);
     }
     return v;
+}
+
+// d * table[nibble] for the 8 nibbles at shift sh of bytes q..q+7.
+fn nib8(t: vec4<u32>, q: u32, sh: u32, d: f32) -> W8 {
+    return W8(d * lut4(t, fields4(w_u32b(q), sh, 15u)), d * lut4(t, fields4(w_u32b(q + 4u), sh, 15u)));
 }
 
 // IQ4_NL (18 bytes: d, 16 bytes of nibbles in Q4_0's order), blocks of 32: d * table[nibble].
@@ -349,7 +354,7 @@ fn dec_iq4nl(e: u32) -> W8 {
     let d = w_f16b(bo);
     let q = bo + 2u + j % 16u;
     let sh = 4u * (j / 16u);
-    return W8(d * iq4nl4(fields4(w_u32b(q), sh, 15u)), d * iq4nl4(fields4(w_u32b(q + 4u), sh, 15u)));
+    return nib8(IQ4NL_WORDS, q, sh, d);
 }
 
 // IQ4_XS (136 bytes: d, scales_h u16, scales_l[4], then 8 sub-blocks of 32 as IQ4_NL nibbles),
@@ -363,7 +368,7 @@ fn dec_iq4xs(e: u32) -> W8 {
     let dl = w_f16b(bo) * (f32(ls) - 32.0);
     let q = bo + 8u + 16u * ib + j % 16u;
     let sh = 4u * ((j % 32u) / 16u);
-    return W8(dl * iq4nl4(fields4(w_u32b(q), sh, 15u)), dl * iq4nl4(fields4(w_u32b(q + 4u), sh, 15u)));
+    return nib8(IQ4NL_WORDS, q, sh, dl);
 }
 
 // Q2_K (84 bytes: 16 scale bytes (4-bit scale | 4-bit min << 4), 64 bytes of 2-bit quants, d,
@@ -544,10 +549,7 @@ fn dec_tq1_0(e: u32) -> W8 {
             byte = 32u + (i - 160u) % 16u;
             j = (i - 160u) / 16u;
         }
-        var p = 1u;
-        for (var n = 0u; n < j; n++) {
-            p *= 3u;
-        }
+        let p = select((0x511b0903u >> (8u * j - 8u)) & 255u, 1u, j == 0u); // 3^j: bytes 3 9 27 81
         v[k] = d * (f32((((w_u8(bo + byte) * p) & 255u) * 3u) >> 8u) - 1.0);
     }
     return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
@@ -569,15 +571,6 @@ fn dec_tq2_0(e: u32) -> W8 {
 // 0 1 2 3 | 4 6 8 12 | 0 -1 -2 -3 | -4 -6 -8 -12.
 const FP4_WORDS = vec4<u32>(0x03020100u, 0x0c080604u, 0xfdfeff00u, 0xf4f8fafcu);
 
-fn fp4x4(n: vec4<u32>) -> vec4<f32> {
-    let t = FP4_WORDS;
-    var v: vec4<f32>;
-    for (var i = 0u; i < 4u; i++) {
-        v[i] = f32(bitcast<i32>((t[n[i] / 4u] >> (8u * (n[i] % 4u))) << 24u) >> 24u);
-    }
-    return v;
-}
-
 // MXFP4 (17 bytes: an E8M0 exponent e, 16 bytes of nibbles), blocks of 32: element 16h + l is
 // nibble h of byte 1 + l, the value fp4 * 2^(e - 128) (ggml's e8m0_to_fp32_half; e < 2
 // subnormal).
@@ -588,7 +581,7 @@ fn dec_mxfp4(e: u32) -> W8 {
     let d = bitcast<f32>(select((x - 1u) << 23u, 0x00200000u << (x & 1u), x < 2u));
     let q = bo + 1u + i % 16u;
     let sh = 4u * (i / 16u);
-    return W8(d * fp4x4(fields4(w_u32b(q), sh, 15u)), d * fp4x4(fields4(w_u32b(q + 4u), sh, 15u)));
+    return nib8(FP4_WORDS, q, sh, d);
 }
 
 // NVFP4 (36 bytes: 4 unsigned E4M3 scales, then 8 bytes of nibbles per sub-block of 16),
@@ -606,7 +599,7 @@ fn dec_nvfp4(e: u32) -> W8 {
     let d = select(select(normal, man * bitcast<f32>(117u << 23u), ex == 0u), 0.0, x == 0u || x == 0x7fu);
     let q = bo + 4u + 8u * s;
     let sh = 4u * ((i % 16u) / 8u);
-    return W8(d * fp4x4(fields4(w_u32b(q), sh, 15u)), d * fp4x4(fields4(w_u32b(q + 4u), sh, 15u)));
+    return nib8(FP4_WORDS, q, sh, d);
 }
 
 // The 8 weights from element e of a stored GGUF type.

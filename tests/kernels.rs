@@ -792,6 +792,33 @@ fn norm_quant_equals_norm_then_quant() {
     }
 }
 
+/// What a RoPE epilogue makes of q/k/v outputs `y` (T, (H + 2 Hkv) D) of tokens at (slot,
+/// position) `tok`: the rotated q (returned), and k rotated and v written into the caches `kc`,
+/// `vc` (slots, ctx_len, Hkv D) at each token's place.
+fn rope_epilogue_reference(
+    y: &[f32],
+    tok: &[(usize, usize)],
+    (heads, kvh, d): (usize, usize, usize),
+    (theta, scaling): (f32, &RopeScaling),
+    ctx_len: usize,
+    kc: &mut [f32],
+    vc: &mut [f32],
+) -> Vec<f32> {
+    let (qd, kvd) = (heads * d, kvh * d);
+    let n = qd + 2 * kvd;
+    let part =
+        |from: usize, len: usize| -> Vec<f32> { y.chunks(n).flat_map(|r| r[from..from + len].to_vec()).collect() };
+    let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
+    let inv = inv_freqs(d, theta, scaling);
+    let k_rot = cpu::rope(&part(qd, kvd), &positions, kvh, d, &inv);
+    let v = part(qd + kvd, kvd);
+    for (i, &(s, p)) in tok.iter().enumerate() {
+        kc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&k_rot[i * kvd..][..kvd]);
+        vc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&v[i * kvd..][..kvd]);
+    }
+    cpu::rope(&part(0, qd), &positions, heads, d, &inv)
+}
+
 #[test]
 fn fused_norm_gemv_rope_epilogue() {
     // decode's q/k/v GEMV with RoPE (rotary pairs side by side) and the KV append as epilogue,
@@ -832,20 +859,10 @@ fn fused_norm_gemv_rope_epilogue() {
             };
             let wv: Vec<f32> = weights.iter().flat_map(|(v, _)| v.clone()).collect();
             let y = cpu::matmul(&cpu::rms_norm(&x, &gv, k, 1e-5), &wv, t, k, n);
-            let part = |from: usize, len: usize| -> Vec<f32> {
-                y.chunks(n).flat_map(|r| r[from..from + len].to_vec()).collect()
-            };
-            let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
-            let inv = inv_freqs(d, theta, &scaling);
-            let want_q = cpu::rope(&part(0, qd), &positions, heads, d, &inv);
-            let k_rot = cpu::rope(&part(qd, kvd), &positions, kvh, d, &inv);
-            let v = part(qd + kvd, kvd);
             let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
             let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-            for (i, &(s, p)) in tok.iter().enumerate() {
-                kc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&k_rot[i * kvd..][..kvd]);
-                vc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&v[i * kvd..][..kvd]);
-            }
+            let want_q =
+                rope_epilogue_reference(&y, &tok, (heads, kvh, d), (theta, &scaling), ctx_len, &mut kc, &mut vc);
             let (xb, tb, qb, unused) = (upload_f32(c, &x), tok_buf(c, &tok), poisoned(c, t * qd * 2), poisoned(c, 16));
             let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
             let rope = RopeEpilogue { dst, tok: &tb, table: &table, heads, kv_heads: kvh };
@@ -1039,18 +1056,8 @@ fn gemv_q8_rope_epilogue_both_paths() {
             let xhat = read_block_quant(c, &q, &x, 1e-6, &what);
             let wv: Vec<f32> = weights.iter().flat_map(|(v, _)| v.clone()).collect();
             let y = cpu::matmul(&xhat, &wv, t, k, n);
-            let part = |from: usize, len: usize| -> Vec<f32> {
-                y.chunks(n).flat_map(|r| r[from..from + len].to_vec()).collect()
-            };
-            let positions: Vec<usize> = tok.iter().map(|p| p.1).collect();
-            let inv = inv_freqs(d, theta, &scaling);
-            let want_q = cpu::rope(&part(0, qd), &positions, heads, d, &inv);
-            let k_rot = cpu::rope(&part(qd, kvd), &positions, kvh, d, &inv);
-            let v = part(qd + kvd, kvd);
-            for (i, &(s, p)) in tok.iter().enumerate() {
-                kc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&k_rot[i * kvd..][..kvd]);
-                vc[(s * ctx_len + p) * kvd..][..kvd].copy_from_slice(&v[i * kvd..][..kvd]);
-            }
+            let want_q =
+                rope_epilogue_reference(&y, &tok, (heads, kvh, d), (theta, &scaling), ctx_len, &mut kc, &mut vc);
             assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
             assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
             assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));

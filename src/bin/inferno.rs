@@ -284,11 +284,7 @@ fn gpus(g: &GpuArgs) -> Result<Vec<GpuContext>> {
 }
 
 fn announce(ctx: &GpuContext, what: &str) {
-    let note = if ctx.info.device_type == wgpu::DeviceType::Cpu {
-        " — no GPU found, running on the CPU through lavapipe (slow)"
-    } else {
-        ""
-    };
+    let note = if ctx.is_software() { " — no GPU found, running on the CPU through lavapipe (slow)" } else { "" };
     eprintln!("{what}: {} ({:?}), activations {}{note}", ctx.info.name, ctx.info.backend, ctx.act.name());
 }
 

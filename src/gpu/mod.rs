@@ -264,12 +264,17 @@ impl GpuContext {
         self.coopmat.load(Ordering::Relaxed)
     }
 
+    /// A software adapter: Vulkan or WebGPU on the CPU (lavapipe, SwiftShader).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// A software adapter without subgroups (SwiftShader, as browsers offer it): every workgroup
     /// barrier there switches each invocation in turn, so decode GEMVs give a row to one
     /// invocation instead of reducing across lanes (SmolLM2 Q4_1 on SwiftShader, one decode step:
     /// 32 s with 32-lane rows and the fused norm-GEMV, see ops::matmul).
     pub fn barriers_costly(&self) -> bool {
-        self.info.device_type == wgpu::DeviceType::Cpu && !self.subgroups
+        self.is_software() && !self.subgroups
     }
 
     /// The pipeline of a matrix-core kernel (`*_coop`), or None where the context has none in

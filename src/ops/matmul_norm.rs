@@ -83,9 +83,7 @@ impl MatmulNorm {
     /// 576; bf16 fused 188, unfused 184; lavapipe, SmolLM2 Q4_1: 1.27 unfused, 2.35 fused;
     /// 2026-12-02; with the 32-lane GEMV there: 4.8–5.0 unfused, 5.9–6.1 fused).
     pub fn fuses(&self, norm: &Weight, w: &Weight) -> bool {
-        Self::supports(norm, w)
-            && !self.ctx.barriers_costly()
-            && (w.dtype.is_float() || self.ctx.info.device_type == wgpu::DeviceType::Cpu)
+        Self::supports(norm, w) && !self.ctx.barriers_costly() && (w.dtype.is_float() || self.ctx.is_software())
     }
 
     /// Whether the fused kernel handles this weight (decode-sized inputs are checked by the caller).

@@ -210,7 +210,7 @@ async fn page() -> Response {
 /// GEMM's tile sizes).
 fn warm_up(s: &mut crate::model::Session) -> crate::Result<()> {
     use crate::model::SeqChunk;
-    let software = s.model.stages.iter().any(|st| st.ctx.info.device_type == wgpu::DeviceType::Cpu);
+    let software = s.model.stages.iter().any(|st| st.ctx.is_software());
     let pieces: &[usize] = if software { &[40] } else { &[40, 100, 300] };
     for &n in pieces {
         let piece = vec![0u32; n.min(s.max_tokens).min(s.ctx_len() - 1)];
