@@ -311,10 +311,7 @@ impl Llama {
         mut quantized: Option<QuantGrain>,
     ) -> Result<()> {
         let t = step.t;
-        let total = parts.iter().map(|w| w.rows).sum();
-        let mut first = 0;
-        for w in parts {
-            let cols = OutCols { first, total };
+        for (w, cols) in OutCols::side_by_side(parts) {
             let grain = if w.dtype == WeightDtype::I8 {
                 Some(QuantGrain::Token)
             } else {
@@ -331,7 +328,6 @@ impl Llama {
             } else {
                 st.ops.matmul.record_cols(g, x, w, out, cols, MatmulOut::Act, t)?;
             }
-            first += w.rows;
         }
         Ok(())
     }
@@ -385,11 +381,8 @@ impl Llama {
             RopeEpilogue { dst, tok: &s.tok, table, heads: cfg.num_attention_heads, kv_heads: cfg.num_key_value_heads };
         if w.qkv.iter().all(|p| st.ops.q8(p, step)) {
             st.ops.rms_norm.record_quant(g, &s.x, norm, QuantGrain::Block, &s.quant, t, cfg.rms_norm_eps)?;
-            let total = w.qkv.iter().map(|p| p.rows).sum();
-            let mut first = 0;
-            for p in &w.qkv {
-                st.ops.gemv_q8.record_rope(g, &s.quant, p, OutCols { first, total }, rope, t)?;
-                first += p.rows;
+            for (p, cols) in OutCols::side_by_side(&w.qkv) {
+                st.ops.gemv_q8.record_rope(g, &s.quant, p, cols, rope, t)?;
             }
             return Ok(true);
         }
@@ -415,12 +408,8 @@ impl Llama {
         t: usize,
         epilogue: impl Fn(OutCols) -> NormEpilogue<'a>,
     ) -> Result<()> {
-        let total = parts.iter().map(|w| w.rows).sum();
-        let mut first = 0;
-        for w in parts {
-            let e = epilogue(OutCols { first, total });
-            st.ops.matmul_norm.record(g, &s.x, norm, w, out, e, t, self.config.rms_norm_eps)?;
-            first += w.rows;
+        for (w, cols) in OutCols::side_by_side(parts) {
+            st.ops.matmul_norm.record(g, &s.x, norm, w, out, epilogue(cols), t, self.config.rms_norm_eps)?;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod w8a8;
 
 use crate::error::{Error, Result};
 use crate::gpu::fold_workgroups;
+use crate::gpu::weight::Weight;
 
 /// Bytes of `n` packed 16-bit activation values.
 pub fn act_bytes(n: usize) -> u64 {
@@ -69,6 +70,17 @@ impl OutCols {
     /// All of an output exactly `rows` wide.
     pub fn all(rows: usize) -> Self {
         OutCols { first: 0, total: rows }
+    }
+
+    /// Each of `parts` (weights that share an input) with the columns it writes of one output
+    /// that holds them side by side, in order.
+    pub fn side_by_side(parts: &[Weight]) -> impl Iterator<Item = (&Weight, OutCols)> {
+        let total = parts.iter().map(|w| w.rows).sum();
+        parts.iter().scan(0, move |first, w| {
+            let cols = OutCols { first: *first, total };
+            *first += w.rows;
+            Some((w, cols))
+        })
     }
 
     /// Checks that `rows` columns from `first` fit and keep packed pairs aligned.
