@@ -1,4 +1,4 @@
-// matmul_gemv_q8.wgsl — out = x @ W^T for a few tokens with 8-, 6- and 4-bit GGUF block weights and
+// matmul_gemv_q8.wgsl — out = x @ W^T for a few tokens with 8-, 6-, 5- and 4-bit GGUF block weights and
 // int8 activations (llama.cpp's MMVQ): a weight block's integer codes meet the activations' int8
 // values four at a time in dot4I8Packed (exact i32 sums), and the scales are applied per block of
 // 32 — instead of converting every weight and every activation to f32.
@@ -6,13 +6,13 @@
 //                    from quant_act.wgsl / rms_norm.wgsl with BLOCKS
 //   xs  (T, K/32)    per block (d, s): the activations are d * q, s = d * sum(q)
 //   W   (N, K)       this chunk's rows in W_DTYPE (weights.wgsl): 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k,
-//                    8 q6_k
+//                    8 q6_k; as stored: 113 q5_k, 123 iq4_xs
 //   out (T, N_total) as matmul_gemv.wgsl (OUT_MODE); this chunk writes columns
 //                    [out_offset, out_offset + N)
 // In a block of 32 each weight is a * c + b with a signed byte code c, so the block's dot is
 //   d * (a_lo * sum_lo(c * q) + a_hi * sum_hi(c * q)) + b * s
 // (lo / hi: elements 0..15 / 16..31, whose scales differ only for Q6_K's groups of 16). Codes:
-// Q4_K and Q4_1 the nibble (b = -dmin * m and m); Q4_0 the nibble - 8, Q6_K (low | high << 4)
+// Q4_K and Q4_1 the nibble (b = -dmin * m and m), Q5_K the nibble with its fifth bit (b = -dmin * m); IQ4_XS its table's int8 value for the nibble; Q4_0 the nibble - 8, Q6_K (low | high << 4)
 // - 32 and Q8_0 its int8 value, its bytes regrouped to quant_block's order (b = 0). Workgroup = ROWS rows x LANES lanes, each lane whole blocks of 32 (two at a time
 // for one token); the TOK tokens of a workgroup share each block's decode. Grid as matmul_gemv.wgsl: x = token group, y/z = row
 // groups (folded). With ROPE (decode's q/k/v projection, packed output) the output pairs become
@@ -68,18 +68,85 @@ fn spread2(n: u32) -> u32 {
     return ((v | (v << 4u)) & 0x0f0f0f0fu) << 4u;
 }
 
+// Bytes 0, 2 of word a, then of b (elements 8g + 0, 2, 4, 6 of a block whose bytes a, b hold
+// elements 8g..8g+7), and bytes 1, 3 of each (8g + 1, 3, 5, 7): quant_block's word order.
+fn evens(a: u32, b: u32) -> u32 {
+    return (a & 0xffu) | ((a >> 8u) & 0xff00u) | ((b << 16u) & 0xff0000u) | ((b << 8u) & 0xff000000u);
+}
+fn odds(a: u32, b: u32) -> u32 {
+    return ((a >> 8u) & 0xffu) | ((a >> 16u) & 0xff00u) | ((b << 8u) & 0xff0000u) | (b & 0xff000000u);
+}
+
 // Q8_0's block of 32 int8 weights from element e, stored in element order (word i: elements
-// 4i..4i+3), as quant_block's words: elements 8g + 0, 2, 4, 6 and 8g + 1, 3, 5, 7.
+// 4i..4i+3), as quant_block's words.
 fn q8_0_block(e: u32) -> WBlock {
     let v = array<vec4<u32>, 2>(w[e / 16u], w[e / 16u + 1u]);
     var r: WBlock;
     for (var g = 0u; g < 4u; g++) {
         let a = v[g / 2u][2u * (g % 2u)];
         let b = v[g / 2u][2u * (g % 2u) + 1u];
-        r.c[2u * g] = (a & 0xffu) | ((a >> 8u) & 0xff00u) | ((b << 16u) & 0xff0000u) | ((b << 8u) & 0xff000000u);
-        r.c[2u * g + 1u] = ((a >> 8u) & 0xffu) | ((a >> 16u) & 0xff00u) | ((b << 8u) & 0xff0000u) | (b & 0xff000000u);
+        r.c[2u * g] = evens(a, b);
+        r.c[2u * g + 1u] = odds(a, b);
     }
     r.a = vec2<f32>(w_f16(w_d_off, e / 32u));
+    return r;
+}
+
+// Q5_K as stored (weights.wgsl dec_q5k: 44 words per 256 elements; sub-block s takes nibble s % 2
+// of the 32 bytes of chunk s / 2 and bit s of the 32 qh bytes), from element e (e % 32 == 0).
+fn q5k_block(e: u32) -> WBlock {
+    let base = 44u * (e / 256u);
+    let s = (e % 256u) / 32u;
+    let q = base + 12u + 8u * (s / 2u);
+    let sm = k_scale_min(vec3<u32>(w_word(base + 1u), w_word(base + 2u), w_word(base + 3u)), s);
+    var r: WBlock;
+    for (var g = 0u; g < 4u; g++) {
+        let a = ((w_word(q + 2u * g) >> (4u * (s % 2u))) & 0x0f0f0f0fu)
+            | (((w_word(base + 4u + 2u * g) >> s) & 0x01010101u) << 4u);
+        let b = ((w_word(q + 2u * g + 1u) >> (4u * (s % 2u))) & 0x0f0f0f0fu)
+            | (((w_word(base + 5u + 2u * g) >> s) & 0x01010101u) << 4u);
+        r.c[2u * g] = evens(a, b);
+        r.c[2u * g + 1u] = odds(a, b);
+    }
+    let dm = unpack2x16float(w_word(base));
+    r.a = vec2<f32>(dm.x * f32(sm.x));
+    r.b = -dm.y * f32(sm.y);
+    return r;
+}
+
+// Entries n (the low nibble of each byte) of a 16-entry table of int8 bytes, as bytes.
+fn lut_bytes(t: vec4<u32>, n: u32) -> u32 {
+    var r = 0u;
+    for (var k = 0u; k < 4u; k++) {
+        let i = (n >> (8u * k)) & 15u;
+        r |= ((t[i / 4u] >> (8u * (i % 4u))) & 0xffu) << (8u * k);
+    }
+    return r;
+}
+
+// IQ4_XS as stored (weights.wgsl dec_iq4xs: 34 words per 256 elements; sub-block s: 16 bytes,
+// elements 0..15 the low nibbles, 16..31 the high ones, each an index into IQ4_NL's int8 table),
+// from element e (e % 32 == 0).
+fn iq4xs_block(e: u32) -> WBlock {
+    let base = 34u * (e / 256u);
+    let s = (e % 256u) / 32u;
+    let w0 = w_word(base); // d, scales_h
+    let ls = ((w_word(base + 1u) >> (4u * s)) & 15u) | (((w0 >> (16u + 2u * s)) & 3u) << 4u);
+    var lo: array<u32, 4>; // codes of elements 4m..4m+3
+    var hi: array<u32, 4>; // and of 16 + 4m..
+    for (var m = 0u; m < 4u; m++) {
+        let v = w_word(base + 2u + 4u * s + m);
+        lo[m] = lut_bytes(IQ4NL_WORDS, v & 0x0f0f0f0fu);
+        hi[m] = lut_bytes(IQ4NL_WORDS, (v >> 4u) & 0x0f0f0f0fu);
+    }
+    var r: WBlock;
+    for (var g = 0u; g < 2u; g++) {
+        r.c[2u * g] = evens(lo[2u * g], lo[2u * g + 1u]);
+        r.c[2u * g + 1u] = odds(lo[2u * g], lo[2u * g + 1u]);
+        r.c[2u * g + 4u] = evens(hi[2u * g], hi[2u * g + 1u]);
+        r.c[2u * g + 5u] = odds(hi[2u * g], hi[2u * g + 1u]);
+    }
+    r.a = vec2<f32>(unpack2x16float(w0).x * (f32(ls) - 32.0));
     return r;
 }
 
@@ -87,6 +154,12 @@ fn q8_0_block(e: u32) -> WBlock {
 fn wblock(e: u32) -> WBlock {
     if W_DTYPE == 3u {
         return q8_0_block(e);
+    }
+    if W_DTYPE == 113u {
+        return q5k_block(e);
+    }
+    if W_DTYPE == 123u {
+        return iq4xs_block(e);
     }
     let v = w[e / 32u]; // word j: low 4 bits of elements 8j..8j+7, element 8j + i in bits 4i
     var r: WBlock;

@@ -979,8 +979,15 @@ fn read_block_quant(
 }
 
 /// GGUF weights the int8-activation GEMV reads.
-const Q8_DTYPES: [WeightDtype; 5] =
-    [WeightDtype::Q8_0, WeightDtype::Q4_0, WeightDtype::Q4_1, WeightDtype::Q4K, WeightDtype::Q6K];
+const Q8_DTYPES: [WeightDtype; 7] = [
+    WeightDtype::Q8_0,
+    WeightDtype::Q4_0,
+    WeightDtype::Q4_1,
+    WeightDtype::Q4K,
+    WeightDtype::Q6K,
+    WeightDtype::Stored(GgmlType::Q5K),
+    WeightDtype::Stored(GgmlType::Iq4Xs),
+];
 
 #[test]
 fn gemv_q8_token_sums_do_not_depend_on_the_batch() {

@@ -1,5 +1,5 @@
-//! `out = x @ W^T` for decode steps with GGUF 8-, 6- and 4-bit block weights (Q8_0, Q6_K, Q4_0,
-//! Q4_1, Q4_K) on int8 activations, as llama.cpp's MMVQ does: the input is quantized per block of 32
+//! `out = x @ W^T` for decode steps with GGUF 8-, 6-, 5- and 4-bit block weights (Q8_0, Q6_K,
+//! Q5_K, Q4_0, Q4_1, Q4_K, and IQ4_XS) on int8 activations, as llama.cpp's MMVQ does: the input is quantized per block of 32
 //! (shaders/quant_act.wgsl or shaders/rms_norm.wgsl with BLOCKS, into a [`QuantScratch`]), then
 //! shaders/matmul_gemv_q8.wgsl multiplies the weights' integer codes with it four at a time
 //! (`dot4I8Packed`). The f16-activation GEMV (ops::matmul) converts every weight and every
@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
 use crate::gpu::{fold_workgroups, GpuContext};
 use crate::graph::Graph;
+use crate::model::gguf::GgmlType;
 
 /// Tokens per workgroup (the kernel's `MAX_TOK`): a step of `t` tokens reads each weight
 /// `ceil(t / 8)` times, from L2 after the first.
@@ -61,7 +62,16 @@ impl GemvQ8 {
 
     /// Whether the kernel reads weights of this dtype.
     pub fn supports(dtype: WeightDtype) -> bool {
-        matches!(dtype, WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q4K | WeightDtype::Q6K)
+        matches!(
+            dtype,
+            WeightDtype::Q8_0
+                | WeightDtype::Q4_0
+                | WeightDtype::Q4_1
+                | WeightDtype::Q4K
+                | WeightDtype::Q6K
+                | WeightDtype::Stored(GgmlType::Q5K)
+                | WeightDtype::Stored(GgmlType::Iq4Xs)
+        )
     }
 
     /// Whether a step of `t` tokens should take this kernel for `w`: a dtype it reads, a decode
