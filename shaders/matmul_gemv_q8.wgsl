@@ -98,7 +98,6 @@ fn q5k_block(e: u32) -> WBlock {
     let base = 44u * (e / 256u);
     let s = (e % 256u) / 32u;
     let q = base + 12u + 8u * (s / 2u);
-    let sm = k_scale_min(vec3<u32>(w_word(base + 1u), w_word(base + 2u), w_word(base + 3u)), s);
     var r: WBlock;
     for (var g = 0u; g < 4u; g++) {
         let a = ((w_word(q + 2u * g) >> (4u * (s % 2u))) & 0x0f0f0f0fu)
@@ -108,9 +107,9 @@ fn q5k_block(e: u32) -> WBlock {
         r.c[2u * g] = evens(a, b);
         r.c[2u * g + 1u] = odds(a, b);
     }
-    let dm = unpack2x16float(w_word(base));
-    r.a = vec2<f32>(dm.x * f32(sm.x));
-    r.b = -dm.y * f32(sm.y);
+    let sm = q5k_sm(base, s);
+    r.a = vec2<f32>(sm.x);
+    r.b = -sm.y;
     return r;
 }
 
@@ -118,8 +117,7 @@ fn q5k_block(e: u32) -> WBlock {
 fn lut_bytes(t: vec4<u32>, n: u32) -> u32 {
     var r = 0u;
     for (var k = 0u; k < 4u; k++) {
-        let i = (n >> (8u * k)) & 15u;
-        r |= ((t[i / 4u] >> (8u * (i % 4u))) & 0xffu) << (8u * k);
+        r |= lut_byte(t, (n >> (8u * k)) & 15u) << (8u * k);
     }
     return r;
 }
@@ -130,8 +128,6 @@ fn lut_bytes(t: vec4<u32>, n: u32) -> u32 {
 fn iq4xs_block(e: u32) -> WBlock {
     let base = 34u * (e / 256u);
     let s = (e % 256u) / 32u;
-    let w0 = w_word(base); // d, scales_h
-    let ls = ((w_word(base + 1u) >> (4u * s)) & 15u) | (((w0 >> (16u + 2u * s)) & 3u) << 4u);
     var lo: array<u32, 4>; // codes of elements 4m..4m+3
     var hi: array<u32, 4>; // and of 16 + 4m..
     for (var m = 0u; m < 4u; m++) {
@@ -146,7 +142,7 @@ fn iq4xs_block(e: u32) -> WBlock {
         r.c[2u * g + 4u] = evens(hi[2u * g], hi[2u * g + 1u]);
         r.c[2u * g + 5u] = odds(hi[2u * g], hi[2u * g + 1u]);
     }
-    r.a = vec2<f32>(unpack2x16float(w0).x * (f32(ls) - 32.0));
+    r.a = vec2<f32>(iq4xs_scale(base, s));
     return r;
 }
 

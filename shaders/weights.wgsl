@@ -333,11 +333,16 @@ fn dec_q5(e: u32, bytes: u32, with_min: bool) -> W8 {
 // 1 13 25 38 | 53 69 89 113.
 const IQ4NL_WORDS = vec4<u32>(0xbfad9881u, 0xf6eaddcfu, 0x26190d01u, 0x71594535u);
 
-// Entries n of a 16-entry table of int8 bytes (4 words), as f32.
+// Entry i (0..15) of a 16-entry table of int8 bytes (4 words), as its byte.
+fn lut_byte(t: vec4<u32>, i: u32) -> u32 {
+    return (t[i / 4u] >> (8u * (i % 4u))) & 255u;
+}
+
+// Entries n of a 16-entry table of int8 bytes, as f32.
 fn lut4(t: vec4<u32>, n: vec4<u32>) -> vec4<f32> {
     var v: vec4<f32>;
     for (var i = 0u; i < 4u; i++) {
-        v[i] = f32(bitcast<i32>((t[n[i] / 4u] >> (8u * (n[i] % 4u))) << 24u) >> 24u);
+        v[i] = f32(bitcast<i32>(lut_byte(t, n[i]) << 24u) >> 24u);
     }
     return v;
 }
@@ -357,6 +362,14 @@ fn dec_iq4nl(e: u32) -> W8 {
     return nib8(IQ4NL_WORDS, q, sh, d);
 }
 
+// IQ4_XS: d * (ls - 32) of sub-block ib of the super-block at word `base` (the 6-bit ls: 4 low
+// bits in scales_l, byte 4 on, 2 high bits in scales_h, bytes 2..3).
+fn iq4xs_scale(base: u32, ib: u32) -> f32 {
+    let w0 = w_word(base);
+    let ls = ((w_word(base + 1u) >> (4u * ib)) & 15u) | (((w0 >> (16u + 2u * ib)) & 3u) << 4u);
+    return unpack2x16float(w0).x * (f32(ls) - 32.0);
+}
+
 // IQ4_XS (136 bytes: d, scales_h u16, scales_l[4], then 8 sub-blocks of 32 as IQ4_NL nibbles),
 // super-blocks of 256: sub-block ib has the 6-bit scale ls (4 low bits in scales_l, 2 high bits in
 // scales_h); value d * (ls - 32) * table[nibble].
@@ -364,8 +377,7 @@ fn dec_iq4xs(e: u32) -> W8 {
     let bo = (e / 256u) * 136u;
     let j = e % 256u;
     let ib = j / 32u;
-    let ls = ((w_u8(bo + 4u + ib / 2u) >> (4u * (ib % 2u))) & 15u) | (((w_u16(bo + 2u) >> (2u * ib)) & 3u) << 4u);
-    let dl = w_f16b(bo) * (f32(ls) - 32.0);
+    let dl = iq4xs_scale(bo / 4u, ib);
     let q = bo + 8u + 16u * ib + j % 16u;
     let sh = 4u * ((j % 32u) / 16u);
     return nib8(IQ4NL_WORDS, q, sh, dl);
@@ -406,6 +418,13 @@ fn dec_q3k(e: u32) -> W8 {
     return W8(dl * qa, dl * qb);
 }
 
+// Q5_K: (d * sc, dmin * m) of sub-block j of the super-block at word `base` (Q4_K's packing).
+fn q5k_sm(base: u32, j: u32) -> vec2<f32> {
+    let sm = k_scale_min(vec3<u32>(w_word(base + 1u), w_word(base + 2u), w_word(base + 3u)), j);
+    let dm = unpack2x16float(w_word(base));
+    return vec2<f32>(dm.x * f32(sm.x), dm.y * f32(sm.y));
+}
+
 // Q5_K (176 bytes: d, dmin, 12 bytes of 6-bit scales and mins as Q4_K's, 32 bytes of fifth bits,
 // 128 bytes of nibbles), super-blocks of 256: element i = 64c + 32h + l is nibble h of byte
 // 32c + l, fifth bit 2c + h of qh byte l, sub-block i/32. Value d * sc * q - dmin * m.
@@ -415,9 +434,9 @@ fn dec_q5k(e: u32) -> W8 {
     let c = i / 64u;
     let h = (i % 64u) / 32u;
     let l = i % 32u;
-    let sm = k_scale_min(vec3<u32>(w_word(bo / 4u + 1u), w_word(bo / 4u + 2u), w_word(bo / 4u + 3u)), i / 32u);
-    let dl = w_f16b(bo) * f32(sm.x);
-    let ml = w_f16b(bo + 2u) * f32(sm.y);
+    let sm = q5k_sm(bo / 4u, i / 32u);
+    let dl = sm.x;
+    let ml = sm.y;
     let q = bo + 48u + 32u * c + l;
     let qa = fields4(w_word(q / 4u), 4u * h, 15u) | (fields4(w_word((bo + 16u + l) / 4u), 2u * c + h, 1u) << vec4<u32>(4u));
     let qb = fields4(w_word(q / 4u + 1u), 4u * h, 15u) | (fields4(w_word((bo + 20u + l) / 4u), 2u * c + h, 1u) << vec4<u32>(4u));
