@@ -9,7 +9,7 @@
 //!     INFERNO_FUZZ_SECS=600 cargo test --release --test fuzz -- --nocapture   # a campaign
 //!     INFERNO_FUZZ_SEED=N replays one run; INFERNO_FUZZ_ONLY=gguf runs one target;
 //!     INFERNO_FUZZ_ONLY=gguf INFERNO_FUZZ_REPLAY=target/fuzz-failures/FILE runs one saved input.
-//! CI runs every target for 30 s (the default).
+//! CI runs every target for 15 s (the default; longer campaigns as above).
 
 use inferno_llama::chat::{ChatTemplate, Message};
 use inferno_llama::generate::tokenizer_from_parts;
@@ -153,7 +153,7 @@ fn fuzz(name: &str, seeds: Vec<Vec<u8>>, f: impl Fn(&[u8])) {
     if std::env::var("INFERNO_FUZZ_ONLY").is_ok_and(|only| only != name) {
         return;
     }
-    let secs: u64 = std::env::var("INFERNO_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let secs: u64 = std::env::var("INFERNO_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
     let seed: u64 = std::env::var("INFERNO_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     });
