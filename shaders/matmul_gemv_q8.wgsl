@@ -1,4 +1,4 @@
-// matmul_gemv_q8.wgsl — out = x @ W^T for a few tokens with 8-, 6-, 5- and 4-bit GGUF block weights and
+// matmul_gemv_q8.wgsl — out = x @ W^T for a few tokens with 8- to 2-bit GGUF block weights and
 // int8 activations (llama.cpp's MMVQ): a weight block's integer codes meet the activations' int8
 // values four at a time in dot4I8Packed (exact i32 sums), and the scales are applied per block of
 // 32 — instead of converting every weight and every activation to f32.
@@ -6,17 +6,21 @@
 //                    from quant_act.wgsl / rms_norm.wgsl with BLOCKS
 //   xs  (T, K/32)    per block (d, s): the activations are d * q, s = d * sum(q)
 //   W   (N, K)       this chunk's rows in W_DTYPE (weights.wgsl): 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k,
-//                    8 q6_k; as stored: 113 q5_k, 123 iq4_xs
+//                    8 q6_k; as stored: 110 q2_k, 111 q3_k, 113 q5_k, 123 iq4_xs
 //   out (T, N_total) as matmul_gemv.wgsl (OUT_MODE); this chunk writes columns
 //                    [out_offset, out_offset + N)
 // In a block of 32 each weight is a * c + b with a signed byte code c, so the block's dot is
 //   d * (a_lo * sum_lo(c * q) + a_hi * sum_hi(c * q)) + b * s
-// (lo / hi: elements 0..15 / 16..31, whose scales differ only for Q6_K's groups of 16). Codes:
-// Q4_K and Q4_1 the nibble (b = -dmin * m and m), Q5_K the nibble with its fifth bit (b = -dmin * m); IQ4_XS its table's int8 value for the nibble; Q4_0 the nibble - 8, Q6_K (low | high << 4)
-// - 32 and Q8_0 its int8 value, its bytes regrouped to quant_block's order (b = 0). Workgroup = ROWS rows x LANES lanes, each lane whole blocks of 32 (two at a time
-// for one token); the TOK tokens of a workgroup share each block's decode. Grid as matmul_gemv.wgsl: x = token group, y/z = row
-// groups (folded). With ROPE (decode's q/k/v projection, packed output) the output pairs become
-// the attention input instead: RoPE and the KV-cache append (rope_epilogue.wgsl).
+// (lo / hi: elements 0..15 / 16..31, whose scales differ for the K-quants' groups of 16). Codes:
+// Q4_K and Q4_1 the nibble (b = -dmin * m and m), Q5_K the nibble with its fifth bit
+// (b = -dmin * m), Q2_K its 2-bit value (b = -dmin * min per group of 16), IQ4_XS its table's
+// int8 value for the nibble, Q3_K its 3-bit value - 4, Q4_0 the nibble - 8, Q6_K
+// (low | high << 4) - 32 and Q8_0 its int8 value, its bytes regrouped to quant_block's order
+// (b = 0). Workgroup = ROWS rows x LANES lanes, each lane whole blocks of 32 (two at a time for
+// one token); the TOK tokens of a workgroup share each block's decode. Grid as matmul_gemv.wgsl:
+// x = token group, y/z = row groups (folded). With ROPE (decode's q/k/v projection, packed
+// output) the output pairs become the attention input instead: RoPE and the KV-cache append
+// (rope_epilogue.wgsl).
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override TOK: u32 = 1u; // tokens per workgroup, 1..MAX_TOK
@@ -50,11 +54,13 @@ const MAX_TOK: u32 = 8u;
 var<workgroup> partial: array<f32, 2048>; // [token][row][lane]: MAX_TOK x 256
 
 // A decoded block of 32 weights: signed byte codes in quant_block's word order, the scales of
-// elements 0..15 and 16..31, the offset.
+// elements 0..15 and 16..31, the offset (b_lo, used by Q2_K alone, of elements 0..15 where it
+// differs from b: Q2_K's groups of 16 have a minimum each).
 struct WBlock {
     c: array<u32, 8>,
     a: vec2<f32>,
     b: f32,
+    b_lo: f32,
 }
 
 // Bytes q - o of bytes q (each q + 128 - o < 256) as signed bytes: per byte, without carries.
@@ -113,14 +119,12 @@ fn q5k_block(e: u32) -> WBlock {
     return r;
 }
 
-// Entries n (the low nibble of each byte) of a 16-entry table of int8 bytes, as bytes.
-fn lut_bytes(t: vec4<u32>, n: u32) -> u32 {
-    var r = 0u;
-    for (var k = 0u; k < 4u; k++) {
-        r |= lut_byte(t, (n >> (8u * k)) & 15u) << (8u * k);
-    }
-    return r;
-}
+// IQ4_XS: entry b of this workgroup's table is the int8 values of byte b's two nibbles, low
+// nibble's in bits 0..7, high's in 8..15 (filled at the kernel's start): one lookup per two
+// weights (H200, 8B IQ4_XS mix tg64: 242.6 tok/s vs 110.7 computing each weight's byte from the
+// table in registers). One entry for the other types, whose kernels never touch it.
+override IQ4_PAIRS: u32 = select(1u, 256u, W_DTYPE == 123u);
+var<workgroup> iq4_pairs: array<u32, IQ4_PAIRS>;
 
 // IQ4_XS as stored (weights.wgsl dec_iq4xs: 34 words per 256 elements; sub-block s: 16 bytes,
 // elements 0..15 the low nibbles, 16..31 the high ones, each an index into IQ4_NL's int8 table),
@@ -132,8 +136,12 @@ fn iq4xs_block(e: u32) -> WBlock {
     var hi: array<u32, 4>; // and of 16 + 4m..
     for (var m = 0u; m < 4u; m++) {
         let v = w_word(base + 2u + 4u * s + m);
-        lo[m] = lut_bytes(IQ4NL_WORDS, v & 0x0f0f0f0fu);
-        hi[m] = lut_bytes(IQ4NL_WORDS, (v >> 4u) & 0x0f0f0f0fu);
+        let p0 = iq4_pairs[v & 255u];
+        let p1 = iq4_pairs[(v >> 8u) & 255u];
+        let p2 = iq4_pairs[(v >> 16u) & 255u];
+        let p3 = iq4_pairs[v >> 24u];
+        lo[m] = (p0 & 0xffu) | ((p1 & 0xffu) << 8u) | ((p2 & 0xffu) << 16u) | (p3 << 24u);
+        hi[m] = (p0 >> 8u) | (p1 & 0xff00u) | ((p2 << 8u) & 0xff0000u) | ((p3 << 16u) & 0xff000000u);
     }
     var r: WBlock;
     for (var g = 0u; g < 2u; g++) {
@@ -143,6 +151,62 @@ fn iq4xs_block(e: u32) -> WBlock {
         r.c[2u * g + 5u] = odds(hi[2u * g], hi[2u * g + 1u]);
     }
     r.a = vec2<f32>(iq4xs_scale(base, s));
+    return r;
+}
+
+// Q2_K as stored (weights.wgsl dec_q2k: 21 words per 256 elements), from element e (e % 32 ==
+// 0): sub-block s = 4n + g takes bits 2g of the 32 quant bytes 32n..; its groups of 16 have scale
+// bytes 2s and 2s + 1 (scale | min << 4): a = d * scale, b = -dmin * min per group.
+fn q2k_block(e: u32) -> WBlock {
+    let base = 21u * (e / 256u);
+    let s = (e % 256u) / 32u;
+    let q = base + 4u + 8u * (s / 4u);
+    let g = 2u * (s % 4u);
+    var r: WBlock;
+    for (var m = 0u; m < 4u; m++) {
+        let a = (w_word(q + 2u * m) >> g) & 0x03030303u;
+        let b = (w_word(q + 2u * m + 1u) >> g) & 0x03030303u;
+        r.c[2u * m] = evens(a, b);
+        r.c[2u * m + 1u] = odds(a, b);
+    }
+    let sc = w_word(base + s / 2u) >> (16u * (s % 2u)); // scale bytes 2s, 2s + 1
+    let dm = unpack2x16float(w_word(base + 20u));
+    r.a = dm.x * vec2<f32>(f32(sc & 15u), f32((sc >> 8u) & 15u));
+    r.b_lo = -dm.y * f32((sc >> 4u) & 15u);
+    r.b = -dm.y * f32((sc >> 12u) & 15u);
+    return r;
+}
+
+// Q3_K as stored (weights.wgsl dec_q3k: 110 bytes per 256 elements, so blocks alternate between
+// word and half-word alignment), from element e (e % 32 == 0): sub-block s = 4n + g takes bits 2g
+// of the 32 quant bytes 32n.. and bit s of the 32 hmask bytes; code q - 4 with q = low | high << 2,
+// scales d * (sc - 32) of its two groups of 16 (sc 2s and 2s + 1), b = 0.
+fn q3k_block(e: u32) -> WBlock {
+    let bo = 110u * (e / 256u);
+    let s = (e % 256u) / 32u;
+    let g = 2u * (s % 4u);
+    // the 8 words of quant bytes and of hmask bytes, from 9 aligned words each
+    let sh = 8u * (bo % 4u);
+    let q0 = (bo + 32u + 32u * (s / 4u)) / 4u;
+    var qw: array<u32, 9>;
+    var hw: array<u32, 9>;
+    for (var m = 0u; m < 9u; m++) {
+        qw[m] = w_word(q0 + m);
+        hw[m] = w_word(bo / 4u + m);
+    }
+    var r: WBlock;
+    for (var m = 0u; m < 4u; m++) {
+        var v: array<u32, 2>;
+        for (var h = 0u; h < 2u; h++) {
+            let j = 2u * m + h;
+            let q = select((qw[j] >> sh) | (qw[j + 1u] << (32u - sh)), qw[j], sh == 0u);
+            let hb = select((hw[j] >> sh) | (hw[j + 1u] << (32u - sh)), hw[j], sh == 0u);
+            v[h] = minus(((q >> g) & 0x03030303u) | (((hb >> s) & 0x01010101u) << 2u), 4u);
+        }
+        r.c[2u * m] = evens(v[0], v[1]);
+        r.c[2u * m + 1u] = odds(v[0], v[1]);
+    }
+    r.a = vec2<f32>(q3k_scale(bo, 2u * s), q3k_scale(bo, 2u * s + 1u));
     return r;
 }
 
@@ -156,6 +220,12 @@ fn wblock(e: u32) -> WBlock {
     }
     if W_DTYPE == 123u {
         return iq4xs_block(e);
+    }
+    if W_DTYPE == 111u {
+        return q3k_block(e);
+    }
+    if W_DTYPE == 110u {
+        return q2k_block(e);
     }
     let v = w[e / 32u]; // word j: low 4 bits of elements 8j..8j+7, element 8j + i in bits 4i
     var r: WBlock;
@@ -204,7 +274,15 @@ fn block_dot(b: WBlock, t: u32, i: u32) -> f32 {
     let hi = (dot4I8Packed(b.c[4], x1.x) + dot4I8Packed(b.c[5], x1.y))
            + (dot4I8Packed(b.c[6], x1.z) + dot4I8Packed(b.c[7], x1.w));
     let ds = xs[xi];
-    return ds.x * (b.a.x * f32(lo) + b.a.y * f32(hi)) + b.b * ds.y;
+    var y = ds.x * (b.a.x * f32(lo) + b.a.y * f32(hi)) + b.b * ds.y;
+    if W_DTYPE == 110u {
+        // Q2_K: b_lo * s_lo + b * s_hi = b * s + (b_lo - b) * s_lo, s_lo = d * sum(q of 0..15)
+        let ones = 0x01010101u;
+        let q_lo = (dot4I8Packed(ones, x0.x) + dot4I8Packed(ones, x0.y))
+                 + (dot4I8Packed(ones, x0.z) + dot4I8Packed(ones, x0.w));
+        y += (b.b_lo - b.b) * ds.x * f32(q_lo);
+    }
+    return y;
 }
 
 @compute @workgroup_size(LANES, ROWS)
@@ -221,6 +299,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     let row = group * ROWS + r;
     w_d_off = p.d_off;
     w_m_off = p.m_off;
+    if W_DTYPE == 123u {
+        let b = r * LANES + lane; // ROWS x LANES = 256
+        iq4_pairs[b] = lut_byte(IQ4NL_WORDS, b & 15u) | (lut_byte(IQ4NL_WORDS, b >> 4u) << 8u);
+        workgroupBarrier();
+    }
     var acc: array<f32, MAX_TOK>;
     if row < p.n {
         let blocks = p.k / 32u;

@@ -399,6 +399,13 @@ fn dec_q2k(e: u32) -> W8 {
     return W8(dl * vec4<f32>(fields4(w_u32b(q), 2u * g, 3u)) - ml, dl * vec4<f32>(fields4(w_u32b(q + 4u), 2u * g, 3u)) - ml);
 }
 
+// Q3_K: d * (scale k - 32) of the super-block at byte bo (scale k's low 4 bits in byte k % 8 at
+// 4(k/8), high 2 in byte 8 + k % 4 at 2(k/4), after 96 bytes of quants; d after the scales).
+fn q3k_scale(bo: u32, k: u32) -> f32 {
+    let sc = ((w_u8(bo + 96u + k % 8u) >> (4u * (k / 8u))) & 15u) | (((w_u8(bo + 104u + k % 4u) >> (2u * (k / 4u))) & 3u) << 4u);
+    return w_f16b(bo + 108u) * (f32(sc) - 32.0);
+}
+
 // Q3_K (110 bytes: 32 bytes of high bits, 64 bytes of 2-bit quants, 12 bytes of 6-bit scales, d),
 // super-blocks of 256: element i = 128n + 32g + l has low bits 2g of byte 32n + l, high bit 4n + g
 // of hmask byte l, scale k = 8n + 2g + l/16 (low 4 bits in byte k % 8 at 4(k/8), high 2 in byte
@@ -409,9 +416,7 @@ fn dec_q3k(e: u32) -> W8 {
     let n = i / 128u;
     let g = (i % 128u) / 32u;
     let l = i % 32u;
-    let k = 8u * n + 2u * g + l / 16u;
-    let sc = ((w_u8(bo + 96u + k % 8u) >> (4u * (k / 8u))) & 15u) | (((w_u8(bo + 104u + k % 4u) >> (2u * (k / 4u))) & 3u) << 4u);
-    let dl = w_f16b(bo + 108u) * (f32(sc) - 32.0);
+    let dl = q3k_scale(bo, 8u * n + 2u * g + l / 16u);
     let q = bo + 32u + 32u * n + l;
     let qa = vec4<f32>(fields4(w_u32b(q), 2u * g, 3u)) - 4.0 + 4.0 * vec4<f32>(fields4(w_u32b(bo + l), 4u * n + g, 1u));
     let qb = vec4<f32>(fields4(w_u32b(q + 4u), 2u * g, 3u)) - 4.0 + 4.0 * vec4<f32>(fields4(w_u32b(bo + l + 4u), 4u * n + g, 1u));

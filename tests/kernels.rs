@@ -979,12 +979,14 @@ fn read_block_quant(
 }
 
 /// GGUF weights the int8-activation GEMV reads.
-const Q8_DTYPES: [WeightDtype; 7] = [
+const Q8_DTYPES: [WeightDtype; 9] = [
     WeightDtype::Q8_0,
     WeightDtype::Q4_0,
     WeightDtype::Q4_1,
     WeightDtype::Q4K,
     WeightDtype::Q6K,
+    WeightDtype::Stored(GgmlType::Q2K),
+    WeightDtype::Stored(GgmlType::Q3K),
     WeightDtype::Stored(GgmlType::Q5K),
     WeightDtype::Stored(GgmlType::Iq4Xs),
 ];

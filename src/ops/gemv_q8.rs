@@ -69,6 +69,8 @@ impl GemvQ8 {
                 | WeightDtype::Q4_1
                 | WeightDtype::Q4K
                 | WeightDtype::Q6K
+                | WeightDtype::Stored(GgmlType::Q2K)
+                | WeightDtype::Stored(GgmlType::Q3K)
                 | WeightDtype::Stored(GgmlType::Q5K)
                 | WeightDtype::Stored(GgmlType::Iq4Xs)
         )
@@ -151,8 +153,8 @@ impl GemvQ8 {
         let tok = t.next_power_of_two().min(TOK);
         // 32 lanes per row for any number of tokens, so that a token's sum is the same alone or
         // in a batch (H200, 8B Q4_K_M tg128 with one token: 231.0 tok/s at 32 lanes, 220.5 at
-        // 64, 202.8 at 16)
-        let lanes = 32;
+        // 64, 202.8 at 16); 16 on software adapters, as ops::matmul's GEMV
+        let lanes = if self.ctx.is_software() { 16 } else { 32 };
         let pipeline = self.ctx.pipeline(
             "matmul_gemv_q8",
             &[
