@@ -177,6 +177,11 @@ fn q2k_block(e: u32) -> WBlock {
     return r;
 }
 
+// The word at bit offset sh (0, 8, 16 or 24) of the little-endian pair lo, hi.
+fn funnel(lo: u32, hi: u32, sh: u32) -> u32 {
+    return select((lo >> sh) | (hi << (32u - sh)), lo, sh == 0u);
+}
+
 // Q3_K as stored (weights.wgsl dec_q3k: 110 bytes per 256 elements, so blocks alternate between
 // word and half-word alignment), from element e (e % 32 == 0): sub-block s = 4n + g takes bits 2g
 // of the 32 quant bytes 32n.. and bit s of the 32 hmask bytes; code q - 4 with q = low | high << 2,
@@ -199,8 +204,8 @@ fn q3k_block(e: u32) -> WBlock {
         var v: array<u32, 2>;
         for (var h = 0u; h < 2u; h++) {
             let j = 2u * m + h;
-            let q = select((qw[j] >> sh) | (qw[j + 1u] << (32u - sh)), qw[j], sh == 0u);
-            let hb = select((hw[j] >> sh) | (hw[j + 1u] << (32u - sh)), hw[j], sh == 0u);
+            let q = funnel(qw[j], qw[j + 1u], sh);
+            let hb = funnel(hw[j], hw[j + 1u], sh);
             v[h] = minus(((q >> g) & 0x03030303u) | (((hb >> s) & 0x01010101u) << 2u), 4u);
         }
         r.c[2u * m] = evens(v[0], v[1]);
