@@ -18,11 +18,10 @@ step tests/fetch-smollm2.sh >/dev/null
 # one build serves the tests and the lints: clippy's driver compiles the workspace's crates (it is
 # rustc with clippy's lints), so warnings of either fail the build and no second `cargo clippy`
 # pass over every dependency is needed (~260 s cold on 2 cores)
-export RUSTC_WORKSPACE_WRAPPER; RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver)
-export RUSTFLAGS="-D warnings"
+export RUSTC_WORKSPACE_WRAPPER="$PWD/tests/clippy-rustc.sh"
 step cargo build --workspace --all-targets --locked
 step cargo test --workspace --locked -- --test-threads=2
-unset RUSTC_WORKSPACE_WRAPPER RUSTFLAGS
+unset RUSTC_WORKSPACE_WRAPPER
 # the other platforms are compiled (not run) here: Metal, DX12 (WebGPU in the browser: the demo's
 # build below compiles the library for wasm32, and the browser test runs it)
 step cargo check --locked --lib --target aarch64-apple-darwin
