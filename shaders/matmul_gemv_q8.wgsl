@@ -177,11 +177,6 @@ fn q2k_block(e: u32) -> WBlock {
     return r;
 }
 
-// The word at bit offset sh (0, 8, 16 or 24) of the little-endian pair lo, hi.
-fn funnel(lo: u32, hi: u32, sh: u32) -> u32 {
-    return select((lo >> sh) | (hi << (32u - sh)), lo, sh == 0u);
-}
-
 // Q3_K as stored (weights.wgsl dec_q3k: 110 bytes per 256 elements, so blocks alternate between
 // word and half-word alignment), from element e (e % 32 == 0): sub-block s = 4n + g takes bits 2g
 // of the 32 quant bytes 32n.. and bit s of the 32 hmask bytes; code q - 4 with q = low | high << 2,

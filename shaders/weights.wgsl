@@ -288,14 +288,19 @@ fn w_f16b(o: u32) -> f32 {
     return unpack2x16float(w_u16(o)).x;
 }
 
-// The 4 bytes from byte o (any alignment), little-endian.
+// The word at bit offset sh (0, 8, 16 or 24) of the little-endian pair lo, hi.
+fn funnel(lo: u32, hi: u32, sh: u32) -> u32 {
+    return select((lo >> sh) | (hi << (32u - sh)), lo, sh == 0u);
+}
+
+// The 4 bytes from byte o (any alignment), little-endian (the next word read only when needed).
 fn w_u32b(o: u32) -> u32 {
     let s = 8u * (o % 4u);
     let lo = w_word(o / 4u);
     if s == 0u {
         return lo;
     }
-    return (lo >> s) | (w_word(o / 4u + 1u) << (32u - s));
+    return funnel(lo, w_word(o / 4u + 1u), s);
 }
 
 // The bytes of a word, shifted right by `sh` and masked: four small fields at once.
