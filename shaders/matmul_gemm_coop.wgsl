@@ -10,64 +10,69 @@
 // bitcast to vec2<f16>, and scalar f16 stores (8 per 16-byte load, 4-way bank conflicts) cost a
 // third of the skinny kernel's speed (H200, 8B bf16, 16 sequences: 1,067 -> 1,395 tok/s).
 //
-//   x   (T, K)        packed f16 activations, K % 32 == 0
+//   x   (T, K)        packed f16 activations, K % BK == 0
 //   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
 // (Params, bindings and OUT_MODE in matmul_coop_common.wgsl.)
 // Grid: x = column tiles (N / 128), y = token tiles (T / BM). 2 BM threads = BM / 16 subgroups
 // of 32; subgroup s computes tokens 32 (s % (BM / 32)).. x columns 64 (s / (BM / 32)).. (2 x 4
-// accumulator tiles). BM = 128 halves the weight traffic per token; it fills 48 KiB of
-// workgroup memory.
-// K goes in stages of 32, double-buffered in workgroup memory: the next stage's global loads are
-// issued before the multiply-adds of this one, so one barrier per stage suffices.
+// accumulator tiles). BM = 128 halves the weight traffic per token.
+// K goes in stages of BK: the next stage's global loads are issued into registers before the
+// multiply-adds of this one and stored after them. Each stage waits on its loads' latency, so
+// the more multiply-adds per stage the better: BK = 64 (K % 64 == 0) in one staged buffer, two
+// barriers per stage (H200, pp512 8B bf16: 9,691 vs 7,115 tok/s, 1B bf16: 40,499 vs 31,666,
+// 2026-12-03); else BK = 32 double-buffered, one barrier per stage. 44 / 48 KiB of workgroup
+// memory at BM = 128.
 
 override BM: u32 = 64u;      // tokens per tile: 64 or 128
+override BK: u32 = 32u;      // K per stage: 32 (two staged buffers) or 64 (one)
 
 const BN: u32 = 128u; // columns per tile
-const BK: u32 = 32u;  // K per stage
-const LD: u32 = 40u;  // row stride of the staged tiles (f16): 32 + 8 against bank conflicts
+override NBUF: u32 = select(1u, 2u, BK == 32u); // staged buffers
+override LD: u32 = BK + 8u;  // row stride of the staged tiles (f16), against bank conflicts
 override XS: u32 = BM * LD;
-const WS: u32 = BN * LD;
+override WS: u32 = BN * LD;
 override THREADS: u32 = 2u * BM;
-override W_JOBS: u32 = BN * 4u / THREADS; // vec4 loads of the W stage per thread: 4 or 2
+override X_JOBS: u32 = BM * BK / 8u / THREADS; // vec4 loads of the x stage per thread: 2 or 4
+override W_JOBS: u32 = BN * BK / 8u / THREADS; // and of the W stage: 2..8
 
-var<workgroup> xs: array<vec4<f16>, 2u * XS / 4u>; // two stages of x: [token][k]
-var<workgroup> ws: array<vec4<f16>, 2u * WS / 4u>; // two stages of W: [column][k] (= W^T column-major)
+var<workgroup> xs: array<vec4<f16>, NBUF * XS / 4u>; // staged x: [token][k]
+var<workgroup> ws: array<vec4<f16>, NBUF * WS / 4u>; // staged W: [column][k] (= W^T column-major)
 var<workgroup> cs: array<f32, THREADS / 32u * 256u>; // per subgroup: a 16x16 result tile on its way out
 
-// Job i (0..1) of this thread in the x stage at k0: 8 values of one token (zeros past T).
+// Job i of this thread in the x stage at k0: 8 values of one token (zeros past T).
 fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
     let job = lid + THREADS * i;
-    let t = t0 + job / 4u;
+    let t = t0 + job / (BK / 8u);
     if t >= p.t {
         return vec4<u32>(0u);
     }
-    return x[(t * p.k + k0) / 8u + job % 4u];
+    return x[(t * p.k + k0) / 8u + job % (BK / 8u)];
 }
 
-// Job i (< W_JOBS) of this thread in the W stage at k0: 8 weights of one column (zeros past N).
+// Job i of this thread in the W stage at k0: 8 weights of one column (zeros past N).
 // f16/bf16 as stored, converted only when staged, so these loads stay in flight during the
 // multiply-adds; block formats decoded here to 4 words of f16 pairs (clamped to f16's range).
 fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> vec4<u32> {
     let job = lid + THREADS * i;
-    let n = n0 + job / 4u;
+    let n = n0 + job / (BK / 8u);
     if n >= p.n {
         return vec4<u32>(0u);
     }
-    return stage_w8(n * p.k + k0 + 8u * (job % 4u));
+    return stage_w8(n * p.k + k0 + 8u * (job % (BK / 8u)));
 }
 
-fn put_x(lid: u32, i: u32, stage: u32, v: vec4<u32>) {
+fn put_x(lid: u32, i: u32, buf: u32, v: vec4<u32>) {
     let job = lid + THREADS * i;
-    let o = (stage * XS + (job / 4u) * LD + 8u * (job % 4u)) / 4u;
+    let o = (buf * XS + (job / (BK / 8u)) * LD + 8u * (job % (BK / 8u))) / 4u;
     xs[o] = to_f16x4(v.x, v.y, false);
     xs[o + 1u] = to_f16x4(v.z, v.w, false);
 }
 
-fn put_w(lid: u32, i: u32, stage: u32, v: vec4<u32>) {
+fn put_w(lid: u32, i: u32, buf: u32, v: vec4<u32>) {
     let job = lid + THREADS * i;
-    let o = (stage * WS + (job / 4u) * LD + 8u * (job % 4u)) / 4u;
+    let o = (buf * WS + (job / (BK / 8u)) * LD + 8u * (job % (BK / 8u))) / 4u;
     ws[o] = to_f16x4(v.x, v.y, W_DTYPE == 2u);
     ws[o + 1u] = to_f16x4(v.z, v.w, W_DTYPE == 2u);
 }
@@ -125,29 +130,27 @@ fn main(@builtin(local_invocation_index) lid: u32,
     var c10: coop_mat16x16<f32, C>; var c11: coop_mat16x16<f32, C>;
     var c12: coop_mat16x16<f32, C>; var c13: coop_mat16x16<f32, C>;
 
-    put_x(lid, 0u, 0u, load_x(lid, 0u, t0, 0u));
-    put_x(lid, 1u, 0u, load_x(lid, 1u, t0, 0u));
+    var xr: array<vec4<u32>, 4>;
+    var wr: array<vec4<u32>, 8>;
+    for (var i = 0u; i < X_JOBS; i++) {
+        put_x(lid, i, 0u, load_x(lid, i, t0, 0u));
+    }
     for (var i = 0u; i < W_JOBS; i++) {
         put_w(lid, i, 0u, load_w(lid, i, n0, 0u));
     }
     workgroupBarrier();
     let stages = p.k / BK;
     for (var s = 0u; s < stages; s++) {
-        let cur = s % 2u;
+        let cur = s % NBUF;
         let more = s + 1u < stages;
         // the next stage's loads go out first (registers), then this stage's multiply-adds
-        var x0 = vec4<u32>(0u); var x1 = vec4<u32>(0u);
-        var w0 = vec4<u32>(0u); var w1 = vec4<u32>(0u);
-        var w2 = vec4<u32>(0u); var w3 = vec4<u32>(0u);
         if more {
             let k1 = (s + 1u) * BK;
-            x0 = load_x(lid, 0u, t0, k1);
-            x1 = load_x(lid, 1u, t0, k1);
-            w0 = load_w(lid, 0u, n0, k1);
-            w1 = load_w(lid, 1u, n0, k1);
-            if W_JOBS == 4u {
-                w2 = load_w(lid, 2u, n0, k1);
-                w3 = load_w(lid, 3u, n0, k1);
+            for (var i = 0u; i < X_JOBS; i++) {
+                xr[i] = load_x(lid, i, t0, k1);
+            }
+            for (var i = 0u; i < W_JOBS; i++) {
+                wr[i] = load_w(lid, i, n0, k1);
             }
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
@@ -169,14 +172,15 @@ fn main(@builtin(local_invocation_index) lid: u32,
             c13 = coopMultiplyAdd(a1, b3, c13);
         }
         if more {
-            let next = 1u - cur;
-            put_x(lid, 0u, next, x0);
-            put_x(lid, 1u, next, x1);
-            put_w(lid, 0u, next, w0);
-            put_w(lid, 1u, next, w1);
-            if W_JOBS == 4u {
-                put_w(lid, 2u, next, w2);
-                put_w(lid, 3u, next, w3);
+            if NBUF == 1u {
+                workgroupBarrier(); // every subgroup is done with the one buffer
+            }
+            let next = (s + 1u) % NBUF;
+            for (var i = 0u; i < X_JOBS; i++) {
+                put_x(lid, i, next, xr[i]);
+            }
+            for (var i = 0u; i < W_JOBS; i++) {
+                put_w(lid, i, next, wr[i]);
             }
         }
         workgroupBarrier();

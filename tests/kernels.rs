@@ -141,6 +141,7 @@ fn matmul_all_dtypes_both_paths() {
         (130, 64, 200),
         (65, 64, 16386),
         (300, 96, 130), // 128-token matrix-core tiles where the adapter has them
+        (260, 576, 66), // the same with K in 9 stages of 64 (or 18 of 32)
     ];
     for path in PATHS {
         let c = ctx(path);

@@ -710,15 +710,19 @@ fn bench(
 fn print_profile(ctx: &GpuContext, what: &str, g: &inferno_llama::graph::Graph) -> Result<()> {
     let entries = pollster::block_on(g.profile(ctx))?;
     let total: f64 = entries.iter().map(|e| e.ns).sum();
-    let mut ops: Vec<(&str, usize, f64, u64)> = vec![];
+    // one row per kernel and weight size: the same kernel over differently shaped weights (a
+    // layer's q/k/v, o, gate/up and down matmuls) shows each shape's own GB/s
+    let mut ops: Vec<(String, usize, f64, u64)> = vec![];
     for e in &entries {
-        match ops.iter_mut().find(|o| o.0 == e.label) {
+        let label =
+            if e.bytes > 0 { format!("{} ({:.1} MB)", e.label, e.bytes as f64 / 1e6) } else { e.label.to_string() };
+        match ops.iter_mut().find(|o| o.0 == label) {
             Some(o) => {
                 o.1 += 1;
                 o.2 += e.ns;
                 o.3 += e.bytes;
             }
-            None => ops.push((e.label, 1, e.ns, e.bytes)),
+            None => ops.push((label, 1, e.ns, e.bytes)),
         }
     }
     ops.sort_by(|a, b| b.2.total_cmp(&a.2));

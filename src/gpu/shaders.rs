@@ -114,6 +114,11 @@ mod tests {
                         constants.insert("BM".into(), 128.0);
                         naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
                             .unwrap_or_else(|e| panic!("{name} BM=128 W_DTYPE={w_dtype}: {e}"));
+                        if *name == "matmul_gemm_coop" {
+                            constants.insert("BK".into(), 64.0);
+                            naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+                                .unwrap_or_else(|e| panic!("{name} BK=64 W_DTYPE={w_dtype}: {e}"));
+                        }
                     }
                 }
             }

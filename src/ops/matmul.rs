@@ -236,6 +236,8 @@ impl Matmul {
             // memory exist (H100, 8B shape, pp512: 6,900 tok/s vs 4,211 with 64), else 64
             let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
             let bm = if kernel == Kernel::GemmCoop && big { 128 } else { 64 };
+            // its stages of K: 64 where K allows (see matmul_gemm_coop.wgsl)
+            let bk = if k % 64 == 0 { 64 } else { 32 };
             // skinny tiles of 16 or 32 tokens; of 32 columns, 64 past 32 tokens (H200, 8B bf16,
             // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809; 2026-12-03 with
             // 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
@@ -251,10 +253,12 @@ impl Matmul {
                     )?
                 }
                 Kernel::Gemm => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64)])?,
-                Kernel::GemmCoop => match self.ctx.coop_pipeline("matmul_gemm_coop", &[wd, om, ("BM", bm as f64)]) {
-                    Some(p) => p,
-                    None => return self.record_cols(g, x, w, out, cols, out_kind, t), // the portable GEMM
-                },
+                Kernel::GemmCoop => {
+                    match self.ctx.coop_pipeline("matmul_gemm_coop", &[wd, om, ("BM", bm as f64), ("BK", bk as f64)]) {
+                        Some(p) => p,
+                        None => return self.record_cols(g, x, w, out, cols, out_kind, t), // the portable GEMM
+                    }
+                }
                 Kernel::SkinnyCoop => {
                     let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64)];
                     match self.ctx.coop_pipeline("matmul_skinny_coop", &c) {
