@@ -1,6 +1,6 @@
 // matmul_coop_common.wgsl — what the matrix-core matmuls (matmul_gemm_coop, matmul_skinny_coop)
-// share: their parameters and bindings, reading 8 weights as 4 words of f16 pairs for staging,
-// and converting stored pairs to f16. Prepended after weights.wgsl.
+// share: their parameters and bindings, and converting stored pairs to f16 (weights reach them
+// through weights.wgsl's stage_w8). Prepended after weights.wgsl.
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 
@@ -20,19 +20,6 @@ struct Params {
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
-
-// The 8 weights from element e on (e % 8 == 0, one row): f16/bf16 as stored (converted only when
-// staged, so these loads stay in flight during the multiply-adds); block formats decoded here to
-// 4 words of f16 pairs (clamped to f16's range).
-fn stage_w8(e: u32) -> vec4<u32> {
-    if W_DTYPE == 1u || W_DTYPE == 2u {
-        return w[e / 8u];
-    }
-    let v = load_w8(e);
-    let a = clamp(v.a, vec4<f32>(-65504.0), vec4<f32>(65504.0));
-    let b = clamp(v.b, vec4<f32>(-65504.0), vec4<f32>(65504.0));
-    return vec4<u32>(pack2x16float(a.xy), pack2x16float(a.zw), pack2x16float(b.xy), pack2x16float(b.zw));
-}
 
 // Two stored values -> f16: f16 as is; bf16 exactly in f16's range (rounded to nearest even
 // below 2^-14, clamped to +-65504 above; NaN stays NaN).

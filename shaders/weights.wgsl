@@ -269,6 +269,20 @@ fn stored() -> bool {
     return W_DTYPE >= 100u;
 }
 
+// The 8 weights from element e on (e % 8 == 0, one row) for the matrix-core matmuls' staged
+// tiles and dequant_f16.wgsl: f16/bf16 as stored (converted only when staged, so these loads stay
+// in flight during the multiply-adds); block formats decoded here to 4 words of f16 pairs
+// (clamped to f16's range).
+fn stage_w8(e: u32) -> vec4<u32> {
+    if W_DTYPE == 1u || W_DTYPE == 2u {
+        return w[e / 8u];
+    }
+    let v = load_w8(e);
+    let a = clamp(v.a, vec4<f32>(-65504.0), vec4<f32>(65504.0));
+    let b = clamp(v.b, vec4<f32>(-65504.0), vec4<f32>(65504.0));
+    return vec4<u32>(pack2x16float(a.xy), pack2x16float(a.zw), pack2x16float(b.xy), pack2x16float(b.zw));
+}
+
 // Eight decoded weights: a = elements e..e+3, b = e+4..e+7.
 struct W8 {
     a: vec4<f32>,

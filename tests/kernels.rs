@@ -11,8 +11,9 @@ use inferno_llama::model::gguf::GgmlType;
 use inferno_llama::ops::{
     argmax::{partial_bytes, Argmax, NON_FINITE},
     attention::{part_bytes, splits_for, Attention, AttentionIo, AttentionShape},
+    dequant::Dequant,
     embedding::Embedding,
-    matmul::{Matmul, MatmulOut},
+    matmul::{Matmul, MatmulOut, DEQUANT_TOKENS},
     rms_norm::RmsNorm,
     rope::{inv_freqs, Rope, RopeDst, RopeEpilogue, RopeScaling, RopeTable},
     swiglu::Swiglu,
@@ -142,6 +143,7 @@ fn matmul_all_dtypes_both_paths() {
         (65, 64, 16386),
         (300, 96, 130), // 128-token matrix-core tiles where the adapter has them
         (260, 576, 66), // the same with K in 9 stages of 64 (or 18 of 32)
+        (130, 576, 66), // 64-token matrix-core tiles, K in 9 stages of 64
     ];
     for path in PATHS {
         let c = ctx(path);
@@ -266,6 +268,51 @@ fn matmul_gguf_blocks_both_paths() {
         for dtype in BLOCKS {
             check_matmul(&small, path, dtype, 1, 96, 130, MatmulOut::Act);
             check_matmul(&small, path, dtype, 37, 96, 131, MatmulOut::F32);
+        }
+    }
+}
+
+#[test]
+fn matmul_long_prompts_of_block_weights() {
+    // from DEQUANT_TOKENS tokens on matrix cores, weight rows are decoded to f16 first, in pieces
+    // that fit the context's scratch: one piece, then three under a 96 KiB binding limit (elsewhere
+    // the GEMMs as for shorter prompts)
+    let t = DEQUANT_TOKENS + 4;
+    for path in PATHS {
+        let pieces = binding_ctx(path, 96 << 10);
+        for c in [ctx(path), &pieces] {
+            let some_stored = [GgmlType::Q2K, GgmlType::Q5K, GgmlType::Iq4Xs].map(WeightDtype::Stored);
+            for dtype in BLOCKS.into_iter().chain(KQUANTS).chain(some_stored) {
+                check_matmul(c, path, dtype, t, 256, 300, MatmulOut::Act);
+            }
+            check_matmul(c, path, WeightDtype::Q4K, t, 512, 130, MatmulOut::AddF32);
+        }
+    }
+}
+
+#[test]
+fn dequant_f16_every_block_dtype() {
+    // rows 2..7 of 9, as f16 within rounding of the CPU dequantization; the rest stays poisoned
+    let mut rng = rng("dequant_f16");
+    for path in PATHS {
+        let c = ctx(path);
+        for dtype in BLOCKS.into_iter().chain(KQUANTS).chain(stored()) {
+            let k = 2 * dtype.block_len().max(32);
+            let (want, w) = rand_weight(c, &mut rng, dtype, 9, k, 0.5);
+            let (r0, rows) = (2, 5);
+            let bytes = rows * k * 2 + 64;
+            let out = poisoned(c, bytes);
+            let mut g = Graph::new();
+            Dequant::new(c).record(&mut g, "test.weight", dtype.wgsl_id(), &w.chunks[0], k, r0, rows, &out).unwrap();
+            g.run(c);
+            let raw = c.read_blocking(&out, bytes as u64).unwrap();
+            let got: Vec<f32> =
+                raw[..rows * k * 2].chunks(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
+            for (i, (&g, &v)) in got.iter().zip(&want[r0 * k..(r0 + rows) * k]).enumerate() {
+                let v = half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32();
+                assert!((g - v).abs() <= v.abs() / 1024.0 + 1e-7, "{dtype:?} element {i}: got {g}, want {v}");
+            }
+            assert!(raw[rows * k * 2..].iter().all(|&b| b == 0xff), "{dtype:?}: wrote past its rows");
         }
     }
 }

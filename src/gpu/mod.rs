@@ -87,10 +87,16 @@ pub struct GpuContext {
     /// keep 16-bit activations, see `model::llama::Step`).
     pub int8_dot: bool,
     pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
+    /// The f16 rows prompts decode block-format weights into (ops::dequant), made on first use.
+    dequant_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
     /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
     /// instead of hanging or panicking.
     fault: Arc<Mutex<Option<String>>>,
 }
+
+/// Bytes of [`GpuContext::dequant_scratch`]: 64 MiB holds 8,192 rows of a 4,096-wide weight in
+/// f16 (the 8B shape's gate/up projection decodes in four pieces).
+pub const DEQUANT_SCRATCH: u64 = 64 << 20;
 
 /// Features the engine uses when present.
 const WANTED: wgpu::Features =
@@ -255,6 +261,7 @@ impl GpuContext {
             coopmat: Arc::new(AtomicBool::new(coopmat)),
             int8_dot,
             pipelines: Arc::default(),
+            dequant_scratch: Arc::default(),
             fault,
         })
     }
@@ -392,6 +399,25 @@ impl GpuContext {
         }
         self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key, pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The buffer the matrix-core prompt GEMM decodes block-format weight rows into (f16, see
+    /// ops::dequant): [`DEQUANT_SCRATCH`] bytes or the binding limit, made on first use and
+    /// shared by every matmul of this device (their dispatches run one after another).
+    pub fn dequant_scratch(&self) -> Result<wgpu::Buffer> {
+        let mut s = self.dequant_scratch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = &*s {
+            return Ok(b.clone());
+        }
+        let b = self.storage("dequantized weight rows", DEQUANT_SCRATCH.min(self.max_binding))?;
+        *s = Some(b.clone());
+        Ok(b)
+    }
+
+    /// Bytes of [`GpuContext::dequant_scratch`] made so far (0 before a prompt of block weights
+    /// has been recorded), for the memory ledger.
+    pub fn dequant_scratch_bytes(&self) -> u64 {
+        self.dequant_scratch.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |b| b.size())
     }
 
     /// A storage buffer of `bytes` bytes (rounded up to 16, so kernels may bind it as

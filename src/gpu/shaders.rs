@@ -36,6 +36,7 @@ const READS_WEIGHTS: &[&str] = &[
     "matmul_gemv_norm_sg",
     "rms_norm",
     "embedding",
+    "dequant_f16",
 ];
 
 /// Every kernel: (name, source of shaders/{name}.wgsl).
@@ -60,6 +61,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("quant_act", include_str!("../../shaders/quant_act.wgsl")),
     ("matmul_w8a8", include_str!("../../shaders/matmul_w8a8.wgsl")),
     ("matmul_w8a8_gemm", include_str!("../../shaders/matmul_w8a8_gemm.wgsl")),
+    ("dequant_f16", include_str!("../../shaders/dequant_f16.wgsl")),
 ];
 
 /// The full source of kernel `name` (common helpers, weight decoding if it reads weights, the

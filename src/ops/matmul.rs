@@ -2,10 +2,12 @@
 //! decode), tiled GEMM for many (prefill). Kernels: shaders/matmul_gemv.wgsl,
 //! shaders/matmul_gemm.wgsl, and shaders/matmul_gemm_coop.wgsl (matrix cores) for every dtype but
 //! f32 with K % 32 == 0 where the context has [`GpuContext::coopmat`], with
-//! shaders/matmul_skinny_coop.wgsl for batched decode steps of f16/bf16 weights. (A subgroup
+//! shaders/matmul_skinny_coop.wgsl for batched decode steps of f16/bf16 weights; long prompts of
+//! block weights decode them to f16 first (ops::dequant). (A subgroup
 //! variant of the GEMV measured slower on the H100 than this one's workgroup reduction: 1.49 vs
 //! 1.82 TB/s on the 1B shape, 2026-11-28, so only the fused norm-GEMV uses subgroups.)
 
+use super::dequant::Dequant;
 use super::{act_bytes, check_buf, check_even, gemm_grid, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
@@ -58,6 +60,12 @@ pub const GEMV_MAX_TOKENS_COOP: usize = 32;
 /// 2,390 (2026-12-02). Block formats stay on the GEMVs: decoding them as the tile is staged
 /// leaves the skinny kernel at 130 GB/s (8B Q4_K_M, 32 sequences: 797 vs the int8 GEMV's 943).
 pub const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 5..=64;
+
+/// Prompts of at least this many tokens take block-format weights to the matrix-core GEMM
+/// decoded to f16 first (ops::dequant), once per weight row, rather than decoded as each tile is
+/// staged, once per token tile and inside the GEMM's latency-bound stages (H200, 8B Q4_K_M,
+/// 2026-12-03: pp512 4,900 -> 7,862 tok/s, Q8_0 4,444 -> 8,391; pp128 1,181 -> 1,428).
+pub const DEQUANT_TOKENS: usize = 128;
 
 /// Tokens per GEMV workgroup (the kernel's `MAX_TOK`): a step of `t` tokens reads each weight
 /// `ceil(t / 8)` times, from L2 after the first.
@@ -244,6 +252,40 @@ impl Matmul {
             // columns' 753 / 1,487 / 2,722; 16 columns for N <= 8192: 649 / 1,271 / 2,302)
             let skinny_bm = if t <= 16 { 16 } else { 32 };
             let skinny_bn = if t <= 32 { 32 } else { 64 };
+            if kernel == Kernel::GemmCoop && w.dtype.is_block() && t >= DEQUANT_TOKENS {
+                // block weights for a long prompt: rows decoded to f16 once (ops::dequant), in
+                // pieces that fit the context's scratch, each then multiplied as f16
+                let scratch = self.ctx.dequant_scratch()?;
+                // (pieces of equal size instead of full ones and a remainder: 8B Q4_K_M pp512
+                // 7,617 / 7,591 vs 7,862 tok/s, H200, two calls)
+                let piece = scratch.size() as usize / (2 * k) / 128 * 128;
+                let c = [("W_DTYPE", WeightDtype::F16.wgsl_id()), om, ("BM", bm as f64), ("BK", bk as f64)];
+                if piece > 0 {
+                    let Some(pipeline) = self.ctx.coop_pipeline("matmul_gemm_coop", &c) else {
+                        return self.record_cols(g, x, w, out, cols, out_kind, t);
+                        // the portable GEMM
+                    };
+                    for r0 in (0..chunk.rows).step_by(piece) {
+                        let rows = piece.min(chunk.rows - r0);
+                        Dequant::new(&self.ctx).record(g, &w.name, w.dtype.wgsl_id(), chunk, k, r0, rows, &scratch)?;
+                        let params = MatmulParams {
+                            k: k as u32,
+                            n: rows as u32,
+                            out_stride: cols.total as u32,
+                            out_offset: (cols.first + chunk.row0 + r0) as u32,
+                            t: t as u32,
+                            d_off: 0,
+                            m_off: 0,
+                            _pad: 0,
+                        };
+                        let uniform = self.ctx.uniform("matmul params", &params);
+                        let grid = gemm_grid(&w.name, rows, bn, t, bm)?;
+                        g.push(&self.ctx, kernel.name(), &pipeline, &[&uniform, x, &scratch, out], grid);
+                        g.note_bytes((rows * k * 2) as u64);
+                    }
+                    continue;
+                }
+            }
             let pipeline = match kernel {
                 Kernel::Gemv => {
                     let vec = if k % 8 == 0 { 1.0 } else { 0.0 };

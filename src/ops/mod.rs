@@ -6,6 +6,7 @@
 
 pub mod argmax;
 pub mod attention;
+pub mod dequant;
 pub mod embedding;
 pub mod gather;
 pub mod gemv_q8;

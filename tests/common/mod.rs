@@ -40,9 +40,14 @@ pub fn int8_ctx() -> &'static GpuContext {
     C.get_or_init(|| open(GpuOptions { no_int8_dot: false, force_int8_dot: true, ..GpuOptions::from_env() }))
 }
 
-/// A context whose binding limit is lowered to `bytes`, to exercise chunked weights.
+/// A context whose binding limit is lowered to 4 KiB, to exercise chunked weights.
 pub fn small_binding_ctx(path: ActDtype) -> GpuContext {
-    open(GpuOptions { force_bf16: path == ActDtype::Bf16, max_binding_override: Some(4096), ..GpuOptions::from_env() })
+    binding_ctx(path, 4096)
+}
+
+/// A context whose binding limit is lowered to `bytes`.
+pub fn binding_ctx(path: ActDtype, bytes: u64) -> GpuContext {
+    open(GpuOptions { force_bf16: path == ActDtype::Bf16, max_binding_override: Some(bytes), ..GpuOptions::from_env() })
 }
 
 /// A fresh RNG per test; the seed is printed (set INFERNO_TEST_SEED to replay one).

@@ -1,0 +1,78 @@
+//! Rows of a block-format weight decoded to f16, for the prompt GEMM on matrix cores (a prompt
+//! decodes each weight once, then streams f16 tiles). Kernel: shaders/dequant_f16.wgsl.
+
+use super::{check_buf, per_item};
+use crate::error::{Error, Result};
+use crate::gpu::weight::WeightChunk;
+use crate::gpu::GpuContext;
+use crate::graph::Graph;
+
+/// Mirrors `Params` in dequant_f16.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DequantParams {
+    /// Elements per row (K % 32 == 0).
+    pub k: u32,
+    /// Rows decoded.
+    pub rows: u32,
+    /// First row decoded (of the chunk).
+    pub row0: u32,
+    /// Word offset of the scales in the chunk.
+    pub d_off: u32,
+    /// Word offset of the minimums in the chunk.
+    pub m_off: u32,
+    /// Padding to 32 bytes.
+    pub _pad: [u32; 3],
+}
+
+/// The dequantization op.
+pub struct Dequant {
+    ctx: GpuContext,
+}
+
+impl Dequant {
+    /// A dequantization op on this context.
+    pub fn new(ctx: &GpuContext) -> Self {
+        Dequant { ctx: ctx.clone() }
+    }
+
+    /// Records `out (rows, k) = f16(chunk rows row0 .. row0 + rows)` for a chunk of a weight
+    /// `name` of block dtype `w_dtype` (its `wgsl_id`) with `k` columns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        name: &str,
+        w_dtype: f64,
+        chunk: &WeightChunk,
+        k: usize,
+        row0: usize,
+        rows: usize,
+        out: &wgpu::Buffer,
+    ) -> Result<()> {
+        if !k.is_multiple_of(32) || row0 + rows > chunk.rows {
+            return Err(Error::shape(
+                format!("rows of {} to decode", name),
+                format!("K % 32 == 0 and rows within the chunk's {}", chunk.rows),
+                format!("K {k}, rows {row0}..{}", row0 + rows),
+            ));
+        }
+        check_buf(&format!("decoded rows of {name}"), out, (rows * k * 2) as u64)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let pipeline = self.ctx.pipeline("dequant_f16", &[("W_DTYPE", w_dtype)])?;
+        let params = DequantParams {
+            k: k as u32,
+            rows: rows as u32,
+            row0: row0 as u32,
+            d_off: chunk.d_off,
+            m_off: chunk.m_off,
+            _pad: [0; 3],
+        };
+        let uniform = self.ctx.uniform("dequant params", &params);
+        g.push(&self.ctx, "dequant_f16", &pipeline, &[&uniform, out, &chunk.buf], per_item(rows * k / 8));
+        g.note_bytes(chunk.buf.size() * rows as u64 / chunk.rows as u64);
+        Ok(())
+    }
+}
