@@ -3,14 +3,14 @@
 //! Ops record into a [`Graph`] once (pipelines, uniforms and bind groups are made then); a step
 //! only rewrites small per-step buffers (token ids, positions) and calls [`Graph::run`].
 
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Kernel};
 use std::sync::Arc;
 
 /// One recorded compute dispatch.
 pub struct Dispatch {
     /// Kernel name (for profiles).
     pub label: &'static str,
-    pipeline: Arc<wgpu::ComputePipeline>,
+    pipeline: Arc<Kernel>,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
     /// Bytes of weights it streams (for GB/s in profiles; 0 when not noted).
@@ -51,25 +51,27 @@ impl Graph {
         Self::default()
     }
 
-    /// Records a dispatch of `pipeline` with `buffers` bound whole at bindings 0, 1, 2, ...
+    /// Records a dispatch of `pipeline` with `buffers` bound whole at bindings 0, 1, 2, ... (those
+    /// its shader uses)
     pub fn push(
         &mut self,
         ctx: &GpuContext,
         label: &'static str,
-        pipeline: &Arc<wgpu::ComputePipeline>,
+        pipeline: &Arc<Kernel>,
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
+            .filter(|&(i, _)| pipeline.bindings >> i & 1 == 1)
             .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
         self.uniform_bytes +=
             buffers.iter().filter(|b| b.usage().contains(wgpu::BufferUsages::UNIFORM)).map(|b| b.size()).sum::<u64>();
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(label),
-            layout: &pipeline.get_bind_group_layout(0),
+            layout: &pipeline.pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
         self.steps.push(Step::Dispatch(Dispatch {
@@ -125,7 +127,7 @@ impl Graph {
             let mut pass =
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("graph"), timestamp_writes: writes });
             while let Some(Step::Dispatch(d)) = self.steps.get(i) {
-                pass.set_pipeline(&d.pipeline);
+                pass.set_pipeline(&d.pipeline.pipeline);
                 pass.set_bind_group(0, &d.bind_group, &[]);
                 let [x, y, z] = d.workgroups;
                 pass.dispatch_workgroups(x, y, z);

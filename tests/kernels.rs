@@ -303,7 +303,7 @@ fn dequant_f16_every_block_dtype() {
             let bytes = rows * k * 2 + 64;
             let out = poisoned(c, bytes);
             let mut g = Graph::new();
-            Dequant::new(c).record(&mut g, "test.weight", dtype.wgsl_id(), &w.chunks[0], k, r0, rows, &out).unwrap();
+            Dequant::new(c).record(&mut g, &w, &w.chunks[0], r0..r0 + rows, &out).unwrap();
             g.run(c);
             let raw = c.read_blocking(&out, bytes as u64).unwrap();
             let got: Vec<f32> =

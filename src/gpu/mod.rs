@@ -1,6 +1,8 @@
 //! GPU context: adapter choice, device with the adapter's own limits, buffers, pipelines, readback.
 
 mod shaders;
+#[cfg(not(target_arch = "wasm32"))]
+mod specialize;
 pub mod weight;
 
 pub use shaders::{kernel_source, KERNELS};
@@ -86,13 +88,26 @@ pub struct GpuContext {
     /// (native GPUs; software adapters with [`GpuOptions::force_int8_dot`]; prompt tokens always
     /// keep 16-bit activations, see `model::llama::Step`).
     pub int8_dot: bool,
-    pipelines: Arc<Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>>,
+    pipelines: Arc<Mutex<HashMap<String, Arc<Kernel>>>>,
     /// The f16 rows prompts decode block-format weights into (ops::dequant), made on first use.
     dequant_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
     /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
     /// instead of hanging or panicking.
     fault: Arc<Mutex<Option<String>>>,
 }
+
+/// A compiled kernel: its pipeline, and which bindings of group 0 its shader (specialized for
+/// the pipeline's constants) uses — a recorder binds its buffers at 0, 1, 2, ..., and those the
+/// specialized shader no longer reads are left out of the bind group.
+pub struct Kernel {
+    /// The compute pipeline.
+    pub pipeline: wgpu::ComputePipeline,
+    /// Bit i set: binding i is used.
+    pub bindings: u64,
+}
+
+/// A pipeline's shader, the bindings it uses (bit mask) and the override values to give wgpu.
+type ShaderParts<'a> = (wgpu::ShaderSource<'static>, u64, Vec<(&'a str, f64)>);
 
 /// Bytes of [`GpuContext::dequant_scratch`]: 64 MiB holds 8,192 rows of a 4,096-wide weight in
 /// f16 (the 8B shape's gate/up projection decodes in four pieces).
@@ -287,7 +302,7 @@ impl GpuContext {
     /// The pipeline of a matrix-core kernel (`*_coop`), or None where the context has none in
     /// use — or the driver cannot compile it: then matrix cores are off for this device from
     /// here on (a warning once), and the caller takes its portable kernel.
-    pub fn coop_pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Option<Arc<wgpu::ComputePipeline>> {
+    pub fn coop_pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Option<Arc<Kernel>> {
         if !self.coopmat() {
             return None;
         }
@@ -332,7 +347,7 @@ impl GpuContext {
 
     /// A compute pipeline for kernel `name` with these override constants (cached).
     /// `ACT_F16` is always set from the context's activation path.
-    pub fn pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
+    pub fn pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Result<Arc<Kernel>> {
         let mut all: Vec<(&str, f64)> = vec![("ACT_F16", self.act.wgsl_is_f16())];
         all.extend_from_slice(constants);
         let key = format!("{name}{all:?}");
@@ -347,7 +362,10 @@ impl GpuContext {
             self.device.push_error_scope(wgpu::ErrorFilter::Validation),
             self.device.push_error_scope(wgpu::ErrorFilter::Internal),
         ];
-        let desc = wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) };
+        // software adapters: the module specialized for these constants (gpu::specialize), with
+        // the constants it still names; elsewhere the WGSL (the browser compiles it itself)
+        let (source, bindings, constants) = self.shader(name, source, &all)?;
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(name), source };
         // naga's loop bounding (a counter in every loop, against infinite loops) costs 3-5% of
         // 8B decode on the H100 (2026-11-28): off for these kernels, whose loops all run to
         // bounds taken from their params. Index bounds checks stay on, except in the matrix-core
@@ -371,17 +389,17 @@ impl GpuContext {
         };
         // SAFETY: as argued above for the checks turned off.
         let module = unsafe { self.device.create_shader_module_trusted(desc, checks) };
-        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(name),
             layout: None,
             module: &module,
             entry_point: Some("main"),
             compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &all,
+                constants: &constants,
                 zero_initialize_workgroup_memory: false,
             },
             cache: None,
-        }));
+        });
         // A driver compiler's failure (NVIDIA: "NVVM compilation failed") may leave an invalid
         // pipeline without raising an error; touching its layout raises one inside the scopes.
         #[cfg(not(target_arch = "wasm32"))]
@@ -397,8 +415,9 @@ impl GpuContext {
                 return Err(Error::Gpu { what: format!("compiling kernel {name} {all:?}"), reason: e.to_string() });
             }
         }
-        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key, pipeline.clone());
-        Ok(pipeline)
+        let kernel = Arc::new(Kernel { pipeline, bindings });
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key, kernel.clone());
+        Ok(kernel)
     }
 
     /// The buffer the matrix-core prompt GEMM decodes block-format weight rows into (f16, see
@@ -418,6 +437,21 @@ impl GpuContext {
     /// has been recorded), for the memory ledger.
     pub fn dequant_scratch_bytes(&self) -> u64 {
         self.dequant_scratch.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |b| b.size())
+    }
+
+    /// The shader of pipeline `name` with override values `all`, the bindings it uses and the
+    /// values to give wgpu: on software adapters specialized (gpu::specialize), else the WGSL.
+    fn shader<'a>(&self, name: &str, source: String, all: &[(&'a str, f64)]) -> Result<ShaderParts<'a>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.is_software() {
+            let (module, bindings) = specialize::specialize(&source, all)
+                .map_err(|reason| Error::Gpu { what: format!("specializing kernel {name} {all:?}"), reason })?;
+            let named = |k: &str| module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(k));
+            let left = all.iter().filter(|(k, _)| named(k)).copied().collect();
+            return Ok((wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module)), bindings, left));
+        }
+        let _ = name;
+        Ok((wgpu::ShaderSource::Wgsl(source.into()), u64::MAX, all.to_vec()))
     }
 
     /// A storage buffer of `bytes` bytes (rounded up to 16, so kernels may bind it as

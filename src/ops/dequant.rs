@@ -3,9 +3,10 @@
 
 use super::{check_buf, per_item};
 use crate::error::{Error, Result};
-use crate::gpu::weight::WeightChunk;
+use crate::gpu::weight::{Weight, WeightChunk};
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
+use std::ops::Range;
 
 /// Mirrors `Params` in dequant_f16.wgsl.
 #[repr(C)]
@@ -36,32 +37,30 @@ impl Dequant {
         Dequant { ctx: ctx.clone() }
     }
 
-    /// Records `out (rows, k) = f16(chunk rows row0 .. row0 + rows)` for a chunk of a weight
-    /// `name` of block dtype `w_dtype` (its `wgsl_id`) with `k` columns.
-    #[allow(clippy::too_many_arguments)]
+    /// Records `out (rows.len(), K) = f16(rows of chunk)` for a chunk of block-format weight `w`
+    /// (`rows` counted within the chunk).
     pub fn record(
         &self,
         g: &mut Graph,
-        name: &str,
-        w_dtype: f64,
+        w: &Weight,
         chunk: &WeightChunk,
-        k: usize,
-        row0: usize,
-        rows: usize,
+        rows: Range<usize>,
         out: &wgpu::Buffer,
     ) -> Result<()> {
-        if !k.is_multiple_of(32) || row0 + rows > chunk.rows {
+        let (name, k) = (&w.name, w.cols);
+        if !w.dtype.is_block() || !k.is_multiple_of(32) || rows.end > chunk.rows {
             return Err(Error::shape(
-                format!("rows of {} to decode", name),
-                format!("K % 32 == 0 and rows within the chunk's {}", chunk.rows),
-                format!("K {k}, rows {row0}..{}", row0 + rows),
+                format!("rows of {name} to decode"),
+                format!("a block format, K % 32 == 0 and rows within the chunk's {}", chunk.rows),
+                format!("{}, K {k}, rows {rows:?}", w.dtype.name()),
             ));
         }
+        let (row0, rows) = (rows.start, rows.len());
         check_buf(&format!("decoded rows of {name}"), out, (rows * k * 2) as u64)?;
         if rows == 0 {
             return Ok(());
         }
-        let pipeline = self.ctx.pipeline("dequant_f16", &[("W_DTYPE", w_dtype)])?;
+        let pipeline = self.ctx.pipeline("dequant_f16", &[("W_DTYPE", w.dtype.wgsl_id())])?;
         let params = DequantParams {
             k: k as u32,
             rows: rows as u32,

@@ -267,7 +267,7 @@ impl Matmul {
                     };
                     for r0 in (0..chunk.rows).step_by(piece) {
                         let rows = piece.min(chunk.rows - r0);
-                        Dequant::new(&self.ctx).record(g, &w.name, w.dtype.wgsl_id(), chunk, k, r0, rows, &scratch)?;
+                        Dequant::new(&self.ctx).record(g, w, chunk, r0..r0 + rows, &scratch)?;
                         let params = MatmulParams {
                             k: k as u32,
                             n: rows as u32,
