@@ -13,7 +13,8 @@
 // TOK = 1 (one sequence's decode): with VEC (K % 8 == 0) every step loads 8 activations and 8
 // weights with 16-byte loads, otherwise pairs; K-quants take 32 elements a step (weights.wgsl
 // dot32f). TOK > 1: each lane decodes 8 weights once (load_w8) and dots them with every token's
-// activations. Grid: x = token group, y/z = row groups (folded).
+// activations; with RPT > 1 each invocation takes RPT rows (ROWS apart), so the activations it
+// unpacks serve RPT rows of weights. Grid: x = token group, y/z = row groups (folded).
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override VEC: bool = true;
@@ -36,10 +37,13 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
 override LANES: u32 = 64u; // lanes per row (1, or a power of two 16..64; 64 where TOK > 1)
-override ROWS: u32 = 256u / LANES; // rows per workgroup
+override ROWS: u32 = 256u / LANES; // rows of invocations per workgroup
+override RPT: u32 = 1u; // rows per invocation (1 or 2; 2 only where TOK > 1 and VEC)
+override RW: u32 = ROWS * RPT; // rows per workgroup
 const MAX_TOK: u32 = 8u;
+const MAX_RPT: u32 = 2u;
 
-var<workgroup> partial: array<f32, 2048>; // [(token * ROWS + row) * LANES + lane], 256 * MAX_TOK
+var<workgroup> partial: array<f32, 256u * MAX_TOK * RPT>; // [(token * RW + local row) * LANES + lane]
 
 // Activations 32i..32i+31 of token t as f32 (K % 32 == 0).
 fn x32(t: u32, i: u32) -> array<vec4<f32>, 8> {
@@ -60,31 +64,43 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = wid.y + wid.z * nwg.y;
-    if group * ROWS >= p.n {
+    if group * RW >= p.n {
         return;
     }
     let t0 = wid.x * TOK;
     let lane = lid.x;
     let r = lid.y;
-    let row = group * ROWS + r;
+    let row0 = group * RW + r; // this invocation's rows: row0 + ROWS * i, i < RPT
     w_d_off = p.d_off;
     w_m_off = p.m_off;
-    var acc: array<f32, MAX_TOK>;
-    if row < p.n && TOK == 1u {
-        acc[0] = dot_row(t0, row * p.k, lane);
-    } else if row < p.n {
-        let wbase = row * p.k;
+    var acc: array<f32, MAX_TOK * MAX_RPT>; // [row i * MAX_TOK + token]
+    if row0 < p.n && TOK == 1u {
+        acc[0] = dot_row(t0, row0 * p.k, lane);
+    } else if row0 < p.n {
         if VEC {
             let groups = p.k / 8u;
-            for (var i = lane; i < groups; i += LANES) {
-                let v = load_w8(wbase + 8u * i);
+            // (rows past N read the last row: their sums are not written)
+            var wbase: array<u32, MAX_RPT>;
+            for (var i = 0u; i < RPT; i++) {
+                wbase[i] = min(row0 + ROWS * i, p.n - 1u) * p.k;
+            }
+            for (var e = lane; e < groups; e += LANES) {
+                var xa: array<vec4<f32>, MAX_TOK>;
+                var xb: array<vec4<f32>, MAX_TOK>;
                 for (var j = 0u; j < TOK; j++) {
-                    let xv = x[min(t0 + j, p.t - 1u) * groups + i];
-                    acc[j] += dot(vec4<f32>(unpack_act(xv.x), unpack_act(xv.y)), v.a)
-                            + dot(vec4<f32>(unpack_act(xv.z), unpack_act(xv.w)), v.b);
+                    let xv = x[min(t0 + j, p.t - 1u) * groups + e];
+                    xa[j] = vec4<f32>(unpack_act(xv.x), unpack_act(xv.y));
+                    xb[j] = vec4<f32>(unpack_act(xv.z), unpack_act(xv.w));
+                }
+                for (var i = 0u; i < RPT; i++) {
+                    let v = load_w8(wbase[i] + 8u * e);
+                    for (var j = 0u; j < TOK; j++) {
+                        acc[i * MAX_TOK + j] += dot(xa[j], v.a) + dot(xb[j], v.b);
+                    }
                 }
             }
         } else {
+            let wbase = row0 * p.k;
             let pairs = p.k / 2u;
             for (var i = lane; i < pairs; i += LANES) {
                 let v = load_w2(wbase + 2u * i);
@@ -95,34 +111,45 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
             }
         }
     }
-    for (var j = 0u; j < TOK; j++) {
-        partial[(j * ROWS + r) * LANES + lane] = acc[j];
+    for (var i = 0u; i < RPT; i++) {
+        for (var j = 0u; j < TOK; j++) {
+            partial[(j * RW + ROWS * i + r) * LANES + lane] = acc[i * MAX_TOK + j];
+        }
     }
     workgroupBarrier();
     for (var s = LANES / 2u; s > 0u; s >>= 1u) {
         if lane < s {
-            for (var j = 0u; j < TOK; j++) {
-                partial[(j * ROWS + r) * LANES + lane] += partial[(j * ROWS + r) * LANES + lane + s];
+            for (var i = 0u; i < RPT; i++) {
+                for (var j = 0u; j < TOK; j++) {
+                    let o = (j * RW + ROWS * i + r) * LANES + lane;
+                    partial[o] += partial[o + s];
+                }
             }
         }
         workgroupBarrier();
     }
-    if lane != 0u || row >= p.n {
+    if lane != 0u {
         return;
     }
-    for (var j = 0u; j < TOK; j++) {
-        let t = t0 + j;
-        if t >= p.t {
+    for (var i = 0u; i < RPT; i++) {
+        let row = row0 + ROWS * i;
+        if row >= p.n {
             break;
         }
-        let y = partial[(j * ROWS + r) * LANES];
-        let col = t * p.out_stride + p.out_offset + row;
-        if OUT_MODE == 1u {
-            out[col] = bitcast<u32>(y);
-        } else if OUT_MODE == 2u {
-            out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
-        } else if r % 2u == 0u {
-            out[col / 2u] = pack_act(vec2<f32>(y, partial[(j * ROWS + r + 1u) * LANES]));
+        for (var j = 0u; j < TOK; j++) {
+            let t = t0 + j;
+            if t >= p.t {
+                break;
+            }
+            let y = partial[(j * RW + ROWS * i + r) * LANES];
+            let col = t * p.out_stride + p.out_offset + row;
+            if OUT_MODE == 1u {
+                out[col] = bitcast<u32>(y);
+            } else if OUT_MODE == 2u {
+                out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
+            } else if r % 2u == 0u {
+                out[col / 2u] = pack_act(vec2<f32>(y, partial[(j * RW + ROWS * i + r + 1u) * LANES]));
+            }
         }
     }
 }

@@ -524,24 +524,31 @@ fn attention_prompt_both_paths() {
     // `record`. q rows are padded to 64 with NaN (which must not leak into real rows); the caches
     // have PROMPT_PAD positions of zeros after the last slot (as the session's zero-initialised
     // padding: matrix-core tiles multiply masked keys' values by zero, so they must be finite).
-    // (heads, kv_heads, head_dim, slot, first position, tokens)
+    // (heads, kv_heads, head_dim, slot, first position, tokens, key growth): keys at position p
+    // scaled by 1 + growth * (p / 64), so that each tile of 64 keys raises the rows' maxima
+    // (the matrix-core kernel's online softmax then rescales its running sums)
     use inferno_llama::ops::attention::PROMPT_PAD;
     let cases = [
-        (8, 2, 64, 1, 0, 100),  // two token tiles, the second partial, slot 1
-        (4, 4, 128, 0, 37, 64), // past position 0, one full tile
-        (6, 1, 48, 1, 640, 60), // D = 48, keys to the end of the cache's last slot
-        (9, 3, 64, 0, 5, 17),
-        (2, 1, 36, 0, 0, 20), // D not a multiple of 16: the scalar kernel
+        (8, 2, 64, 1, 0, 100, 0.0),  // two token tiles, the second partial, slot 1
+        (4, 4, 128, 0, 37, 64, 0.0), // past position 0, one full tile
+        (6, 1, 48, 1, 640, 60, 0.0), // D = 48, keys to the end of the cache's last slot
+        (9, 3, 64, 0, 5, 17, 0.0),
+        (4, 2, 64, 0, 0, 230, 6.0), // maxima rising tile by tile
+        (2, 1, 36, 0, 0, 20, 0.0),  // D not a multiple of 16: the scalar kernel
     ];
     for path in PATHS {
         let c = ctx(path);
-        for &(heads, kv_heads, d, slot, from, t) in &cases {
+        for &(heads, kv_heads, d, slot, from, t, growth) in &cases {
             let mut rng = rng("attention_prompt");
             let (slots, ctx_len) = (2, 700);
             let tok: Vec<(usize, usize)> = (from..from + t).map(|p| (slot, p)).collect();
             let q = round_act(path, &rand_vec(&mut rng, t * heads * d, 1.5));
             let n = slots * ctx_len * kv_heads * d;
-            let (kc, vc) = (round_act(path, &rand_vec(&mut rng, n, 1.0)), round_act(path, &rand_vec(&mut rng, n, 1.0)));
+            let mut kc = rand_vec(&mut rng, n, 1.0);
+            for (i, k) in kc.iter_mut().enumerate() {
+                *k *= 1.0 + growth * ((i / (kv_heads * d)) % ctx_len / 64) as f32;
+            }
+            let (kc, vc) = (round_act(path, &kc), round_act(path, &rand_vec(&mut rng, n, 1.0)));
             let want = cpu::attention(&q, &kc, &vc, &tok, heads, kv_heads, d, ctx_len);
             let pad = vec![0.0; PROMPT_PAD * kv_heads * d];
             let kb = upload_act(c, &[kc.clone(), pad.clone()].concat());

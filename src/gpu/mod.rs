@@ -299,14 +299,14 @@ impl GpuContext {
         self.is_software() && !self.subgroups
     }
 
-    /// The pipeline of a matrix-core kernel (`*_coop`), or None where the context has none in
-    /// use — or the driver cannot compile it: then matrix cores are off for this device from
-    /// here on (a warning once), and the caller takes its portable kernel.
-    pub fn coop_pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Option<Arc<Kernel>> {
+    /// The pipeline of a matrix-core kernel (`*_coop`) that `build` makes, or None where the
+    /// context has none in use — or the driver cannot compile it: then matrix cores are off for
+    /// this device from here on (a warning once), and the caller takes its portable kernel.
+    pub fn coop_pipeline(&self, build: impl FnOnce() -> Result<Arc<Kernel>>) -> Option<Arc<Kernel>> {
         if !self.coopmat() {
             return None;
         }
-        match self.pipeline(name, constants) {
+        match build() {
             Ok(p) => Some(p),
             Err(e) => {
                 static ONCE: std::sync::Once = std::sync::Once::new();
@@ -348,9 +348,23 @@ impl GpuContext {
     /// A compute pipeline for kernel `name` with these override constants (cached).
     /// `ACT_F16` is always set from the context's activation path.
     pub fn pipeline(&self, name: &str, constants: &[(&str, f64)]) -> Result<Arc<Kernel>> {
+        self.pipeline_with(name, constants, true)
+    }
+
+    /// [`GpuContext::pipeline`] without naga's index bounds checks (a clamp or a guard around
+    /// every array access), for kernels where they cost measurable speed.
+    ///
+    /// # Safety
+    /// Every index the kernel takes with these constants, and with the params and buffers its
+    /// op gives it, must be in bounds: an access out of bounds is undefined behaviour on the GPU.
+    pub unsafe fn pipeline_unchecked(&self, name: &str, constants: &[(&str, f64)]) -> Result<Arc<Kernel>> {
+        self.pipeline_with(name, constants, false)
+    }
+
+    fn pipeline_with(&self, name: &str, constants: &[(&str, f64)], bounds_checks: bool) -> Result<Arc<Kernel>> {
         let mut all: Vec<(&str, f64)> = vec![("ACT_F16", self.act.wgsl_is_f16())];
         all.extend_from_slice(constants);
-        let key = format!("{name}{all:?}");
+        let key = format!("{name}{all:?}{bounds_checks}");
         if let Some(p) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(p.clone());
         }
@@ -362,32 +376,20 @@ impl GpuContext {
             self.device.push_error_scope(wgpu::ErrorFilter::Validation),
             self.device.push_error_scope(wgpu::ErrorFilter::Internal),
         ];
-        // software adapters: the module specialized for these constants (gpu::specialize), with
-        // the constants it still names; elsewhere the WGSL (the browser compiles it itself)
+        // natively the module specialized for these constants (gpu::specialize), with the
+        // constants it still names; in the browser the WGSL
         let (source, bindings, constants) = self.shader(name, source, &all)?;
         let desc = wgpu::ShaderModuleDescriptor { label: Some(name), source };
         // naga's loop bounding (a counter in every loop, against infinite loops) costs 3-5% of
-        // 8B decode on the H100 (2026-11-28): off for these kernels, whose loops all run to
-        // bounds taken from their params. Index bounds checks stay on, except in the matrix-core
-        // GEMM, where they cost 1.7x around its cooperative loads: every index there is in bounds
-        // by construction (global reads guarded by t < T, n < N, K % 32 == 0 checked by the
-        // caller; workgroup-memory offsets inside the staged tiles; writes guarded per element),
-        // and in the GEMV, where they cost 4% of 8B Q4_K_M decode on the H200 (172.9 vs 179.8
-        // tok/s): its reads are rows < N, elements < K and tokens < T of buffers whose sizes the
-        // caller checked, its partial sums ROWS x TOK <= 32 slots; and in the int8 GEMV without
-        // its RoPE epilogue, where they cost 3.7% of 8B Q4_K_M decode on the H200 (279.2 vs 289.5
-        // tok/s, 2026-12-03): weight rows < N, activation blocks of tokens <= T - 1, partial
-        // sums TOK x 256 <= 2048 slots, output writes t < T and row < N, the IQ4_XS pair table
-        // indexed by a byte. (The epilogue writes the KV cache at positions read from a buffer:
-        // those keep their checks.)
-        let rope = all.iter().any(|&(k, v)| k == "ROPE" && v != 0.0);
-        let unchecked = ["matmul_gemm_coop", "matmul_gemv"].contains(&name) || (name == "matmul_gemv_q8" && !rope);
+        // 8B decode on the H100 (2026-11-28): off for every kernel, whose loops all run to bounds
+        // taken from their params (checked by their ops)
         let checks = wgpu::ShaderRuntimeChecks {
-            bounds_checks: !unchecked,
+            bounds_checks,
             force_loop_bounding: false,
             ..wgpu::ShaderRuntimeChecks::checked()
         };
-        // SAFETY: as argued above for the checks turned off.
+        // SAFETY: the loops end (above); unchecked indexing only where the op has promised that
+        // every index is in bounds (`pipeline_unchecked`).
         let module = unsafe { self.device.create_shader_module_trusted(desc, checks) };
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(name),
@@ -440,18 +442,22 @@ impl GpuContext {
     }
 
     /// The shader of pipeline `name` with override values `all`, the bindings it uses and the
-    /// values to give wgpu: on software adapters specialized (gpu::specialize), else the WGSL.
+    /// values to give wgpu: natively the module specialized for them (gpu::specialize), in the
+    /// browser the WGSL (which the browser compiles itself).
     fn shader<'a>(&self, name: &str, source: String, all: &[(&'a str, f64)]) -> Result<ShaderParts<'a>> {
         #[cfg(not(target_arch = "wasm32"))]
-        if self.is_software() {
-            let (module, bindings) = specialize::specialize(&source, all)
+        {
+            let (module, bindings) = specialize::specialize(name, &source, all)
                 .map_err(|reason| Error::Gpu { what: format!("specializing kernel {name} {all:?}"), reason })?;
             let named = |k: &str| module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(k));
             let left = all.iter().filter(|(k, _)| named(k)).copied().collect();
-            return Ok((wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module)), bindings, left));
+            Ok((wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module)), bindings, left))
         }
-        let _ = name;
-        Ok((wgpu::ShaderSource::Wgsl(source.into()), u64::MAX, all.to_vec()))
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = name;
+            Ok((wgpu::ShaderSource::Wgsl(source.into()), u64::MAX, all.to_vec()))
+        }
     }
 
     /// A storage buffer of `bytes` bytes (rounded up to 16, so kernels may bind it as

@@ -3,11 +3,12 @@
 //! `switch` on a constant selector replaced by the branch taken, and what no longer has a use
 //! dropped. weights.wgsl decodes every weight format behind `switch W_DTYPE`; unspecialized,
 //! each pipeline hands the driver all ~30 decoders, and a driver whose compiler front end runs
-//! before its dead-code elimination translates them all. Used for software adapters (lavapipe,
-//! 2 cores, 2026-12-03, the shader cache warm as it is between runs: kernel tests 178 -> 52 s,
-//! golden tests 76 -> 62 s, SmolLM2 tests 173 -> 148 s; with Mesa's cache off, golden 278 ->
-//! 249 s); GPUs keep the module wgpu makes from the WGSL (their compilers discard the dead
-//! branches themselves; the specialized modules are yet to be measured there).
+//! before its dead-code elimination translates them all. Used on every native adapter (the
+//! browser compiles the WGSL itself). lavapipe, 2 cores, 2026-12-03, the shader cache warm as it
+//! is between runs: kernel tests 178 -> 52 s, golden tests 76 -> 62 s, SmolLM2 tests 173 -> 148 s
+//! (with Mesa's cache off, golden 278 -> 249 s). H200, the same day: `bench --shape llama-3.2-1b
+//! --dtype q4_k_m -p 512 -n 32 -r 1` 3.50 -> 2.62 s from start to exit, decode unchanged (852 /
+//! 860 tok/s); its kernel tests pass on the specialized modules.
 
 use naga::{Block, Expression, Literal, Module, Statement, SwitchValue};
 use std::collections::HashMap;
@@ -16,11 +17,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// A kernel source parsed and validated.
 type Parsed = Arc<(Module, naga::valid::ModuleInfo)>;
 
-/// `source` parsed and validated, once per process (then specialized per pipeline).
-fn parsed(source: &str) -> Result<Parsed, String> {
+/// Kernel `name`'s `source` parsed and validated, once per process (then specialized per pipeline).
+fn parsed(name: &str, source: &str) -> Result<Parsed, String> {
     static CACHE: OnceLock<Mutex<HashMap<String, Parsed>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(p) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(source) {
+    if let Some(p) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
         return Ok(p.clone());
     }
     let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
@@ -28,14 +29,15 @@ fn parsed(source: &str) -> Result<Parsed, String> {
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
     let info = validator.validate(&module).map_err(|e| e.emit_to_string(source))?;
     let p = Arc::new((module, info));
-    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(source.to_string(), p.clone());
+    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), p.clone());
     Ok(p)
 }
 
-/// The module of WGSL `source` for entry point `main` with these override values, specialized,
-/// and the bindings (of group 0) it still uses as a bit mask.
-pub fn specialize(source: &str, constants: &[(&str, f64)]) -> Result<(Module, u64), String> {
-    let parsed = parsed(source)?;
+/// The module of kernel `name` (WGSL `source`, the same for every call with this name) for
+/// entry point `main` with these override values, specialized, and the bindings (of group 0) it
+/// still uses as a bit mask.
+pub fn specialize(name: &str, source: &str, constants: &[(&str, f64)]) -> Result<(Module, u64), String> {
+    let parsed = parsed(name, source)?;
     let (module, info) = (&parsed.0, &parsed.1);
     let mut values = naga::back::PipelineConstants::default();
     for &(name, v) in constants {
@@ -169,8 +171,9 @@ mod tests {
     use super::*;
     use crate::gpu::{kernel_source, KERNELS};
 
-    /// Every kernel specializes to a valid module for every weight dtype, with and without its
-    /// RoPE epilogue; and the weight decoders a dtype does not take are gone.
+    /// Every kernel parses, validates and specializes to a valid module for both activation
+    /// paths, every weight dtype, with and without its RoPE epilogue and in the GEMMs' tile
+    /// shapes; and the weight decoders a dtype does not take are gone.
     #[test]
     fn every_kernel_specializes() {
         let stored = crate::model::gguf::STORED_TYPES.iter().map(|&t| crate::WeightDtype::Stored(t).wgsl_id());
@@ -178,27 +181,37 @@ mod tests {
         for (name, _) in KERNELS {
             let src = kernel_source(name).unwrap();
             let full = naga::front::wgsl::parse_str(&src).unwrap();
-            let reads_weights = full.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("W_DTYPE"));
+            let named = |k: &str| full.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(k));
+            let reads_weights = named("W_DTYPE");
+            // the GEMMs' tile shapes beside their defaults: 128-token tiles, stages of 64 K
+            let tiles: &[&[(&str, f64)]] = match (named("BM"), *name == "matmul_gemm_coop") {
+                (true, true) => &[&[], &[("BM", 128.0)], &[("BM", 128.0), ("BK", 64.0)]],
+                (true, false) => &[&[], &[("BM", 128.0)]],
+                _ => &[&[]],
+            };
             for act_f16 in [0.0, 1.0] {
                 for &w_dtype in if reads_weights { &dtypes[..] } else { &dtypes[..1] } {
                     for rope in [0.0, 1.0] {
-                        let c = [("ACT_F16", act_f16), ("W_DTYPE", w_dtype), ("ROPE", rope)];
-                        let what = format!("{name} {c:?}");
-                        let (m, bindings) = specialize(&src, &c).unwrap_or_else(|e| panic!("{what}: {e}"));
-                        naga::valid::Validator::new(
-                            naga::valid::ValidationFlags::all(),
-                            naga::valid::Capabilities::all(),
-                        )
-                        .validate(&m)
-                        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
-                        assert!(bindings & 1 == 1, "{what}: no parameters bound");
-                        if reads_weights && w_dtype == 7.0 {
-                            assert!(
-                                m.functions.len() < full.functions.len() / 2,
-                                "{what}: {} functions left of {}",
-                                m.functions.len(),
-                                full.functions.len()
-                            );
+                        for tile in tiles {
+                            let mut c = vec![("ACT_F16", act_f16), ("W_DTYPE", w_dtype), ("ROPE", rope)];
+                            c.extend_from_slice(tile);
+                            let what = format!("{name} {c:?}");
+                            let (m, bindings) = specialize(name, &src, &c).unwrap_or_else(|e| panic!("{what}: {e}"));
+                            naga::valid::Validator::new(
+                                naga::valid::ValidationFlags::all(),
+                                naga::valid::Capabilities::all(),
+                            )
+                            .validate(&m)
+                            .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+                            assert!(bindings & 1 == 1, "{what}: no parameters bound");
+                            if reads_weights && w_dtype == 7.0 {
+                                assert!(
+                                    m.functions.len() < full.functions.len() / 2,
+                                    "{what}: {} functions left of {}",
+                                    m.functions.len(),
+                                    full.functions.len()
+                                );
+                            }
                         }
                     }
                 }

@@ -12,8 +12,9 @@ use super::{act_bytes, check_buf, check_even, gemm_grid, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
-use crate::gpu::{fold_workgroups, GpuContext};
+use crate::gpu::{fold_workgroups, GpuContext, Kernel};
 use crate::graph::Graph;
+use std::sync::Arc;
 
 /// Mirrors `Params` in both matmul shaders.
 #[repr(C)]
@@ -103,22 +104,33 @@ impl MatmulOut {
 
 /// Which matmul kernel a call takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kernel {
+enum MatmulKernel {
     Gemv,
     Gemm,
     GemmCoop,
     SkinnyCoop,
 }
 
-impl Kernel {
+impl MatmulKernel {
     fn name(self) -> &'static str {
         match self {
-            Kernel::Gemv => "matmul_gemv",
-            Kernel::Gemm => "matmul_gemm",
-            Kernel::GemmCoop => "matmul_gemm_coop",
-            Kernel::SkinnyCoop => "matmul_skinny_coop",
+            MatmulKernel::Gemv => "matmul_gemv",
+            MatmulKernel::Gemm => "matmul_gemm",
+            MatmulKernel::GemmCoop => "matmul_gemm_coop",
+            MatmulKernel::SkinnyCoop => "matmul_skinny_coop",
         }
     }
+}
+
+/// One matmul's operands, as [`Matmul::record_cols`] takes them.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    x: &'a wgpu::Buffer,
+    w: &'a Weight,
+    out: &'a wgpu::Buffer,
+    cols: OutCols,
+    out_kind: MatmulOut,
+    t: usize,
 }
 
 /// The matmul op (pipelines per kernel, weight dtype and output kind come from the context's cache).
@@ -137,18 +149,18 @@ impl Matmul {
     /// dtype but f32, K % 32 == 0: quantized tiles are decoded to f16 as they are staged; the
     /// skinny one for 9-64 tokens of f16/bf16 weights), else the portable GEMM, which takes over
     /// from the GEMV later (at more tokens).
-    fn kernel(&self, t: usize, dtype: WeightDtype, k: usize) -> Kernel {
+    fn kernel(&self, t: usize, dtype: WeightDtype, k: usize) -> MatmulKernel {
         let coop = self.ctx.coopmat() && dtype != WeightDtype::F32 && k.is_multiple_of(32);
         let gemv_max = if coop { self.max_gemv_tokens() } else { GEMV_MAX_TOKENS };
         let float = matches!(dtype, WeightDtype::F16 | WeightDtype::Bf16);
         if coop && float && SKINNY_TOKENS.contains(&t) {
-            Kernel::SkinnyCoop
+            MatmulKernel::SkinnyCoop
         } else if t <= gemv_max {
-            Kernel::Gemv
+            MatmulKernel::Gemv
         } else if coop {
-            Kernel::GemmCoop
+            MatmulKernel::GemmCoop
         } else {
-            Kernel::Gemm
+            MatmulKernel::Gemm
         }
     }
 
@@ -164,13 +176,13 @@ impl Matmul {
     /// Whether `t` tokens of a weight of this dtype and inner size `k` take a matrix-core GEMM
     /// (which stages weights as f16: tests round their reference the same way).
     pub fn takes_coop_gemm(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
-        matches!(self.kernel(t, dtype, k), Kernel::GemmCoop | Kernel::SkinnyCoop)
+        matches!(self.kernel(t, dtype, k), MatmulKernel::GemmCoop | MatmulKernel::SkinnyCoop)
     }
 
     /// Whether `t` tokens of a weight of this dtype and inner size `k` take the GEMV (a decode
     /// step), which ops::gemv_q8 may take over for block weights.
     pub fn takes_gemv(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
-        self.kernel(t, dtype, k) == Kernel::Gemv
+        self.kernel(t, dtype, k) == MatmulKernel::Gemv
     }
 
     /// Records `out (t, W.rows) = x (t, W.cols) @ W^T`, one dispatch per weight chunk.
@@ -216,6 +228,19 @@ impl Matmul {
             return Ok(());
         }
         let kernel = self.kernel(t, w.dtype, k);
+        // matrix-core tiles of 128 tokens where the prompt fills them and 48 KiB of workgroup
+        // memory exist (H100, 8B shape, pp512: 6,900 tok/s vs 4,211 with 64), else 64; stages of
+        // 64 K where K allows (see matmul_gemm_coop.wgsl)
+        let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
+        let bm = if kernel == MatmulKernel::GemmCoop && big { 128 } else { 64 };
+        let bk = if k % 64 == 0 { 64 } else { 32 };
+        if kernel == MatmulKernel::GemmCoop
+            && w.dtype.is_block()
+            && t >= DEQUANT_TOKENS
+            && self.record_dequantized(g, Operands { x, w, out, cols, out_kind, t }, [bm, bk])?
+        {
+            return Ok(());
+        }
         let gemv_tok = t.next_power_of_two().min(GEMV_TOK); // tokens per GEMV workgroup
         let (wd, om) = (("W_DTYPE", w.dtype.wgsl_id()), ("OUT_MODE", out_kind.mode()));
         // GEMV lanes per weight row: 32 for one token (H200, 8B tg128: Q4_K_M 182.0 vs 179.7 at
@@ -233,81 +258,69 @@ impl Matmul {
         } else {
             64
         };
+        // GEMV rows per invocation for several tokens, so each unpacked activation serves two
+        // weight rows (8 tokens, aggregate tok/s, 1 / 2 / 4 rows: H200 8B bf16 599 / 680 / 496,
+        // 2026-12-03; lavapipe SmolLM2 bf16 6.45 / 7.18, Q4_1 5.43 / 8.29); its partial sums
+        // take 16 KiB of workgroup memory
+        let rpt = if gemv_tok > 1 && k % 8 == 0 && self.ctx.limits.max_compute_workgroup_storage_size >= 16384 {
+            2
+        } else {
+            1
+        };
+        // skinny tiles of 16 or 32 tokens; of 32 columns, 64 past 32 tokens (H200, 8B bf16,
+        // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809; 2026-12-03 with
+        // 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
+        // columns' 753 / 1,487 / 2,722; 16 columns for N <= 8192: 649 / 1,271 / 2,302)
+        let skinny_bm = if t <= 16 { 16 } else { 32 };
+        let skinny_bn = if t <= 32 { 32 } else { 64 };
+        // the pipeline, but the portable GEMM's, which depends on the chunk's rows; where the
+        // driver cannot compile a matrix-core kernel, the portable kernel takes the call
+        let pipeline = match kernel {
+            MatmulKernel::Gemv => {
+                let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
+                let c = [wd, om, ("VEC", vec), ("TOK", gemv_tok as f64), ("LANES", lanes as f64), ("RPT", rpt as f64)];
+                // SAFETY: bounds checks cost 4% of 8B Q4_K_M decode on the H200 (172.9 vs 179.8
+                // tok/s); the GEMV reads rows < N, elements < K and tokens < T of buffers whose
+                // sizes are checked above, and its partial sums ROWS x TOK <= 32 slots
+                Some(unsafe { self.ctx.pipeline_unchecked("matmul_gemv", &c)? })
+            }
+            MatmulKernel::Gemm => None,
+            MatmulKernel::GemmCoop => {
+                let Some(p) = self.coop_gemm(&[wd, om, ("BM", bm as f64), ("BK", bk as f64)]) else {
+                    return self.record_cols(g, x, w, out, cols, out_kind, t); // the portable GEMM
+                };
+                Some(p)
+            }
+            MatmulKernel::SkinnyCoop => {
+                let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64)];
+                let Some(p) = self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c)) else {
+                    return self.record_cols(g, x, w, out, cols, out_kind, t); // the GEMV
+                };
+                Some(p)
+            }
+        };
         for chunk in &w.chunks {
             // portable GEMM tiles of 64 tokens x 128 columns where that still gives >= 256
             // workgroups, else x 64; the matrix-core GEMM's are 64 x 128
             let bn = match kernel {
-                Kernel::Gemm if chunk.rows.div_ceil(128) * t.div_ceil(64) < 256 => 64,
+                MatmulKernel::Gemm if chunk.rows.div_ceil(128) * t.div_ceil(64) < 256 => 64,
                 _ => 128,
             };
-            // matrix-core tiles of 128 tokens where the prompt fills them and 48 KiB of workgroup
-            // memory exist (H100, 8B shape, pp512: 6,900 tok/s vs 4,211 with 64), else 64
-            let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
-            let bm = if kernel == Kernel::GemmCoop && big { 128 } else { 64 };
-            // its stages of K: 64 where K allows (see matmul_gemm_coop.wgsl)
-            let bk = if k % 64 == 0 { 64 } else { 32 };
-            // skinny tiles of 16 or 32 tokens; of 32 columns, 64 past 32 tokens (H200, 8B bf16,
-            // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809; 2026-12-03 with
-            // 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
-            // columns' 753 / 1,487 / 2,722; 16 columns for N <= 8192: 649 / 1,271 / 2,302)
-            let skinny_bm = if t <= 16 { 16 } else { 32 };
-            let skinny_bn = if t <= 32 { 32 } else { 64 };
-            if kernel == Kernel::GemmCoop && w.dtype.is_block() && t >= DEQUANT_TOKENS {
-                // block weights for a long prompt: rows decoded to f16 once (ops::dequant), in
-                // pieces that fit the context's scratch, each then multiplied as f16
-                let scratch = self.ctx.dequant_scratch()?;
-                // (pieces of equal size instead of full ones and a remainder: 8B Q4_K_M pp512
-                // 7,617 / 7,591 vs 7,862 tok/s, H200, two calls)
-                let piece = scratch.size() as usize / (2 * k) / 128 * 128;
-                let c = [("W_DTYPE", WeightDtype::F16.wgsl_id()), om, ("BM", bm as f64), ("BK", bk as f64)];
-                if piece > 0 {
-                    let Some(pipeline) = self.ctx.coop_pipeline("matmul_gemm_coop", &c) else {
-                        return self.record_cols(g, x, w, out, cols, out_kind, t);
-                        // the portable GEMM
-                    };
-                    for r0 in (0..chunk.rows).step_by(piece) {
-                        let rows = piece.min(chunk.rows - r0);
-                        Dequant::new(&self.ctx).record(g, w, chunk, r0..r0 + rows, &scratch)?;
-                        let params = MatmulParams {
-                            k: k as u32,
-                            n: rows as u32,
-                            out_stride: cols.total as u32,
-                            out_offset: (cols.first + chunk.row0 + r0) as u32,
-                            t: t as u32,
-                            d_off: 0,
-                            m_off: 0,
-                            _pad: 0,
-                        };
-                        let uniform = self.ctx.uniform("matmul params", &params);
-                        let grid = gemm_grid(&w.name, rows, bn, t, bm)?;
-                        g.push(&self.ctx, kernel.name(), &pipeline, &[&uniform, x, &scratch, out], grid);
-                        g.note_bytes((rows * k * 2) as u64);
-                    }
-                    continue;
+            let pipeline = match &pipeline {
+                Some(p) => p.clone(),
+                None => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64)])?,
+            };
+            let workgroups = match kernel {
+                MatmulKernel::Gemv => {
+                    let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(256 / lanes * rpt) as u32);
+                    [t.div_ceil(gemv_tok) as u32, x, y] // token groups on x
                 }
-            }
-            let pipeline = match kernel {
-                Kernel::Gemv => {
-                    let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
-                    self.ctx.pipeline(
-                        "matmul_gemv",
-                        &[wd, om, ("VEC", vec), ("TOK", gemv_tok as f64), ("LANES", lanes as f64)],
-                    )?
+                MatmulKernel::Gemm => {
+                    let [x, y, z] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
+                    [y, x, z] // token tiles on x (see matmul_gemm.wgsl)
                 }
-                Kernel::Gemm => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64)])?,
-                Kernel::GemmCoop => {
-                    match self.ctx.coop_pipeline("matmul_gemm_coop", &[wd, om, ("BM", bm as f64), ("BK", bk as f64)]) {
-                        Some(p) => p,
-                        None => return self.record_cols(g, x, w, out, cols, out_kind, t), // the portable GEMM
-                    }
-                }
-                Kernel::SkinnyCoop => {
-                    let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64)];
-                    match self.ctx.coop_pipeline("matmul_skinny_coop", &c) {
-                        Some(p) => p,
-                        None => return self.record_cols(g, x, w, out, cols, out_kind, t), // the GEMV
-                    }
-                }
+                MatmulKernel::SkinnyCoop => gemm_grid(&w.name, chunk.rows, skinny_bn, t, skinny_bm)?,
+                MatmulKernel::GemmCoop => gemm_grid(&w.name, chunk.rows, bn, t, bm)?,
             };
             let params = MatmulParams {
                 k: k as u32,
@@ -319,21 +332,76 @@ impl Matmul {
                 m_off: chunk.m_off,
                 _pad: 0,
             };
-            let uniform = self.ctx.uniform("matmul params", &params);
-            let workgroups = if kernel == Kernel::Gemv {
-                let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(256 / lanes) as u32);
-                [t.div_ceil(gemv_tok) as u32, x, y] // token groups on x
-            } else if kernel == Kernel::Gemm {
-                let [x, y, z] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
-                [y, x, z] // token tiles on x (see matmul_gemm.wgsl)
-            } else if kernel == Kernel::SkinnyCoop {
-                gemm_grid(&w.name, chunk.rows, skinny_bn, t, skinny_bm)?
-            } else {
-                gemm_grid(&w.name, chunk.rows, bn, t, bm)?
-            };
-            g.push(&self.ctx, kernel.name(), &pipeline, &[&uniform, x, &chunk.buf, out], workgroups);
+            self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], workgroups);
             g.note_bytes(chunk.buf.size());
         }
         Ok(())
+    }
+
+    /// Records a long prompt's matmul of block weights as in [`Matmul::record_cols`]: rows decoded
+    /// to f16 once (ops::dequant), in pieces that fit the context's scratch, each then multiplied
+    /// by the f16 matrix-core GEMM in tiles of `[bm, bk]`. False (nothing recorded) where not
+    /// even 128 rows of K fit the scratch, or the matrix cores are off.
+    fn record_dequantized(&self, g: &mut Graph, o: Operands, [bm, bk]: [usize; 2]) -> Result<bool> {
+        let Operands { x, w, out, cols, out_kind, t } = o;
+        let scratch = self.ctx.dequant_scratch()?;
+        let k = w.cols;
+        // (pieces of equal size instead of full ones and a remainder: 8B Q4_K_M pp512
+        // 7,617 / 7,591 vs 7,862 tok/s, H200, two calls)
+        let piece = scratch.size() as usize / (2 * k) / 128 * 128;
+        let c = [
+            ("W_DTYPE", WeightDtype::F16.wgsl_id()),
+            ("OUT_MODE", out_kind.mode()),
+            ("BM", bm as f64),
+            ("BK", bk as f64),
+        ];
+        if piece == 0 {
+            return Ok(false);
+        }
+        let Some(pipeline) = self.coop_gemm(&c) else {
+            return Ok(false);
+        };
+        for chunk in &w.chunks {
+            for r0 in (0..chunk.rows).step_by(piece) {
+                let rows = piece.min(chunk.rows - r0);
+                Dequant::new(&self.ctx).record(g, w, chunk, r0..r0 + rows, &scratch)?;
+                let params = MatmulParams {
+                    k: k as u32,
+                    n: rows as u32,
+                    out_stride: cols.total as u32,
+                    out_offset: (cols.first + chunk.row0 + r0) as u32,
+                    t: t as u32,
+                    d_off: 0,
+                    m_off: 0,
+                    _pad: 0,
+                };
+                let grid = gemm_grid(&w.name, rows, 128, t, bm)?;
+                self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], grid);
+                g.note_bytes((rows * k * 2) as u64);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The matrix-core GEMM's pipeline with these constants, or None where the context has none.
+    fn coop_gemm(&self, constants: &[(&str, f64)]) -> Option<Arc<Kernel>> {
+        // SAFETY: bounds checks cost 1.7x around the cooperative loads; every index is in
+        // bounds by construction: global reads guarded by t < T, n < N, K % 32 == 0 (checked by
+        // `kernel`), workgroup-memory offsets inside the staged tiles, writes guarded per element
+        self.ctx.coop_pipeline(|| unsafe { self.ctx.pipeline_unchecked("matmul_gemm_coop", constants) })
+    }
+
+    /// Pushes one dispatch of `kernel` over `[x, weights, out]` with these params.
+    fn push(
+        &self,
+        g: &mut Graph,
+        kernel: MatmulKernel,
+        pipeline: &Arc<Kernel>,
+        params: MatmulParams,
+        [x, w, out]: [&wgpu::Buffer; 3],
+        grid: [u32; 3],
+    ) {
+        let uniform = self.ctx.uniform("matmul params", &params);
+        g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out], grid);
     }
 }
