@@ -24,8 +24,8 @@ step cargo test --workspace --locked -- --test-threads=2
 unset RUSTC_WORKSPACE_WRAPPER
 # the other platforms are compiled (not run) here: Metal, DX12 (WebGPU in the browser: the demo's
 # build below compiles the library for wasm32, and the browser test runs it)
-step cargo check --locked --lib --target aarch64-apple-darwin
-step cargo check --locked --lib --target x86_64-pc-windows-msvc
+# (one cargo for both targets: their dependencies build side by side on the 2 cores)
+step cargo check --locked --lib --target aarch64-apple-darwin --target x86_64-pc-windows-msvc
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib
 step cargo fmt --all -- --check
 step web/build.sh
