@@ -1,17 +1,20 @@
-// matmul_gemm.wgsl — out = x @ W^T for many tokens (prefill): 64 x BN output tiles staged
-// through workgroup memory, 16 K-elements per step; each thread computes 4 tokens x 8 columns
+// matmul_gemm.wgsl — out = x @ W^T for many tokens (prefill): BT x BN output tiles staged
+// through workgroup memory, 16 K-elements per step; each thread computes TT tokens x 8 columns
 // (columns 4c..4c+3 and 64+4c..64+4c+3, so a subgroup's vec4 reads of the tile are contiguous),
-// or 4 x 4 with BN = 64 (more workgroups for small grids).
+// or TT x 4 with BN = 64 (more workgroups for small grids). TT = BT / 16: 4 for tiles of 64
+// tokens, 8 for 128 (long prompts: twice the FMAs per read of the staged W tile).
 //
 //   x   (T, K)        packed activations, K even
 //   W   (N, K)        this chunk's rows of the weight, checkpoint dtype W_DTYPE (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
-// Grid: x = token tiles (T / 64), y = column tiles (N / BN): the workgroups that share a tile
+// Grid: x = token tiles (T / BT), y = column tiles (N / BN): the workgroups that share a tile
 // of W run together, so W comes from memory about once (H100: 13% faster than columns on x).
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override BN: u32 = 128u;     // columns per tile: 128 or 64
+override BT: u32 = 64u;      // tokens per tile: 64 or 128
+override TT: u32 = BT / 16u; // tokens per thread: 4 or 8
 
 struct Params {
     k: u32,          // inner dimension (elements, even)
@@ -29,10 +32,10 @@ struct Params {
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 @group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
 
-const BT: u32 = 64u;
 const BK: u32 = 16u;
+const MAX_TT: u32 = 8u;
 
-var<workgroup> xs: array<array<vec4<f32>, BT / 4u>, BK>; // [k][token / 4]
+var<workgroup> xs: array<array<vec4<f32>, 32>, BK>; // [k][token / 4] (BT / 4 of 32 used)
 var<workgroup> ws: array<array<vec4<f32>, 32>, BK>;     // [k][column / 4]
 
 fn store(t: u32, col: u32, v: vec4<f32>) {
@@ -61,17 +64,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let n0 = wid.y * BN;
     let t0 = wid.x * BT;
     let tx = lid % 16u; // columns 4 tx.. and 64 + 4 tx..
-    let ty = lid / 16u; // tokens 4 ty..
-    // acc{i}{h}: token 4 ty + i, columns of half h
-    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    let ty = lid / 16u; // tokens TT ty..
+    var acc: array<array<vec4<f32>, 2>, MAX_TT>; // [token TT ty + i][column half]
     let pair = lid % 8u; // K pair loaded by this thread
-    let quad = lid / 8u; // 4 tokens (x tile, quads 0..15) or 4 columns (W tile, quads 0..31)
+    let quad = lid / 8u; // 4 tokens (x tile, quads 0..BT / 4) or 4 columns (W tile, quads 0..BN / 4)
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         let kin = k0 + 2u * pair < p.k;
-        // x tile: 16 token quads x 8 pairs, on the first 128 threads; whole vec4 stores.
+        // x tile: BT / 4 token quads x 8 pairs; whole vec4 stores.
         if quad < BT / 4u {
             var v: array<vec2<f32>, 4>;
             for (var j = 0u; j < 4u; j++) {
@@ -99,33 +98,29 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            let a = xs[kk][ty];
             let b0 = ws[kk][tx];
-            c00 += a.x * b0;
-            c10 += a.y * b0;
-            c20 += a.z * b0;
-            c30 += a.w * b0;
+            var b1 = vec4<f32>(0.0);
             if BN == 128u {
-                let b1 = ws[kk][tx + 16u];
-                c01 += a.x * b1;
-                c11 += a.y * b1;
-                c21 += a.z * b1;
-                c31 += a.w * b1;
+                b1 = ws[kk][tx + 16u];
+            }
+            for (var q = 0u; q < TT / 4u; q++) {
+                let a = xs[kk][ty * (TT / 4u) + q];
+                for (var j = 0u; j < 4u; j++) {
+                    acc[4u * q + j][0] += a[j] * b0;
+                    if BN == 128u {
+                        acc[4u * q + j][1] += a[j] * b1;
+                    }
+                }
             }
         }
         workgroupBarrier();
     }
-    let t = t0 + ty * 4u;
     let c0 = n0 + tx * 4u;
-    let c1 = c0 + 64u;
-    store(t, c0, c00);
-    store(t + 1u, c0, c10);
-    store(t + 2u, c0, c20);
-    store(t + 3u, c0, c30);
-    if BN == 128u {
-        store(t, c1, c01);
-        store(t + 1u, c1, c11);
-        store(t + 2u, c1, c21);
-        store(t + 3u, c1, c31);
+    for (var i = 0u; i < TT; i++) {
+        let t = t0 + ty * TT + i;
+        store(t, c0, acc[i][0]);
+        if BN == 128u {
+            store(t, c0 + 64u, acc[i][1]);
+        }
     }
 }

@@ -183,10 +183,11 @@ mod tests {
             let full = naga::front::wgsl::parse_str(&src).unwrap();
             let named = |k: &str| full.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(k));
             let reads_weights = named("W_DTYPE");
-            // the GEMMs' tile shapes beside their defaults: 128-token tiles, stages of 64 K
-            let tiles: &[&[(&str, f64)]] = match (named("BM"), *name == "matmul_gemm_coop") {
-                (true, true) => &[&[], &[("BM", 128.0)], &[("BM", 128.0), ("BK", 64.0)]],
-                (true, false) => &[&[], &[("BM", 128.0)]],
+            // the GEMMs' tile shapes beside their defaults: 128-token tiles, stages of 64 K, 64 columns
+            let tiles: &[&[(&str, f64)]] = match (named("BM"), named("BT"), *name == "matmul_gemm_coop") {
+                (true, _, true) => &[&[], &[("BM", 128.0)], &[("BM", 128.0), ("BK", 64.0)]],
+                (true, _, false) => &[&[], &[("BM", 128.0)]],
+                (_, true, _) => &[&[], &[("BT", 128.0)], &[("BT", 128.0), ("BN", 64.0)]],
                 _ => &[&[]],
             };
             for act_f16 in [0.0, 1.0] {

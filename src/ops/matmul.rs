@@ -230,9 +230,15 @@ impl Matmul {
         let kernel = self.kernel(t, w.dtype, k);
         // matrix-core tiles of 128 tokens where the prompt fills them and 48 KiB of workgroup
         // memory exist (H100, 8B shape, pp512: 6,900 tok/s vs 4,211 with 64), else 64; stages of
-        // 64 K where K allows (see matmul_gemm_coop.wgsl)
+        // 64 K where K allows (see matmul_gemm_coop.wgsl). The portable GEMM's: 128 tokens (8 per
+        // thread) from 256 tokens on software adapters (lavapipe, SmolLM2 Q4_1 pp512: 11.6 vs
+        // 9.6 tok/s), else 64 (GPUs: not measured yet).
         let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
-        let bm = if kernel == MatmulKernel::GemmCoop && big { 128 } else { 64 };
+        let bm = match kernel {
+            MatmulKernel::GemmCoop if big => 128,
+            MatmulKernel::Gemm if t >= 256 && self.ctx.is_software() => 128,
+            _ => 64,
+        };
         let bk = if k % 64 == 0 { 64 } else { 32 };
         if kernel == MatmulKernel::GemmCoop
             && w.dtype.is_block()
@@ -280,8 +286,10 @@ impl Matmul {
                 let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
                 let c = [wd, om, ("VEC", vec), ("TOK", gemv_tok as f64), ("LANES", lanes as f64), ("RPT", rpt as f64)];
                 // SAFETY: bounds checks cost 4% of 8B Q4_K_M decode on the H200 (172.9 vs 179.8
-                // tok/s); the GEMV reads rows < N, elements < K and tokens < T of buffers whose
-                // sizes are checked above, and its partial sums ROWS x TOK <= 32 slots
+                // tok/s); the GEMV reads rows < N (rows past N of a workgroup read row N - 1),
+                // elements < K and tokens < T of buffers whose sizes are checked above; its
+                // accumulators are TOK x RPT <= 8 x 2 and its partial sums 256 x TOK x RPT, the
+                // sizes of their arrays
                 Some(unsafe { self.ctx.pipeline_unchecked("matmul_gemv", &c)? })
             }
             MatmulKernel::Gemm => None,
@@ -300,15 +308,15 @@ impl Matmul {
             }
         };
         for chunk in &w.chunks {
-            // portable GEMM tiles of 64 tokens x 128 columns where that still gives >= 256
-            // workgroups, else x 64; the matrix-core GEMM's are 64 x 128
+            // portable GEMM tiles of bm tokens x 128 columns where that still gives >= 256
+            // workgroups, else x 64; the matrix-core GEMM's are bm x 128
             let bn = match kernel {
-                MatmulKernel::Gemm if chunk.rows.div_ceil(128) * t.div_ceil(64) < 256 => 64,
+                MatmulKernel::Gemm if chunk.rows.div_ceil(128) * t.div_ceil(bm) < 256 => 64,
                 _ => 128,
             };
             let pipeline = match &pipeline {
                 Some(p) => p.clone(),
-                None => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64)])?,
+                None => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64), ("BT", bm as f64)])?,
             };
             let workgroups = match kernel {
                 MatmulKernel::Gemv => {
