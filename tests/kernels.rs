@@ -549,6 +549,18 @@ fn attention_prompt_both_paths() {
                 *k *= 1.0 + growth * ((i / (kv_heads * d)) % ctx_len / 64) as f32;
             }
             let (kc, vc) = (round_act(path, &kc), round_act(path, &rand_vec(&mut rng, n, 1.0)));
+            if growth > 0.0 {
+                // the case's premise: the last token's row (head 0) has a key past the first
+                // tile whose scaled score passes the first tile's maximum by more than the
+                // kernel's margin of 8 (attention_coop.wgsl's TAU), so a rescale happens
+                let score = |p: usize| {
+                    let key = &kc[(slot * ctx_len + p) * kv_heads * d..][..d];
+                    key.iter().zip(&q[(t - 1) * heads * d..][..d]).map(|(k, q)| k * q).sum::<f32>() / (d as f32).sqrt()
+                };
+                let first = (0..64).map(score).fold(f32::MIN, f32::max);
+                let later = (64..from + t).map(score).fold(f32::MIN, f32::max);
+                assert!(later > first + 8.0, "rising maxima: {later} vs {first}");
+            }
             let want = cpu::attention(&q, &kc, &vc, &tok, heads, kv_heads, d, ctx_len);
             let pad = vec![0.0; PROMPT_PAD * kv_heads * d];
             let kb = upload_act(c, &[kc.clone(), pad.clone()].concat());

@@ -368,7 +368,9 @@ impl GpuContext {
         if let Some(p) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(p.clone());
         }
-        let source = kernel_source(name).ok_or_else(|| Error::Invalid(format!("no kernel named {name}")))?;
+        if !KERNELS.iter().any(|&(n, _)| n == name) {
+            return Err(Error::Invalid(format!("no kernel named {name}")));
+        }
         // a driver that rejects a kernel (validation, or an internal error: its compiler failed)
         // is an error naming it, not a panic in wgpu's handler
         #[cfg(not(target_arch = "wasm32"))]
@@ -378,7 +380,7 @@ impl GpuContext {
         ];
         // natively the module specialized for these constants (gpu::specialize), with the
         // constants it still names; in the browser the WGSL
-        let (source, bindings, constants) = self.shader(name, source, &all)?;
+        let (source, bindings, constants) = self.shader(name, &all)?;
         let desc = wgpu::ShaderModuleDescriptor { label: Some(name), source };
         // naga's loop bounding (a counter in every loop, against infinite loops) costs 3-5% of
         // 8B decode on the H100 (2026-11-28): off for every kernel, whose loops all run to bounds
@@ -444,10 +446,10 @@ impl GpuContext {
     /// The shader of pipeline `name` with override values `all`, the bindings it uses and the
     /// values to give wgpu: natively the module specialized for them (gpu::specialize), in the
     /// browser the WGSL (which the browser compiles itself).
-    fn shader<'a>(&self, name: &str, source: String, all: &[(&'a str, f64)]) -> Result<ShaderParts<'a>> {
+    fn shader<'a>(&self, name: &str, all: &[(&'a str, f64)]) -> Result<ShaderParts<'a>> {
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let (module, bindings) = specialize::specialize(name, &source, all)
+            let (module, bindings) = specialize::specialize(name, all)
                 .map_err(|reason| Error::Gpu { what: format!("specializing kernel {name} {all:?}"), reason })?;
             let named = |k: &str| module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(k));
             let left = all.iter().filter(|(k, _)| named(k)).copied().collect();
@@ -455,7 +457,7 @@ impl GpuContext {
         }
         #[cfg(target_arch = "wasm32")]
         {
-            let _ = name;
+            let source = kernel_source(name).unwrap_or_default(); // (the caller checked the name)
             Ok((wgpu::ShaderSource::Wgsl(source.into()), u64::MAX, all.to_vec()))
         }
     }

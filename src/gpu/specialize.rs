@@ -10,6 +10,7 @@
 //! --dtype q4_k_m -p 512 -n 32 -r 1` 3.50 -> 2.62 s from start to exit, decode unchanged (852 /
 //! 860 tok/s); its kernel tests pass on the specialized modules.
 
+use super::kernel_source;
 use naga::{Block, Expression, Literal, Module, Statement, SwitchValue};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,13 +18,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// A kernel source parsed and validated.
 type Parsed = Arc<(Module, naga::valid::ModuleInfo)>;
 
-/// Kernel `name`'s `source` parsed and validated, once per process (then specialized per pipeline).
-fn parsed(name: &str, source: &str) -> Result<Parsed, String> {
+/// Kernel `name`'s source (gpu::kernel_source) parsed and validated, once per process (then
+/// specialized per pipeline).
+fn parsed(name: &str) -> Result<Parsed, String> {
     static CACHE: OnceLock<Mutex<HashMap<String, Parsed>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     if let Some(p) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
         return Ok(p.clone());
     }
+    let source = &kernel_source(name).ok_or_else(|| format!("no kernel named {name}"))?;
     let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
     let mut validator =
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
@@ -33,11 +36,10 @@ fn parsed(name: &str, source: &str) -> Result<Parsed, String> {
     Ok(p)
 }
 
-/// The module of kernel `name` (WGSL `source`, the same for every call with this name) for
-/// entry point `main` with these override values, specialized, and the bindings (of group 0) it
-/// still uses as a bit mask.
-pub fn specialize(name: &str, source: &str, constants: &[(&str, f64)]) -> Result<(Module, u64), String> {
-    let parsed = parsed(name, source)?;
+/// The module of kernel `name` for entry point `main` with these override values, specialized,
+/// and the bindings (of group 0) it still uses as a bit mask.
+pub fn specialize(name: &str, constants: &[(&str, f64)]) -> Result<(Module, u64), String> {
+    let parsed = parsed(name)?;
     let (module, info) = (&parsed.0, &parsed.1);
     let mut values = naga::back::PipelineConstants::default();
     for &(name, v) in constants {
@@ -169,7 +171,7 @@ fn prune(m: &Module, exprs: &naga::Arena<Expression>, block: &mut Block) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::{kernel_source, KERNELS};
+    use crate::gpu::KERNELS;
 
     /// Every kernel parses, validates and specializes to a valid module for both activation
     /// paths, every weight dtype, with and without its RoPE epilogue and in the GEMMs' tile
@@ -197,7 +199,7 @@ mod tests {
                             let mut c = vec![("ACT_F16", act_f16), ("W_DTYPE", w_dtype), ("ROPE", rope)];
                             c.extend_from_slice(tile);
                             let what = format!("{name} {c:?}");
-                            let (m, bindings) = specialize(name, &src, &c).unwrap_or_else(|e| panic!("{what}: {e}"));
+                            let (m, bindings) = specialize(name, &c).unwrap_or_else(|e| panic!("{what}: {e}"));
                             naga::valid::Validator::new(
                                 naga::valid::ValidationFlags::all(),
                                 naga::valid::Capabilities::all(),

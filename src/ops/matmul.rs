@@ -267,12 +267,8 @@ impl Matmul {
         // GEMV rows per invocation for several tokens, so each unpacked activation serves two
         // weight rows (8 tokens, aggregate tok/s, 1 / 2 / 4 rows: H200 8B bf16 599 / 680 / 496,
         // 2026-12-03; lavapipe SmolLM2 bf16 6.45 / 7.18, Q4_1 5.43 / 8.29); its partial sums
-        // take 16 KiB of workgroup memory
-        let rpt = if gemv_tok > 1 && k % 8 == 0 && self.ctx.limits.max_compute_workgroup_storage_size >= 16384 {
-            2
-        } else {
-            1
-        };
+        // then take 16 KiB of workgroup memory, what every WebGPU adapter offers
+        let rpt = if gemv_tok > 1 && k % 8 == 0 { 2 } else { 1 };
         // skinny tiles of 16 or 32 tokens; of 32 columns, 64 past 32 tokens (H200, 8B bf16,
         // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809; 2026-12-03 with
         // 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
