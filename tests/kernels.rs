@@ -963,11 +963,12 @@ fn fused_norm_gemv_all_dtypes_both_paths() {
         let c = ctx(path);
         for dtype in WDTYPES.into_iter().chain(BLOCKS).chain(KQUANTS).chain(stored()) {
             for gdtype in WDTYPES {
-                // N >= 4096 takes the 8-rows-per-workgroup variant (without subgroups)
+                // N >= 4096 takes the 8-rows-per-workgroup variant (without subgroups); K = 2112
+                // runs the subgroup kernel's four-step loop and then its one-step tail
                 let shapes: &[(usize, usize, usize)] = if dtype.block_len() == 256 {
                     &[(1, 512, 130), (2, 256, 68), (1, 256, 4100)]
                 } else {
-                    &[(1, 576, 130), (3, 64, 68), (1, 2048, 12), (2, 64, 4100)]
+                    &[(1, 576, 130), (3, 64, 68), (1, 2112, 12), (2, 64, 4100)]
                 };
                 for &(t, k, n) in shapes {
                     let mut rng = rng("matmul_norm");
