@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use metrics::Metrics;
-use openai::{ApiError, ChatRequest, CompletionRequest, Sampling};
+use openai::{ApiError, ChatRequest, CompletionRequest, PromptOne, Sampling};
 use scheduler::{Event, Job, Scheduler, TokenInfo};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -333,18 +333,36 @@ fn generation(p: &Sampling, ctx_len: usize, prompt_len: usize) -> Result<Gen, Ap
     })
 }
 
-/// Tokenizes, checks the context and admits the job; returns the event receiver.
+/// The token ids of a prompt (text tokenized with the model's BOS; ids checked against the
+/// vocabulary); `param` names the request field in errors.
+fn prompt_tokens(r: &Ready, prompt: &PromptOne, param: &str) -> Result<Vec<u32>, ApiError> {
+    let ids = match prompt {
+        PromptOne::Text(text) => {
+            r.tokenizer.encode(text, true).map_err(|e| ApiError::bad_request(e.to_string(), Some(param)))?
+        }
+        PromptOne::Tokens(ids) => ids.clone(),
+    };
+    let vocab = r.tokenizer.vocab_size();
+    if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
+        return Err(ApiError::bad_request(
+            format!("token id {id} is not in this model's vocabulary of {vocab}"),
+            Some(param),
+        ));
+    }
+    if ids.is_empty() {
+        return Err(ApiError::bad_request("the prompt is empty", Some(param)));
+    }
+    Ok(ids)
+}
+
+/// Checks the context and admits the job; returns the event receiver.
 fn submit(
     s: &AppState,
     r: &Ready,
-    text: &str,
+    (prompt, param): (Vec<u32>, &str),
     sampling: &Sampling,
     logprobs: Option<usize>,
 ) -> Result<(tokio::sync::mpsc::UnboundedReceiver<Event>, Gen, usize), ApiError> {
-    let prompt = r.tokenizer.encode(text, true).map_err(|e| ApiError::bad_request(e.to_string(), None))?;
-    if prompt.is_empty() {
-        return Err(ApiError::bad_request("the prompt is empty", Some("prompt")));
-    }
     if prompt.len() >= r.ctx_len {
         return Err(ApiError {
             code: Some("context_length_exceeded"),
@@ -354,7 +372,7 @@ fn submit(
                     r.ctx_len,
                     prompt.len()
                 ),
-                Some("messages"),
+                Some(param),
             )
         });
     }
@@ -405,13 +423,22 @@ fn chat_logprobs(infos: &[TokenInfo]) -> Value {
     }).collect::<Vec<_>>()})
 }
 
-/// Legacy completion logprobs.
-fn completion_logprobs(infos: &[TokenInfo]) -> Value {
+/// Legacy completion logprobs; `start`: the offset (in characters) of the first token's text in
+/// the choice's text (after an echoed prompt, or the text streamed before).
+fn completion_logprobs(infos: &[TokenInfo], start: usize) -> Value {
+    let offsets: Vec<usize> = infos
+        .iter()
+        .scan(start, |at, i| {
+            let o = *at;
+            *at += i.text.chars().count();
+            Some(o)
+        })
+        .collect();
     json!({
         "tokens": infos.iter().map(|i| i.text.clone()).collect::<Vec<_>>(),
         "token_logprobs": infos.iter().map(|i| i.logprob).collect::<Vec<_>>(),
         "top_logprobs": infos.iter().map(|i| i.top.iter().map(|(t, lp)| (t.clone(), json!(lp))).collect::<serde_json::Map<_, _>>()).collect::<Vec<_>>(),
-        "text_offset": Value::Array(vec![]),
+        "text_offset": offsets,
     })
 }
 
@@ -438,6 +465,7 @@ async fn chat_inner(s: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
     authorize(s, headers)?;
     let bytes = body_bytes(s, headers, body).await?;
     let req: ChatRequest = openai::parse(&bytes)?;
+    req.check_unsupported()?;
     let r = ready(s)?;
     if req.messages.is_empty() {
         return Err(ApiError::bad_request("messages must not be empty", Some("messages")));
@@ -456,7 +484,8 @@ async fn chat_inner(s: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
         return Err(ApiError::bad_request("top_logprobs must be in [0, 20]", Some("top_logprobs")));
     }
     let logprobs = req.logprobs.then_some(top);
-    let (rx, g, prompt_len) = submit(s, r, &text, &req.sampling, logprobs)?;
+    let prompt = prompt_tokens(r, &PromptOne::Text(text), "messages")?;
+    let (rx, g, prompt_len) = submit(s, r, (prompt, "messages"), &req.sampling, logprobs)?;
     let id = format!("chatcmpl-{:x}", random_u64());
     let model = s.opts.model_name.clone();
     let created = unix_now();
@@ -491,36 +520,42 @@ async fn completions_inner(s: &Shared, headers: &HeaderMap, body: Body) -> Resul
     let bytes = body_bytes(s, headers, body).await?;
     let req: CompletionRequest = openai::parse(&bytes)?;
     let r = ready(s)?;
-    let prompts = req.prompt.clone().into_vec();
-    let [prompt] = prompts.as_slice() else {
-        return Err(ApiError::bad_request("prompt must be one string", Some("prompt")));
-    };
+    let prompt = req.prompt.clone().one()?;
     let top = req.logprobs.map(|k| k as usize);
     if top.is_some_and(|k| k > 20) {
         return Err(ApiError::bad_request("logprobs must be in [0, 20]", Some("logprobs")));
     }
-    let (rx, g, prompt_len) = submit(s, r, prompt, &req.sampling, top)?;
+    let ids = prompt_tokens(r, &prompt, "prompt")?;
+    let echo = match (&prompt, req.echo) {
+        (_, false) => String::new(),
+        (PromptOne::Text(t), true) => t.clone(),
+        (PromptOne::Tokens(ids), true) => {
+            r.tokenizer.decode(ids, false).map_err(|e| ApiError::bad_request(e.to_string(), Some("prompt")))?
+        }
+    };
+    let (rx, g, prompt_len) = submit(s, r, (ids, "prompt"), &req.sampling, top)?;
     let id = format!("cmpl-{:x}", random_u64());
     let model = s.opts.model_name.clone();
     let created = unix_now();
-    let echo = if req.echo { prompt.clone() } else { String::new() };
     if g.stream {
         let chunk = move |text: String, finish: Option<&str>, lp: Option<Value>| {
             json!({"id": id, "object": "text_completion", "created": created, "model": model,
                    "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": lp}]})
         };
+        let streamed = std::sync::atomic::AtomicUsize::new(echo.chars().count());
         let first = chunk(echo, None, None);
         let usage_chunk = chunk(String::new(), None, None);
         return Ok(stream_events(rx, first, g.include_usage, usage_chunk, move |ev| match ev {
             StreamItem::Text(t, info) => {
-                let lp = info.map(|i| completion_logprobs(std::slice::from_ref(&i)));
+                let at = streamed.fetch_add(t.chars().count(), Ordering::Relaxed);
+                let lp = info.map(|i| completion_logprobs(std::slice::from_ref(&i), at));
                 chunk(t, None, lp)
             }
             StreamItem::Done(f) => chunk(String::new(), Some(finish_reason(f)), None),
         }));
     }
     let (text, infos, finish, completion) = collect(rx).await?;
-    let lp = if top.is_some() { completion_logprobs(&infos) } else { Value::Null };
+    let lp = if top.is_some() { completion_logprobs(&infos, echo.chars().count()) } else { Value::Null };
     Ok(axum::Json(json!({"id": id, "object": "text_completion", "created": created, "model": s.opts.model_name,
         "choices": [{"index": 0, "text": echo + &text, "finish_reason": finish_reason(finish), "logprobs": lp}],
         "usage": usage(prompt_len, completion)}))

@@ -167,6 +167,24 @@ def main():
     check(r.status_code == 404 and error_of(r), "unknown path: 404")
     r = post(json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "unknown_field": 1}))
     check(r.status_code == 200, "unknown fields are ignored")
+    r = post(json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}))
+    check(r.status_code == 400 and error_of(r)["param"] == "max_tokens", "max_tokens=-1: 400 naming max_tokens")
+    r = post(json.dumps({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}))
+    check(r.status_code == 400 and error_of(r)["param"] == "response_format", "a JSON output mode: 400 (not ignored)")
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    r = post(json.dumps({"messages": [{"role": "user", "content": "hi"}], "tools": tools, "tool_choice": "required"}))
+    check(r.status_code == 400 and error_of(r)["param"] == "tool_choice", "a required tool call: 400")
+    r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], tools=tools,
+                                       max_tokens=2)
+    check(r.choices[0].message.content is not None, "tools with tool_choice auto: answered in text")
+    ids = client.completions.create(model="m", prompt="The capital of France is", temperature=0, max_tokens=6)
+    by_ids = client.completions.create(model="m", prompt=[504, 3575, 282, 4649, 314], temperature=0, max_tokens=6,
+                                       echo=True, logprobs=1)
+    lp = by_ids.choices[0].logprobs
+    check(by_ids.choices[0].text.startswith("The capital of France is") and by_ids.usage.prompt_tokens == 5
+          and lp.text_offset[0] == len("The capital of France is")
+          and by_ids.choices[0].text == "The capital of France is" + ids.choices[0].text,
+          f"a prompt of token ids, echoed, with text offsets: {by_ids.choices[0].text!r}")
 
     # a client that disconnects mid-stream frees its slot
     with httpx.stream("POST", s.url + "/v1/completions", timeout=600, json={
