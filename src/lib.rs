@@ -2,8 +2,6 @@
 //! through wgpu (Vulkan, Metal, DX12, WebGPU). Weights stay in their checkpoint precision;
 //! activations are 16-bit (f16 with `shader-f16`, packed bf16 otherwise) with f32 arithmetic.
 
-// Kernel `record` calls bind many buffers; a struct per call would only rename them.
-#![allow(clippy::too_many_arguments)]
 // Nothing a file, a request or the driver controls may panic the library: no unwrap/expect outside
 // tests (clippy keeps it so).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

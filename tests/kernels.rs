@@ -17,7 +17,7 @@ use inferno_llama::ops::{
     rms_norm::RmsNorm,
     rope::{inv_freqs, Rope, RopeDst, RopeEpilogue, RopeScaling, RopeTable},
     swiglu::Swiglu,
-    OutCols,
+    MatmulDst, OutCols,
 };
 use inferno_llama::{ActDtype, GpuContext, WeightDtype};
 
@@ -100,7 +100,8 @@ fn check_matmul(c: &GpuContext, path: ActDtype, dtype: WeightDtype, t: usize, k:
         MatmulOut::Act => {
             // into columns [4, 4 + n) of a (t, n + 6) output; the other columns stay poisoned
             let ob = poisoned(c, t * (n + 6) * 2);
-            Matmul::new(c).record_cols(&mut g, &xb, &w, &ob, OutCols { first: 4, total: n + 6 }, out, t).unwrap();
+            let dst = MatmulDst::new(&ob, OutCols { first: 4, total: n + 6 }, out);
+            Matmul::new(c).record_cols(&mut g, &xb, &w, dst, t).unwrap();
             g.run(c);
             let got = read_act(c, &ob, t * (n + 6));
             let mine: Vec<f32> = got.chunks(n + 6).flat_map(|r| r[4..4 + n].to_vec()).collect();
@@ -494,7 +495,8 @@ fn attention_gqa_causal_both_paths() {
             let q = round_act(path, &rand_vec(&mut rng, t * heads * d, 1.5));
             let (kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kv_heads * d);
             let (vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kv_heads * d);
-            let want = cpu::attention(&q, &kc, &vc, tok, heads, kv_heads, d, ctx_len);
+            let want =
+                cpu::attention(&q, &kc, &vc, tok, &AttentionShape { heads, kv_heads, head_dim: d, ctx: ctx_len });
             let (qb, tb) = (upload_act(c, &q), tok_buf(c, tok));
             let shape = AttentionShape { heads, kv_heads, head_dim: d, ctx: ctx_len };
             // without and with split-K (flash-decoding)
@@ -561,7 +563,8 @@ fn attention_prompt_both_paths() {
                 let later = (64..from + t).map(score).fold(f32::MIN, f32::max);
                 assert!(later > first + 8.0, "rising maxima: {later} vs {first}");
             }
-            let want = cpu::attention(&q, &kc, &vc, &tok, heads, kv_heads, d, ctx_len);
+            let want =
+                cpu::attention(&q, &kc, &vc, &tok, &AttentionShape { heads, kv_heads, head_dim: d, ctx: ctx_len });
             let pad = vec![0.0; PROMPT_PAD * kv_heads * d];
             let kb = upload_act(c, &[kc.clone(), pad.clone()].concat());
             let vb = upload_act(c, &[vc.clone(), pad].concat());
@@ -1077,7 +1080,7 @@ fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
             let mut g = Graph::new();
             let xb = upload_act(c, &x[..t * k]);
             W8a8::new(c).quantize_from(&mut g, &xb, QuantInput::Act, QuantGrain::Block, &q, k, t).unwrap();
-            GemvQ8::new(c).record_cols(&mut g, &q, &w, &ob, OutCols::all(n), MatmulOut::F32, t).unwrap();
+            GemvQ8::new(c).record_cols(&mut g, &q, &w, MatmulDst::all(&ob, n, MatmulOut::F32), t).unwrap();
             g.run(c);
             read_f32(c, &ob, n)
         };
@@ -1188,7 +1191,7 @@ fn gemv_q8_matches_cpu_both_paths() {
                             MatmulOut::F32 => poisoned(c, t * n * 4),
                             MatmulOut::AddF32 => upload_f32(c, &residual),
                         };
-                        GemvQ8::new(c).record_cols(&mut g, &q, &w, &ob, cols, out, t).unwrap();
+                        GemvQ8::new(c).record_cols(&mut g, &q, &w, MatmulDst::new(&ob, cols, out), t).unwrap();
                         g.run(c);
                         let xhat = read_block_quant(c, &q, &x, 1e-6, &what);
                         let mut want = cpu::matmul(&xhat, &wv, t, k, n);

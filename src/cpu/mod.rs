@@ -1,6 +1,8 @@
 //! Plain-Rust reference of every op: the specification and the test oracle. All f32, row-major,
 //! written for clarity rather than speed.
 
+use crate::ops::attention::AttentionShape;
+
 /// `out (t, n) = x (t, k) @ w (n, k)^T`.
 pub fn matmul(x: &[f32], w: &[f32], t: usize, k: usize, n: usize) -> Vec<f32> {
     let mut out = vec![0.0; t * n];
@@ -42,18 +44,11 @@ pub fn rope(x: &[f32], positions: &[usize], heads: usize, d: usize, inv_freq: &[
     out
 }
 
-/// Causal GQA attention of `q (t, heads, d)` against per-slot caches `k, v (slots, ctx, kv_heads, d)`.
+/// Causal GQA attention of `q (t, heads, d)` against per-slot caches `k, v (slots, ctx, kv_heads, d)`
+/// (the sizes from `shape`).
 /// Token `i` is at `tok[i] = (slot, pos)` and attends to positions `0..=pos` of its slot.
-pub fn attention(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    tok: &[(usize, usize)],
-    heads: usize,
-    kv_heads: usize,
-    d: usize,
-    ctx: usize,
-) -> Vec<f32> {
+pub fn attention(q: &[f32], k: &[f32], v: &[f32], tok: &[(usize, usize)], shape: &AttentionShape) -> Vec<f32> {
+    let AttentionShape { heads, kv_heads, head_dim: d, ctx } = *shape;
     let mut out = vec![0.0; q.len()];
     let group = heads / kv_heads;
     let scale = 1.0 / (d as f32).sqrt();

@@ -11,7 +11,7 @@ use crate::ops::{
     argmax::Argmax, attention::Attention, attention::AttentionIo, attention::AttentionShape, embedding::Embedding,
     gather::Gather, gemv_q8::GemvQ8, matmul::Matmul, matmul::MatmulOut, matmul_norm::MatmulNorm,
     matmul_norm::NormEpilogue, rms_norm::RmsNorm, rope::Rope, rope::RopeDst, rope::RopeEpilogue, rope::RopeTable,
-    swiglu::Swiglu, w8a8::QuantGrain, w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8, OutCols,
+    swiglu::Swiglu, w8a8::QuantGrain, w8a8::QuantInput, w8a8::QuantScratch, w8a8::W8a8, MatmulDst, OutCols,
 };
 use std::borrow::Cow;
 
@@ -322,11 +322,11 @@ impl Llama {
                 quantized = Some(grain);
             }
             if w.dtype == WeightDtype::I8 {
-                st.ops.w8a8.matmul(g, &s.quant, w, out, cols, MatmulOut::Act, t)?;
+                st.ops.w8a8.matmul(g, &s.quant, w, MatmulDst::new(out, cols, MatmulOut::Act), t)?;
             } else if grain.is_some() {
-                st.ops.gemv_q8.record_cols(g, &s.quant, w, out, cols, MatmulOut::Act, t)?;
+                st.ops.gemv_q8.record_cols(g, &s.quant, w, MatmulDst::new(out, cols, MatmulOut::Act), t)?;
             } else {
-                st.ops.matmul.record_cols(g, x, w, out, cols, MatmulOut::Act, t)?;
+                st.ops.matmul.record_cols(g, x, w, MatmulDst::new(out, cols, MatmulOut::Act), t)?;
             }
         }
         Ok(())
@@ -336,6 +336,7 @@ impl Llama {
     /// W8A8 weights, and for block weights in the int8-activation decode GEMV, the norm writes the
     /// int8 activations directly; otherwise for decode the norm is fused into each GEMV
     /// (ops::matmul_norm) where that pays, else it is written to h once.
+    #[allow(clippy::too_many_arguments)]
     fn normed_linears(
         &self,
         st: &Stage,
@@ -366,6 +367,7 @@ impl Llama {
     /// into `dst.q`, k and v into the caches) where this step can: decode steps whose parts all
     /// take the int8 GEMV (after the norm writes int8 activations), or the subgroup norm-GEMV
     /// with every part a fused-norm weight. Returns whether it did.
+    #[allow(clippy::too_many_arguments)]
     fn qkv_rope(
         &self,
         st: &Stage,
@@ -433,11 +435,11 @@ impl Llama {
         let (down, input, cols) = (&w.down_proj, QuantInput::Swiglu { interleaved }, OutCols::all(w.down_proj.rows));
         if down.dtype == crate::WeightDtype::I8 {
             st.ops.w8a8.quantize_from(g, &s.gu, input, QuantGrain::Token, &s.quant, i, t)?;
-            return st.ops.w8a8.matmul(g, &s.quant, down, &s.x, cols, MatmulOut::AddF32, t);
+            return st.ops.w8a8.matmul(g, &s.quant, down, MatmulDst::new(&s.x, cols, MatmulOut::AddF32), t);
         }
         if st.ops.q8(down, step) {
             st.ops.w8a8.quantize_from(g, &s.gu, input, QuantGrain::Block, &s.quant, i, t)?;
-            return st.ops.gemv_q8.record_cols(g, &s.quant, down, &s.x, cols, MatmulOut::AddF32, t);
+            return st.ops.gemv_q8.record_cols(g, &s.quant, down, MatmulDst::new(&s.x, cols, MatmulOut::AddF32), t);
         }
         st.ops.swiglu.record(g, &s.gu, &s.act, i, t, interleaved)?; // act (T, I)
         self.residual(st, g, s, &s.act, &w.down_proj, step)
@@ -459,7 +461,7 @@ impl Llama {
         }
         if st.ops.q8(w, step) {
             st.ops.w8a8.quantize_from(g, input, QuantInput::Act, QuantGrain::Block, &s.quant, w.cols, t)?;
-            return st.ops.gemv_q8.record_cols(g, &s.quant, w, &s.x, OutCols::all(w.rows), MatmulOut::AddF32, t);
+            return st.ops.gemv_q8.record_cols(g, &s.quant, w, MatmulDst::all(&s.x, w.rows, MatmulOut::AddF32), t);
         }
         st.ops.matmul.record(g, input, w, &s.x, MatmulOut::AddF32, t)
     }

@@ -7,7 +7,7 @@ use crate::gpu::GpuContext;
 use crate::graph::Graph;
 use crate::ops::attention::{part_bytes, AttentionShape, PROMPT_PAD};
 use crate::ops::w8a8::{QuantGrain, QuantInput, QuantScratch};
-use crate::ops::{act_bytes, argmax::NON_FINITE, matmul::MatmulOut, rope::RopeTable, OutCols};
+use crate::ops::{act_bytes, argmax::NON_FINITE, matmul::MatmulOut, rope::RopeTable, MatmulDst};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -436,7 +436,7 @@ impl Session {
             if st.ops.q8(lm_head, Step { t: r, ..step }) {
                 let (q, input) = (&b.scratch.quant, QuantInput::Act);
                 st.ops.w8a8.quantize_from(&mut g, &self.hsel, input, QuantGrain::Block, q, c, r)?;
-                st.ops.gemv_q8.record_cols(&mut g, q, lm_head, &self.logits, OutCols::all(v), MatmulOut::F32, r)?;
+                st.ops.gemv_q8.record_cols(&mut g, q, lm_head, MatmulDst::all(&self.logits, v, MatmulOut::F32), r)?;
             } else {
                 st.ops.matmul.record(&mut g, &self.hsel, lm_head, &self.logits, MatmulOut::F32, r)?;
                 // (R, V)

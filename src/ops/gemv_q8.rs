@@ -8,7 +8,7 @@
 use super::matmul::{MatmulOut, MatmulParams};
 use super::rope::{EpilogueParams, RopeEpilogue};
 use super::w8a8::QuantScratch;
-use super::{check_buf, check_even, OutCols};
+use super::{check_buf, check_even, MatmulDst, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -85,18 +85,8 @@ impl GemvQ8 {
 
     /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T` from activations already
     /// quantized per block into `q` (ops::w8a8 with blocks, or ops::rms_norm).
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_cols(
-        &self,
-        g: &mut Graph,
-        q: &QuantScratch,
-        w: &Weight,
-        out: &wgpu::Buffer,
-        cols: OutCols,
-        out_kind: MatmulOut,
-        t: usize,
-    ) -> Result<()> {
-        self.record(g, q, w, out, cols, out_kind, None, t)
+    pub fn record_cols(&self, g: &mut Graph, q: &QuantScratch, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
+        self.record(g, q, w, dst, None, t)
     }
 
     /// Records columns `cols` of a decode step's q/k/v projection (q/k rows holding each rotary
@@ -113,21 +103,19 @@ impl GemvQ8 {
         t: usize,
     ) -> Result<()> {
         rope.check(cols, t)?;
-        self.record(g, q, w, rope.dst.q, cols, MatmulOut::Act, Some(rope), t)
+        self.record(g, q, w, MatmulDst::new(rope.dst.q, cols, MatmulOut::Act), Some(rope), t)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
         g: &mut Graph,
         q: &QuantScratch,
         w: &Weight,
-        out: &wgpu::Buffer,
-        cols: OutCols,
-        out_kind: MatmulOut,
+        dst: MatmulDst,
         rope: Option<RopeEpilogue>,
         t: usize,
     ) -> Result<()> {
+        let MatmulDst { out, cols, kind: out_kind } = dst;
         let (n, k) = (w.rows, w.cols);
         if !Self::supports(w.dtype) {
             return Err(Error::UnsupportedDtype {

@@ -8,7 +8,7 @@
 //! 1.82 TB/s on the 1B shape, 2026-11-28, so only the fused norm-GEMV uses subgroups.)
 
 use super::dequant::Dequant;
-use super::{act_bytes, check_buf, check_even, gemm_grid, OutCols};
+use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -122,17 +122,6 @@ impl MatmulKernel {
     }
 }
 
-/// One matmul's operands, as [`Matmul::record_cols`] takes them.
-#[derive(Clone, Copy)]
-struct Operands<'a> {
-    x: &'a wgpu::Buffer,
-    w: &'a Weight,
-    out: &'a wgpu::Buffer,
-    cols: OutCols,
-    out_kind: MatmulOut,
-    t: usize,
-}
-
 /// The matmul op (pipelines per kernel, weight dtype and output kind come from the context's cache).
 pub struct Matmul {
     ctx: GpuContext,
@@ -195,21 +184,12 @@ impl Matmul {
         out_kind: MatmulOut,
         t: usize,
     ) -> Result<()> {
-        self.record_cols(g, x, w, out, OutCols::all(w.rows), out_kind, t)
+        self.record_cols(g, x, w, MatmulDst::all(out, w.rows, out_kind), t)
     }
 
     /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_cols(
-        &self,
-        g: &mut Graph,
-        x: &wgpu::Buffer,
-        w: &Weight,
-        out: &wgpu::Buffer,
-        cols: OutCols,
-        out_kind: MatmulOut,
-        t: usize,
-    ) -> Result<()> {
+    pub fn record_cols(&self, g: &mut Graph, x: &wgpu::Buffer, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
+        let MatmulDst { out, cols, kind: out_kind } = dst;
         let (n, k) = (w.rows, w.cols);
         cols.check(&format!("output of {}", w.name), n)?;
         if w.dtype == WeightDtype::I8 {
@@ -243,7 +223,7 @@ impl Matmul {
         if kernel == MatmulKernel::GemmCoop
             && w.dtype.is_block()
             && t >= DEQUANT_TOKENS
-            && self.record_dequantized(g, Operands { x, w, out, cols, out_kind, t }, [bm, bk])?
+            && self.record_dequantized(g, x, w, dst, t, [bm, bk])?
         {
             return Ok(());
         }
@@ -291,14 +271,14 @@ impl Matmul {
             MatmulKernel::Gemm => None,
             MatmulKernel::GemmCoop => {
                 let Some(p) = self.coop_gemm(&[wd, om, ("BM", bm as f64), ("BK", bk as f64)]) else {
-                    return self.record_cols(g, x, w, out, cols, out_kind, t); // the portable GEMM
+                    return self.record_cols(g, x, w, dst, t); // the portable GEMM
                 };
                 Some(p)
             }
             MatmulKernel::SkinnyCoop => {
                 let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64)];
                 let Some(p) = self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c)) else {
-                    return self.record_cols(g, x, w, out, cols, out_kind, t); // the GEMV
+                    return self.record_cols(g, x, w, dst, t); // the GEMV
                 };
                 Some(p)
             }
@@ -346,8 +326,16 @@ impl Matmul {
     /// to f16 once (ops::dequant), in pieces that fit the context's scratch, each then multiplied
     /// by the f16 matrix-core GEMM in tiles of `[bm, bk]`. False (nothing recorded) where not
     /// even 128 rows of K fit the scratch, or the matrix cores are off.
-    fn record_dequantized(&self, g: &mut Graph, o: Operands, [bm, bk]: [usize; 2]) -> Result<bool> {
-        let Operands { x, w, out, cols, out_kind, t } = o;
+    fn record_dequantized(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        w: &Weight,
+        dst: MatmulDst,
+        t: usize,
+        [bm, bk]: [usize; 2],
+    ) -> Result<bool> {
+        let MatmulDst { out, cols, kind: out_kind } = dst;
         let scratch = self.ctx.dequant_scratch()?;
         let k = w.cols;
         // (pieces of equal size instead of full ones and a remainder: 8B Q4_K_M pp512

@@ -57,6 +57,29 @@ pub(crate) fn per_item(items: usize) -> [u32; 3] {
     fold_workgroups(items.div_ceil(256) as u32)
 }
 
+/// Where a matmul writes: the output buffer, the columns it fills and how it stores them.
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulDst<'a> {
+    /// The output `(t, cols.total)`.
+    pub out: &'a wgpu::Buffer,
+    /// The columns written.
+    pub cols: OutCols,
+    /// Packed activations, f32, or added into f32.
+    pub kind: matmul::MatmulOut,
+}
+
+impl<'a> MatmulDst<'a> {
+    /// Columns `cols` of `out`, stored as `kind`.
+    pub fn new(out: &'a wgpu::Buffer, cols: OutCols, kind: matmul::MatmulOut) -> Self {
+        MatmulDst { out, cols, kind }
+    }
+
+    /// All of an output exactly `rows` wide, stored as `kind`.
+    pub fn all(out: &'a wgpu::Buffer, rows: usize, kind: matmul::MatmulOut) -> Self {
+        MatmulDst { out, cols: OutCols::all(rows), kind }
+    }
+}
+
 /// The output columns a matmul writes: `[first, first + W.rows)` of rows `total` columns wide, so
 /// several weights that share an input can fill one output side by side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! shaders/matmul_w8a8_gemm.wgsl for prefill).
 
 use super::matmul::MatmulOut;
-use super::{act_bytes, check_buf, check_even, gemm_grid, OutCols};
+use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -147,17 +147,8 @@ impl W8a8 {
     /// Records `out (t, cols.total)[.., cols] = xq (t, W.cols) @ W^T` rescaled, from activations
     /// already quantized into `q` by [`W8a8::quantize`]; `out_kind` is packed activations or the
     /// f32 residual stream it adds to ([`MatmulOut::Act`] / [`MatmulOut::AddF32`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn matmul(
-        &self,
-        g: &mut Graph,
-        q: &QuantScratch,
-        w: &Weight,
-        out: &wgpu::Buffer,
-        cols: OutCols,
-        out_kind: MatmulOut,
-        t: usize,
-    ) -> Result<()> {
+    pub fn matmul(&self, g: &mut Graph, q: &QuantScratch, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
+        let MatmulDst { out, cols, kind: out_kind } = dst;
         if w.dtype != WeightDtype::I8 {
             return Err(Error::UnsupportedDtype {
                 what: format!("{} in the W8A8 matmul", w.name),
@@ -213,6 +204,6 @@ impl W8a8 {
         t: usize,
     ) -> Result<()> {
         self.quantize(g, x, q, w.cols, t)?;
-        self.matmul(g, q, w, out, OutCols::all(w.rows), out_kind, t)
+        self.matmul(g, q, w, MatmulDst::all(out, w.rows, out_kind), t)
     }
 }
