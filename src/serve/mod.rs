@@ -355,11 +355,13 @@ fn prompt_tokens(r: &Ready, prompt: &PromptOne, param: &str) -> Result<Vec<u32>,
     Ok(ids)
 }
 
-/// Checks the context and admits the job; returns the event receiver.
+/// Checks the context and admits the job (`param`: the request field holding the prompt);
+/// returns the event receiver.
 fn submit(
     s: &AppState,
     r: &Ready,
-    (prompt, param): (Vec<u32>, &str),
+    prompt: Vec<u32>,
+    param: &str,
     sampling: &Sampling,
     logprobs: Option<usize>,
 ) -> Result<(tokio::sync::mpsc::UnboundedReceiver<Event>, Gen, usize), ApiError> {
@@ -485,7 +487,7 @@ async fn chat_inner(s: &Shared, headers: &HeaderMap, body: Body) -> Result<Respo
     }
     let logprobs = req.logprobs.then_some(top);
     let prompt = prompt_tokens(r, &PromptOne::Text(text), "messages")?;
-    let (rx, g, prompt_len) = submit(s, r, (prompt, "messages"), &req.sampling, logprobs)?;
+    let (rx, g, prompt_len) = submit(s, r, prompt, "messages", &req.sampling, logprobs)?;
     let id = format!("chatcmpl-{:x}", random_u64());
     let model = s.opts.model_name.clone();
     let created = unix_now();
@@ -533,7 +535,7 @@ async fn completions_inner(s: &Shared, headers: &HeaderMap, body: Body) -> Resul
             r.tokenizer.decode(ids, false).map_err(|e| ApiError::bad_request(e.to_string(), Some("prompt")))?
         }
     };
-    let (rx, g, prompt_len) = submit(s, r, (ids, "prompt"), &req.sampling, top)?;
+    let (rx, g, prompt_len) = submit(s, r, ids, "prompt", &req.sampling, top)?;
     let id = format!("cmpl-{:x}", random_u64());
     let model = s.opts.model_name.clone();
     let created = unix_now();
