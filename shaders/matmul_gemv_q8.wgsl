@@ -49,9 +49,10 @@ struct Params {
 
 override LANES: u32 = 32u; // lanes per row (a power of two, 16..64)
 override ROWS: u32 = 256u / LANES; // rows per workgroup
-const MAX_TOK: u32 = 8u;
+const MAX_TOK: u32 = 16u;
+const PART_TOK: u32 = 8u; // tokens whose partial sums are reduced at once
 
-var<workgroup> partial: array<f32, 2048>; // [token][row][lane]: MAX_TOK x 256
+var<workgroup> partial: array<f32, 2048>; // [token % PART_TOK][row][lane]: PART_TOK x 256
 
 // A decoded block of 32 weights: signed byte codes in quant_block's word order, the scales of
 // elements 0..15 and 16..31, the offset (b_lo, used by Q2_K alone, of elements 0..15 where it
@@ -326,40 +327,44 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
             }
         }
     }
-    for (var j = 0u; j < TOK; j++) {
-        partial[(j * ROWS + r) * LANES + lane] = acc[j];
-    }
-    workgroupBarrier();
-    for (var s = LANES / 2u; s > 0u; s >>= 1u) {
-        if lane < s {
-            for (var j = 0u; j < TOK; j++) {
-                let o = (j * ROWS + r) * LANES + lane;
-                partial[o] += partial[o + s];
+    // the TOK sums of each row over its lanes, PART_TOK tokens at a time
+    for (var t1 = t0; t1 < t0 + TOK; t1 += PART_TOK) {
+        let part = min(TOK, PART_TOK);
+        for (var j = 0u; j < part; j++) {
+            partial[(j * ROWS + r) * LANES + lane] = acc[t1 - t0 + j];
+        }
+        workgroupBarrier();
+        for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+            if lane < s {
+                for (var j = 0u; j < part; j++) {
+                    let o = (j * ROWS + r) * LANES + lane;
+                    partial[o] += partial[o + s];
+                }
+            }
+            workgroupBarrier();
+        }
+        if lane == 0u && row < p.n {
+            for (var j = 0u; j < part; j++) {
+                let t = t1 + j;
+                if t >= p.t {
+                    break;
+                }
+                let y = partial[(j * ROWS + r) * LANES];
+                let col = t * p.out_stride + p.out_offset + row;
+                if OUT_MODE == 1u {
+                    out[col] = bitcast<u32>(y);
+                } else if OUT_MODE == 2u {
+                    out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
+                } else if r % 2u == 0u {
+                    let y2 = vec2<f32>(y, partial[(j * ROWS + r + 1u) * LANES]);
+                    if ROPE {
+                        rope_out(t, p.out_offset + row, y2);
+                    } else {
+                        out[col / 2u] = pack_act(y2);
+                    }
+                }
             }
         }
         workgroupBarrier();
-    }
-    if lane != 0u || row >= p.n {
-        return;
-    }
-    for (var j = 0u; j < TOK; j++) {
-        let t = t0 + j;
-        if t >= p.t {
-            break;
-        }
-        let y = partial[(j * ROWS + r) * LANES];
-        let col = t * p.out_stride + p.out_offset + row;
-        if OUT_MODE == 1u {
-            out[col] = bitcast<u32>(y);
-        } else if OUT_MODE == 2u {
-            out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
-        } else if r % 2u == 0u {
-            let y2 = vec2<f32>(y, partial[(j * ROWS + r + 1u) * LANES]);
-            if ROPE {
-                rope_out(t, p.out_offset + row, y2);
-            } else {
-                out[col / 2u] = pack_act(y2);
-            }
-        }
     }
 }
