@@ -327,11 +327,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
             }
         }
     }
-    // the TOK sums of each row over its lanes, PART_TOK tokens at a time
-    for (var t1 = t0; t1 < t0 + TOK; t1 += PART_TOK) {
+    // the TOK sums of each row over its lanes, PART_TOK tokens at a time (loops of constant
+    // bounds, so acc's indices are constants once unrolled and it stays in registers)
+    for (var h = 0u; h < TOK; h += PART_TOK) {
+        let t1 = t0 + h;
         let part = min(TOK, PART_TOK);
         for (var j = 0u; j < part; j++) {
-            partial[(j * ROWS + r) * LANES + lane] = acc[t1 - t0 + j];
+            partial[(j * ROWS + r) * LANES + lane] = acc[h + j];
         }
         workgroupBarrier();
         for (var s = LANES / 2u; s > 0u; s >>= 1u) {
