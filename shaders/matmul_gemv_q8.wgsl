@@ -367,6 +367,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
                 }
             }
         }
-        workgroupBarrier();
+        if h + PART_TOK < TOK {
+            workgroupBarrier(); // the next tokens' sums reuse partial
+        }
     }
 }
