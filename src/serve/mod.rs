@@ -286,11 +286,12 @@ struct Gen {
     stop: Vec<String>,
     presence: f32,
     frequency: f32,
+    logit_bias: Vec<(u32, f32)>,
     stream: bool,
     include_usage: bool,
 }
 
-fn generation(p: &Sampling, ctx_len: usize, prompt_len: usize) -> Result<Gen, ApiError> {
+fn generation(p: &Sampling, ctx_len: usize, prompt_len: usize, vocab: usize) -> Result<Gen, ApiError> {
     if p.n.is_some_and(|n| n != 1) {
         return Err(ApiError::bad_request("only n = 1 is supported", Some("n")));
     }
@@ -318,6 +319,18 @@ fn generation(p: &Sampling, ctx_len: usize, prompt_len: usize) -> Result<Gen, Ap
             return Err(ApiError::bad_request(format!("{name} must be in [-2, 2]"), Some(name)));
         }
     }
+    let mut logit_bias = Vec::new();
+    for (k, &v) in p.logit_bias.iter().flatten() {
+        let bad = |what: String| ApiError::bad_request(format!("logit_bias: {what}"), Some("logit_bias"));
+        let id: u32 = k.parse().map_err(|_| bad(format!("{k:?} is not a token id")))?;
+        if id as usize >= vocab {
+            return Err(bad(format!("token id {id} is not in this model's vocabulary of {vocab}")));
+        }
+        if !(-100.0..=100.0).contains(&v) {
+            return Err(bad(format!("the bias of token {id} must be in [-100, 100]")));
+        }
+        logit_bias.push((id, v));
+    }
     let stop = p.stop.clone().map(|s| s.into_vec()).unwrap_or_default();
     if stop.len() > 4 || stop.iter().any(String::is_empty) {
         return Err(ApiError::bad_request("stop takes up to 4 non-empty strings", Some("stop")));
@@ -328,6 +341,7 @@ fn generation(p: &Sampling, ctx_len: usize, prompt_len: usize) -> Result<Gen, Ap
         stop,
         presence: p.presence_penalty.unwrap_or(0.0),
         frequency: p.frequency_penalty.unwrap_or(0.0),
+        logit_bias,
         stream: p.stream,
         include_usage: p.stream_options.as_ref().is_some_and(|o| o.include_usage),
     })
@@ -378,7 +392,7 @@ fn submit(
             )
         });
     }
-    let g = generation(sampling, r.ctx_len, prompt.len())?;
+    let g = generation(sampling, r.ctx_len, prompt.len(), r.tokenizer.vocab_size())?;
     if s.waiting.load(Ordering::Relaxed) >= s.opts.max_queue as u64 {
         return Err(ApiError::new(503, "server_error", Some("queue_full"), "too many requests waiting; retry shortly"));
     }
@@ -391,6 +405,7 @@ fn submit(
         stop: g.stop.clone(),
         presence_penalty: g.presence,
         frequency_penalty: g.frequency,
+        logit_bias: g.logit_bias.clone(),
         logprobs,
         arrived: Instant::now(),
         tx,

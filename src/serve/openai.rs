@@ -186,6 +186,8 @@ pub struct Sampling {
     pub presence_penalty: Option<f32>,
     /// OpenAI's frequency penalty (-2..2).
     pub frequency_penalty: Option<f32>,
+    /// Added to the logits of these token ids (keys: ids as strings; values -100..100).
+    pub logit_bias: Option<std::collections::BTreeMap<String, f32>>,
     /// Choices (only 1).
     pub n: Option<u64>,
     /// Stream server-sent events.

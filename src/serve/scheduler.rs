@@ -31,6 +31,8 @@ pub struct Job {
     pub presence_penalty: f32,
     /// OpenAI frequency penalty: subtracted per occurrence of a token generated so far.
     pub frequency_penalty: f32,
+    /// OpenAI logit bias: (token id, added to its logit), ids in the vocabulary.
+    pub logit_bias: Vec<(u32, f32)>,
     /// Log-probabilities: None, or Some(k) for the chosen token's and the k most likely ones.
     pub logprobs: Option<usize>,
     /// When the request arrived (time to first token).
@@ -304,10 +306,14 @@ enum Next<'a> {
 
 impl Active {
     /// Whether this request's next token is the argmax of the raw logits (no penalties, no
-    /// log-probabilities), so the GPU can pick it.
+    /// logit bias, no log-probabilities), so the GPU can pick it.
     fn greedy(&self) -> bool {
         let j = &self.job;
-        j.sampling.is_greedy() && j.presence_penalty == 0.0 && j.frequency_penalty == 0.0 && j.logprobs.is_none()
+        j.sampling.is_greedy()
+            && j.presence_penalty == 0.0
+            && j.frequency_penalty == 0.0
+            && j.logit_bias.is_empty()
+            && j.logprobs.is_none()
     }
 }
 
@@ -324,8 +330,13 @@ fn emit(
     let (next, row) = match row {
         Next::Id(id) => (id, None),
         Next::Logits(row) => {
-            // the logits are copied only when OpenAI's penalties change them
+            // the logits are copied only when OpenAI's penalties or logit bias change them
             let mut logits = std::borrow::Cow::Borrowed(row);
+            for &(id, bias) in &a.job.logit_bias {
+                if let Some(x) = logits.to_mut().get_mut(id as usize) {
+                    *x += bias;
+                }
+            }
             if a.job.presence_penalty != 0.0 || a.job.frequency_penalty != 0.0 {
                 let l = logits.to_mut();
                 for (&id, &c) in &a.counts {

@@ -177,6 +177,11 @@ def main():
     r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], tools=tools,
                                        max_tokens=2)
     check(r.choices[0].message.content is not None, "tools with tool_choice auto: answered in text")
+    r = client.completions.create(model="m", prompt="The capital of France is", temperature=0, max_tokens=1,
+                                  logit_bias={"504": 100})
+    check(r.choices[0].text == "The", f"logit_bias +100 on token 504 ('The') picks it: {r.choices[0].text!r}")
+    r = post(json.dumps({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"99999999": 1}}))
+    check(r.status_code == 400 and error_of(r)["param"] == "logit_bias", "logit_bias outside the vocabulary: 400")
     ids = client.completions.create(model="m", prompt="The capital of France is", temperature=0, max_tokens=6)
     by_ids = client.completions.create(model="m", prompt=[504, 3575, 282, 4649, 314], temperature=0, max_tokens=6,
                                        echo=True, logprobs=1)
