@@ -16,7 +16,7 @@ use crate::generate::{EngineOptions, FinishReason, InfernoLlamaEngine};
 use crate::sampling::SamplingParams;
 use crate::tokenizer::Tokenizer;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -187,6 +187,7 @@ fn router(state: Shared, opts: &ServeOptions) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(model))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .fallback(not_found)
@@ -256,15 +257,34 @@ fn ready(s: &AppState) -> Result<&Ready, ApiError> {
     s.ready.get().ok_or_else(|| ApiError::new(503, "server_error", None, "the model is still loading"))
 }
 
+/// The served model's `/v1/models` entry.
+fn model_object(s: &AppState) -> Value {
+    json!({"id": s.opts.model_name, "object": "model", "created": s.created, "owned_by": "inferno"})
+}
+
 async fn models(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&s, &headers) {
-        s.metrics.finished(e.status);
-        return e.into_response();
-    }
-    s.metrics.finished(200);
-    axum::Json(json!({"object": "list", "data": [{
-        "id": s.opts.model_name, "object": "model", "created": s.created, "owned_by": "inferno"}]}))
-    .into_response()
+    let r = authorize(&s, &headers)
+        .map(|()| axum::Json(json!({"object": "list", "data": [model_object(&s)]})).into_response());
+    respond(&s, r)
+}
+
+/// `GET /v1/models/{id}` (the clients' `models.retrieve`): the served model, or 404.
+async fn model(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let r = authorize(&s, &headers).and_then(|()| {
+        if id != s.opts.model_name {
+            return Err(ApiError {
+                param: Some("model".into()),
+                ..ApiError::new(
+                    404,
+                    "invalid_request_error",
+                    Some("model_not_found"),
+                    format!("the model {id:?} does not exist (this server has {:?})", s.opts.model_name),
+                )
+            });
+        }
+        Ok(axum::Json(model_object(&s)).into_response())
+    });
+    respond(&s, r)
 }
 
 /// Reads the body up to the limit (413 beyond).

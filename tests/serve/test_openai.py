@@ -75,6 +75,12 @@ def main():
 
     models = client.models.list()
     check(len(models.data) == 1 and models.data[0].object == "model", f"models: {models.data[0].id}")
+    check(client.models.retrieve(models.data[0].id).id == models.data[0].id, "models.retrieve")
+    try:
+        client.models.retrieve("no-such-model")
+        check(False, "an unknown model must be a 404")
+    except openai.NotFoundError as e:
+        check(e.status_code == 404, "models.retrieve of an unknown model: 404")
 
     r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": PROMPTS[0]}],
                                        temperature=0, max_tokens=40)
