@@ -159,9 +159,9 @@ impl GemvQ8 {
         } else {
             // SAFETY: bounds checks cost 3.7% of 8B Q4_K_M decode on the H200 (279.2 vs 289.5
             // tok/s, 2026-12-03); without the epilogue every index is in bounds: weight rows < N,
-            // activation blocks of tokens <= T - 1 (buffers checked above), partial sums
-            // 8 x 256 (the array's size: 8 tokens at a time), output writes t < T and row < N, the IQ4_XS pair table
-            // indexed by a byte
+            // activation blocks of tokens <= T - 1 (buffers checked above), partial sums 8 x 256
+            // (the array's size: 8 tokens at a time), output writes t < T and row < N, the IQ4_XS
+            // pair table indexed by a byte
             unsafe { self.ctx.pipeline_unchecked("matmul_gemv_q8", &c)? }
         };
         let [positions, table, k_cache, v_cache] = RopeEpilogue::bindings(rope.as_ref(), &self.unused);

@@ -367,22 +367,24 @@ fn generation(p: &Sampling, ctx_len: usize, prompt_len: usize, vocab: usize) -> 
     })
 }
 
-/// The token ids of a prompt (text tokenized with the model's BOS; ids checked against the
-/// vocabulary); `param` names the request field in errors.
+/// The token ids of a prompt (text tokenized with the model's BOS; given ids checked against
+/// the vocabulary); `param` names the request field in errors.
 fn prompt_tokens(r: &Ready, prompt: &PromptOne, param: &str) -> Result<Vec<u32>, ApiError> {
     let ids = match prompt {
         PromptOne::Text(text) => {
             r.tokenizer.encode(text, true).map_err(|e| ApiError::bad_request(e.to_string(), Some(param)))?
         }
-        PromptOne::Tokens(ids) => ids.clone(),
+        PromptOne::Tokens(ids) => {
+            let vocab = r.tokenizer.vocab_size();
+            if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
+                return Err(ApiError::bad_request(
+                    format!("token id {id} is not in this model's vocabulary of {vocab}"),
+                    Some(param),
+                ));
+            }
+            ids.clone()
+        }
     };
-    let vocab = r.tokenizer.vocab_size();
-    if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
-        return Err(ApiError::bad_request(
-            format!("token id {id} is not in this model's vocabulary of {vocab}"),
-            Some(param),
-        ));
-    }
     if ids.is_empty() {
         return Err(ApiError::bad_request("the prompt is empty", Some(param)));
     }

@@ -93,8 +93,14 @@ impl Prompt {
         Ok(match self {
             Prompt::Text(t) => PromptOne::Text(t),
             Prompt::Tokens(ids) => PromptOne::Tokens(ids),
-            Prompt::Texts(v) => PromptOne::Text(<[String; 1]>::try_from(v).map_err(|_| several())?[0].clone()),
-            Prompt::TokenLists(v) => PromptOne::Tokens(<[Vec<u32>; 1]>::try_from(v).map_err(|_| several())?[0].clone()),
+            Prompt::Texts(v) => {
+                let [t] = <[String; 1]>::try_from(v).map_err(|_| several())?;
+                PromptOne::Text(t)
+            }
+            Prompt::TokenLists(v) => {
+                let [ids] = <[Vec<u32>; 1]>::try_from(v).map_err(|_| several())?;
+                PromptOne::Tokens(ids)
+            }
         })
     }
 }
