@@ -1,6 +1,6 @@
 // matmul_coop_common.wgsl — what the matrix-core matmuls (matmul_gemm_coop, matmul_skinny_coop)
 // share: their parameters and bindings, and converting stored pairs to f16 (weights reach them
-// through weights.wgsl's stage_raw and stage_dec). Prepended after weights.wgsl.
+// through weights.wgsl's stage_w8). Prepended after weights.wgsl.
 
 override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 
