@@ -11,26 +11,11 @@
 // Grid: x = token tiles (T / BT), y = column tiles (N / BN): the workgroups that share a tile
 // of W run together, so W comes from memory about once (H100: 13% faster than columns on x).
 
-override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override BN: u32 = 128u;     // columns per tile: 128 or 64
 override BT: u32 = 64u;      // tokens per tile: 64 or 128
 override TT: u32 = BT / 16u; // tokens per thread: 4 or 8
 
-struct Params {
-    k: u32,          // inner dimension (elements, even)
-    n: u32,          // rows of W in this chunk
-    out_stride: u32, // columns of out (N_total)
-    out_offset: u32, // first column written by this chunk (even)
-    t: u32,          // tokens
-    d_off: u32,      // block formats: word offset of the scales in W
-    m_off: u32,      // block formats: word offset of the minimums in W
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<u32>;         // (T, K/2)
-// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
-@group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
+// (Params, bindings and OUT_MODE in matmul_common.wgsl.)
 
 const BK: u32 = 16u;
 const MAX_TT: u32 = 8u;
@@ -42,18 +27,11 @@ fn store(t: u32, col: u32, v: vec4<f32>) {
     if t >= p.t || col >= p.n {
         return;
     }
+    // N is even for packed outputs, so a pair is wholly inside or outside.
     let o = t * p.out_stride + p.out_offset + col;
-    if OUT_MODE != 0u {
-        for (var j = 0u; j < 4u; j++) {
-            if col + j < p.n {
-                let prev = select(0.0, bitcast<f32>(out[o + j]), OUT_MODE == 2u);
-                out[o + j] = bitcast<u32>(prev + v[j]);
-            }
-        }
-    } else {
-        // N is even for packed outputs, so a pair is wholly inside or outside.
-        out[o / 2u] = pack_act(v.xy);
-        if col + 2u < p.n { out[o / 2u + 1u] = pack_act(v.zw); }
+    store2(o, v.xy, col + 1u < p.n);
+    if col + 2u < p.n {
+        store2(o + 2u, v.zw, col + 3u < p.n);
     }
 }
 
@@ -77,7 +55,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
                 let tt = t0 + 4u * quad + j;
                 v[j] = vec2<f32>(0.0);
                 if tt < p.t && kin {
-                    v[j] = unpack_act(x[(tt * p.k + k0) / 2u + pair]);
+                    let i = (tt * p.k + k0) / 2u + pair; // word of x
+                    v[j] = unpack_act(x[i / 4u][i % 4u]);
                 }
             }
             xs[2u * pair][quad] = vec4<f32>(v[0].x, v[1].x, v[2].x, v[3].x);

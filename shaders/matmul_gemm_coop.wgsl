@@ -14,7 +14,7 @@
 //   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
-// (Params, bindings and OUT_MODE in matmul_coop_common.wgsl.)
+// (Params, bindings and OUT_MODE in matmul_common.wgsl.)
 // Grid: x = column tiles (N / 128), y = token tiles (T / BM). 2 BM threads = BM / 16 subgroups
 // of 32; subgroup s computes tokens 32 (s % (BM / 32)).. x columns 64 (s / (BM / 32)).. (2 x 4
 // accumulator tiles). BM = 128 halves the weight traffic per token.
@@ -84,19 +84,10 @@ fn store8(t: u32, col: u32, a: vec4<f32>, b: vec4<f32>) {
         return;
     }
     let o = t * p.out_stride + p.out_offset + col;
-    let v = array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
-    if OUT_MODE != 0u {
-        for (var j = 0u; j < 8u; j++) {
-            if col + j < p.n {
-                let prev = select(0.0, bitcast<f32>(out[o + j]), OUT_MODE == 2u);
-                out[o + j] = bitcast<u32>(prev + v[j]);
-            }
-        }
-    } else {
-        for (var j = 0u; j < 8u; j += 2u) {
-            if col + j < p.n {
-                out[(o + j) / 2u] = pack_act(vec2<f32>(v[j], v[j + 1u]));
-            }
+    let v = array<vec2<f32>, 4>(a.xy, a.zw, b.xy, b.zw);
+    for (var j = 0u; j < 4u; j++) {
+        if col + 2u * j < p.n {
+            store2(o + 2u * j, v[j], col + 2u * j + 1u < p.n);
         }
     }
 }

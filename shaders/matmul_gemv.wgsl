@@ -16,25 +16,10 @@
 // activations; with RPT > 1 each invocation takes RPT rows (ROWS apart), so the activations it
 // unpacks serve RPT rows of weights. Grid: x = token group, y/z = row groups (folded).
 
-override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override VEC: bool = true;
 override TOK: u32 = 1u; // tokens per workgroup, 1..MAX_TOK
 
-struct Params {
-    k: u32,          // inner dimension (elements, even)
-    n: u32,          // rows of W in this chunk
-    out_stride: u32, // columns of out (N_total)
-    out_offset: u32, // first column written by this chunk (even)
-    t: u32,          // tokens
-    d_off: u32,      // block formats: word offset of the scales in W
-    m_off: u32,      // block formats: word offset of the minimums in W
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;   // (T, K/2) words
-// @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
-@group(0) @binding(3) var<storage, read_write> out: array<u32>; // (T, N_total/2) or (T, N_total) f32
+// (Params, bindings and OUT_MODE in matmul_common.wgsl.)
 
 override LANES: u32 = 64u; // lanes per row (1, or a power of two 16..64; 64 where TOK > 1)
 override ROWS: u32 = 256u / LANES; // rows of invocations per workgroup
@@ -143,12 +128,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
             }
             let y = partial[(j * RW + ROWS * i + r) * LANES];
             let col = t * p.out_stride + p.out_offset + row;
-            if OUT_MODE == 1u {
-                out[col] = bitcast<u32>(y);
-            } else if OUT_MODE == 2u {
-                out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
+            if OUT_MODE != 0u {
+                store2(col, vec2<f32>(y, 0.0), false);
             } else if r % 2u == 0u {
-                out[col / 2u] = pack_act(vec2<f32>(y, partial[(j * RW + ROWS * i + r + 1u) * LANES]));
+                store2(col, vec2<f32>(y, partial[(j * RW + ROWS * i + r + 1u) * LANES]), true);
             }
         }
     }

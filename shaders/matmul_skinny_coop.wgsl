@@ -13,7 +13,7 @@
 //   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
-// (Params, bindings and OUT_MODE in matmul_coop_common.wgsl.)
+// (Params, bindings and OUT_MODE in matmul_common.wgsl.)
 // Grid: x = column tiles (N / BN), y = token tiles (T / BM); 256 threads = 8 subgroups of 32.
 // K goes in stages of BK (zeros past K): the next stage's global loads are issued into registers
 // before this stage's multiply-adds, and stored to workgroup memory after them.
@@ -87,17 +87,7 @@ fn emit(c: coop_mat16x16<f32, C>, sg: u32, lid: u32, t: u32, col: u32) {
         let tok = t + r;
         let c0 = col + h;
         if tok < p.t && c0 < p.n {
-            let o = tok * p.out_stride + p.out_offset + c0;
-            if OUT_MODE == 0u {
-                out[o / 2u] = pack_act(v);
-            } else {
-                for (var j = 0u; j < 2u; j++) {
-                    if c0 + j < p.n {
-                        let prev = select(0.0, bitcast<f32>(out[o + j]), OUT_MODE == 2u);
-                        out[o + j] = bitcast<u32>(prev + v[j]);
-                    }
-                }
-            }
+            store2(tok * p.out_stride + p.out_offset + c0, v, c0 + 1u < p.n);
         }
     }
     workgroupBarrier();

@@ -1,7 +1,8 @@
 //! The WGSL sources. Every kernel is compiled as `common.wgsl` (value helpers, the `ACT_F16`
 //! override), then `reduce.wgsl` for the kernels that reduce across one workgroup,
 //! `weights.wgsl` for kernels that read weights (and `gemv_norm_common.wgsl` for the fused norm-GEMVs,
-//! `matmul_coop_common.wgsl` for the matrix-core matmuls), `rope_epilogue.wgsl` for the GEMVs
+//! `matmul_common.wgsl` for the GEMV and the GEMMs, the matrix-core ones also
+//! `matmul_coop_common.wgsl`), `rope_epilogue.wgsl` for the GEMVs
 //! with a RoPE epilogue, then the kernel's own file.
 
 /// Shared helpers prepended to every kernel.
@@ -13,7 +14,11 @@ pub const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 /// Workgroup reductions (sum, max) for the kernels that declare their workgroup size `WG`.
 pub const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
-/// Weight staging shared by the matrix-core matmuls (`matmul_*_coop`).
+/// The interface of the matmuls (`matmul_gemv`, `matmul_gemm`, `matmul_*_coop`): parameters,
+/// bindings, output modes, the output store.
+pub const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
+
+/// Weight staging shared by the matrix-core matmuls (`matmul_*_coop`), after [`MATMUL_COMMON`].
 pub const MATMUL_COOP_COMMON: &str = include_str!("../../shaders/matmul_coop_common.wgsl");
 
 /// The interface shared by the fused norm-GEMV kernels (`matmul_gemv_norm*`).
@@ -72,10 +77,12 @@ pub const KERNELS: &[(&str, &str)] = &[
 pub fn kernel_source(name: &str) -> Option<String> {
     let enables = if name.ends_with("_coop") { "enable f16;\nenable wgpu_cooperative_matrix;\n" } else { "" };
     let weights = if READS_WEIGHTS.contains(&name) { WEIGHTS } else { "" };
-    let norm = if name.starts_with("matmul_gemv_norm") {
+    let prelude = if name.starts_with("matmul_gemv_norm") {
         GEMV_NORM_COMMON
     } else if name.starts_with("matmul_") && name.ends_with("_coop") {
-        MATMUL_COOP_COMMON
+        &format!("{MATMUL_COMMON}\n{MATMUL_COOP_COMMON}")
+    } else if name == "matmul_gemv" || name == "matmul_gemm" {
+        MATMUL_COMMON
     } else {
         ""
     };
@@ -84,5 +91,5 @@ pub fn kernel_source(name: &str) -> Option<String> {
     KERNELS
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, src)| format!("{enables}{COMMON}\n{reduce}\n{weights}\n{norm}\n{rope}\n{src}"))
+        .map(|(_, src)| format!("{enables}{COMMON}\n{reduce}\n{weights}\n{prelude}\n{rope}\n{src}"))
 }
