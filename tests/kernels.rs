@@ -244,7 +244,10 @@ fn matmul_k_quants_both_paths() {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
             }
             check_matmul(c, path, dtype, 2, 256, 1001, MatmulOut::F32);
+            // a head's 16-row block into an odd vocabulary, a prompt's residual add
+            check_matmul(c, path, dtype, 16, 256, 300, MatmulOut::F32);
             check_matmul(c, path, dtype, 1, 512, 66, MatmulOut::AddF32);
+            check_matmul(c, path, dtype, 27, 512, 256, MatmulOut::AddF32);
         }
         let small = small_binding_ctx(path);
         for dtype in KQUANTS {
