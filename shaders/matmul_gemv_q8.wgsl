@@ -323,7 +323,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         for (; i < blocks; i += LANES) {
             let b = wblock(row * p.k + 32u * i);
             for (var j = 0u; j < TOK; j++) {
-                acc[j] += block_dot(b, min(t0 + j, p.t - 1u), i);
+                // a group's slots past T are skipped (uniform: a step of 12 tokens does 12
+                // tokens' work, not 16)
+                if t0 + j < p.t {
+                    acc[j] += block_dot(b, t0 + j, i);
+                }
             }
         }
     }

@@ -1167,7 +1167,7 @@ fn gemv_q8_matches_cpu_both_paths() {
             };
             for dtype in Q8_DTYPES {
                 // (1, 4864): 19 blocks of 256, more than 4 x 32 blocks of 32 per row, so lanes take
-                // several steps with a tail; 9 and 20 tokens: several token groups of 8
+                // several steps with a tail; 9 and 20 tokens: token groups of 16 filled in part
                 let shapes: &[(usize, usize, usize)] = if small {
                     &[(1, 256, 130), (3, 512, 34)]
                 } else {
