@@ -15,7 +15,7 @@ override BN: u32 = 128u;     // columns per tile: 128 or 64
 override BT: u32 = 64u;      // tokens per tile: 64 or 128
 override TT: u32 = BT / 16u; // tokens per thread: 4 or 8
 
-// (Params, bindings and OUT_MODE in matmul_common.wgsl.)
+// (Params and bindings in matmul_common.wgsl, OUT_MODE and store2 in matmul_out.wgsl.)
 
 const BK: u32 = 16u;
 const MAX_TT: u32 = 8u;

@@ -14,7 +14,7 @@
 //   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
-// (Params, bindings and OUT_MODE in matmul_common.wgsl.)
+// (Params and bindings in matmul_common.wgsl, OUT_MODE and store2 in matmul_out.wgsl.)
 // Grid: x = column tiles (N / 128), y = token tiles (T / BM). 2 BM threads = BM / 16 subgroups
 // of 32; subgroup s computes tokens 32 (s % (BM / 32)).. x columns 64 (s / (BM / 32)).. (2 x 4
 // accumulator tiles). BM = 128 halves the weight traffic per token.

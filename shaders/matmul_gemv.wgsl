@@ -19,7 +19,7 @@
 override VEC: bool = true;
 override TOK: u32 = 1u; // tokens per workgroup, 1..MAX_TOK
 
-// (Params, bindings and OUT_MODE in matmul_common.wgsl.)
+// (Params and bindings in matmul_common.wgsl, OUT_MODE and store2 in matmul_out.wgsl.)
 
 override LANES: u32 = 64u; // lanes per row (1, or a power of two 16..64; 64 where TOK > 1)
 override ROWS: u32 = 256u / LANES; // rows of invocations per workgroup

@@ -89,7 +89,7 @@ fn xg8(xbase: u32, i: u32) -> XG8 {
     return XG8(x0 * g4(8u * i), x1 * g4(8u * i + 4u), dot(x0, x0) + dot(x1, x1));
 }
 
-// The dot products of u with rows r0.. (TASK of them) at elements e..e+7.
+// The dot products of u with rows r0, r0 + 1 (and r0 + 2, r0 + 3 with SWIGLU) at elements e..e+7.
 fn dot_rows8(u: XG8, r0: u32, e: u32) -> vec4<f32> {
     var d = vec4<f32>(dot8f(u.a, u.b, r0 * p.k + e), dot8f(u.a, u.b, (r0 + 1u) * p.k + e), 0.0, 0.0);
     if SWIGLU {

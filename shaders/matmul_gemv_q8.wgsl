@@ -7,7 +7,7 @@
 //   xs  (T, K/32)    per block (d, s): the activations are d * q, s = d * sum(q)
 //   W   (N, K)       this chunk's rows in W_DTYPE (weights.wgsl): 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k,
 //                    8 q6_k; as stored: 110 q2_k, 111 q3_k, 113 q5_k, 123 iq4_xs
-//   out (T, N_total) as matmul_gemv.wgsl (OUT_MODE); this chunk writes columns
+//   out (T, N_total) as matmul_gemv.wgsl (OUT_MODE, matmul_out.wgsl); this chunk writes columns
 //                    [out_offset, out_offset + N)
 // In a block of 32 each weight is a * c + b with a signed byte code c, so the block's dot is
 //   d * (a_lo * sum_lo(c * q) + a_hi * sum_hi(c * q)) + b * s
@@ -22,7 +22,6 @@
 // output) the output pairs become the attention input instead: RoPE and the KV-cache append
 // (rope_epilogue.wgsl).
 
-override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 override TOK: u32 = 1u; // tokens per workgroup, 1..MAX_TOK
 override ROPE: bool = false;
 
@@ -357,16 +356,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
                 }
                 let y = partial[(j * ROWS + r) * LANES];
                 let col = t * p.out_stride + p.out_offset + row;
-                if OUT_MODE == 1u {
-                    out[col] = bitcast<u32>(y);
-                } else if OUT_MODE == 2u {
-                    out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y);
+                if OUT_MODE != 0u {
+                    store2(col, vec2<f32>(y, 0.0), false);
                 } else if r % 2u == 0u {
                     let y2 = vec2<f32>(y, partial[(j * ROWS + r + 1u) * LANES]);
                     if ROPE {
                         rope_out(t, p.out_offset + row, y2);
                     } else {
-                        out[col / 2u] = pack_act(y2);
+                        store2(col, y2, true);
                     }
                 }
             }

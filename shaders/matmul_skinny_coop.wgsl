@@ -13,7 +13,7 @@
 //   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
-// (Params, bindings and OUT_MODE in matmul_common.wgsl.)
+// (Params and bindings in matmul_common.wgsl, OUT_MODE and store2 in matmul_out.wgsl.)
 // Grid: x = column tiles (N / BN), y = token tiles (T / BM); 256 threads = 8 subgroups of 32.
 // K goes in stages of BK (zeros past K): the next stage's global loads are issued into registers
 // before this stage's multiply-adds, and stored to workgroup memory after them.

@@ -7,7 +7,7 @@
 //                       chunk writes columns [out_offset, out_offset + N)
 // Workgroup = 4 rows x 64 lanes (as matmul_gemv.wgsl); grid x/y = row groups, z = token.
 
-override OUT_MODE: u32 = 0u; // as matmul_gemv.wgsl: 0 packed activations, 2 f32 accumulated
+// (OUT_MODE 0 or 2 and store2 in matmul_out.wgsl.)
 
 struct Params {
     k: u32,
@@ -102,13 +102,5 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     if row + 1u < p.n {
         y1 = f32(partial[r + 1u][0]) * xs[t] * bitcast<f32>(w_word(p.scale_off + row + 1u));
     }
-    let col = t * p.out_stride + p.out_offset + row;
-    if OUT_MODE == 2u {
-        out[col] = bitcast<u32>(bitcast<f32>(out[col]) + y0);
-        if row + 1u < p.n {
-            out[col + 1u] = bitcast<u32>(bitcast<f32>(out[col + 1u]) + y1);
-        }
-    } else {
-        out[col / 2u] = pack_act(vec2<f32>(y0, y1));
-    }
+    store2(t * p.out_stride + p.out_offset + row, vec2<f32>(y0, y1), row + 1u < p.n);
 }

@@ -8,7 +8,7 @@
 //                       chunk writes columns [out_offset, out_offset + N)
 // Grid: x = column tiles (N / 64), y = token tiles (T / 64).
 
-override OUT_MODE: u32 = 0u; // as matmul_gemv.wgsl: 0 packed activations, 2 f32 accumulated
+// (OUT_MODE 0 or 2 and store2 in matmul_out.wgsl.)
 
 struct Params {
     k: u32,
@@ -46,19 +46,11 @@ fn store(t: u32, c: u32, acc: vec4<i32>) {
         }
     }
     let y = vec4<f32>(acc) * xs[t] * ws;
+    // N is even for packed outputs, so a pair is wholly inside or outside
     let o = t * p.out_stride + p.out_offset + c;
-    if OUT_MODE == 2u {
-        for (var j = 0u; j < 4u; j++) {
-            if c + j < p.n {
-                out[o + j] = bitcast<u32>(bitcast<f32>(out[o + j]) + y[j]);
-            }
-        }
-        return;
-    }
-    // N is even, so a pair is wholly inside or outside
-    out[o / 2u] = pack_act(y.xy);
+    store2(o, y.xy, c + 1u < p.n);
     if c + 2u < p.n {
-        out[o / 2u + 1u] = pack_act(y.zw);
+        store2(o + 2u, y.zw, c + 3u < p.n);
     }
 }
 

@@ -1,8 +1,8 @@
 //! The WGSL sources. Every kernel is compiled as `common.wgsl` (value helpers, the `ACT_F16`
 //! override), then `reduce.wgsl` for the kernels that reduce across one workgroup,
 //! `weights.wgsl` for kernels that read weights (and `gemv_norm_common.wgsl` for the fused norm-GEMVs,
-//! `matmul_common.wgsl` for the GEMV and the GEMMs, the matrix-core ones also
-//! `matmul_coop_common.wgsl`), `rope_epilogue.wgsl` for the GEMVs
+//! `matmul_out.wgsl` for every matmul, `matmul_common.wgsl` for the float-activation GEMV and
+//! GEMMs, `matmul_coop_common.wgsl` for the matrix-core ones), `rope_epilogue.wgsl` for the GEMVs
 //! with a RoPE epilogue, then the kernel's own file.
 
 /// Shared helpers prepended to every kernel.
@@ -14,8 +14,11 @@ pub const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
 /// Workgroup reductions (sum, max) for the kernels that declare their workgroup size `WG`.
 pub const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
-/// The interface of the matmuls (`matmul_gemv`, `matmul_gemm`, `matmul_*_coop`): parameters,
-/// bindings, output modes, the output store.
+/// How every matmul kernel writes its result (`OUT_MODE`, `store2`).
+pub const MATMUL_OUT: &str = include_str!("../../shaders/matmul_out.wgsl");
+
+/// The interface of the float-activation matmuls (`matmul_gemv`, `matmul_gemm`, `matmul_*_coop`):
+/// parameters and bindings, after [`MATMUL_OUT`].
 pub const MATMUL_COMMON: &str = include_str!("../../shaders/matmul_common.wgsl");
 
 /// Weight staging shared by the matrix-core matmuls (`matmul_*_coop`), after [`MATMUL_COMMON`].
@@ -77,15 +80,18 @@ pub const KERNELS: &[(&str, &str)] = &[
 pub fn kernel_source(name: &str) -> Option<String> {
     let enables = if name.ends_with("_coop") { "enable f16;\nenable wgpu_cooperative_matrix;\n" } else { "" };
     let weights = if READS_WEIGHTS.contains(&name) { WEIGHTS } else { "" };
-    let prelude = if name.starts_with("matmul_gemv_norm") {
-        GEMV_NORM_COMMON
+    let prelude: &[&str] = if name.starts_with("matmul_gemv_norm") {
+        &[GEMV_NORM_COMMON]
     } else if name.starts_with("matmul_") && name.ends_with("_coop") {
-        &format!("{MATMUL_COMMON}\n{MATMUL_COOP_COMMON}")
+        &[MATMUL_OUT, MATMUL_COMMON, MATMUL_COOP_COMMON]
     } else if name == "matmul_gemv" || name == "matmul_gemm" {
-        MATMUL_COMMON
+        &[MATMUL_OUT, MATMUL_COMMON]
+    } else if name.starts_with("matmul_") {
+        &[MATMUL_OUT] // the int8-activation GEMV and the W8A8 kernels
     } else {
-        ""
+        &[]
     };
+    let prelude = prelude.join("\n");
     let rope = if ROPE_KERNELS.contains(&name) { ROPE_EPILOGUE } else { "" };
     let reduce = if ["rms_norm", "quant_act", "attention"].contains(&name) { REDUCE } else { "" };
     KERNELS

@@ -581,13 +581,13 @@ async fn completions_inner(s: &Shared, headers: &HeaderMap, body: Body) -> Resul
             json!({"id": id, "object": "text_completion", "created": created, "model": model,
                    "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": lp}]})
         };
-        let streamed = std::sync::atomic::AtomicUsize::new(echo.chars().count());
+        let mut streamed = echo.chars().count(); // characters of the choice's text so far
         let first = chunk(echo, None, None);
         let usage_chunk = chunk(String::new(), None, None);
         return Ok(stream_events(rx, first, g.include_usage, usage_chunk, move |ev| match ev {
             StreamItem::Text(t, info) => {
-                let at = streamed.fetch_add(t.chars().count(), Ordering::Relaxed);
-                let lp = info.map(|i| completion_logprobs(std::slice::from_ref(&i), at));
+                let lp = info.map(|i| completion_logprobs(std::slice::from_ref(&i), streamed));
+                streamed += t.chars().count();
                 chunk(t, None, lp)
             }
             StreamItem::Done(f) => chunk(String::new(), Some(finish_reason(f)), None),
@@ -642,7 +642,7 @@ fn stream_events(
     first: Value,
     include_usage: bool,
     mut usage_chunk: Value,
-    to_chunk: impl Fn(StreamItem) -> Value + Send + 'static,
+    mut to_chunk: impl FnMut(StreamItem) -> Value + Send + 'static,
 ) -> Response {
     let (tx, out) = tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(64);
     tokio::spawn(async move {
