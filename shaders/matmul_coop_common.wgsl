@@ -1,6 +1,7 @@
 // matmul_coop_common.wgsl — what the matrix-core matmuls (matmul_gemm_coop, matmul_skinny_coop)
-// share beyond matmul_common.wgsl: converting stored pairs to f16 (weights reach them through
-// weights.wgsl's stage_w8). Prepended after matmul_common.wgsl.
+// share beyond matmul_common.wgsl: converting stored pairs to f16, and staging a weight job (its
+// words loaded by weights.wgsl's stage_raw) into the kernel's `ws` tile. Prepended after
+// matmul_common.wgsl.
 
 // Two stored values -> f16: f16 as is; bf16 exactly in f16's range (rounded to nearest even
 // below 2^-14, clamped to +-65504 above; NaN stays NaN).
@@ -15,4 +16,15 @@ fn to_f16(v: u32, bf16: bool) -> vec2<f16> {
 // Four stored values (two words) -> f16, for one 8-byte store into a staged tile.
 fn to_f16x4(a: u32, b: u32, bf16: bool) -> vec4<f16> {
     return vec4<f16>(to_f16(a, bf16), to_f16(b, bf16));
+}
+
+// Stores job r = stage_raw(e) (STAGE_JOB weights of one column from element e) into the staged W
+// tile (the kernel's `ws`) from vec4 o on: decoded 8 at a time, the scales once (stage_scale).
+fn put_job(o: u32, e: u32, r: Raw8) {
+    let sc = stage_scale(r, e);
+    for (var j = 0u; j < STAGE_JOB / 8u; j++) {
+        let v = stage_dec(r, sc, e, j);
+        ws[o + 2u * j] = to_f16x4(v.x, v.y, W_DTYPE == 2u);
+        ws[o + 2u * j + 1u] = to_f16x4(v.z, v.w, W_DTYPE == 2u);
+    }
 }

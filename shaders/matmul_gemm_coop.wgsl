@@ -3,7 +3,7 @@
 // multiply-adds of f16 inputs into f32 accumulators. Used where the adapter has that
 // configuration, 32-wide subgroups and f16 activations, for weights of every float and GGUF block
 // dtype: f16/bf16 are staged as stored (bf16 -> f16 is exact in f16's range, see to_f16), block
-// formats are decoded to f16 as they are staged (weights.wgsl load_w8), so quantized weights
+// formats are decoded to f16 as they are staged (weights.wgsl stage_dec), so quantized weights
 // reach the matrix cores too. (The source is compiled with `enable f16; enable
 // wgpu_cooperative_matrix;`.) Tiles are staged as vec4<f16>, one 8-byte store per 4 values:
 // NVIDIA's compiler rejects cooperative loads from u32 or vec4<u32> workgroup arrays, naga has no
@@ -35,7 +35,7 @@ override XS: u32 = BM * LD;
 override WS: u32 = BN * LD;
 override THREADS: u32 = 2u * BM;
 override X_JOBS: u32 = BM * BK / 8u / THREADS; // vec4 loads of the x stage per thread: 2 or 4
-override W_JOBS: u32 = BN * BK / 8u / THREADS; // and of the W stage: 2..8
+override W_JOBS: u32 = BN * BK / STAGE_JOB / THREADS; // jobs of the W stage (weights.wgsl): 1..8
 
 var<workgroup> xs: array<vec4<f16>, NBUF * XS / 4u>; // staged x: [token][k]
 var<workgroup> ws: array<vec4<f16>, NBUF * WS / 4u>; // staged W: [column][k] (= W^T column-major)
@@ -51,16 +51,16 @@ fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
     return x[(t * p.k + k0) / 8u + job % (BK / 8u)];
 }
 
-// Job i of this thread in the W stage at k0: 8 weights of one column (zeros past N).
-// f16/bf16 as stored, converted only when staged, so these loads stay in flight during the
-// multiply-adds; block formats decoded here to 4 words of f16 pairs (clamped to f16's range).
-fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> vec4<u32> {
+// Job i of this thread in the W stage at k0: the words of 8 weights of one column (zeros past
+// N), as weights.wgsl's stage_raw loads them: f16/bf16 as stored, block formats undecoded, so
+// these loads stay in flight during the multiply-adds (put_w converts or decodes them).
+fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> Raw8 {
     let job = lid + THREADS * i;
-    let n = n0 + job / (BK / 8u);
+    let n = n0 + job / (BK / STAGE_JOB);
     if n >= p.n {
-        return vec4<u32>(0u);
+        return Raw8();
     }
-    return stage_w8(n * p.k + k0 + 8u * (job % (BK / 8u)));
+    return stage_raw(n * p.k + k0 + STAGE_JOB * (job % (BK / STAGE_JOB)));
 }
 
 fn put_x(lid: u32, i: u32, buf: u32, v: vec4<u32>) {
@@ -70,11 +70,12 @@ fn put_x(lid: u32, i: u32, buf: u32, v: vec4<u32>) {
     xs[o + 1u] = to_f16x4(v.z, v.w, false);
 }
 
-fn put_w(lid: u32, i: u32, buf: u32, v: vec4<u32>) {
+fn put_w(lid: u32, i: u32, buf: u32, n0: u32, k0: u32, r: Raw8) {
     let job = lid + THREADS * i;
-    let o = (buf * WS + (job / (BK / 8u)) * LD + 8u * (job % (BK / 8u))) / 4u;
-    ws[o] = to_f16x4(v.x, v.y, W_DTYPE == 2u);
-    ws[o + 1u] = to_f16x4(v.z, v.w, W_DTYPE == 2u);
+    let n = job / (BK / STAGE_JOB);
+    let k = STAGE_JOB * (job % (BK / STAGE_JOB));
+    let o = (buf * WS + n * LD + k) / 4u;
+    put_job(o, (n0 + n) * p.k + k0 + k, r);
 }
 
 // Writes 8 results of token t from column col on (bounds-checked; pairs stay whole: N even
@@ -122,12 +123,12 @@ fn main(@builtin(local_invocation_index) lid: u32,
     var c12: coop_mat16x16<f32, C>; var c13: coop_mat16x16<f32, C>;
 
     var xr: array<vec4<u32>, 4>;
-    var wr: array<vec4<u32>, 8>;
+    var wr: array<Raw8, 8>;
     for (var i = 0u; i < X_JOBS; i++) {
         put_x(lid, i, 0u, load_x(lid, i, t0, 0u));
     }
     for (var i = 0u; i < W_JOBS; i++) {
-        put_w(lid, i, 0u, load_w(lid, i, n0, 0u));
+        put_w(lid, i, 0u, n0, 0u, load_w(lid, i, n0, 0u));
     }
     workgroupBarrier();
     let stages = p.k / BK;
@@ -171,7 +172,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
                 put_x(lid, i, next, xr[i]);
             }
             for (var i = 0u; i < W_JOBS; i++) {
-                put_w(lid, i, next, wr[i]);
+                put_w(lid, i, next, n0, (s + 1u) * BK, wr[i]);
             }
         }
         workgroupBarrier();

@@ -19,7 +19,7 @@
 // before this stage's multiply-adds, and stored to workgroup memory after them.
 
 override BM: u32 = 32u;      // tokens per tile: 16 or 32
-override BN: u32 = 32u;      // columns per tile: 16, 32 or 64
+override BN: u32 = 32u;      // columns per tile: 32 or 64 (16: f16/bf16 only)
 
 const THREADS: u32 = 256u;
 const SUBGROUPS: u32 = 8u;
@@ -27,7 +27,7 @@ override KS: u32 = select(32u, 16u, BN == 64u); // K per subgroup per stage
 override BK: u32 = SUBGROUPS * KS;               // K per stage: 256, or 128 for 64 columns
 override LD: u32 = BK + 8u;       // row stride of the staged tiles (f16), against bank conflicts
 override X_JOBS: u32 = BM * BK / 8u / THREADS; // vec4 loads of the x stage per thread: 1..4
-override W_JOBS: u32 = BN * BK / 8u / THREADS; // and of the W stage
+override W_JOBS: u32 = BN * BK / STAGE_JOB / THREADS; // jobs of the W stage (>= 1: BN >= 32 for K-quants)
 
 var<workgroup> xs: array<vec4<f16>, BM * LD / 4u>;  // the stage of x: [token][k]
 var<workgroup> ws: array<vec4<f16>, BN * LD / 4u>;  // the stage of W: [column][k] (= W^T column-major)
@@ -44,16 +44,16 @@ fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
     return x[(t * p.k + k) / 8u];
 }
 
-// Job i of this thread in the W stage at k0: 8 weights of one column (zeros past N and K),
-// f16/bf16 as stored (converted when staged), block formats decoded to f16 pairs.
-fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> vec4<u32> {
+// Job i of this thread in the W stage at k0: the words of STAGE_JOB weights of one column (zeros
+// past N and K), as weights.wgsl's stage_raw loads them (decoded by put_w).
+fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> Raw8 {
     let job = lid + THREADS * i;
-    let n = n0 + job / (BK / 8u);
-    let k = k0 + 8u * (job % (BK / 8u));
+    let n = n0 + job / (BK / STAGE_JOB);
+    let k = k0 + STAGE_JOB * (job % (BK / STAGE_JOB));
     if n >= p.n || k >= p.k {
-        return vec4<u32>(0u);
+        return Raw8();
     }
-    return stage_w8(n * p.k + k);
+    return stage_raw(n * p.k + k);
 }
 
 fn put_x(lid: u32, i: u32, v: vec4<u32>) {
@@ -63,11 +63,12 @@ fn put_x(lid: u32, i: u32, v: vec4<u32>) {
     xs[o + 1u] = to_f16x4(v.z, v.w, false);
 }
 
-fn put_w(lid: u32, i: u32, v: vec4<u32>) {
+fn put_w(lid: u32, i: u32, n0: u32, k0: u32, r: Raw8) {
     let job = lid + THREADS * i;
-    let o = ((job / (BK / 8u)) * LD + 8u * (job % (BK / 8u))) / 4u;
-    ws[o] = to_f16x4(v.x, v.y, W_DTYPE == 2u);
-    ws[o + 1u] = to_f16x4(v.z, v.w, W_DTYPE == 2u);
+    let n = job / (BK / STAGE_JOB);
+    let k = STAGE_JOB * (job % (BK / STAGE_JOB));
+    let o = (n * LD + k) / 4u;
+    put_job(o, (n0 + n) * p.k + k0 + k, r);
 }
 
 // Sums the subgroups' partial tiles of result tile (tokens t.., columns col.., 16 x 16) and
@@ -106,7 +107,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
     var c10: coop_mat16x16<f32, C>; var c11: coop_mat16x16<f32, C>;
     var c12: coop_mat16x16<f32, C>; var c13: coop_mat16x16<f32, C>;
     var xr: array<vec4<u32>, 4>;
-    var wr: array<vec4<u32>, 4>;
+    var wr: array<Raw8, 4>;
     for (var i = 0u; i < X_JOBS; i++) {
         xr[i] = load_x(lid, i, t0, 0u);
     }
@@ -119,7 +120,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
             put_x(lid, i, xr[i]);
         }
         for (var i = 0u; i < W_JOBS; i++) {
-            put_w(lid, i, wr[i]);
+            put_w(lid, i, n0, s * BK, wr[i]);
         }
         workgroupBarrier();
         // the next stage's loads go out first (registers), then this stage's multiply-adds

@@ -191,32 +191,145 @@ fn load_w8(e: u32) -> W8 {
             return W8(vec4<f32>(unpack_w16(v.x, W_DTYPE), unpack_w16(v.y, W_DTYPE)),
                       vec4<f32>(unpack_w16(v.z, W_DTYPE), unpack_w16(v.w, W_DTYPE)));
         }
-        case 3u: {
-            let d = w_f16(w_d_off, e / 32u);
-            return W8(i8x4(w_word(e / 4u)) * d, i8x4(w_word(e / 4u + 1u)) * d);
-        }
-        case 7u: {
-            let word = w_word(e / 8u);
-            let sm = q4k_sm(e);
-            return W8(u4x4(word, false) * sm.x - sm.y, u4x4(word, true) * sm.x - sm.y);
-        }
-        case 8u: {
-            let word = w_word(e / 8u);
-            let hi = q6k_hi(e);
-            let s = q6k_scale(e);
-            return W8((u4x4(word, false) + 16.0 * q6k_hi4(hi, 0u) - 32.0) * s,
-                      (u4x4(word, true) + 16.0 * q6k_hi4(hi, 8u) - 32.0) * s);
-        }
         default: {
-            let word = w_word(e / 8u);
-            let d = w_f16(w_d_off, e / 32u);
-            if W_DTYPE == 4u {
-                return W8((u4x4(word, false) - 8.0) * d, (u4x4(word, true) - 8.0) * d);
-            }
-            let m = w_f16(w_m_off, e / 32u);
-            return W8(u4x4(word, false) * d + m, u4x4(word, true) * d + m);
+            return dec8(raw8(e), e);
         }
     }
+}
+
+// The words behind the 8 weights of a repacked block format (W_DTYPE 3..8) from element e
+// (e % 8 == 0): their quants and the scales they need, loaded but not decoded (dec8 does), so
+// the matrix-core kernels keep a next stage's loads in flight until they stage it.
+struct Raw8 {
+    q: vec4<u32>, // quants (q8_0: two words; q6_k: low bits, high-bit word, scale word, d word)
+    s: vec4<u32>, // q8_0/q4_0: d word; q4_1: d, m words; q4_k: the super-block's 4 words
+}
+
+fn raw8(e: u32) -> Raw8 {
+    var r: Raw8;
+    switch W_DTYPE {
+        case 3u: {
+            r.q = vec4<u32>(w_word(e / 4u), w_word(e / 4u + 1u), 0u, 0u);
+            r.s.x = w_word(w_d_off + e / 64u);
+        }
+        case 7u: {
+            r.q.x = w_word(e / 8u);
+            let base = w_d_off + 4u * (e / 256u);
+            r.s = vec4<u32>(w_word(base), w_word(base + 1u), w_word(base + 2u), w_word(base + 3u));
+        }
+        case 8u: {
+            r.q = vec4<u32>(w_word(e / 8u), w_word(2u * w_m_off / 3u + e / 16u), w_word(w_m_off + e / 64u),
+                            w_word(w_d_off + e / 512u));
+        }
+        default: { // q4_0, q4_1
+            r.q.x = w_word(e / 8u);
+            r.s.x = w_word(w_d_off + e / 64u);
+            if W_DTYPE == 5u {
+                r.s.y = w_word(w_m_off + e / 64u);
+            }
+        }
+    }
+    return r;
+}
+
+// The f16 at index i of an array, from its word v (word i / 2).
+fn half_of(v: u32, i: u32) -> f32 {
+    let h = unpack2x16float(v);
+    return select(h.x, h.y, (i & 1u) == 1u);
+}
+
+// The 8 weights from element e, decoded from raw8(e).
+fn dec8(r: Raw8, e: u32) -> W8 {
+    switch W_DTYPE {
+        case 3u: {
+            let d = half_of(r.s.x, e / 32u);
+            return W8(i8x4(r.q.x) * d, i8x4(r.q.y) * d);
+        }
+        case 7u: {
+            return q4k_w8(r.q.x, r.s, e);
+        }
+        case 8u: {
+            return q6k_w8(r.q.x, r.q.y, r.q.z, r.q.w, e);
+        }
+        default: { // q4_0, q4_1
+            let d = half_of(r.s.x, e / 32u);
+            if W_DTYPE == 4u {
+                return W8((u4x4(r.q.x, false) - 8.0) * d, (u4x4(r.q.x, true) - 8.0) * d);
+            }
+            let m = half_of(r.s.y, e / 32u);
+            return W8(u4x4(r.q.x, false) * d + m, u4x4(r.q.x, true) * d + m);
+        }
+    }
+}
+
+// Q4_K: the 8 weights from element e of quant word q, with the super-block's 4 words s.
+fn q4k_w8(q: u32, s: vec4<u32>, e: u32) -> W8 {
+    let dm = unpack2x16float(s.x);
+    let sm = k_scale_min(s.yzw, (e % 256u) / 32u);
+    let d = dm.x * f32(sm.x);
+    let m = dm.y * f32(sm.y);
+    return W8(u4x4(q, false) * d - m, u4x4(q, true) * d - m);
+}
+
+// Q6_K: the 8 weights from element e of low-bit word q, high-bit word h (elements 16i..16i+15
+// holding e), scale word sc (groups 4i..4i+3 holding e's) and d word dw (super-blocks 2i, 2i+1).
+fn q6k_w8(q: u32, h: u32, sc: u32, dw: u32, e: u32) -> W8 {
+    let hi = h >> (2u * (e % 16u));
+    let byte = (sc >> (8u * ((e / 16u) % 4u))) & 255u;
+    let s = half_of(dw, e / 256u) * f32(bitcast<i32>(byte << 24u) >> 24u);
+    return W8((u4x4(q, false) + 16.0 * q6k_hi4(hi, 0u) - 32.0) * s, (u4x4(q, true) + 16.0 * q6k_hi4(hi, 8u) - 32.0) * s);
+}
+
+// Weights per job of the matrix-core kernels' staged tiles: a K-quant's sub-block of 32 (its
+// quants in one 16-byte load, its scale words loaded and decoded once: scale32), else 8. (H200,
+// 8B Q4_K_M, 32 sequences through the skinny GEMM: 1,822 tok/s; 1,434 with each 8 weights
+// decoding their sub-block's scales; Q4_K gate/up at 197 GB/s in jobs of 8.)
+override STAGE_JOB: u32 = select(8u, 32u, W_DTYPE == 7u || W_DTYPE == 8u);
+
+// The words of a K-quant's 32 weights from element e (e % 32 == 0): q = the 4 quant words
+// (elements 8j..8j+7 in word j); s = q4_k: the super-block's 4 words, q6_k: the two high-bit
+// words, the scale word, the d word.
+fn raw32(e: u32) -> Raw8 {
+    var r: Raw8;
+    r.q = w[e / 32u];
+    if W_DTYPE == 7u {
+        let base = w_d_off + 4u * (e / 256u);
+        if (w_d_off & 3u) == 0u {
+            r.s = w[base / 4u];
+        } else {
+            r.s = vec4<u32>(w_word(base), w_word(base + 1u), w_word(base + 2u), w_word(base + 3u));
+        }
+    } else {
+        let h = 2u * w_m_off / 3u + e / 16u;
+        r.s = vec4<u32>(w_word(h), w_word(h + 1u), w_word(w_m_off + e / 64u), w_word(w_d_off + e / 512u));
+    }
+    return r;
+}
+
+// The scales of raw32(e) (e % 32 == 0), decoded once for its 32 weights: q4_k: (d * scale,
+// d * scale, dmin * min) of its sub-block; q6_k: the scales of its two groups of 16, 0.
+fn scale32(r: Raw8, e: u32) -> vec3<f32> {
+    if W_DTYPE == 7u {
+        let dm = unpack2x16float(r.s.x);
+        let sm = k_scale_min(r.s.yzw, (e % 256u) / 32u);
+        let d = dm.x * f32(sm.x);
+        return vec3<f32>(d, d, dm.y * f32(sm.y));
+    }
+    let d = half_of(r.s.w, e / 256u);
+    let sh = 8u * ((e / 16u) % 4u); // the two groups' bytes: sh and sh + 8 (e % 32 == 0)
+    let b = vec2<i32>(bitcast<i32>(r.s.z << (24u - sh)), bitcast<i32>(r.s.z << (16u - sh))) >> vec2<u32>(24u);
+    return vec3<f32>(d * f32(b.x), d * f32(b.y), 0.0);
+}
+
+// Weights 8j..8j+7 of raw32(e), with its scales sc = scale32(r, e).
+fn dec32(r: Raw8, sc: vec3<f32>, j: u32) -> W8 {
+    let q = r.q[j];
+    if W_DTYPE == 7u {
+        return W8(u4x4(q, false) * sc.x - sc.z, u4x4(q, true) * sc.x - sc.z);
+    }
+    let hi = r.s[j / 2u] >> (16u * (j % 2u));
+    let s = select(sc.x, sc.y, j >= 2u);
+    return W8((u4x4(q, false) + 16.0 * q6k_hi4(hi, 0u) - 32.0) * s, (u4x4(q, true) + 16.0 * q6k_hi4(hi, 8u) - 32.0) * s);
 }
 
 // Whether W_DTYPE is a K-quant, whose decode GEMVs read 32 elements a step (dot32f; K % 256 == 0).
@@ -269,15 +382,55 @@ fn stored() -> bool {
     return W_DTYPE >= 100u;
 }
 
-// The 8 weights from element e on (e % 8 == 0, one row) for the matrix-core matmuls' staged
-// tiles and dequant_f16.wgsl: f16/bf16 as stored (converted only when staged, so these loads stay
-// in flight during the multiply-adds); block formats decoded here to 4 words of f16 pairs
-// (clamped to f16's range).
+// The 8 weights from element e on (e % 8 == 0, one row) as 4 words of f16 pairs (f16/bf16: as
+// stored), for dequant_f16.wgsl.
 fn stage_w8(e: u32) -> vec4<u32> {
     if W_DTYPE == 1u || W_DTYPE == 2u {
         return w[e / 8u];
     }
-    let v = load_w8(e);
+    return f16x8(load_w8(e));
+}
+
+// The matrix-core kernels' staged tiles load the STAGE_JOB weights of a job from element e with
+// stage_raw (global loads only: f16/bf16 as stored, repacked block formats undecoded, the types
+// read as stored already decoded) and convert them, 8 at a time, with stage_dec when they store
+// them, after the current stage's multiply-adds.
+fn stage_raw(e: u32) -> Raw8 {
+    var r: Raw8;
+    if W_DTYPE == 1u || W_DTYPE == 2u {
+        r.q = w[e / 8u];
+    } else if stored() {
+        r.q = f16x8(stored8(e));
+    } else if STAGE_JOB == 32u {
+        r = raw32(e);
+    } else {
+        r = raw8(e);
+    }
+    return r;
+}
+
+// The scales stage_dec needs for the job stage_raw(e) loaded, decoded once (K-quants; else 0).
+fn stage_scale(r: Raw8, e: u32) -> vec3<f32> {
+    if STAGE_JOB == 32u {
+        return scale32(r, e);
+    }
+    return vec3<f32>(0.0);
+}
+
+// Weights e + 8j .. e + 8j + 7 of r = stage_raw(e) (sc = stage_scale(r, e)) as 4 words: f16
+// pairs, or bf16 pairs as stored.
+fn stage_dec(r: Raw8, sc: vec3<f32>, e: u32, j: u32) -> vec4<u32> {
+    if W_DTYPE == 1u || W_DTYPE == 2u || stored() {
+        return r.q;
+    }
+    if STAGE_JOB == 32u {
+        return f16x8(dec32(r, sc, j));
+    }
+    return f16x8(dec8(r, e));
+}
+
+// Eight weights as 4 words of f16 pairs, clamped to f16's range.
+fn f16x8(v: W8) -> vec4<u32> {
     let a = clamp(v.a, vec4<f32>(-65504.0), vec4<f32>(65504.0));
     let b = clamp(v.b, vec4<f32>(-65504.0), vec4<f32>(65504.0));
     return vec4<u32>(pack2x16float(a.xy), pack2x16float(a.zw), pack2x16float(b.xy), pack2x16float(b.zw));

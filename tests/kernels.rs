@@ -238,9 +238,15 @@ fn matmul_k_quants_both_paths() {
         for dtype in KQUANTS {
             // (1, 4864, 36): more than 2 x 64 blocks of 32 per row, so the decode GEMV's lanes take
             // two steps at a time, then one
-            for &(t, k, n) in
-                &[(1, 512, 130), (2, 256, 66), (4, 768, 36), (1, 4864, 36), (33, 256, 130), (70, 512, 200)]
-            {
+            for &(t, k, n) in &[
+                (1, 512, 130),
+                (2, 256, 66),
+                (4, 768, 36),
+                (1, 4864, 36),
+                (17, 1280, 66),
+                (33, 256, 130),
+                (70, 512, 200),
+            ] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
             }
             check_matmul(c, path, dtype, 2, 256, 1001, MatmulOut::F32);
@@ -263,7 +269,7 @@ fn matmul_gguf_blocks_both_paths() {
     for path in PATHS {
         let c = ctx(path);
         for dtype in BLOCKS {
-            for &(t, k, n) in &[(1, 576, 1536), (1, 96, 10), (3, 64, 66), (7, 576, 96), (33, 96, 130)] {
+            for &(t, k, n) in &[(1, 576, 1536), (1, 96, 10), (3, 64, 66), (7, 576, 96), (20, 1056, 70), (33, 96, 130)] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
             }
             check_matmul(c, path, dtype, 2, 64, 1001, MatmulOut::F32);

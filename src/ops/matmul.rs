@@ -58,9 +58,26 @@ pub const GEMV_MAX_TOKENS_COOP: usize = 32;
 /// GEMM. H200, 8B bf16, batched decode, aggregate tok/s, GEMV / skinny (2026-12-03, tiles staged
 /// in 8-byte stores): 4 sequences 471 / 371, 5: 426 / 465, 6: 507 / 558, 8: 628 / 753; 16:
 /// 763 / 1,487 and 32: 842 / 2,722 (GEMV from 2026-12-02); prompt GEMM / skinny at 64: 1,618 /
-/// 2,390 (2026-12-02). Block formats stay on the GEMVs: decoding them as the tile is staged
-/// leaves the skinny kernel at 130 GB/s (8B Q4_K_M, 32 sequences: 797 vs the int8 GEMV's 943).
+/// 2,390 (2026-12-02). The repacked block formats join from [`skinny_block_from`] tokens.
 pub const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 5..=64;
+
+/// From how many tokens (within [`SKINNY_TOKENS`]) a step takes weights of a repacked block
+/// format to the skinny matrix-core GEMM, decoded to f16 as its tiles are staged, rather than to
+/// the int8 GEMV (ops::gemv_q8); None: never (the types read as stored decode too slowly there).
+/// H200, batched decode, aggregate tok/s, int8 GEMV / skinny: 8B Q4_K_M (2026-12-04, K-quant
+/// scales decoded once per 32 weights) at 20 sequences 920 / 1,142, 24: 1,013 / 1,366, 28: 1,095
+/// / 1,590, 32: 1,183 / 1,822 (Q6_K on the skinny GEMM in both); before that (each 8 weights
+/// decoding their scales): 8: 856 / 392, 12: 735 / 588, 16: 949 / 787, 17: - / 749, 64: 1,464 /
+/// 1,868; 8B Q6_K at 12: 756 / 774, 16: 969 / 1,035 (1,087 now), 32: 1,094 / 1,938 (2,003); 8B
+/// Q8_0 at 16: 951 / 1,130, 32: 1,025 / 2,496; 8B Q4_0 at 16: 1,005 / 1,454, 32: 1,096 / 2,821;
+/// 1B Q4_K_M at 16: 3,629 / 3,383, 32: 4,692 / 5,991.
+pub fn skinny_block_from(dtype: WeightDtype) -> Option<usize> {
+    match dtype {
+        WeightDtype::Q8_0 | WeightDtype::Q4_0 | WeightDtype::Q4_1 | WeightDtype::Q6K => Some(16),
+        WeightDtype::Q4K => Some(17),
+        _ => None,
+    }
+}
 
 /// Prompts of at least this many tokens take block-format weights to the matrix-core GEMM
 /// decoded to f16 first (ops::dequant), once per weight row, rather than decoded as each tile is
@@ -136,13 +153,14 @@ impl Matmul {
     /// The kernel for `t` tokens of a weight of this dtype and inner size `k`: the GEMV for
     /// decode steps; for more tokens the matrix-core GEMMs where the adapter has them (every
     /// dtype but f32, K % 32 == 0: quantized tiles are decoded to f16 as they are staged; the
-    /// skinny one for 9-64 tokens of f16/bf16 weights), else the portable GEMM, which takes over
-    /// from the GEMV later (at more tokens).
+    /// skinny one for 5-64 tokens of f16/bf16 weights, 16 or 17-64 of the repacked block
+    /// formats), else the portable GEMM, which takes over from the GEMV later (at more tokens).
     fn kernel(&self, t: usize, dtype: WeightDtype, k: usize) -> MatmulKernel {
         let coop = self.ctx.coopmat() && dtype != WeightDtype::F32 && k.is_multiple_of(32);
         let gemv_max = if coop { self.max_gemv_tokens() } else { GEMV_MAX_TOKENS };
         let float = matches!(dtype, WeightDtype::F16 | WeightDtype::Bf16);
-        if coop && float && SKINNY_TOKENS.contains(&t) {
+        let skinny = SKINNY_TOKENS.contains(&t) && (float || skinny_block_from(dtype).is_some_and(|min| t >= min));
+        if coop && skinny {
             MatmulKernel::SkinnyCoop
         } else if t <= gemv_max {
             MatmulKernel::Gemv
@@ -255,6 +273,8 @@ impl Matmul {
         // 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
         // columns' 753 / 1,487 / 2,722; 16 columns for N <= 8192: 649 / 1,271 / 2,302)
         let skinny_bm = if t <= 16 { 16 } else { 32 };
+        // (block formats measured the same way, 8B Q4_K_M 32 / 64 columns: 17 sequences 749 /
+        // 668, 32: 1,403 / 1,253, 64: 1,612 / 1,854; Q8_0 at 32: 2,137 / 1,586)
         let skinny_bn = if t <= 32 { 32 } else { 64 };
         // the pipeline, but the portable GEMM's, which depends on the chunk's rows; where the
         // driver cannot compile a matrix-core kernel, the portable kernel takes the call
