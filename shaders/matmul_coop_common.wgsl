@@ -1,6 +1,6 @@
 // matmul_coop_common.wgsl — what the matrix-core matmuls (matmul_gemm_coop, matmul_skinny_coop)
-// share beyond matmul_common.wgsl: converting stored pairs to f16, and staging a weight job (its
-// words loaded by weights.wgsl's stage_raw) into the kernel's `ws` tile. Prepended after
+// share beyond matmul_common.wgsl: converting stored pairs to f16, and decoding a weight job (its
+// words loaded by weights.wgsl's stage_raw) for the kernel's staged tile. Prepended after
 // matmul_common.wgsl.
 
 // Two stored values -> f16: f16 as is; bf16 exactly in f16's range (rounded to nearest even
@@ -18,13 +18,17 @@ fn to_f16x4(a: u32, b: u32, bf16: bool) -> vec4<f16> {
     return vec4<f16>(to_f16(a, bf16), to_f16(b, bf16));
 }
 
-// Stores job r = stage_raw(e) (STAGE_JOB weights of one column from element e) into the staged W
-// tile (the kernel's `ws`) from vec4 o on: decoded 8 at a time, the scales once (stage_scale).
-fn put_job(o: u32, e: u32, r: Raw8) {
+// Job r = stage_raw(e) (STAGE_JOB weights of one column from element e) as f16, 4 weights per
+// element (the first STAGE_JOB / 4 used): decoded 8 at a time, the scales once (stage_scale).
+// (It returns them rather than storing into the kernel's tile: naga cannot specialize a prelude
+// function that uses a workgroup array sized by the kernel's overrides.)
+fn dec_job(e: u32, r: Raw8) -> array<vec4<f16>, 8> {
+    var out: array<vec4<f16>, 8>;
     let sc = stage_scale(r, e);
     for (var j = 0u; j < STAGE_JOB / 8u; j++) {
         let v = stage_dec(r, sc, e, j);
-        ws[o + 2u * j] = to_f16x4(v.x, v.y, W_DTYPE == 2u);
-        ws[o + 2u * j + 1u] = to_f16x4(v.z, v.w, W_DTYPE == 2u);
+        out[2u * j] = to_f16x4(v.x, v.y, W_DTYPE == 2u);
+        out[2u * j + 1u] = to_f16x4(v.z, v.w, W_DTYPE == 2u);
     }
+    return out;
 }

@@ -75,7 +75,10 @@ fn put_w(lid: u32, i: u32, buf: u32, n0: u32, k0: u32, r: Raw8) {
     let n = job / (BK / STAGE_JOB);
     let k = STAGE_JOB * (job % (BK / STAGE_JOB));
     let o = (buf * WS + n * LD + k) / 4u;
-    put_job(o, (n0 + n) * p.k + k0 + k, r);
+    let v = dec_job((n0 + n) * p.k + k0 + k, r);
+    for (var j = 0u; j < STAGE_JOB / 4u; j++) {
+        ws[o + j] = v[j];
+    }
 }
 
 // Writes 8 results of token t from column col on (bounds-checked; pairs stay whole: N even

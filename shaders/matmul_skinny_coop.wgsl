@@ -68,7 +68,10 @@ fn put_w(lid: u32, i: u32, n0: u32, k0: u32, r: Raw8) {
     let n = job / (BK / STAGE_JOB);
     let k = STAGE_JOB * (job % (BK / STAGE_JOB));
     let o = (n * LD + k) / 4u;
-    put_job(o, (n0 + n) * p.k + k0 + k, r);
+    let v = dec_job((n0 + n) * p.k + k0 + k, r);
+    for (var j = 0u; j < STAGE_JOB / 4u; j++) {
+        ws[o + j] = v[j];
+    }
 }
 
 // Sums the subgroups' partial tiles of result tile (tokens t.., columns col.., 16 x 16) and
