@@ -51,9 +51,9 @@ fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
     return x[(t * p.k + k0) / 8u + job % (BK / 8u)];
 }
 
-// Job i of this thread in the W stage at k0: the words of 8 weights of one column (zeros past
-// N), as weights.wgsl's stage_raw loads them: f16/bf16 as stored, block formats undecoded, so
-// these loads stay in flight during the multiply-adds (put_w converts or decodes them).
+// Job i of this thread in the W stage at k0: the words of STAGE_JOB weights of one column (zeros
+// past N), as weights.wgsl's stage_raw loads them: f16/bf16 as stored, block formats undecoded,
+// so these loads stay in flight during the multiply-adds (put_w converts or decodes them).
 fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> Raw8 {
     let job = lid + THREADS * i;
     let n = n0 + job / (BK / STAGE_JOB);
