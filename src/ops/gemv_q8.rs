@@ -146,24 +146,11 @@ impl GemvQ8 {
         // in a batch (H200, 8B Q4_K_M tg128 with one token: 231.0 tok/s at 32 lanes, 220.5 at
         // 64, 202.8 at 16); 16 on software adapters, as ops::matmul's GEMV
         let lanes = if self.ctx.is_software() { 16 } else { 32 };
-        // rows per thread for several tokens: each token's activation block is loaded once for
-        // them (a step of 8 tokens loaded 8 x 36 bytes of activations per 18 bytes of Q4_K)
-        let rpt = match std::env::var("XX_RPT").ok().and_then(|v| v.parse::<usize>().ok()) {
-            Some(r) if tok > 1 => r.min(32 / tok),
-            _ if tok == 1 => 1,
-            _ => (32 / tok).min(4),
-        };
-        // threads per lane index: 256 / lanes, or (XX_NARROW=1) that / rpt, so that a workgroup
-        // keeps its rows (and the grid its workgroups) with fewer threads
-        let narrow = std::env::var("XX_NARROW").is_ok_and(|v| v == "1");
-        let rows = if narrow { 256 / lanes / rpt } else { 256 / lanes };
         let c = [
             ("W_DTYPE", w.dtype.wgsl_id()),
             ("OUT_MODE", out_kind.mode()),
             ("TOK", tok as f64),
             ("LANES", lanes as f64),
-            ("RPT", rpt as f64),
-            ("ROWS", rows as f64),
             ("ROPE", rope.is_some() as u8 as f64),
         ];
         let pipeline = if rope.is_some() {
@@ -171,10 +158,10 @@ impl GemvQ8 {
             self.ctx.pipeline("matmul_gemv_q8", &c)?
         } else {
             // SAFETY: bounds checks cost 3.7% of 8B Q4_K_M decode on the H200 (279.2 vs 289.5
-            // tok/s, 2026-12-03); without the epilogue every index is in bounds: weight rows < N
-            // (clamped), activation blocks of tokens <= T - 1 (buffers checked above), partial
-            // sums PART_TOK x RPT x 256 = 2048 (the array's size), output writes t < T and row <
-            // N, the IQ4_XS pair table indexed by a byte
+            // tok/s, 2026-12-03); without the epilogue every index is in bounds: weight rows < N,
+            // activation blocks of tokens <= T - 1 (buffers checked above), partial sums 8 x 256
+            // (the array's size: 8 tokens at a time), output writes t < T and row < N, the IQ4_XS
+            // pair table indexed by a byte
             unsafe { self.ctx.pipeline_unchecked("matmul_gemv_q8", &c)? }
         };
         let [positions, table, k_cache, v_cache] = RopeEpilogue::bindings(rope.as_ref(), &self.unused);
@@ -191,7 +178,7 @@ impl GemvQ8 {
             };
             let params = GemvQ8Params { matmul, rope: RopeEpilogue::params(rope.as_ref()) };
             let uniform = self.ctx.uniform("matmul params", &params);
-            let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(rows * rpt) as u32);
+            let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(256 / lanes) as u32);
             let grid = [t.div_ceil(tok) as u32, x, y]; // token groups on x
             let buffers = [&uniform, &q.xq, &chunk.buf, out, &q.xs, positions, table, k_cache, v_cache];
             g.push(&self.ctx, "matmul_gemv_q8", &pipeline, &buffers, grid);
