@@ -15,7 +15,7 @@ override BN: u32 = 128u;     // columns per tile: 128 or 64
 override BT: u32 = 64u;      // tokens per tile: 64 or 128
 override TT: u32 = BT / 16u; // tokens per thread: 4 or 8
 
-// (Params and bindings in matmul_common.wgsl, OUT_MODE and store2 in matmul_out.wgsl.)
+// (Params and bindings in matmul_common.wgsl, OUT_MODE and its stores in matmul_out.wgsl.)
 
 const BK: u32 = 16u;
 const MAX_TT: u32 = 8u;
@@ -27,12 +27,7 @@ fn store(t: u32, col: u32, v: vec4<f32>) {
     if t >= p.t || col >= p.n {
         return;
     }
-    // N is even for packed outputs, so a pair is wholly inside or outside.
-    let o = t * p.out_stride + p.out_offset + col;
-    store2(o, v.xy, col + 1u < p.n);
-    if col + 2u < p.n {
-        store2(o + 2u, v.zw, col + 3u < p.n);
-    }
+    store4(t * p.out_stride + p.out_offset + col, v, col, p.n);
 }
 
 @compute @workgroup_size(256)

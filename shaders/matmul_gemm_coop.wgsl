@@ -14,7 +14,7 @@
 //   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
-// (Params and bindings in matmul_common.wgsl, OUT_MODE and store2 in matmul_out.wgsl.)
+// (Params and bindings in matmul_common.wgsl, OUT_MODE and its stores in matmul_out.wgsl.)
 // Grid: x = column tiles (N / 128), y = token tiles (T / BM). 2 BM threads = BM / 16 subgroups
 // of 32; subgroup s computes tokens 32 (s % (BM / 32)).. x columns 64 (s / (BM / 32)).. (2 x 4
 // accumulator tiles). BM = 128 halves the weight traffic per token.
@@ -88,11 +88,11 @@ fn store8(t: u32, col: u32, a: vec4<f32>, b: vec4<f32>) {
         return;
     }
     let o = t * p.out_stride + p.out_offset + col;
-    let v = array<vec2<f32>, 4>(a.xy, a.zw, b.xy, b.zw);
-    for (var j = 0u; j < 4u; j++) {
-        if col + 2u * j < p.n {
-            store2(o + 2u * j, v[j], col + 2u * j + 1u < p.n);
-        }
+    if col < p.n {
+        store4(o, a, col, p.n);
+    }
+    if col + 4u < p.n {
+        store4(o + 4u, b, col + 4u, p.n);
     }
 }
 

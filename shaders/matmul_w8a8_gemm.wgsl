@@ -8,7 +8,7 @@
 //                       chunk writes columns [out_offset, out_offset + N)
 // Grid: x = column tiles (N / 64), y = token tiles (T / 64).
 
-// (OUT_MODE 0 or 2 and store2 in matmul_out.wgsl.)
+// (OUT_MODE 0 or 2 and store4 in matmul_out.wgsl.)
 
 struct Params {
     k: u32,
@@ -46,12 +46,7 @@ fn store(t: u32, c: u32, acc: vec4<i32>) {
         }
     }
     let y = vec4<f32>(acc) * xs[t] * ws;
-    // N is even for packed outputs, so a pair is wholly inside or outside
-    let o = t * p.out_stride + p.out_offset + c;
-    store2(o, y.xy, c + 1u < p.n);
-    if c + 2u < p.n {
-        store2(o + 2u, y.zw, c + 3u < p.n);
-    }
+    store4(t * p.out_stride + p.out_offset + c, y, c, p.n);
 }
 
 @compute @workgroup_size(256)

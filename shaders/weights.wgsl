@@ -29,8 +29,13 @@ fn w_word(i: u32) -> u32 {
 
 // The f16 at index i of the array starting at word `off`.
 fn w_f16(off: u32, i: u32) -> f32 {
-    let v = unpack2x16float(w_word(off + i / 2u));
-    return select(v.x, v.y, (i & 1u) == 1u);
+    return half_of(w_word(off + i / 2u), i);
+}
+
+// The f16 at index i of an array, from its word v (word i / 2).
+fn half_of(v: u32, i: u32) -> f32 {
+    let h = unpack2x16float(v);
+    return select(h.x, h.y, (i & 1u) == 1u);
 }
 
 // Four int8 of a word, sign-extended.
@@ -47,10 +52,19 @@ fn u4x4(v: u32, hi: bool) -> vec4<f32> {
 // Q4_K: (d*sc, dmin*m) of the 32-element sub-block holding element e (ggml's get_scale_min_k4).
 fn q4k_sm(e: u32) -> vec2<f32> {
     let base = w_d_off + 4u * (e / 256u);
-    let dm = unpack2x16float(w_word(base));
-    let s = vec3<u32>(w_word(base + 1u), w_word(base + 2u), w_word(base + 3u));
-    let sm = k_scale_min(s, (e % 256u) / 32u);
+    return q4k_dm(vec4<u32>(w_word(base), w_word(base + 1u), w_word(base + 2u), w_word(base + 3u)), e);
+}
+
+// Q4_K: q4k_sm(e) from its super-block's 4 words s (d and dmin, then the 12 scale bytes).
+fn q4k_dm(s: vec4<u32>, e: u32) -> vec2<f32> {
+    let dm = unpack2x16float(s.x);
+    let sm = k_scale_min(s.yzw, (e % 256u) / 32u);
     return vec2<f32>(dm.x * f32(sm.x), dm.y * f32(sm.y));
+}
+
+// Q4_K: the 8 weights of quant word q (nibbles) with their sub-block's dm = q4k_sm.
+fn q4k_8(q: u32, dm: vec2<f32>) -> W8 {
+    return W8(u4x4(q, false) * dm.x - dm.y, u4x4(q, true) * dm.x - dm.y);
 }
 
 // The 6-bit (scale, min) of sub-block j (0..8) from the 12 packed bytes of a Q4_K / Q5_K
@@ -70,8 +84,20 @@ fn kbyte(s: vec3<u32>, k: u32) -> u32 {
 
 // Q6_K: d * sc of the 16-element group holding element e.
 fn q6k_scale(e: u32) -> f32 {
-    let byte = (w_word(w_m_off + e / 64u) >> (8u * ((e / 16u) % 4u))) & 255u;
-    return w_f16(w_d_off, e / 256u) * f32(bitcast<i32>(byte << 24u) >> 24u);
+    return q6k_scale_of(w_word(w_m_off + e / 64u), w_word(w_d_off + e / 512u), e);
+}
+
+// Q6_K: q6k_scale(e) from the scale word sc (groups 4i..4i+3 holding e's) and the d word dw
+// (super-blocks 2i, 2i + 1).
+fn q6k_scale_of(sc: u32, dw: u32, e: u32) -> f32 {
+    let byte = (sc >> (8u * ((e / 16u) % 4u))) & 255u;
+    return half_of(dw, e / 256u) * f32(bitcast<i32>(byte << 24u) >> 24u);
+}
+
+// Q6_K: the 8 weights of low-bit word q with their high bits hi (shifted to the first of them,
+// as q6k_hi) and group scale s.
+fn q6k_8(q: u32, hi: u32, s: f32) -> W8 {
+    return W8((u4x4(q, false) + 16.0 * q6k_hi4(hi, 0u) - 32.0) * s, (u4x4(q, true) + 16.0 * q6k_hi4(hi, 8u) - 32.0) * s);
 }
 
 // Q6_K: the high-bit word of elements 16i..16i+15 holding element e, shifted to element e.
@@ -232,12 +258,6 @@ fn raw8(e: u32) -> Raw8 {
     return r;
 }
 
-// The f16 at index i of an array, from its word v (word i / 2).
-fn half_of(v: u32, i: u32) -> f32 {
-    let h = unpack2x16float(v);
-    return select(h.x, h.y, (i & 1u) == 1u);
-}
-
 // The 8 weights from element e, decoded from raw8(e).
 fn dec8(r: Raw8, e: u32) -> W8 {
     switch W_DTYPE {
@@ -246,10 +266,11 @@ fn dec8(r: Raw8, e: u32) -> W8 {
             return W8(i8x4(r.q.x) * d, i8x4(r.q.y) * d);
         }
         case 7u: {
-            return q4k_w8(r.q.x, r.s, e);
+            return q4k_8(r.q.x, q4k_dm(r.s, e));
         }
         case 8u: {
-            return q6k_w8(r.q.x, r.q.y, r.q.z, r.q.w, e);
+            // q.y: the high-bit word of elements 16i..16i+15 holding e
+            return q6k_8(r.q.x, r.q.y >> (2u * (e % 16u)), q6k_scale_of(r.q.z, r.q.w, e));
         }
         default: { // q4_0, q4_1
             let d = half_of(r.s.x, e / 32u);
@@ -260,24 +281,6 @@ fn dec8(r: Raw8, e: u32) -> W8 {
             return W8(u4x4(r.q.x, false) * d + m, u4x4(r.q.x, true) * d + m);
         }
     }
-}
-
-// Q4_K: the 8 weights from element e of quant word q, with the super-block's 4 words s.
-fn q4k_w8(q: u32, s: vec4<u32>, e: u32) -> W8 {
-    let dm = unpack2x16float(s.x);
-    let sm = k_scale_min(s.yzw, (e % 256u) / 32u);
-    let d = dm.x * f32(sm.x);
-    let m = dm.y * f32(sm.y);
-    return W8(u4x4(q, false) * d - m, u4x4(q, true) * d - m);
-}
-
-// Q6_K: the 8 weights from element e of low-bit word q, high-bit word h (elements 16i..16i+15
-// holding e), scale word sc (groups 4i..4i+3 holding e's) and d word dw (super-blocks 2i, 2i+1).
-fn q6k_w8(q: u32, h: u32, sc: u32, dw: u32, e: u32) -> W8 {
-    let hi = h >> (2u * (e % 16u));
-    let byte = (sc >> (8u * ((e / 16u) % 4u))) & 255u;
-    let s = half_of(dw, e / 256u) * f32(bitcast<i32>(byte << 24u) >> 24u);
-    return W8((u4x4(q, false) + 16.0 * q6k_hi4(hi, 0u) - 32.0) * s, (u4x4(q, true) + 16.0 * q6k_hi4(hi, 8u) - 32.0) * s);
 }
 
 // Weights per job of the matrix-core kernels' staged tiles: a K-quant's sub-block of 32 (its
@@ -310,26 +313,18 @@ fn raw32(e: u32) -> Raw8 {
 // d * scale, dmin * min) of its sub-block; q6_k: the scales of its two groups of 16, 0.
 fn scale32(r: Raw8, e: u32) -> vec3<f32> {
     if W_DTYPE == 7u {
-        let dm = unpack2x16float(r.s.x);
-        let sm = k_scale_min(r.s.yzw, (e % 256u) / 32u);
-        let d = dm.x * f32(sm.x);
-        return vec3<f32>(d, d, dm.y * f32(sm.y));
+        let dm = q4k_dm(r.s, e);
+        return vec3<f32>(dm.x, dm.x, dm.y);
     }
-    let d = half_of(r.s.w, e / 256u);
-    let sh = 8u * ((e / 16u) % 4u); // the two groups' bytes: sh and sh + 8 (e % 32 == 0)
-    let b = vec2<i32>(bitcast<i32>(r.s.z << (24u - sh)), bitcast<i32>(r.s.z << (16u - sh))) >> vec2<u32>(24u);
-    return vec3<f32>(d * f32(b.x), d * f32(b.y), 0.0);
+    return vec3<f32>(q6k_scale_of(r.s.z, r.s.w, e), q6k_scale_of(r.s.z, r.s.w, e + 16u), 0.0);
 }
 
 // Weights 8j..8j+7 of raw32(e), with its scales sc = scale32(r, e).
 fn dec32(r: Raw8, sc: vec3<f32>, j: u32) -> W8 {
-    let q = r.q[j];
     if W_DTYPE == 7u {
-        return W8(u4x4(q, false) * sc.x - sc.z, u4x4(q, true) * sc.x - sc.z);
+        return q4k_8(r.q[j], sc.xz);
     }
-    let hi = r.s[j / 2u] >> (16u * (j % 2u));
-    let s = select(sc.x, sc.y, j >= 2u);
-    return W8((u4x4(q, false) + 16.0 * q6k_hi4(hi, 0u) - 32.0) * s, (u4x4(q, true) + 16.0 * q6k_hi4(hi, 8u) - 32.0) * s);
+    return q6k_8(r.q[j], r.s[j / 2u] >> (16u * (j % 2u)), select(sc.x, sc.y, j >= 2u));
 }
 
 // Whether W_DTYPE is a K-quant, whose decode GEMVs read 32 elements a step (dot32f; K % 256 == 0).
