@@ -16,13 +16,14 @@
 // (b = -dmin * m), Q2_K its 2-bit value (b = -dmin * min per group of 16), IQ4_XS its table's
 // int8 value for the nibble, Q3_K its 3-bit value - 4, Q4_0 the nibble - 8, Q6_K
 // (low | high << 4) - 32 and Q8_0 its int8 value, its bytes regrouped to quant_block's order
-// (b = 0). Workgroup = ROWS rows x LANES lanes, each lane whole blocks of 32 (two at a time for
-// one token); the TOK tokens of a workgroup share each block's decode. Grid as matmul_gemv.wgsl:
+// (b = 0). Workgroup = ROWS x LANES threads of RPT rows each (ROWS x RPT rows), each lane whole
+// blocks of 32 (two at a time for one token); the TOK tokens of a workgroup share each block's
+// decode, and each token's activation block serves the thread's RPT rows. Grid as matmul_gemv.wgsl:
 // x = token group, y/z = row groups (folded). With ROPE (decode's q/k/v projection, packed
 // output) the output pairs become the attention input instead: RoPE and the KV-cache append
 // (rope_epilogue.wgsl).
 
-override TOK: u32 = 1u; // tokens per workgroup, 1..MAX_TOK
+override TOK: u32 = 1u; // tokens per workgroup, 1..16
 override ROPE: bool = false;
 
 struct Params {
@@ -47,11 +48,13 @@ struct Params {
 @group(0) @binding(4) var<storage, read> xs: array<vec2<f32>>;  // (T, K/32)
 
 override LANES: u32 = 32u; // lanes per row (a power of two, 16..64)
-override ROWS: u32 = 256u / LANES; // rows per workgroup
-const MAX_TOK: u32 = 16u;
-const PART_TOK: u32 = 8u; // tokens whose partial sums are reduced at once
+override ROWS: u32 = 256u / LANES; // threads per lane index (256 / LANES / RPT)
+override RPT: u32 = 1u; // rows per thread (1, 2, 4; RPT x TOK <= 32): each token's activations
+                        // are loaded once for RPT rows
+const MAX_ACC: u32 = 32u; // accumulators per thread: TOK x RPT
+override PART_TOK: u32 = 8u / RPT; // tokens whose partial sums are reduced at once
 
-var<workgroup> partial: array<f32, 2048>; // [token % PART_TOK][row][lane]: PART_TOK x 256
+var<workgroup> partial: array<f32, 2048>; // [token % PART_TOK][row][lane]: PART_TOK x RPT x 256
 
 // A decoded block of 32 weights: signed byte codes in quant_block's word order, the scales of
 // elements 0..15 and 16..31, the offset (b_lo, used by Q2_K alone, of elements 0..15 where it
@@ -264,16 +267,31 @@ fn wblock(e: u32) -> WBlock {
     return r;
 }
 
+// Block i of token t's activations: its int8 values (two vec4) and (d, s).
+struct XBlock {
+    x0: vec4<u32>,
+    x1: vec4<u32>,
+    ds: vec2<f32>,
+}
+
+fn x_block(t: u32, i: u32) -> XBlock {
+    let xi = t * (p.k / 32u) + i;
+    return XBlock(xq[2u * xi], xq[2u * xi + 1u], xs[xi]);
+}
+
 // Block i of token t's activations dotted with the decoded weight block.
 fn block_dot(b: WBlock, t: u32, i: u32) -> f32 {
-    let xi = t * (p.k / 32u) + i;
-    let x0 = xq[2u * xi];
-    let x1 = xq[2u * xi + 1u];
+    return xblock_dot(b, x_block(t, i));
+}
+
+fn xblock_dot(b: WBlock, x: XBlock) -> f32 {
+    let x0 = x.x0;
+    let x1 = x.x1;
     let lo = (dot4I8Packed(b.c[0], x0.x) + dot4I8Packed(b.c[1], x0.y))
            + (dot4I8Packed(b.c[2], x0.z) + dot4I8Packed(b.c[3], x0.w));
     let hi = (dot4I8Packed(b.c[4], x1.x) + dot4I8Packed(b.c[5], x1.y))
            + (dot4I8Packed(b.c[6], x1.z) + dot4I8Packed(b.c[7], x1.w));
-    let ds = xs[xi];
+    let ds = x.ds;
     var y = ds.x * (b.a.x * f32(lo) + b.a.y * f32(hi)) + b.b * ds.y;
     if W_DTYPE == 110u {
         // Q2_K: b_lo * s_lo + b * s_hi = b * s + (b_lo - b) * s_lo, s_lo = d * sum(q of 0..15)
@@ -290,80 +308,99 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let group = wid.y + wid.z * nwg.y;
-    if group * ROWS >= p.n {
+    if group * ROWS * RPT >= p.n {
         return;
     }
     let t0 = wid.x * TOK;
     let lane = lid.x;
     let r = lid.y;
-    let row = group * ROWS + r;
+    let row0 = (group * ROWS + r) * RPT; // this thread's rows: row0 .. row0 + RPT - 1
     w_d_off = p.d_off;
     w_m_off = p.m_off;
     if W_DTYPE == 123u {
-        let b = r * LANES + lane; // ROWS x LANES = 256
-        iq4_pairs[b] = lut_byte(IQ4NL_WORDS, b & 15u) | (lut_byte(IQ4NL_WORDS, b >> 4u) << 8u);
+        for (var b = r * LANES + lane; b < 256u; b += ROWS * LANES) {
+            iq4_pairs[b] = lut_byte(IQ4NL_WORDS, b & 15u) | (lut_byte(IQ4NL_WORDS, b >> 4u) << 8u);
+        }
         workgroupBarrier();
     }
-    var acc: array<f32, MAX_TOK>;
-    if row < p.n {
+    var acc: array<f32, MAX_ACC>; // [token][row of the thread]
+    if row0 < p.n {
         let blocks = p.k / 32u;
         var i = lane;
-        if TOK == 1u {
+        if TOK == 1u && RPT == 1u {
             // two blocks in flight per lane (H200, 8B Q4_K_M tg128: 231.0 vs 224.6 tok/s), added
-            // in the order of the loop below: a token's sum does not depend on TOK (a sequence's
-            // batched decode equals its decode alone)
+            // in the order of the loop below: a token's sum does not depend on TOK or RPT (a
+            // sequence's batched decode equals its decode alone)
             for (; i + LANES < blocks; i += 2u * LANES) {
-                let b0 = wblock(row * p.k + 32u * i);
-                let b1 = wblock(row * p.k + 32u * (i + LANES));
+                let b0 = wblock(row0 * p.k + 32u * i);
+                let b1 = wblock(row0 * p.k + 32u * (i + LANES));
                 acc[0] += block_dot(b0, t0, i);
                 acc[0] += block_dot(b1, t0, i + LANES);
             }
         }
         for (; i < blocks; i += LANES) {
-            let b = wblock(row * p.k + 32u * i);
+            var b: array<WBlock, 4>;
+            for (var q = 0u; q < RPT; q++) {
+                // rows past N (the last thread's, N % RPT != 0) read row N - 1, written nowhere
+                b[q] = wblock(min(row0 + q, p.n - 1u) * p.k + 32u * i);
+            }
             for (var j = 0u; j < TOK; j++) {
                 // a group's slots past T are skipped (uniform: a step of 12 tokens does 12
                 // tokens' work, not 16)
                 if t0 + j < p.t {
-                    acc[j] += block_dot(b, t0 + j, i);
+                    let x = x_block(t0 + j, i);
+                    for (var q = 0u; q < RPT; q++) {
+                        acc[j * RPT + q] += xblock_dot(b[q], x);
+                    }
                 }
             }
         }
     }
-    // the TOK sums of each row over its lanes, PART_TOK tokens at a time (loops of constant
-    // bounds, so acc's indices are constants once unrolled and it stays in registers)
+    // the TOK x RPT sums of the thread's rows over their lanes, PART_TOK tokens at a time (loops
+    // of constant bounds, so acc's indices are constants once unrolled and it stays in registers)
+    let wrows = ROWS * RPT; // rows per workgroup
     for (var h = 0u; h < TOK; h += PART_TOK) {
         let t1 = t0 + h;
         let part = min(TOK, PART_TOK);
         for (var j = 0u; j < part; j++) {
-            partial[(j * ROWS + r) * LANES + lane] = acc[h + j];
+            for (var q = 0u; q < RPT; q++) {
+                partial[(j * wrows + r * RPT + q) * LANES + lane] = acc[(h + j) * RPT + q];
+            }
         }
         workgroupBarrier();
         for (var s = LANES / 2u; s > 0u; s >>= 1u) {
             if lane < s {
-                for (var j = 0u; j < part; j++) {
-                    let o = (j * ROWS + r) * LANES + lane;
+                for (var j = 0u; j < part * RPT; j++) {
+                    let o = (j * ROWS + r) * LANES + lane; // j * ROWS + r covers (token, row) pairs
                     partial[o] += partial[o + s];
                 }
             }
             workgroupBarrier();
         }
-        if lane == 0u && row < p.n {
+        if lane == 0u && row0 < p.n {
             for (var j = 0u; j < part; j++) {
                 let t = t1 + j;
                 if t >= p.t {
                     break;
                 }
-                let y = partial[(j * ROWS + r) * LANES];
-                let col = t * p.out_stride + p.out_offset + row;
-                if OUT_MODE != 0u {
-                    store2(col, vec2<f32>(y, 0.0), false);
-                } else if r % 2u == 0u {
-                    let y2 = vec2<f32>(y, partial[(j * ROWS + r + 1u) * LANES]);
-                    if ROPE {
-                        rope_out(t, p.out_offset + row, y2);
-                    } else {
-                        store2(col, y2, true);
+                for (var q = 0u; q < RPT; q++) {
+                    let wr = r * RPT + q; // the row within the workgroup
+                    let row = row0 + q;
+                    let y = partial[(j * wrows + wr) * LANES];
+                    let col = t * p.out_stride + p.out_offset + row;
+                    if row >= p.n {
+                        break;
+                    }
+                    if OUT_MODE != 0u {
+                        store2(col, vec2<f32>(y, 0.0), false);
+                    } else if wr % 2u == 0u {
+                        // N even: row + 1 < N, its sum beside this one (this thread's when RPT > 1)
+                        let y2 = vec2<f32>(y, partial[(j * wrows + wr + 1u) * LANES]);
+                        if ROPE {
+                            rope_out(t, p.out_offset + row, y2);
+                        } else {
+                            store2(col, y2, true);
+                        }
                     }
                 }
             }

@@ -14,12 +14,16 @@
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
 // (Params and bindings in matmul_common.wgsl, OUT_MODE and store2 in matmul_out.wgsl.)
-// Grid: x = column tiles (N / BN), y = token tiles (T / BM); 256 threads = 8 subgroups of 32.
-// K goes in stages of BK (zeros past K): the next stage's global loads are issued into registers
-// before this stage's multiply-adds, and stored to workgroup memory after them.
+// Grid: x = column tiles (N / BN), y = token tiles (T / BM), z = K splits (SPLIT); 256 threads
+// = 8 subgroups of 32. K goes in stages of BK (zeros past K): the next stage's global loads are
+// issued into registers before this stage's multiply-adds, and stored to workgroup memory after
+// them. With SPLIT > 1 (a weight of few column tiles, whose workgroups alone leave most SMs idle),
+// workgroup z takes split z of the stages and writes its f32 partial sums to `splits`
+// (SPLIT, T, N); matmul_split_sum.wgsl adds them up in split order and stores the result.
 
 override BM: u32 = 32u;      // tokens per tile: 16 or 32
 override BN: u32 = 32u;      // columns per tile: 32 or 64 (16: f16/bf16 only)
+override SPLIT: u32 = 1u;    // K splits (grid z)
 
 const THREADS: u32 = 256u;
 const SUBGROUPS: u32 = 8u;
@@ -32,6 +36,8 @@ override W_JOBS: u32 = BN * BK / STAGE_JOB / THREADS; // jobs of the W stage (>=
 var<workgroup> xs: array<vec4<f16>, BM * LD / 4u>;  // the stage of x: [token][k]
 var<workgroup> ws: array<vec4<f16>, BN * LD / 4u>;  // the stage of W: [column][k] (= W^T column-major)
 var<workgroup> part: array<f32, SUBGROUPS * 256u>; // each subgroup's 16x16 partial tile, to sum
+
+@group(0) @binding(4) var<storage, read_write> splits: array<f32>; // SPLIT > 1: (SPLIT, T, N)
 
 // Job i of this thread in the x stage at k0: 8 values of one token (zeros past T and K).
 fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
@@ -77,7 +83,7 @@ fn put_w(lid: u32, i: u32, n0: u32, k0: u32, r: Raw8) {
 // Sums the subgroups' partial tiles of result tile (tokens t.., columns col.., 16 x 16) and
 // writes it: thread l < 128 takes token l / 8, columns 2 (l % 8)... (pairs stay whole: N even
 // for packed outputs).
-fn emit(c: coop_mat16x16<f32, C>, sg: u32, lid: u32, t: u32, col: u32) {
+fn emit(c: coop_mat16x16<f32, C>, sg: u32, lid: u32, t: u32, col: u32, z: u32) {
     coopStoreT(c, &part[sg * 256u], 16u);
     workgroupBarrier();
     if lid < 128u {
@@ -91,7 +97,15 @@ fn emit(c: coop_mat16x16<f32, C>, sg: u32, lid: u32, t: u32, col: u32) {
         let tok = t + r;
         let c0 = col + h;
         if tok < p.t && c0 < p.n {
-            store2(tok * p.out_stride + p.out_offset + c0, v, c0 + 1u < p.n);
+            if SPLIT > 1u {
+                let o = (z * p.t + tok) * p.n + c0;
+                splits[o] = v.x;
+                if c0 + 1u < p.n {
+                    splits[o + 1u] = v.y;
+                }
+            } else {
+                store2(tok * p.out_stride + p.out_offset + c0, v, c0 + 1u < p.n);
+            }
         }
     }
     workgroupBarrier();
@@ -111,14 +125,17 @@ fn main(@builtin(local_invocation_index) lid: u32,
     var c12: coop_mat16x16<f32, C>; var c13: coop_mat16x16<f32, C>;
     var xr: array<vec4<u32>, 4>;
     var wr: array<Raw8, 4>;
+    // this workgroup's stages: split wid.z of them (all with SPLIT = 1)
+    let per = ((p.k + BK - 1u) / BK + SPLIT - 1u) / SPLIT;
+    let s0 = wid.z * per;
+    let stages = min(s0 + per, (p.k + BK - 1u) / BK);
     for (var i = 0u; i < X_JOBS; i++) {
-        xr[i] = load_x(lid, i, t0, 0u);
+        xr[i] = load_x(lid, i, t0, s0 * BK);
     }
     for (var i = 0u; i < W_JOBS; i++) {
-        wr[i] = load_w(lid, i, n0, 0u);
+        wr[i] = load_w(lid, i, n0, s0 * BK);
     }
-    let stages = (p.k + BK - 1u) / BK;
-    for (var s = 0u; s < stages; s++) {
+    for (var s = s0; s < stages; s++) {
         for (var i = 0u; i < X_JOBS; i++) {
             put_x(lid, i, xr[i]);
         }
@@ -168,22 +185,22 @@ fn main(@builtin(local_invocation_index) lid: u32,
         }
         workgroupBarrier();
     }
-    emit(c00, sg, lid, t0, n0);
+    emit(c00, sg, lid, t0, n0, wid.z);
     if BN >= 32u {
-        emit(c01, sg, lid, t0, n0 + 16u);
+        emit(c01, sg, lid, t0, n0 + 16u, wid.z);
     }
     if BN == 64u {
-        emit(c02, sg, lid, t0, n0 + 32u);
-        emit(c03, sg, lid, t0, n0 + 48u);
+        emit(c02, sg, lid, t0, n0 + 32u, wid.z);
+        emit(c03, sg, lid, t0, n0 + 48u, wid.z);
     }
     if BM == 32u {
-        emit(c10, sg, lid, t0 + 16u, n0);
+        emit(c10, sg, lid, t0 + 16u, n0, wid.z);
         if BN >= 32u {
-            emit(c11, sg, lid, t0 + 16u, n0 + 16u);
+            emit(c11, sg, lid, t0 + 16u, n0 + 16u, wid.z);
         }
         if BN == 64u {
-            emit(c12, sg, lid, t0 + 16u, n0 + 32u);
-            emit(c13, sg, lid, t0 + 16u, n0 + 48u);
+            emit(c12, sg, lid, t0 + 16u, n0 + 32u, wid.z);
+            emit(c13, sg, lid, t0 + 16u, n0 + 48u, wid.z);
         }
     }
 }

@@ -16,6 +16,7 @@ use inferno_llama::ops::{
     matmul::{Matmul, MatmulOut, DEQUANT_TOKENS},
     rms_norm::RmsNorm,
     rope::{inv_freqs, Rope, RopeDst, RopeEpilogue, RopeScaling, RopeTable},
+    split_sum::SplitSum,
     swiglu::Swiglu,
     MatmulDst, OutCols,
 };
@@ -137,8 +138,11 @@ fn matmul_all_dtypes_both_paths() {
         (4, 96, 50),
         (7, 576, 96),
         (33, 96, 130),
-        (16, 576, 96),  // two token groups of the GEMV
-        (24, 1056, 70), // skinny matrix-core tiles: K in 5 stages of 256 (the last partial), N tail
+        (16, 576, 96),   // two token groups of the GEMV
+        (24, 1056, 70),  // skinny matrix-core tiles: K in 5 stages of 256 (the last partial), N tail
+        (8, 4096, 70),   // skinny tiles with K split 4 ways (3 column tiles, 16 stages)
+        (24, 2600, 66),  // K split 2 ways: stages 0..6 and 6..11 (the last partial)
+        (48, 1100, 130), // 64-column tiles (stages of 128), K split 2 ways
         (64, 96, 66),
         (130, 64, 200),
         (65, 64, 16386),
@@ -153,12 +157,64 @@ fn matmul_all_dtypes_both_paths() {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
             }
             // f32 logits with an odd vocabulary
-            for &(t, k, n) in &[(1, 64, 32003), (9, 64, 1001), (40, 64, 1001)] {
+            for &(t, k, n) in &[(1, 64, 32003), (9, 64, 1001), (40, 64, 1001), (9, 2080, 1001)] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::F32);
             }
             // accumulated into the f32 residual stream, decode and prefill
-            for &(t, k, n) in &[(1, 576, 130), (5, 576, 130), (12, 288, 34), (33, 96, 66), (257, 64, 66)] {
+            for &(t, k, n) in
+                &[(1, 576, 130), (5, 576, 130), (12, 288, 34), (12, 2100, 34), (33, 96, 66), (257, 64, 66)]
+            {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::AddF32);
+            }
+        }
+    }
+}
+
+#[test]
+fn split_sum_every_output_kind_both_paths() {
+    // (splits, tokens, N): odd N (the last pair half outside), one split
+    for path in PATHS {
+        let c = ctx(path);
+        for &(s, t, n) in &[(4, 8, 70), (3, 5, 33), (1, 2, 6), (7, 1, 1002)] {
+            let mut rng = rng("split_sum");
+            let parts = rand_vec(&mut rng, s * t * n, 1.0);
+            let sums = upload_f32(c, &parts);
+            let want: Vec<f32> =
+                (0..t * n).map(|i| (0..s).map(|z| parts[z * t * n + i]).fold(0.0, |a, b| a + b)).collect();
+            for kind in [MatmulOut::Act, MatmulOut::F32, MatmulOut::AddF32] {
+                let what = format!("split sum {path:?} s={s} t={t} n={n} {kind:?}");
+                let mut g = Graph::new();
+                let op = SplitSum::new(c);
+                match kind {
+                    MatmulOut::Act if n % 2 == 0 => {
+                        // into columns [4, 4 + n) of (t, n + 6); the others stay poisoned
+                        let ob = poisoned(c, t * (n + 6) * 2);
+                        op.record(&mut g, &sums, &ob, kind, [s, t, n], [4, n + 6]).unwrap();
+                        g.run(c);
+                        let got = read_act(c, &ob, t * (n + 6));
+                        let mine: Vec<f32> = got.chunks(n + 6).flat_map(|r| r[4..4 + n].to_vec()).collect();
+                        assert_close(&what, &mine, &want, act_tol(path));
+                        assert!(
+                            got.chunks(n + 6).all(|r| r[..4].iter().chain(&r[4 + n..]).all(|v| v.is_nan())),
+                            "{what}"
+                        );
+                    }
+                    MatmulOut::Act => {}
+                    MatmulOut::F32 => {
+                        let ob = poisoned(c, t * n * 4);
+                        op.record(&mut g, &sums, &ob, kind, [s, t, n], [0, n]).unwrap();
+                        g.run(c);
+                        assert_close(&what, &read_f32(c, &ob, t * n), &want, 1e-6);
+                    }
+                    MatmulOut::AddF32 => {
+                        let residual = rand_vec(&mut rng, t * n, 3.0);
+                        let ob = upload_f32(c, &residual);
+                        op.record(&mut g, &sums, &ob, kind, [s, t, n], [0, n]).unwrap();
+                        g.run(c);
+                        let want: Vec<f32> = want.iter().zip(&residual).map(|(a, b)| a + b).collect();
+                        assert_close(&what, &read_f32(c, &ob, t * n), &want, 1e-6);
+                    }
+                }
             }
         }
     }
@@ -1173,14 +1229,26 @@ fn gemv_q8_matches_cpu_both_paths() {
             };
             for dtype in Q8_DTYPES {
                 // (1, 4864): 19 blocks of 256, more than 4 x 32 blocks of 32 per row, so lanes take
-                // several steps with a tail; 9 and 20 tokens: token groups of 16 filled in part
+                // several steps with a tail; 9, 12 and 20 tokens: token groups of 16 filled in part
                 let shapes: &[(usize, usize, usize)] = if small {
                     &[(1, 256, 130), (3, 512, 34)]
                 } else {
-                    &[(1, 256, 130), (1, 4864, 36), (2, 512, 66), (8, 256, 34), (9, 768, 130), (20, 256, 36)]
+                    // (12, 256, 37): two rows per thread (groups of 16 tokens), odd N (f32 only)
+                    &[
+                        (1, 256, 130),
+                        (1, 4864, 36),
+                        (2, 512, 66),
+                        (8, 256, 34),
+                        (9, 768, 130),
+                        (20, 256, 36),
+                        (12, 256, 37),
+                    ]
                 };
                 for &(t, k, n) in shapes {
                     for out in [MatmulOut::Act, MatmulOut::F32, MatmulOut::AddF32] {
+                        if out == MatmulOut::Act && n % 2 == 1 {
+                            continue; // packed outputs need N even
+                        }
                         let mut rng = rng("gemv_q8");
                         let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
                         let (wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);

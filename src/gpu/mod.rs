@@ -91,6 +91,8 @@ pub struct GpuContext {
     pipelines: Arc<Mutex<HashMap<String, Arc<Kernel>>>>,
     /// The f16 rows prompts decode block-format weights into (ops::dequant), made on first use.
     dequant_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
+    /// The partial sums of matmuls split along K (ops::matmul), made on first use.
+    split_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
     /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
     /// instead of hanging or panicking.
     fault: Arc<Mutex<Option<String>>>,
@@ -112,6 +114,10 @@ type ShaderParts<'a> = (wgpu::ShaderSource<'static>, u64, Vec<(&'a str, f64)>);
 /// Bytes of [`GpuContext::dequant_scratch`]: 64 MiB holds 8,192 rows of a 4,096-wide weight in
 /// f16 (the 8B shape's gate/up projection decodes in four pieces).
 pub const DEQUANT_SCRATCH: u64 = 64 << 20;
+
+/// Bytes of [`GpuContext::split_scratch`]: 2 MiB holds 128 workgroups' f32 partial tiles of 64
+/// tokens x 64 columns (what ops::matmul splits K into at most).
+pub const SPLIT_SCRATCH: u64 = 2 << 20;
 
 /// Features the engine uses when present.
 const WANTED: wgpu::Features =
@@ -277,6 +283,7 @@ impl GpuContext {
             int8_dot,
             pipelines: Arc::default(),
             dequant_scratch: Arc::default(),
+            split_scratch: Arc::default(),
             fault,
         })
     }
@@ -428,19 +435,34 @@ impl GpuContext {
     /// ops::dequant): [`DEQUANT_SCRATCH`] bytes or the binding limit, made on first use and
     /// shared by every matmul of this device (their dispatches run one after another).
     pub fn dequant_scratch(&self) -> Result<wgpu::Buffer> {
-        let mut s = self.dequant_scratch.lock().unwrap_or_else(|p| p.into_inner());
+        self.scratch(&self.dequant_scratch, "dequantized weight rows", DEQUANT_SCRATCH)
+    }
+
+    /// The buffer the skinny matrix-core GEMM writes the f32 partial sums of its K splits into
+    /// (ops::matmul): [`SPLIT_SCRATCH`] bytes or the binding limit, made on first use and shared
+    /// as [`GpuContext::dequant_scratch`] is.
+    pub fn split_scratch(&self) -> Result<wgpu::Buffer> {
+        self.scratch(&self.split_scratch, "split-K partial sums", SPLIT_SCRATCH)
+    }
+
+    /// The buffer in `cell`, made on first use with `bytes` or the binding limit.
+    fn scratch(&self, cell: &Mutex<Option<wgpu::Buffer>>, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let mut s = cell.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(b) = &*s {
             return Ok(b.clone());
         }
-        let b = self.storage("dequantized weight rows", DEQUANT_SCRATCH.min(self.max_binding))?;
+        let b = self.storage(label, bytes.min(self.max_binding))?;
         *s = Some(b.clone());
         Ok(b)
     }
 
-    /// Bytes of [`GpuContext::dequant_scratch`] made so far (0 before a prompt of block weights
-    /// has been recorded), for the memory ledger.
-    pub fn dequant_scratch_bytes(&self) -> u64 {
-        self.dequant_scratch.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |b| b.size())
+    /// Bytes of the scratch buffers made so far ([`GpuContext::dequant_scratch`],
+    /// [`GpuContext::split_scratch`]; 0 before a matmul needed one), for the memory ledger.
+    pub fn scratch_bytes(&self) -> u64 {
+        [&self.dequant_scratch, &self.split_scratch]
+            .iter()
+            .filter_map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|b| b.size()))
+            .sum()
     }
 
     /// The shader of pipeline `name` with override values `all`, the bindings it uses and the

@@ -70,6 +70,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("matmul_w8a8", include_str!("../../shaders/matmul_w8a8.wgsl")),
     ("matmul_w8a8_gemm", include_str!("../../shaders/matmul_w8a8_gemm.wgsl")),
     ("dequant_f16", include_str!("../../shaders/dequant_f16.wgsl")),
+    ("matmul_split_sum", include_str!("../../shaders/matmul_split_sum.wgsl")),
 ];
 
 /// The full source of kernel `name` (common helpers, weight decoding if it reads weights, the
@@ -87,7 +88,7 @@ pub fn kernel_source(name: &str) -> Option<String> {
     } else if name == "matmul_gemv" || name == "matmul_gemm" {
         &[MATMUL_OUT, MATMUL_COMMON]
     } else if name.starts_with("matmul_") {
-        &[MATMUL_OUT] // the int8-activation GEMV and the W8A8 kernels
+        &[MATMUL_OUT] // the int8-activation GEMV, the W8A8 kernels, the split-K sum
     } else {
         &[]
     };

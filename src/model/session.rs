@@ -320,7 +320,7 @@ impl Session {
                 let head = if d == last { self.head_bytes + self.staging.size() } else { 0 };
                 MemoryLedger {
                     kv_cache: b.kv.k.iter().chain(&b.kv.v).map(|b| b.size()).sum(),
-                    scratch: b.bytes + head + uniforms + st.ctx.dequant_scratch_bytes(),
+                    scratch: b.bytes + head + uniforms + st.ctx.scratch_bytes(),
                     ..st.ledger()
                 }
             })

@@ -16,7 +16,7 @@ use crate::gpu::{fold_workgroups, GpuContext};
 use crate::graph::Graph;
 use crate::model::gguf::GgmlType;
 
-/// Tokens per workgroup (the kernel's `MAX_TOK`): a step of `t` tokens reads and decodes each
+/// Tokens per workgroup at most (the kernel's `TOK`): a step of `t` tokens reads and decodes each
 /// weight block `ceil(t / 16)` times, from L2 after the first (H200, 8B Q4_K_M, aggregate tg32 of
 /// 16 / 32 sequences: 977 / 1,100 tok/s at 8 tokens per workgroup, 1,002 / 1,205 at 16 — measured
 /// with all 16 tokens' partial sums in workgroup memory at once; the kernel now reduces them 8 at
@@ -146,11 +146,21 @@ impl GemvQ8 {
         // in a batch (H200, 8B Q4_K_M tg128 with one token: 231.0 tok/s at 32 lanes, 220.5 at
         // 64, 202.8 at 16); 16 on software adapters, as ops::matmul's GEMV
         let lanes = if self.ctx.is_software() { 16 } else { 32 };
+        // two rows per thread for groups of 16 tokens, so each token's activation block is loaded
+        // once for both rows, in workgroups of 128 threads that keep 256 / lanes rows (H200, 8B
+        // Q4_K_M, aggregate tok/s, one / two rows: 12 sequences 802-808 / 875-885, 16: 906-910 /
+        // 1,042-1,060; 8B Q8_0 at 12: 804 / 867; 1B Q4_K_M at 16: 3,324 / 3,401; 256 threads of
+        // two rows each: 16 sequences 1,028-1,038). Groups of 2-8 tokens keep one (8 sequences
+        // 881-889 / 833-843; four rows there: 606); a token's sum is the same either way
+        let rpt = if tok == TOK { 2 } else { 1 };
+        let rows = 256 / lanes / rpt; // threads per lane index
         let c = [
             ("W_DTYPE", w.dtype.wgsl_id()),
             ("OUT_MODE", out_kind.mode()),
             ("TOK", tok as f64),
             ("LANES", lanes as f64),
+            ("RPT", rpt as f64),
+            ("ROWS", rows as f64),
             ("ROPE", rope.is_some() as u8 as f64),
         ];
         let pipeline = if rope.is_some() {
@@ -158,10 +168,10 @@ impl GemvQ8 {
             self.ctx.pipeline("matmul_gemv_q8", &c)?
         } else {
             // SAFETY: bounds checks cost 3.7% of 8B Q4_K_M decode on the H200 (279.2 vs 289.5
-            // tok/s, 2026-12-03); without the epilogue every index is in bounds: weight rows < N,
-            // activation blocks of tokens <= T - 1 (buffers checked above), partial sums 8 x 256
-            // (the array's size: 8 tokens at a time), output writes t < T and row < N, the IQ4_XS
-            // pair table indexed by a byte
+            // tok/s, 2026-12-03); without the epilogue every index is in bounds: weight rows < N
+            // (clamped), activation blocks of tokens <= T - 1 (buffers checked above), partial
+            // sums PART_TOK x RPT x 256 = 2048 (the array's size), output writes t < T and row <
+            // N, the IQ4_XS pair table indexed by a byte
             unsafe { self.ctx.pipeline_unchecked("matmul_gemv_q8", &c)? }
         };
         let [positions, table, k_cache, v_cache] = RopeEpilogue::bindings(rope.as_ref(), &self.unused);

@@ -8,6 +8,7 @@
 //! 1.82 TB/s on the 1B shape, 2026-11-28, so only the fused norm-GEMV uses subgroups.)
 
 use super::dequant::Dequant;
+use super::split_sum::SplitSum;
 use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
@@ -60,6 +61,25 @@ pub const GEMV_MAX_TOKENS_COOP: usize = 32;
 /// 763 / 1,487 and 32: 842 / 2,722 (GEMV from 2026-12-02); prompt GEMM / skinny at 64: 1,618 /
 /// 2,390 (2026-12-02). The repacked block formats join from [`skinny_block_from`] tokens.
 pub const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 5..=64;
+
+/// Workgroups the skinny GEMM's K splits aim for (about one per SM of a large GPU), and the
+/// fewest stages of K a split takes (see [`skinny_splits`]).
+const SPLIT_WORKGROUPS: usize = 128;
+const SPLIT_MIN_STAGES: usize = 4;
+
+/// K splits of a skinny matrix-core GEMM of `tiles` column tiles and `stages` stages of K: as
+/// many as bring its workgroups to [`SPLIT_WORKGROUPS`], each of at least [`SPLIT_MIN_STAGES`]
+/// stages. 1B's 2048-row weights have 64 tiles of 32 columns: half the H200's 132 SMs idle.
+/// H200, aggregate tok/s, no splits / splits to 128 / 256 / 512 workgroups (2026-12-04): 1B
+/// bf16 at 5 sequences 1,762 / 1,910 / 1,721 / 1,812, 8: 2,967 / 3,082 / 2,798 / 2,950, 16:
+/// 5,779 / 5,933 / 5,475 / 5,416, 32: 10,100 / 11,084 / 10,478 / 9,993; 1B Q4_K_M at 17:
+/// 3,703 / 4,245 / 4,018 / 4,086, 32: 7,073 / 7,949 / 7,508 / 7,488. 8B's 4096-row weights (128
+/// tiles) stay whole: bf16 at 8 / 32 sequences 736-755 / 2,699-2,789 whole, 700-715 / 2,571-2,619
+/// split to 512 workgroups, 722 / 2,673 to 256 (the sums' extra dispatches cost more than the
+/// splits gain). The count depends on the weight's shape only, not on the tokens.
+fn skinny_splits(tiles: usize, stages: usize) -> usize {
+    (SPLIT_WORKGROUPS / tiles.max(1)).clamp(1, (stages / SPLIT_MIN_STAGES).max(1))
+}
 
 /// From how many tokens (within [`SKINNY_TOKENS`]) a step takes weights of a repacked block
 /// format to the skinny matrix-core GEMM, decoded to f16 as its tiles are staged, rather than to
@@ -297,12 +317,24 @@ impl Matmul {
                 Some(p)
             }
             MatmulKernel::SkinnyCoop => {
-                let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64)];
+                let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", 1.0)];
                 let Some(p) = self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c)) else {
                     return self.record_cols(g, x, w, dst, t); // the GEMV
                 };
                 Some(p)
             }
+        };
+        // the skinny GEMM's K splits where its column tiles alone leave most SMs idle
+        let splits = |rows: usize| match kernel {
+            MatmulKernel::SkinnyCoop => {
+                let bk = if skinny_bn == 64 { 128 } else { 256 };
+                skinny_splits(rows.div_ceil(skinny_bn), k.div_ceil(bk))
+            }
+            _ => 1,
+        };
+        let scratch = match kernel {
+            MatmulKernel::SkinnyCoop if w.chunks.iter().any(|c| splits(c.rows) > 1) => Some(self.ctx.split_scratch()?),
+            _ => None,
         };
         for chunk in &w.chunks {
             // portable GEMM tiles of bm tokens x 128 columns where that still gives >= 256
@@ -311,7 +343,16 @@ impl Matmul {
                 MatmulKernel::Gemm if chunk.rows.div_ceil(128) * t.div_ceil(bm) < 256 => 64,
                 _ => 128,
             };
+            // (splits that fit the scratch, which holds any split of up to 128 workgroups)
+            let split = match &scratch {
+                Some(b) => splits(chunk.rows).min(b.size() as usize / (t * chunk.rows * 4)).max(1),
+                None => 1,
+            };
             let pipeline = match &pipeline {
+                Some(_) if split > 1 => {
+                    let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", split as f64)];
+                    self.ctx.pipeline("matmul_skinny_coop", &c)?
+                }
                 Some(p) => p.clone(),
                 None => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64), ("BT", bm as f64)])?,
             };
@@ -324,7 +365,10 @@ impl Matmul {
                     let [x, y, z] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
                     [y, x, z] // token tiles on x (see matmul_gemm.wgsl)
                 }
-                MatmulKernel::SkinnyCoop => gemm_grid(&w.name, chunk.rows, skinny_bn, t, skinny_bm)?,
+                MatmulKernel::SkinnyCoop => {
+                    let [x, y, _] = gemm_grid(&w.name, chunk.rows, skinny_bn, t, skinny_bm)?;
+                    [x, y, split as u32] // K splits on z
+                }
                 MatmulKernel::GemmCoop => gemm_grid(&w.name, chunk.rows, bn, t, bm)?,
             };
             let params = MatmulParams {
@@ -337,8 +381,26 @@ impl Matmul {
                 m_off: chunk.m_off,
                 _pad: 0,
             };
-            self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], workgroups);
-            g.note_bytes(chunk.buf.size());
+            match &scratch {
+                Some(sums) if split > 1 => {
+                    let uniform = self.ctx.uniform("matmul params", &params);
+                    g.push(&self.ctx, kernel.name(), &pipeline, &[&uniform, x, &chunk.buf, out, sums], workgroups);
+                    g.note_bytes(chunk.buf.size());
+                    let first = cols.first + chunk.row0;
+                    SplitSum::new(&self.ctx).record(
+                        g,
+                        sums,
+                        out,
+                        out_kind,
+                        [split, t, chunk.rows],
+                        [first, cols.total],
+                    )?;
+                }
+                _ => {
+                    self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], workgroups);
+                    g.note_bytes(chunk.buf.size());
+                }
+            }
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ pub mod matmul;
 pub mod matmul_norm;
 pub mod rms_norm;
 pub mod rope;
+pub mod split_sum;
 pub mod swiglu;
 pub mod w8a8;
 
