@@ -338,6 +338,16 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
                 acc[0] += block_dot(b1, t0, i + LANES);
             }
         }
+        // (one row: the loop of the one-token path's shape, so that the driver compiles a token's
+        // sum alike for 1-8 tokens — H200: the same bits)
+        for (; RPT == 1u && i < blocks; i += LANES) {
+            let b = wblock(row0 * p.k + 32u * i);
+            for (var j = 0u; j < TOK; j++) {
+                if t0 + j < p.t {
+                    acc[j] += block_dot(b, t0 + j, i);
+                }
+            }
+        }
         for (; i < blocks; i += LANES) {
             var b: array<WBlock, 4>;
             for (var q = 0u; q < RPT; q++) {

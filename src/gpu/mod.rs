@@ -12,7 +12,7 @@ pub use wgpu::Features;
 use crate::dtype::ActDtype;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How to choose and configure the GPU.
@@ -91,6 +91,9 @@ pub struct GpuContext {
     pipelines: Arc<Mutex<HashMap<String, Arc<Kernel>>>>,
     /// The f16 rows prompts decode block-format weights into (ops::dequant), made on first use.
     dequant_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
+    /// Bytes the dequant scratch needs at most (see [`GpuContext::want_dequant_scratch`]; 0:
+    /// unknown, [`DEQUANT_SCRATCH`]).
+    dequant_want: Arc<AtomicU64>,
     /// The partial sums of matmuls split along K (ops::matmul), made on first use.
     split_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
     /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
@@ -111,9 +114,13 @@ pub struct Kernel {
 /// A pipeline's shader, the bindings it uses (bit mask) and the override values to give wgpu.
 type ShaderParts<'a> = (wgpu::ShaderSource<'static>, u64, Vec<(&'a str, f64)>);
 
-/// Bytes of [`GpuContext::dequant_scratch`]: 64 MiB holds 8,192 rows of a 4,096-wide weight in
-/// f16 (the 8B shape's gate/up projection decodes in four pieces).
-pub const DEQUANT_SCRATCH: u64 = 64 << 20;
+/// Bytes of [`GpuContext::dequant_scratch`] at most: 256 MiB holds the 8B shape's largest weight (gate/up,
+/// 28,672 x 4,096) in f16, and 16,384 rows of 70B's, so each piece's GEMM has >= 512 workgroups
+/// of 128 x 128 at 512 tokens. (With 64 MiB the 8B down projection went in pieces of 2,304 rows,
+/// 72 workgroups for 132 SMs. H200, 8B pp512, 64 / 256 / 512 MiB: Q4_K_M 8,124 / 9,345 / 9,287
+/// tok/s, Q8_0 8,854 / 10,274 / -, 2026-12-04; the tiles staged by the GEMM itself: 7,601 /
+/// 6,826.)
+pub const DEQUANT_SCRATCH: u64 = 256 << 20;
 
 /// Bytes of [`GpuContext::split_scratch`]: 2 MiB holds 128 workgroups' f32 partial tiles of 64
 /// tokens x 64 columns (what ops::matmul splits K into at most).
@@ -283,6 +290,7 @@ impl GpuContext {
             int8_dot,
             pipelines: Arc::default(),
             dequant_scratch: Arc::default(),
+            dequant_want: Arc::default(),
             split_scratch: Arc::default(),
             fault,
         })
@@ -432,10 +440,21 @@ impl GpuContext {
     }
 
     /// The buffer the matrix-core prompt GEMM decodes block-format weight rows into (f16, see
-    /// ops::dequant): [`DEQUANT_SCRATCH`] bytes or the binding limit, made on first use and
-    /// shared by every matmul of this device (their dispatches run one after another).
+    /// ops::dequant): [`DEQUANT_SCRATCH`] bytes, or what [`GpuContext::want_dequant_scratch`]
+    /// asked for if less, within the binding limit; made on first use and shared by every matmul
+    /// of this device (their dispatches run one after another).
     pub fn dequant_scratch(&self) -> Result<wgpu::Buffer> {
-        self.scratch(&self.dequant_scratch, "dequantized weight rows", DEQUANT_SCRATCH)
+        let want = self.dequant_want.load(Ordering::Relaxed);
+        let bytes = if want == 0 { DEQUANT_SCRATCH } else { want.min(DEQUANT_SCRATCH) };
+        self.scratch(&self.dequant_scratch, "dequantized weight rows", bytes)
+    }
+
+    /// Notes that a weight of `rows x cols` block-format values may be decoded into the dequant
+    /// scratch, which then holds the largest such weight in f16 (rows rounded up to 128), up to
+    /// [`DEQUANT_SCRATCH`]: a small model's scratch stays small. Call before the first prompt.
+    pub fn want_dequant_scratch(&self, rows: usize, cols: usize) {
+        let bytes = (rows.next_multiple_of(128) * cols * 2) as u64;
+        self.dequant_want.fetch_max(bytes, Ordering::Relaxed);
     }
 
     /// The buffer the skinny matrix-core GEMM writes the f32 partial sums of its K splits into
