@@ -3,8 +3,7 @@
 // weight once here and then reads f16 tiles, instead of decoding every tile again for every
 // token tile (and inside the GEMM's latency-bound stages).
 //   W   (N, K)  this chunk's rows in W_DTYPE, a block format (weights.wgsl)
-//   out (D + R, K)  f16: rows row0 .. row0 + R of W into out's rows D .. D + R (D = dst_row, so
-//                   several weights may be decoded one after another)
+//   out (R, K)  f16 pairs: rows row0 .. row0 + R of W
 // One thread per 8 weights; grid folded into y past 65535 workgroups.
 
 struct Params {
@@ -13,13 +12,13 @@ struct Params {
     row0: u32,  // first row decoded
     d_off: u32, // word offset of the scales in W
     m_off: u32, // word offset of the minimums in W
-    dst_row: u32, // D: the first row of out written
+    _pad0: u32,
     _pad1: u32,
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>; // (D + R, K/8)
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>; // (R, K/8)
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 
 @compute @workgroup_size(256)
@@ -30,5 +29,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     w_d_off = p.d_off;
     w_m_off = p.m_off;
-    out[p.dst_row * (p.k / 8u) + i] = stage_w8(p.row0 * p.k + 8u * i);
+    out[i] = stage_w8(p.row0 * p.k + 8u * i);
 }

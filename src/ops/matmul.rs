@@ -9,7 +9,7 @@
 
 use super::dequant::Dequant;
 use super::split_sum::SplitSum;
-use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst, OutCols};
+use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -227,44 +227,8 @@ impl Matmul {
         self.record_cols(g, x, w, MatmulDst::all(out, w.rows, out_kind), t)
     }
 
-    /// Records `out (t, total)[.., cols of each] = x (t, K) @ [W_0; W_1 ...]^T` for weights side by
-    /// side in the output (a layer's q/k/v or gate/up), as [`Matmul::record_cols`] for each —
-    /// except that a long prompt's block weights of one K on matrix cores are decoded into the
-    /// dequant scratch one after another and multiplied by one GEMM per scratch-full: Q4_K_M's
-    /// Q6_K v projection (8B: 1,024 rows) beside its Q4_K q/k was a GEMM of its own, 32
-    /// workgroups of 128 x 128 at 512 tokens for 132 SMs.
-    pub fn record_parts(
-        &self,
-        g: &mut Graph,
-        x: &wgpu::Buffer,
-        parts: &[Weight],
-        out: &wgpu::Buffer,
-        kind: MatmulOut,
-        t: usize,
-    ) -> Result<()> {
-        let parts: Vec<_> = OutCols::side_by_side(parts).collect();
-        let k = parts.first().map_or(0, |(w, _)| w.cols);
-        if parts.len() > 1 && parts.iter().all(|(w, _)| w.cols == k && self.dequantizes(t, w)) {
-            for &(w, cols) in &parts {
-                self.check_call(x, w, MatmulDst::new(out, cols, kind), t)?;
-            }
-            if self.record_dequantized(g, x, &parts, out, kind, t)? {
-                return Ok(());
-            }
-        }
-        for (w, cols) in parts {
-            self.record_cols(g, x, w, MatmulDst::new(out, cols, kind), t)?;
-        }
-        Ok(())
-    }
-
-    /// Whether `t` tokens of `w` take the matrix-core GEMM with its rows decoded to f16 first.
-    fn dequantizes(&self, t: usize, w: &Weight) -> bool {
-        self.kernel(t, w.dtype, w.cols) == MatmulKernel::GemmCoop && w.dtype.is_block() && t >= DEQUANT_TOKENS
-    }
-
-    /// Fails unless `x`, `w` and `dst` fit a matmul of `t` tokens.
-    fn check_call(&self, x: &wgpu::Buffer, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
+    /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T`.
+    pub fn record_cols(&self, g: &mut Graph, x: &wgpu::Buffer, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
         let MatmulDst { out, cols, kind: out_kind } = dst;
         let (n, k) = (w.rows, w.cols);
         cols.check(&format!("output of {}", w.name), n)?;
@@ -279,14 +243,7 @@ impl Matmul {
         if out_kind == MatmulOut::Act {
             check_even(&format!("{} rows (packed output)", w.name), n)?;
         }
-        check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))
-    }
-
-    /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T`.
-    pub fn record_cols(&self, g: &mut Graph, x: &wgpu::Buffer, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
-        self.check_call(x, w, dst, t)?;
-        let MatmulDst { out, cols, kind: out_kind } = dst;
-        let k = w.cols;
+        check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
         if t == 0 {
             return Ok(());
         }
@@ -297,13 +254,18 @@ impl Matmul {
         // thread) from 256 tokens on software adapters (lavapipe, SmolLM2 Q4_1 pp512: 11.6 vs
         // 9.6 tok/s), else 64 (H200 without matrix cores, pp512 64 / 128: 1B bf16 10,969 / 11,506,
         // 8B bf16 1,917 / 1,889, 2026-12-04).
-        let [coop_bm, bk] = self.coop_tiles(t, k);
+        let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
         let bm = match kernel {
-            MatmulKernel::GemmCoop => coop_bm,
+            MatmulKernel::GemmCoop if big => 128,
             MatmulKernel::Gemm if t >= 256 && self.ctx.is_software() => 128,
             _ => 64,
         };
-        if self.dequantizes(t, w) && self.record_dequantized(g, x, &[(w, cols)], out, out_kind, t)? {
+        let bk = if k % 64 == 0 { 64 } else { 32 };
+        if kernel == MatmulKernel::GemmCoop
+            && w.dtype.is_block()
+            && t >= DEQUANT_TOKENS
+            && self.record_dequantized(g, x, w, dst, t, [bm, bk])?
+        {
             return Ok(());
         }
         let gemv_tok = t.next_power_of_two().min(GEMV_TOK); // tokens per GEMV workgroup
@@ -327,7 +289,7 @@ impl Matmul {
         // weight rows (8 tokens, aggregate tok/s, 1 / 2 / 4 rows: H200 8B bf16 599 / 680 / 496,
         // 2026-12-03; lavapipe SmolLM2 bf16 6.45 / 7.18, Q4_1 5.43 / 8.29); its partial sums
         // then take 16 KiB of workgroup memory, what every WebGPU adapter offers
-        let rpt = if gemv_tok > 1 && k.is_multiple_of(8) { 2 } else { 1 };
+        let rpt = if gemv_tok > 1 && k % 8 == 0 { 2 } else { 1 };
         // skinny tiles of 16 or 32 tokens; of 32 columns, 64 past 32 tokens (H200, 8B bf16,
         // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809; 2026-12-03 with
         // 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
@@ -340,7 +302,7 @@ impl Matmul {
         // driver cannot compile a matrix-core kernel, the portable kernel takes the call
         let pipeline = match kernel {
             MatmulKernel::Gemv => {
-                let vec = if k.is_multiple_of(8) { 1.0 } else { 0.0 };
+                let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
                 let c = [wd, om, ("VEC", vec), ("TOK", gemv_tok as f64), ("LANES", lanes as f64), ("RPT", rpt as f64)];
                 // SAFETY: bounds checks cost 4% of 8B Q4_K_M decode on the H200 (172.9 vs 179.8
                 // tok/s); the GEMV reads rows < N (rows past N of a workgroup read row N - 1),
@@ -445,32 +407,22 @@ impl Matmul {
         Ok(())
     }
 
-    /// The matrix-core GEMM's tiles `[bm, bk]` for `t` tokens of K `k`.
-    fn coop_tiles(&self, t: usize, k: usize) -> [usize; 2] {
-        let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
-        [if big { 128 } else { 64 }, if k.is_multiple_of(64) { 64 } else { 32 }]
-    }
-
-    /// Records a long prompt's matmul of block weights of one K, side by side in the output, as in
-    /// [`Matmul::record_cols`]: rows decoded to f16 once (ops::dequant) one weight after another
-    /// into the context's scratch, and each scratch-full (or run of adjacent output columns)
-    /// multiplied by the f16 matrix-core GEMM. False (nothing recorded) where not even 128 rows
-    /// of K fit the scratch, or the matrix cores are off.
+    /// Records a long prompt's matmul of block weights as in [`Matmul::record_cols`]: rows decoded
+    /// to f16 once (ops::dequant), in pieces that fit the context's scratch, each then multiplied
+    /// by the f16 matrix-core GEMM in tiles of `[bm, bk]`. False (nothing recorded) where not
+    /// even 128 rows of K fit the scratch, or the matrix cores are off.
     fn record_dequantized(
         &self,
         g: &mut Graph,
         x: &wgpu::Buffer,
-        parts: &[(&Weight, OutCols)],
-        out: &wgpu::Buffer,
-        out_kind: MatmulOut,
+        w: &Weight,
+        dst: MatmulDst,
         t: usize,
+        [bm, bk]: [usize; 2],
     ) -> Result<bool> {
-        let Some(&(w0, cols0)) = parts.first() else {
-            return Ok(true);
-        };
+        let MatmulDst { out, cols, kind: out_kind } = dst;
         let scratch = self.ctx.dequant_scratch()?;
-        let k = w0.cols;
-        let [bm, bk] = self.coop_tiles(t, k);
+        let k = w.cols;
         // (pieces of equal size instead of full ones and a remainder: 8B Q4_K_M pp512
         // 7,617 / 7,591 vs 7,862 tok/s, H200, two calls)
         let piece = scratch.size() as usize / (2 * k) / 128 * 128;
@@ -486,44 +438,25 @@ impl Matmul {
         let Some(pipeline) = self.coop_gemm(&c) else {
             return Ok(false);
         };
-        // the GEMM of `rows` decoded rows whose output columns start at `col`
-        let gemm = |g: &mut Graph, [rows, col]: [usize; 2]| -> Result<()> {
-            if rows == 0 {
-                return Ok(());
-            }
-            let params = MatmulParams {
-                k: k as u32,
-                n: rows as u32,
-                out_stride: cols0.total as u32,
-                out_offset: col as u32,
-                t: t as u32,
-                d_off: 0,
-                m_off: 0,
-                _pad: 0,
-            };
-            let grid = gemm_grid(&w0.name, rows, 128, t, bm)?;
-            self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], grid);
-            g.note_bytes((rows * k * 2) as u64);
-            Ok(())
-        };
-        let mut filled = [0, 0]; // rows in the scratch, the output column of its first
-        for &(w, cols) in parts {
-            for chunk in &w.chunks {
-                let mut r0 = 0;
-                while r0 < chunk.rows {
-                    let col = cols.first + chunk.row0 + r0;
-                    if filled[0] == piece || filled[1] + filled[0] != col {
-                        gemm(g, filled)?;
-                        filled = [0, col];
-                    }
-                    let rows = (piece - filled[0]).min(chunk.rows - r0);
-                    Dequant::new(&self.ctx).record(g, w, chunk, r0..r0 + rows, &scratch, filled[0])?;
-                    filled[0] += rows;
-                    r0 += rows;
-                }
+        for chunk in &w.chunks {
+            for r0 in (0..chunk.rows).step_by(piece) {
+                let rows = piece.min(chunk.rows - r0);
+                Dequant::new(&self.ctx).record(g, w, chunk, r0..r0 + rows, &scratch)?;
+                let params = MatmulParams {
+                    k: k as u32,
+                    n: rows as u32,
+                    out_stride: cols.total as u32,
+                    out_offset: (cols.first + chunk.row0 + r0) as u32,
+                    t: t as u32,
+                    d_off: 0,
+                    m_off: 0,
+                    _pad: 0,
+                };
+                let grid = gemm_grid(&w.name, rows, 128, t, bm)?;
+                self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], grid);
+                g.note_bytes((rows * k * 2) as u64);
             }
         }
-        gemm(g, filled)?;
         Ok(true)
     }
 
