@@ -21,6 +21,11 @@ fn f32_to_bf16(x: f32) -> u32 {
     return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
 }
 
+// The SiLU of the Llama MLP's gate (SwiGLU: silu(gate) * up).
+fn silu(v: f32) -> f32 {
+    return v / (1.0 + exp(-v));
+}
+
 // One packed activation word -> two f32.
 fn unpack_act(w: u32) -> vec2<f32> {
     if ACT_F16 {

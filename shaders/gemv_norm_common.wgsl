@@ -51,10 +51,6 @@ fn g4(e: u32) -> vec4<f32> {
     }
 }
 
-fn silu(v: f32) -> f32 {
-    return v / (1.0 + exp(-v));
-}
-
 // x * g over elements 32i..32i+31 of the row at vec4 `xbase`, and their sum of squares.
 struct XG32 {
     v: array<vec4<f32>, 8>,

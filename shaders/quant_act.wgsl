@@ -37,11 +37,11 @@ fn val(i: u32) -> f32 {
 fn elem(row: u32, e: u32) -> f32 {
     if SWIGLU == 1u {
         let gu = unpack_act(x[row * p.k + e]); // (gate_e, up_e)
-        return gu.x / (1.0 + exp(-gu.x)) * gu.y;
+        return silu(gu.x) * gu.y;
     }
     if SWIGLU == 2u {
         let gate = val(2u * row * p.k + e);
-        return gate / (1.0 + exp(-gate)) * val(2u * row * p.k + p.k + e);
+        return silu(gate) * val(2u * row * p.k + p.k + e);
     }
     return val(row * p.k + e);
 }

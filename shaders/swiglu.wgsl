@@ -17,7 +17,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 
 fn silu_mul(g: vec2<f32>, u: vec2<f32>) -> vec2<f32> {
-    return g / (vec2<f32>(1.0) + exp(-g)) * u;
+    return vec2<f32>(silu(g.x), silu(g.y)) * u;
 }
 
 @compute @workgroup_size(256)

@@ -107,8 +107,8 @@ pub fn skinny_block_from(dtype: WeightDtype) -> Option<usize> {
 /// pp72 907 ± 448 -> 1,565 ± 772, too noisy to decide).
 pub const DEQUANT_TOKENS: usize = 96;
 
-/// Tokens per GEMV workgroup at most (the kernel's `MAX_TOK`): a step of `t` tokens reads each weight
-/// `ceil(t / 8)` times, from L2 after the first.
+/// Tokens per GEMV workgroup at most (the kernel's `MAX_TOK`): a step of `t` tokens reads each
+/// weight `ceil(t / 8)` times, from L2 after the first.
 const GEMV_TOK: usize = 8;
 
 /// Output storage of a matmul (the kernels' `OUT_MODE`).
