@@ -338,25 +338,36 @@ impl Matmul {
             MatmulKernel::SkinnyCoop if w.chunks.iter().any(|c| splits(c.rows) > 1) => Some(self.ctx.split_scratch()?),
             _ => None,
         };
+        // each chunk's splits (that fit the scratch, which holds any split of up to 128
+        // workgroups) and, where more than one, its pipeline: all made before anything is
+        // recorded, so that a driver that cannot compile one leaves the call to the GEMV whole
+        let mut split_pipelines = Vec::with_capacity(w.chunks.len());
         for chunk in &w.chunks {
+            let split = match &scratch {
+                Some(b) => splits(chunk.rows).min(b.size() as usize / (t * chunk.rows * 4)).max(1),
+                None => 1,
+            };
+            let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", split as f64)];
+            let pipeline = match split {
+                1 => None,
+                _ => match self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c)) {
+                    Some(p) => Some(p),
+                    None => return self.record_cols(g, x, w, dst, t), // the GEMV
+                },
+            };
+            split_pipelines.push((split, pipeline));
+        }
+        for (chunk, (split, split_pipeline)) in w.chunks.iter().zip(split_pipelines) {
             // portable GEMM tiles of bm tokens x 128 columns where that still gives >= 256
             // workgroups, else x 64; the matrix-core GEMM's are bm x 128
             let bn = match kernel {
                 MatmulKernel::Gemm if chunk.rows.div_ceil(128) * t.div_ceil(bm) < 256 => 64,
                 _ => 128,
             };
-            // (splits that fit the scratch, which holds any split of up to 128 workgroups)
-            let split = match &scratch {
-                Some(b) => splits(chunk.rows).min(b.size() as usize / (t * chunk.rows * 4)).max(1),
-                None => 1,
-            };
-            let pipeline = match &pipeline {
-                Some(_) if split > 1 => {
-                    let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", split as f64)];
-                    self.ctx.pipeline("matmul_skinny_coop", &c)?
-                }
-                Some(p) => p.clone(),
-                None => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64), ("BT", bm as f64)])?,
+            let pipeline = match (&pipeline, split_pipeline) {
+                (_, Some(p)) => p,
+                (Some(p), None) => p.clone(),
+                (None, None) => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64), ("BT", bm as f64)])?,
             };
             let workgroups = match kernel {
                 MatmulKernel::Gemv => {
