@@ -1,9 +1,7 @@
 // matmul_out.wgsl — how every matmul kernel (float, int8-activation and W8A8) writes its result:
 // OUT_MODE, store2 and store4. The kernel declares `out` (array<u32>, read_write).
 
-override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result),
-                              // 3: SwiGLU (matmul_skinny_coop only: packed silu(gate) * up of
-                              // interleaved (gate, up) column pairs, into (T, N_total / 2))
+override OUT_MODE: u32 = 0u; // 0: packed activations, 1: f32, 2: f32 accumulated (out += result)
 
 // Writes results v.x to output element o (= t * out_stride + out_offset + column) and, if `both`,
 // v.y to o + 1: packed activations take the pair as one word (o even), f32 outputs each value,

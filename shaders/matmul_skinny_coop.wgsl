@@ -12,7 +12,6 @@
 //   x   (T, K)        packed f16 activations, K % 32 == 0
 //   W   (N, K)        this chunk's rows of the weight, any W_DTYPE but f32 (weights.wgsl)
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
-//                     or (T, N_total / 2), silu(gate) * up of a gate/up weight's interleaved rows
 //                     columns [out_offset, out_offset + N)
 // (Params and bindings in matmul_common.wgsl, OUT_MODE and store2 in matmul_out.wgsl.)
 // Grid: x = column tiles (N / BN), y = token tiles (T / BM), z = K splits (SPLIT); 256 threads
@@ -97,16 +96,7 @@ fn emit(c: coop_mat16x16<f32, C>, sg: u32, lid: u32, t: u32, col: u32, z: u32) {
         }
         let tok = t + r;
         let c0 = col + h;
-        if OUT_MODE == 3u {
-            // SwiGLU: this thread's pair is (gate_j, up_j), j = (out_offset + c0) / 2; the next
-            // thread's is j + 1, so even threads write the packed word of outputs j, j + 1
-            // (out_offset, N and N_total multiples of 4)
-            let y = silu(v.x) * v.y;
-            let y1 = subgroupShuffleDown(y, 1u);
-            if lid % 2u == 0u && tok < p.t && c0 < p.n {
-                out[(tok * p.out_stride + p.out_offset + c0) / 4u] = pack_act(vec2<f32>(y, y1));
-            }
-        } else if tok < p.t && c0 < p.n {
+        if tok < p.t && c0 < p.n {
             if SPLIT > 1u {
                 let o = (z * p.t + tok) * p.n + c0;
                 splits[o] = v.x;

@@ -430,15 +430,6 @@ impl Llama {
                 return self.residual(st, g, s, &s.act, &w.down_proj, step);
             }
         }
-        // batched steps on the skinny matrix-core GEMM: the SwiGLU as its epilogue, into s.act
-        if let [gu] = &w.gate_up[..] {
-            if !st.ops.q8(gu, step) && st.ops.matmul.fuses_swiglu(t, gu) {
-                st.ops.rms_norm.record(g, &s.x, norm, &s.h, t, self.config.rms_norm_eps)?;
-                let dst = MatmulDst::new(&s.act, OutCols::all(gu.rows), MatmulOut::Swiglu); // act (T, I)
-                st.ops.matmul.record_cols(g, &s.h, gu, dst, t)?;
-                return self.residual(st, g, s, &s.act, &w.down_proj, step);
-            }
-        }
         self.normed_linears(st, g, s, norm, &w.gate_up, &s.gu, step)?; // gu (T, 2I)
         let interleaved = w.gate_up.len() == 1;
         let (down, input, cols) = (&w.down_proj, QuantInput::Swiglu { interleaved }, OutCols::all(w.down_proj.rows));

@@ -130,9 +130,6 @@ impl GemvQ8 {
             return Err(Error::shape(&w.name, "columns in whole blocks of 32", k));
         }
         cols.check(&format!("output of {}", w.name), n)?;
-        if out_kind == MatmulOut::Swiglu {
-            return Err(Error::Invalid(format!("{}: the int8 GEMV has no SwiGLU epilogue", w.name)));
-        }
         if out_kind == MatmulOut::Act {
             check_even(&format!("{} rows (packed output)", w.name), n)?;
         }

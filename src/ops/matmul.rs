@@ -67,9 +67,9 @@ pub const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 5..=64;
 const SPLIT_WORKGROUPS: usize = 128;
 const SPLIT_MIN_STAGES: usize = 4;
 
-/// K splits of a skinny matrix-core GEMM of `t` tokens over `rows` weight rows of K `k` (its
-/// column tiles and stages of K: [`skinny_tiles`]): as many as bring its workgroups to
-/// [`SPLIT_WORKGROUPS`], each of at least [`SPLIT_MIN_STAGES`] stages. 1B's 2048-row weights have 64 tiles of 32 columns: half the H200's 132 SMs idle.
+/// K splits of a skinny matrix-core GEMM of `tiles` column tiles and `stages` stages of K: as
+/// many as bring its workgroups to [`SPLIT_WORKGROUPS`], each of at least [`SPLIT_MIN_STAGES`]
+/// stages. 1B's 2048-row weights have 64 tiles of 32 columns: half the H200's 132 SMs idle.
 /// H200, aggregate tok/s, no splits / splits to 128 / 256 / 512 workgroups (2026-12-04): 1B
 /// bf16 at 5 sequences 1,762 / 1,910 / 1,721 / 1,812, 8: 2,967 / 3,082 / 2,798 / 2,950, 16:
 /// 5,779 / 5,933 / 5,475 / 5,416, 32: 10,100 / 11,084 / 10,478 / 9,993; 1B Q4_K_M at 17:
@@ -77,20 +77,8 @@ const SPLIT_MIN_STAGES: usize = 4;
 /// tiles) stay whole: bf16 at 8 / 32 sequences 736-755 / 2,699-2,789 whole, 700-715 / 2,571-2,619
 /// split to 512 workgroups, 722 / 2,673 to 256 (the sums' extra dispatches cost more than the
 /// splits gain). The count depends on the weight's shape only, not on the tokens.
-fn skinny_splits(t: usize, rows: usize, k: usize) -> usize {
-    let bn = skinny_tiles(t)[1];
-    let (tiles, stages) = (rows.div_ceil(bn), k.div_ceil(if bn == 64 { 128 } else { 256 }));
+fn skinny_splits(tiles: usize, stages: usize) -> usize {
     (SPLIT_WORKGROUPS / tiles.max(1)).clamp(1, (stages / SPLIT_MIN_STAGES).max(1))
-}
-
-/// The skinny GEMM's tiles `[bm, bn]` for `t` tokens: 16 or 32 tokens; 32 columns, 64 past 32
-/// tokens (H200, 8B bf16, 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809;
-/// 2026-12-03 with 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
-/// columns' 753 / 1,487 / 2,722; 16 columns for N <= 8192: 649 / 1,271 / 2,302; block formats,
-/// 8B Q4_K_M 32 / 64 columns: 17 sequences 749 / 668, 32: 1,403 / 1,253, 64: 1,612 / 1,854; Q8_0
-/// at 32: 2,137 / 1,586).
-fn skinny_tiles(t: usize) -> [usize; 2] {
-    [if t <= 16 { 16 } else { 32 }, if t <= 32 { 32 } else { 64 }]
 }
 
 /// From how many tokens (within [`SKINNY_TOKENS`]) a step takes weights of a repacked block
@@ -132,9 +120,6 @@ pub enum MatmulOut {
     F32,
     /// Added into an f32 buffer (the residual stream: `x += h @ W^T`).
     AddF32,
-    /// SwiGLU of a gate/up weight whose rows alternate gate, up: packed `silu(gate) * up`, half
-    /// the columns (the skinny matrix-core GEMM's epilogue alone, see [`Matmul::fuses_swiglu`]).
-    Swiglu,
 }
 
 impl MatmulOut {
@@ -144,7 +129,6 @@ impl MatmulOut {
             MatmulOut::Act => 0.0,
             MatmulOut::F32 => 1.0,
             MatmulOut::AddF32 => 2.0,
-            MatmulOut::Swiglu => 3.0,
         }
     }
 
@@ -153,7 +137,6 @@ impl MatmulOut {
         match self {
             MatmulOut::Act => act_bytes(t * cols),
             MatmulOut::F32 | MatmulOut::AddF32 => (t * cols * 4) as u64,
-            MatmulOut::Swiglu => act_bytes(t * cols / 2),
         }
     }
 }
@@ -225,14 +208,6 @@ impl Matmul {
         matches!(self.kernel(t, dtype, k), MatmulKernel::GemmCoop | MatmulKernel::SkinnyCoop)
     }
 
-    /// Whether `t` tokens of gate/up weight `w` (rows alternating gate, up) may write
-    /// [`MatmulOut::Swiglu`]: the skinny matrix-core GEMM, unsplit, over rows and chunks in
-    /// multiples of 4 (so each packed output word comes from one workgroup's column tile).
-    pub fn fuses_swiglu(&self, t: usize, w: &Weight) -> bool {
-        self.kernel(t, w.dtype, w.cols) == MatmulKernel::SkinnyCoop
-            && w.chunks.iter().all(|c| c.rows % 4 == 0 && c.row0 % 4 == 0 && skinny_splits(t, c.rows, w.cols) == 1)
-    }
-
     /// Whether `t` tokens of a weight of this dtype and inner size `k` take the GEMV (a decode
     /// step), which ops::gemv_q8 may take over for block weights.
     pub fn takes_gemv(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
@@ -267,12 +242,6 @@ impl Matmul {
         check_buf(&format!("input of {}", w.name), x, act_bytes(t * k))?;
         if out_kind == MatmulOut::Act {
             check_even(&format!("{} rows (packed output)", w.name), n)?;
-        }
-        if out_kind == MatmulOut::Swiglu && (!self.fuses_swiglu(t, w) || cols.first % 4 != 0 || cols.total % 4 != 0) {
-            return Err(Error::Invalid(format!(
-                "{}: the SwiGLU epilogue needs the skinny matrix-core GEMM, unsplit, on columns in fours",
-                w.name
-            )));
         }
         check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
         if t == 0 {
@@ -321,7 +290,14 @@ impl Matmul {
         // 2026-12-03; lavapipe SmolLM2 bf16 6.45 / 7.18, Q4_1 5.43 / 8.29); its partial sums
         // then take 16 KiB of workgroup memory, what every WebGPU adapter offers
         let rpt = if gemv_tok > 1 && k % 8 == 0 { 2 } else { 1 };
-        let [skinny_bm, skinny_bn] = skinny_tiles(t);
+        // skinny tiles of 16 or 32 tokens; of 32 columns, 64 past 32 tokens (H200, 8B bf16,
+        // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809; 2026-12-03 with
+        // 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
+        // columns' 753 / 1,487 / 2,722; 16 columns for N <= 8192: 649 / 1,271 / 2,302)
+        let skinny_bm = if t <= 16 { 16 } else { 32 };
+        // (block formats measured the same way, 8B Q4_K_M 32 / 64 columns: 17 sequences 749 /
+        // 668, 32: 1,403 / 1,253, 64: 1,612 / 1,854; Q8_0 at 32: 2,137 / 1,586)
+        let skinny_bn = if t <= 32 { 32 } else { 64 };
         // the pipeline, but the portable GEMM's, which depends on the chunk's rows; where the
         // driver cannot compile a matrix-core kernel, the portable kernel takes the call
         let pipeline = match kernel {
@@ -352,7 +328,10 @@ impl Matmul {
         };
         // the skinny GEMM's K splits where its column tiles alone leave most SMs idle
         let splits = |rows: usize| match kernel {
-            MatmulKernel::SkinnyCoop => skinny_splits(t, rows, k),
+            MatmulKernel::SkinnyCoop => {
+                let bk = if skinny_bn == 64 { 128 } else { 256 };
+                skinny_splits(rows.div_ceil(skinny_bn), k.div_ceil(bk))
+            }
             _ => 1,
         };
         let scratch = match kernel {

@@ -5,7 +5,7 @@
 
 use super::matmul::MatmulOut;
 use super::{check_buf, per_item};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
 
@@ -50,9 +50,6 @@ impl SplitSum {
         [s, t, n]: [usize; 3],
         [first, total]: [usize; 2],
     ) -> Result<()> {
-        if kind == MatmulOut::Swiglu {
-            return Err(Error::Invalid("the split-K sum has no SwiGLU epilogue".into()));
-        }
         check_buf("split-K partial sums", splits, (s * t * n * 4) as u64)?;
         check_buf("split-K output", out, kind.bytes(t, total))?;
         let pipeline = self.ctx.pipeline("matmul_split_sum", &[("OUT_MODE", kind.mode())])?;

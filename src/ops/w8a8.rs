@@ -158,7 +158,7 @@ impl W8a8 {
         let (n, k) = (w.rows, w.cols);
         check_even(&format!("{} rows", w.name), n)?;
         cols.check(&format!("output of {}", w.name), n)?;
-        if matches!(out_kind, MatmulOut::F32 | MatmulOut::Swiglu) {
+        if out_kind == MatmulOut::F32 {
             return Err(Error::Invalid(format!("{}: W8A8 writes activations or adds", w.name)));
         }
         check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
