@@ -4,7 +4,8 @@
 // token tile (and inside the GEMM's latency-bound stages).
 //   W   (N, K)  this chunk's rows in W_DTYPE, a block format (weights.wgsl)
 //   out (R, K)  f16 pairs: rows row0 .. row0 + R of W
-// One thread per 8 weights; grid folded into y past 65535 workgroups.
+// One thread per 32 weights: weights.wgsl's staging jobs (stage_raw, stage_scale, stage_dec, as
+// the matrix-core kernels stage them); grid folded into y past 65535 workgroups.
 
 struct Params {
     k: u32,     // elements per row (K % 32 == 0)
@@ -24,10 +25,17 @@ struct Params {
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
-    if i >= p.rows * (p.k / 8u) {
+    if i >= p.rows * (p.k / 32u) {
         return;
     }
     w_d_off = p.d_off;
     w_m_off = p.m_off;
-    out[i] = stage_w8(p.row0 * p.k + 8u * i);
+    for (var b = 0u; b < 32u / STAGE_JOB; b++) {
+        let e = p.row0 * p.k + 32u * i + STAGE_JOB * b;
+        let r = stage_raw(e);
+        let sc = stage_scale(r, e);
+        for (var j = 0u; j < STAGE_JOB / 8u; j++) {
+            out[4u * i + (STAGE_JOB / 8u) * b + j] = stage_dec(r, sc, e, j);
+        }
+    }
 }

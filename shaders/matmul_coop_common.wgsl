@@ -22,7 +22,7 @@ fn to_f16x4(a: u32, b: u32, bf16: bool) -> vec4<f16> {
 // element (the first STAGE_JOB / 4 used): decoded 8 at a time, the scales once (stage_scale).
 // (It returns them rather than storing into the kernel's tile: naga cannot specialize a prelude
 // function that uses a workgroup array sized by the kernel's overrides.)
-fn dec_job(e: u32, r: Raw8) -> array<vec4<f16>, 8> {
+fn dec_job(e: u32, r: RawJob) -> array<vec4<f16>, 8> {
     var out: array<vec4<f16>, 8>;
     let sc = stage_scale(r, e);
     for (var j = 0u; j < STAGE_JOB / 8u; j++) {

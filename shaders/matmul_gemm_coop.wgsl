@@ -54,11 +54,11 @@ fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
 // Job i of this thread in the W stage at k0: the words of STAGE_JOB weights of one column (zeros
 // past N), as weights.wgsl's stage_raw loads them: f16/bf16 as stored, block formats undecoded,
 // so these loads stay in flight during the multiply-adds (put_w converts or decodes them).
-fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> Raw8 {
+fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> RawJob {
     let job = lid + THREADS * i;
     let n = n0 + job / (BK / STAGE_JOB);
     if n >= p.n {
-        return Raw8();
+        return RawJob();
     }
     return stage_raw(n * p.k + k0 + STAGE_JOB * (job % (BK / STAGE_JOB)));
 }
@@ -70,7 +70,7 @@ fn put_x(lid: u32, i: u32, buf: u32, v: vec4<u32>) {
     xs[o + 1u] = to_f16x4(v.z, v.w, false);
 }
 
-fn put_w(lid: u32, i: u32, buf: u32, n0: u32, k0: u32, r: Raw8) {
+fn put_w(lid: u32, i: u32, buf: u32, n0: u32, k0: u32, r: RawJob) {
     let job = lid + THREADS * i;
     let n = job / (BK / STAGE_JOB);
     let k = STAGE_JOB * (job % (BK / STAGE_JOB));
@@ -126,7 +126,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
     var c12: coop_mat16x16<f32, C>; var c13: coop_mat16x16<f32, C>;
 
     var xr: array<vec4<u32>, 4>;
-    var wr: array<Raw8, 8>;
+    var wr: array<RawJob, 8>;
     for (var i = 0u; i < X_JOBS; i++) {
         put_x(lid, i, 0u, load_x(lid, i, t0, 0u));
     }

@@ -49,7 +49,7 @@ struct Params {
 
 override LANES: u32 = 32u; // lanes per row (a power of two, 16..64)
 override ROWS: u32 = 256u / LANES; // threads per lane index (256 / LANES / RPT)
-override RPT: u32 = 1u; // rows per thread (1, 2, 4; RPT x TOK <= 32): each token's activations
+override RPT: u32 = 1u; // rows per thread (1 or 2; RPT x TOK <= 32): each token's activations
                         // are loaded once for RPT rows
 const MAX_ACC: u32 = 32u; // accumulators per thread: TOK x RPT
 override PART_TOK: u32 = 8u / RPT; // tokens whose partial sums are reduced at once
@@ -349,7 +349,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
             }
         }
         for (; i < blocks; i += LANES) {
-            var b: array<WBlock, 4>;
+            var b: array<WBlock, 2>;
             for (var q = 0u; q < RPT; q++) {
                 // rows past N (the last thread's, N % RPT != 0) read row N - 1, written nowhere
                 b[q] = wblock(min(row0 + q, p.n - 1u) * p.k + 32u * i);

@@ -52,12 +52,12 @@ fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
 
 // Job i of this thread in the W stage at k0: the words of STAGE_JOB weights of one column (zeros
 // past N and K), as weights.wgsl's stage_raw loads them (decoded by put_w).
-fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> Raw8 {
+fn load_w(lid: u32, i: u32, n0: u32, k0: u32) -> RawJob {
     let job = lid + THREADS * i;
     let n = n0 + job / (BK / STAGE_JOB);
     let k = k0 + STAGE_JOB * (job % (BK / STAGE_JOB));
     if n >= p.n || k >= p.k {
-        return Raw8();
+        return RawJob();
     }
     return stage_raw(n * p.k + k);
 }
@@ -69,7 +69,7 @@ fn put_x(lid: u32, i: u32, v: vec4<u32>) {
     xs[o + 1u] = to_f16x4(v.z, v.w, false);
 }
 
-fn put_w(lid: u32, i: u32, n0: u32, k0: u32, r: Raw8) {
+fn put_w(lid: u32, i: u32, n0: u32, k0: u32, r: RawJob) {
     let job = lid + THREADS * i;
     let n = job / (BK / STAGE_JOB);
     let k = STAGE_JOB * (job % (BK / STAGE_JOB));
@@ -124,7 +124,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
     var c10: coop_mat16x16<f32, C>; var c11: coop_mat16x16<f32, C>;
     var c12: coop_mat16x16<f32, C>; var c13: coop_mat16x16<f32, C>;
     var xr: array<vec4<u32>, 4>;
-    var wr: array<Raw8, 4>;
+    var wr: array<RawJob, 4>;
     // this workgroup's stages: split wid.z of them (all with SPLIT = 1)
     let per = ((p.k + BK - 1u) / BK + SPLIT - 1u) / SPLIT;
     let s0 = wid.z * per;

@@ -223,16 +223,18 @@ fn load_w8(e: u32) -> W8 {
     }
 }
 
-// The words behind the 8 weights of a repacked block format (W_DTYPE 3..8) from element e
-// (e % 8 == 0): their quants and the scales they need, loaded but not decoded (dec8 does), so
-// the matrix-core kernels keep a next stage's loads in flight until they stage it.
-struct Raw8 {
+// The words behind a staging job's weights (STAGE_JOB of them: 8 from raw8, a K-quant's 32 from
+// raw32; f16/bf16 and the types read as stored: 8 as 4 words of pairs in q): their quants and
+// the scales they need, loaded but not decoded (dec8 / dec32 do), so the matrix-core kernels keep
+// a next stage's loads in flight until they stage it. raw8's layout:
+struct RawJob {
     q: vec4<u32>, // quants (q8_0: two words; q6_k: low bits, high-bit word, scale word, d word)
     s: vec4<u32>, // q8_0/q4_0: d word; q4_1: d, m words; q4_k: the super-block's 4 words
 }
 
-fn raw8(e: u32) -> Raw8 {
-    var r: Raw8;
+// The words of the 8 weights of a repacked block format (W_DTYPE 3..8) from element e (e % 8 == 0).
+fn raw8(e: u32) -> RawJob {
+    var r: RawJob;
     switch W_DTYPE {
         case 3u: {
             r.q = vec4<u32>(w_word(e / 4u), w_word(e / 4u + 1u), 0u, 0u);
@@ -259,7 +261,7 @@ fn raw8(e: u32) -> Raw8 {
 }
 
 // The 8 weights from element e, decoded from raw8(e).
-fn dec8(r: Raw8, e: u32) -> W8 {
+fn dec8(r: RawJob, e: u32) -> W8 {
     switch W_DTYPE {
         case 3u: {
             let d = half_of(r.s.x, e / 32u);
@@ -292,8 +294,8 @@ override STAGE_JOB: u32 = select(8u, 32u, W_DTYPE == 7u || W_DTYPE == 8u);
 // The words of a K-quant's 32 weights from element e (e % 32 == 0): q = the 4 quant words
 // (elements 8j..8j+7 in word j); s = q4_k: the super-block's 4 words, q6_k: the two high-bit
 // words, the scale word, the d word.
-fn raw32(e: u32) -> Raw8 {
-    var r: Raw8;
+fn raw32(e: u32) -> RawJob {
+    var r: RawJob;
     r.q = w[e / 32u];
     if W_DTYPE == 7u {
         let base = w_d_off + 4u * (e / 256u);
@@ -311,7 +313,7 @@ fn raw32(e: u32) -> Raw8 {
 
 // The scales of raw32(e) (e % 32 == 0), decoded once for its 32 weights: q4_k: (d * scale,
 // d * scale, dmin * min) of its sub-block; q6_k: the scales of its two groups of 16, 0.
-fn scale32(r: Raw8, e: u32) -> vec3<f32> {
+fn scale32(r: RawJob, e: u32) -> vec3<f32> {
     if W_DTYPE == 7u {
         let dm = q4k_dm(r.s, e);
         return vec3<f32>(dm.x, dm.x, dm.y);
@@ -320,7 +322,7 @@ fn scale32(r: Raw8, e: u32) -> vec3<f32> {
 }
 
 // Weights 8j..8j+7 of raw32(e), with its scales sc = scale32(r, e).
-fn dec32(r: Raw8, sc: vec3<f32>, j: u32) -> W8 {
+fn dec32(r: RawJob, sc: vec3<f32>, j: u32) -> W8 {
     if W_DTYPE == 7u {
         return q4k_8(r.q[j], sc.xz);
     }
@@ -377,21 +379,12 @@ fn stored() -> bool {
     return W_DTYPE >= 100u;
 }
 
-// The 8 weights from element e on (e % 8 == 0, one row) as 4 words of f16 pairs (f16/bf16: as
-// stored), for dequant_f16.wgsl.
-fn stage_w8(e: u32) -> vec4<u32> {
-    if W_DTYPE == 1u || W_DTYPE == 2u {
-        return w[e / 8u];
-    }
-    return f16x8(load_w8(e));
-}
-
-// The matrix-core kernels' staged tiles load the STAGE_JOB weights of a job from element e with
-// stage_raw (global loads only: f16/bf16 as stored, repacked block formats undecoded, the types
-// read as stored already decoded) and convert them, 8 at a time, with stage_dec when they store
-// them, after the current stage's multiply-adds.
-fn stage_raw(e: u32) -> Raw8 {
-    var r: Raw8;
+// The matrix-core kernels' staged tiles (and dequant_f16.wgsl) load the STAGE_JOB weights of a
+// job from element e with stage_raw (global loads only: f16/bf16 as stored, repacked block
+// formats undecoded, the types read as stored already decoded) and convert them, 8 at a time,
+// with stage_dec when they store them, after the current stage's multiply-adds.
+fn stage_raw(e: u32) -> RawJob {
+    var r: RawJob;
     if W_DTYPE == 1u || W_DTYPE == 2u {
         r.q = w[e / 8u];
     } else if stored() {
@@ -405,7 +398,7 @@ fn stage_raw(e: u32) -> Raw8 {
 }
 
 // The scales stage_dec needs for the job stage_raw(e) loaded, decoded once (K-quants; else 0).
-fn stage_scale(r: Raw8, e: u32) -> vec3<f32> {
+fn stage_scale(r: RawJob, e: u32) -> vec3<f32> {
     if STAGE_JOB == 32u {
         return scale32(r, e);
     }
@@ -414,7 +407,7 @@ fn stage_scale(r: Raw8, e: u32) -> vec3<f32> {
 
 // Weights e + 8j .. e + 8j + 7 of r = stage_raw(e) (sc = stage_scale(r, e)) as 4 words: f16
 // pairs, or bf16 pairs as stored.
-fn stage_dec(r: Raw8, sc: vec3<f32>, e: u32, j: u32) -> vec4<u32> {
+fn stage_dec(r: RawJob, sc: vec3<f32>, e: u32, j: u32) -> vec4<u32> {
     if W_DTYPE == 1u || W_DTYPE == 2u || stored() {
         return r.q;
     }

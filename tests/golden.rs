@@ -29,9 +29,9 @@ const CASES: [&str; 14] = [
 /// Max |logit - reference| allowed per activation path, relative to the reference logits' RMS
 /// (0.04 / 0.2 / 0.5 at the usual RMS of 1.3). W8A8 quantizes the 16-bit activations where the
 /// reference quantizes f32 ones, so an int8 value near a rounding boundary can land one step
-/// apart: its tolerance is wider. GGUF block weights on the matrix cores (`blocks_on_coop`: a GGUF
-/// case on an adapter that has them) are rounded to f16 after decoding, as in llama.cpp's, and tiny-q4-k-m has one logit
-/// that f16 rounding moves far: tests/golden/f16_rounding.py's float64 forward gives it |d|
+/// apart: its tolerance is wider. GGUF block weights on the matrix cores (`blocks_on_coop`: a
+/// GGUF case on an adapter that has them) are rounded to f16 after decoding, as in llama.cpp's,
+/// and tiny-q4-k-m has one logit that f16 rounding moves far: tests/golden/f16_rounding.py's float64 forward gives it |d|
 /// 0.077 = 0.029 x RMS with f16 activations alone (lavapipe, which decodes weights in f32: 0.064),
 /// 0.102 with f16 weights and attention probabilities too (mean |d| 0.00676; the H200 0.116, mean
 /// 0.00675), and 0.05-0.12 with weights jittered at random by f16's relative step.

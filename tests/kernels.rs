@@ -96,33 +96,52 @@ fn check_matmul(c: &GpuContext, path: ActDtype, dtype: WeightDtype, t: usize, k:
     let want = cpu::matmul(&x, &wv, t, k, n);
     let xb = upload_act(c, &x);
     let what = format!("matmul {path:?} {dtype:?} t={t} k={k} n={n} {out:?} chunks={}", w.chunks.len());
+    check_out(c, path, &what, out, [t, n], &want, 1e-5, &mut rng, |g, dst| {
+        Matmul::new(c).record_cols(g, &xb, &w, dst, t).unwrap()
+    });
+}
+
+/// Records an output of kind `out` (`t` tokens, `n` columns) with `record` and checks it against
+/// `want`: packed activations into columns [4, 4 + n) of a (t, n + 6) output whose other columns
+/// stay poisoned; f32 into a poisoned (t, n); f32 added into a random residual stream (t, n). f32
+/// results within `f32_tol`.
+#[allow(clippy::too_many_arguments)]
+fn check_out(
+    c: &GpuContext,
+    path: ActDtype,
+    what: &str,
+    out: MatmulOut,
+    [t, n]: [usize; 2],
+    want: &[f32],
+    f32_tol: f32,
+    rng: &mut rand::rngs::StdRng,
+    record: impl FnOnce(&mut Graph, MatmulDst),
+) {
     let mut g = Graph::new();
     match out {
         MatmulOut::Act => {
-            // into columns [4, 4 + n) of a (t, n + 6) output; the other columns stay poisoned
             let ob = poisoned(c, t * (n + 6) * 2);
-            let dst = MatmulDst::new(&ob, OutCols { first: 4, total: n + 6 }, out);
-            Matmul::new(c).record_cols(&mut g, &xb, &w, dst, t).unwrap();
+            record(&mut g, MatmulDst::new(&ob, OutCols { first: 4, total: n + 6 }, out));
             g.run(c);
             let got = read_act(c, &ob, t * (n + 6));
             let mine: Vec<f32> = got.chunks(n + 6).flat_map(|r| r[4..4 + n].to_vec()).collect();
-            assert_close(&what, &mine, &want, act_tol(path));
+            assert_close(what, &mine, want, act_tol(path));
             assert!(got.chunks(n + 6).all(|r| r[..4].iter().chain(&r[4 + n..]).all(|v| v.is_nan())), "{what}");
         }
         MatmulOut::F32 => {
             let ob = poisoned(c, t * n * 4);
-            Matmul::new(c).record(&mut g, &xb, &w, &ob, out, t).unwrap();
+            record(&mut g, MatmulDst::all(&ob, n, out));
             g.run(c);
-            assert_close(&what, &read_f32(c, &ob, t * n), &want, 1e-5);
+            assert_close(what, &read_f32(c, &ob, t * n), want, f32_tol);
         }
         MatmulOut::AddF32 => {
-            // the residual stream: out += x @ W^T
-            let residual = rand_vec(&mut rng, t * n, 3.0);
+            // the residual stream: out += result
+            let residual = rand_vec(rng, t * n, 3.0);
             let ob = upload_f32(c, &residual);
-            Matmul::new(c).record(&mut g, &xb, &w, &ob, out, t).unwrap();
+            record(&mut g, MatmulDst::all(&ob, n, out));
             g.run(c);
             let want: Vec<f32> = want.iter().zip(&residual).map(|(a, b)| a + b).collect();
-            assert_close(&what, &read_f32(c, &ob, t * n), &want, 1e-5);
+            assert_close(what, &read_f32(c, &ob, t * n), &want, f32_tol);
         }
     }
 }
@@ -182,39 +201,13 @@ fn split_sum_every_output_kind_both_paths() {
             let want: Vec<f32> =
                 (0..t * n).map(|i| (0..s).map(|z| parts[z * t * n + i]).fold(0.0, |a, b| a + b)).collect();
             for kind in [MatmulOut::Act, MatmulOut::F32, MatmulOut::AddF32] {
-                let what = format!("split sum {path:?} s={s} t={t} n={n} {kind:?}");
-                let mut g = Graph::new();
-                let op = SplitSum::new(c);
-                match kind {
-                    MatmulOut::Act if n % 2 == 0 => {
-                        // into columns [4, 4 + n) of (t, n + 6); the others stay poisoned
-                        let ob = poisoned(c, t * (n + 6) * 2);
-                        op.record(&mut g, &sums, &ob, kind, [s, t, n], [4, n + 6]).unwrap();
-                        g.run(c);
-                        let got = read_act(c, &ob, t * (n + 6));
-                        let mine: Vec<f32> = got.chunks(n + 6).flat_map(|r| r[4..4 + n].to_vec()).collect();
-                        assert_close(&what, &mine, &want, act_tol(path));
-                        assert!(
-                            got.chunks(n + 6).all(|r| r[..4].iter().chain(&r[4 + n..]).all(|v| v.is_nan())),
-                            "{what}"
-                        );
-                    }
-                    MatmulOut::Act => {}
-                    MatmulOut::F32 => {
-                        let ob = poisoned(c, t * n * 4);
-                        op.record(&mut g, &sums, &ob, kind, [s, t, n], [0, n]).unwrap();
-                        g.run(c);
-                        assert_close(&what, &read_f32(c, &ob, t * n), &want, 1e-6);
-                    }
-                    MatmulOut::AddF32 => {
-                        let residual = rand_vec(&mut rng, t * n, 3.0);
-                        let ob = upload_f32(c, &residual);
-                        op.record(&mut g, &sums, &ob, kind, [s, t, n], [0, n]).unwrap();
-                        g.run(c);
-                        let want: Vec<f32> = want.iter().zip(&residual).map(|(a, b)| a + b).collect();
-                        assert_close(&what, &read_f32(c, &ob, t * n), &want, 1e-6);
-                    }
+                if kind == MatmulOut::Act && n % 2 == 1 {
+                    continue; // packed outputs need N even
                 }
+                let what = format!("split sum {path:?} s={s} t={t} n={n} {kind:?}");
+                check_out(c, path, &what, kind, [t, n], &want, 1e-6, &mut rng, |g, dst| {
+                    SplitSum::new(c).record(g, &sums, dst, [s, t, n]).unwrap()
+                });
             }
         }
     }

@@ -9,7 +9,7 @@
 
 use super::dequant::Dequant;
 use super::split_sum::SplitSum;
-use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst};
+use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -76,7 +76,8 @@ const SPLIT_MIN_STAGES: usize = 4;
 /// 3,703 / 4,245 / 4,018 / 4,086, 32: 7,073 / 7,949 / 7,508 / 7,488. 8B's 4096-row weights (128
 /// tiles) stay whole: bf16 at 8 / 32 sequences 736-755 / 2,699-2,789 whole, 700-715 / 2,571-2,619
 /// split to 512 workgroups, 722 / 2,673 to 256 (the sums' extra dispatches cost more than the
-/// splits gain). The count depends on the weight's shape only, not on the tokens.
+/// splits gain). The count depends on the weight's shape and the tile width (32 columns up to
+/// 32 tokens, 64 above), not otherwise on the tokens.
 fn skinny_splits(tiles: usize, stages: usize) -> usize {
     (SPLIT_WORKGROUPS / tiles.max(1)).clamp(1, (stages / SPLIT_MIN_STAGES).max(1))
 }
@@ -399,14 +400,12 @@ impl Matmul {
                     let uniform = self.ctx.uniform("matmul params", &params);
                     g.push(&self.ctx, kernel.name(), &pipeline, &[&uniform, x, &chunk.buf, out, sums], workgroups);
                     g.note_bytes(chunk.buf.size());
-                    let first = cols.first + chunk.row0;
+                    let cols = OutCols { first: cols.first + chunk.row0, total: cols.total };
                     SplitSum::new(&self.ctx).record(
                         g,
                         sums,
-                        out,
-                        out_kind,
+                        MatmulDst::new(out, cols, out_kind),
                         [split, t, chunk.rows],
-                        [first, cols.total],
                     )?;
                 }
                 _ => {

@@ -3,8 +3,7 @@
 //! shaders/matmul_split_sum.wgsl; the splits come from the skinny matrix-core GEMM
 //! (ops::matmul).
 
-use super::matmul::MatmulOut;
-use super::{check_buf, per_item};
+use super::{check_buf, per_item, MatmulDst};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
@@ -38,26 +37,19 @@ impl SplitSum {
         SplitSum { ctx: ctx.clone() }
     }
 
-    /// Records `out (t, total)[.., first..first + n] = sum over s of splits (s, t, n)[s]`, stored
-    /// as `kind` says.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record(
-        &self,
-        g: &mut Graph,
-        splits: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        kind: MatmulOut,
-        [s, t, n]: [usize; 3],
-        [first, total]: [usize; 2],
-    ) -> Result<()> {
+    /// Records `out (t, cols.total)[.., cols] = sum over s of splits (s, t, n)[s]` for `dst`'s
+    /// columns `cols` (n of them from `cols.first`), stored as its kind says.
+    pub fn record(&self, g: &mut Graph, splits: &wgpu::Buffer, dst: MatmulDst, [s, t, n]: [usize; 3]) -> Result<()> {
+        let MatmulDst { out, cols, kind } = dst;
+        cols.check("split-K output", n)?;
         check_buf("split-K partial sums", splits, (s * t * n * 4) as u64)?;
-        check_buf("split-K output", out, kind.bytes(t, total))?;
+        check_buf("split-K output", out, kind.bytes(t, cols.total))?;
         let pipeline = self.ctx.pipeline("matmul_split_sum", &[("OUT_MODE", kind.mode())])?;
         let params = SplitSumParams {
             n: n as u32,
             t: t as u32,
-            out_stride: total as u32,
-            out_offset: first as u32,
+            out_stride: cols.total as u32,
+            out_offset: cols.first as u32,
             s: s as u32,
             _pad: [0; 3],
         };
