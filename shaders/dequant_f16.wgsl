@@ -4,7 +4,7 @@
 // token tile (and inside the GEMM's latency-bound stages).
 //   W   (N, K)  this chunk's rows in W_DTYPE, a block format (weights.wgsl)
 //   out (R, K)  f16 pairs: rows row0 .. row0 + R of W
-// One thread per 32 weights: weights.wgsl's staging jobs (stage_raw, stage_scale, stage_dec, as
+// One thread per 8 weights of weights.wgsl's staging jobs (stage_raw, stage_scale, stage_dec, as
 // the matrix-core kernels stage them); grid folded into y past 65535 workgroups.
 
 struct Params {
@@ -24,18 +24,16 @@ struct Params {
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if i >= p.rows * (p.k / 32u) {
+    let i = gid.x + gid.y * nwg.x * 256u; // this thread's 8 weights: rows * K / 8 of them
+    if i >= p.rows * (p.k / 8u) {
         return;
     }
     w_d_off = p.d_off;
     w_m_off = p.m_off;
-    for (var b = 0u; b < 32u / STAGE_JOB; b++) {
-        let e = p.row0 * p.k + 32u * i + STAGE_JOB * b;
-        let r = stage_raw(e);
-        let sc = stage_scale(r, e);
-        for (var j = 0u; j < STAGE_JOB / 8u; j++) {
-            out[4u * i + (STAGE_JOB / 8u) * b + j] = stage_dec(r, sc, e, j);
-        }
-    }
+    // the staging job holding them (a K-quant's 32 weights: its four threads share its loads
+    // through the cache, and adjacent threads store adjacent 16 bytes)
+    let e = p.row0 * p.k + 8u * i;
+    let job = e - e % STAGE_JOB;
+    let r = stage_raw(job);
+    out[i] = stage_dec(r, stage_scale(r, job), job, (e % STAGE_JOB) / 8u);
 }

@@ -1125,7 +1125,9 @@ fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
     // a sequence decoded in a batch gets what it gets alone: a token's int8 GEMV result is bit for
     // bit the same in a step of 1, 3 or 8 tokens; steps of 9-16 tokens (two rows per thread) sum in
     // the same order, but a driver may contract their multiply-adds differently (H200: last-bit
-    // differences), so they are held to a relative 1e-5
+    // differences), so they are held to 1e-5 of the outputs' RMS (per element, an output near
+    // zero after cancellation would turn those last bits into a large ratio: 1.05e-4 of itself
+    // on the H200 for Q4_K, 2026-12-04)
     use inferno_llama::ops::gemv_q8::GemvQ8;
     use inferno_llama::ops::w8a8::{QuantGrain, QuantInput, QuantScratch, W8a8};
     let c = ctx(ActDtype::F16);
@@ -1153,8 +1155,9 @@ fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
         for t in [9, 16] {
             let what = format!("{dtype:?}: the first token's outputs in a step of {t}");
             let got = first_row(t);
-            let worst = got.iter().zip(&alone).map(|(a, b)| (a - b).abs() / b.abs().max(1e-3)).fold(0.0, f32::max);
-            println!("{what}: largest relative difference {worst:e}");
+            let rms = (alone.iter().map(|v| v * v).sum::<f32>() / n as f32).sqrt();
+            let worst = got.iter().zip(&alone).map(|(a, b)| (a - b).abs() / rms).fold(0.0, f32::max);
+            println!("{what}: largest difference {worst:e} of the outputs' RMS");
             assert!(worst <= 1e-5, "{what}: {worst:e}");
         }
     }

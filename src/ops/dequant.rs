@@ -70,7 +70,7 @@ impl Dequant {
             _pad: [0; 3],
         };
         let uniform = self.ctx.uniform("dequant params", &params);
-        g.push(&self.ctx, "dequant_f16", &pipeline, &[&uniform, out, &chunk.buf], per_item(rows * k / 32));
+        g.push(&self.ctx, "dequant_f16", &pipeline, &[&uniform, out, &chunk.buf], per_item(rows * k / 8));
         g.note_bytes(chunk.buf.size() * rows as u64 / chunk.rows as u64);
         Ok(())
     }
