@@ -11,6 +11,10 @@ struct Params {
     d_off: u32,      // block formats: word offset of the scales in W
     m_off: u32,      // block formats: word offset of the minimums in W
     _pad: u32,
+    q_cols: u32,     // ROPE (matmul_skinny_coop): H D, the q columns of the q/k/v output
+    kv_cols: u32,    // ROPE: Hkv D
+    head_dim: u32,   // ROPE: D
+    ctx: u32,        // ROPE: cache positions per slot
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

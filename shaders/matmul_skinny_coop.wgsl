@@ -24,6 +24,8 @@
 override BM: u32 = 32u;      // tokens per tile: 16 or 32
 override BN: u32 = 32u;      // columns per tile: 32 or 64 (16: f16/bf16 only)
 override SPLIT: u32 = 1u;    // K splits (grid z)
+override ROPE: bool = false; // q/k/v of a batched step: RoPE and the KV append as the epilogue
+                             // (rope_epilogue.wgsl; SPLIT = 1)
 
 const THREADS: u32 = 256u;
 const SUBGROUPS: u32 = 8u;
@@ -94,17 +96,19 @@ fn emit(c: coop_mat16x16<f32, C>, sg: u32, lid: u32, t: u32, col: u32, z: u32) {
             let o = s * 256u + r * 16u + h;
             v += vec2<f32>(part[o], part[o + 1u]);
         }
-        let tok = t + r;
+        let tt = t + r;
         let c0 = col + h;
-        if tok < p.t && c0 < p.n {
-            if SPLIT > 1u {
-                let o = (z * p.t + tok) * p.n + c0;
+        if tt < p.t && c0 < p.n {
+            if ROPE {
+                rope_out(tt, p.out_offset + c0, v);
+            } else if SPLIT > 1u {
+                let o = (z * p.t + tt) * p.n + c0;
                 splits[o] = v.x;
                 if c0 + 1u < p.n {
                     splits[o + 1u] = v.y;
                 }
             } else {
-                store2(tok * p.out_stride + p.out_offset + c0, v, c0 + 1u < p.n);
+                store2(tt * p.out_stride + p.out_offset + c0, v, c0 + 1u < p.n);
             }
         }
     }

@@ -1164,6 +1164,64 @@ fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
 }
 
 #[test]
+fn skinny_rope_epilogue() {
+    // batched steps' q/k/v on the skinny matrix-core GEMM with RoPE and the KV append as its
+    // epilogue, against the CPU (weights rounded to f16 as the GEMM stages them); q/k/v as one
+    // weight, or q+k and v of two formats; where the call does not take the skinny GEMM (no
+    // matrix cores) the epilogue is an error, never a wrong answer
+    for path in PATHS {
+        let c = ctx(path);
+        let cases = [
+            (8, 4, 2, 64, 256, vec![WeightDtype::Bf16]),
+            (20, 4, 2, 64, 512, vec![WeightDtype::Q4K, WeightDtype::Q6K]),
+            (6, 2, 1, 128, 256, vec![WeightDtype::F16]),
+        ];
+        for (t, heads, kvh, d, k, dtypes) in cases {
+            let mut rng = rng("skinny_rope");
+            let tok: Vec<(usize, usize)> = (0..t).map(|i| (i % 2, 3 + 7 * i)).collect();
+            let (slots, ctx_len) = (2, 701);
+            let (qd, kvd) = (heads * d, kvh * d);
+            let n = qd + 2 * kvd;
+            let (theta, scaling) = scalings().remove(1);
+            let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
+            let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
+            let rows = if dtypes.len() == 1 { vec![n] } else { vec![qd + kvd, kvd] };
+            let weights: Vec<(Vec<f32>, Weight)> =
+                dtypes.iter().zip(&rows).map(|(&dt, &r)| rand_weight(c, &mut rng, dt, r, k, 0.5)).collect();
+            let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+            let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+            let (xb, tb, qb) = (upload_act(c, &x), tok_buf(c, &tok), poisoned(c, t * qd * 2));
+            let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
+            let rope = RopeEpilogue { dst, tok: &tb, table: &table, heads, kv_heads: kvh };
+            let what = format!("skinny+rope {path:?} t={t} H={heads} Hkv={kvh} D={d} K={k} {dtypes:?}");
+            let mut g = Graph::new();
+            let m = Matmul::new(c);
+            if !weights.iter().all(|(_, w)| m.fuses_rope(t, w)) {
+                let (_, w) = &weights[0];
+                assert!(m.record_rope(&mut g, &xb, w, OutCols { first: 0, total: n }, rope, t).is_err(), "{what}");
+                continue;
+            }
+            let mut first = 0;
+            for (_, w) in &weights {
+                m.record_rope(&mut g, &xb, w, OutCols { first, total: n }, rope, t).unwrap();
+                first += w.rows;
+            }
+            g.run(c);
+            let wv: Vec<f32> = weights
+                .iter()
+                .flat_map(|(v, _)| v.iter().map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32()))
+                .collect();
+            let y = cpu::matmul(&x, &wv, t, k, n);
+            let want_q =
+                rope_epilogue_reference(&y, &tok, (heads, kvh, d), (theta, &scaling), ctx_len, &mut kc, &mut vc);
+            assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
+            assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
+            assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));
+        }
+    }
+}
+
+#[test]
 fn gemv_q8_rope_epilogue_both_paths() {
     // decode's int8 q/k/v GEMV with RoPE and the KV append as epilogue, against the CPU: the
     // GPU's per-block int8 activations dequantized, matmul, rope, cache writes; q/k/v as one

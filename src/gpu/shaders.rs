@@ -31,7 +31,7 @@ pub const GEMV_NORM_COMMON: &str = include_str!("../../shaders/gemv_norm_common.
 pub const ROPE_EPILOGUE: &str = include_str!("../../shaders/rope_epilogue.wgsl");
 
 /// Kernels with the RoPE epilogue (override `ROPE`).
-const ROPE_KERNELS: &[&str] = &["matmul_gemv_norm_sg", "matmul_gemv_q8"];
+const ROPE_KERNELS: &[&str] = &["matmul_gemv_norm_sg", "matmul_gemv_q8", "matmul_skinny_coop"];
 
 /// Kernels that read a weight at @binding(2) through weights.wgsl.
 const READS_WEIGHTS: &[&str] = &[

@@ -388,6 +388,14 @@ impl Llama {
             }
             return Ok(true);
         }
+        // batched steps on the skinny matrix-core GEMM: the norm once, then RoPE as its epilogue
+        if w.qkv.iter().all(|p| !st.ops.q8(p, step) && st.ops.matmul.fuses_rope(t, p)) {
+            st.ops.rms_norm.record(g, &s.x, norm, &s.h, t, cfg.rms_norm_eps)?;
+            for (p, cols) in OutCols::side_by_side(&w.qkv) {
+                st.ops.matmul.record_rope(g, &s.h, p, cols, rope, t)?;
+            }
+            return Ok(true);
+        }
         let fits = w.qkv.iter().all(|p| st.ops.matmul_norm.fuses(norm, p) && !st.ops.q8(p, step));
         if t > crate::ops::matmul_norm::MAX_TOKENS || !st.ops.matmul_norm.fuses_rope() || !fits {
             return Ok(false);

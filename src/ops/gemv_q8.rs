@@ -6,7 +6,7 @@
 //! activation to f32 instead, and is bound by those conversions on GPUs.
 
 use super::matmul::{MatmulOut, MatmulParams};
-use super::rope::{EpilogueParams, RopeEpilogue};
+use super::rope::RopeEpilogue;
 use super::w8a8::QuantScratch;
 use super::{check_buf, check_even, MatmulDst, OutCols};
 use crate::dtype::WeightDtype;
@@ -40,14 +40,6 @@ pub(crate) fn quant_grid(k: usize, t: usize) -> Result<[u32; 3]> {
         return Err(Error::Invalid(format!("{t} tokens quantized per block: at most 65535 at once")));
     }
     Ok([(k / 4).div_ceil(256) as u32, t as u32, 1])
-}
-
-/// Mirrors `Params` in matmul_gemv_q8.wgsl: the matmul's, then the RoPE epilogue's.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct GemvQ8Params {
-    matmul: MatmulParams,
-    rope: EpilogueParams,
 }
 
 /// The int8-activation GEMV op.
@@ -176,7 +168,7 @@ impl GemvQ8 {
         };
         let [positions, table, k_cache, v_cache] = RopeEpilogue::bindings(rope.as_ref(), &self.unused);
         for chunk in &w.chunks {
-            let matmul = MatmulParams {
+            let params = MatmulParams {
                 k: k as u32,
                 n: chunk.rows as u32,
                 out_stride: cols.total as u32,
@@ -185,8 +177,8 @@ impl GemvQ8 {
                 d_off: chunk.d_off,
                 m_off: chunk.m_off,
                 _pad: 0,
+                rope: RopeEpilogue::params(rope.as_ref()),
             };
-            let params = GemvQ8Params { matmul, rope: RopeEpilogue::params(rope.as_ref()) };
             let uniform = self.ctx.uniform("matmul params", &params);
             let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(256 / lanes) as u32);
             let grid = [t.div_ceil(tok) as u32, x, y]; // token groups on x

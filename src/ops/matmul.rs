@@ -8,6 +8,7 @@
 //! 1.82 TB/s on the 1B shape, 2026-11-28, so only the fused norm-GEMV uses subgroups.)
 
 use super::dequant::Dequant;
+use super::rope::{EpilogueParams, RopeEpilogue};
 use super::split_sum::SplitSum;
 use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst, OutCols};
 use crate::dtype::WeightDtype;
@@ -17,7 +18,8 @@ use crate::gpu::{fold_workgroups, GpuContext, Kernel};
 use crate::graph::Graph;
 use std::sync::Arc;
 
-/// Mirrors `Params` in both matmul shaders.
+/// Mirrors `Params` in matmul_common.wgsl and matmul_gemv_q8.wgsl: the matmul's fields, then
+/// the RoPE epilogue's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct MatmulParams {
@@ -37,6 +39,8 @@ pub struct MatmulParams {
     pub m_off: u32,
     /// Padding to 16 bytes.
     pub _pad: u32,
+    /// The RoPE epilogue's fields (zeros without it).
+    pub rope: EpilogueParams,
 }
 
 /// Up to this many tokens use the GEMV kernel (one sequence's decode, or one step of a batch of
@@ -67,9 +71,10 @@ pub const SKINNY_TOKENS: std::ops::RangeInclusive<usize> = 5..=64;
 const SPLIT_WORKGROUPS: usize = 128;
 const SPLIT_MIN_STAGES: usize = 4;
 
-/// K splits of a skinny matrix-core GEMM of `tiles` column tiles and `stages` stages of K: as
-/// many as bring its workgroups to [`SPLIT_WORKGROUPS`], each of at least [`SPLIT_MIN_STAGES`]
-/// stages. 1B's 2048-row weights have 64 tiles of 32 columns: half the H200's 132 SMs idle.
+/// K splits of a skinny matrix-core GEMM of `t` tokens over `rows` weight rows of K `k` (its
+/// column tiles and stages of K: [`skinny_tiles`]): as many as bring its workgroups to
+/// [`SPLIT_WORKGROUPS`], each of at least [`SPLIT_MIN_STAGES`] stages. 1B's 2048-row weights
+/// have 64 tiles of 32 columns: half the H200's 132 SMs idle.
 /// H200, aggregate tok/s, no splits / splits to 128 / 256 / 512 workgroups (2026-12-04): 1B
 /// bf16 at 5 sequences 1,762 / 1,910 / 1,721 / 1,812, 8: 2,967 / 3,082 / 2,798 / 2,950, 16:
 /// 5,779 / 5,933 / 5,475 / 5,416, 32: 10,100 / 11,084 / 10,478 / 9,993; 1B Q4_K_M at 17:
@@ -78,8 +83,20 @@ const SPLIT_MIN_STAGES: usize = 4;
 /// split to 512 workgroups, 722 / 2,673 to 256 (the sums' extra dispatches cost more than the
 /// splits gain). The count depends on the weight's shape and the tile width (32 columns up to
 /// 32 tokens, 64 above), not otherwise on the tokens.
-fn skinny_splits(tiles: usize, stages: usize) -> usize {
+fn skinny_splits(t: usize, rows: usize, k: usize) -> usize {
+    let bn = skinny_tiles(t)[1];
+    let (tiles, stages) = (rows.div_ceil(bn), k.div_ceil(if bn == 64 { 128 } else { 256 }));
     (SPLIT_WORKGROUPS / tiles.max(1)).clamp(1, (stages / SPLIT_MIN_STAGES).max(1))
+}
+
+/// The skinny GEMM's tiles `[bm, bn]` for `t` tokens: 16 or 32 tokens; 32 columns, 64 past 32
+/// tokens (H200, 8B bf16, 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809;
+/// 2026-12-03 with 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
+/// columns' 753 / 1,487 / 2,722; 16 columns for N <= 8192: 649 / 1,271 / 2,302; block formats,
+/// 8B Q4_K_M 32 / 64 columns: 17 sequences 749 / 668, 32: 1,403 / 1,253, 64: 1,612 / 1,854; Q8_0
+/// at 32: 2,137 / 1,586).
+fn skinny_tiles(t: usize) -> [usize; 2] {
+    [if t <= 16 { 16 } else { 32 }, if t <= 32 { 32 } else { 64 }]
 }
 
 /// From how many tokens (within [`SKINNY_TOKENS`]) a step takes weights of a repacked block
@@ -209,6 +226,67 @@ impl Matmul {
         matches!(self.kernel(t, dtype, k), MatmulKernel::GemmCoop | MatmulKernel::SkinnyCoop)
     }
 
+    /// Whether `t` tokens of q/k/v weight `w` may take the RoPE epilogue
+    /// ([`Matmul::record_rope`]): the skinny matrix-core GEMM, unsplit.
+    pub fn fuses_rope(&self, t: usize, w: &Weight) -> bool {
+        self.kernel(t, w.dtype, w.cols) == MatmulKernel::SkinnyCoop
+            && w.chunks.iter().all(|c| skinny_splits(t, c.rows, w.cols) == 1)
+    }
+
+    /// Records q/k/v output columns `cols` of `x (t, K) @ W^T` on the skinny matrix-core GEMM
+    /// with RoPE and the KV-cache append as its epilogue (q into `rope.dst.q`, k and v into the
+    /// caches; rope_epilogue.wgsl), for batched steps. Fails unless [`Matmul::fuses_rope`].
+    pub fn record_rope(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        w: &Weight,
+        cols: OutCols,
+        rope: RopeEpilogue,
+        t: usize,
+    ) -> Result<()> {
+        let (n, k) = (w.rows, w.cols);
+        if !self.fuses_rope(t, w) {
+            return Err(Error::Invalid(format!("{}: the RoPE epilogue needs the skinny matrix-core GEMM", w.name)));
+        }
+        cols.check(&format!("output of {}", w.name), n)?;
+        check_even(&format!("{} rows", w.name), n)?;
+        check_buf(&format!("input of {}", w.name), x, act_bytes(t * k))?;
+        rope.check(cols, t)?;
+        let [bm, bn] = skinny_tiles(t);
+        let c = [
+            ("W_DTYPE", w.dtype.wgsl_id()),
+            ("OUT_MODE", MatmulOut::Act.mode()),
+            ("BM", bm as f64),
+            ("BN", bn as f64),
+            ("SPLIT", 1.0),
+            ("ROPE", 1.0),
+        ];
+        let Some(pipeline) = self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c)) else {
+            return Err(Error::Invalid(format!("{}: the matrix-core kernels did not compile", w.name)));
+        };
+        let [positions, table, k_cache, v_cache] = [rope.tok, &rope.table.buf, rope.dst.k_cache, rope.dst.v_cache];
+        for chunk in &w.chunks {
+            let params = MatmulParams {
+                k: k as u32,
+                n: chunk.rows as u32,
+                out_stride: cols.total as u32,
+                out_offset: (cols.first + chunk.row0) as u32,
+                t: t as u32,
+                d_off: chunk.d_off,
+                m_off: chunk.m_off,
+                _pad: 0,
+                rope: RopeEpilogue::params(Some(&rope)),
+            };
+            let uniform = self.ctx.uniform("matmul params", &params);
+            // (binding 4, the split sums, is not bound with SPLIT = 1)
+            let buffers = [&uniform, x, &chunk.buf, rope.dst.q, rope.dst.q, positions, table, k_cache, v_cache];
+            g.push(&self.ctx, "matmul_skinny_coop", &pipeline, &buffers, gemm_grid(&w.name, chunk.rows, bn, t, bm)?);
+            g.note_bytes(chunk.buf.size());
+        }
+        Ok(())
+    }
+
     /// Whether `t` tokens of a weight of this dtype and inner size `k` take the GEMV (a decode
     /// step), which ops::gemv_q8 may take over for block weights.
     pub fn takes_gemv(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
@@ -291,14 +369,7 @@ impl Matmul {
         // 2026-12-03; lavapipe SmolLM2 bf16 6.45 / 7.18, Q4_1 5.43 / 8.29); its partial sums
         // then take 16 KiB of workgroup memory, what every WebGPU adapter offers
         let rpt = if gemv_tok > 1 && k % 8 == 0 { 2 } else { 1 };
-        // skinny tiles of 16 or 32 tokens; of 32 columns, 64 past 32 tokens (H200, 8B bf16,
-        // 64 sequences: 2,390 vs 2,066 tok/s; 32 sequences: 1,601 vs 1,809; 2026-12-03 with
-        // 8-byte staging, 64 columns at 8 / 16 / 32 sequences: 611 / 1,211 / 2,277 vs 32
-        // columns' 753 / 1,487 / 2,722; 16 columns for N <= 8192: 649 / 1,271 / 2,302)
-        let skinny_bm = if t <= 16 { 16 } else { 32 };
-        // (block formats measured the same way, 8B Q4_K_M 32 / 64 columns: 17 sequences 749 /
-        // 668, 32: 1,403 / 1,253, 64: 1,612 / 1,854; Q8_0 at 32: 2,137 / 1,586)
-        let skinny_bn = if t <= 32 { 32 } else { 64 };
+        let [skinny_bm, skinny_bn] = skinny_tiles(t);
         // the pipeline, but the portable GEMM's, which depends on the chunk's rows; where the
         // driver cannot compile a matrix-core kernel, the portable kernel takes the call
         let pipeline = match kernel {
@@ -329,10 +400,7 @@ impl Matmul {
         };
         // the skinny GEMM's K splits where its column tiles alone leave most SMs idle
         let splits = |rows: usize| match kernel {
-            MatmulKernel::SkinnyCoop => {
-                let bk = if skinny_bn == 64 { 128 } else { 256 };
-                skinny_splits(rows.div_ceil(skinny_bn), k.div_ceil(bk))
-            }
+            MatmulKernel::SkinnyCoop => skinny_splits(t, rows, k),
             _ => 1,
         };
         let scratch = match kernel {
@@ -394,6 +462,7 @@ impl Matmul {
                 d_off: chunk.d_off,
                 m_off: chunk.m_off,
                 _pad: 0,
+                rope: EpilogueParams::default(),
             };
             match &scratch {
                 Some(sums) if split > 1 => {
@@ -461,6 +530,7 @@ impl Matmul {
                     d_off: 0,
                     m_off: 0,
                     _pad: 0,
+                    rope: EpilogueParams::default(),
                 };
                 let grid = gemm_grid(&w.name, rows, 128, t, bm)?;
                 self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], grid);
