@@ -15,7 +15,9 @@
 //   out (T, N_total)  packed activations, f32, or the f32 residual stream it adds to (OUT_MODE);
 //                     columns [out_offset, out_offset + N)
 // (Params and bindings in matmul_common.wgsl, OUT_MODE and its stores in matmul_out.wgsl.)
-// Grid: x = column tiles (N / 128), y = token tiles (T / BM). 2 BM threads = BM / 16 subgroups
+// Grid: x = column tiles (N / 128), y = token tiles (T / BM), z = K splits (SPLIT: a weight of
+// few tiles, whose workgroups alone leave SMs idle; split z's f32 partial sums go to `splits`
+// (SPLIT, T, N), which matmul_split_sum.wgsl adds up in split order). 2 BM threads = BM / 16 subgroups
 // of 32; subgroup s computes tokens 32 (s % (BM / 32)).. x columns 64 (s / (BM / 32)).. (2 x 4
 // accumulator tiles). BM = 128 halves the weight traffic per token.
 // K goes in stages of BK: the next stage's global loads are issued into registers before the
@@ -27,6 +29,7 @@
 
 override BM: u32 = 64u;      // tokens per tile: 64 or 128
 override BK: u32 = 32u;      // K per stage: 32 (two staged buffers) or 64 (one)
+override SPLIT: u32 = 1u;    // K splits (grid z)
 
 const BN: u32 = 128u; // columns per tile
 override NBUF: u32 = select(1u, 2u, BK == 32u); // staged buffers
@@ -40,6 +43,8 @@ override W_JOBS: u32 = BN * BK / STAGE_JOB / THREADS; // jobs of the W stage (we
 var<workgroup> xs: array<vec4<f16>, NBUF * XS / 4u>; // staged x: [token][k]
 var<workgroup> ws: array<vec4<f16>, NBUF * WS / 4u>; // staged W: [column][k] (= W^T column-major)
 var<workgroup> cs: array<f32, THREADS / 32u * 256u>; // per subgroup: a 16x16 result tile on its way out
+
+@group(0) @binding(4) var<storage, read_write> splits: array<f32>; // SPLIT > 1: (SPLIT, T, N)
 
 // Job i of this thread in the x stage at k0: 8 values of one token (zeros past T).
 fn load_x(lid: u32, i: u32, t0: u32, k0: u32) -> vec4<u32> {
@@ -82,9 +87,18 @@ fn put_w(lid: u32, i: u32, buf: u32, n0: u32, k0: u32, r: RawJob) {
 }
 
 // Writes 8 results of token t from column col on (bounds-checked; pairs stay whole: N even
-// for packed outputs).
-fn store8(t: u32, col: u32, a: vec4<f32>, b: vec4<f32>) {
+// for packed outputs), or with SPLIT > 1 split z's f32 partial sums of them.
+fn store8(t: u32, col: u32, a: vec4<f32>, b: vec4<f32>, z: u32) {
     if t >= p.t {
+        return;
+    }
+    if SPLIT > 1u {
+        let o = (z * p.t + t) * p.n + col;
+        for (var i = 0u; i < 8u; i++) {
+            if col + i < p.n {
+                splits[o + i] = select(b[i % 4u], a[i % 4u], i < 4u);
+            }
+        }
         return;
     }
     let o = t * p.out_stride + p.out_offset + col;
@@ -98,14 +112,14 @@ fn store8(t: u32, col: u32, a: vec4<f32>, b: vec4<f32>) {
 
 // Sends accumulator tile (tokens t, columns col, 16 x 16) out through this subgroup's `cs` slot:
 // lane l writes row l / 2, columns 8 (l % 2)...
-fn emit(c: coop_mat16x16<f32, C>, sg: u32, lane: u32, t: u32, col: u32) {
+fn emit(c: coop_mat16x16<f32, C>, sg: u32, lane: u32, t: u32, col: u32, z: u32) {
     coopStoreT(c, &cs[sg * 256u], 16u);
     workgroupBarrier();
     let r = lane / 2u;
     let h = 8u * (lane % 2u);
     let o = sg * 256u + r * 16u + h;
     store8(t + r, col + h, vec4<f32>(cs[o], cs[o + 1u], cs[o + 2u], cs[o + 3u]),
-        vec4<f32>(cs[o + 4u], cs[o + 5u], cs[o + 6u], cs[o + 7u]));
+        vec4<f32>(cs[o + 4u], cs[o + 5u], cs[o + 6u], cs[o + 7u]), z);
     workgroupBarrier();
 }
 
@@ -127,16 +141,19 @@ fn main(@builtin(local_invocation_index) lid: u32,
 
     var xr: array<vec4<u32>, 4>;
     var wr: array<RawJob, 8>;
+    // this workgroup's stages: split wid.z of them (all with SPLIT = 1)
+    let per = (p.k / BK + SPLIT - 1u) / SPLIT;
+    let s0 = wid.z * per;
+    let stages = min(s0 + per, p.k / BK);
     for (var i = 0u; i < X_JOBS; i++) {
-        put_x(lid, i, 0u, load_x(lid, i, t0, 0u));
+        put_x(lid, i, 0u, load_x(lid, i, t0, s0 * BK));
     }
     for (var i = 0u; i < W_JOBS; i++) {
-        put_w(lid, i, 0u, n0, 0u, load_w(lid, i, n0, 0u));
+        put_w(lid, i, 0u, n0, s0 * BK, load_w(lid, i, n0, s0 * BK));
     }
     workgroupBarrier();
-    let stages = p.k / BK;
-    for (var s = 0u; s < stages; s++) {
-        let cur = s % NBUF;
+    for (var s = s0; s < stages; s++) {
+        let cur = (s - s0) % NBUF;
         let more = s + 1u < stages;
         // the next stage's loads go out first (registers), then this stage's multiply-adds
         if more {
@@ -170,7 +187,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
             if NBUF == 1u {
                 workgroupBarrier(); // every subgroup is done with the one buffer
             }
-            let next = (s + 1u) % NBUF;
+            let next = (s + 1u - s0) % NBUF;
             for (var i = 0u; i < X_JOBS; i++) {
                 put_x(lid, i, next, xr[i]);
             }
@@ -182,12 +199,12 @@ fn main(@builtin(local_invocation_index) lid: u32,
     }
     let t = t0 + sm;
     let col = n0 + sn;
-    emit(c00, sg, lane, t, col);
-    emit(c01, sg, lane, t, col + 16u);
-    emit(c02, sg, lane, t, col + 32u);
-    emit(c03, sg, lane, t, col + 48u);
-    emit(c10, sg, lane, t + 16u, col);
-    emit(c11, sg, lane, t + 16u, col + 16u);
-    emit(c12, sg, lane, t + 16u, col + 32u);
-    emit(c13, sg, lane, t + 16u, col + 48u);
+    emit(c00, sg, lane, t, col, wid.z);
+    emit(c01, sg, lane, t, col + 16u, wid.z);
+    emit(c02, sg, lane, t, col + 32u, wid.z);
+    emit(c03, sg, lane, t, col + 48u, wid.z);
+    emit(c10, sg, lane, t + 16u, col, wid.z);
+    emit(c11, sg, lane, t + 16u, col + 16u, wid.z);
+    emit(c12, sg, lane, t + 16u, col + 32u, wid.z);
+    emit(c13, sg, lane, t + 16u, col + 48u, wid.z);
 }

@@ -168,6 +168,10 @@ fn matmul_all_dtypes_both_paths() {
         (300, 96, 130), // 128-token matrix-core tiles where the adapter has them
         (260, 576, 66), // the same with K in 9 stages of 64 (or 18 of 32)
         (130, 576, 66), // 64-token matrix-core tiles, K in 9 stages of 64
+        // K split across the matrix-core GEMM's workgroups (8 tiles): 33 stages of 64 in 7
+        // splits of 5, the last of 3 (8 would leave one empty); block weights on the dequantized
+        // path the same
+        (200, 2112, 130),
     ];
     for path in PATHS {
         let c = ctx(path);
@@ -176,13 +180,19 @@ fn matmul_all_dtypes_both_paths() {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
             }
             // f32 logits with an odd vocabulary
-            for &(t, k, n) in &[(1, 64, 32003), (9, 64, 1001), (40, 64, 1001), (9, 2080, 1001)] {
+            for &(t, k, n) in &[(1, 64, 32003), (9, 64, 1001), (40, 64, 1001), (9, 2080, 1001), (100, 640, 1001)] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::F32);
             }
             // accumulated into the f32 residual stream, decode and prefill
-            for &(t, k, n) in
-                &[(1, 576, 130), (5, 576, 130), (12, 288, 34), (12, 2100, 34), (33, 96, 66), (257, 64, 66)]
-            {
+            for &(t, k, n) in &[
+                (1, 576, 130),
+                (5, 576, 130),
+                (12, 288, 34),
+                (12, 2100, 34),
+                (33, 96, 66),
+                (257, 64, 66),
+                (140, 1024, 66),
+            ] {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::AddF32);
             }
         }

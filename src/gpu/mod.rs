@@ -122,9 +122,10 @@ type ShaderParts<'a> = (wgpu::ShaderSource<'static>, u64, Vec<(&'a str, f64)>);
 /// 6,826.)
 pub const DEQUANT_SCRATCH: u64 = 256 << 20;
 
-/// Bytes of [`GpuContext::split_scratch`]: 2 MiB holds 128 workgroups' f32 partial tiles of 64
-/// tokens x 64 columns (what ops::matmul splits K into at most).
-pub const SPLIT_SCRATCH: u64 = 2 << 20;
+/// Bytes of [`GpuContext::split_scratch`]: 8 MiB holds the f32 partial sums of a 512-token
+/// prompt GEMM over 2048 columns in two K splits (1B's o and down projections), and any skinny
+/// split of up to 128 workgroups (tiles of 64 tokens x 64 columns).
+pub const SPLIT_SCRATCH: u64 = 8 << 20;
 
 /// Features the engine uses when present.
 const WANTED: wgpu::Features =

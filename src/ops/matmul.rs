@@ -84,9 +84,29 @@ const SPLIT_MIN_STAGES: usize = 4;
 /// splits gain). The count depends on the weight's shape and the tile width (32 columns up to
 /// 32 tokens, 64 above), not otherwise on the tokens.
 fn skinny_splits(t: usize, rows: usize, k: usize) -> usize {
-    let bn = skinny_tiles(t)[1];
-    let (tiles, stages) = (rows.div_ceil(bn), k.div_ceil(if bn == 64 { 128 } else { 256 }));
-    (SPLIT_WORKGROUPS / tiles.max(1)).clamp(1, (stages / SPLIT_MIN_STAGES).max(1))
+    k_splits(rows.div_ceil(skinny_tiles(t)[1]), skinny_stages(t, k))
+}
+
+/// The skinny GEMM's stages of K for `t` tokens (its BK: 256, or 128 for 64-column tiles).
+fn skinny_stages(t: usize, k: usize) -> usize {
+    k.div_ceil(if skinny_tiles(t)[1] == 64 { 128 } else { 256 })
+}
+
+/// K splits of a matrix-core GEMM of `tiles` workgroups per split and `stages` stages of K: as
+/// many as bring its workgroups to [`SPLIT_WORKGROUPS`], each of at least [`SPLIT_MIN_STAGES`]
+/// stages. The prompt GEMM's tiles of 128 tokens x 128 columns give 1B's 2048-row weights 64
+/// workgroups at 512 tokens (H200, 1B bf16 pp512 profile: the down projection at 99 TFLOP/s, o
+/// at 69, gate/up's 512 workgroups at 178); 8B's 4096-row weights have 128 and stay whole.
+fn k_splits(tiles: usize, stages: usize) -> usize {
+    nonempty_splits(stages, SPLIT_WORKGROUPS / tiles.max(1))
+}
+
+/// At most `splits` K splits of `stages` stages, none of them empty: the kernels give split z
+/// stages z * per.. with per = ceil(stages / splits), so 33 stages in 8 splits would leave the
+/// last one nothing (and its first loads past K): 7 splits of 5 stages instead.
+fn nonempty_splits(stages: usize, splits: usize) -> usize {
+    let s = splits.clamp(1, (stages / SPLIT_MIN_STAGES).max(1));
+    stages.div_ceil(stages.div_ceil(s).max(1)).max(1)
 }
 
 /// The skinny GEMM's tiles `[bm, bn]` for `t` tokens: 16 or 32 tokens; 32 columns, 64 past 32
@@ -398,32 +418,44 @@ impl Matmul {
                 Some(p)
             }
         };
-        // the skinny GEMM's K splits where its column tiles alone leave most SMs idle
+        // the matrix-core GEMMs' K splits where their tiles alone leave most SMs idle
+        let stages = match kernel {
+            MatmulKernel::SkinnyCoop => skinny_stages(t, k),
+            _ => k / bk,
+        };
         let splits = |rows: usize| match kernel {
             MatmulKernel::SkinnyCoop => skinny_splits(t, rows, k),
+            MatmulKernel::GemmCoop => k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk),
             _ => 1,
         };
         let scratch = match kernel {
-            MatmulKernel::SkinnyCoop if w.chunks.iter().any(|c| splits(c.rows) > 1) => Some(self.ctx.split_scratch()?),
+            MatmulKernel::SkinnyCoop | MatmulKernel::GemmCoop if w.chunks.iter().any(|c| splits(c.rows) > 1) => {
+                Some(self.ctx.split_scratch()?)
+            }
             _ => None,
         };
-        // each chunk's splits (that fit the scratch, which holds any split of up to 128
-        // workgroups) and, where more than one, its pipeline: all made before anything is
-        // recorded, so that a driver that cannot compile one leaves the call to the GEMV whole
+        // each chunk's splits (that fit the scratch) and, where more than one, its pipeline: all
+        // made before anything is recorded, so that a driver that cannot compile one leaves the
+        // call whole to the GEMV or the portable GEMM
         let mut split_pipelines = Vec::with_capacity(w.chunks.len());
         for chunk in &w.chunks {
             let split = match &scratch {
-                Some(b) => splits(chunk.rows).min(b.size() as usize / (t * chunk.rows * 4)).max(1),
+                Some(b) => nonempty_splits(stages, splits(chunk.rows).min(b.size() as usize / (t * chunk.rows * 4))),
                 None => 1,
             };
-            let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", split as f64)];
-            let pipeline = match split {
-                1 => None,
-                _ => match self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c)) {
-                    Some(p) => Some(p),
-                    None => return self.record_cols(g, x, w, dst, t), // the GEMV
-                },
+            let pipeline = match (split, kernel) {
+                (1, _) => None,
+                (_, MatmulKernel::GemmCoop) => {
+                    self.coop_gemm(&[wd, om, ("BM", bm as f64), ("BK", bk as f64), ("SPLIT", split as f64)])
+                }
+                _ => {
+                    let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", split as f64)];
+                    self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c))
+                }
             };
+            if split > 1 && pipeline.is_none() {
+                return self.record_cols(g, x, w, dst, t);
+            }
             split_pipelines.push((split, pipeline));
         }
         for (chunk, (split, split_pipeline)) in w.chunks.iter().zip(split_pipelines) {
@@ -451,7 +483,10 @@ impl Matmul {
                     let [x, y, _] = gemm_grid(&w.name, chunk.rows, skinny_bn, t, skinny_bm)?;
                     [x, y, split as u32] // K splits on z
                 }
-                MatmulKernel::GemmCoop => gemm_grid(&w.name, chunk.rows, bn, t, bm)?,
+                MatmulKernel::GemmCoop => {
+                    let [x, y, _] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
+                    [x, y, split as u32] // K splits on z
+                }
             };
             let params = MatmulParams {
                 k: k as u32,
@@ -517,6 +552,11 @@ impl Matmul {
         let Some(pipeline) = self.coop_gemm(&c) else {
             return Ok(false);
         };
+        // K splits as record_cols takes them (an uncompiled split pipeline: the piece unsplit)
+        let split_sums = match k_splits(piece.min(w.rows).div_ceil(128) * t.div_ceil(bm), k / bk) {
+            1 => None,
+            _ => Some(self.ctx.split_scratch()?),
+        };
         for chunk in &w.chunks {
             for r0 in (0..chunk.rows).step_by(piece) {
                 let rows = piece.min(chunk.rows - r0);
@@ -532,8 +572,33 @@ impl Matmul {
                     _pad: 0,
                     rope: EpilogueParams::default(),
                 };
-                let grid = gemm_grid(&w.name, rows, 128, t, bm)?;
-                self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], grid);
+                let [gx, gy, _] = gemm_grid(&w.name, rows, 128, t, bm)?;
+                let split = match &split_sums {
+                    Some(b) => {
+                        let most = b.size() as usize / (t * rows * 4);
+                        nonempty_splits(k / bk, k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk).min(most))
+                    }
+                    None => 1,
+                };
+                let split_pipeline = match split {
+                    0 | 1 => None,
+                    _ => self.coop_gemm(&[c[0], c[1], c[2], c[3], ("SPLIT", split as f64)]),
+                };
+                match (split_pipeline, &split_sums) {
+                    (Some(sp), Some(sums)) => {
+                        let uniform = self.ctx.uniform("matmul params", &params);
+                        let grid = [gx, gy, split as u32];
+                        g.push(&self.ctx, "matmul_gemm_coop", &sp, &[&uniform, x, &scratch, out, sums], grid);
+                        let cols = OutCols { first: cols.first + chunk.row0 + r0, total: cols.total };
+                        SplitSum::new(&self.ctx).record(
+                            g,
+                            sums,
+                            MatmulDst::new(out, cols, out_kind),
+                            [split, t, rows],
+                        )?;
+                    }
+                    _ => self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], [gx, gy, 1]),
+                }
                 g.note_bytes((rows * k * 2) as u64);
             }
         }
