@@ -3,7 +3,8 @@
 // weight once here and then reads f16 tiles, instead of decoding every tile again for every
 // token tile (and inside the GEMM's latency-bound stages).
 //   W   (N, K)  this chunk's rows in W_DTYPE, a block format (weights.wgsl)
-//   out (R, K)  f16 pairs: rows row0 .. row0 + R of W
+//   out (D + R, K)  f16 pairs: rows row0 .. row0 + R of W into out's rows D .. D + R (D = dst_row,
+//                   so several weights may be decoded one after another)
 // One thread per 8 weights of weights.wgsl's staging jobs (stage_raw, stage_scale, stage_dec, as
 // the matrix-core kernels stage them); grid folded into y past 65535 workgroups.
 
@@ -13,13 +14,13 @@ struct Params {
     row0: u32,  // first row decoded
     d_off: u32, // word offset of the scales in W
     m_off: u32, // word offset of the minimums in W
-    _pad0: u32,
+    dst_row: u32, // D: the first row of out written
     _pad1: u32,
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>; // (R, K/8)
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>>; // (D + R, K/8)
 // @binding(2) w: (N, K) in W_DTYPE, declared in weights.wgsl
 
 @compute @workgroup_size(256)
@@ -35,5 +36,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let e = p.row0 * p.k + 8u * i;
     let job = e - e % STAGE_JOB;
     let r = stage_raw(job);
-    out[i] = stage_dec(r, stage_scale(r, job), job, (e % STAGE_JOB) / 8u);
+    out[p.dst_row * (p.k / 8u) + i] = stage_dec(r, stage_scale(r, job), job, (e % STAGE_JOB) / 8u);
 }

@@ -355,26 +355,61 @@ fn matmul_long_prompts_of_block_weights() {
                 check_matmul(c, path, dtype, t, 256, 300, MatmulOut::Act);
             }
             check_matmul(c, path, WeightDtype::Q4K, t, 512, 130, MatmulOut::AddF32);
+            // weights of several block formats side by side (Q4_K_M's q/k beside a Q6_K v):
+            // decoded into the scratch one after another, the 128-row pieces of the small
+            // binding crossing from one weight to the next
+            check_parts(c, path, &[(WeightDtype::Q4K, 200), (WeightDtype::Q6K, 130), (WeightDtype::Q8_0, 66)], t, 256);
         }
     }
 }
 
+/// `x @ [W_0; W_1 ...]^T` of random weights of these (dtype, rows) side by side, through
+/// `Matmul::record_parts`, against the CPU.
+fn check_parts(c: &GpuContext, path: ActDtype, parts: &[(WeightDtype, usize)], t: usize, k: usize) {
+    let mut rng = rng("matmul parts");
+    let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
+    let (mut all, mut weights) = (vec![], vec![]);
+    for &(dtype, n) in parts {
+        let (mut wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
+        if Matmul::new(c).takes_coop_gemm(t, dtype, k) {
+            wv = wv.iter().map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32()).collect();
+        }
+        all.extend(wv);
+        weights.push(w);
+    }
+    let n: usize = parts.iter().map(|p| p.1).sum();
+    let want = cpu::matmul(&x, &all, t, k, n);
+    let (xb, ob) = (upload_act(c, &x), poisoned(c, t * n * 2));
+    let mut g = Graph::new();
+    Matmul::new(c).record_parts(&mut g, &xb, &weights, &ob, MatmulOut::Act, t).unwrap();
+    g.run(c);
+    assert_close(
+        &format!("matmul parts {path:?} {parts:?} t={t} k={k}"),
+        &read_act(c, &ob, t * n),
+        &want,
+        act_tol(path),
+    );
+}
+
 #[test]
 fn dequant_f16_every_block_dtype() {
-    // rows 2..7 of 9, as f16 within rounding of the CPU dequantization; the rest stays poisoned
+    // rows 2..7 of 9 into rows 3..8 of the output, as f16 within rounding of the CPU
+    // dequantization; the rows before and after stay poisoned
     let mut rng = rng("dequant_f16");
     for path in PATHS {
         let c = ctx(path);
         for dtype in BLOCKS.into_iter().chain(KQUANTS).chain(stored()) {
             let k = 2 * dtype.block_len().max(32);
             let (want, w) = rand_weight(c, &mut rng, dtype, 9, k, 0.5);
-            let (r0, rows) = (2, 5);
-            let bytes = rows * k * 2 + 64;
+            let (r0, rows, dst) = (2, 5, 3);
+            let bytes = (dst + rows) * k * 2 + 64;
             let out = poisoned(c, bytes);
             let mut g = Graph::new();
-            Dequant::new(c).record(&mut g, &w, &w.chunks[0], r0..r0 + rows, &out).unwrap();
+            Dequant::new(c).record(&mut g, &w, &w.chunks[0], r0..r0 + rows, &out, dst).unwrap();
             g.run(c);
             let raw = c.read_blocking(&out, bytes as u64).unwrap();
+            assert!(raw[..dst * k * 2].iter().all(|&b| b == 0xff), "{dtype:?}: wrote before its rows");
+            let raw = &raw[dst * k * 2..];
             let got: Vec<f32> =
                 raw[..rows * k * 2].chunks(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
             for (i, (&g, &v)) in got.iter().zip(&want[r0 * k..(r0 + rows) * k]).enumerate() {

@@ -311,6 +311,9 @@ impl Llama {
         mut quantized: Option<QuantGrain>,
     ) -> Result<()> {
         let t = step.t;
+        if quantized.is_none() && parts.iter().all(|w| w.dtype != WeightDtype::I8 && !st.ops.q8(w, step)) {
+            return st.ops.matmul.record_parts(g, x, parts, out, MatmulOut::Act, t);
+        }
         for (w, cols) in OutCols::side_by_side(parts) {
             let grain = if w.dtype == WeightDtype::I8 {
                 Some(QuantGrain::Token)

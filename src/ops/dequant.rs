@@ -22,8 +22,10 @@ pub struct DequantParams {
     pub d_off: u32,
     /// Word offset of the minimums in the chunk.
     pub m_off: u32,
+    /// The first row of the output written.
+    pub dst_row: u32,
     /// Padding to 32 bytes.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// The dequantization op.
@@ -37,8 +39,8 @@ impl Dequant {
         Dequant { ctx: ctx.clone() }
     }
 
-    /// Records `out (rows.len(), K) = f16(rows of chunk)` for a chunk of block-format weight `w`
-    /// (`rows` counted within the chunk).
+    /// Records `out (dst_row.., K)[..rows.len()] = f16(rows of chunk)` for a chunk of
+    /// block-format weight `w` (`rows` counted within the chunk).
     pub fn record(
         &self,
         g: &mut Graph,
@@ -46,6 +48,7 @@ impl Dequant {
         chunk: &WeightChunk,
         rows: Range<usize>,
         out: &wgpu::Buffer,
+        dst_row: usize,
     ) -> Result<()> {
         let (name, k) = (&w.name, w.cols);
         if !w.dtype.is_block() || !k.is_multiple_of(32) || rows.end > chunk.rows {
@@ -56,7 +59,7 @@ impl Dequant {
             ));
         }
         let (row0, rows) = (rows.start, rows.len());
-        check_buf(&format!("decoded rows of {name}"), out, (rows * k * 2) as u64)?;
+        check_buf(&format!("decoded rows of {name}"), out, ((dst_row + rows) * k * 2) as u64)?;
         if rows == 0 {
             return Ok(());
         }
@@ -67,7 +70,8 @@ impl Dequant {
             row0: row0 as u32,
             d_off: chunk.d_off,
             m_off: chunk.m_off,
-            _pad: [0; 3],
+            dst_row: dst_row as u32,
+            _pad: [0; 2],
         };
         let uniform = self.ctx.uniform("dequant params", &params);
         g.push(&self.ctx, "dequant_f16", &pipeline, &[&uniform, out, &chunk.buf], per_item(rows * k / 8));

@@ -326,8 +326,44 @@ impl Matmul {
         self.record_cols(g, x, w, MatmulDst::all(out, w.rows, out_kind), t)
     }
 
-    /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T`.
-    pub fn record_cols(&self, g: &mut Graph, x: &wgpu::Buffer, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
+    /// Records `out (t, total)[.., cols of each] = x (t, K) @ [W_0; W_1 ...]^T` for weights side by
+    /// side in the output (a layer's q/k/v or gate/up), as [`Matmul::record_cols`] for each —
+    /// except that a long prompt's block weights of one K on matrix cores are decoded into the
+    /// dequant scratch one after another and multiplied by one GEMM per scratch-full: Q4_K_M's
+    /// Q6_K v projection (8B: 1,024 rows) beside its Q4_K q/k was a GEMM of its own, 32
+    /// workgroups of 128 x 128 at 512 tokens for 132 SMs.
+    pub fn record_parts(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        parts: &[Weight],
+        out: &wgpu::Buffer,
+        kind: MatmulOut,
+        t: usize,
+    ) -> Result<()> {
+        let parts: Vec<_> = OutCols::side_by_side(parts).collect();
+        let k = parts.first().map_or(0, |(w, _)| w.cols);
+        if parts.len() > 1 && parts.iter().all(|(w, _)| w.cols == k && self.dequantizes(t, w)) {
+            for &(w, cols) in &parts {
+                self.check_call(x, w, MatmulDst::new(out, cols, kind), t)?;
+            }
+            if self.record_dequantized(g, x, &parts, out, kind, t)? {
+                return Ok(());
+            }
+        }
+        for (w, cols) in parts {
+            self.record_cols(g, x, w, MatmulDst::new(out, cols, kind), t)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `t` tokens of `w` take the matrix-core GEMM with its rows decoded to f16 first.
+    fn dequantizes(&self, t: usize, w: &Weight) -> bool {
+        self.kernel(t, w.dtype, w.cols) == MatmulKernel::GemmCoop && w.dtype.is_block() && t >= DEQUANT_TOKENS
+    }
+
+    /// Fails unless `x`, `w` and `dst` fit a matmul of `t` tokens.
+    fn check_call(&self, x: &wgpu::Buffer, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
         let MatmulDst { out, cols, kind: out_kind } = dst;
         let (n, k) = (w.rows, w.cols);
         cols.check(&format!("output of {}", w.name), n)?;
@@ -342,7 +378,14 @@ impl Matmul {
         if out_kind == MatmulOut::Act {
             check_even(&format!("{} rows (packed output)", w.name), n)?;
         }
-        check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
+        check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))
+    }
+
+    /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T`.
+    pub fn record_cols(&self, g: &mut Graph, x: &wgpu::Buffer, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
+        self.check_call(x, w, dst, t)?;
+        let MatmulDst { out, cols, kind: out_kind } = dst;
+        let k = w.cols;
         if t == 0 {
             return Ok(());
         }
@@ -353,18 +396,13 @@ impl Matmul {
         // thread) from 256 tokens on software adapters (lavapipe, SmolLM2 Q4_1 pp512: 11.6 vs
         // 9.6 tok/s), else 64 (H200 without matrix cores, pp512 64 / 128: 1B bf16 10,969 / 11,506,
         // 8B bf16 1,917 / 1,889, 2026-12-04).
-        let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
+        let [coop_bm, bk] = self.coop_tiles(t, k);
         let bm = match kernel {
-            MatmulKernel::GemmCoop if big => 128,
+            MatmulKernel::GemmCoop => coop_bm,
             MatmulKernel::Gemm if t >= 256 && self.ctx.is_software() => 128,
             _ => 64,
         };
-        let bk = if k % 64 == 0 { 64 } else { 32 };
-        if kernel == MatmulKernel::GemmCoop
-            && w.dtype.is_block()
-            && t >= DEQUANT_TOKENS
-            && self.record_dequantized(g, x, w, dst, t, [bm, bk])?
-        {
+        if self.dequantizes(t, w) && self.record_dequantized(g, x, &[(w, cols)], out, out_kind, t)? {
             return Ok(());
         }
         let gemv_tok = t.next_power_of_two().min(GEMV_TOK); // tokens per GEMV workgroup
@@ -388,13 +426,13 @@ impl Matmul {
         // weight rows (8 tokens, aggregate tok/s, 1 / 2 / 4 rows: H200 8B bf16 599 / 680 / 496,
         // 2026-12-03; lavapipe SmolLM2 bf16 6.45 / 7.18, Q4_1 5.43 / 8.29); its partial sums
         // then take 16 KiB of workgroup memory, what every WebGPU adapter offers
-        let rpt = if gemv_tok > 1 && k % 8 == 0 { 2 } else { 1 };
+        let rpt = if gemv_tok > 1 && k.is_multiple_of(8) { 2 } else { 1 };
         let [skinny_bm, skinny_bn] = skinny_tiles(t);
         // the pipeline, but the portable GEMM's, which depends on the chunk's rows; where the
         // driver cannot compile a matrix-core kernel, the portable kernel takes the call
         let pipeline = match kernel {
             MatmulKernel::Gemv => {
-                let vec = if k % 8 == 0 { 1.0 } else { 0.0 };
+                let vec = if k.is_multiple_of(8) { 1.0 } else { 0.0 };
                 let c = [wd, om, ("VEC", vec), ("TOK", gemv_tok as f64), ("LANES", lanes as f64), ("RPT", rpt as f64)];
                 // SAFETY: bounds checks cost 4% of 8B Q4_K_M decode on the H200 (172.9 vs 179.8
                 // tok/s); the GEMV reads rows < N (rows past N of a workgroup read row N - 1),
@@ -521,22 +559,32 @@ impl Matmul {
         Ok(())
     }
 
-    /// Records a long prompt's matmul of block weights as in [`Matmul::record_cols`]: rows decoded
-    /// to f16 once (ops::dequant), in pieces that fit the context's scratch, each then multiplied
-    /// by the f16 matrix-core GEMM in tiles of `[bm, bk]`. False (nothing recorded) where not
-    /// even 128 rows of K fit the scratch, or the matrix cores are off.
+    /// The matrix-core GEMM's tiles `[bm, bk]` for `t` tokens of K `k`.
+    fn coop_tiles(&self, t: usize, k: usize) -> [usize; 2] {
+        let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
+        [if big { 128 } else { 64 }, if k.is_multiple_of(64) { 64 } else { 32 }]
+    }
+
+    /// Records a long prompt's matmul of block weights of one K, side by side in the output, as in
+    /// [`Matmul::record_cols`]: rows decoded to f16 once (ops::dequant) one weight after another
+    /// into the context's scratch, and each scratch-full (or run of adjacent output columns)
+    /// multiplied by the f16 matrix-core GEMM. False (nothing recorded) where not even 128 rows
+    /// of K fit the scratch, or the matrix cores are off.
     fn record_dequantized(
         &self,
         g: &mut Graph,
         x: &wgpu::Buffer,
-        w: &Weight,
-        dst: MatmulDst,
+        parts: &[(&Weight, OutCols)],
+        out: &wgpu::Buffer,
+        out_kind: MatmulOut,
         t: usize,
-        [bm, bk]: [usize; 2],
     ) -> Result<bool> {
-        let MatmulDst { out, cols, kind: out_kind } = dst;
+        let Some(&(w0, cols0)) = parts.first() else {
+            return Ok(true);
+        };
         let scratch = self.ctx.dequant_scratch()?;
-        let k = w.cols;
+        let k = w0.cols;
+        let [bm, bk] = self.coop_tiles(t, k);
         // (pieces of equal size instead of full ones and a remainder: 8B Q4_K_M pp512
         // 7,617 / 7,591 vs 7,862 tok/s, H200, two calls)
         let piece = scratch.size() as usize / (2 * k) / 128 * 128;
@@ -552,56 +600,70 @@ impl Matmul {
         let Some(pipeline) = self.coop_gemm(&c) else {
             return Ok(false);
         };
-        // K splits as record_cols takes them (an uncompiled split pipeline: the piece unsplit)
-        let split_sums = match k_splits(piece.min(w.rows).div_ceil(128) * t.div_ceil(bm), k / bk) {
-            1 => None,
-            _ => Some(self.ctx.split_scratch()?),
-        };
-        for chunk in &w.chunks {
-            for r0 in (0..chunk.rows).step_by(piece) {
-                let rows = piece.min(chunk.rows - r0);
-                Dequant::new(&self.ctx).record(g, w, chunk, r0..r0 + rows, &scratch)?;
-                let params = MatmulParams {
-                    k: k as u32,
-                    n: rows as u32,
-                    out_stride: cols.total as u32,
-                    out_offset: (cols.first + chunk.row0 + r0) as u32,
-                    t: t as u32,
-                    d_off: 0,
-                    m_off: 0,
-                    _pad: 0,
-                    rope: EpilogueParams::default(),
-                };
-                let [gx, gy, _] = gemm_grid(&w.name, rows, 128, t, bm)?;
-                let split = match &split_sums {
-                    Some(b) => {
-                        let most = b.size() as usize / (t * rows * 4);
-                        nonempty_splits(k / bk, k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk).min(most))
-                    }
-                    None => 1,
-                };
-                let split_pipeline = match split {
-                    0 | 1 => None,
-                    _ => self.coop_gemm(&[c[0], c[1], c[2], c[3], ("SPLIT", split as f64)]),
-                };
-                match (split_pipeline, &split_sums) {
-                    (Some(sp), Some(sums)) => {
-                        let uniform = self.ctx.uniform("matmul params", &params);
-                        let grid = [gx, gy, split as u32];
-                        g.push(&self.ctx, "matmul_gemm_coop", &sp, &[&uniform, x, &scratch, out, sums], grid);
-                        let cols = OutCols { first: cols.first + chunk.row0 + r0, total: cols.total };
-                        SplitSum::new(&self.ctx).record(
-                            g,
-                            sums,
-                            MatmulDst::new(out, cols, out_kind),
-                            [split, t, rows],
-                        )?;
-                    }
-                    _ => self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], [gx, gy, 1]),
+        // the GEMM of `rows` decoded rows whose output columns start at `col`, its K split as
+        // record_cols splits it (an uncompiled split pipeline: unsplit)
+        let gemm = |g: &mut Graph, [rows, col]: [usize; 2]| -> Result<()> {
+            if rows == 0 {
+                return Ok(());
+            }
+            let params = MatmulParams {
+                k: k as u32,
+                n: rows as u32,
+                out_stride: cols0.total as u32,
+                out_offset: col as u32,
+                t: t as u32,
+                d_off: 0,
+                m_off: 0,
+                _pad: 0,
+                rope: EpilogueParams::default(),
+            };
+            let [gx, gy, _] = gemm_grid(&w0.name, rows, 128, t, bm)?;
+            let split = k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk);
+            let sums = if split > 1 { Some(self.ctx.split_scratch()?) } else { None };
+            let split = match &sums {
+                Some(b) => nonempty_splits(k / bk, split.min(b.size() as usize / (t * rows * 4))),
+                None => 1,
+            };
+            let split_pipeline = match split {
+                1 => None,
+                _ => self.coop_gemm(&[c[0], c[1], c[2], c[3], ("SPLIT", split as f64)]),
+            };
+            match (split_pipeline, &sums) {
+                (Some(sp), Some(sums)) => {
+                    let uniform = self.ctx.uniform("matmul params", &params);
+                    g.push(
+                        &self.ctx,
+                        "matmul_gemm_coop",
+                        &sp,
+                        &[&uniform, x, &scratch, out, sums],
+                        [gx, gy, split as u32],
+                    );
+                    let cols = OutCols { first: col, total: cols0.total };
+                    SplitSum::new(&self.ctx).record(g, sums, MatmulDst::new(out, cols, out_kind), [split, t, rows])?;
                 }
-                g.note_bytes((rows * k * 2) as u64);
+                _ => self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], [gx, gy, 1]),
+            }
+            g.note_bytes((rows * k * 2) as u64);
+            Ok(())
+        };
+        let mut filled = [0, 0]; // rows in the scratch, the output column of its first
+        for &(w, cols) in parts {
+            for chunk in &w.chunks {
+                let mut r0 = 0;
+                while r0 < chunk.rows {
+                    let col = cols.first + chunk.row0 + r0;
+                    if filled[0] == piece || filled[1] + filled[0] != col {
+                        gemm(g, filled)?;
+                        filled = [0, col];
+                    }
+                    let rows = (piece - filled[0]).min(chunk.rows - r0);
+                    Dequant::new(&self.ctx).record(g, w, chunk, r0..r0 + rows, &scratch, filled[0])?;
+                    filled[0] += rows;
+                    r0 += rows;
+                }
             }
         }
+        gemm(g, filled)?;
         Ok(true)
     }
 
