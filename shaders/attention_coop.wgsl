@@ -5,8 +5,13 @@
 //   tok    (T)              (slot, position) per token
 //   kcache (S, ctx, Hkv, D) f16, RoPE applied;  vcache likewise
 //   out    (T, H, D)        packed f16: softmax(q k^T * scale) v
-// Workgroup = one subgroup of 32 = 16 query tokens of one head (H200, 8B pp512: 6.8 ms of
-// attention vs 8.7 with 4 subgroups = 64 tokens); grid x = token tiles, y = heads. One pass over
+// Workgroup = two subgroups of 32 = 16 query tokens of one head, subgroup s taking key tiles s,
+// s + 2, ... with its own softmax state, the two combined as the output is written (H200,
+// 2026-12-04, attention of the pp512 batch: 1B bf16 2.06 -> 1.86 ms, 8B 5.67 -> 5.21 ms against
+// one subgroup; 8B pp512 earlier: one subgroup 6.8 ms vs 8.7 with 4 subgroups = 64 tokens).
+// Grid x = heads, y = token tiles, the last (most keys) first so that the longest workgroups
+// start first (pp512, both changes: 1B bf16 46,624 -> 48,163 / 49,615 tok/s, 8B bf16 10,358 ->
+// 10,616 / 10,658). One pass over
 // the keys in tiles of 64, an online softmax whose reference maximum m moves lazily: P = exp(S -
 // m) is formed against each row's current m, which is raised only where a tile's maximum passes
 // m + TAU (so P <= e^TAU, well inside f16), and only then do the O accumulators — which cannot be
@@ -17,6 +22,7 @@
 
 override HEAD_DIM: u32 = 128u;
 override ND: u32 = HEAD_DIM / 16u;
+const KSPLIT: u32 = 2u; // subgroups per workgroup, each taking every other key tile
 
 struct Params {
     heads: u32,
@@ -44,15 +50,17 @@ const TAU: f32 = 8.0;  // how far a row's scores may pass its reference maximum:
 
 // (each a multiple of 16 bytes: a driver may place them in any order, and the matrix loads and
 // stores need 16-byte aligned tiles — a 4-byte flag of its own broke them on the H200)
-var<workgroup> sw: array<f32, 16u * BKEY>; // S (16 x 64), then O slices to emit
-var<workgroup> pw: array<f16, 16u * PL>;   // P (16 x 64) as f16
-var<workgroup> ow: array<f32, 260u>;       // an O slice being rescaled (S is still in use); [256]:
-                                           // whether some row's maximum moves this tile
+var<workgroup> sw: array<f32, KSPLIT * 16u * BKEY>; // per subgroup: S (16 x 64), then O slices
+var<workgroup> pw: array<f16, KSPLIT * 16u * PL>; // per subgroup: P (16 x 64) as f16
+var<workgroup> ow: array<f32, 516u>;       // per subgroup an O slice being rescaled (S is still in
+                                           // use); [512 + s]: whether some row's maximum moves
+                                           // this tile in subgroup s, [514]: in either
+var<workgroup> ml: array<f32, 64u>;        // per subgroup and row: m, l
 
-// S (16 rows x 64 keys from key0) = Q K^T, stored row-major in `sw`.
+// S (16 rows x 64 keys from key0) = Q K^T, stored row-major in `sw` from `so`.
 fn scores(q0: coop_mat16x16<f16, A>, q1: coop_mat16x16<f16, A>, q2: coop_mat16x16<f16, A>,
           q3: coop_mat16x16<f16, A>, q4: coop_mat16x16<f16, A>, q5: coop_mat16x16<f16, A>,
-          q6: coop_mat16x16<f16, A>, q7: coop_mat16x16<f16, A>, kbase: u32, key0: u32) {
+          q6: coop_mat16x16<f16, A>, q7: coop_mat16x16<f16, A>, kbase: u32, key0: u32, so: u32) {
     let ks = p.kv_heads * HEAD_DIM; // f16 between cache positions
     for (var j = 0u; j < 4u; j++) {
         var s: coop_mat16x16<f32, C>;
@@ -65,16 +73,17 @@ fn scores(q0: coop_mat16x16<f16, A>, q1: coop_mat16x16<f16, A>, q2: coop_mat16x1
         if ND > 5u { let o = kb + 80u; s = coopMultiplyAdd(q5, coopLoad<coop_mat16x16<f16, B>>(&kc[o], ks), s); }
         if ND > 6u { let o = kb + 96u; s = coopMultiplyAdd(q6, coopLoad<coop_mat16x16<f16, B>>(&kc[o], ks), s); }
         if ND > 7u { let o = kb + 112u; s = coopMultiplyAdd(q7, coopLoad<coop_mat16x16<f16, B>>(&kc[o], ks), s); }
-        coopStoreT(s, &sw[16u * j], BKEY);
+        coopStoreT(s, &sw[so + 16u * j], BKEY);
     }
 }
 
-// O slice j (16 x 16) += P (16 x 64 keys from key0) V[key0.., 16 j..].
-fn pv(o: coop_mat16x16<f32, C>, vbase: u32, key0: u32, j: u32) -> coop_mat16x16<f32, C> {
+// O slice j (16 x 16) += P (16 x 64 keys from key0, in `pw` from `pbase`) V[key0.., 16 j..].
+fn pv(o: coop_mat16x16<f32, C>, vbase: u32, key0: u32, j: u32,
+      pbase: u32) -> coop_mat16x16<f32, C> {
     let ks = p.kv_heads * HEAD_DIM;
     var acc = o;
     for (var kk = 0u; kk < 4u; kk++) {
-        let po = 16u * kk;
+        let po = pbase + 16u * kk;
         let vo = vbase + (key0 + 16u * kk) * ks + 16u * j;
         acc = coopMultiplyAdd(coopLoadT<coop_mat16x16<f16, A>>(&pw[po], PL),
             coopLoadT<coop_mat16x16<f16, B>>(&vc[vo], ks), acc);
@@ -83,40 +92,55 @@ fn pv(o: coop_mat16x16<f32, C>, vbase: u32, key0: u32, j: u32) -> coop_mat16x16<
 }
 
 // O slice (16 x 16) with this lane's row scaled by alpha (lane: row lane / 2, 8 columns).
-fn rescale(o: coop_mat16x16<f32, C>, lane: u32, alpha: f32) -> coop_mat16x16<f32, C> {
-    coopStoreT(o, &ow[0], 16u);
+fn rescale(o: coop_mat16x16<f32, C>, lane: u32, alpha: f32, ob: u32) -> coop_mat16x16<f32, C> {
+    coopStoreT(o, &ow[ob], 16u);
     workgroupBarrier();
-    let b = 16u * (lane / 2u) + 8u * (lane % 2u);
+    let b = ob + 16u * (lane / 2u) + 8u * (lane % 2u);
     for (var i = 0u; i < 8u; i++) {
         ow[b + i] *= alpha;
     }
     workgroupBarrier();
-    let scaled = coopLoadT<coop_mat16x16<f32, C>>(&ow[0], 16u);
+    let scaled = coopLoadT<coop_mat16x16<f32, C>>(&ow[ob], 16u);
     workgroupBarrier();
     return scaled;
 }
 
-// Writes O slice j / l for this lane's row (lane: row lane / 2, 8 columns).
-fn emit(o: coop_mat16x16<f32, C>, j: u32, lane: u32, t: u32, h: u32, l: f32) {
-    coopStoreT(o, &sw[0], 16u);
+// Writes O slice j of this workgroup's rows: both subgroups' slices weighed by exp(m_s - m) and
+// divided by their weighed sums l (ml holds each subgroup's m, l per row), 4 values per thread.
+fn emit(o: coop_mat16x16<f32, C>, j: u32, lid: u32, sg: u32, t0: u32, h: u32) {
+    coopStoreT(o, &sw[sg * 16u * BKEY], 16u);
     workgroupBarrier();
-    let r = lane / 2u;
-    let c = 8u * (lane % 2u);
+    let e = 4u * lid; // 64 threads x 4 values of the 16 x 16 slice
+    let r = e / 16u;
+    let c = e % 16u;
+    let t = t0 + r;
     if t < p.tokens {
-        let base = 16u * r + c;
+        let m0 = ml[2u * r];
+        let m1 = ml[32u + 2u * r];
+        let mx = max(m0, m1);
+        let w0 = exp(m0 - mx);
+        let w1 = exp(m1 - mx);
+        let den = max(ml[2u * r + 1u] * w0 + ml[32u + 2u * r + 1u] * w1, 1e-30);
+        let a = 16u * r + c;
+        let b = 16u * BKEY + a;
         let ob = ((t * p.heads + h) * HEAD_DIM + 16u * j + c) / 2u;
-        for (var i = 0u; i < 4u; i++) {
-            out[ob + i] = pack_act(vec2<f32>(sw[base + 2u * i], sw[base + 2u * i + 1u]) / l);
+        for (var i = 0u; i < 2u; i++) {
+            let v0 = sw[a + 2u * i] * w0 + sw[b + 2u * i] * w1;
+            let v1 = sw[a + 2u * i + 1u] * w0 + sw[b + 2u * i + 1u] * w1;
+            out[ob + i] = pack_act(vec2<f32>(v0, v1) / den);
         }
     }
     workgroupBarrier();
 }
 
-@compute @workgroup_size(32)
+@compute @workgroup_size(32u * KSPLIT)
 fn main(@builtin(subgroup_invocation_id) lane: u32,
-        @builtin(workgroup_id) wid: vec3<u32>) {
-    let h = wid.y;
-    let t0 = wid.x * BQ;
+        @builtin(local_invocation_index) lid: u32,
+        @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let sg = lid / 32u; // this subgroup: key tiles sg, sg + KSPLIT, ...
+    let h = wid.x;
+    let t0 = (nwg.y - 1u - wid.y) * BQ; // the tiles with the most keys first, every head's
     let kvh = h / (p.heads / p.kv_heads);
     let last = min(t0 + BQ, p.tokens) - 1u;
     let slot = tok[t0].x;
@@ -153,15 +177,22 @@ fn main(@builtin(subgroup_invocation_id) lane: u32,
     var o2: coop_mat16x16<f32, C>; var o3: coop_mat16x16<f32, C>;
     var o4: coop_mat16x16<f32, C>; var o5: coop_mat16x16<f32, C>;
     var o6: coop_mat16x16<f32, C>; var o7: coop_mat16x16<f32, C>;
-    let so = r * BKEY + half;
-    let po = r * PL + half;
-    for (var kt = 0u; kt < n_tiles; kt++) {
+    let sbase = sg * 16u * BKEY;
+    let pbase = sg * 16u * PL;
+    let obase = sg * 256u;
+    let so = sbase + r * BKEY + half;
+    let po = pbase + r * PL + half;
+    let iters = (n_tiles + KSPLIT - 1u) / KSPLIT; // the same for every subgroup (barriers)
+    for (var it = 0u; it < iters; it++) {
+        // a subgroup past the last tile recomputes it with every key masked
+        let kt = min(it * KSPLIT + sg, n_tiles - 1u);
+        let live = it * KSPLIT + sg < n_tiles;
         let key0 = kt * BKEY;
-        scores(q0, q1, q2, q3, q4, q5, q6, q7, base, key0);
+        scores(q0, q1, q2, q3, q4, q5, q6, q7, base, key0, sbase);
         workgroupBarrier();
         var mt = NEG;
         for (var i = 0u; i < 32u; i++) {
-            if key0 + half + i <= pos {
+            if live && key0 + half + i <= pos {
                 mt = max(mt, sw[so + i] * p.scale);
             }
         }
@@ -169,52 +200,61 @@ fn main(@builtin(subgroup_invocation_id) lane: u32,
         let up = mt > m + TAU;
         let any_up = subgroupAny(up);
         if lane == 0u {
-            ow[256] = select(0.0, 1.0, any_up);
+            ow[512u + sg] = select(0.0, 1.0, any_up);
         }
-        if workgroupUniformLoad(&ow[256]) != 0.0 {
+        workgroupBarrier();
+        if lid == 0u {
+            ow[514] = ow[512] + ow[513];
+        }
+        if workgroupUniformLoad(&ow[514]) != 0.0 {
+            // (both subgroups rescale when either moves: alpha = 1 where m stays)
             // (the first tile raises every row from NEG: O is still zero then)
             let m_new = select(m, mt, up);
             let alpha = exp(m - m_new);
             l *= alpha;
             m = m_new;
-            if kt > 0u {
-                o0 = rescale(o0, lane, alpha);
-                if ND > 1u { o1 = rescale(o1, lane, alpha); }
-                if ND > 2u { o2 = rescale(o2, lane, alpha); }
-                if ND > 3u { o3 = rescale(o3, lane, alpha); }
-                if ND > 4u { o4 = rescale(o4, lane, alpha); }
-                if ND > 5u { o5 = rescale(o5, lane, alpha); }
-                if ND > 6u { o6 = rescale(o6, lane, alpha); }
-                if ND > 7u { o7 = rescale(o7, lane, alpha); }
+            if it > 0u {
+                o0 = rescale(o0, lane, alpha, obase);
+                if ND > 1u { o1 = rescale(o1, lane, alpha, obase); }
+                if ND > 2u { o2 = rescale(o2, lane, alpha, obase); }
+                if ND > 3u { o3 = rescale(o3, lane, alpha, obase); }
+                if ND > 4u { o4 = rescale(o4, lane, alpha, obase); }
+                if ND > 5u { o5 = rescale(o5, lane, alpha, obase); }
+                if ND > 6u { o6 = rescale(o6, lane, alpha, obase); }
+                if ND > 7u { o7 = rescale(o7, lane, alpha, obase); }
             }
         }
         for (var i = 0u; i < 32u; i++) {
             var e = 0.0;
-            if valid && key0 + half + i <= pos {
+            if valid && live && key0 + half + i <= pos {
                 e = exp(sw[so + i] * p.scale - m);
             }
             l += e;
             pw[po + i] = f16(e);
         }
         workgroupBarrier();
-        o0 = pv(o0, base, key0, 0u);
-        if ND > 1u { o1 = pv(o1, base, key0, 1u); }
-        if ND > 2u { o2 = pv(o2, base, key0, 2u); }
-        if ND > 3u { o3 = pv(o3, base, key0, 3u); }
-        if ND > 4u { o4 = pv(o4, base, key0, 4u); }
-        if ND > 5u { o5 = pv(o5, base, key0, 5u); }
-        if ND > 6u { o6 = pv(o6, base, key0, 6u); }
-        if ND > 7u { o7 = pv(o7, base, key0, 7u); }
+        o0 = pv(o0, base, key0, 0u, pbase);
+        if ND > 1u { o1 = pv(o1, base, key0, 1u, pbase); }
+        if ND > 2u { o2 = pv(o2, base, key0, 2u, pbase); }
+        if ND > 3u { o3 = pv(o3, base, key0, 3u, pbase); }
+        if ND > 4u { o4 = pv(o4, base, key0, 4u, pbase); }
+        if ND > 5u { o5 = pv(o5, base, key0, 5u, pbase); }
+        if ND > 6u { o6 = pv(o6, base, key0, 6u, pbase); }
+        if ND > 7u { o7 = pv(o7, base, key0, 7u, pbase); }
         workgroupBarrier();
     }
-    l = max(l + subgroupShuffleXor(l, 1u), 1e-30);
+    l = l + subgroupShuffleXor(l, 1u);
+    if lane % 2u == 0u {
+        ml[sg * 32u + 2u * r] = m;
+        ml[sg * 32u + 2u * r + 1u] = l;
+    }
 
-    emit(o0, 0u, lane, t, h, l);
-    if ND > 1u { emit(o1, 1u, lane, t, h, l); }
-    if ND > 2u { emit(o2, 2u, lane, t, h, l); }
-    if ND > 3u { emit(o3, 3u, lane, t, h, l); }
-    if ND > 4u { emit(o4, 4u, lane, t, h, l); }
-    if ND > 5u { emit(o5, 5u, lane, t, h, l); }
-    if ND > 6u { emit(o6, 6u, lane, t, h, l); }
-    if ND > 7u { emit(o7, 7u, lane, t, h, l); }
+    emit(o0, 0u, lid, sg, t0, h);
+    if ND > 1u { emit(o1, 1u, lid, sg, t0, h); }
+    if ND > 2u { emit(o2, 2u, lid, sg, t0, h); }
+    if ND > 3u { emit(o3, 3u, lid, sg, t0, h); }
+    if ND > 4u { emit(o4, 4u, lid, sg, t0, h); }
+    if ND > 5u { emit(o5, 5u, lid, sg, t0, h); }
+    if ND > 6u { emit(o6, 6u, lid, sg, t0, h); }
+    if ND > 7u { emit(o7, 7u, lid, sg, t0, h); }
 }

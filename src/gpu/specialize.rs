@@ -185,11 +185,16 @@ mod tests {
             let full = naga::front::wgsl::parse_str(&src).unwrap();
             let named = |k: &str| full.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(k));
             let reads_weights = named("W_DTYPE");
-            // the GEMMs' tile shapes beside their defaults: 128-token tiles, stages of 64 K, 64 columns
-            // (the skinny GEMM's: 64 columns, K split 4 ways)
+            // the GEMMs' tile shapes beside their defaults: 128-token tiles, stages of 64 K (and K
+            // split 4 ways), 64 columns (the skinny GEMM's: 64 columns, K split 4 ways)
             let tiles: &[&[(&str, f64)]] = match (named("BM"), named("BT"), *name == "matmul_gemm_coop") {
+                (true, _, true) => &[
+                    &[],
+                    &[("BM", 128.0)],
+                    &[("BM", 128.0), ("BK", 64.0)],
+                    &[("BM", 128.0), ("BK", 64.0), ("SPLIT", 4.0)],
+                ],
                 _ if named("SPLIT") => &[&[], &[("BN", 64.0)], &[("SPLIT", 4.0)]],
-                (true, _, true) => &[&[], &[("BM", 128.0)], &[("BM", 128.0), ("BK", 64.0)]],
                 (true, _, false) => &[&[], &[("BM", 128.0)]],
                 (_, true, _) => &[&[], &[("BT", 128.0)], &[("BT", 128.0), ("BN", 64.0)]],
                 _ => &[&[]],

@@ -173,7 +173,7 @@ impl Attention {
             return self.record(g, io, s, t); // the portable kernel
         };
         let uniform = self.ctx.uniform("attention params", &AttentionParams::new(s, t, 1, 0));
-        let grid = [t.div_ceil(16) as u32, s.heads as u32, 1]; // tiles of 16 query tokens
+        let grid = [s.heads as u32, t.div_ceil(16) as u32, 1]; // tiles of 16 query tokens on y
         let buffers = [&uniform, io.q, io.tok, io.kcache, io.vcache, io.out];
         g.push(&self.ctx, "attention_coop", &pipeline, &buffers, grid);
         Ok(())
