@@ -539,22 +539,11 @@ impl Matmul {
             };
             match &scratch {
                 Some(sums) if split > 1 => {
-                    let uniform = self.ctx.uniform("matmul params", &params);
-                    g.push(&self.ctx, kernel.name(), &pipeline, &[&uniform, x, &chunk.buf, out, sums], workgroups);
-                    g.note_bytes(chunk.buf.size());
-                    let cols = OutCols { first: cols.first + chunk.row0, total: cols.total };
-                    SplitSum::new(&self.ctx).record(
-                        g,
-                        sums,
-                        MatmulDst::new(out, cols, out_kind),
-                        [split, t, chunk.rows],
-                    )?;
+                    self.push_split(g, kernel, &pipeline, params, [x, &chunk.buf, sums, out], workgroups, out_kind)?
                 }
-                _ => {
-                    self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], workgroups);
-                    g.note_bytes(chunk.buf.size());
-                }
+                _ => self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], workgroups),
             }
+            g.note_bytes(chunk.buf.size());
         }
         Ok(())
     }
@@ -630,16 +619,8 @@ impl Matmul {
             };
             match (split_pipeline, &sums) {
                 (Some(sp), Some(sums)) => {
-                    let uniform = self.ctx.uniform("matmul params", &params);
-                    g.push(
-                        &self.ctx,
-                        "matmul_gemm_coop",
-                        &sp,
-                        &[&uniform, x, &scratch, out, sums],
-                        [gx, gy, split as u32],
-                    );
-                    let cols = OutCols { first: col, total: cols0.total };
-                    SplitSum::new(&self.ctx).record(g, sums, MatmulDst::new(out, cols, out_kind), [split, t, rows])?;
+                    let grid = [gx, gy, split as u32];
+                    self.push_split(g, MatmulKernel::GemmCoop, &sp, params, [x, &scratch, sums, out], grid, out_kind)?
                 }
                 _ => self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], [gx, gy, 1]),
             }
@@ -687,5 +668,25 @@ impl Matmul {
     ) {
         let uniform = self.ctx.uniform("matmul params", &params);
         g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out], grid);
+    }
+
+    /// Records a matmul split along K (grid z = the splits): the splits' partial sums into
+    /// `sums`, then their sum stored into `out` as `kind` says, in the columns `params` names.
+    #[allow(clippy::too_many_arguments)]
+    fn push_split(
+        &self,
+        g: &mut Graph,
+        kernel: MatmulKernel,
+        pipeline: &Arc<Kernel>,
+        params: MatmulParams,
+        [x, w, sums, out]: [&wgpu::Buffer; 4],
+        grid: [u32; 3],
+        kind: MatmulOut,
+    ) -> Result<()> {
+        let uniform = self.ctx.uniform("matmul params", &params);
+        g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out, sums], grid);
+        let cols = OutCols { first: params.out_offset as usize, total: params.out_stride as usize };
+        let [split, t, n] = [grid[2], params.t, params.n].map(|v| v as usize);
+        SplitSum::new(&self.ctx).record(g, sums, MatmulDst::new(out, cols, kind), [split, t, n])
     }
 }
