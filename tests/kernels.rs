@@ -328,7 +328,11 @@ fn matmul_gguf_blocks_both_paths() {
     for path in PATHS {
         let c = ctx(path);
         for dtype in BLOCKS {
-            for &(t, k, n) in &[(1, 576, 1536), (1, 96, 10), (3, 64, 66), (7, 576, 96), (20, 1056, 70), (33, 96, 130)] {
+            // (70, 1056, 70): a prompt whose tiles the matrix-core GEMM decodes as it stages them,
+            // K in 33 stages of 32 split 7 ways
+            for &(t, k, n) in
+                &[(1, 576, 1536), (1, 96, 10), (3, 64, 66), (7, 576, 96), (20, 1056, 70), (33, 96, 130), (70, 1056, 70)]
+            {
                 check_matmul(c, path, dtype, t, k, n, MatmulOut::Act);
             }
             check_matmul(c, path, dtype, 2, 64, 1001, MatmulOut::F32);
