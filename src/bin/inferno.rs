@@ -632,7 +632,7 @@ fn bench(
         };
         let prefill = t.elapsed().as_secs_f64();
         // the GPU idled (and may have clocked down) while the weights loaded: the warm-up runs
-        // the prompt for a second (H200, 2026-12-04: about one bench process in six had its
+        // the prompt for a second (H200, 2026-12-04: about one prompt bench process in four had its
         // timed 10-50 ms prompts 3-4x slow after a single warm-up prompt)
         while r == 0 && n_prompt > 0 && t.elapsed().as_secs_f64() < 1.0 {
             s.prefill_blocking(0, 0, &prompt)?;
