@@ -1212,6 +1212,48 @@ fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
     }
 }
 
+/// Checks a q/k/v projection with the RoPE epilogue against the CPU: random input x (t, k) and
+/// weights of `dtypes` (one q/k/v weight, or q+k and v), random caches of two slots; `run` records
+/// and runs it on the GPU and returns the input and weights as the GPU multiplied them (None: the
+/// call rightly refused), then q and both caches are compared with the CPU's matmul, RoPE and
+/// cache writes.
+#[allow(clippy::type_complexity)]
+fn check_rope_epilogue(
+    c: &GpuContext,
+    path: ActDtype,
+    seed: &str,
+    tok: &[(usize, usize)],
+    [heads, kvh, d, k]: [usize; 4],
+    dtypes: &[WeightDtype],
+    run: impl FnOnce(&[f32], &wgpu::Buffer, &[(Vec<f32>, Weight)], RopeEpilogue) -> Option<(Vec<f32>, Vec<f32>)>,
+) {
+    let mut rng = rng(seed);
+    let t = tok.len();
+    let (slots, ctx_len) = (2, 701);
+    let (qd, kvd) = (heads * d, kvh * d);
+    let n = qd + 2 * kvd;
+    let (theta, scaling) = scalings().remove(1);
+    let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
+    let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
+    let rows = if dtypes.len() == 1 { vec![n] } else { vec![qd + kvd, kvd] };
+    let weights: Vec<(Vec<f32>, Weight)> =
+        dtypes.iter().zip(&rows).map(|(&dt, &r)| rand_weight(c, &mut rng, dt, r, k, 0.5)).collect();
+    let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+    let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
+    let (xb, tb, qb) = (upload_act(c, &x), tok_buf(c, tok), poisoned(c, t * qd * 2));
+    let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
+    let rope = RopeEpilogue { dst, tok: &tb, table: &table, heads, kv_heads: kvh };
+    let Some((xhat, wv)) = run(&x, &xb, &weights, rope) else {
+        return;
+    };
+    let what = format!("{seed} {path:?} t={t} H={heads} Hkv={kvh} D={d} K={k} {dtypes:?}");
+    let y = cpu::matmul(&xhat, &wv, t, k, n);
+    let want_q = rope_epilogue_reference(&y, tok, (heads, kvh, d), (theta, &scaling), ctx_len, &mut kc, &mut vc);
+    assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
+    assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
+    assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));
+}
+
 #[test]
 fn skinny_rope_epilogue() {
     // batched steps' q/k/v on the skinny matrix-core GEMM with RoPE and the KV append as its
@@ -1221,51 +1263,30 @@ fn skinny_rope_epilogue() {
     for path in PATHS {
         let c = ctx(path);
         let cases = [
-            (8, 4, 2, 64, 256, vec![WeightDtype::Bf16]),
-            (20, 4, 2, 64, 512, vec![WeightDtype::Q4K, WeightDtype::Q6K]),
-            (6, 2, 1, 128, 256, vec![WeightDtype::F16]),
+            (8, [4, 2, 64, 256], vec![WeightDtype::Bf16]),
+            (20, [4, 2, 64, 512], vec![WeightDtype::Q4K, WeightDtype::Q6K]),
+            (6, [2, 1, 128, 256], vec![WeightDtype::F16]),
         ];
-        for (t, heads, kvh, d, k, dtypes) in cases {
-            let mut rng = rng("skinny_rope");
+        for (t, shape, dtypes) in cases {
             let tok: Vec<(usize, usize)> = (0..t).map(|i| (i % 2, 3 + 7 * i)).collect();
-            let (slots, ctx_len) = (2, 701);
-            let (qd, kvd) = (heads * d, kvh * d);
-            let n = qd + 2 * kvd;
-            let (theta, scaling) = scalings().remove(1);
-            let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
-            let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
-            let rows = if dtypes.len() == 1 { vec![n] } else { vec![qd + kvd, kvd] };
-            let weights: Vec<(Vec<f32>, Weight)> =
-                dtypes.iter().zip(&rows).map(|(&dt, &r)| rand_weight(c, &mut rng, dt, r, k, 0.5)).collect();
-            let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-            let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-            let (xb, tb, qb) = (upload_act(c, &x), tok_buf(c, &tok), poisoned(c, t * qd * 2));
-            let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
-            let rope = RopeEpilogue { dst, tok: &tb, table: &table, heads, kv_heads: kvh };
-            let what = format!("skinny+rope {path:?} t={t} H={heads} Hkv={kvh} D={d} K={k} {dtypes:?}");
-            let mut g = Graph::new();
-            let m = Matmul::new(c);
-            if !weights.iter().all(|(_, w)| m.fuses_rope(t, w)) {
-                let (_, w) = &weights[0];
-                assert!(m.record_rope(&mut g, &xb, w, OutCols { first: 0, total: n }, rope, t).is_err(), "{what}");
-                continue;
-            }
-            let mut first = 0;
-            for (_, w) in &weights {
-                m.record_rope(&mut g, &xb, w, OutCols { first, total: n }, rope, t).unwrap();
-                first += w.rows;
-            }
-            g.run(c);
-            let wv: Vec<f32> = weights
-                .iter()
-                .flat_map(|(v, _)| v.iter().map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32()))
-                .collect();
-            let y = cpu::matmul(&x, &wv, t, k, n);
-            let want_q =
-                rope_epilogue_reference(&y, &tok, (heads, kvh, d), (theta, &scaling), ctx_len, &mut kc, &mut vc);
-            assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
-            assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
-            assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));
+            check_rope_epilogue(c, path, "skinny_rope", &tok, shape, &dtypes, |x, xb, weights, rope| {
+                let m = Matmul::new(c);
+                let mut g = Graph::new();
+                let n = weights.iter().map(|(_, w)| w.rows).sum();
+                if !weights.iter().all(|(_, w)| m.fuses_rope(t, w)) {
+                    let refused = m.record_rope(&mut g, xb, &weights[0].1, OutCols { first: 0, total: n }, rope, t);
+                    assert!(refused.is_err(), "skinny_rope {path:?} t={t} {dtypes:?}: not refused");
+                    return None;
+                }
+                let mut first = 0;
+                for (_, w) in weights {
+                    m.record_rope(&mut g, xb, w, OutCols { first, total: n }, rope, t).unwrap();
+                    first += w.rows;
+                }
+                g.run(c);
+                let f16 = |v: f32| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32();
+                Some((x.to_vec(), weights.iter().flat_map(|(v, _)| v.iter().map(|&v| f16(v))).collect()))
+            });
         }
     }
 }
@@ -1280,46 +1301,27 @@ fn gemv_q8_rope_epilogue_both_paths() {
     for path in PATHS {
         let c = ctx(path);
         let cases = [
-            (9, 3, 64, 512, vec![WeightDtype::Q4K]),
-            (4, 2, 8, 256, vec![WeightDtype::Q4K, WeightDtype::Q6K]),
-            (2, 1, 128, 256, vec![WeightDtype::Q8_0, WeightDtype::Q4_1]),
+            ([9, 3, 64, 512], vec![WeightDtype::Q4K]),
+            ([4, 2, 8, 256], vec![WeightDtype::Q4K, WeightDtype::Q6K]),
+            ([2, 1, 128, 256], vec![WeightDtype::Q8_0, WeightDtype::Q4_1]),
         ];
-        for (heads, kvh, d, k, dtypes) in cases {
-            let mut rng = rng("gemv_q8_rope");
+        for (shape, dtypes) in cases {
             let tok = [(1usize, 700usize), (0, 3), (1, 0)];
-            let t = tok.len();
-            let (slots, ctx_len) = (2, 701);
-            let (qd, kvd) = (heads * d, kvh * d);
-            let n = qd + 2 * kvd;
-            let (theta, scaling) = scalings().remove(1);
-            let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
-            let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
-            let rows = if dtypes.len() == 1 { vec![n] } else { vec![qd + kvd, kvd] };
-            let weights: Vec<(Vec<f32>, Weight)> =
-                dtypes.iter().zip(&rows).map(|(&dt, &r)| rand_weight(c, &mut rng, dt, r, k, 0.5)).collect();
-            let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-            let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-            let (xb, tb, qb) = (upload_act(c, &x), tok_buf(c, &tok), poisoned(c, t * qd * 2));
-            let q = QuantScratch::new(c, t, k).unwrap();
-            let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
-            let rope = RopeEpilogue { dst, tok: &tb, table: &table, heads, kv_heads: kvh };
-            let what = format!("gemv_q8+rope {path:?} H={heads} Hkv={kvh} D={d} K={k} {dtypes:?}");
-            let mut g = Graph::new();
-            W8a8::new(c).quantize_from(&mut g, &xb, QuantInput::Act, QuantGrain::Block, &q, k, t).unwrap();
-            let mut first = 0;
-            for (_, w) in &weights {
-                GemvQ8::new(c).record_rope(&mut g, &q, w, OutCols { first, total: n }, rope, t).unwrap();
-                first += w.rows;
-            }
-            g.run(c);
-            let xhat = read_block_quant(c, &q, &x, 1e-6, &what);
-            let wv: Vec<f32> = weights.iter().flat_map(|(v, _)| v.clone()).collect();
-            let y = cpu::matmul(&xhat, &wv, t, k, n);
-            let want_q =
-                rope_epilogue_reference(&y, &tok, (heads, kvh, d), (theta, &scaling), ctx_len, &mut kc, &mut vc);
-            assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
-            assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
-            assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));
+            let (t, k) = (tok.len(), shape[3]);
+            check_rope_epilogue(c, path, "gemv_q8_rope", &tok, shape, &dtypes, |x, xb, weights, rope| {
+                let q = QuantScratch::new(c, t, k).unwrap();
+                let n = weights.iter().map(|(_, w)| w.rows).sum();
+                let mut g = Graph::new();
+                W8a8::new(c).quantize_from(&mut g, xb, QuantInput::Act, QuantGrain::Block, &q, k, t).unwrap();
+                let mut first = 0;
+                for (_, w) in weights {
+                    GemvQ8::new(c).record_rope(&mut g, &q, w, OutCols { first, total: n }, rope, t).unwrap();
+                    first += w.rows;
+                }
+                g.run(c);
+                let xhat = read_block_quant(c, &q, x, 1e-6, &format!("gemv_q8_rope {path:?} {dtypes:?}"));
+                Some((xhat, weights.iter().flat_map(|(v, _)| v.clone()).collect()))
+            });
         }
     }
 }

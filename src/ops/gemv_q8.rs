@@ -168,17 +168,7 @@ impl GemvQ8 {
         };
         let [positions, table, k_cache, v_cache] = RopeEpilogue::bindings(rope.as_ref(), &self.unused);
         for chunk in &w.chunks {
-            let params = MatmulParams {
-                k: k as u32,
-                n: chunk.rows as u32,
-                out_stride: cols.total as u32,
-                out_offset: (cols.first + chunk.row0) as u32,
-                t: t as u32,
-                d_off: chunk.d_off,
-                m_off: chunk.m_off,
-                _pad: 0,
-                rope: RopeEpilogue::params(rope.as_ref()),
-            };
+            let params = MatmulParams::for_chunk(k, t, chunk, cols, RopeEpilogue::params(rope.as_ref()));
             let uniform = self.ctx.uniform("matmul params", &params);
             let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(256 / lanes) as u32);
             let grid = [t.div_ceil(tok) as u32, x, y]; // token groups on x

@@ -13,7 +13,7 @@ use super::split_sum::SplitSum;
 use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
-use crate::gpu::weight::Weight;
+use crate::gpu::weight::{Weight, WeightChunk};
 use crate::gpu::{fold_workgroups, GpuContext, Kernel};
 use crate::graph::Graph;
 use std::sync::Arc;
@@ -41,6 +41,24 @@ pub struct MatmulParams {
     pub _pad: u32,
     /// The RoPE epilogue's fields (zeros without it).
     pub rope: EpilogueParams,
+}
+
+impl MatmulParams {
+    /// The params of `t` tokens through `chunk` of a weight of inner size `k`, writing its rows'
+    /// columns of `cols` (from `cols.first + chunk.row0`), with the RoPE epilogue's fields.
+    pub fn for_chunk(k: usize, t: usize, chunk: &WeightChunk, cols: OutCols, rope: EpilogueParams) -> Self {
+        MatmulParams {
+            k: k as u32,
+            n: chunk.rows as u32,
+            out_stride: cols.total as u32,
+            out_offset: (cols.first + chunk.row0) as u32,
+            t: t as u32,
+            d_off: chunk.d_off,
+            m_off: chunk.m_off,
+            _pad: 0,
+            rope,
+        }
+    }
 }
 
 /// Up to this many tokens use the GEMV kernel (one sequence's decode, or one step of a batch of
@@ -287,17 +305,7 @@ impl Matmul {
         };
         let [positions, table, k_cache, v_cache] = [rope.tok, &rope.table.buf, rope.dst.k_cache, rope.dst.v_cache];
         for chunk in &w.chunks {
-            let params = MatmulParams {
-                k: k as u32,
-                n: chunk.rows as u32,
-                out_stride: cols.total as u32,
-                out_offset: (cols.first + chunk.row0) as u32,
-                t: t as u32,
-                d_off: chunk.d_off,
-                m_off: chunk.m_off,
-                _pad: 0,
-                rope: RopeEpilogue::params(Some(&rope)),
-            };
+            let params = MatmulParams::for_chunk(k, t, chunk, cols, RopeEpilogue::params(Some(&rope)));
             let uniform = self.ctx.uniform("matmul params", &params);
             // (binding 4, the split sums, is not bound with SPLIT = 1)
             let buffers = [&uniform, x, &chunk.buf, rope.dst.q, rope.dst.q, positions, table, k_cache, v_cache];
@@ -526,17 +534,7 @@ impl Matmul {
                     [x, y, split as u32] // K splits on z
                 }
             };
-            let params = MatmulParams {
-                k: k as u32,
-                n: chunk.rows as u32,
-                out_stride: cols.total as u32,
-                out_offset: (cols.first + chunk.row0) as u32,
-                t: t as u32,
-                d_off: chunk.d_off,
-                m_off: chunk.m_off,
-                _pad: 0,
-                rope: EpilogueParams::default(),
-            };
+            let params = MatmulParams::for_chunk(k, t, chunk, cols, EpilogueParams::default());
             match &scratch {
                 Some(sums) if split > 1 => {
                     self.push_split(g, kernel, &pipeline, params, [x, &chunk.buf, sums, out], workgroups, out_kind)?
