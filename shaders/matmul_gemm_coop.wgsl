@@ -17,8 +17,8 @@
 // (Params and bindings in matmul_common.wgsl, OUT_MODE and its stores in matmul_out.wgsl.)
 // Grid: x = column tiles (N / 128), y = token tiles (T / BM), z = K splits (SPLIT: a weight of
 // few tiles, whose workgroups alone leave SMs idle; split z's f32 partial sums go to `splits`
-// (SPLIT, T, N), which matmul_split_sum.wgsl adds up in split order). 2 BM threads = BM / 16 subgroups
-// of 32; subgroup s computes tokens 32 (s % (BM / 32)).. x columns 64 (s / (BM / 32)).. (2 x 4
+// (SPLIT, T, N), which matmul_split_sum.wgsl adds up in split order). 2 BM threads = BM / 16
+// subgroups of 32; subgroup s computes tokens 32 (s % (BM / 32)).. x columns 64 (s / (BM / 32)).. (2 x 4
 // accumulator tiles). BM = 128 halves the weight traffic per token.
 // K goes in stages of BK: the next stage's global loads are issued into registers before the
 // multiply-adds of this one and stored after them. Each stage waits on its loads' latency, so

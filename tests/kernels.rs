@@ -24,6 +24,11 @@ use inferno_llama::{ActDtype, GpuContext, WeightDtype};
 
 const WDTYPES: [WeightDtype; 3] = [WeightDtype::F32, WeightDtype::F16, WeightDtype::Bf16];
 
+/// `v` as the matrix-core kernels stage it: rounded to f16, clamped to f16's range.
+fn f16_round(v: f32) -> f32 {
+    half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32()
+}
+
 /// Random weight values already rounded to `dtype`, and the uploaded weight. GGUF types the
 /// engine only reads ([`WeightDtype::Stored`]) are random blocks whose f16 scale fields are set to
 /// sane values (about `scale` / 1024 in size, either sign for d: with random sub-block scales and
@@ -91,7 +96,7 @@ fn check_matmul(c: &GpuContext, path: ActDtype, dtype: WeightDtype, t: usize, k:
     let (mut wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
     if Matmul::new(c).takes_coop_gemm(t, dtype, k) {
         // the matrix-core GEMM stages weights as f16 (block formats decoded, then rounded)
-        wv = wv.iter().map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32()).collect();
+        wv = wv.iter().map(|&v| f16_round(v)).collect();
     }
     let want = cpu::matmul(&x, &wv, t, k, n);
     let xb = upload_act(c, &x);
@@ -243,7 +248,7 @@ fn matmul_every_bf16_value_both_paths() {
         let got = read_f32(c, &ob, k * n);
         for (i, &v) in values.iter().enumerate() {
             let (row, col) = (i / k, i % k);
-            let want = if c.coopmat() { half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32() } else { v };
+            let want = if c.coopmat() { f16_round(v) } else { v };
             let g = got[col * n + row];
             // f32 subnormal weights may be flushed to zero (WGSL allows it; NVIDIA does)
             let flushed = want.is_subnormal() && g == 0.0;
@@ -376,7 +381,7 @@ fn check_parts(c: &GpuContext, path: ActDtype, parts: &[(WeightDtype, usize)], t
     for &(dtype, n) in parts {
         let (mut wv, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
         if Matmul::new(c).takes_coop_gemm(t, dtype, k) {
-            wv = wv.iter().map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32()).collect();
+            wv = wv.iter().map(|&v| f16_round(v)).collect();
         }
         all.extend(wv);
         weights.push(w);
@@ -417,7 +422,7 @@ fn dequant_f16_every_block_dtype() {
             let got: Vec<f32> =
                 raw[..rows * k * 2].chunks(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
             for (i, (&g, &v)) in got.iter().zip(&want[r0 * k..(r0 + rows) * k]).enumerate() {
-                let v = half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32();
+                let v = f16_round(v);
                 assert!((g - v).abs() <= v.abs() / 1024.0 + 1e-7, "{dtype:?} element {i}: got {g}, want {v}");
             }
             assert!(raw[rows * k * 2..].iter().all(|&b| b == 0xff), "{dtype:?}: wrote past its rows");
@@ -996,6 +1001,53 @@ fn rope_epilogue_reference(
     cpu::rope(&part(0, qd), &positions, heads, d, &inv)
 }
 
+/// A RoPE epilogue's destinations for a kernel test: tokens `tok` (slot, position) over two
+/// cache slots of 701 positions, random k/v caches (and their CPU copies) and a poisoned q for
+/// `heads` x `d` (`kvh` KV heads), llama3 RoPE scaling; `check` compares them with the CPU's
+/// RoPE and cache writes of the projection `y`.
+struct RopeFixture {
+    tok: Vec<(usize, usize)>,
+    shape: (usize, usize, usize),
+    theta: f32,
+    scaling: RopeScaling,
+    table: RopeTable,
+    cpu_caches: [Vec<f32>; 2],
+    bufs: [wgpu::Buffer; 4], // k cache, v cache, positions, q
+}
+
+impl RopeFixture {
+    const CTX: usize = 701;
+
+    fn new(
+        c: &GpuContext,
+        path: ActDtype,
+        rng: &mut rand::rngs::StdRng,
+        tok: &[(usize, usize)],
+        (heads, kvh, d): (usize, usize, usize),
+    ) -> Self {
+        let (theta, scaling) = scalings().remove(1);
+        let table = RopeTable::new(c, d, theta, &scaling, Self::CTX).unwrap();
+        let (kc, kb) = rand_cache(c, path, rng, 2 * Self::CTX * kvh * d);
+        let (vc, vb) = rand_cache(c, path, rng, 2 * Self::CTX * kvh * d);
+        let bufs = [kb, vb, tok_buf(c, tok), poisoned(c, tok.len() * heads * d * 2)];
+        RopeFixture { tok: tok.to_vec(), shape: (heads, kvh, d), theta, scaling, table, cpu_caches: [kc, vc], bufs }
+    }
+
+    fn epilogue(&self) -> RopeEpilogue<'_> {
+        let [kb, vb, tb, qb] = &self.bufs;
+        let dst = RopeDst { q: qb, k_cache: kb, v_cache: vb, ctx_len: Self::CTX };
+        RopeEpilogue { dst, tok: tb, table: &self.table, heads: self.shape.0, kv_heads: self.shape.1 }
+    }
+
+    fn check(self, c: &GpuContext, path: ActDtype, what: &str, y: &[f32]) {
+        let RopeFixture { tok, shape, theta, scaling, cpu_caches: [mut kc, mut vc], bufs: [kb, vb, _, qb], .. } = self;
+        let want_q = rope_epilogue_reference(y, &tok, shape, (theta, &scaling), Self::CTX, &mut kc, &mut vc);
+        assert_close(&format!("{what} q"), &read_act(c, &qb, want_q.len()), &want_q, act_tol(path));
+        assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
+        assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));
+    }
+}
+
 #[test]
 fn fused_norm_gemv_rope_epilogue() {
     // decode's q/k/v GEMV with RoPE (rotary pairs side by side) and the KV append as epilogue,
@@ -1019,11 +1071,8 @@ fn fused_norm_gemv_rope_epilogue() {
             let mut rng = rng("norm_gemv_rope");
             let tok = [(1usize, 700usize), (0, 3)];
             let t = tok.len();
-            let (slots, ctx_len) = (2, 701);
             let (qd, kvd) = (heads * d, kvh * d);
             let n = qd + 2 * kvd;
-            let (theta, scaling) = scalings().remove(1);
-            let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
             let x = rand_vec(&mut rng, t * k, 3.0);
             let (gv, gw) = rand_weight(c, &mut rng, WeightDtype::Bf16, 1, k, 1.0);
             let weights: Vec<(Vec<f32>, Weight)> = if split {
@@ -1036,13 +1085,9 @@ fn fused_norm_gemv_rope_epilogue() {
             };
             let wv: Vec<f32> = weights.iter().flat_map(|(v, _)| v.clone()).collect();
             let y = cpu::matmul(&cpu::rms_norm(&x, &gv, k, 1e-5), &wv, t, k, n);
-            let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-            let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-            let want_q =
-                rope_epilogue_reference(&y, &tok, (heads, kvh, d), (theta, &scaling), ctx_len, &mut kc, &mut vc);
-            let (xb, tb, qb, unused) = (upload_f32(c, &x), tok_buf(c, &tok), poisoned(c, t * qd * 2), poisoned(c, 16));
-            let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
-            let rope = RopeEpilogue { dst, tok: &tb, table: &table, heads, kv_heads: kvh };
+            let fixture = RopeFixture::new(c, path, &mut rng, &tok, (heads, kvh, d));
+            let rope = fixture.epilogue();
+            let (xb, unused) = (upload_f32(c, &x), poisoned(c, 16));
             let mut g = Graph::new();
             let mut first = 0;
             let mut result = Ok(());
@@ -1059,9 +1104,7 @@ fn fused_norm_gemv_rope_epilogue() {
             }
             result.unwrap();
             g.run(c);
-            assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
-            assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
-            assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));
+            fixture.check(c, path, &what, &y);
         }
     }
 }
@@ -1213,7 +1256,7 @@ fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
 }
 
 /// Checks a q/k/v projection with the RoPE epilogue against the CPU: random input x (t, k) and
-/// weights of `dtypes` (one q/k/v weight, or q+k and v), random caches of two slots; `run` records
+/// weights of `dtypes` (one q/k/v weight, or q+k and v), a [`RopeFixture`]; `run` records
 /// and runs it on the GPU and returns the input and weights as the GPU multiplied them (None: the
 /// call rightly refused), then q and both caches are compared with the CPU's matmul, RoPE and
 /// cache writes.
@@ -1229,29 +1272,18 @@ fn check_rope_epilogue(
 ) {
     let mut rng = rng(seed);
     let t = tok.len();
-    let (slots, ctx_len) = (2, 701);
     let (qd, kvd) = (heads * d, kvh * d);
     let n = qd + 2 * kvd;
-    let (theta, scaling) = scalings().remove(1);
-    let table = RopeTable::new(c, d, theta, &scaling, ctx_len).unwrap();
     let x = round_act(path, &rand_vec(&mut rng, t * k, 1.0));
     let rows = if dtypes.len() == 1 { vec![n] } else { vec![qd + kvd, kvd] };
     let weights: Vec<(Vec<f32>, Weight)> =
         dtypes.iter().zip(&rows).map(|(&dt, &r)| rand_weight(c, &mut rng, dt, r, k, 0.5)).collect();
-    let (mut kc, kb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-    let (mut vc, vb) = rand_cache(c, path, &mut rng, slots * ctx_len * kvd);
-    let (xb, tb, qb) = (upload_act(c, &x), tok_buf(c, tok), poisoned(c, t * qd * 2));
-    let dst = RopeDst { q: &qb, k_cache: &kb, v_cache: &vb, ctx_len };
-    let rope = RopeEpilogue { dst, tok: &tb, table: &table, heads, kv_heads: kvh };
-    let Some((xhat, wv)) = run(&x, &xb, &weights, rope) else {
+    let fixture = RopeFixture::new(c, path, &mut rng, tok, (heads, kvh, d));
+    let Some((xhat, wv)) = run(&x, &upload_act(c, &x), &weights, fixture.epilogue()) else {
         return;
     };
     let what = format!("{seed} {path:?} t={t} H={heads} Hkv={kvh} D={d} K={k} {dtypes:?}");
-    let y = cpu::matmul(&xhat, &wv, t, k, n);
-    let want_q = rope_epilogue_reference(&y, tok, (heads, kvh, d), (theta, &scaling), ctx_len, &mut kc, &mut vc);
-    assert_close(&format!("{what} q"), &read_act(c, &qb, t * qd), &want_q, act_tol(path));
-    assert_close(&format!("{what} k cache"), &read_act(c, &kb, kc.len()), &kc, act_tol(path));
-    assert_close(&format!("{what} v cache"), &read_act(c, &vb, vc.len()), &vc, act_tol(path));
+    fixture.check(c, path, &what, &cpu::matmul(&xhat, &wv, t, k, n));
 }
 
 #[test]
@@ -1284,8 +1316,7 @@ fn skinny_rope_epilogue() {
                     first += w.rows;
                 }
                 g.run(c);
-                let f16 = |v: f32| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32();
-                Some((x.to_vec(), weights.iter().flat_map(|(v, _)| v.iter().map(|&v| f16(v))).collect()))
+                Some((x.to_vec(), weights.iter().flat_map(|(v, _)| v.iter().map(|&v| f16_round(v))).collect()))
             });
         }
     }

@@ -114,9 +114,9 @@ pub struct Kernel {
 /// A pipeline's shader, the bindings it uses (bit mask) and the override values to give wgpu.
 type ShaderParts<'a> = (wgpu::ShaderSource<'static>, u64, Vec<(&'a str, f64)>);
 
-/// Bytes of [`GpuContext::dequant_scratch`] at most: 256 MiB holds the 8B shape's largest weight (gate/up,
-/// 28,672 x 4,096) in f16, and 16,384 rows of 70B's, so each piece's GEMM has >= 512 workgroups
-/// of 128 x 128 at 512 tokens. (With 64 MiB the 8B down projection went in pieces of 2,304 rows,
+/// Bytes of [`GpuContext::dequant_scratch`] at most: 256 MiB holds the 8B shape's largest weight
+/// (gate/up, 28,672 x 4,096) in f16, and 16,384 rows of 70B's, so each piece's GEMM has >= 512
+/// workgroups of 128 x 128 at 512 tokens. (With 64 MiB the 8B down projection went in pieces of 2,304 rows,
 /// 72 workgroups for 132 SMs. H200, 8B pp512, 64 / 256 / 512 MiB: Q4_K_M 8,124 / 9,345 / 9,287
 /// tok/s, Q8_0 8,854 / 10,274 / -, 2026-12-04; the tiles staged by the GEMM itself: 7,601 /
 /// 6,826.)
@@ -458,7 +458,7 @@ impl GpuContext {
         self.dequant_want.fetch_max(bytes, Ordering::Relaxed);
     }
 
-    /// The buffer the skinny matrix-core GEMM writes the f32 partial sums of its K splits into
+    /// The buffer the matrix-core GEMMs write the f32 partial sums of their K splits into
     /// (ops::matmul): [`SPLIT_SCRATCH`] bytes or the binding limit, made on first use and shared
     /// as [`GpuContext::dequant_scratch`] is.
     pub fn split_scratch(&self) -> Result<wgpu::Buffer> {

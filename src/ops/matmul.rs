@@ -44,20 +44,27 @@ pub struct MatmulParams {
 }
 
 impl MatmulParams {
+    /// The params of `t` tokens through `n` f16/bf16 weight rows of inner size `k`, writing
+    /// columns `cols.first..` of `cols.total`, without epilogue.
+    pub fn new(k: usize, t: usize, n: usize, cols: OutCols) -> Self {
+        MatmulParams {
+            k: k as u32,
+            n: n as u32,
+            out_stride: cols.total as u32,
+            out_offset: cols.first as u32,
+            t: t as u32,
+            d_off: 0,
+            m_off: 0,
+            _pad: 0,
+            rope: EpilogueParams::default(),
+        }
+    }
+
     /// The params of `t` tokens through `chunk` of a weight of inner size `k`, writing its rows'
     /// columns of `cols` (from `cols.first + chunk.row0`), with the RoPE epilogue's fields.
     pub fn for_chunk(k: usize, t: usize, chunk: &WeightChunk, cols: OutCols, rope: EpilogueParams) -> Self {
-        MatmulParams {
-            k: k as u32,
-            n: chunk.rows as u32,
-            out_stride: cols.total as u32,
-            out_offset: (cols.first + chunk.row0) as u32,
-            t: t as u32,
-            d_off: chunk.d_off,
-            m_off: chunk.m_off,
-            _pad: 0,
-            rope,
-        }
+        let cols = OutCols { first: cols.first + chunk.row0, total: cols.total };
+        MatmulParams { d_off: chunk.d_off, m_off: chunk.m_off, rope, ..Self::new(k, t, chunk.rows, cols) }
     }
 }
 
@@ -474,21 +481,12 @@ impl Matmul {
             MatmulKernel::GemmCoop => k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk),
             _ => 1,
         };
-        let scratch = match kernel {
-            MatmulKernel::SkinnyCoop | MatmulKernel::GemmCoop if w.chunks.iter().any(|c| splits(c.rows) > 1) => {
-                Some(self.ctx.split_scratch()?)
-            }
-            _ => None,
-        };
         // each chunk's splits (that fit the scratch) and, where more than one, its pipeline: all
         // made before anything is recorded, so that a driver that cannot compile one leaves the
         // call whole to the GEMV or the portable GEMM
         let mut split_pipelines = Vec::with_capacity(w.chunks.len());
         for chunk in &w.chunks {
-            let split = match &scratch {
-                Some(b) => nonempty_splits(stages, splits(chunk.rows).min(b.size() as usize / (t * chunk.rows * 4))),
-                None => 1,
-            };
+            let (split, sums) = self.fit_splits(splits(chunk.rows), stages, t, chunk.rows)?;
             let pipeline = match (split, kernel) {
                 (1, _) => None,
                 (_, MatmulKernel::GemmCoop) => {
@@ -502,9 +500,9 @@ impl Matmul {
             if split > 1 && pipeline.is_none() {
                 return self.record_cols(g, x, w, dst, t);
             }
-            split_pipelines.push((split, pipeline));
+            split_pipelines.push((split, sums, pipeline));
         }
-        for (chunk, (split, split_pipeline)) in w.chunks.iter().zip(split_pipelines) {
+        for (chunk, (split, sums, split_pipeline)) in w.chunks.iter().zip(split_pipelines) {
             // portable GEMM tiles of bm tokens x 128 columns where that still gives >= 256
             // workgroups, else x 64; the matrix-core GEMM's are bm x 128
             let bn = match kernel {
@@ -535,11 +533,11 @@ impl Matmul {
                 }
             };
             let params = MatmulParams::for_chunk(k, t, chunk, cols, EpilogueParams::default());
-            match &scratch {
-                Some(sums) if split > 1 => {
+            match &sums {
+                Some(sums) => {
                     self.push_split(g, kernel, &pipeline, params, [x, &chunk.buf, sums, out], workgroups, out_kind)?
                 }
-                _ => self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], workgroups),
+                None => self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], workgroups),
             }
             g.note_bytes(chunk.buf.size());
         }
@@ -593,24 +591,10 @@ impl Matmul {
             if rows == 0 {
                 return Ok(());
             }
-            let params = MatmulParams {
-                k: k as u32,
-                n: rows as u32,
-                out_stride: cols0.total as u32,
-                out_offset: col as u32,
-                t: t as u32,
-                d_off: 0,
-                m_off: 0,
-                _pad: 0,
-                rope: EpilogueParams::default(),
-            };
+            let params = MatmulParams::new(k, t, rows, OutCols { first: col, total: cols0.total });
             let [gx, gy, _] = gemm_grid(&w0.name, rows, 128, t, bm)?;
-            let split = k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk);
-            let sums = if split > 1 { Some(self.ctx.split_scratch()?) } else { None };
-            let split = match &sums {
-                Some(b) => nonempty_splits(k / bk, split.min(b.size() as usize / (t * rows * 4))),
-                None => 1,
-            };
+            let (split, sums) =
+                self.fit_splits(k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk), k / bk, t, rows)?;
             let split_pipeline = match split {
                 1 => None,
                 _ => self.coop_gemm(&[c[0], c[1], c[2], c[3], ("SPLIT", split as f64)]),
@@ -666,6 +650,19 @@ impl Matmul {
     ) {
         let uniform = self.ctx.uniform("matmul params", &params);
         g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out], grid);
+    }
+
+    /// `want` K splits of `stages` stages as many as the split scratch holds for `t` tokens x
+    /// `rows` columns (none empty), and the scratch where that is more than one.
+    fn fit_splits(&self, want: usize, stages: usize, t: usize, rows: usize) -> Result<(usize, Option<wgpu::Buffer>)> {
+        if want <= 1 {
+            return Ok((1, None));
+        }
+        let sums = self.ctx.split_scratch()?;
+        match nonempty_splits(stages, want.min(sums.size() as usize / (t * rows * 4))) {
+            1 => Ok((1, None)),
+            split => Ok((split, Some(sums))),
+        }
     }
 
     /// Records a matmul split along K (grid z = the splits): the splits' partial sums into

@@ -1,7 +1,6 @@
 //! The end of a matmul split along K: the splits' f32 partial sums added up in split order and
 //! stored as the matmul's output (packed, f32 or added to f32). Kernel:
-//! shaders/matmul_split_sum.wgsl; the splits come from the skinny matrix-core GEMM
-//! (ops::matmul).
+//! shaders/matmul_split_sum.wgsl; the splits come from the matrix-core GEMMs (ops::matmul).
 
 use super::{check_buf, per_item, MatmulDst};
 use crate::error::Result;
