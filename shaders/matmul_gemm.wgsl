@@ -1,5 +1,7 @@
 // matmul_gemm.wgsl — out = x @ W^T for many tokens (prefill): BT x BN output tiles staged
-// through workgroup memory, 16 K-elements per step; each thread computes TT tokens x 8 columns
+// through workgroup memory, 16 K-elements per step, the next step's global loads issued into
+// registers before this step's multiply-adds (as words: 16-bit and f32 weights are converted
+// after them; block formats decode as they load); each thread computes TT tokens x 8 columns
 // (columns 4c..4c+3 and 64+4c..64+4c+3, so a subgroup's vec4 reads of the tile are contiguous),
 // or TT x 4 with BN = 64 (more workgroups for small grids). TT = BT / 16: 4 for tiles of 64
 // tokens, 8 for 128 (long prompts: twice the FMAs per read of the staged W tile).
@@ -14,6 +16,9 @@
 override BN: u32 = 128u;     // columns per tile: 128 or 64
 override BT: u32 = 64u;      // tokens per tile: 64 or 128
 override TT: u32 = BT / 16u; // tokens per thread: 4 or 8
+override PREFETCH: bool = true; // the next step's loads in flight during this one's multiply-adds
+                                // (off on software adapters: lavapipe, SmolLM2-shape bf16 pp256
+                                // 13.1-13.3 vs 14.1-17.0 tok/s without, 2026-12-04)
 
 // (Params and bindings in matmul_common.wgsl, OUT_MODE and its stores in matmul_out.wgsl.)
 
@@ -30,6 +35,69 @@ fn store(t: u32, col: u32, v: vec4<f32>) {
     store4(t * p.out_stride + p.out_offset + col, v, col, p.n);
 }
 
+// This thread's loads of a step at k0, as words: x pair `pair` of tokens 4 quad.. (one packed
+// word each), W pair `pair` of columns 4 quad.. (f16/bf16: one word; f32: two; block formats:
+// the decoded pair's bits). Zeros past T, N and K.
+struct Loads {
+    x: vec4<u32>,
+    w: array<vec2<u32>, 4>,
+}
+
+fn load_step(quad: u32, pair: u32, t0: u32, n0: u32, k0: u32) -> Loads {
+    var l: Loads;
+    let kin = k0 + 2u * pair < p.k;
+    if quad < BT / 4u {
+        for (var j = 0u; j < 4u; j++) {
+            let tt = t0 + 4u * quad + j;
+            if tt < p.t && kin {
+                let i = (tt * p.k + k0) / 2u + pair; // word of x
+                l.x[j] = x[i / 4u][i % 4u];
+            }
+        }
+    }
+    if quad < BN / 4u {
+        for (var j = 0u; j < 4u; j++) {
+            let nn = n0 + 4u * quad + j;
+            if nn < p.n && kin {
+                let e = nn * p.k + k0 + 2u * pair;
+                if W_DTYPE == 1u || W_DTYPE == 2u {
+                    l.w[j] = vec2<u32>(w_word(e / 2u), 0u);
+                } else if W_DTYPE == 0u {
+                    l.w[j] = vec2<u32>(w_word(e), w_word(e + 1u));
+                } else {
+                    l.w[j] = bitcast<vec2<u32>>(load_w2(e));
+                }
+            }
+        }
+    }
+    return l;
+}
+
+// Weight pair j of `l` as f32.
+fn w_pair(l: Loads, j: u32) -> vec2<f32> {
+    if W_DTYPE == 1u {
+        return unpack2x16float(l.w[j].x);
+    }
+    if W_DTYPE == 2u {
+        return bf16x2_to_f32(l.w[j].x);
+    }
+    return bitcast<vec2<f32>>(l.w[j]);
+}
+
+// Stores a step's loads into the staged tiles, transposed to [k][token / 4] and [k][column / 4].
+fn put_step(quad: u32, pair: u32, l: Loads) {
+    if quad < BT / 4u {
+        let v = array<vec2<f32>, 4>(unpack_act(l.x[0]), unpack_act(l.x[1]), unpack_act(l.x[2]), unpack_act(l.x[3]));
+        xs[2u * pair][quad] = vec4<f32>(v[0].x, v[1].x, v[2].x, v[3].x);
+        xs[2u * pair + 1u][quad] = vec4<f32>(v[0].y, v[1].y, v[2].y, v[3].y);
+    }
+    if quad < BN / 4u {
+        let v = array<vec2<f32>, 4>(w_pair(l, 0u), w_pair(l, 1u), w_pair(l, 2u), w_pair(l, 3u));
+        ws[2u * pair][quad] = vec4<f32>(v[0].x, v[1].x, v[2].x, v[3].x);
+        ws[2u * pair + 1u][quad] = vec4<f32>(v[0].y, v[1].y, v[2].y, v[3].y);
+    }
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     w_d_off = p.d_off;
@@ -41,36 +109,16 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     var acc: array<array<vec4<f32>, 2>, MAX_TT>; // [token TT ty + i][column half]
     let pair = lid % 8u; // K pair loaded by this thread
     let quad = lid / 8u; // 4 tokens (x tile, quads 0..BT / 4) or 4 columns (W tile, quads 0..BN / 4)
+    var l = load_step(quad, pair, t0, n0, 0u);
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        let kin = k0 + 2u * pair < p.k;
-        // x tile: BT / 4 token quads x 8 pairs; whole vec4 stores.
-        if quad < BT / 4u {
-            var v: array<vec2<f32>, 4>;
-            for (var j = 0u; j < 4u; j++) {
-                let tt = t0 + 4u * quad + j;
-                v[j] = vec2<f32>(0.0);
-                if tt < p.t && kin {
-                    let i = (tt * p.k + k0) / 2u + pair; // word of x
-                    v[j] = unpack_act(x[i / 4u][i % 4u]);
-                }
-            }
-            xs[2u * pair][quad] = vec4<f32>(v[0].x, v[1].x, v[2].x, v[3].x);
-            xs[2u * pair + 1u][quad] = vec4<f32>(v[0].y, v[1].y, v[2].y, v[3].y);
+        if !PREFETCH && k0 > 0u {
+            l = load_step(quad, pair, t0, n0, k0);
         }
-        // W tile: BN / 4 column quads x 8 pairs, one job per thread.
-        if quad < BN / 4u {
-            var wv: array<vec2<f32>, 4>;
-            for (var j = 0u; j < 4u; j++) {
-                let nn = n0 + 4u * quad + j;
-                wv[j] = vec2<f32>(0.0);
-                if nn < p.n && kin {
-                    wv[j] = load_w2(nn * p.k + k0 + 2u * pair);
-                }
-            }
-            ws[2u * pair][quad] = vec4<f32>(wv[0].x, wv[1].x, wv[2].x, wv[3].x);
-            ws[2u * pair + 1u][quad] = vec4<f32>(wv[0].y, wv[1].y, wv[2].y, wv[3].y);
-        }
+        put_step(quad, pair, l);
         workgroupBarrier();
+        if PREFETCH && k0 + BK < p.k {
+            l = load_step(quad, pair, t0, n0, k0 + BK); // in flight during the multiply-adds
+        }
         for (var kk = 0u; kk < BK; kk++) {
             let b0 = ws[kk][tx];
             var b1 = vec4<f32>(0.0);

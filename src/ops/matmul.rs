@@ -512,7 +512,11 @@ impl Matmul {
             let pipeline = match (&pipeline, split_pipeline) {
                 (_, Some(p)) => p,
                 (Some(p), None) => p.clone(),
-                (None, None) => self.ctx.pipeline("matmul_gemm", &[wd, om, ("BN", bn as f64), ("BT", bm as f64)])?,
+                (None, None) => {
+                    let prefetch = if self.ctx.is_software() { 0.0 } else { 1.0 };
+                    let c = [wd, om, ("BN", bn as f64), ("BT", bm as f64), ("PREFETCH", prefetch)];
+                    self.ctx.pipeline("matmul_gemm", &c)?
+                }
             };
             let workgroups = match kernel {
                 MatmulKernel::Gemv => {
