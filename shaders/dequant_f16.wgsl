@@ -1,7 +1,7 @@
 // dequant_f16.wgsl — rows of a block-format weight decoded to f16 (clamped to f16's range, as
-// matmul_gemm_coop stages them), for prompts on matrix cores: the prompt GEMM decodes each
-// weight once here and then reads f16 tiles, instead of decoding every tile again for every
-// token tile (and inside the GEMM's latency-bound stages).
+// matmul_gemm_coop stages them), for long prompts: the prompt GEMM (matrix-core or portable)
+// then reads f16 tiles, each weight decoded once here instead of for every token tile (and
+// inside the GEMM's latency-bound stages).
 //   W   (N, K)  this chunk's rows in W_DTYPE, a block format (weights.wgsl)
 //   out (D + R, K)  f16 pairs: rows row0 .. row0 + R of W into out's rows D .. D + R (D = dst_row,
 //                   so several weights may be decoded one after another)

@@ -440,7 +440,7 @@ impl GpuContext {
         Ok(kernel)
     }
 
-    /// The buffer the matrix-core prompt GEMM decodes block-format weight rows into (f16, see
+    /// The buffer the prompt GEMMs decode block-format weight rows into (f16, see
     /// ops::dequant): [`DEQUANT_SCRATCH`] bytes, or what [`GpuContext::want_dequant_scratch`]
     /// asked for if less, within the binding limit; made on first use and shared by every matmul
     /// of this device (their dispatches run one after another).

@@ -162,9 +162,9 @@ pub fn skinny_block_from(dtype: WeightDtype) -> Option<usize> {
     }
 }
 
-/// Prompts of at least this many tokens take block-format weights to the matrix-core GEMM
-/// decoded to f16 first (ops::dequant), once per weight row, rather than decoded as each tile is
-/// staged, once per token tile and inside the GEMM's latency-bound stages (H200, 8B Q4_K_M,
+/// Prompts of at least this many tokens take block-format weights to the prompt GEMM (matrix-core
+/// or portable) decoded to f16 first (ops::dequant), once per weight row, rather than decoded as
+/// each tile is staged, once per token tile and inside the GEMM's latency-bound stages (H200, 8B Q4_K_M,
 /// 2026-12-03: pp512 4,900 -> 7,862 tok/s, Q8_0 4,444 -> 8,391; pp128 1,181 -> 1,428; with the
 /// scratch holding a whole weight, 2026-12-04: pp128 2,493 -> 3,535, pp96 1,896 -> 2,463 ± 346;
 /// pp72 907 ± 448 -> 1,565 ± 772, too noisy to decide).
@@ -265,10 +265,13 @@ impl Matmul {
         }
     }
 
-    /// Whether `t` tokens of a weight of this dtype and inner size `k` take a matrix-core GEMM
-    /// (which stages weights as f16: tests round their reference the same way).
-    pub fn takes_coop_gemm(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
-        matches!(self.kernel(t, dtype, k), MatmulKernel::GemmCoop | MatmulKernel::SkinnyCoop)
+    /// Whether `t` tokens of a weight of this dtype and inner size `k` see its values rounded to
+    /// f16: on a matrix-core GEMM (which stages weights as f16), or block weights of a long
+    /// prompt decoded to f16 before the GEMM (tests round their reference the same way).
+    pub fn rounds_weights_to_f16(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
+        let kernel = self.kernel(t, dtype, k);
+        let dequantized = kernel == MatmulKernel::Gemm && dtype.is_block() && t >= DEQUANT_TOKENS;
+        dequantized || matches!(kernel, MatmulKernel::GemmCoop | MatmulKernel::SkinnyCoop)
     }
 
     /// Whether `t` tokens of q/k/v weight `w` may take the RoPE epilogue
@@ -372,9 +375,11 @@ impl Matmul {
         Ok(())
     }
 
-    /// Whether `t` tokens of `w` take the matrix-core GEMM with its rows decoded to f16 first.
+    /// Whether `t` tokens of `w` take a GEMM of its rows decoded to f16 first (a long prompt's
+    /// block weights, on matrix cores or not).
     fn dequantizes(&self, t: usize, w: &Weight) -> bool {
-        self.kernel(t, w.dtype, w.cols) == MatmulKernel::GemmCoop && w.dtype.is_block() && t >= DEQUANT_TOKENS
+        let gemm = matches!(self.kernel(t, w.dtype, w.cols), MatmulKernel::GemmCoop | MatmulKernel::Gemm);
+        gemm && w.dtype.is_block() && t >= DEQUANT_TOKENS
     }
 
     /// Fails unless `x`, `w` and `dst` fit a matmul of `t` tokens.
@@ -407,16 +412,8 @@ impl Matmul {
         let kernel = self.kernel(t, w.dtype, k);
         // matrix-core tiles of 128 tokens where the prompt fills them and 48 KiB of workgroup
         // memory exist (H100, 8B shape, pp512: 6,900 tok/s vs 4,211 with 64), else 64; stages of
-        // 64 K where K allows (see matmul_gemm_coop.wgsl). The portable GEMM's: 128 tokens (8 per
-        // thread) from 256 tokens on software adapters (lavapipe, SmolLM2 Q4_1 pp512: 11.6 vs
-        // 9.6 tok/s), else 64 (H200 without matrix cores, pp512 64 / 128: 1B bf16 10,969 / 11,506,
-        // 8B bf16 1,917 / 1,889, 2026-12-04).
-        let [coop_bm, bk] = self.coop_tiles(t, k);
-        let bm = match kernel {
-            MatmulKernel::GemmCoop => coop_bm,
-            MatmulKernel::Gemm if t >= 256 && self.ctx.is_software() => 128,
-            _ => 64,
-        };
+        // 64 K where K allows (see matmul_gemm_coop.wgsl)
+        let [bm, bk] = self.coop_tiles(t, k);
         if self.dequantizes(t, w) && self.record_dequantized(g, x, &[(w, cols)], out, out_kind, t)? {
             return Ok(());
         }
@@ -503,38 +500,21 @@ impl Matmul {
             split_pipelines.push((split, sums, pipeline));
         }
         for (chunk, (split, sums, split_pipeline)) in w.chunks.iter().zip(split_pipelines) {
-            // portable GEMM tiles of bm tokens x 128 columns where that still gives >= 256
-            // workgroups, else x 64; the matrix-core GEMM's are bm x 128
-            let bn = match kernel {
-                MatmulKernel::Gemm if chunk.rows.div_ceil(128) * t.div_ceil(bm) < 256 => 64,
-                _ => 128,
-            };
-            let pipeline = match (&pipeline, split_pipeline) {
-                (_, Some(p)) => p,
-                (Some(p), None) => p.clone(),
-                (None, None) => {
-                    let prefetch = if self.ctx.is_software() { 0.0 } else { 1.0 };
-                    let c = [wd, om, ("BN", bn as f64), ("BT", bm as f64), ("PREFETCH", prefetch)];
-                    self.ctx.pipeline("matmul_gemm", &c)?
-                }
-            };
-            let workgroups = match kernel {
-                MatmulKernel::Gemv => {
+            let (pipeline, workgroups) = match (kernel, split_pipeline.or_else(|| pipeline.clone())) {
+                (MatmulKernel::Gemv, Some(p)) => {
                     let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(256 / lanes * rpt) as u32);
-                    [t.div_ceil(gemv_tok) as u32, x, y] // token groups on x
+                    (p, [t.div_ceil(gemv_tok) as u32, x, y]) // token groups on x
                 }
-                MatmulKernel::Gemm => {
-                    let [x, y, z] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
-                    [y, x, z] // token tiles on x (see matmul_gemm.wgsl)
-                }
-                MatmulKernel::SkinnyCoop => {
+                (MatmulKernel::SkinnyCoop, Some(p)) => {
                     let [x, y, _] = gemm_grid(&w.name, chunk.rows, skinny_bn, t, skinny_bm)?;
-                    [x, y, split as u32] // K splits on z
+                    (p, [x, y, split as u32]) // K splits on z
                 }
-                MatmulKernel::GemmCoop => {
-                    let [x, y, _] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
-                    [x, y, split as u32] // K splits on z
+                (MatmulKernel::GemmCoop, Some(p)) => {
+                    let [x, y, _] = gemm_grid(&w.name, chunk.rows, 128, t, bm)?;
+                    (p, [x, y, split as u32]) // K splits on z
                 }
+                // the portable GEMM, whose tiles depend on the chunk's rows
+                _ => self.portable_gemm(&w.name, [wd, om], t, chunk.rows)?,
             };
             let params = MatmulParams::for_chunk(k, t, chunk, cols, EpilogueParams::default());
             match &sums {
@@ -554,11 +534,33 @@ impl Matmul {
         [if big { 128 } else { 64 }, if k.is_multiple_of(64) { 64 } else { 32 }]
     }
 
+    /// The portable GEMM's pipeline and grid for `t` tokens of a weight chunk of `rows` rows
+    /// (constants `wd`, `om`: its dtype and output mode). Tiles of 128 tokens (8 per thread)
+    /// from 256 tokens on software adapters (lavapipe, SmolLM2 Q4_1 pp512: 11.6 vs 9.6 tok/s),
+    /// else 64 (H200 without matrix cores, pp512 64 / 128: 1B bf16 10,969 / 11,506, 8B bf16
+    /// 1,917 / 1,889, 2026-12-04); x 128 columns where that still gives >= 256 workgroups, else
+    /// x 64. The next step's loads go out early but on software adapters (see matmul_gemm.wgsl).
+    fn portable_gemm(
+        &self,
+        name: &str,
+        [wd, om]: [(&str, f64); 2],
+        t: usize,
+        rows: usize,
+    ) -> Result<(Arc<Kernel>, [u32; 3])> {
+        let bt = if t >= 256 && self.ctx.is_software() { 128 } else { 64 };
+        let bn = if rows.div_ceil(128) * t.div_ceil(bt) < 256 { 64 } else { 128 };
+        let prefetch = if self.ctx.is_software() { 0.0 } else { 1.0 };
+        let c = [wd, om, ("BN", bn as f64), ("BT", bt as f64), ("PREFETCH", prefetch)];
+        let pipeline = self.ctx.pipeline("matmul_gemm", &c)?;
+        let [x, y, z] = gemm_grid(name, rows, bn, t, bt)?;
+        Ok((pipeline, [y, x, z])) // token tiles on x (see matmul_gemm.wgsl)
+    }
+
     /// Records a long prompt's matmul of block weights of one K, side by side in the output, as in
     /// [`Matmul::record_cols`]: rows decoded to f16 once (ops::dequant) one weight after another
     /// into the context's scratch, and each scratch-full (or run of adjacent output columns)
-    /// multiplied by the f16 matrix-core GEMM. False (nothing recorded) where not even 128 rows
-    /// of K fit the scratch, or the matrix cores are off.
+    /// multiplied by the f16 matrix-core GEMM (the portable GEMM where the adapter has none).
+    /// False (nothing recorded) where not even one row of K fits the scratch.
     fn record_dequantized(
         &self,
         g: &mut Graph,
@@ -576,7 +578,9 @@ impl Matmul {
         let [bm, bk] = self.coop_tiles(t, k);
         // (pieces of equal size instead of full ones and a remainder: 8B Q4_K_M pp512
         // 7,617 / 7,591 vs 7,862 tok/s, H200, two calls)
-        let piece = scratch.size() as usize / (2 * k) / 128 * 128;
+        // (whole tiles of 128 rows where they fit, else what fits)
+        let fit = scratch.size() as usize / (2 * k);
+        let piece = if fit >= 128 { fit / 128 * 128 } else { fit };
         if piece == 0 {
             return Ok(false);
         }
@@ -586,8 +590,11 @@ impl Matmul {
             ("BM", bm as f64),
             ("BK", bk as f64),
         ];
-        let Some(pipeline) = self.coop_gemm(&c) else {
-            return Ok(false);
+        // the f16 matrix-core GEMM, or the portable one where the adapter has none (or its
+        // driver cannot compile it)
+        let coop = match self.kernel(t, WeightDtype::F16, k) {
+            MatmulKernel::GemmCoop => self.coop_gemm(&c),
+            _ => None,
         };
         // the GEMM of `rows` decoded rows whose output columns start at `col`, its K split as
         // record_cols splits it (an uncompiled split pipeline: unsplit)
@@ -596,6 +603,12 @@ impl Matmul {
                 return Ok(());
             }
             let params = MatmulParams::new(k, t, rows, OutCols { first: col, total: cols0.total });
+            g.note_bytes((rows * k * 2) as u64);
+            let Some(pipeline) = &coop else {
+                let (pipeline, grid) = self.portable_gemm(&w0.name, [c[0], c[1]], t, rows)?;
+                self.push(g, MatmulKernel::Gemm, &pipeline, params, [x, &scratch, out], grid);
+                return Ok(());
+            };
             let [gx, gy, _] = gemm_grid(&w0.name, rows, 128, t, bm)?;
             let (split, sums) =
                 self.fit_splits(k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk), k / bk, t, rows)?;
@@ -606,12 +619,13 @@ impl Matmul {
             match (split_pipeline, &sums) {
                 (Some(sp), Some(sums)) => {
                     let grid = [gx, gy, split as u32];
-                    self.push_split(g, MatmulKernel::GemmCoop, &sp, params, [x, &scratch, sums, out], grid, out_kind)?
+                    self.push_split(g, MatmulKernel::GemmCoop, &sp, params, [x, &scratch, sums, out], grid, out_kind)
                 }
-                _ => self.push(g, MatmulKernel::GemmCoop, &pipeline, params, [x, &scratch, out], [gx, gy, 1]),
+                _ => {
+                    self.push(g, MatmulKernel::GemmCoop, pipeline, params, [x, &scratch, out], [gx, gy, 1]);
+                    Ok(())
+                }
             }
-            g.note_bytes((rows * k * 2) as u64);
-            Ok(())
         };
         let mut filled = [0, 0]; // rows in the scratch, the output column of its first
         for &(w, cols) in parts {
