@@ -2,7 +2,8 @@
 // int8 activations (llama.cpp's MMVQ): a weight block's integer codes meet the activations' int8
 // values four at a time in dot4I8Packed (exact i32 sums), and the scales are applied per block of
 // 32 — instead of converting every weight and every activation to f32.
-//   xq  (T, K/4)     int8 activations per block of 32 in quant_block's word order (common.wgsl),
+//   xq  (T, K/4)     int8 activations per block of 32 in quant_word's order (reduce.wgsl),
+//                    each row in halves (quant_word_index: blocks' elements 0..15, then 16..31),
 //                    from quant_act.wgsl / rms_norm.wgsl with BLOCKS
 //   xs  (T, K/32)    per block (d, s): the activations are d * q, s = d * sum(q)
 //   W   (N, K)       this chunk's rows in W_DTYPE (weights.wgsl): 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k,
@@ -15,7 +16,7 @@
 // Q4_K and Q4_1 the nibble (b = -dmin * m and m), Q5_K the nibble with its fifth bit
 // (b = -dmin * m), Q2_K its 2-bit value (b = -dmin * min per group of 16), IQ4_XS its table's
 // int8 value for the nibble, Q3_K its 3-bit value - 4, Q4_0 the nibble - 8, Q6_K
-// (low | high << 4) - 32 and Q8_0 its int8 value, its bytes regrouped to quant_block's order
+// (low | high << 4) - 32 and Q8_0 its int8 value, its bytes regrouped to quant_word's order
 // (b = 0). Workgroup = ROWS x LANES threads of RPT rows each (ROWS x RPT rows), each lane whole
 // blocks of 32 (two at a time for one token); the TOK tokens of a workgroup share each block's
 // decode, and each token's activation block serves the thread's RPT rows. Grid as matmul_gemv.wgsl:
@@ -56,7 +57,7 @@ override PART_TOK: u32 = 8u / RPT; // tokens whose partial sums are reduced at o
 
 var<workgroup> partial: array<f32, 2048>; // [token % PART_TOK][row][lane]: PART_TOK x RPT x 256
 
-// A decoded block of 32 weights: signed byte codes in quant_block's word order, the scales of
+// A decoded block of 32 weights: signed byte codes in quant_word's word order, the scales of
 // elements 0..15 and 16..31, the offset (b_lo, used by Q2_K alone, of elements 0..15 where it
 // differs from b: Q2_K's groups of 16 have a minimum each).
 struct WBlock {
@@ -78,7 +79,7 @@ fn spread2(n: u32) -> u32 {
 }
 
 // Bytes 0, 2 of word a, then of b (elements 8g + 0, 2, 4, 6 of a block whose bytes a, b hold
-// elements 8g..8g+7), and bytes 1, 3 of each (8g + 1, 3, 5, 7): quant_block's word order.
+// elements 8g..8g+7), and bytes 1, 3 of each (8g + 1, 3, 5, 7): quant_word's word order.
 fn evens(a: u32, b: u32) -> u32 {
     return (a & 0xffu) | ((a >> 8u) & 0xff00u) | ((b << 16u) & 0xff0000u) | ((b << 8u) & 0xff000000u);
 }
@@ -87,7 +88,7 @@ fn odds(a: u32, b: u32) -> u32 {
 }
 
 // Q8_0's block of 32 int8 weights from element e, stored in element order (word i: elements
-// 4i..4i+3), as quant_block's words.
+// 4i..4i+3), as quant_word's words.
 fn q8_0_block(e: u32) -> WBlock {
     let v = array<vec4<u32>, 2>(w[e / 16u], w[e / 16u + 1u]);
     var r: WBlock;
@@ -275,8 +276,8 @@ struct XBlock {
 }
 
 fn x_block(t: u32, i: u32) -> XBlock {
-    let xi = t * (p.k / 32u) + i;
-    return XBlock(xq[2u * xi], xq[2u * xi + 1u], xs[xi]);
+    let blocks = p.k / 32u; // a row's halves (quant_word_index): blocks' elements 0..15, 16..31
+    return XBlock(xq[2u * t * blocks + i], xq[(2u * t + 1u) * blocks + i], xs[t * blocks + i]);
 }
 
 // Block i of token t's activations dotted with the decoded weight block.

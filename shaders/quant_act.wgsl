@@ -7,7 +7,8 @@
 //   xs (T)             f32 scales
 // With BLOCKS (the input of the block-weight GEMV, matmul_gemv_q8.wgsl; K % 32 == 0) each block of
 // 32 values is quantized on its own (reduce.wgsl quant_word): xq (T, K/4) in its word order,
-// xs (T, K/32) pairs (d, s); a thread per word, grid x = groups of 256 words, y = token.
+// each row in halves (quant_word_index), xs (T, K/32) pairs (d, s); a thread per word, grid x =
+// groups of 256 words, y = token.
 // Otherwise one 256-thread workgroup per token row (rows folded over x/y).
 
 struct Params {
@@ -62,7 +63,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
         }
         let qw = quant_word(lid, v);
         if w < words {
-            xq[row * words + w] = qw.q;
+            xq[quant_word_index(row, w, words)] = qw.q;
             if w % 8u == 0u {
                 xs[2u * (row * (words / 8u) + w / 8u)] = qw.ds.x;
                 xs[2u * (row * (words / 8u) + w / 8u) + 1u] = qw.ds.y;

@@ -67,6 +67,14 @@ fn quant_word(lid: u32, v: vec4<f32>) -> QWord {
     return QWord(q, vec2<f32>(d, d * sum));
 }
 
+// Where word w (quant_word's order) of row `row` of `words` words is stored: each block's first
+// four words (elements 0..15) in the row's first half, its last four in the second half, so that
+// the 16-byte loads of one half by adjacent lanes (a block each, matmul_gemv_q8.wgsl) are
+// adjacent in memory.
+fn quant_word_index(row: u32, w: u32, words: u32) -> u32 {
+    return row * words + (w % 8u) / 4u * (words / 2u) + (w / 8u) * 4u + w % 4u;
+}
+
 // Element i (0..3) of word w of a row quantized per block (quant_word's order).
 fn quant_word_elem(w: u32, i: u32) -> u32 {
     let j = w % 8u;

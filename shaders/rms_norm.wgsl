@@ -60,7 +60,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
         }
         let qw = quant_word(lid, v);
         if w < words {
-            out[row * words + w] = qw.q;
+            out[quant_word_index(row, w, words)] = qw.q;
             if w % 8u == 0u {
                 xs[2u * (row * (words / 8u) + w / 8u)] = qw.ds.x;
                 xs[2u * (row * (words / 8u) + w / 8u) + 1u] = qw.ds.y;

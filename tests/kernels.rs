@@ -894,7 +894,7 @@ fn quant_of_swiglu_both_layouts_both_paths() {
                     W8a8::new(c).quantize_from(&mut g, &gu, input, QuantGrain::Block, &qb, i, t).unwrap();
                     g.run(c);
                     let what = format!("block quant(swiglu) {path:?} interleaved={interleaved} t={t} i={i}");
-                    read_block_quant(c, &qb, &a, 1e-5, &what);
+                    read_block_quant(c, &qb, &a, i, 1e-5, &what);
                 }
                 let words = i.div_ceil(4);
                 let xq: Vec<i8> = bytemuck::cast_slice::<f32, u32>(&read_f32(c, &q.xq, t * words))
@@ -1169,6 +1169,7 @@ fn read_block_quant(
     c: &GpuContext,
     q: &inferno_llama::ops::w8a8::QuantScratch,
     vals: &[f32],
+    k: usize,
     dtol: f32,
     what: &str,
 ) -> Vec<f32> {
@@ -1183,7 +1184,10 @@ fn read_block_quant(
         let dw = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
         assert!((d - dw).abs() <= dtol * dw, "{what}: block {b}: d {d} vs {dw}");
         let mut sum = 0;
-        for (i, word) in words[8 * b..8 * b + 8].iter().enumerate() {
+        // the row's first half holds each block's words 0..3, its second half words 4..7
+        let (row, bi, wpr) = (b / (k / 32), b % (k / 32), k / 4);
+        let block_words = (0..8).map(|i| words[row * wpr + i / 4 * (wpr / 2) + 4 * bi + i % 4]);
+        for (i, word) in block_words.enumerate() {
             // word 2g: elements 8g + 0, 2, 4, 6; word 2g + 1: 8g + 1, 3, 5, 7
             for j in 0..4 {
                 let e = 8 * (i / 2) + 2 * j + i % 2;
@@ -1353,7 +1357,7 @@ fn gemv_q8_rope_epilogue_both_paths() {
                     first += w.rows;
                 }
                 g.run(c);
-                let xhat = read_block_quant(c, &q, x, 1e-6, &format!("gemv_q8_rope {path:?} {dtypes:?}"));
+                let xhat = read_block_quant(c, &q, x, k, 1e-6, &format!("gemv_q8_rope {path:?} {dtypes:?}"));
                 Some((xhat, weights.iter().flat_map(|(v, _)| v.clone()).collect()))
             });
         }
@@ -1420,7 +1424,7 @@ fn gemv_q8_matches_cpu_both_paths() {
                         };
                         GemvQ8::new(c).record_cols(&mut g, &q, &w, MatmulDst::new(&ob, cols, out), t).unwrap();
                         g.run(c);
-                        let xhat = read_block_quant(c, &q, &x, 1e-6, &what);
+                        let xhat = read_block_quant(c, &q, &x, k, 1e-6, &what);
                         let mut want = cpu::matmul(&xhat, &wv, t, k, n);
                         match out {
                             MatmulOut::Act => {

@@ -536,10 +536,12 @@ impl Matmul {
 
     /// The portable GEMM's pipeline and grid for `t` tokens of a weight chunk of `rows` rows
     /// (constants `wd`, `om`: its dtype and output mode). Tiles of 128 tokens (8 per thread)
-    /// from 256 tokens on software adapters (lavapipe, SmolLM2 Q4_1 pp512: 11.6 vs 9.6 tok/s),
-    /// else 64 (H200 without matrix cores, pp512 64 / 128: 1B bf16 10,969 / 11,506, 8B bf16
-    /// 1,917 / 1,889, 2026-12-04); x 128 columns where that still gives >= 256 workgroups, else
-    /// x 64. The next step's loads go out early but on software adapters (see matmul_gemm.wgsl).
+    /// from 256 tokens, else 64 (lavapipe, SmolLM2 Q4_1 pp512: 11.6 vs 9.6 tok/s; H200 without
+    /// matrix cores, 8B pp512 128 / 64 with the next step's loads in flight, 2026-12-04: bf16
+    /// 2,318 / 2,318 vs 2,253 / 2,252, Q4_K_M 2,263 / 2,259 vs 2,199 / 2,205 — without them 64
+    /// had won on bf16, 1,889 vs 1,917); x 128 columns where that still gives >= 256
+    /// workgroups, else x 64. The next step's loads go out early but on software adapters (see
+    /// matmul_gemm.wgsl).
     fn portable_gemm(
         &self,
         name: &str,
@@ -547,7 +549,7 @@ impl Matmul {
         t: usize,
         rows: usize,
     ) -> Result<(Arc<Kernel>, [u32; 3])> {
-        let bt = if t >= 256 && self.ctx.is_software() { 128 } else { 64 };
+        let bt = if t >= 256 { 128 } else { 64 };
         let bn = if rows.div_ceil(128) * t.div_ceil(bt) < 256 { 64 } else { 128 };
         let prefetch = if self.ctx.is_software() { 0.0 } else { 1.0 };
         let c = [wd, om, ("BN", bn as f64), ("BT", bt as f64), ("PREFETCH", prefetch)];

@@ -76,7 +76,8 @@ pub enum QuantGrain {
     /// A token's row (W8A8, as vLLM quantizes): f32 scales (T).
     Token,
     /// Each block of 32 of a row (the block-weight GEMV, ops::gemv_q8; K % 32 == 0), in the
-    /// word order of common.wgsl's `quant_block`: `(d, s)` pairs (T, K/32).
+    /// word order of reduce.wgsl's `quant_word`, each row stored in halves (`quant_word_index`:
+    /// every block's first 16 values, then every block's last 16): `(d, s)` pairs (T, K/32).
     Block,
 }
 
