@@ -143,7 +143,8 @@ impl GemvQ8 {
         // Q4_K_M, aggregate tok/s, one / two rows: 12 sequences 802-808 / 875-885, 16: 906-910 /
         // 1,042-1,060; 8B Q8_0 at 12: 804 / 867; 1B Q4_K_M at 16: 3,324 / 3,401; 256 threads of
         // two rows each: 16 sequences 1,028-1,038). Groups of 2-8 tokens keep one (8 sequences
-        // 881-889 / 833-843; four rows there: 606); a token's sum is the same either way
+        // 881-889 / 833-843; four rows there: 606; with the activations' block halves stored
+        // apart, 2026-12-04: 926-933 / 765-772); a token's sum is the same either way
         let rpt = if tok == TOK { 2 } else { 1 };
         let rows = 256 / lanes / rpt; // threads per lane index
         let c = [
