@@ -26,17 +26,6 @@
 
 override TOK: u32 = 1u; // tokens per workgroup, 1..16
 override ROPE: bool = false;
-// With QUANT_IN (one token, T = 1) xq is the input itself, quantized per block of 32 into
-// workgroup memory at the start, as quant_act.wgsl would store it (one dispatch fewer per
-// matmul): 1 packed activations (1, K), 2 the gate/up output (1, 2K) interleaved (gate_0, up_0,
-// ...) and 3 as halves ([gate | up]), of which silu(gate) * up is quantized. 0: quantized before.
-override QUANT_IN: u32 = 0u;
-override QK: u32 = 32u; // K, with QUANT_IN
-const WG: u32 = 256u;   // threads per workgroup (reduce.wgsl's quant_word, with QUANT_IN)
-override QV4: u32 = select(1u, QK / 16u, QUANT_IN != 0u);  // the copy's vec4 words
-override QBLK: u32 = select(1u, QK / 32u, QUANT_IN != 0u); // and its blocks
-var<workgroup> xq_w: array<vec4<u32>, QV4>;  // the token's int8 words (quant_word_index's halves)
-var<workgroup> xs_w: array<vec2<f32>, QBLK>; // and its blocks' (d, s)
 
 struct Params {
     k: u32,          // inner dimension (elements, K % 32 == 0; % 256 for K-quants)
@@ -287,55 +276,8 @@ struct XBlock {
 }
 
 fn x_block(t: u32, i: u32) -> XBlock {
-    if QUANT_IN != 0u {
-        return XBlock(xq_w[i], xq_w[QK / 32u + i], xs_w[i]);
-    }
     let blocks = p.k / 32u; // a row's halves (quant_word_index): blocks' elements 0..15, 16..31
     return XBlock(xq[2u * t * blocks + i], xq[(2u * t + 1u) * blocks + i], xs[t * blocks + i]);
-}
-
-// With QUANT_IN: word j of the input, and element e of the row quantized (quant_act.wgsl's elem).
-fn in_word(j: u32) -> u32 {
-    return xq[j / 4u][j % 4u];
-}
-
-fn in_val(e: u32) -> f32 {
-    return unpack_act(in_word(e / 2u))[e % 2u];
-}
-
-fn in_elem(e: u32) -> f32 {
-    if QUANT_IN == 2u {
-        let gu = unpack_act(in_word(e)); // (gate_e, up_e)
-        return silu(gu.x) * gu.y;
-    }
-    if QUANT_IN == 3u {
-        return silu(in_val(e)) * in_val(QK + e);
-    }
-    return in_val(e);
-}
-
-// With QUANT_IN: the token's row quantized per block into xq_w / xs_w by the whole workgroup
-// (thread lid takes words lid, lid + WG, ..., uniform trip count: quant_word's barriers).
-fn quantize_input(lid: u32) {
-    let words = QK / 4u;
-    for (var w0 = 0u; w0 < words; w0 += WG) {
-        let w = w0 + lid;
-        var v = vec4<f32>(0.0);
-        if w < words {
-            for (var i = 0u; i < 4u; i++) {
-                v[i] = in_elem(quant_word_elem(w, i));
-            }
-        }
-        let qw = quant_word(lid, v);
-        if w < words {
-            let o = quant_word_index(0u, w, words);
-            xq_w[o / 4u][o % 4u] = qw.q;
-            if w % 8u == 0u {
-                xs_w[w / 8u] = qw.ds;
-            }
-        }
-    }
-    workgroupBarrier();
 }
 
 // Block i of token t's activations dotted with the decoded weight block.
@@ -381,9 +323,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
             iq4_pairs[b] = lut_byte(IQ4NL_WORDS, b & 15u) | (lut_byte(IQ4NL_WORDS, b >> 4u) << 8u);
         }
         workgroupBarrier();
-    }
-    if QUANT_IN != 0u {
-        quantize_input(r * LANES + lane);
     }
     var acc: array<f32, MAX_ACC>; // [token][row of the thread]
     if row0 < p.n {
