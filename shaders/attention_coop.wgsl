@@ -23,6 +23,7 @@
 override HEAD_DIM: u32 = 128u;
 override ND: u32 = HEAD_DIM / 16u;
 const KSPLIT: u32 = 2u; // subgroups per workgroup, each taking every other key tile
+const_assert KSPLIT == 2u; // emit combines exactly two subgroups' slices (and ml's halves)
 
 struct Params {
     heads: u32,
