@@ -26,21 +26,6 @@
 
 override TOK: u32 = 1u; // tokens per workgroup, 1..16
 override ROPE: bool = false;
-// With QUANT_IN (one token, T = 1) xq is the input itself, quantized per block of 32 into
-// workgroup memory at the start, as quant_act.wgsl would store it (one dispatch fewer per
-// matmul): 1 packed activations (1, K), 2 the gate/up output (1, 2K) interleaved (gate_0, up_0,
-// ...) and 3 as halves ([gate | up]), of which silu(gate) * up is quantized. 0: quantized before.
-override QUANT_IN: u32 = 0u;
-override QK: u32 = 32u; // K, with QUANT_IN
-const WG: u32 = 256u;   // threads per workgroup (reduce.wgsl, with QUANT_IN)
-const QR_MAX: u32 = 16u; // with QUANT_IN: words per thread at most (K <= 16,384)
-override QR: u32 = (QK / 4u + WG - 1u) / WG;                 // words per thread
-override QW: u32 = select(1u, QK / 4u, QUANT_IN != 0u);      // the row's int8 words
-override QV4: u32 = select(1u, QK / 16u, QUANT_IN != 0u);    // as vec4
-override QBLK: u32 = select(1u, QK / 32u, QUANT_IN != 0u);   // and its blocks
-var<workgroup> xq_w: array<vec4<u32>, QV4>;  // the token's int8 words (quant_word_index's halves)
-var<workgroup> xs_w: array<vec2<f32>, QBLK>; // and its blocks' (d, s)
-var<workgroup> qred: array<f32, QW>;         // per word: its |max|, then its sum of int8 values
 
 struct Params {
     k: u32,          // inner dimension (elements, K % 32 == 0; % 256 for K-quants)
@@ -291,85 +276,8 @@ struct XBlock {
 }
 
 fn x_block(t: u32, i: u32) -> XBlock {
-    if QUANT_IN != 0u {
-        return XBlock(xq_w[i], xq_w[QK / 32u + i], xs_w[i]);
-    }
     let blocks = p.k / 32u; // a row's halves (quant_word_index): blocks' elements 0..15, 16..31
     return XBlock(xq[2u * t * blocks + i], xq[(2u * t + 1u) * blocks + i], xs[t * blocks + i]);
-}
-
-// With QUANT_IN: word j of the input, and element e of the row quantized (quant_act.wgsl's elem).
-fn in_word(j: u32) -> u32 {
-    return xq[j / 4u][j % 4u];
-}
-
-fn in_val(e: u32) -> f32 {
-    return unpack_act(in_word(e / 2u))[e % 2u];
-}
-
-fn in_elem(e: u32) -> f32 {
-    if QUANT_IN == 2u {
-        let gu = unpack_act(in_word(e)); // (gate_e, up_e)
-        return silu(gu.x) * gu.y;
-    }
-    if QUANT_IN == 3u {
-        return silu(in_val(e)) * in_val(QK + e);
-    }
-    return in_val(e);
-}
-
-// With QUANT_IN: the token's row quantized per block into xq_w / xs_w by the whole workgroup,
-// as reduce.wgsl's quant_word does it (the same d, q and s), but with every thread's loads of
-// its QR words issued at once and three barriers in all (thread lid takes words lid, lid + WG..).
-fn quantize_input(lid: u32) {
-    let words = QK / 4u;
-    var v: array<vec4<f32>, QR_MAX>;
-    for (var j = 0u; j < QR; j++) {
-        let w = lid + WG * j;
-        if w < words {
-            for (var i = 0u; i < 4u; i++) {
-                v[j][i] = in_elem(quant_word_elem(w, i));
-            }
-            let a = v[j];
-            qred[w] = max(max(amax_term(a.x), amax_term(a.y)), max(amax_term(a.z), amax_term(a.w)));
-        }
-    }
-    workgroupBarrier();
-    var q: array<u32, QR_MAX>;
-    var d: array<f32, QR_MAX>;
-    for (var j = 0u; j < QR; j++) {
-        let w = lid + WG * j;
-        if w < words {
-            let g0 = w & ~7u;
-            var amax = qred[g0];
-            for (var i = 1u; i < 8u; i++) {
-                amax = max(amax, qred[g0 + i]);
-            }
-            d[j] = amax / 127.0;
-            q[j] = quant_i8x4(v[j], select(1.0, d[j], d[j] > 0.0));
-        }
-    }
-    workgroupBarrier();
-    for (var j = 0u; j < QR; j++) {
-        let w = lid + WG * j;
-        if w < words {
-            qred[w] = f32(dot4I8Packed(q[j], 0x01010101u));
-            let o = quant_word_index(0u, w, words);
-            xq_w[o / 4u][o % 4u] = q[j];
-        }
-    }
-    workgroupBarrier();
-    for (var j = 0u; j < QR; j++) {
-        let w = lid + WG * j;
-        if w < words && w % 8u == 0u {
-            var sum = 0.0;
-            for (var i = 0u; i < 8u; i++) {
-                sum += qred[w + i];
-            }
-            xs_w[w / 8u] = vec2<f32>(d[j], d[j] * sum);
-        }
-    }
-    workgroupBarrier();
 }
 
 // Block i of token t's activations dotted with the decoded weight block.
@@ -415,9 +323,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
             iq4_pairs[b] = lut_byte(IQ4NL_WORDS, b & 15u) | (lut_byte(IQ4NL_WORDS, b >> 4u) << 8u);
         }
         workgroupBarrier();
-    }
-    if QUANT_IN != 0u {
-        quantize_input(r * LANES + lane);
     }
     var acc: array<f32, MAX_ACC>; // [token][row of the thread]
     if row0 < p.n {

@@ -1,5 +1,5 @@
 //! The WGSL sources. Every kernel is compiled as `common.wgsl` (value helpers, the `ACT_F16`
-//! override), then `reduce.wgsl` for the kernels that reduce across one workgroup (or quantize),
+//! override), then `reduce.wgsl` for the kernels that reduce across one workgroup,
 //! `weights.wgsl` for kernels that read weights (and `gemv_norm_common.wgsl` for the fused norm-GEMVs,
 //! `matmul_out.wgsl` for every matmul, `matmul_common.wgsl` for the float-activation GEMV and
 //! GEMMs, `matmul_coop_common.wgsl` for the matrix-core ones), `rope_epilogue.wgsl` for the GEMVs
@@ -94,7 +94,7 @@ pub fn kernel_source(name: &str) -> Option<String> {
     };
     let prelude = prelude.join("\n");
     let rope = if ROPE_KERNELS.contains(&name) { ROPE_EPILOGUE } else { "" };
-    let reduce = if ["rms_norm", "quant_act", "attention", "matmul_gemv_q8"].contains(&name) { REDUCE } else { "" };
+    let reduce = if ["rms_norm", "quant_act", "attention"].contains(&name) { REDUCE } else { "" };
     KERNELS
         .iter()
         .find(|(n, _)| *n == name)

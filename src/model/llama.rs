@@ -449,8 +449,8 @@ impl Llama {
             return st.ops.w8a8.matmul(g, &s.quant, down, MatmulDst::new(&s.x, cols, MatmulOut::AddF32), t);
         }
         if st.ops.q8(down, step) {
-            let dst = MatmulDst::new(&s.x, cols, MatmulOut::AddF32);
-            return st.ops.gemv_q8.record_quantizing(g, &s.gu, input, &s.quant, down, dst, t);
+            st.ops.w8a8.quantize_from(g, &s.gu, input, QuantGrain::Block, &s.quant, i, t)?;
+            return st.ops.gemv_q8.record_cols(g, &s.quant, down, MatmulDst::new(&s.x, cols, MatmulOut::AddF32), t);
         }
         st.ops.swiglu.record(g, &s.gu, &s.act, i, t, interleaved)?; // act (T, I)
         self.residual(st, g, s, &s.act, &w.down_proj, step)
@@ -471,8 +471,8 @@ impl Llama {
             return st.ops.w8a8.record(g, input, &s.quant, w, &s.x, MatmulOut::AddF32, t);
         }
         if st.ops.q8(w, step) {
-            let dst = MatmulDst::all(&s.x, w.rows, MatmulOut::AddF32);
-            return st.ops.gemv_q8.record_quantizing(g, input, QuantInput::Act, &s.quant, w, dst, t);
+            st.ops.w8a8.quantize_from(g, input, QuantInput::Act, QuantGrain::Block, &s.quant, w.cols, t)?;
+            return st.ops.gemv_q8.record_cols(g, &s.quant, w, MatmulDst::all(&s.x, w.rows, MatmulOut::AddF32), t);
         }
         st.ops.matmul.record(g, input, w, &s.x, MatmulOut::AddF32, t)
     }

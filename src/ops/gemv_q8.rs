@@ -7,8 +7,8 @@
 
 use super::matmul::{MatmulOut, MatmulParams};
 use super::rope::RopeEpilogue;
-use super::w8a8::{QuantGrain, QuantInput, QuantScratch, W8a8};
-use super::{act_bytes, check_buf, check_even, MatmulDst, OutCols};
+use super::w8a8::QuantScratch;
+use super::{check_buf, check_even, MatmulDst, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -40,16 +40,6 @@ pub(crate) fn quant_grid(k: usize, t: usize) -> Result<[u32; 3]> {
         return Err(Error::Invalid(format!("{t} tokens quantized per block: at most 65535 at once")));
     }
     Ok([(k / 4).div_ceil(256) as u32, t as u32, 1])
-}
-
-/// What the kernel reads as its activations.
-#[derive(Clone, Copy)]
-enum Input<'a> {
-    /// Quantized per block beforehand (ops::w8a8, ops::rms_norm).
-    Quantized(&'a QuantScratch),
-    /// One token's input, quantized by the kernel itself (`QUANT_IN`); the scratch's scales
-    /// buffer stands in for the binding the kernel then does not read.
-    Raw(&'a wgpu::Buffer, QuantInput, &'a QuantScratch),
 }
 
 /// The int8-activation GEMV op.
@@ -91,42 +81,7 @@ impl GemvQ8 {
     /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T` from activations already
     /// quantized per block into `q` (ops::w8a8 with blocks, or ops::rms_norm).
     pub fn record_cols(&self, g: &mut Graph, q: &QuantScratch, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
-        self.record(g, Input::Quantized(q), w, dst, None, t)
-    }
-
-    /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T` from the unquantized input
-    /// `x` ([`QuantInput`]: packed activations, or the gate/up output whose `silu(gate) * up` is
-    /// the input): for one token the kernel quantizes it per block into workgroup memory first
-    /// (one dispatch fewer than ops::w8a8's quantization into `q` and then
-    /// [`record_cols`](Self::record_cols), which more tokens, or a row too long for the
-    /// adapter's workgroup memory, take).
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_quantizing(
-        &self,
-        g: &mut Graph,
-        x: &wgpu::Buffer,
-        input: QuantInput,
-        q: &QuantScratch,
-        w: &Weight,
-        dst: MatmulDst,
-        t: usize,
-    ) -> Result<()> {
-        if t == 1 && self.quantizes_in(w.cols) {
-            return self.record(g, Input::Raw(x, input, q), w, dst, None, t);
-        }
-        W8a8::new(&self.ctx).quantize_from(g, x, input, QuantGrain::Block, q, w.cols, t)?;
-        self.record_cols(g, q, w, dst, t)
-    }
-
-    /// Whether the kernel quantizes a row of `k` values itself (`QUANT_IN`): at most 16,384
-    /// (16 words per thread), its int8 words, block scales and per-word sums in workgroup memory
-    /// beside the partial sums (8 KiB), reduce.wgsl's 1 KiB and the IQ4_XS table's (8B: 41.5
-    /// KiB for K = 14,336, of the H200's 48 KiB).
-    fn quantizes_in(&self, k: usize) -> bool {
-        let bytes = k + k / 4 + k + (8 << 10) + (2 << 10);
-        k <= 16_384
-            && bytes <= self.ctx.limits.max_compute_workgroup_storage_size as usize
-            && std::env::var("XX_NOQIN").is_err()
+        self.record(g, q, w, dst, None, t)
     }
 
     /// Records columns `cols` of a decode step's q/k/v projection (q/k rows holding each rotary
@@ -143,13 +98,13 @@ impl GemvQ8 {
         t: usize,
     ) -> Result<()> {
         rope.check(cols, t)?;
-        self.record(g, Input::Quantized(q), w, MatmulDst::new(rope.dst.q, cols, MatmulOut::Act), Some(rope), t)
+        self.record(g, q, w, MatmulDst::new(rope.dst.q, cols, MatmulOut::Act), Some(rope), t)
     }
 
     fn record(
         &self,
         g: &mut Graph,
-        input: Input,
+        q: &QuantScratch,
         w: &Weight,
         dst: MatmulDst,
         rope: Option<RopeEpilogue>,
@@ -173,26 +128,8 @@ impl GemvQ8 {
         if rope.is_none() {
             check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
         }
-        // the buffers of bindings 1 and 4, and the kernel's QUANT_IN
-        let (xq, xs, quant_in) = match input {
-            Input::Quantized(q) => {
-                check_buf("int8 activation scratch", &q.xq, xq_bytes(t, k))?;
-                check_buf("int8 activation scales", &q.xs, xs_bytes(t, k))?;
-                (&q.xq, &q.xs, 0)
-            }
-            Input::Raw(x, what, q) => {
-                let (mode, width) = match what {
-                    QuantInput::Act => (1, k),
-                    QuantInput::Swiglu { interleaved: true } => (2, 2 * k),
-                    QuantInput::Swiglu { interleaved: false } => (3, 2 * k),
-                };
-                if t != 1 {
-                    return Err(Error::Invalid(format!("{}: the GEMV quantizes one token's input, not {t}", w.name)));
-                }
-                check_buf(&format!("input of {}", w.name), x, act_bytes(width))?;
-                (x, &q.xs, mode)
-            }
-        };
+        check_buf("int8 activation scratch", &q.xq, xq_bytes(t, k))?;
+        check_buf("int8 activation scales", &q.xs, xs_bytes(t, k))?;
         if t == 0 {
             return Ok(());
         }
@@ -218,8 +155,6 @@ impl GemvQ8 {
             ("RPT", rpt as f64),
             ("ROWS", rows as f64),
             ("ROPE", rope.is_some() as u8 as f64),
-            ("QUANT_IN", quant_in as f64),
-            ("QK", if quant_in == 0 { 32.0 } else { k as f64 }),
         ];
         let pipeline = if rope.is_some() {
             // the RoPE epilogue writes the KV cache at positions read from a buffer: checked
@@ -229,8 +164,7 @@ impl GemvQ8 {
             // tok/s, 2026-12-03); without the epilogue every index is in bounds: weight rows < N
             // (clamped), activation blocks of tokens <= T - 1 (buffers checked above), partial
             // sums PART_TOK x RPT x 256 = 2048 (the array's size), output writes t < T and row <
-            // N, the IQ4_XS pair table indexed by a byte; with QUANT_IN, input words < K (checked
-            // above) and the workgroup copy's words < K / 4 and blocks < K / 32 (its sizes)
+            // N, the IQ4_XS pair table indexed by a byte
             unsafe { self.ctx.pipeline_unchecked("matmul_gemv_q8", &c)? }
         };
         let [positions, table, k_cache, v_cache] = RopeEpilogue::bindings(rope.as_ref(), &self.unused);
@@ -239,7 +173,7 @@ impl GemvQ8 {
             let uniform = self.ctx.uniform("matmul params", &params);
             let [x, y, _] = fold_workgroups(chunk.rows.div_ceil(256 / lanes) as u32);
             let grid = [t.div_ceil(tok) as u32, x, y]; // token groups on x
-            let buffers = [&uniform, xq, &chunk.buf, out, xs, positions, table, k_cache, v_cache];
+            let buffers = [&uniform, &q.xq, &chunk.buf, out, &q.xs, positions, table, k_cache, v_cache];
             g.push(&self.ctx, "matmul_gemv_q8", &pipeline, &buffers, grid);
             g.note_bytes(chunk.buf.size());
         }
