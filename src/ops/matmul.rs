@@ -164,10 +164,11 @@ pub fn skinny_block_from(dtype: WeightDtype) -> Option<usize> {
 
 /// Prompts of at least this many tokens take block-format weights to the prompt GEMM (matrix-core
 /// or portable) decoded to f16 first (ops::dequant), once per weight row, rather than decoded as
-/// each tile is staged, once per token tile and inside the GEMM's latency-bound stages (H200, 8B Q4_K_M,
-/// 2026-12-03: pp512 4,900 -> 7,862 tok/s, Q8_0 4,444 -> 8,391; pp128 1,181 -> 1,428; with the
-/// scratch holding a whole weight, 2026-12-04: pp128 2,493 -> 3,535, pp96 1,896 -> 2,463 ± 346;
-/// pp72 907 ± 448 -> 1,565 ± 772, too noisy to decide).
+/// each tile is staged, once per token tile and inside the GEMM's latency-bound stages. H200, 8B
+/// Q4_K_M on matrix cores, 2026-12-03: pp512 4,900 -> 7,862 tok/s, Q8_0 4,444 -> 8,391; pp128
+/// 1,181 -> 1,428; with the scratch holding a whole weight, 2026-12-04: pp128 2,493 -> 3,535, pp96
+/// 1,896 -> 2,463 ± 346; pp72 907 ± 448 -> 1,565 ± 772, too noisy to decide. Without matrix
+/// cores, 2026-12-04: pp512 1,532 -> 2,204.
 pub const DEQUANT_TOKENS: usize = 96;
 
 /// Tokens per GEMV workgroup at most (the kernel's `MAX_TOK`): a step of `t` tokens reads each
