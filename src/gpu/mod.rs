@@ -462,9 +462,7 @@ impl GpuContext {
     /// (ops::matmul): [`SPLIT_SCRATCH`] bytes or the binding limit, made on first use and shared
     /// as [`GpuContext::dequant_scratch`] is.
     pub fn split_scratch(&self) -> Result<wgpu::Buffer> {
-        // XX experiment: the split scratch in MiB
-        let mb: u64 = std::env::var("XX_SPLIT_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(SPLIT_SCRATCH >> 20);
-        self.scratch(&self.split_scratch, "split-K partial sums", mb << 20)
+        self.scratch(&self.split_scratch, "split-K partial sums", SPLIT_SCRATCH)
     }
 
     /// The buffer in `cell`, made on first use with `bytes` or the binding limit.

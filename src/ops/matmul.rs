@@ -123,9 +123,7 @@ fn skinny_stages(t: usize, k: usize) -> usize {
 /// workgroups at 512 tokens (H200, 1B bf16 pp512 profile: the down projection at 99 TFLOP/s, o
 /// at 69, gate/up's 512 workgroups at 178); 8B's 4096-row weights have 128 and stay whole.
 fn k_splits(tiles: usize, stages: usize) -> usize {
-    // XX experiment: the target workgroups
-    let target = std::env::var("XX_GEMM_WG").ok().and_then(|v| v.parse().ok()).unwrap_or(SPLIT_WORKGROUPS);
-    nonempty_splits(stages, target / tiles.max(1))
+    nonempty_splits(stages, SPLIT_WORKGROUPS / tiles.max(1))
 }
 
 /// At most `splits` K splits of `stages` stages, none of them empty: the kernels give split z
