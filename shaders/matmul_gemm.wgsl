@@ -75,11 +75,8 @@ fn load_step(quad: u32, pair: u32, t0: u32, n0: u32, k0: u32) -> Loads {
 
 // Weight pair j of `l` as f32.
 fn w_pair(l: Loads, j: u32) -> vec2<f32> {
-    if W_DTYPE == 1u {
-        return unpack2x16float(l.w[j].x);
-    }
-    if W_DTYPE == 2u {
-        return bf16x2_to_f32(l.w[j].x);
+    if W_DTYPE == 1u || W_DTYPE == 2u {
+        return unpack_w16(l.w[j].x, W_DTYPE);
     }
     return bitcast<vec2<f32>>(l.w[j]);
 }

@@ -270,9 +270,8 @@ impl Matmul {
     /// f16: on a matrix-core GEMM (which stages weights as f16), or block weights of a long
     /// prompt decoded to f16 before the GEMM (tests round their reference the same way).
     pub fn rounds_weights_to_f16(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
-        let kernel = self.kernel(t, dtype, k);
-        let dequantized = kernel == MatmulKernel::Gemm && dtype.is_block() && t >= DEQUANT_TOKENS;
-        dequantized || matches!(kernel, MatmulKernel::GemmCoop | MatmulKernel::SkinnyCoop)
+        self.dequantizes(t, dtype, k)
+            || matches!(self.kernel(t, dtype, k), MatmulKernel::GemmCoop | MatmulKernel::SkinnyCoop)
     }
 
     /// Whether `t` tokens of q/k/v weight `w` may take the RoPE epilogue
@@ -314,7 +313,7 @@ impl Matmul {
         let Some(pipeline) = self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c)) else {
             return Err(Error::Invalid(format!("{}: the matrix-core kernels did not compile", w.name)));
         };
-        let [positions, table, k_cache, v_cache] = [rope.tok, &rope.table.buf, rope.dst.k_cache, rope.dst.v_cache];
+        let [positions, table, k_cache, v_cache] = rope.buffers();
         for chunk in &w.chunks {
             let params = MatmulParams::for_chunk(k, t, chunk, cols, RopeEpilogue::params(Some(&rope)));
             let uniform = self.ctx.uniform("matmul params", &params);
@@ -362,7 +361,7 @@ impl Matmul {
     ) -> Result<()> {
         let parts: Vec<_> = OutCols::side_by_side(parts).collect();
         let k = parts.first().map_or(0, |(w, _)| w.cols);
-        if parts.len() > 1 && parts.iter().all(|(w, _)| w.cols == k && self.dequantizes(t, w)) {
+        if parts.len() > 1 && parts.iter().all(|(w, _)| w.cols == k && self.dequantizes(t, w.dtype, w.cols)) {
             for &(w, cols) in &parts {
                 self.check_call(x, w, MatmulDst::new(out, cols, kind), t)?;
             }
@@ -376,11 +375,11 @@ impl Matmul {
         Ok(())
     }
 
-    /// Whether `t` tokens of `w` take a GEMM of its rows decoded to f16 first (a long prompt's
-    /// block weights, on matrix cores or not).
-    fn dequantizes(&self, t: usize, w: &Weight) -> bool {
-        let gemm = matches!(self.kernel(t, w.dtype, w.cols), MatmulKernel::GemmCoop | MatmulKernel::Gemm);
-        gemm && w.dtype.is_block() && t >= DEQUANT_TOKENS
+    /// Whether `t` tokens of a weight of this dtype and inner size `k` take a GEMM of its rows
+    /// decoded to f16 first (a long prompt's block weights, on matrix cores or not).
+    fn dequantizes(&self, t: usize, dtype: WeightDtype, k: usize) -> bool {
+        let gemm = matches!(self.kernel(t, dtype, k), MatmulKernel::GemmCoop | MatmulKernel::Gemm);
+        gemm && dtype.is_block() && t >= DEQUANT_TOKENS
     }
 
     /// Fails unless `x`, `w` and `dst` fit a matmul of `t` tokens.
@@ -415,7 +414,7 @@ impl Matmul {
         // memory exist (H100, 8B shape, pp512: 6,900 tok/s vs 4,211 with 64), else 64; stages of
         // 64 K where K allows (see matmul_gemm_coop.wgsl)
         let [bm, bk] = self.coop_tiles(t, k);
-        if self.dequantizes(t, w) && self.record_dequantized(g, x, &[(w, cols)], out, out_kind, t)? {
+        if self.dequantizes(t, w.dtype, k) && self.record_dequantized(g, x, &[(w, cols)], out, out_kind, t)? {
             return Ok(());
         }
         let gemv_tok = t.next_power_of_two().min(GEMV_TOK); // tokens per GEMV workgroup
@@ -456,7 +455,7 @@ impl Matmul {
             }
             MatmulKernel::Gemm => None,
             MatmulKernel::GemmCoop => {
-                let Some(p) = self.coop_gemm(&[wd, om, ("BM", bm as f64), ("BK", bk as f64)]) else {
+                let Some(p) = self.coop_gemm([wd, om], t, k, 1) else {
                     return self.record_cols(g, x, w, dst, t); // the portable GEMM
                 };
                 Some(p)
@@ -476,7 +475,7 @@ impl Matmul {
         };
         let splits = |rows: usize| match kernel {
             MatmulKernel::SkinnyCoop => skinny_splits(t, rows, k),
-            MatmulKernel::GemmCoop => k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk),
+            MatmulKernel::GemmCoop => self.coop_splits(t, rows, k),
             _ => 1,
         };
         // each chunk's splits (that fit the scratch) and, where more than one, its pipeline: all
@@ -487,9 +486,7 @@ impl Matmul {
             let (split, sums) = self.fit_splits(splits(chunk.rows), stages, t, chunk.rows)?;
             let pipeline = match (split, kernel) {
                 (1, _) => None,
-                (_, MatmulKernel::GemmCoop) => {
-                    self.coop_gemm(&[wd, om, ("BM", bm as f64), ("BK", bk as f64), ("SPLIT", split as f64)])
-                }
+                (_, MatmulKernel::GemmCoop) => self.coop_gemm([wd, om], t, k, split),
                 _ => {
                     let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", split as f64)];
                     self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c))
@@ -587,18 +584,14 @@ impl Matmul {
         if piece == 0 {
             return Ok(false);
         }
-        let c = [
-            ("W_DTYPE", WeightDtype::F16.wgsl_id()),
-            ("OUT_MODE", out_kind.mode()),
-            ("BM", bm as f64),
-            ("BK", bk as f64),
-        ];
+        let c = [("W_DTYPE", WeightDtype::F16.wgsl_id()), ("OUT_MODE", out_kind.mode())];
         // the f16 matrix-core GEMM, or the portable one where the adapter has none (or its
         // driver cannot compile it)
         let coop = match self.kernel(t, WeightDtype::F16, k) {
-            MatmulKernel::GemmCoop => self.coop_gemm(&c),
+            MatmulKernel::GemmCoop => self.coop_gemm(c, t, k, 1),
             _ => None,
         };
+        let dequant = Dequant::new(&self.ctx);
         // the GEMM of `rows` decoded rows whose output columns start at `col`, its K split as
         // record_cols splits it (an uncompiled split pipeline: unsplit)
         let gemm = |g: &mut Graph, [rows, col]: [usize; 2]| -> Result<()> {
@@ -608,16 +601,15 @@ impl Matmul {
             let params = MatmulParams::new(k, t, rows, OutCols { first: col, total: cols0.total });
             g.note_bytes((rows * k * 2) as u64);
             let Some(pipeline) = &coop else {
-                let (pipeline, grid) = self.portable_gemm(&w0.name, [c[0], c[1]], t, rows)?;
+                let (pipeline, grid) = self.portable_gemm(&w0.name, c, t, rows)?;
                 self.push(g, MatmulKernel::Gemm, &pipeline, params, [x, &scratch, out], grid);
                 return Ok(());
             };
             let [gx, gy, _] = gemm_grid(&w0.name, rows, 128, t, bm)?;
-            let (split, sums) =
-                self.fit_splits(k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk), k / bk, t, rows)?;
+            let (split, sums) = self.fit_splits(self.coop_splits(t, rows, k), k / bk, t, rows)?;
             let split_pipeline = match split {
                 1 => None,
-                _ => self.coop_gemm(&[c[0], c[1], c[2], c[3], ("SPLIT", split as f64)]),
+                _ => self.coop_gemm(c, t, k, split),
             };
             match (split_pipeline, &sums) {
                 (Some(sp), Some(sums)) => {
@@ -641,7 +633,7 @@ impl Matmul {
                         filled = [0, col];
                     }
                     let rows = (piece - filled[0]).min(chunk.rows - r0);
-                    Dequant::new(&self.ctx).record(g, w, chunk, r0..r0 + rows, &scratch, filled[0])?;
+                    dequant.record(g, w, chunk, r0..r0 + rows, &scratch, filled[0])?;
                     filled[0] += rows;
                     r0 += rows;
                 }
@@ -651,12 +643,24 @@ impl Matmul {
         Ok(true)
     }
 
-    /// The matrix-core GEMM's pipeline with these constants, or None where the context has none.
-    fn coop_gemm(&self, constants: &[(&str, f64)]) -> Option<Arc<Kernel>> {
+    /// The matrix-core GEMM's pipeline (constants `wd`, `om`: its dtype and output mode) for `t`
+    /// tokens of K `k` ([`Matmul::coop_tiles`]) in `split` K splits, or None where the context
+    /// has none.
+    fn coop_gemm(&self, [wd, om]: [(&str, f64); 2], t: usize, k: usize, split: usize) -> Option<Arc<Kernel>> {
+        let [bm, bk] = self.coop_tiles(t, k);
+        let c = [wd, om, ("BM", bm as f64), ("BK", bk as f64), ("SPLIT", split as f64)];
         // SAFETY: bounds checks cost 1.7x around the cooperative loads; every index is in
         // bounds by construction: global reads guarded by t < T, n < N, K % 32 == 0 (checked by
         // `kernel`), workgroup-memory offsets inside the staged tiles, writes guarded per element
-        self.ctx.coop_pipeline(|| unsafe { self.ctx.pipeline_unchecked("matmul_gemm_coop", constants) })
+        self.ctx.coop_pipeline(|| unsafe { self.ctx.pipeline_unchecked("matmul_gemm_coop", &c) })
+    }
+
+    /// The K splits of the matrix-core GEMM for `t` tokens over `rows` weight rows of K `k`
+    /// (its tiles of `coop_tiles` x 128 columns, see [`k_splits`]), before the split scratch
+    /// has its say ([`Matmul::fit_splits`]).
+    fn coop_splits(&self, t: usize, rows: usize, k: usize) -> usize {
+        let [bm, bk] = self.coop_tiles(t, k);
+        k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk)
     }
 
     /// Pushes one dispatch of `kernel` over `[x, weights, out]` with these params.

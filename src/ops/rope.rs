@@ -277,10 +277,15 @@ impl RopeEpilogue<'_> {
         })
     }
 
-    /// Bindings 5..8 (positions, table, K cache, V cache) of an epilogue, or the stand-ins.
+    /// Bindings 5..8 of this epilogue: positions, table, K cache, V cache.
+    pub(crate) fn buffers(&self) -> [&wgpu::Buffer; 4] {
+        [self.tok, &self.table.buf, self.dst.k_cache, self.dst.v_cache]
+    }
+
+    /// Bindings 5..8 of an epilogue ([`RopeEpilogue::buffers`]), or the stand-ins.
     pub(crate) fn bindings<'b>(r: Option<&'b Self>, unused: &'b [wgpu::Buffer; 3]) -> [&'b wgpu::Buffer; 4] {
         match r {
-            Some(r) => [r.tok, &r.table.buf, r.dst.k_cache, r.dst.v_cache],
+            Some(r) => r.buffers(),
             None => [&unused[0], &unused[0], &unused[1], &unused[2]],
         }
     }
