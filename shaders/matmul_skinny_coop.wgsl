@@ -24,7 +24,6 @@
 override BM: u32 = 32u;      // tokens per tile: 16 or 32
 override BN: u32 = 32u;      // columns per tile: 32 or 64 (16: f16/bf16 only)
 override SPLIT: u32 = 1u;    // K splits (grid z)
-override DEPTH: u32 = 1u; // stages of loads in flight: 1 or 2 (experiment)
 override ROPE: bool = false; // q/k/v of a batched step: RoPE and the KV append as the epilogue
                              // (rope_epilogue.wgsl; SPLIT = 1)
 
@@ -140,51 +139,22 @@ fn main(@builtin(local_invocation_index) lid: u32,
     for (var i = 0u; i < W_JOBS; i++) {
         wr[i] = load_w(lid, i, n0, s0 * BK);
     }
-    var xr2: array<vec4<u32>, 4>;
-    var wr2: array<RawJob, 4>;
-    if DEPTH == 2u && s0 + 1u < stages {
+    for (var s = s0; s < stages; s++) {
         for (var i = 0u; i < X_JOBS; i++) {
-            xr2[i] = load_x(lid, i, t0, (s0 + 1u) * BK);
+            put_x(lid, i, xr[i]);
         }
         for (var i = 0u; i < W_JOBS; i++) {
-            wr2[i] = load_w(lid, i, n0, (s0 + 1u) * BK);
-        }
-    }
-    for (var s = s0; s < stages; s++) {
-        let second = DEPTH == 2u && ((s - s0) & 1u) == 1u;
-        if second {
-            for (var i = 0u; i < X_JOBS; i++) {
-                put_x(lid, i, xr2[i]);
-            }
-            for (var i = 0u; i < W_JOBS; i++) {
-                put_w(lid, i, n0, s * BK, wr2[i]);
-            }
-        } else {
-            for (var i = 0u; i < X_JOBS; i++) {
-                put_x(lid, i, xr[i]);
-            }
-            for (var i = 0u; i < W_JOBS; i++) {
-                put_w(lid, i, n0, s * BK, wr[i]);
-            }
+            put_w(lid, i, n0, s * BK, wr[i]);
         }
         workgroupBarrier();
-        // the loads DEPTH stages ahead go out first (registers), then this stage's multiply-adds
-        if s + DEPTH < stages {
-            let k1 = (s + DEPTH) * BK;
-            if second {
-                for (var i = 0u; i < X_JOBS; i++) {
-                    xr2[i] = load_x(lid, i, t0, k1);
-                }
-                for (var i = 0u; i < W_JOBS; i++) {
-                    wr2[i] = load_w(lid, i, n0, k1);
-                }
-            } else {
-                for (var i = 0u; i < X_JOBS; i++) {
-                    xr[i] = load_x(lid, i, t0, k1);
-                }
-                for (var i = 0u; i < W_JOBS; i++) {
-                    wr[i] = load_w(lid, i, n0, k1);
-                }
+        // the next stage's loads go out first (registers), then this stage's multiply-adds
+        if s + 1u < stages {
+            let k1 = (s + 1u) * BK;
+            for (var i = 0u; i < X_JOBS; i++) {
+                xr[i] = load_x(lid, i, t0, k1);
+            }
+            for (var i = 0u; i < W_JOBS; i++) {
+                wr[i] = load_w(lid, i, n0, k1);
             }
         }
         for (var kk = 0u; kk < KS; kk += 16u) {

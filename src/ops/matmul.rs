@@ -461,14 +461,7 @@ impl Matmul {
                 Some(p)
             }
             MatmulKernel::SkinnyCoop => {
-                let c = [
-                    wd,
-                    om,
-                    ("BM", skinny_bm as f64),
-                    ("BN", skinny_bn as f64),
-                    ("DEPTH", std::env::var("XX_SK_DEPTH").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(1.0)),
-                    ("SPLIT", 1.0),
-                ];
+                let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", 1.0)];
                 let Some(p) = self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c)) else {
                     return self.record_cols(g, x, w, dst, t); // the GEMV
                 };
@@ -495,14 +488,7 @@ impl Matmul {
                 (1, _) => None,
                 (_, MatmulKernel::GemmCoop) => self.coop_gemm([wd, om], t, k, split),
                 _ => {
-                    let c = [
-                        wd,
-                        om,
-                        ("BM", skinny_bm as f64),
-                        ("BN", skinny_bn as f64),
-                        ("DEPTH", std::env::var("XX_SK_DEPTH").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(1.0)),
-                        ("SPLIT", split as f64),
-                    ];
+                    let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", split as f64)];
                     self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c))
                 }
             };
