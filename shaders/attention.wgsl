@@ -16,7 +16,6 @@
 // read at the last key's address (in bounds) and weighed by zero.
 
 override HEAD_DIM: u32 = 128u;
-override EARLY: bool = false; // experiment: loads issued ahead (HEAD_DIM <= 128 only)
 
 struct Params {
     heads: u32,
@@ -91,13 +90,6 @@ fn kdot(kb: u32, u: u32) -> f32 {
          + dot(qs[i + 2u], unpack_act(kw.z)) + dot(qs[i + 3u], unpack_act(kw.w));
 }
 
-// q . k over unit u of key words kw (loaded already).
-fn qdot(kw: vec4<u32>, u: u32) -> f32 {
-    let i = 4u * u;
-    return dot(qs[i], unpack_act(kw.x)) + dot(qs[i + 1u], unpack_act(kw.y))
-         + dot(qs[i + 2u], unpack_act(kw.z)) + dot(qs[i + 3u], unpack_act(kw.w));
-}
-
 // prob * the 8 values of unit w, as (values 0..3, values 4..7).
 fn weigh(prob: f32, w: vec4<u32>) -> array<vec4<f32>, 2> {
     return array<vec4<f32>, 2>(prob * vec4<f32>(unpack_act(w.x), unpack_act(w.y)),
@@ -117,6 +109,11 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let kvh = h / (p.heads / p.kv_heads);
     let hw = HEAD_DIM / 2u;
     let at = tok[t];
+    for (var i = lid; i < 128u; i += TILE) {
+        qs[i] = select(vec2<f32>(0.0), unpack_act(q[th * hw + min(i, hw - 1u)]), i < hw);
+    }
+    workgroupBarrier();
+
     let split = wid.z;
     let k_begin = split * p.chunk;
     let n_keys = min(at.y + 1u, k_begin + p.chunk); // keys k_begin..n_keys (may be empty)
@@ -128,22 +125,6 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let kp = TILE / nu; // keys side by side
     let g = lid / nu;
     let c = lid % nu;
-    // early loads (HEAD_DIM <= 128: a key row is at most 16 units): the first tile's key row
-    // goes out before the query is staged, each next tile's during this one's softmax
-    let early = EARLY && HEAD_DIM <= 128u;
-    var kw: array<vec4<u32>, 16>;
-    if early && k_begin < n_keys {
-        let kb = (seq_base + min(k_begin + lid, n_keys - 1u)) * row_words + head_word;
-        for (var u = 0u; u < 16u; u++) {
-            if u < nu {
-                kw[u] = k_unit(kb, u);
-            }
-        }
-    }
-    for (var i = lid; i < 128u; i += TILE) {
-        qs[i] = select(vec2<f32>(0.0), unpack_act(q[th * hw + min(i, hw - 1u)]), i < hw);
-    }
-    workgroupBarrier();
     var m = NEG;
     var l = 0.0;
     var acc = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(0.0));
@@ -153,30 +134,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
         let key = t0 + lid;
         let kb = (seq_base + min(key, last)) * row_words + head_word;
         var d = 0.0;
-        // early: this tile's values out before its scores are known
-        var vw: array<vec4<u32>, 16>;
-        if early && g < kp {
-            let nk = min(TILE, n_keys - t0);
-            for (var n = 0u; n < 16u; n++) {
-                vw[n] = v_unit((seq_base + t0 + min(g + n * kp, nk - 1u)) * row_words + head_word, c);
-            }
-        }
-        if early {
-            for (var u = 0u; u < 16u; u++) {
-                if u < nu {
-                    d += qdot(kw[u], u);
-                }
-            }
-            if t0 + TILE < n_keys {
-                let kn = (seq_base + min(t0 + TILE + lid, last)) * row_words + head_word;
-                for (var u = 0u; u < 16u; u++) {
-                    if u < nu {
-                        kw[u] = k_unit(kn, u);
-                    }
-                }
-            }
-        }
-        for (var u = 0u; u < nu && !early; u += 16u) {
+        for (var u = 0u; u < nu; u += 16u) {
             d += kdot(kb, u) + kdot(kb, u + 1u) + kdot(kb, u + 2u) + kdot(kb, u + 3u)
                + kdot(kb, u + 4u) + kdot(kb, u + 5u) + kdot(kb, u + 6u) + kdot(kb, u + 7u)
                + kdot(kb, u + 8u) + kdot(kb, u + 9u) + kdot(kb, u + 10u) + kdot(kb, u + 11u)
@@ -193,15 +151,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
         acc[0] *= corr;
         acc[1] *= corr;
         // 3. p_j * v_j: 16 keys' units loaded together (one round for D <= 128)
-        if early && g < kp {
-            let nk = min(TILE, n_keys - t0);
-            for (var n = 0u; n < 16u; n++) {
-                let j = g + n * kp;
-                let a = weigh(select(0.0, probs[min(j, TILE - 1u)], j < nk), vw[n]);
-                acc[0] += a[0];
-                acc[1] += a[1];
-            }
-        } else if g < kp {
+        if g < kp {
             let nk = min(TILE, n_keys - t0);
             for (var j0 = g; j0 < nk; j0 += 16u * kp) {
                 var w: array<vec4<u32>, 16>;

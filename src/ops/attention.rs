@@ -198,9 +198,7 @@ impl Attention {
             _ => &self.dummy,
         };
         let chunk = s.ctx.div_ceil(splits).div_ceil(64) * 64;
-        let early = std::env::var("XX_ATT_EARLY").is_ok_and(|v| v == "1");
-        let pipeline =
-            self.ctx.pipeline("attention", &[("HEAD_DIM", s.head_dim as f64), ("EARLY", early as u8 as f64)])?;
+        let pipeline = self.ctx.pipeline("attention", &[("HEAD_DIM", s.head_dim as f64)])?;
         let uniform = self.ctx.uniform("attention params", &AttentionParams::new(s, t, splits, chunk));
         let [x, y, _] = fold_workgroups((t * s.heads) as u32);
         g.push(
