@@ -825,6 +825,8 @@ fn w8a8_matches_integer_emulation() {
             (9, 130, 66),
             (1, 2064, 66),
             (2, 2048, 34),
+            (70, 2048, 130), // prompt tiles over a long K
+            (33, 136, 66),
         ];
         for &(t, k, n) in &shapes {
             let mut rng = rng("w8a8");
