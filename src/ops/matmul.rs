@@ -515,13 +515,19 @@ impl Matmul {
                 _ => self.portable_gemm(&w.name, [wd, om], t, chunk.rows)?,
             };
             let params = MatmulParams::for_chunk(k, t, chunk, cols, EpilogueParams::default());
+            let bytes = chunk.buf.size();
             match &sums {
-                Some(sums) => {
-                    self.push_split(g, kernel, &pipeline, params, [x, &chunk.buf, sums, out], workgroups, out_kind)?
-                }
-                None => self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], workgroups),
+                Some(sums) => self.push_split(
+                    g,
+                    kernel,
+                    &pipeline,
+                    params,
+                    [x, &chunk.buf, sums, out],
+                    (workgroups, bytes),
+                    out_kind,
+                )?,
+                None => self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], (workgroups, bytes)),
             }
-            g.note_bytes(chunk.buf.size());
         }
         Ok(())
     }
@@ -599,10 +605,10 @@ impl Matmul {
                 return Ok(());
             }
             let params = MatmulParams::new(k, t, rows, OutCols { first: col, total: cols0.total });
-            g.note_bytes((rows * k * 2) as u64);
+            let bytes = (rows * k * 2) as u64; // the decoded rows it reads
             let Some(pipeline) = &coop else {
                 let (pipeline, grid) = self.portable_gemm(&w0.name, c, t, rows)?;
-                self.push(g, MatmulKernel::Gemm, &pipeline, params, [x, &scratch, out], grid);
+                self.push(g, MatmulKernel::Gemm, &pipeline, params, [x, &scratch, out], (grid, bytes));
                 return Ok(());
             };
             let [gx, gy, _] = gemm_grid(&w0.name, rows, 128, t, bm)?;
@@ -614,10 +620,12 @@ impl Matmul {
             match (split_pipeline, &sums) {
                 (Some(sp), Some(sums)) => {
                     let grid = [gx, gy, split as u32];
-                    self.push_split(g, MatmulKernel::GemmCoop, &sp, params, [x, &scratch, sums, out], grid, out_kind)
+                    let bufs = [x, &scratch, sums, out];
+                    self.push_split(g, MatmulKernel::GemmCoop, &sp, params, bufs, (grid, bytes), out_kind)
                 }
                 _ => {
-                    self.push(g, MatmulKernel::GemmCoop, pipeline, params, [x, &scratch, out], [gx, gy, 1]);
+                    let bufs = [x, &scratch, out];
+                    self.push(g, MatmulKernel::GemmCoop, pipeline, params, bufs, ([gx, gy, 1], bytes));
                     Ok(())
                 }
             }
@@ -663,7 +671,8 @@ impl Matmul {
         k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk)
     }
 
-    /// Pushes one dispatch of `kernel` over `[x, weights, out]` with these params.
+    /// Pushes one dispatch of `kernel` over `[x, weights, out]` with these params, on `grid`,
+    /// noting the weight bytes it streams (for profiles).
     fn push(
         &self,
         g: &mut Graph,
@@ -671,10 +680,11 @@ impl Matmul {
         pipeline: &Arc<Kernel>,
         params: MatmulParams,
         [x, w, out]: [&wgpu::Buffer; 3],
-        grid: [u32; 3],
+        (grid, bytes): ([u32; 3], u64),
     ) {
         let uniform = self.ctx.uniform("matmul params", &params);
         g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out], grid);
+        g.note_bytes(bytes);
     }
 
     /// `want` K splits of `stages` stages as many as the split scratch holds for `t` tokens x
@@ -690,8 +700,9 @@ impl Matmul {
         }
     }
 
-    /// Records a matmul split along K (grid z = the splits): the splits' partial sums into
-    /// `sums`, then their sum stored into `out` as `kind` says, in the columns `params` names.
+    /// Records a matmul split along K (grid z = the splits; the bytes noted as in
+    /// [`Matmul::push`]): the splits' partial sums into `sums`, then their sum stored into `out`
+    /// as `kind` says, in the columns `params` names.
     #[allow(clippy::too_many_arguments)]
     fn push_split(
         &self,
@@ -700,11 +711,12 @@ impl Matmul {
         pipeline: &Arc<Kernel>,
         params: MatmulParams,
         [x, w, sums, out]: [&wgpu::Buffer; 4],
-        grid: [u32; 3],
+        (grid, bytes): ([u32; 3], u64),
         kind: MatmulOut,
     ) -> Result<()> {
         let uniform = self.ctx.uniform("matmul params", &params);
         g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out, sums], grid);
+        g.note_bytes(bytes); // on the split dispatch, not on the sum after it
         let cols = OutCols { first: params.out_offset as usize, total: params.out_stride as usize };
         let [split, t, n] = [grid[2], params.t, params.n].map(|v| v as usize);
         SplitSum::new(&self.ctx).record(g, sums, MatmulDst::new(out, cols, kind), [split, t, n])
