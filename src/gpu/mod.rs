@@ -38,6 +38,9 @@ pub struct GpuOptions {
     /// Take that int8 decode on software adapters too (CPU device types: lavapipe, SwiftShader),
     /// where it is off by default (slower there). Env `INFERNO_FORCE_INT8_DOT`.
     pub force_int8_dot: bool,
+    /// The portable prompt GEMM's next-step loads in flight during its multiply-adds
+    /// ([`GpuContext::gemm_prefetch`]); None: on but on software adapters.
+    pub gemm_prefetch: Option<bool>,
 }
 
 impl GpuOptions {
@@ -54,6 +57,7 @@ impl GpuOptions {
             no_coopmat: env("INFERNO_NO_COOPMAT").is_some_and(|v| v != "0"),
             no_int8_dot: env("INFERNO_NO_INT8_DOT").is_some_and(|v| v != "0"),
             force_int8_dot: env("INFERNO_FORCE_INT8_DOT").is_some_and(|v| v != "0"),
+            gemm_prefetch: None,
         }
     }
 }
@@ -88,6 +92,10 @@ pub struct GpuContext {
     /// (native GPUs; software adapters with [`GpuOptions::force_int8_dot`]; prompt tokens always
     /// keep 16-bit activations, see `model::llama::Step`).
     pub int8_dot: bool,
+    /// The portable prompt GEMM (matmul_gemm.wgsl) issues a step's global loads before the
+    /// previous step's multiply-adds ([`GpuOptions::gemm_prefetch`]; by default on GPUs, off on
+    /// software adapters, where it is slower).
+    pub gemm_prefetch: bool,
     pipelines: Arc<Mutex<HashMap<String, Arc<Kernel>>>>,
     /// The f16 rows prompts decode block-format weights into (ops::dequant), made on first use.
     dequant_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
@@ -278,6 +286,7 @@ impl GpuContext {
         // them (0.4-0.6 vs 0.5-0.7 tok/s on 2 busy cores, 2026-12-03)
         let software = info.device_type == wgpu::DeviceType::Cpu && !opts.force_int8_dot;
         let int8_dot = !cfg!(target_arch = "wasm32") && !opts.no_int8_dot && !software;
+        let gemm_prefetch = opts.gemm_prefetch.unwrap_or(info.device_type != wgpu::DeviceType::Cpu);
         Ok(GpuContext {
             device,
             queue,
@@ -287,6 +296,7 @@ impl GpuContext {
             act,
             max_binding,
             subgroups,
+            gemm_prefetch,
             coopmat: Arc::new(AtomicBool::new(coopmat)),
             int8_dot,
             pipelines: Arc::default(),

@@ -544,8 +544,8 @@ impl Matmul {
     /// matrix cores, 8B pp512 128 / 64 with the next step's loads in flight, 2026-12-04: bf16
     /// 2,318 / 2,318 vs 2,253 / 2,252, Q4_K_M 2,263 / 2,259 vs 2,199 / 2,205 — without them 64
     /// had won on bf16, 1,889 vs 1,917); x 128 columns where that still gives >= 256
-    /// workgroups, else x 64. The next step's loads go out early but on software adapters (see
-    /// matmul_gemm.wgsl).
+    /// workgroups, else x 64. The next step's loads go out early where the context says so
+    /// ([`GpuContext::gemm_prefetch`], matmul_gemm.wgsl).
     fn portable_gemm(
         &self,
         name: &str,
@@ -555,7 +555,7 @@ impl Matmul {
     ) -> Result<(Arc<Kernel>, [u32; 3])> {
         let bt = if t >= 256 { 128 } else { 64 };
         let bn = if rows.div_ceil(128) * t.div_ceil(bt) < 256 { 64 } else { 128 };
-        let prefetch = if self.ctx.is_software() { 0.0 } else { 1.0 };
+        let prefetch = if self.ctx.gemm_prefetch { 1.0 } else { 0.0 };
         let c = [wd, om, ("BN", bn as f64), ("BT", bt as f64), ("PREFETCH", prefetch)];
         let pipeline = self.ctx.pipeline("matmul_gemm", &c)?;
         let [x, y, z] = gemm_grid(name, rows, bn, t, bt)?;
