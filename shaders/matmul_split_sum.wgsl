@@ -13,14 +13,18 @@ struct Params {
     out_stride: u32, // columns of out (N_total)
     out_offset: u32, // first column written (even)
     s: u32,          // splits
-    _pad0: u32,
+    scale_off: u32,  // SCALED: word offset of column 0's f32 scale in `ws`
     _pad1: u32,
     _pad2: u32,
 }
 
+override SCALED: bool = false; // W8A8 codes' sums: times xs[token] * ws[column]
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> splits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(3) var<storage, read> xs: array<f32>; // SCALED: (T) per-token scales
+@group(0) @binding(4) var<storage, read> ws: array<u32>; // SCALED: the int8 weight chunk, scales at scale_off
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -36,6 +40,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var z = 0u; z < p.s; z++) {
         let o = (z * p.t + tok) * p.n + c0;
         v += vec2<f32>(splits[o], select(0.0, splits[o + 1u], both));
+    }
+    if SCALED {
+        let w0 = bitcast<f32>(ws[p.scale_off + c0]);
+        let w1 = select(0.0, bitcast<f32>(ws[p.scale_off + min(c0 + 1u, p.n - 1u)]), both);
+        v *= xs[tok] * vec2<f32>(w0, w1);
     }
     store2(tok * p.out_stride + p.out_offset + c0, v, both);
 }

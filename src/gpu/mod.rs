@@ -104,6 +104,10 @@ pub struct GpuContext {
     dequant_want: Arc<AtomicU64>,
     /// The partial sums of matmuls split along K (ops::matmul), made on first use.
     split_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
+    /// W8A8 prompts on the f16 GEMMs (ops::w8a8): the activations' codes, made on first use.
+    codes_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
+    /// And the f32 sums of their codes.
+    code_sums_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
     /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
     /// instead of hanging or panicking.
     fault: Arc<Mutex<Option<String>>>,
@@ -134,6 +138,10 @@ pub const DEQUANT_SCRATCH: u64 = 256 << 20;
 /// prompt GEMM over 2048 columns in two K splits (1B's o and down projections), and any skinny
 /// split of up to 128 workgroups (tiles of 64 tokens x 64 columns).
 pub const SPLIT_SCRATCH: u64 = 8 << 20;
+
+/// Bytes of each of [`GpuContext::w8a8_code_scratch`]'s buffers: 32 MiB holds the int8 codes
+/// of 512 tokens of K up to 32,768 as f16, and the f32 sums of 512 tokens over 16,384 columns.
+pub const CODES_SCRATCH: u64 = 32 << 20;
 
 /// Features the engine uses when present.
 const WANTED: wgpu::Features =
@@ -303,6 +311,8 @@ impl GpuContext {
             dequant_scratch: Arc::default(),
             dequant_want: Arc::default(),
             split_scratch: Arc::default(),
+            codes_scratch: Arc::default(),
+            code_sums_scratch: Arc::default(),
             fault,
         })
     }
@@ -475,6 +485,16 @@ impl GpuContext {
         self.scratch(&self.split_scratch, "split-K partial sums", SPLIT_SCRATCH)
     }
 
+    /// The buffers W8A8 prompts on the f16 GEMMs use beside [`GpuContext::dequant_scratch`]
+    /// (ops::w8a8): the activations' int8 codes as 16-bit floats, and the f32 sums of the codes'
+    /// products; [`CODES_SCRATCH`] bytes each or the binding limit, made on first use.
+    pub fn w8a8_code_scratch(&self) -> Result<[wgpu::Buffer; 2]> {
+        Ok([
+            self.scratch(&self.codes_scratch, "W8A8 activation codes", CODES_SCRATCH)?,
+            self.scratch(&self.code_sums_scratch, "W8A8 code sums", CODES_SCRATCH)?,
+        ])
+    }
+
     /// The buffer in `cell`, made on first use with `bytes` or the binding limit.
     fn scratch(&self, cell: &Mutex<Option<wgpu::Buffer>>, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         let mut s = cell.lock().unwrap_or_else(|p| p.into_inner());
@@ -487,9 +507,10 @@ impl GpuContext {
     }
 
     /// Bytes of the scratch buffers made so far ([`GpuContext::dequant_scratch`],
-    /// [`GpuContext::split_scratch`]; 0 before a matmul needed one), for the memory ledger.
+    /// [`GpuContext::split_scratch`], [`GpuContext::w8a8_code_scratch`]; 0 before a matmul
+    /// needed one), for the memory ledger.
     pub fn scratch_bytes(&self) -> u64 {
-        [&self.dequant_scratch, &self.split_scratch]
+        [&self.dequant_scratch, &self.split_scratch, &self.codes_scratch, &self.code_sums_scratch]
             .iter()
             .filter_map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|b| b.size()))
             .sum()

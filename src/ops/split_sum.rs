@@ -21,8 +21,10 @@ pub struct SplitSumParams {
     pub out_offset: u32,
     /// Splits S.
     pub s: u32,
+    /// Scaled sums: word offset of column 0's f32 scale in the weight chunk.
+    pub scale_off: u32,
     /// Padding.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// The split-K sum op.
@@ -50,10 +52,45 @@ impl SplitSum {
             out_stride: cols.total as u32,
             out_offset: cols.first as u32,
             s: s as u32,
-            _pad: [0; 3],
+            scale_off: 0,
+            _pad: [0; 2],
         };
         let uniform = self.ctx.uniform("split-K sum params", &params);
         g.push(&self.ctx, "matmul_split_sum", &pipeline, &[&uniform, splits, out], per_item(t * n.div_ceil(2)));
+        Ok(())
+    }
+
+    /// Records [`SplitSum::record`] of one split of W8A8 code sums `(t, n)`, each times its
+    /// token's scale `xs[t]` and its column's f32 scale (word `scale_off + column` of `w`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_scaled(
+        &self,
+        g: &mut Graph,
+        sums: &wgpu::Buffer,
+        dst: MatmulDst,
+        [t, n]: [usize; 2],
+        xs: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        scale_off: usize,
+    ) -> Result<()> {
+        let MatmulDst { out, cols, kind } = dst;
+        cols.check("W8A8 output", n)?;
+        check_buf("W8A8 code sums", sums, (t * n * 4) as u64)?;
+        check_buf("W8A8 output", out, kind.bytes(t, cols.total))?;
+        check_buf("W8A8 token scales", xs, (t * 4) as u64)?;
+        check_buf("W8A8 weight scales", w, ((scale_off + n) * 4) as u64)?;
+        let pipeline = self.ctx.pipeline("matmul_split_sum", &[("OUT_MODE", kind.mode()), ("SCALED", 1.0)])?;
+        let params = SplitSumParams {
+            n: n as u32,
+            t: t as u32,
+            out_stride: cols.total as u32,
+            out_offset: cols.first as u32,
+            s: 1,
+            scale_off: scale_off as u32,
+            _pad: [0; 2],
+        };
+        let uniform = self.ctx.uniform("scaled sum params", &params);
+        g.push(&self.ctx, "matmul_split_sum", &pipeline, &[&uniform, sums, out, xs, w], per_item(t * n.div_ceil(2)));
         Ok(())
     }
 }

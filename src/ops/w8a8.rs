@@ -99,6 +99,16 @@ pub struct W8a8 {
     ctx: GpuContext,
 }
 
+/// Mirrors `Params` in i8_codes.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct CodesParams {
+    words: u32,
+    src_off: u32,
+    dst_off: u32,
+    _pad: u32,
+}
+
 impl W8a8 {
     /// A W8A8 op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
@@ -166,6 +176,14 @@ impl W8a8 {
         check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
         // many tokens (prefill) take the tiled GEMM where K is whole words
         let gemm = t > GEMV_MAX_TOKENS && k.is_multiple_of(4);
+        let codes = match std::env::var("XX_W8A8_F16").ok().as_deref() {
+            Some("1") => true,
+            Some("0") => false,
+            _ => self.ctx.coopmat(),
+        };
+        if gemm && codes && t > 16 && k.is_multiple_of(8) && self.matmul_codes(g, q, w, dst, t)? {
+            return Ok(());
+        }
         let label = if gemm { "matmul_w8a8_gemm" } else { "matmul_w8a8" };
         let mm = self.ctx.pipeline(label, &[("OUT_MODE", out_kind.mode())])?;
         for chunk in &w.chunks {
@@ -206,5 +224,65 @@ impl W8a8 {
     ) -> Result<()> {
         self.quantize(g, x, q, w.cols, t)?;
         self.matmul(g, q, w, MatmulDst::all(out, w.rows, out_kind), t)
+    }
+
+    /// [`W8a8::matmul`] through the f16 GEMMs (matrix cores where the adapter has them): the
+    /// int8 codes of the activations and, a piece of rows at a time, of the weight rewritten as
+    /// 16-bit floats of the same integers (shaders/i8_codes.wgsl), their exact products summed in
+    /// f32, then times the token and channel scales as they are stored (matmul_split_sum.wgsl's
+    /// SCALED) — the int8 GEMM's arithmetic while sums stay below 2^24. The weight's codes go to
+    /// the dequant scratch, the activations' and the sums to [`GpuContext::w8a8_code_scratch`];
+    /// false (nothing recorded) where they do not fit.
+    fn matmul_codes(&self, g: &mut Graph, q: &QuantScratch, w: &Weight, dst: MatmulDst, t: usize) -> Result<bool> {
+        let MatmulDst { out, cols, kind } = dst;
+        let k = w.cols;
+        let [xc, sums] = self.ctx.w8a8_code_scratch()?;
+        let wc = self.ctx.dequant_scratch()?;
+        let most_rows = w.chunks.iter().map(|c| c.rows).max().unwrap_or(0);
+        let piece = (wc.size() as usize / (k * 2)).min(sums.size() as usize / (t * 4)).min(most_rows) / 2 * 2;
+        if piece == 0 || xc.size() < act_bytes(t * k) {
+            return Ok(false);
+        }
+        let codes = |g: &mut Graph, src: &wgpu::Buffer, dst: &wgpu::Buffer, mode: f64, words: usize, src_off: usize| {
+            let pipeline = self.ctx.pipeline("i8_codes", &[("MODE", mode)])?;
+            let params = CodesParams { words: words as u32, src_off: src_off as u32, dst_off: 0, _pad: 0 };
+            let uniform = self.ctx.uniform("i8 codes params", &params);
+            g.push(&self.ctx, "i8_codes", &pipeline, &[&uniform, src, dst], super::per_item(words));
+            Ok::<(), Error>(())
+        };
+        codes(g, &q.xq, &xc, 0.0, t * k / 4, 0)?; // x codes (t, k) as activations
+        let matmul = super::matmul::Matmul::new(&self.ctx);
+        let sum = super::split_sum::SplitSum::new(&self.ctx);
+        for chunk in &w.chunks {
+            for r0 in (0..chunk.rows).step_by(piece) {
+                let rows = piece.min(chunk.rows - r0);
+                codes(g, &chunk.buf, &wc, 1.0, rows * k / 4, r0 * k / 4)?; // W rows r0.. as f16
+                let wp = Weight {
+                    name: format!("{} (rows {}.. as codes)", w.name, chunk.row0 + r0),
+                    dtype: WeightDtype::F16,
+                    rows,
+                    cols: k,
+                    chunks: vec![crate::gpu::weight::WeightChunk {
+                        row0: 0,
+                        rows,
+                        buf: wc.clone(),
+                        d_off: 0,
+                        m_off: 0,
+                    }],
+                };
+                matmul.record(g, &xc, &wp, &sums, MatmulOut::F32, t)?;
+                let at = super::OutCols { first: cols.first + chunk.row0 + r0, total: cols.total };
+                sum.record_scaled(
+                    g,
+                    &sums,
+                    MatmulDst::new(out, at, kind),
+                    [t, rows],
+                    &q.xs,
+                    &chunk.buf,
+                    chunk.d_off as usize + r0,
+                )?;
+            }
+        }
+        Ok(true)
     }
 }
