@@ -176,12 +176,7 @@ impl W8a8 {
         check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
         // many tokens (prefill) take the tiled GEMM where K is whole words
         let gemm = t > GEMV_MAX_TOKENS && k.is_multiple_of(4);
-        let codes = match std::env::var("XX_W8A8_F16").ok().as_deref() {
-            Some("1") => true,
-            Some("0") => false,
-            _ => self.ctx.coopmat(),
-        };
-        if gemm && codes && t > 16 && k.is_multiple_of(8) && self.matmul_codes(g, q, w, dst, t)? {
+        if gemm && self.ctx.w8a8_f16_gemm() && t > 16 && k.is_multiple_of(8) && self.matmul_codes(g, q, w, dst, t)? {
             return Ok(());
         }
         let label = if gemm { "matmul_w8a8_gemm" } else { "matmul_w8a8" };

@@ -16,9 +16,10 @@ fn open(opts: GpuOptions) -> GpuContext {
 
 /// The shared context for an activation path (f16 needs an adapter with shader-f16). The f16
 /// context uses the subgroup kernels where the adapter has subgroups (lavapipe does), and the
-/// portable GEMM's next-step loads in flight as GPUs take it (off on software adapters); the bf16
-/// context the workgroup-memory ones and the GEMM as lavapipe takes it, so every kernel test
-/// covers both reductions and both GEMM loops. Both decode
+/// portable GEMM's next-step loads in flight as GPUs take it (off on software adapters) and W8A8
+/// prompts on the f16 GEMMs as matrix-core GPUs take them; the bf16 context the workgroup-memory
+/// ones, the GEMM as lavapipe takes it and the int8 GEMM, so every kernel test covers both
+/// reductions, both GEMM loops and both W8A8 prompt paths. Both decode
 /// block weights with 16-bit activations (`no_int8_dot`), the path the golden references
 /// measure to their tolerances; the int8-activation GEMV has its exact CPU emulation in the
 /// kernel tests and its end-to-end accuracy budget on the real model ([`int8_ctx`]).
@@ -27,7 +28,12 @@ pub fn ctx(path: ActDtype) -> &'static GpuContext {
     static BF16: OnceLock<GpuContext> = OnceLock::new();
     let c = match path {
         ActDtype::F16 => F16.get_or_init(|| {
-            open(GpuOptions { no_int8_dot: true, gemm_prefetch: Some(true), ..GpuOptions::from_env() })
+            open(GpuOptions {
+                no_int8_dot: true,
+                gemm_prefetch: Some(true),
+                w8a8_f16_gemm: Some(true),
+                ..GpuOptions::from_env()
+            })
         }),
         ActDtype::Bf16 => BF16.get_or_init(|| {
             open(GpuOptions { force_bf16: true, no_subgroups: true, no_int8_dot: true, ..GpuOptions::from_env() })
