@@ -24,6 +24,12 @@ fn to_f16x4(a: u32, b: u32, bf16: bool) -> vec4<f16> {
 // function that uses a workgroup array sized by the kernel's overrides.)
 fn dec_job(e: u32, r: RawJob) -> array<vec4<f16>, 8> {
     var out: array<vec4<f16>, 8>;
+    if W_DTYPE == 6u { // W8A8 codes: exact in f16
+        for (var j = 0u; j < 4u; j++) {
+            out[j] = vec4<f16>(i8x4(r.q[j]));
+        }
+        return out;
+    }
     let sc = stage_scale(r, e);
     for (var j = 0u; j < STAGE_JOB / 8u; j++) {
         let v = stage_dec(r, sc, e, j);

@@ -32,7 +32,7 @@ fn store(t: u32, col: u32, v: vec4<f32>) {
     if t >= p.t || col >= p.n {
         return;
     }
-    store4(t * p.out_stride + p.out_offset + col, v, col, p.n);
+    store4(t * p.out_stride + p.out_offset + col, v * code_scale4(t, col), col, p.n);
 }
 
 // This thread's loads of a step at k0, as words: x pair `pair` of tokens 4 quad.. (one packed

@@ -103,10 +103,10 @@ fn store8(t: u32, col: u32, a: vec4<f32>, b: vec4<f32>, z: u32) {
     }
     let o = t * p.out_stride + p.out_offset + col;
     if col < p.n {
-        store4(o, a, col, p.n);
+        store4(o, a * code_scale4(t, col), col, p.n);
     }
     if col + 4u < p.n {
-        store4(o + 4u, b, col + 4u, p.n);
+        store4(o + 4u, b * code_scale4(t, col + 4u), col + 4u, p.n);
     }
 }
 

@@ -1,5 +1,5 @@
 // matmul_split_sum.wgsl — the end of a matmul whose K was split across workgroups
-// (matmul_skinny_coop.wgsl with SPLIT > 1): adds up the splits' f32 partial sums in split order
+// (the matrix-core GEMMs with SPLIT > 1): adds up the splits' f32 partial sums in split order
 // and stores the result as the matmul would (OUT_MODE, store2 in matmul_out.wgsl).
 //
 //   splits (S, T, N)  f32 partial sums of this chunk's N columns

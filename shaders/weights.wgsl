@@ -2,8 +2,10 @@
 // to every kernel that reads weights. Such kernels bind the weight at @binding(2) and set
 // w_d_off / w_m_off from their params before reading a block format.
 //
-// W_DTYPE: 0 f32, 1 f16, 2 bf16 (row-major elements), 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k, 8 q6_k
-// (6 is int8 W8A8, read by its own kernel), 100 + ggml type id for the GGUF types read exactly as
+// W_DTYPE: 0 f32, 1 f16, 2 bf16 (row-major elements), 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k, 8 q6_k,
+// 6 the int8 codes of a W8A8 weight (4 per word, row-major from word w_m_off, w_m_off % 4 == 0),
+// unscaled: only W8A8 prompts read them here, multiplying codes by codes in the f16 GEMMs and
+// scaling the sums after (ops::w8a8); 100 + ggml type id for the GGUF types read exactly as
 // stored (see "GGUF blocks as stored" below). Blocks 3..8 are GGUF blocks repacked at load with
 // the same byte count (gguf.rs repack_blocks):
 // - q8_0/q4_0/q4_1 (blocks of 32): the quants of every block in element order (int8; or 4-bit,
@@ -121,6 +123,9 @@ fn load_w2(e: u32) -> vec2<f32> {
         }
         case 2u: {
             return bf16x2_to_f32(w_word(e / 2u));
+        }
+        case 6u: {
+            return i8x4(w_word(w_m_off + e / 4u) << (8u * (2u - e % 4u))).zw;
         }
         case 3u: {
             let q = i8x4(w_word(e / 4u));
@@ -289,7 +294,8 @@ fn dec8(r: RawJob, e: u32) -> W8 {
 // quants in one 16-byte load, its scale words loaded and decoded once: scale32), else 8. (H200,
 // 8B Q4_K_M, 32 sequences through the skinny GEMM: 1,822 tok/s; 1,434 with each 8 weights
 // decoding their sub-block's scales; Q4_K gate/up at 197 GB/s in jobs of 8.)
-override STAGE_JOB: u32 = select(8u, 32u, W_DTYPE == 7u || W_DTYPE == 8u);
+// W8A8 codes: 16, one 16-byte load.
+override STAGE_JOB: u32 = select(select(8u, 16u, W_DTYPE == 6u), 32u, W_DTYPE == 7u || W_DTYPE == 8u);
 
 // The words of a K-quant's 32 weights from element e (e % 32 == 0): q = the 4 quant words
 // (elements 8j..8j+7 in word j); s = q4_k: the super-block's 4 words, q6_k: the two high-bit
@@ -387,6 +393,8 @@ fn stage_raw(e: u32) -> RawJob {
     var r: RawJob;
     if W_DTYPE == 1u || W_DTYPE == 2u {
         r.q = w[e / 8u];
+    } else if W_DTYPE == 6u {
+        r.q = w[(w_m_off + e / 4u) / 4u];
     } else if stored() {
         r.q = f16x8(stored8(e));
     } else if STAGE_JOB == 32u {
@@ -410,6 +418,9 @@ fn stage_scale(r: RawJob, e: u32) -> vec3<f32> {
 fn stage_dec(r: RawJob, sc: vec3<f32>, e: u32, j: u32) -> vec4<u32> {
     if W_DTYPE == 1u || W_DTYPE == 2u || stored() {
         return r.q;
+    }
+    if W_DTYPE == 6u {
+        return f16x8(W8(i8x4(r.q[2u * j]), i8x4(r.q[2u * j + 1u])));
     }
     if STAGE_JOB == 32u {
         return f16x8(dec32(r, sc, j));

@@ -20,7 +20,7 @@ use inferno_llama::ops::{
     swiglu::Swiglu,
     MatmulDst, OutCols,
 };
-use inferno_llama::{ActDtype, GpuContext, WeightDtype};
+use inferno_llama::{ActDtype, GpuContext, GpuOptions, WeightDtype};
 
 const WDTYPES: [WeightDtype; 3] = [WeightDtype::F32, WeightDtype::F16, WeightDtype::Bf16];
 
@@ -225,7 +225,7 @@ fn split_sum_every_output_kind_both_paths() {
                 }
                 let what = format!("split sum {path:?} s={s} t={t} n={n} {kind:?}");
                 check_out(c, path, &what, kind, [t, n], &want, 1e-6, &mut rng, |g, dst| {
-                    SplitSum::new(c).record(g, &sums, dst, [s, t, n]).unwrap()
+                    SplitSum::new(c).record(g, &sums, dst, [s, t, n], None).unwrap()
                 });
             }
         }
@@ -811,24 +811,40 @@ fn w8a8_matches_integer_emulation() {
     // the same 16-bit activations the GPU sees, quantized per token on the CPU exactly as
     // vLLM does; the int8 products are exact, so only the final f32 rescale may differ
     use inferno_llama::ops::w8a8::{QuantScratch, W8a8};
-    for path in PATHS {
-        let c = ctx(path);
-        // t > 4 with K % 4 == 0 takes the tiled GEMM (70 tokens: two token tiles, 130 rows: three
-        // column tiles); K % 4 != 0 stays on the GEMV
-        // K = 2064 / 2048: the GEMV's two-loads-in-flight loop with and without a tail
-        let shapes = [
-            (1, 576, 192),
-            (3, 172, 64),
-            (7, 64, 130),
-            (1, 130, 10),
-            (70, 100, 130),
-            (9, 130, 66),
-            (1, 2064, 66),
-            (2, 2048, 34),
-            (70, 2048, 130), // prompt tiles over a long K
-            (33, 136, 66),
-        ];
-        for &(t, k, n) in &shapes {
+    // t > 4 with K % 4 == 0 takes the tiled GEMM (70 tokens: two token tiles, 130 rows: three
+    // column tiles); K % 4 != 0 stays on the GEMV; more than 16 tokens with K % 8 == 0 take the
+    // f16 GEMM on codes in the f16 context (GpuOptions::w8a8_f16_gemm), the int8 GEMM in the bf16
+    // one. K = 2064 / 2048: the GEMV's two-loads-in-flight loop with and without a tail
+    let shapes = [
+        (1, 576, 192),
+        (3, 172, 64),
+        (7, 64, 130),
+        (1, 130, 10),
+        (70, 100, 130),
+        (9, 130, 66),
+        (1, 2064, 66),
+        (2, 2048, 34),
+        (70, 2048, 130), // prompt tiles over a long K
+        (33, 136, 66),
+    ];
+    // and codes of a weight in chunks (64 KiB bindings: 252 rows each, their channel scales at
+    // each chunk's own offset); on matrix cores, (70, 2048, 130) has its K split (the split sum
+    // scales), these not (the GEMM's epilogue scales). (K >= 256: one quantization step of an
+    // activation that a GPU's division rounds the other way stays within the tolerance.)
+    let pieces = [(100, 256, 600), (40, 256, 300)];
+    let cases =
+        PATHS.into_iter().map(|path| (ctx(path).clone(), path, &shapes[..])).chain(PATHS.into_iter().map(|path| {
+            let opts = GpuOptions {
+                force_bf16: path == ActDtype::Bf16,
+                max_binding_override: Some(64 << 10),
+                w8a8_f16_gemm: Some(true),
+                ..GpuOptions::from_env()
+            };
+            (ctx_with(opts), path, &pieces[..])
+        }));
+    for (c, path, shapes) in cases {
+        let c = &c;
+        for &(t, k, n) in shapes {
             let mut rng = rng("w8a8");
             let x = round_act(path, &rand_vec(&mut rng, t * k, 2.0));
             let wq: Vec<i8> = (0..n * k).map(|_| rand::Rng::random_range(&mut rng, -128i32..=127) as i8).collect();

@@ -112,8 +112,6 @@ pub struct GpuContext {
     split_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
     /// W8A8 prompts on the f16 GEMMs (ops::w8a8): the activations' codes, made on first use.
     codes_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
-    /// And the f32 sums of their codes.
-    code_sums_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
     /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
     /// instead of hanging or panicking.
     fault: Arc<Mutex<Option<String>>>,
@@ -145,8 +143,8 @@ pub const DEQUANT_SCRATCH: u64 = 256 << 20;
 /// split of up to 128 workgroups (tiles of 64 tokens x 64 columns).
 pub const SPLIT_SCRATCH: u64 = 8 << 20;
 
-/// Bytes of each of [`GpuContext::w8a8_code_scratch`]'s buffers: 32 MiB holds the int8 codes
-/// of 512 tokens of K up to 32,768 as f16, and the f32 sums of 512 tokens over 16,384 columns.
+/// Bytes of [`GpuContext::w8a8_code_scratch`]: 32 MiB holds the int8 codes of 512 tokens of K
+/// up to 32,768 as 16-bit floats.
 pub const CODES_SCRATCH: u64 = 32 << 20;
 
 /// Features the engine uses when present.
@@ -319,7 +317,6 @@ impl GpuContext {
             dequant_want: Arc::default(),
             split_scratch: Arc::default(),
             codes_scratch: Arc::default(),
-            code_sums_scratch: Arc::default(),
             fault,
         })
     }
@@ -330,8 +327,9 @@ impl GpuContext {
     }
 
     /// Whether W8A8 prompts take the f16 GEMMs on their int8 codes (ops::w8a8) rather than the
-    /// int8 GEMM: by default where the prefill GEMM runs on matrix cores (1B pp512 on the H200
-    /// 27,300 -> 36,000 tok/s, 2026-12-04), else as [`GpuOptions::w8a8_f16_gemm`] says.
+    /// int8 GEMM: by default where the prefill GEMM runs on matrix cores (H200, pp512, 2026-12-04:
+    /// 1B 27,300 tok/s on the int8 GEMM, 47,100-47,600 on codes, bf16 48,600-49,100; 8B 10,855 on
+    /// codes, bf16 10,621), else as [`GpuOptions::w8a8_f16_gemm`] says.
     pub fn w8a8_f16_gemm(&self) -> bool {
         self.w8a8_f16.unwrap_or_else(|| self.coopmat())
     }
@@ -499,14 +497,10 @@ impl GpuContext {
         self.scratch(&self.split_scratch, "split-K partial sums", SPLIT_SCRATCH)
     }
 
-    /// The buffers W8A8 prompts on the f16 GEMMs use beside [`GpuContext::dequant_scratch`]
-    /// (ops::w8a8): the activations' int8 codes as 16-bit floats, and the f32 sums of the codes'
-    /// products; [`CODES_SCRATCH`] bytes each or the binding limit, made on first use.
-    pub fn w8a8_code_scratch(&self) -> Result<[wgpu::Buffer; 2]> {
-        Ok([
-            self.scratch(&self.codes_scratch, "W8A8 activation codes", CODES_SCRATCH)?,
-            self.scratch(&self.code_sums_scratch, "W8A8 code sums", CODES_SCRATCH)?,
-        ])
+    /// The buffer of W8A8 prompts on the f16 GEMMs (ops::w8a8): the activations' int8 codes as
+    /// 16-bit floats; [`CODES_SCRATCH`] bytes or the binding limit, made on first use.
+    pub fn w8a8_code_scratch(&self) -> Result<wgpu::Buffer> {
+        self.scratch(&self.codes_scratch, "W8A8 activation codes", CODES_SCRATCH)
     }
 
     /// The buffer in `cell`, made on first use with `bytes` or the binding limit.
@@ -524,7 +518,7 @@ impl GpuContext {
     /// [`GpuContext::split_scratch`], [`GpuContext::w8a8_code_scratch`]; 0 before a matmul
     /// needed one), for the memory ledger.
     pub fn scratch_bytes(&self) -> u64 {
-        [&self.dequant_scratch, &self.split_scratch, &self.codes_scratch, &self.code_sums_scratch]
+        [&self.dequant_scratch, &self.split_scratch, &self.codes_scratch]
             .iter()
             .filter_map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|b| b.size()))
             .sum()
@@ -545,7 +539,8 @@ impl GpuContext {
         #[cfg(target_arch = "wasm32")]
         {
             let source = kernel_source(name).unwrap_or_default(); // (the caller checked the name)
-            Ok((wgpu::ShaderSource::Wgsl(source.into()), u64::MAX, all.to_vec()))
+            let bindings = shaders::static_bindings(&source).unwrap_or(u64::MAX);
+            Ok((wgpu::ShaderSource::Wgsl(source.into()), bindings, all.to_vec()))
         }
     }
 

@@ -101,3 +101,30 @@ pub fn kernel_source(name: &str) -> Option<String> {
         .find(|(n, _)| *n == name)
         .map(|(_, src)| format!("{enables}{COMMON}\n{reduce}\n{weights}\n{prelude}\n{rope}\n{src}"))
 }
+
+/// The bindings (of group 0, as a bit mask) the entry point `main` of this WGSL statically uses,
+/// as a browser's automatic pipeline layout counts them (globals its call graph reaches, whatever
+/// the override values); None where naga cannot parse it. (Natively, gpu::specialize gives the
+/// bindings of the specialized module instead.)
+#[cfg(any(target_arch = "wasm32", test))]
+pub fn static_bindings(source: &str) -> Option<u64> {
+    let mut m = naga::front::wgsl::parse_str(source).ok()?;
+    naga::compact::compact(&mut m, naga::compact::KeepUnused::No);
+    let used = m.global_variables.iter().filter_map(|(_, g)| g.binding.as_ref());
+    Some(used.filter(|b| b.group == 0 && b.binding < 64).fold(0u64, |mask, b| mask | 1 << b.binding))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The browser's layouts: the GEMV binds no W8A8 token scales, the portable GEMM does (its
+    /// W_DTYPE 6 epilogue), the split sum its scales.
+    #[test]
+    fn static_bindings_match_what_kernels_reach() {
+        let of = |name: &str| kernel_source(name).and_then(|s| static_bindings(&s));
+        assert_eq!(of("matmul_gemv"), Some(0b1111));
+        assert_eq!(of("matmul_gemm"), Some(0b10_1111));
+        assert_eq!(of("matmul_split_sum"), Some(0b1_1111));
+    }
+}

@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn every_kernel_specializes() {
         let stored = crate::model::gguf::STORED_TYPES.iter().map(|&t| crate::WeightDtype::Stored(t).wgsl_id());
-        let dtypes: Vec<f64> = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 8.0].into_iter().chain(stored).collect();
+        let dtypes: Vec<f64> = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0].into_iter().chain(stored).collect();
         for (name, _) in KERNELS {
             let src = kernel_source(name).unwrap();
             let full = naga::front::wgsl::parse_str(&src).unwrap();
@@ -198,7 +198,6 @@ mod tests {
                 (true, _, false) => &[&[], &[("BM", 128.0)]],
                 (_, true, _) => &[&[], &[("BT", 128.0)], &[("BT", 128.0), ("BN", 64.0)]],
                 _ if named("SCALED") => &[&[], &[("SCALED", 1.0)]],
-                _ if named("MODE") => &[&[], &[("MODE", 1.0)]],
                 _ => &[&[]],
             };
             for act_f16 in [0.0, 1.0] {

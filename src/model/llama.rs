@@ -690,10 +690,9 @@ impl<'a, P: FnMut(u64, u64)> Loader<'a, P> {
             (true, true) if !first => Some(self.one("model.embed_tokens.weight", &[v, c])?),
             _ => None,
         };
-        // the prompt GEMM's dequant scratch holds the largest block-format layer weight (W8A8:
-        // its codes, ops::w8a8)
+        // the prompt GEMM's dequant scratch holds the largest block-format layer weight
         for w in layers.iter().flat_map(|l| l.qkv.iter().chain(&l.gate_up).chain([&l.o_proj, &l.down_proj])) {
-            if w.dtype.is_block() || w.dtype == WeightDtype::I8 {
+            if w.dtype.is_block() {
                 self.ctx.want_dequant_scratch(w.rows, w.cols);
             }
         }

@@ -9,7 +9,7 @@
 
 use super::dequant::Dequant;
 use super::rope::{EpilogueParams, RopeEpilogue};
-use super::split_sum::SplitSum;
+use super::split_sum::{CodeScales, SplitSum};
 use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst, OutCols};
 use crate::dtype::WeightDtype;
 use crate::error::{Error, Result};
@@ -225,6 +225,18 @@ impl MatmulKernel {
     }
 }
 
+/// The buffers of one matmul dispatch: activations, weight (a chunk, or rows decoded into the
+/// dequant scratch), output; the K splits' partial sums where it is split; W8A8 codes' per-token
+/// scales ([`Matmul::record_codes`]).
+#[derive(Clone, Copy)]
+struct Bufs<'a> {
+    x: &'a wgpu::Buffer,
+    w: &'a wgpu::Buffer,
+    out: &'a wgpu::Buffer,
+    sums: Option<&'a wgpu::Buffer>,
+    xs: Option<&'a wgpu::Buffer>,
+}
+
 /// The matmul op (pipelines per kernel, weight dtype and output kind come from the context's cache).
 pub struct Matmul {
     ctx: GpuContext,
@@ -244,6 +256,10 @@ impl Matmul {
     fn kernel(&self, t: usize, dtype: WeightDtype, k: usize) -> MatmulKernel {
         let coop = self.ctx.coopmat() && dtype != WeightDtype::F32 && k.is_multiple_of(32);
         let gemv_max = if coop { self.max_gemv_tokens() } else { GEMV_MAX_TOKENS };
+        if dtype == WeightDtype::I8 {
+            // W8A8 codes (Matmul::record_codes): the prompt GEMMs only
+            return if coop { MatmulKernel::GemmCoop } else { MatmulKernel::Gemm };
+        }
         let float = matches!(dtype, WeightDtype::F16 | WeightDtype::Bf16);
         let skinny = SKINNY_TOKENS.contains(&t) && (float || skinny_block_from(dtype).is_some_and(|min| t >= min));
         if coop && skinny {
@@ -387,12 +403,6 @@ impl Matmul {
         let MatmulDst { out, cols, kind: out_kind } = dst;
         let (n, k) = (w.rows, w.cols);
         cols.check(&format!("output of {}", w.name), n)?;
-        if w.dtype == WeightDtype::I8 {
-            return Err(Error::UnsupportedDtype {
-                what: format!("{} in the float matmul (use ops::w8a8)", w.name),
-                dtype: "I8".into(),
-            });
-        }
         check_even(&format!("{} columns", w.name), k)?;
         check_buf(&format!("input of {}", w.name), x, act_bytes(t * k))?;
         if out_kind == MatmulOut::Act {
@@ -403,6 +413,47 @@ impl Matmul {
 
     /// Records `out (t, cols.total)[.., cols] = x (t, W.cols) @ W^T`.
     pub fn record_cols(&self, g: &mut Graph, x: &wgpu::Buffer, w: &Weight, dst: MatmulDst, t: usize) -> Result<()> {
+        if w.dtype == WeightDtype::I8 {
+            return Err(Error::UnsupportedDtype {
+                what: format!("{} in the float matmul (use ops::w8a8)", w.name),
+                dtype: "I8".into(),
+            });
+        }
+        self.record_any(g, x, w, dst, t, None)
+    }
+
+    /// Records `dst = (codes(x) @ codes(W)^T) * xs[token] * scale[column]` for the int8 weight
+    /// `w` of a W8A8 prompt (ops::w8a8): `x` holds the activations' int8 codes as 16-bit floats,
+    /// `xs` their f32 per-token scales; the GEMM reads the weight's codes as stored
+    /// (weights.wgsl's W_DTYPE 6), its products and f32 sums are exact while they stay below
+    /// 2^24, and the scales multiply them where they are stored (the GEMM's epilogue, or the
+    /// split sum of a GEMM split along K) — matmul_w8a8.wgsl's arithmetic.
+    pub(crate) fn record_codes(
+        &self,
+        g: &mut Graph,
+        [x, xs]: [&wgpu::Buffer; 2],
+        w: &Weight,
+        dst: MatmulDst,
+        t: usize,
+    ) -> Result<()> {
+        if w.dtype != WeightDtype::I8 {
+            return Err(Error::Invalid(format!("{}: W8A8 codes need an I8 weight", w.name)));
+        }
+        check_buf(&format!("token scales of {}", w.name), xs, (t * 4) as u64)?;
+        self.record_any(g, x, w, dst, t, Some(xs))
+    }
+
+    /// [`Matmul::record_cols`] of any dtype (I8, with its codes' token scales `xs`:
+    /// [`Matmul::record_codes`]).
+    fn record_any(
+        &self,
+        g: &mut Graph,
+        x: &wgpu::Buffer,
+        w: &Weight,
+        dst: MatmulDst,
+        t: usize,
+        xs: Option<&wgpu::Buffer>,
+    ) -> Result<()> {
         self.check_call(x, w, dst, t)?;
         let MatmulDst { out, cols, kind: out_kind } = dst;
         let k = w.cols;
@@ -456,14 +507,14 @@ impl Matmul {
             MatmulKernel::Gemm => None,
             MatmulKernel::GemmCoop => {
                 let Some(p) = self.coop_gemm([wd, om], t, k, 1) else {
-                    return self.record_cols(g, x, w, dst, t); // the portable GEMM
+                    return self.record_any(g, x, w, dst, t, xs); // the portable GEMM
                 };
                 Some(p)
             }
             MatmulKernel::SkinnyCoop => {
                 let c = [wd, om, ("BM", skinny_bm as f64), ("BN", skinny_bn as f64), ("SPLIT", 1.0)];
                 let Some(p) = self.ctx.coop_pipeline(|| self.ctx.pipeline("matmul_skinny_coop", &c)) else {
-                    return self.record_cols(g, x, w, dst, t); // the GEMV
+                    return self.record_any(g, x, w, dst, t, xs); // the GEMV
                 };
                 Some(p)
             }
@@ -493,7 +544,7 @@ impl Matmul {
                 }
             };
             if split > 1 && pipeline.is_none() {
-                return self.record_cols(g, x, w, dst, t);
+                return self.record_any(g, x, w, dst, t, xs);
             }
             split_pipelines.push((split, sums, pipeline));
         }
@@ -516,18 +567,8 @@ impl Matmul {
             };
             let params = MatmulParams::for_chunk(k, t, chunk, cols, EpilogueParams::default());
             let bytes = chunk.buf.size();
-            match &sums {
-                Some(sums) => self.push_split(
-                    g,
-                    kernel,
-                    &pipeline,
-                    params,
-                    [x, &chunk.buf, sums, out],
-                    (workgroups, bytes),
-                    out_kind,
-                )?,
-                None => self.push(g, kernel, &pipeline, params, [x, &chunk.buf, out], (workgroups, bytes)),
-            }
+            let bufs = Bufs { x, w: &chunk.buf, out, sums: sums.as_ref(), xs };
+            self.push(g, kernel, &pipeline, params, bufs, (workgroups, bytes), out_kind)?;
         }
         Ok(())
     }
@@ -608,8 +649,8 @@ impl Matmul {
             let bytes = (rows * k * 2) as u64; // the decoded rows it reads
             let Some(pipeline) = &coop else {
                 let (pipeline, grid) = self.portable_gemm(&w0.name, c, t, rows)?;
-                self.push(g, MatmulKernel::Gemm, &pipeline, params, [x, &scratch, out], (grid, bytes));
-                return Ok(());
+                let bufs = Bufs { x, w: &scratch, out, sums: None, xs: None };
+                return self.push(g, MatmulKernel::Gemm, &pipeline, params, bufs, (grid, bytes), out_kind);
             };
             let [gx, gy, _] = gemm_grid(&w0.name, rows, 128, t, bm)?;
             let (split, sums) = self.fit_splits(self.coop_splits(t, rows, k), k / bk, t, rows)?;
@@ -619,14 +660,12 @@ impl Matmul {
             };
             match (split_pipeline, &sums) {
                 (Some(sp), Some(sums)) => {
-                    let grid = [gx, gy, split as u32];
-                    let bufs = [x, &scratch, sums, out];
-                    self.push_split(g, MatmulKernel::GemmCoop, &sp, params, bufs, (grid, bytes), out_kind)
+                    let bufs = Bufs { x, w: &scratch, out, sums: Some(sums), xs: None };
+                    self.push(g, MatmulKernel::GemmCoop, &sp, params, bufs, ([gx, gy, split as u32], bytes), out_kind)
                 }
                 _ => {
-                    let bufs = [x, &scratch, out];
-                    self.push(g, MatmulKernel::GemmCoop, pipeline, params, bufs, ([gx, gy, 1], bytes));
-                    Ok(())
+                    let bufs = Bufs { x, w: &scratch, out, sums: None, xs: None };
+                    self.push(g, MatmulKernel::GemmCoop, pipeline, params, bufs, ([gx, gy, 1], bytes), out_kind)
                 }
             }
         };
@@ -671,20 +710,33 @@ impl Matmul {
         k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk)
     }
 
-    /// Pushes one dispatch of `kernel` over `[x, weights, out]` with these params, on `grid`,
-    /// noting the weight bytes it streams (for profiles).
+    /// Pushes one dispatch of `kernel` over `bufs` with these params, on `grid`, noting the
+    /// weight bytes it streams (for profiles; on the GEMM, not on a split sum after it); with K
+    /// splits (grid z, `bufs.sums`), the splits' partial sums into `sums`, then their sum stored
+    /// into `bufs.out` as `kind` says, in the columns `params` names.
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &self,
         g: &mut Graph,
         kernel: MatmulKernel,
         pipeline: &Arc<Kernel>,
         params: MatmulParams,
-        [x, w, out]: [&wgpu::Buffer; 3],
+        bufs: Bufs,
         (grid, bytes): ([u32; 3], u64),
-    ) {
+        kind: MatmulOut,
+    ) -> Result<()> {
+        let Bufs { x, w, out, sums, xs } = bufs;
         let uniform = self.ctx.uniform("matmul params", &params);
-        g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out], grid);
+        // (bindings a pipeline does not use are left out: sums without splits, xs but for codes)
+        g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out, sums.unwrap_or(out), xs.unwrap_or(x)], grid);
         g.note_bytes(bytes);
+        let Some(sums) = sums else {
+            return Ok(());
+        };
+        let cols = OutCols { first: params.out_offset as usize, total: params.out_stride as usize };
+        let [split, t, n] = [grid[2], params.t, params.n].map(|v| v as usize);
+        let scales = xs.map(|xs| CodeScales { xs, w, scale_off: params.d_off as usize });
+        SplitSum::new(&self.ctx).record(g, sums, MatmulDst::new(out, cols, kind), [split, t, n], scales)
     }
 
     /// `want` K splits of `stages` stages as many as the split scratch holds for `t` tokens x
@@ -698,27 +750,5 @@ impl Matmul {
             1 => Ok((1, None)),
             split => Ok((split, Some(sums))),
         }
-    }
-
-    /// Records a matmul split along K (grid z = the splits; the bytes noted as in
-    /// [`Matmul::push`]): the splits' partial sums into `sums`, then their sum stored into `out`
-    /// as `kind` says, in the columns `params` names.
-    #[allow(clippy::too_many_arguments)]
-    fn push_split(
-        &self,
-        g: &mut Graph,
-        kernel: MatmulKernel,
-        pipeline: &Arc<Kernel>,
-        params: MatmulParams,
-        [x, w, sums, out]: [&wgpu::Buffer; 4],
-        (grid, bytes): ([u32; 3], u64),
-        kind: MatmulOut,
-    ) -> Result<()> {
-        let uniform = self.ctx.uniform("matmul params", &params);
-        g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out, sums], grid);
-        g.note_bytes(bytes); // on the split dispatch, not on the sum after it
-        let cols = OutCols { first: params.out_offset as usize, total: params.out_stride as usize };
-        let [split, t, n] = [grid[2], params.t, params.n].map(|v| v as usize);
-        SplitSum::new(&self.ctx).record(g, sums, MatmulDst::new(out, cols, kind), [split, t, n])
     }
 }

@@ -27,6 +27,18 @@ pub struct SplitSumParams {
     pub _pad: [u32; 2],
 }
 
+/// The scales of a W8A8 weight chunk's code sums (ops::w8a8): each sum times its token's scale
+/// and its column's.
+#[derive(Clone, Copy)]
+pub struct CodeScales<'a> {
+    /// (T) f32 per-token scales.
+    pub xs: &'a wgpu::Buffer,
+    /// The int8 weight chunk, its columns' f32 scales from word `scale_off`.
+    pub w: &'a wgpu::Buffer,
+    /// Word offset of column 0's scale in `w`.
+    pub scale_off: usize,
+}
+
 /// The split-K sum op.
 pub struct SplitSum {
     ctx: GpuContext,
@@ -39,58 +51,39 @@ impl SplitSum {
     }
 
     /// Records `out (t, cols.total)[.., cols] = sum over s of splits (s, t, n)[s]` for `dst`'s
-    /// columns `cols` (n of them from `cols.first`), stored as its kind says.
-    pub fn record(&self, g: &mut Graph, splits: &wgpu::Buffer, dst: MatmulDst, [s, t, n]: [usize; 3]) -> Result<()> {
+    /// columns `cols` (n of them from `cols.first`), stored as its kind says; W8A8 code sums
+    /// each times their token's and column's scale where `scales` are given.
+    pub fn record(
+        &self,
+        g: &mut Graph,
+        splits: &wgpu::Buffer,
+        dst: MatmulDst,
+        [s, t, n]: [usize; 3],
+        scales: Option<CodeScales>,
+    ) -> Result<()> {
         let MatmulDst { out, cols, kind } = dst;
         cols.check("split-K output", n)?;
         check_buf("split-K partial sums", splits, (s * t * n * 4) as u64)?;
         check_buf("split-K output", out, kind.bytes(t, cols.total))?;
-        let pipeline = self.ctx.pipeline("matmul_split_sum", &[("OUT_MODE", kind.mode())])?;
+        let scaled = if scales.is_some() { 1.0 } else { 0.0 };
+        let pipeline = self.ctx.pipeline("matmul_split_sum", &[("OUT_MODE", kind.mode()), ("SCALED", scaled)])?;
         let params = SplitSumParams {
             n: n as u32,
             t: t as u32,
             out_stride: cols.total as u32,
             out_offset: cols.first as u32,
             s: s as u32,
-            scale_off: 0,
+            scale_off: scales.map_or(0, |c| c.scale_off as u32),
             _pad: [0; 2],
         };
         let uniform = self.ctx.uniform("split-K sum params", &params);
-        g.push(&self.ctx, "matmul_split_sum", &pipeline, &[&uniform, splits, out], per_item(t * n.div_ceil(2)));
-        Ok(())
-    }
-
-    /// Records [`SplitSum::record`] of one split of W8A8 code sums `(t, n)`, each times its
-    /// token's scale `xs[t]` and its column's f32 scale (word `scale_off + column` of `w`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn record_scaled(
-        &self,
-        g: &mut Graph,
-        sums: &wgpu::Buffer,
-        dst: MatmulDst,
-        [t, n]: [usize; 2],
-        xs: &wgpu::Buffer,
-        w: &wgpu::Buffer,
-        scale_off: usize,
-    ) -> Result<()> {
-        let MatmulDst { out, cols, kind } = dst;
-        cols.check("W8A8 output", n)?;
-        check_buf("W8A8 code sums", sums, (t * n * 4) as u64)?;
-        check_buf("W8A8 output", out, kind.bytes(t, cols.total))?;
-        check_buf("W8A8 token scales", xs, (t * 4) as u64)?;
-        check_buf("W8A8 weight scales", w, ((scale_off + n) * 4) as u64)?;
-        let pipeline = self.ctx.pipeline("matmul_split_sum", &[("OUT_MODE", kind.mode()), ("SCALED", 1.0)])?;
-        let params = SplitSumParams {
-            n: n as u32,
-            t: t as u32,
-            out_stride: cols.total as u32,
-            out_offset: cols.first as u32,
-            s: 1,
-            scale_off: scale_off as u32,
-            _pad: [0; 2],
-        };
-        let uniform = self.ctx.uniform("scaled sum params", &params);
-        g.push(&self.ctx, "matmul_split_sum", &pipeline, &[&uniform, sums, out, xs, w], per_item(t * n.div_ceil(2)));
+        let mut buffers = vec![&uniform, splits, out];
+        if let Some(c) = &scales {
+            check_buf("W8A8 token scales", c.xs, (t * 4) as u64)?;
+            check_buf("W8A8 weight scales", c.w, ((c.scale_off + n) * 4) as u64)?;
+            buffers.extend([c.xs, c.w]);
+        }
+        g.push(&self.ctx, "matmul_split_sum", &pipeline, &buffers, per_item(t * n.div_ceil(2)));
         Ok(())
     }
 }

@@ -1,7 +1,9 @@
 //! INT8 W8A8 linear layers (compressed-tensors, as RedHatAI's `*-quantized.w8a8`): activations
 //! are quantized per token on the fly (shaders/quant_act.wgsl), then multiplied with the int8
 //! weights with i32 accumulation and rescaled (shaders/matmul_w8a8.wgsl for a few tokens,
-//! shaders/matmul_w8a8_gemm.wgsl for prefill).
+//! shaders/matmul_w8a8_gemm.wgsl for prefill; prompts of more than 16 tokens on matrix cores
+//! take the f16 GEMM on the int8 codes instead, [`GpuContext::w8a8_f16_gemm`], with the same
+//! exact sums).
 
 use super::matmul::MatmulOut;
 use super::{act_bytes, check_buf, check_even, gemm_grid, MatmulDst};
@@ -104,9 +106,7 @@ pub struct W8a8 {
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct CodesParams {
     words: u32,
-    src_off: u32,
-    dst_off: u32,
-    _pad: u32,
+    _pad: [u32; 3],
 }
 
 impl W8a8 {
@@ -222,62 +222,22 @@ impl W8a8 {
     }
 
     /// [`W8a8::matmul`] through the f16 GEMMs (matrix cores where the adapter has them): the
-    /// int8 codes of the activations and, a piece of rows at a time, of the weight rewritten as
-    /// 16-bit floats of the same integers (shaders/i8_codes.wgsl), their exact products summed in
-    /// f32, then times the token and channel scales as they are stored (matmul_split_sum.wgsl's
-    /// SCALED) — the int8 GEMM's arithmetic while sums stay below 2^24. The weight's codes go to
-    /// the dequant scratch, the activations' and the sums to [`GpuContext::w8a8_code_scratch`];
-    /// false (nothing recorded) where they do not fit.
+    /// activations' int8 codes rewritten as 16-bit floats of the same integers
+    /// (shaders/i8_codes.wgsl, into [`GpuContext::w8a8_code_scratch`]), multiplied with the
+    /// weight's codes as the GEMM stages them and scaled as it stores them
+    /// ([`Matmul::record_codes`](super::matmul::Matmul::record_codes)); false (nothing recorded)
+    /// where the codes do not fit the scratch. (The GEMM staging the activations' int8 codes
+    /// itself, without the rewrite, was slower: H200 1B pp512 41,000 vs 47,100-47,600 tok/s.)
     fn matmul_codes(&self, g: &mut Graph, q: &QuantScratch, w: &Weight, dst: MatmulDst, t: usize) -> Result<bool> {
-        let MatmulDst { out, cols, kind } = dst;
-        let k = w.cols;
-        let [xc, sums] = self.ctx.w8a8_code_scratch()?;
-        let wc = self.ctx.dequant_scratch()?;
-        let most_rows = w.chunks.iter().map(|c| c.rows).max().unwrap_or(0);
-        let piece = (wc.size() as usize / (k * 2)).min(sums.size() as usize / (t * 4)).min(most_rows) / 2 * 2;
-        if piece == 0 || xc.size() < act_bytes(t * k) {
+        let xc = self.ctx.w8a8_code_scratch()?;
+        if xc.size() < act_bytes(t * w.cols) {
             return Ok(false);
         }
-        let codes = |g: &mut Graph, src: &wgpu::Buffer, dst: &wgpu::Buffer, mode: f64, words: usize, src_off: usize| {
-            let pipeline = self.ctx.pipeline("i8_codes", &[("MODE", mode)])?;
-            let params = CodesParams { words: words as u32, src_off: src_off as u32, dst_off: 0, _pad: 0 };
-            let uniform = self.ctx.uniform("i8 codes params", &params);
-            g.push(&self.ctx, "i8_codes", &pipeline, &[&uniform, src, dst], super::per_item(words));
-            Ok::<(), Error>(())
-        };
-        codes(g, &q.xq, &xc, 0.0, t * k / 4, 0)?; // x codes (t, k) as activations
-        let matmul = super::matmul::Matmul::new(&self.ctx);
-        let sum = super::split_sum::SplitSum::new(&self.ctx);
-        for chunk in &w.chunks {
-            for r0 in (0..chunk.rows).step_by(piece) {
-                let rows = piece.min(chunk.rows - r0);
-                codes(g, &chunk.buf, &wc, 1.0, rows * k / 4, r0 * k / 4)?; // W rows r0.. as f16
-                let wp = Weight {
-                    name: format!("{} (rows {}.. as codes)", w.name, chunk.row0 + r0),
-                    dtype: WeightDtype::F16,
-                    rows,
-                    cols: k,
-                    chunks: vec![crate::gpu::weight::WeightChunk {
-                        row0: 0,
-                        rows,
-                        buf: wc.clone(),
-                        d_off: 0,
-                        m_off: 0,
-                    }],
-                };
-                matmul.record(g, &xc, &wp, &sums, MatmulOut::F32, t)?;
-                let at = super::OutCols { first: cols.first + chunk.row0 + r0, total: cols.total };
-                sum.record_scaled(
-                    g,
-                    &sums,
-                    MatmulDst::new(out, at, kind),
-                    [t, rows],
-                    &q.xs,
-                    &chunk.buf,
-                    chunk.d_off as usize + r0,
-                )?;
-            }
-        }
+        let words = t * w.cols / 4;
+        let pipeline = self.ctx.pipeline("i8_codes", &[])?;
+        let uniform = self.ctx.uniform("i8 codes params", &CodesParams { words: words as u32, _pad: [0; 3] });
+        g.push(&self.ctx, "i8_codes", &pipeline, &[&uniform, &q.xq, &xc], super::per_item(words));
+        super::matmul::Matmul::new(&self.ctx).record_codes(g, [&xc, &q.xs], w, dst, t)?;
         Ok(true)
     }
 }

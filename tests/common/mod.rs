@@ -60,6 +60,11 @@ pub fn binding_ctx(path: ActDtype, bytes: u64) -> GpuContext {
     open(GpuOptions { force_bf16: path == ActDtype::Bf16, max_binding_override: Some(bytes), ..GpuOptions::from_env() })
 }
 
+/// A context of these options on the test adapter.
+pub fn ctx_with(opts: GpuOptions) -> GpuContext {
+    open(opts)
+}
+
 /// A fresh RNG per test; the seed is printed (set INFERNO_TEST_SEED to replay one).
 pub fn rng(test: &str) -> StdRng {
     let seed = std::env::var("INFERNO_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
