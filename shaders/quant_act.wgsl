@@ -25,6 +25,8 @@ struct Params {
 
 override SWIGLU: u32 = 0u;
 override BLOCKS: bool = false;
+override CODES: bool = false; // per token (K % 4 == 0): xq holds the int8 values as packed 16-bit
+                              // activations of the same integers, (T, K/2) words (quant_codes4)
 
 const WG: u32 = 256u; // workgroup size (reduce.wgsl)
 
@@ -90,7 +92,13 @@ fn main(@builtin(local_invocation_index) lid: u32,
                 v[b] = elem(row, 4u * j + b);
             }
         }
-        xq[row * words + j] = quant_i8x4(v, div);
+        if CODES {
+            let c = quant_codes4(v, div);
+            xq[2u * (row * words + j)] = c.x;
+            xq[2u * (row * words + j) + 1u] = c.y;
+        } else {
+            xq[row * words + j] = quant_i8x4(v, div);
+        }
     }
     if lid == 0u {
         xs[row] = scale;

@@ -9,6 +9,8 @@
 // a row (grid x) and token (y), each reducing the whole row for its statistics.
 
 override QUANT: u32 = 0u; // 0: packed activations, 1: int8 per token, 2: int8 per block of 32
+override CODES: bool = false; // QUANT 1: the int8 values as packed 16-bit activations of the same
+                              // integers, (T, C/2) words (quant_codes4: W8A8 on the f16 GEMMs)
 
 struct Params {
     c: u32,   // row length (elements, even)
@@ -77,7 +79,13 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let div = select(1.0, scale, scale > 0.0);
     for (var j = lid; j < pairs / 2u; j += WG) {
         let v = vec4<f32>(normed(base, 2u * j, inv), normed(base, 2u * j + 1u, inv));
-        out[row * (pairs / 2u) + j] = quant_i8x4(v, div);
+        if CODES {
+            let c = quant_codes4(v, div);
+            out[2u * (row * (pairs / 2u) + j)] = c.x;
+            out[2u * (row * (pairs / 2u) + j) + 1u] = c.y;
+        } else {
+            out[row * (pairs / 2u) + j] = quant_i8x4(v, div);
+        }
     }
     if lid == 0u {
         xs[row] = scale;

@@ -947,8 +947,9 @@ fn norm_quant_equals_norm_then_quant() {
     for path in PATHS {
         let c = ctx(path);
         for gdtype in WDTYPES {
-            // (2, 2080): per block, three workgroups of 256 words per row, the last one partial
-            for &(t, k) in &[(1, 576), (3, 64), (5, 2052), (2, 2080)] {
+            // (2, 2080): per block, three workgroups of 256 words per row, the last one partial;
+            // (20, 64) per token: 16-bit codes in the f16 context (w8a8::takes_codes)
+            for &(t, k) in &[(1, 576), (3, 64), (5, 2052), (2, 2080), (20, 64)] {
                 for grain in [QuantGrain::Token, QuantGrain::Block] {
                     if grain == QuantGrain::Block && k % 32 != 0 {
                         continue;
@@ -976,7 +977,14 @@ fn norm_quant_equals_norm_then_quant() {
                     // x * inv * g differently) and divide by the scale differently (WGSL division
                     // is 2.5 ulp), so a scale may differ by one activation ulp of the maximum it
                     // comes from and an int8 value by one step (a block sum by a few steps)
+                    let codes = grain == QuantGrain::Token && inferno_llama::ops::w8a8::takes_codes(c, t, k);
                     let bytes = |b: &wgpu::Buffer| -> Vec<i8> {
+                        if codes {
+                            // two 16-bit activations a word, each an integer in -128..=127
+                            let v = read_act(c, b, t * k);
+                            assert!(v.iter().all(|v| v.fract() == 0.0 && v.abs() <= 128.0), "{t} {k}: codes {v:?}");
+                            return v.iter().map(|&v| v as i8).collect();
+                        }
                         words(b, t * k / 4).iter().flat_map(|w| w.to_le_bytes().map(|v| v as i8)).collect()
                     };
                     let (f, pl) = (bytes(&fused.xq), bytes(&plain.xq));

@@ -110,8 +110,6 @@ pub struct GpuContext {
     dequant_want: Arc<AtomicU64>,
     /// The partial sums of matmuls split along K (ops::matmul), made on first use.
     split_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
-    /// W8A8 prompts on the f16 GEMMs (ops::w8a8): the activations' codes, made on first use.
-    codes_scratch: Arc<Mutex<Option<wgpu::Buffer>>>,
     /// The first device loss or uncaptured error (wgpu's callbacks): every later read fails with it
     /// instead of hanging or panicking.
     fault: Arc<Mutex<Option<String>>>,
@@ -142,10 +140,6 @@ pub const DEQUANT_SCRATCH: u64 = 256 << 20;
 /// prompt GEMM over 2048 columns in two K splits (1B's o and down projections), and any skinny
 /// split of up to 128 workgroups (tiles of 64 tokens x 64 columns).
 pub const SPLIT_SCRATCH: u64 = 8 << 20;
-
-/// Bytes of [`GpuContext::w8a8_code_scratch`]: 32 MiB holds the int8 codes of 512 tokens of K
-/// up to 32,768 as 16-bit floats.
-pub const CODES_SCRATCH: u64 = 32 << 20;
 
 /// Features the engine uses when present.
 const WANTED: wgpu::Features =
@@ -316,7 +310,6 @@ impl GpuContext {
             dequant_scratch: Arc::default(),
             dequant_want: Arc::default(),
             split_scratch: Arc::default(),
-            codes_scratch: Arc::default(),
             fault,
         })
     }
@@ -328,7 +321,7 @@ impl GpuContext {
 
     /// Whether W8A8 prompts take the f16 GEMMs on their int8 codes (ops::w8a8) rather than the
     /// int8 GEMM: by default where the prefill GEMM runs on matrix cores (H200, pp512, 2026-12-04:
-    /// 1B 27,300 tok/s on the int8 GEMM, 47,100-47,600 on codes, bf16 48,600-49,100; 8B 10,855 on
+    /// 1B 27,300 tok/s on the int8 GEMM, 48,500-48,700 on codes, bf16 48,600-49,400; 8B 10,855 on
     /// codes, bf16 10,621), else as [`GpuOptions::w8a8_f16_gemm`] says.
     pub fn w8a8_f16_gemm(&self) -> bool {
         self.w8a8_f16.unwrap_or_else(|| self.coopmat())
@@ -497,12 +490,6 @@ impl GpuContext {
         self.scratch(&self.split_scratch, "split-K partial sums", SPLIT_SCRATCH)
     }
 
-    /// The buffer of W8A8 prompts on the f16 GEMMs (ops::w8a8): the activations' int8 codes as
-    /// 16-bit floats; [`CODES_SCRATCH`] bytes or the binding limit, made on first use.
-    pub fn w8a8_code_scratch(&self) -> Result<wgpu::Buffer> {
-        self.scratch(&self.codes_scratch, "W8A8 activation codes", CODES_SCRATCH)
-    }
-
     /// The buffer in `cell`, made on first use with `bytes` or the binding limit.
     fn scratch(&self, cell: &Mutex<Option<wgpu::Buffer>>, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         let mut s = cell.lock().unwrap_or_else(|p| p.into_inner());
@@ -515,10 +502,9 @@ impl GpuContext {
     }
 
     /// Bytes of the scratch buffers made so far ([`GpuContext::dequant_scratch`],
-    /// [`GpuContext::split_scratch`], [`GpuContext::w8a8_code_scratch`]; 0 before a matmul
-    /// needed one), for the memory ledger.
+    /// [`GpuContext::split_scratch`]; 0 before a matmul needed one), for the memory ledger.
     pub fn scratch_bytes(&self) -> u64 {
-        [&self.dequant_scratch, &self.split_scratch, &self.codes_scratch]
+        [&self.dequant_scratch, &self.split_scratch]
             .iter()
             .filter_map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|b| b.size()))
             .sum()

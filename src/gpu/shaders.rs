@@ -71,7 +71,6 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("matmul_w8a8_gemm", include_str!("../../shaders/matmul_w8a8_gemm.wgsl")),
     ("dequant_f16", include_str!("../../shaders/dequant_f16.wgsl")),
     ("matmul_split_sum", include_str!("../../shaders/matmul_split_sum.wgsl")),
-    ("i8_codes", include_str!("../../shaders/i8_codes.wgsl")),
 ];
 
 /// The full source of kernel `name` (common helpers, weight decoding if it reads weights, the

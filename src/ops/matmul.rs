@@ -423,8 +423,9 @@ impl Matmul {
     }
 
     /// Records `dst = (codes(x) @ codes(W)^T) * xs[token] * scale[column]` for the int8 weight
-    /// `w` of a W8A8 prompt (ops::w8a8): `x` holds the activations' int8 codes as 16-bit floats,
-    /// `xs` their f32 per-token scales; the GEMM reads the weight's codes as stored
+    /// `w` of a W8A8 prompt (ops::w8a8): `x` holds the activations' int8 codes as 16-bit floats
+    /// (their quantization writes them so: ops::w8a8::takes_codes), `xs` their f32 per-token
+    /// scales; the GEMM reads the weight's codes as stored
     /// (weights.wgsl's W_DTYPE 6), its products and f32 sums are exact while they stay below
     /// 2^24, and the scales multiply them where they are stored (the GEMM's epilogue, or the
     /// split sum of a GEMM split along K) — matmul_w8a8.wgsl's arithmetic.

@@ -16,6 +16,17 @@ use crate::graph::Graph;
 /// Up to this many tokens use the W8A8 GEMV (one weight read per token); more use the GEMM.
 pub const GEMV_MAX_TOKENS: usize = 4;
 
+/// Whether `t` tokens of W8A8 activations of K `k` go to the f16 GEMMs as codes (matrix cores,
+/// [`GpuContext::w8a8_f16_gemm`]; more than 16 tokens, K % 8 == 0): their quantization
+/// ([`W8a8::quantize_from`], ops::rms_norm's `record_quant`) then writes the int8 values as 16-bit
+/// activations of the same integers, which the GEMM stages with the weight's codes
+/// ([`Matmul::record_codes`](super::matmul::Matmul::record_codes)); otherwise int8 for the int8
+/// kernels. (The GEMM reading the int8 activations itself, converting them as it stages them,
+/// was slower: H200 1B pp512 41,000 vs 47,100-47,600 tok/s with them rewritten as codes first.)
+pub fn takes_codes(ctx: &GpuContext, t: usize, k: usize) -> bool {
+    ctx.w8a8_f16_gemm() && t > 16 && t > GEMV_MAX_TOKENS && k.is_multiple_of(8)
+}
+
 /// Mirrors `Params` in quant_act.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -60,8 +71,10 @@ pub struct QuantScratch {
 impl QuantScratch {
     /// Scratch for up to `t` tokens of rows up to `k` long, of either grain.
     pub fn new(ctx: &GpuContext, t: usize, k: usize) -> Result<Self> {
+        // (W8A8 codes for the f16 GEMMs take two bytes a value: [`takes_codes`])
+        let codes = if takes_codes(ctx, t, k - k % 8) { act_bytes(t * k) } else { 0 };
         Ok(QuantScratch {
-            xq: ctx.storage("int8 activations", (t * k.div_ceil(4) * 4) as u64)?,
+            xq: ctx.storage("int8 activations", ((t * k.div_ceil(4) * 4) as u64).max(codes))?,
             xs: ctx.storage("int8 activation scales", (t * 4).max(t * k.div_ceil(32) * 8) as u64)?,
         })
     }
@@ -101,14 +114,6 @@ pub struct W8a8 {
     ctx: GpuContext,
 }
 
-/// Mirrors `Params` in i8_codes.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct CodesParams {
-    words: u32,
-    _pad: [u32; 3],
-}
-
 impl W8a8 {
     /// A W8A8 op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
@@ -141,14 +146,18 @@ impl W8a8 {
             }
         };
         check_buf("int8 quantization input", x, act_bytes(t * width))?;
-        check_buf("int8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
         let blocks = grain == QuantGrain::Block;
+        let codes = !blocks && takes_codes(&self.ctx, t, k);
+        let xq_bytes = if codes { act_bytes(t * k) } else { (t * k.div_ceil(4) * 4) as u64 };
+        check_buf("int8 activation scratch", &q.xq, xq_bytes)?;
         if blocks && !k.is_multiple_of(32) {
             return Err(Error::shape("int8 activations per block", "a multiple of 32 values", k));
         }
         let scale_bytes = if blocks { super::gemv_q8::xs_bytes(t, k) } else { (t * 4) as u64 };
         check_buf("int8 activation scales", &q.xs, scale_bytes)?;
-        let quant = self.ctx.pipeline("quant_act", &[("SWIGLU", mode), ("BLOCKS", if blocks { 1.0 } else { 0.0 })])?;
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let c = [("SWIGLU", mode), ("BLOCKS", flag(blocks)), ("CODES", flag(codes))];
+        let quant = self.ctx.pipeline("quant_act", &c)?;
         let uniform = self.ctx.uniform("quant_act params", &QuantActParams { k: k as u32, t: t as u32, _pad: [0; 2] });
         let grid = if blocks { super::gemv_q8::quant_grid(k, t)? } else { fold_workgroups(t as u32) };
         g.push(&self.ctx, "quant_act", &quant, &[&uniform, x, &q.xq, &q.xs], grid);
@@ -176,8 +185,8 @@ impl W8a8 {
         check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
         // many tokens (prefill) take the tiled GEMM where K is whole words
         let gemm = t > GEMV_MAX_TOKENS && k.is_multiple_of(4);
-        if gemm && self.ctx.w8a8_f16_gemm() && t > 16 && k.is_multiple_of(8) && self.matmul_codes(g, q, w, dst, t)? {
-            return Ok(());
+        if takes_codes(&self.ctx, t, k) {
+            return super::matmul::Matmul::new(&self.ctx).record_codes(g, [&q.xq, &q.xs], w, dst, t);
         }
         let label = if gemm { "matmul_w8a8_gemm" } else { "matmul_w8a8" };
         let mm = self.ctx.pipeline(label, &[("OUT_MODE", out_kind.mode())])?;
@@ -219,25 +228,5 @@ impl W8a8 {
     ) -> Result<()> {
         self.quantize(g, x, q, w.cols, t)?;
         self.matmul(g, q, w, MatmulDst::all(out, w.rows, out_kind), t)
-    }
-
-    /// [`W8a8::matmul`] through the f16 GEMMs (matrix cores where the adapter has them): the
-    /// activations' int8 codes rewritten as 16-bit floats of the same integers
-    /// (shaders/i8_codes.wgsl, into [`GpuContext::w8a8_code_scratch`]), multiplied with the
-    /// weight's codes as the GEMM stages them and scaled as it stores them
-    /// ([`Matmul::record_codes`](super::matmul::Matmul::record_codes)); false (nothing recorded)
-    /// where the codes do not fit the scratch. (The GEMM staging the activations' int8 codes
-    /// itself, without the rewrite, was slower: H200 1B pp512 41,000 vs 47,100-47,600 tok/s.)
-    fn matmul_codes(&self, g: &mut Graph, q: &QuantScratch, w: &Weight, dst: MatmulDst, t: usize) -> Result<bool> {
-        let xc = self.ctx.w8a8_code_scratch()?;
-        if xc.size() < act_bytes(t * w.cols) {
-            return Ok(false);
-        }
-        let words = t * w.cols / 4;
-        let pipeline = self.ctx.pipeline("i8_codes", &[])?;
-        let uniform = self.ctx.uniform("i8 codes params", &CodesParams { words: words as u32, _pad: [0; 3] });
-        g.push(&self.ctx, "i8_codes", &pipeline, &[&uniform, &q.xq, &xc], super::per_item(words));
-        super::matmul::Matmul::new(&self.ctx).record_codes(g, [&xc, &q.xs], w, dst, t)?;
-        Ok(true)
     }
 }
