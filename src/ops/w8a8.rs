@@ -20,7 +20,7 @@ pub const GEMV_MAX_TOKENS: usize = 4;
 /// [`GpuContext::w8a8_f16_gemm`]; more than 16 tokens, K % 8 == 0): their quantization
 /// ([`W8a8::quantize_from`], ops::rms_norm's `record_quant`) then writes the int8 values as 16-bit
 /// activations of the same integers, which the GEMM stages with the weight's codes
-/// ([`Matmul::record_codes`](super::matmul::Matmul::record_codes)); otherwise int8 for the int8
+/// (ops::matmul's `Matmul::record_codes`); otherwise int8 for the int8
 /// kernels. (The GEMM reading the int8 activations itself, converting them as it stages them,
 /// was slower: H200 1B pp512 41,000 vs 47,100-47,600 tok/s with them rewritten as codes first.)
 pub fn takes_codes(ctx: &GpuContext, t: usize, k: usize) -> bool {
@@ -72,7 +72,7 @@ impl QuantScratch {
     /// Scratch for up to `t` tokens of rows up to `k` long, of either grain.
     pub fn new(ctx: &GpuContext, t: usize, k: usize) -> Result<Self> {
         // (W8A8 codes for the f16 GEMMs take two bytes a value: [`takes_codes`])
-        let codes = if takes_codes(ctx, t, k - k % 8) { act_bytes(t * k) } else { 0 };
+        let codes = if ctx.w8a8_f16_gemm() && t > 16 { act_bytes(t * k) } else { 0 };
         Ok(QuantScratch {
             xq: ctx.storage("int8 activations", ((t * k.div_ceil(4) * 4) as u64).max(codes))?,
             xs: ctx.storage("int8 activation scales", (t * 4).max(t * k.div_ceil(32) * 8) as u64)?,
