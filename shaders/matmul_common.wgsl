@@ -25,7 +25,8 @@ struct Params {
 // W_DTYPE 6 (W8A8 codes, ops::w8a8): the GEMMs' sums of codes times their token's scale and
 // their column's (f32 at word d_off + column of W), matmul_w8a8.wgsl's arithmetic; only where a
 // GEMM stores its result (with SPLIT > 1, matmul_split_sum.wgsl scales the sums).
-@group(0) @binding(5) var<storage, read> x_scales: array<f32>; // W_DTYPE 6: (T) per-token scales
+@group(0) @binding(9) var<storage, read> x_scales: array<f32>; // W_DTYPE 6: (T) per-token scales
+                                                               // (after rope_epilogue.wgsl's 5..8)
 
 // The factors of columns col..col + 3 of token t (1 but for W_DTYPE 6).
 fn code_scale4(t: u32, col: u32) -> vec4<f32> {

@@ -118,12 +118,12 @@ mod tests {
     use super::*;
 
     /// The browser's layouts: the GEMV binds no W8A8 token scales, the portable GEMM does (its
-    /// W_DTYPE 6 epilogue), the split sum its scales.
+    /// W_DTYPE 6 epilogue, binding 9), the split sum its scales.
     #[test]
     fn static_bindings_match_what_kernels_reach() {
         let of = |name: &str| kernel_source(name).and_then(|s| static_bindings(&s));
         assert_eq!(of("matmul_gemv"), Some(0b1111));
-        assert_eq!(of("matmul_gemm"), Some(0b10_1111));
+        assert_eq!(of("matmul_gemm"), Some(0b10_0000_1111));
         assert_eq!(of("matmul_split_sum"), Some(0b1_1111));
     }
 }

@@ -226,8 +226,8 @@ impl MatmulKernel {
 }
 
 /// The buffers of one matmul dispatch: activations, weight (a chunk, or rows decoded into the
-/// dequant scratch), output; the K splits' partial sums where it is split; W8A8 codes' per-token
-/// scales ([`Matmul::record_codes`]).
+/// dequant scratch), output; the K splits' partial sums where it is split (binding 4); W8A8
+/// codes' per-token scales (binding 9, [`Matmul::record_codes`]).
 #[derive(Clone, Copy)]
 struct Bufs<'a> {
     x: &'a wgpu::Buffer,
@@ -728,8 +728,10 @@ impl Matmul {
     ) -> Result<()> {
         let Bufs { x, w, out, sums, xs } = bufs;
         let uniform = self.ctx.uniform("matmul params", &params);
-        // (bindings a pipeline does not use are left out: sums without splits, xs but for codes)
-        g.push(&self.ctx, kernel.name(), pipeline, &[&uniform, x, w, out, sums.unwrap_or(out), xs.unwrap_or(x)], grid);
+        // (bindings a pipeline does not use are left out: sums without splits, 5..8 (the RoPE
+        // epilogue's, not recorded here), xs but for codes)
+        let bufs = [&uniform, x, w, out, sums.unwrap_or(out), x, x, x, x, xs.unwrap_or(x)];
+        g.push(&self.ctx, kernel.name(), pipeline, &bufs, grid);
         g.note_bytes(bytes);
         let Some(sums) = sums else {
             return Ok(());
