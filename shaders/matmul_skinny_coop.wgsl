@@ -108,7 +108,7 @@ fn emit(c: coop_mat16x16<f32, C>, sg: u32, lid: u32, t: u32, col: u32, z: u32) {
                     splits[o + 1u] = v.y;
                 }
             } else {
-                store2(tt * p.out_stride + p.out_offset + c0, v * code_scale4(tt, c0).xy, c0 + 1u < p.n);
+                store2(tt * p.out_stride + p.out_offset + c0, v, c0 + 1u < p.n);
             }
         }
     }

@@ -826,7 +826,7 @@ fn w8a8_matches_integer_emulation() {
         (2, 2048, 34),
         (70, 2048, 130), // prompt tiles over a long K
         (33, 136, 66),
-        (40, 256, 130), // on matrix cores: 17-64 tokens (the skinny GEMM with XX_W8A8_SKINNY=1)
+        (40, 256, 130), // 17-64 tokens (a batched step)
     ];
     // and codes of a weight in chunks (64 KiB bindings: 252 rows each, their channel scales at
     // each chunk's own offset); on matrix cores, (70, 2048, 130) has its K split (the split sum

@@ -257,14 +257,8 @@ impl Matmul {
         let coop = self.ctx.coopmat() && dtype != WeightDtype::F32 && k.is_multiple_of(32);
         let gemv_max = if coop { self.max_gemv_tokens() } else { GEMV_MAX_TOKENS };
         if dtype == WeightDtype::I8 {
-            // W8A8 codes (Matmul::record_codes): the GEMMs only (experiment: the skinny one for
-            // 17-64 tokens, XX_W8A8_SKINNY=1)
-            let skinny = SKINNY_TOKENS.contains(&t) && std::env::var("XX_W8A8_SKINNY").is_ok_and(|v| v == "1");
-            return match (coop, skinny) {
-                (true, true) => MatmulKernel::SkinnyCoop,
-                (true, false) => MatmulKernel::GemmCoop,
-                _ => MatmulKernel::Gemm,
-            };
+            // W8A8 codes (Matmul::record_codes): the prompt GEMMs only
+            return if coop { MatmulKernel::GemmCoop } else { MatmulKernel::Gemm };
         }
         let float = matches!(dtype, WeightDtype::F16 | WeightDtype::Bf16);
         let skinny = SKINNY_TOKENS.contains(&t) && (float || skinny_block_from(dtype).is_some_and(|min| t >= min));
@@ -299,8 +293,7 @@ impl Matmul {
     /// Whether `t` tokens of q/k/v weight `w` may take the RoPE epilogue
     /// ([`Matmul::record_rope`]): the skinny matrix-core GEMM, unsplit.
     pub fn fuses_rope(&self, t: usize, w: &Weight) -> bool {
-        w.dtype != WeightDtype::I8 // (W8A8 q/k/v take their codes: ops::w8a8)
-            && self.kernel(t, w.dtype, w.cols) == MatmulKernel::SkinnyCoop
+        self.kernel(t, w.dtype, w.cols) == MatmulKernel::SkinnyCoop
             && w.chunks.iter().all(|c| skinny_splits(t, c.rows, w.cols) == 1)
     }
 
