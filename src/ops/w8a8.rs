@@ -18,13 +18,13 @@ pub const GEMV_MAX_TOKENS: usize = 4;
 
 /// Whether `t` tokens of W8A8 activations of K `k` go to the f16 GEMMs as codes (matrix cores,
 /// [`GpuContext::w8a8_f16_gemm`]; more than 16 tokens, K % 8 == 0): their quantization
-/// ([`W8a8::quantize_from`], ops::rms_norm's `record_quant`) then writes the int8 values as 16-bit
-/// activations of the same integers, which the GEMM stages with the weight's codes
-/// (ops::matmul's `Matmul::record_codes`); otherwise int8 for the int8
-/// kernels. (The GEMM reading the int8 activations itself, converting them as it stages them,
-/// was slower: H200 1B pp512 41,000 vs 47,100-47,600 tok/s with them rewritten as codes first.)
+/// ([`W8a8::quantize_from`], ops::rms_norm's `record_quant`) then writes the int8 values as
+/// 16-bit activations of the same integers, which the GEMM stages with the weight's codes
+/// (ops::matmul's `Matmul::record_codes`); otherwise int8 words for the int8 kernels. (The GEMM
+/// reading the int8 activations itself, converting them as it stages them, was slower: H200 1B
+/// pp512 41,000 vs 47,100-47,600 tok/s with them rewritten as codes first.)
 pub fn takes_codes(ctx: &GpuContext, t: usize, k: usize) -> bool {
-    ctx.w8a8_f16_gemm() && t > 16 && t > GEMV_MAX_TOKENS && k.is_multiple_of(8)
+    ctx.w8a8_f16_gemm() && t > 16 && k.is_multiple_of(8)
 }
 
 /// Mirrors `Params` in quant_act.wgsl.
