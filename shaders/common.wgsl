@@ -63,17 +63,22 @@ fn amax_term(v: f32) -> f32 {
     return select(a, inf, (bitcast<u32>(a) & 0x7f800000u) == 0x7f800000u);
 }
 
-// quant_i8x4's four values as 16-bit activations of the same integers (exact), two words: the
-// W8A8 codes the f16 GEMMs multiply (ops::w8a8).
+// Four values quantized to int8 as W8A8 does: round half to even of v / div, clamped to
+// [-128, 127] (as f32 integers).
+fn quant4(v: vec4<f32>, div: f32) -> vec4<f32> {
+    return clamp(round(v / div), vec4<f32>(-128.0), vec4<f32>(127.0));
+}
+
+// quant4's values as 16-bit activations of the same integers (exact), two words: the W8A8 codes
+// the f16 GEMMs multiply (ops::w8a8).
 fn quant_codes4(v: vec4<f32>, div: f32) -> vec2<u32> {
-    let q = clamp(round(v / div), vec4<f32>(-128.0), vec4<f32>(127.0));
+    let q = quant4(v, div);
     return vec2<u32>(pack_act(q.xy), pack_act(q.zw));
 }
 
-// Four values quantized to int8 as W8A8 does (round half to even of v / div, clamped to
-// [-128, 127]), packed into one word: element b in byte b.
+// quant4's values packed into one word: element b in byte b.
 fn quant_i8x4(v: vec4<f32>, div: f32) -> u32 {
-    let q = vec4<i32>(clamp(round(v / div), vec4<f32>(-128.0), vec4<f32>(127.0)));
+    let q = vec4<i32>(quant4(v, div));
     let b = (bitcast<vec4<u32>>(q) & vec4<u32>(0xffu)) << vec4<u32>(0u, 8u, 16u, 24u);
     return b.x | b.y | b.z | b.w;
 }

@@ -3,9 +3,10 @@
 // w_d_off / w_m_off from their params before reading a block format.
 //
 // W_DTYPE: 0 f32, 1 f16, 2 bf16 (row-major elements), 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k, 8 q6_k,
-// 6 the int8 codes of a W8A8 weight (4 per word, row-major from word w_m_off, w_m_off % 4 == 0),
-// unscaled: only W8A8 prompts read them here, multiplying codes by codes in the f16 GEMMs and
-// scaling the sums after (ops::w8a8); 100 + ggml type id for the GGUF types read exactly as
+// 6 the int8 codes of a W8A8 weight (4 per word, row-major), unscaled: only W8A8 prompts read
+// them here (load_w2, and stage_raw for matmul_coop_common.wgsl's dec_job), multiplying codes by
+// codes in the f16 GEMMs and scaling the sums after (ops::w8a8); 100 + ggml type id for the GGUF
+// types read exactly as
 // stored (see "GGUF blocks as stored" below). Blocks 3..8 are GGUF blocks repacked at load with
 // the same byte count (gguf.rs repack_blocks):
 // - q8_0/q4_0/q4_1 (blocks of 32): the quants of every block in element order (int8; or 4-bit,
@@ -125,7 +126,7 @@ fn load_w2(e: u32) -> vec2<f32> {
             return bf16x2_to_f32(w_word(e / 2u));
         }
         case 6u: {
-            return i8x4(w_word(w_m_off + e / 4u) << (8u * (2u - e % 4u))).zw;
+            return i8x4(w_word(e / 4u) << (8u * (2u - e % 4u))).zw;
         }
         case 3u: {
             let q = i8x4(w_word(e / 4u));
@@ -394,7 +395,7 @@ fn stage_raw(e: u32) -> RawJob {
     if W_DTYPE == 1u || W_DTYPE == 2u {
         r.q = w[e / 8u];
     } else if W_DTYPE == 6u {
-        r.q = w[(w_m_off + e / 4u) / 4u];
+        r.q = w[e / 16u];
     } else if stored() {
         r.q = f16x8(stored8(e));
     } else if STAGE_JOB == 32u {
@@ -414,13 +415,10 @@ fn stage_scale(r: RawJob, e: u32) -> vec3<f32> {
 }
 
 // Weights e + 8j .. e + 8j + 7 of r = stage_raw(e) (sc = stage_scale(r, e)) as 4 words: f16
-// pairs, or bf16 pairs as stored.
+// pairs, or bf16 pairs as stored. (Not W8A8 codes: dec_job converts those itself.)
 fn stage_dec(r: RawJob, sc: vec3<f32>, e: u32, j: u32) -> vec4<u32> {
     if W_DTYPE == 1u || W_DTYPE == 2u || stored() {
         return r.q;
-    }
-    if W_DTYPE == 6u {
-        return f16x8(W8(i8x4(r.q[2u * j]), i8x4(r.q[2u * j + 1u])));
     }
     if STAGE_JOB == 32u {
         return f16x8(dec32(r, sc, j));

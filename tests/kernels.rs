@@ -832,7 +832,7 @@ fn w8a8_matches_integer_emulation() {
     // each chunk's own offset); on matrix cores, (70, 2048, 130) has its K split (the split sum
     // scales), these not (the GEMM's epilogue scales). (K >= 256: one quantization step of an
     // activation that a GPU's division rounds the other way stays within the tolerance.)
-    let pieces = [(100, 256, 600), (40, 256, 300)];
+    let chunked = [(100, 256, 600), (40, 256, 300)];
     let cases =
         PATHS.into_iter().map(|path| (ctx(path).clone(), path, &shapes[..])).chain(PATHS.into_iter().map(|path| {
             let opts = GpuOptions {
@@ -841,7 +841,7 @@ fn w8a8_matches_integer_emulation() {
                 w8a8_f16_gemm: Some(true),
                 ..GpuOptions::from_env()
             };
-            (ctx_with(opts), path, &pieces[..])
+            (open(opts), path, &chunked[..])
         }));
     for (c, path, shapes) in cases {
         let c = &c;

@@ -226,13 +226,14 @@ impl MatmulKernel {
 }
 
 /// The buffers of one matmul dispatch: activations, weight (a chunk, or rows decoded into the
-/// dequant scratch), output; the K splits' partial sums where it is split (binding 4); W8A8
-/// codes' per-token scales (binding 9, [`Matmul::record_codes`]).
+/// dequant scratch), output and how it is stored; the K splits' partial sums where it is split
+/// (binding 4); W8A8 codes' per-token scales (binding 9, [`Matmul::record_codes`]).
 #[derive(Clone, Copy)]
 struct Bufs<'a> {
     x: &'a wgpu::Buffer,
     w: &'a wgpu::Buffer,
     out: &'a wgpu::Buffer,
+    kind: MatmulOut,
     sums: Option<&'a wgpu::Buffer>,
     xs: Option<&'a wgpu::Buffer>,
 }
@@ -255,11 +256,11 @@ impl Matmul {
     /// formats), else the portable GEMM, which takes over from the GEMV later (at more tokens).
     fn kernel(&self, t: usize, dtype: WeightDtype, k: usize) -> MatmulKernel {
         let coop = self.ctx.coopmat() && dtype != WeightDtype::F32 && k.is_multiple_of(32);
-        let gemv_max = if coop { self.max_gemv_tokens() } else { GEMV_MAX_TOKENS };
         if dtype == WeightDtype::I8 {
             // W8A8 codes (Matmul::record_codes): the prompt GEMMs only
             return if coop { MatmulKernel::GemmCoop } else { MatmulKernel::Gemm };
         }
+        let gemv_max = if coop { self.max_gemv_tokens() } else { GEMV_MAX_TOKENS };
         let float = matches!(dtype, WeightDtype::F16 | WeightDtype::Bf16);
         let skinny = SKINNY_TOKENS.contains(&t) && (float || skinny_block_from(dtype).is_some_and(|min| t >= min));
         if coop && skinny {
@@ -568,8 +569,8 @@ impl Matmul {
             };
             let params = MatmulParams::for_chunk(k, t, chunk, cols, EpilogueParams::default());
             let bytes = chunk.buf.size();
-            let bufs = Bufs { x, w: &chunk.buf, out, sums: sums.as_ref(), xs };
-            self.push(g, kernel, &pipeline, params, bufs, (workgroups, bytes), out_kind)?;
+            let bufs = Bufs { x, w: &chunk.buf, out, kind: out_kind, sums: sums.as_ref(), xs };
+            self.push(g, kernel, &pipeline, params, bufs, (workgroups, bytes))?;
         }
         Ok(())
     }
@@ -650,8 +651,8 @@ impl Matmul {
             let bytes = (rows * k * 2) as u64; // the decoded rows it reads
             let Some(pipeline) = &coop else {
                 let (pipeline, grid) = self.portable_gemm(&w0.name, c, t, rows)?;
-                let bufs = Bufs { x, w: &scratch, out, sums: None, xs: None };
-                return self.push(g, MatmulKernel::Gemm, &pipeline, params, bufs, (grid, bytes), out_kind);
+                let bufs = Bufs { x, w: &scratch, out, kind: out_kind, sums: None, xs: None };
+                return self.push(g, MatmulKernel::Gemm, &pipeline, params, bufs, (grid, bytes));
             };
             let [gx, gy, _] = gemm_grid(&w0.name, rows, 128, t, bm)?;
             let (split, sums) = self.fit_splits(self.coop_splits(t, rows, k), k / bk, t, rows)?;
@@ -661,12 +662,12 @@ impl Matmul {
             };
             match (split_pipeline, &sums) {
                 (Some(sp), Some(sums)) => {
-                    let bufs = Bufs { x, w: &scratch, out, sums: Some(sums), xs: None };
-                    self.push(g, MatmulKernel::GemmCoop, &sp, params, bufs, ([gx, gy, split as u32], bytes), out_kind)
+                    let bufs = Bufs { x, w: &scratch, out, kind: out_kind, sums: Some(sums), xs: None };
+                    self.push(g, MatmulKernel::GemmCoop, &sp, params, bufs, ([gx, gy, split as u32], bytes))
                 }
                 _ => {
-                    let bufs = Bufs { x, w: &scratch, out, sums: None, xs: None };
-                    self.push(g, MatmulKernel::GemmCoop, pipeline, params, bufs, ([gx, gy, 1], bytes), out_kind)
+                    let bufs = Bufs { x, w: &scratch, out, kind: out_kind, sums: None, xs: None };
+                    self.push(g, MatmulKernel::GemmCoop, pipeline, params, bufs, ([gx, gy, 1], bytes))
                 }
             }
         };
@@ -714,8 +715,7 @@ impl Matmul {
     /// Pushes one dispatch of `kernel` over `bufs` with these params, on `grid`, noting the
     /// weight bytes it streams (for profiles; on the GEMM, not on a split sum after it); with K
     /// splits (grid z, `bufs.sums`), the splits' partial sums into `sums`, then their sum stored
-    /// into `bufs.out` as `kind` says, in the columns `params` names.
-    #[allow(clippy::too_many_arguments)]
+    /// into `bufs.out` as `bufs.kind` says, in the columns `params` names.
     fn push(
         &self,
         g: &mut Graph,
@@ -724,9 +724,8 @@ impl Matmul {
         params: MatmulParams,
         bufs: Bufs,
         (grid, bytes): ([u32; 3], u64),
-        kind: MatmulOut,
     ) -> Result<()> {
-        let Bufs { x, w, out, sums, xs } = bufs;
+        let Bufs { x, w, out, kind, sums, xs } = bufs;
         let uniform = self.ctx.uniform("matmul params", &params);
         // (bindings a pipeline does not use are left out: sums without splits, 5..8 (the RoPE
         // epilogue's, not recorded here), xs but for codes)

@@ -2,7 +2,7 @@
 //! `out = x / sqrt(mean(x^2) + eps) * weight`, or straight into int8 per-token quantized
 //! activations for W8A8 linears. Kernel: shaders/rms_norm.wgsl.
 
-use super::w8a8::{QuantGrain, QuantScratch};
+use super::w8a8::{xq_layout, QuantGrain, QuantScratch};
 use super::{act_bytes, check_buf, check_even};
 use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
@@ -78,11 +78,9 @@ impl RmsNorm {
         if !w.cols.is_multiple_of(per) {
             return Err(Error::shape(&w.name, format!("a multiple of {per} values (int8 quantization)"), w.cols));
         }
-        // (W8A8 activations for the f16 GEMMs: as 16-bit codes)
-        let codes = grain == QuantGrain::Token && crate::ops::w8a8::takes_codes(&self.ctx, t, w.cols);
-        check_buf("int8 activation scratch", &q.xq, if codes { act_bytes(t * w.cols) } else { (t * w.cols) as u64 })?;
+        check_buf("int8 activation scratch", &q.xq, xq_layout(&self.ctx, grain, t, w.cols).1)?;
         check_buf("int8 activation scales", &q.xs, scale_bytes)?;
-        self.dispatch(g, x, w, &q.xq, Some((&q.xs, grain, codes)), t, eps)
+        self.dispatch(g, x, w, &q.xq, Some((&q.xs, grain)), t, eps)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -92,7 +90,7 @@ impl RmsNorm {
         x: &wgpu::Buffer,
         w: &Weight,
         out: &wgpu::Buffer,
-        scales: Option<(&wgpu::Buffer, QuantGrain, bool)>,
+        scales: Option<(&wgpu::Buffer, QuantGrain)>,
         t: usize,
         eps: f32,
     ) -> Result<()> {
@@ -102,19 +100,21 @@ impl RmsNorm {
         }
         check_even(&w.name, c)?;
         check_buf("rms_norm input", x, (t * c * 4) as u64)?;
-        let (quant, codes) = match scales {
-            None => (0.0, 0.0),
-            Some((_, QuantGrain::Token, codes)) => (1.0, if codes { 1.0 } else { 0.0 }),
-            Some((_, QuantGrain::Block, _)) => (2.0, 0.0),
+        let quant = match scales {
+            None => 0.0,
+            Some((_, QuantGrain::Token)) => 1.0,
+            Some((_, QuantGrain::Block)) => 2.0,
         };
-        let consts = [("W_DTYPE", w.dtype.wgsl_id()), ("QUANT", quant), ("CODES", codes)];
+        // (W8A8 activations for the f16 GEMMs: as 16-bit codes)
+        let codes = scales.is_some_and(|(_, grain)| xq_layout(&self.ctx, grain, t, c).0);
+        let consts = [("W_DTYPE", w.dtype.wgsl_id()), ("QUANT", quant), ("CODES", if codes { 1.0 } else { 0.0 })];
         let pipeline = self.ctx.pipeline("rms_norm", &consts)?;
         let params = RmsNormParams { c: c as u32, t: t as u32, eps, _pad: 0 };
         let uniform = self.ctx.uniform("rms_norm params", &params);
         let bufs = [&uniform, x, &w.chunks[0].buf, out, scales.map_or(&self.dummy, |s| s.0)];
         let grid = match scales {
             // a workgroup per 256 int8 words of a row and token
-            Some((_, QuantGrain::Block, _)) => super::gemv_q8::quant_grid(c, t)?,
+            Some((_, QuantGrain::Block)) => super::gemv_q8::quant_grid(c, t)?,
             _ => fold_workgroups(t as u32),
         };
         g.push(&self.ctx, "rms_norm", &pipeline, &bufs, grid);

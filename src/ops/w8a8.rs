@@ -24,7 +24,20 @@ pub const GEMV_MAX_TOKENS: usize = 4;
 /// reading the int8 activations itself, converting them as it stages them, was slower: H200 1B
 /// pp512 41,000 vs 47,100-47,600 tok/s with them rewritten as codes first.)
 pub fn takes_codes(ctx: &GpuContext, t: usize, k: usize) -> bool {
-    ctx.w8a8_f16_gemm() && t > 16 && k.is_multiple_of(8)
+    ctx.w8a8_f16_gemm() && t >= CODES_MIN_TOKENS && k.is_multiple_of(8)
+}
+
+/// The fewest tokens [`takes_codes`] gives the f16 GEMMs.
+const CODES_MIN_TOKENS: usize = 17;
+
+/// How `t` tokens of `k` activations quantized per `grain` lie in [`QuantScratch::xq`]: whether
+/// as 16-bit codes ([`takes_codes`]; per token only), and the bytes they take.
+pub fn xq_layout(ctx: &GpuContext, grain: QuantGrain, t: usize, k: usize) -> (bool, u64) {
+    if grain == QuantGrain::Token && takes_codes(ctx, t, k) {
+        (true, act_bytes(t * k))
+    } else {
+        (false, (t * k.div_ceil(4) * 4) as u64)
+    }
 }
 
 /// Mirrors `Params` in quant_act.wgsl.
@@ -72,7 +85,7 @@ impl QuantScratch {
     /// Scratch for up to `t` tokens of rows up to `k` long, of either grain.
     pub fn new(ctx: &GpuContext, t: usize, k: usize) -> Result<Self> {
         // (W8A8 codes for the f16 GEMMs take two bytes a value: [`takes_codes`])
-        let codes = if ctx.w8a8_f16_gemm() && t > 16 { act_bytes(t * k) } else { 0 };
+        let codes = if ctx.w8a8_f16_gemm() && t >= CODES_MIN_TOKENS { act_bytes(t * k) } else { 0 };
         Ok(QuantScratch {
             xq: ctx.storage("int8 activations", ((t * k.div_ceil(4) * 4) as u64).max(codes))?,
             xs: ctx.storage("int8 activation scales", (t * 4).max(t * k.div_ceil(32) * 8) as u64)?,
@@ -147,8 +160,7 @@ impl W8a8 {
         };
         check_buf("int8 quantization input", x, act_bytes(t * width))?;
         let blocks = grain == QuantGrain::Block;
-        let codes = !blocks && takes_codes(&self.ctx, t, k);
-        let xq_bytes = if codes { act_bytes(t * k) } else { (t * k.div_ceil(4) * 4) as u64 };
+        let (codes, xq_bytes) = xq_layout(&self.ctx, grain, t, k);
         check_buf("int8 activation scratch", &q.xq, xq_bytes)?;
         if blocks && !k.is_multiple_of(32) {
             return Err(Error::shape("int8 activations per block", "a multiple of 32 values", k));
@@ -182,12 +194,13 @@ impl W8a8 {
             return Err(Error::Invalid(format!("{}: W8A8 writes activations or adds", w.name)));
         }
         check_buf(&format!("output of {}", w.name), out, out_kind.bytes(t, cols.total))?;
-        check_buf("w8a8 activation scratch", &q.xq, (t * k.div_ceil(4) * 4) as u64)?;
-        // many tokens (prefill) take the tiled GEMM where K is whole words
-        let gemm = t > GEMV_MAX_TOKENS && k.is_multiple_of(4);
-        if takes_codes(&self.ctx, t, k) {
+        let (codes, xq_bytes) = xq_layout(&self.ctx, QuantGrain::Token, t, k);
+        check_buf("w8a8 activation scratch", &q.xq, xq_bytes)?;
+        if codes {
             return super::matmul::Matmul::new(&self.ctx).record_codes(g, [&q.xq, &q.xs], w, dst, t);
         }
+        // many tokens (prefill) take the tiled GEMM where K is whole words
+        let gemm = t > GEMV_MAX_TOKENS && k.is_multiple_of(4);
         let label = if gemm { "matmul_w8a8_gemm" } else { "matmul_w8a8" };
         let mm = self.ctx.pipeline(label, &[("OUT_MODE", out_kind.mode())])?;
         for chunk in &w.chunks {

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 /// Both activation paths.
 pub const PATHS: [ActDtype; 2] = [ActDtype::F16, ActDtype::Bf16];
 
-fn open(opts: GpuOptions) -> GpuContext {
+/// A context of these options on the test adapter.
+pub fn open(opts: GpuOptions) -> GpuContext {
     // No adapter is a failure, never a skip: CI must have lavapipe (mesa-vulkan-drivers).
     GpuContext::new_blocking(&opts).unwrap_or_else(|e| panic!("no GPU for the tests: {e}"))
 }
@@ -58,11 +59,6 @@ pub fn small_binding_ctx(path: ActDtype) -> GpuContext {
 /// A context whose binding limit is lowered to `bytes`.
 pub fn binding_ctx(path: ActDtype, bytes: u64) -> GpuContext {
     open(GpuOptions { force_bf16: path == ActDtype::Bf16, max_binding_override: Some(bytes), ..GpuOptions::from_env() })
-}
-
-/// A context of these options on the test adapter.
-pub fn ctx_with(opts: GpuOptions) -> GpuContext {
-    open(opts)
 }
 
 /// A fresh RNG per test; the seed is printed (set INFERNO_TEST_SEED to replay one).
