@@ -30,21 +30,19 @@
 override BM: u32 = 64u;      // tokens per tile: 64 or 128
 override BK: u32 = 32u;      // K per stage: 32 (two staged buffers) or 64 (one)
 override SPLIT: u32 = 1u;    // K splits (grid z)
-override SGM: u32 = 32u;     // tokens per subgroup: 32 (2 x 4 accumulator tiles) or 16 (1 x 4)
 
 const BN: u32 = 128u; // columns per tile
 override NBUF: u32 = select(1u, 2u, BK == 32u); // staged buffers
 override LD: u32 = BK + 8u;  // row stride of the staged tiles (f16), against bank conflicts
 override XS: u32 = BM * LD;
 override WS: u32 = BN * LD;
-override THREADS: u32 = BM * BN / (2u * SGM); // 32 per subgroup of SGM x 64
-override CS_SLOTS: u32 = min(THREADS / 32u, 8u); // result tiles on their way out at a time
+override THREADS: u32 = 2u * BM;
 override X_JOBS: u32 = BM * BK / 8u / THREADS; // vec4 loads of the x stage per thread: 2 or 4
 override W_JOBS: u32 = BN * BK / STAGE_JOB / THREADS; // jobs of the W stage (weights.wgsl): 1..8
 
 var<workgroup> xs: array<vec4<f16>, NBUF * XS / 4u>; // staged x: [token][k]
 var<workgroup> ws: array<vec4<f16>, NBUF * WS / 4u>; // staged W: [column][k] (= W^T column-major)
-var<workgroup> cs: array<f32, CS_SLOTS * 256u>; // per subgroup: a 16x16 result tile on its way out
+var<workgroup> cs: array<f32, THREADS / 32u * 256u>; // per subgroup: a 16x16 result tile on its way out
 
 @group(0) @binding(4) var<storage, read_write> splits: array<f32>; // SPLIT > 1: (SPLIT, T, N)
 
@@ -114,23 +112,15 @@ fn store8(t: u32, col: u32, a: vec4<f32>, b: vec4<f32>, z: u32) {
 
 // Sends accumulator tile (tokens t, columns col, 16 x 16) out through this subgroup's `cs` slot:
 // lane l writes row l / 2, columns 8 (l % 2)...
-// (in rounds of CS_SLOTS subgroups)
 fn emit(c: coop_mat16x16<f32, C>, sg: u32, lane: u32, t: u32, col: u32, z: u32) {
-    let slot = sg % CS_SLOTS;
-    for (var round = 0u; round < THREADS / 32u / CS_SLOTS; round++) {
-        if sg / CS_SLOTS == round {
-            coopStoreT(c, &cs[slot * 256u], 16u);
-        }
-        workgroupBarrier();
-        if sg / CS_SLOTS == round {
-            let r = lane / 2u;
-            let h = 8u * (lane % 2u);
-            let o = slot * 256u + r * 16u + h;
-            store8(t + r, col + h, vec4<f32>(cs[o], cs[o + 1u], cs[o + 2u], cs[o + 3u]),
-                vec4<f32>(cs[o + 4u], cs[o + 5u], cs[o + 6u], cs[o + 7u]), z);
-        }
-        workgroupBarrier();
-    }
+    coopStoreT(c, &cs[sg * 256u], 16u);
+    workgroupBarrier();
+    let r = lane / 2u;
+    let h = 8u * (lane % 2u);
+    let o = sg * 256u + r * 16u + h;
+    store8(t + r, col + h, vec4<f32>(cs[o], cs[o + 1u], cs[o + 2u], cs[o + 3u]),
+        vec4<f32>(cs[o + 4u], cs[o + 5u], cs[o + 6u], cs[o + 7u]), z);
+    workgroupBarrier();
 }
 
 @compute @workgroup_size(THREADS)
@@ -142,8 +132,8 @@ fn main(@builtin(local_invocation_index) lid: u32,
     w_m_off = p.m_off;
     let n0 = wid.x * BN;
     let t0 = wid.y * BM;
-    let sm = SGM * (sg % (BM / SGM)); // this subgroup's tokens within the tile
-    let sn = 64u * (sg / (BM / SGM)); // and columns
+    let sm = 32u * (sg % (BM / 32u)); // this subgroup's tokens within the tile
+    let sn = 64u * (sg / (BM / 32u)); // and columns
     var c00: coop_mat16x16<f32, C>; var c01: coop_mat16x16<f32, C>;
     var c02: coop_mat16x16<f32, C>; var c03: coop_mat16x16<f32, C>;
     var c10: coop_mat16x16<f32, C>; var c11: coop_mat16x16<f32, C>;
@@ -179,6 +169,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
             let xo = cur * XS + sm * LD + kk;
             let wo = cur * WS + sn * LD + kk;
             let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[xo / 4u], LD / 4u);
+            let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(xo + 16u * LD) / 4u], LD / 4u);
             let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[wo / 4u], LD / 4u);
             let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[(wo + 16u * LD) / 4u], LD / 4u);
             let b2 = coopLoad<coop_mat16x16<f16, B>>(&ws[(wo + 32u * LD) / 4u], LD / 4u);
@@ -187,13 +178,10 @@ fn main(@builtin(local_invocation_index) lid: u32,
             c01 = coopMultiplyAdd(a0, b1, c01);
             c02 = coopMultiplyAdd(a0, b2, c02);
             c03 = coopMultiplyAdd(a0, b3, c03);
-            if SGM == 32u {
-                let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(xo + 16u * LD) / 4u], LD / 4u);
-                c10 = coopMultiplyAdd(a1, b0, c10);
-                c11 = coopMultiplyAdd(a1, b1, c11);
-                c12 = coopMultiplyAdd(a1, b2, c12);
-                c13 = coopMultiplyAdd(a1, b3, c13);
-            }
+            c10 = coopMultiplyAdd(a1, b0, c10);
+            c11 = coopMultiplyAdd(a1, b1, c11);
+            c12 = coopMultiplyAdd(a1, b2, c12);
+            c13 = coopMultiplyAdd(a1, b3, c13);
         }
         if more {
             if NBUF == 1u {
@@ -215,10 +203,8 @@ fn main(@builtin(local_invocation_index) lid: u32,
     emit(c01, sg, lane, t, col + 16u, wid.z);
     emit(c02, sg, lane, t, col + 32u, wid.z);
     emit(c03, sg, lane, t, col + 48u, wid.z);
-    if SGM == 32u {
-        emit(c10, sg, lane, t + 16u, col, wid.z);
-        emit(c11, sg, lane, t + 16u, col + 16u, wid.z);
-        emit(c12, sg, lane, t + 16u, col + 32u, wid.z);
-        emit(c13, sg, lane, t + 16u, col + 48u, wid.z);
-    }
+    emit(c10, sg, lane, t + 16u, col, wid.z);
+    emit(c11, sg, lane, t + 16u, col + 16u, wid.z);
+    emit(c12, sg, lane, t + 16u, col + 32u, wid.z);
+    emit(c13, sg, lane, t + 16u, col + 48u, wid.z);
 }

@@ -697,11 +697,7 @@ impl Matmul {
     /// has none.
     fn coop_gemm(&self, [wd, om]: [(&str, f64); 2], t: usize, k: usize, split: usize) -> Option<Arc<Kernel>> {
         let [bm, bk] = self.coop_tiles(t, k);
-        let sgm = match std::env::var("XX_SGM").as_deref() {
-            Ok("16") if bm == 128 && bk == 64 && (wd.1 == 0.0 || wd.1 == 1.0 || wd.1 == 2.0 || wd.1 == 6.0) => 16.0,
-            _ => 32.0,
-        };
-        let c = [wd, om, ("BM", bm as f64), ("BK", bk as f64), ("SPLIT", split as f64), ("SGM", sgm)];
+        let c = [wd, om, ("BM", bm as f64), ("BK", bk as f64), ("SPLIT", split as f64)];
         // SAFETY: bounds checks cost 1.7x around the cooperative loads; every index is in
         // bounds by construction: global reads guarded by t < T, n < N, K % 32 == 0 (checked by
         // `kernel`), workgroup-memory offsets inside the staged tiles, writes guarded per element
