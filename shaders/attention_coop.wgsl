@@ -26,9 +26,7 @@
 
 override HEAD_DIM: u32 = 128u;
 override ND: u32 = HEAD_DIM / 16u;
-const KSPLIT: u32 = 2u; // subgroups per head, each taking every other key tile
-override HPW: u32 = 1u; // query heads per workgroup (of one KV head: their key loads meet in L1)
-override NSG: u32 = KSPLIT * HPW; // subgroups per workgroup
+const KSPLIT: u32 = 2u; // subgroups per workgroup, each taking every other key tile
 const_assert KSPLIT == 2u; // emit combines exactly two subgroups' slices (and ml's halves)
 
 struct Params {
@@ -43,7 +41,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> q: array<f16>;
 @group(0) @binding(2) var<storage, read> tok: array<vec2<u32>>;
 @group(0) @binding(3) var<storage, read> kc: array<vec4<f16>>; // (vec4: the matrix loads see 8-byte alignment)
 @group(0) @binding(4) var<storage, read> vc: array<vec4<f16>>;
@@ -57,12 +55,12 @@ const TAU: f32 = 8.0;  // how far a row's scores may pass its reference maximum:
 
 // (each a multiple of 16 bytes: a driver may place them in any order, and the matrix loads and
 // stores need 16-byte aligned tiles — a 4-byte flag of its own broke them on the H200)
-var<workgroup> sw: array<vec4<f32>, NSG * 16u * BKEY / 4u>; // per subgroup: S (16 x 64), then O slices
-var<workgroup> pw: array<vec4<f16>, NSG * 16u * PL / 4u>; // per subgroup: P (16 x 64) as f16
-var<workgroup> ow: array<f32, NSG * 256u + 8u>;       // per subgroup an O slice being rescaled (S is still in
+var<workgroup> sw: array<vec4<f32>, KSPLIT * 16u * BKEY / 4u>; // per subgroup: S (16 x 64), then O slices
+var<workgroup> pw: array<vec4<f16>, KSPLIT * 16u * PL / 4u>; // per subgroup: P (16 x 64) as f16
+var<workgroup> ow: array<f32, 516u>;       // per subgroup an O slice being rescaled (S is still in
                                            // use); [512 + s]: whether some row's maximum moves
                                            // this tile in subgroup s, [514]: in either
-var<workgroup> ml: array<f32, NSG * 32u>;        // per subgroup and row: m, l
+var<workgroup> ml: array<f32, 64u>;        // per subgroup and row: m, l
 
 // S (16 rows x 64 keys from key0) = Q K^T, stored row-major in `sw` from `so`.
 fn scores(q0: coop_mat16x16<f16, A>, q1: coop_mat16x16<f16, A>, q2: coop_mat16x16<f16, A>,
@@ -114,25 +112,23 @@ fn rescale(o: coop_mat16x16<f32, C>, lane: u32, alpha: f32, ob: u32) -> coop_mat
 
 // Writes O slice j of this workgroup's rows: both subgroups' slices weighed by exp(m_s - m) and
 // divided by their weighed sums l (ml holds each subgroup's m, l per row), 4 values per thread.
-fn emit(o: coop_mat16x16<f32, C>, j: u32, lid: u32, sg: u32, t0: u32, h0: u32) {
+fn emit(o: coop_mat16x16<f32, C>, j: u32, lid: u32, sg: u32, t0: u32, h: u32) {
     coopStoreT(o, &sw[sg * 16u * BKEY / 4u], 4u);
     workgroupBarrier();
-    let hs = lid / 64u; // the head slot whose two subgroups these 64 threads combine
-    let e = 4u * (lid % 64u); // 64 threads x 4 values of the 16 x 16 slice
+    let e = 4u * lid; // 64 threads x 4 values of the 16 x 16 slice
     let r = e / 16u;
     let c = e % 16u;
     let t = t0 + r;
     if t < p.tokens {
-        let mb = hs * 64u;
-        let m0 = ml[mb + 2u * r];
-        let m1 = ml[mb + 32u + 2u * r];
+        let m0 = ml[2u * r];
+        let m1 = ml[32u + 2u * r];
         let mx = max(m0, m1);
         let w0 = exp(m0 - mx);
         let w1 = exp(m1 - mx);
-        let den = max(ml[mb + 2u * r + 1u] * w0 + ml[mb + 32u + 2u * r + 1u] * w1, 1e-30);
-        let a = hs * 2u * 16u * BKEY + 16u * r + c;
+        let den = max(ml[2u * r + 1u] * w0 + ml[32u + 2u * r + 1u] * w1, 1e-30);
+        let a = 16u * r + c;
         let b = 16u * BKEY + a;
-        let ob = ((t * p.heads + h0 + hs) * HEAD_DIM + 16u * j + c) / 2u;
+        let ob = ((t * p.heads + h) * HEAD_DIM + 16u * j + c) / 2u;
         let v = (sw[a / 4u] * w0 + sw[b / 4u] * w1) / den;
         out[ob] = pack_act(v.xy);
         out[ob + 1u] = pack_act(v.zw);
@@ -140,15 +136,13 @@ fn emit(o: coop_mat16x16<f32, C>, j: u32, lid: u32, sg: u32, t0: u32, h0: u32) {
     workgroupBarrier();
 }
 
-@compute @workgroup_size(32u * NSG)
+@compute @workgroup_size(32u * KSPLIT)
 fn main(@builtin(subgroup_invocation_id) lane: u32,
         @builtin(local_invocation_index) lid: u32,
         @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let sg = lid / 32u; // this subgroup: head slot sg / KSPLIT, key tiles ks, ks + KSPLIT, ...
-    let ks = sg % KSPLIT;
-    let h0 = wid.x * HPW; // the workgroup's first head
-    let h = h0 + sg / KSPLIT;
+    let sg = lid / 32u; // this subgroup: key tiles sg, sg + KSPLIT, ...
+    let h = wid.x;
     let t0 = (nwg.y - 1u - wid.y) * BQ; // the tiles with the most keys first, every head's
     let kvh = h / (p.heads / p.kv_heads);
     let last = min(t0 + BQ, p.tokens) - 1u;
@@ -169,14 +163,14 @@ fn main(@builtin(subgroup_invocation_id) lane: u32,
     var q2: coop_mat16x16<f16, A>; var q3: coop_mat16x16<f16, A>;
     var q4: coop_mat16x16<f16, A>; var q5: coop_mat16x16<f16, A>;
     var q6: coop_mat16x16<f16, A>; var q7: coop_mat16x16<f16, A>;
-    q0 = coopLoadT<coop_mat16x16<f16, A>>(&q[qb / 4u], qs / 4u);
-    if ND > 1u { let o = qb + 16u; q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[o / 4u], qs / 4u); }
-    if ND > 2u { let o = qb + 32u; q2 = coopLoadT<coop_mat16x16<f16, A>>(&q[o / 4u], qs / 4u); }
-    if ND > 3u { let o = qb + 48u; q3 = coopLoadT<coop_mat16x16<f16, A>>(&q[o / 4u], qs / 4u); }
-    if ND > 4u { let o = qb + 64u; q4 = coopLoadT<coop_mat16x16<f16, A>>(&q[o / 4u], qs / 4u); }
-    if ND > 5u { let o = qb + 80u; q5 = coopLoadT<coop_mat16x16<f16, A>>(&q[o / 4u], qs / 4u); }
-    if ND > 6u { let o = qb + 96u; q6 = coopLoadT<coop_mat16x16<f16, A>>(&q[o / 4u], qs / 4u); }
-    if ND > 7u { let o = qb + 112u; q7 = coopLoadT<coop_mat16x16<f16, A>>(&q[o / 4u], qs / 4u); }
+    q0 = coopLoadT<coop_mat16x16<f16, A>>(&q[qb], qs);
+    if ND > 1u { let o = qb + 16u; q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[o], qs); }
+    if ND > 2u { let o = qb + 32u; q2 = coopLoadT<coop_mat16x16<f16, A>>(&q[o], qs); }
+    if ND > 3u { let o = qb + 48u; q3 = coopLoadT<coop_mat16x16<f16, A>>(&q[o], qs); }
+    if ND > 4u { let o = qb + 64u; q4 = coopLoadT<coop_mat16x16<f16, A>>(&q[o], qs); }
+    if ND > 5u { let o = qb + 80u; q5 = coopLoadT<coop_mat16x16<f16, A>>(&q[o], qs); }
+    if ND > 6u { let o = qb + 96u; q6 = coopLoadT<coop_mat16x16<f16, A>>(&q[o], qs); }
+    if ND > 7u { let o = qb + 112u; q7 = coopLoadT<coop_mat16x16<f16, A>>(&q[o], qs); }
 
     // per tile: S, its row maxima (raising m where they pass m + TAU), P = exp(S - m) as f16,
     // the row sums l, O += P V
@@ -194,8 +188,8 @@ fn main(@builtin(subgroup_invocation_id) lane: u32,
     let iters = (n_tiles + KSPLIT - 1u) / KSPLIT; // the same for every subgroup (barriers)
     for (var it = 0u; it < iters; it++) {
         // a subgroup past the last tile recomputes it with every key masked
-        let kt = min(it * KSPLIT + ks, n_tiles - 1u);
-        let live = it * KSPLIT + ks < n_tiles;
+        let kt = min(it * KSPLIT + sg, n_tiles - 1u);
+        let live = it * KSPLIT + sg < n_tiles;
         let key0 = kt * BKEY;
         scores(q0, q1, q2, q3, q4, q5, q6, q7, base, key0, sbase);
         workgroupBarrier();
@@ -209,17 +203,13 @@ fn main(@builtin(subgroup_invocation_id) lane: u32,
         let up = mt > m + TAU;
         let any_up = subgroupAny(up);
         if lane == 0u {
-            ow[NSG * 256u + sg] = select(0.0, 1.0, any_up);
+            ow[512u + sg] = select(0.0, 1.0, any_up);
         }
         workgroupBarrier();
         if lid == 0u {
-            var n = 0.0;
-            for (var i = 0u; i < NSG; i++) {
-                n += ow[NSG * 256u + i];
-            }
-            ow[NSG * 256u + 7u] = n;
+            ow[514] = ow[512] + ow[513];
         }
-        if workgroupUniformLoad(&ow[NSG * 256u + 7u]) != 0.0 {
+        if workgroupUniformLoad(&ow[514]) != 0.0 {
             // (both subgroups rescale when either moves: alpha = 1 where m stays)
             // (the first tile raises every row from NEG: O is still zero then)
             let m_new = select(m, mt, up);
@@ -267,12 +257,12 @@ fn main(@builtin(subgroup_invocation_id) lane: u32,
         ml[sg * 32u + 2u * r + 1u] = l;
     }
 
-    emit(o0, 0u, lid, sg, t0, h0);
-    if ND > 1u { emit(o1, 1u, lid, sg, t0, h0); }
-    if ND > 2u { emit(o2, 2u, lid, sg, t0, h0); }
-    if ND > 3u { emit(o3, 3u, lid, sg, t0, h0); }
-    if ND > 4u { emit(o4, 4u, lid, sg, t0, h0); }
-    if ND > 5u { emit(o5, 5u, lid, sg, t0, h0); }
-    if ND > 6u { emit(o6, 6u, lid, sg, t0, h0); }
-    if ND > 7u { emit(o7, 7u, lid, sg, t0, h0); }
+    emit(o0, 0u, lid, sg, t0, h);
+    if ND > 1u { emit(o1, 1u, lid, sg, t0, h); }
+    if ND > 2u { emit(o2, 2u, lid, sg, t0, h); }
+    if ND > 3u { emit(o3, 3u, lid, sg, t0, h); }
+    if ND > 4u { emit(o4, 4u, lid, sg, t0, h); }
+    if ND > 5u { emit(o5, 5u, lid, sg, t0, h); }
+    if ND > 6u { emit(o6, 6u, lid, sg, t0, h); }
+    if ND > 7u { emit(o7, 7u, lid, sg, t0, h); }
 }

@@ -168,14 +168,12 @@ impl Attention {
         check_buf("k cache (with its padding)", io.kcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
         check_buf("v cache (with its padding)", io.vcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
         check_buf("attention output", io.out, act_bytes(t * hd))?;
-        let hpw =
-            if std::env::var("XX_ATT_HPW").as_deref() == Ok("2") && (s.heads / s.kv_heads) % 2 == 0 { 2 } else { 1 };
-        let c = [("HEAD_DIM", s.head_dim as f64), ("HPW", hpw as f64)];
+        let c = [("HEAD_DIM", s.head_dim as f64)];
         let Some(pipeline) = self.ctx.coop_pipeline(|| self.ctx.pipeline("attention_coop", &c)) else {
             return self.record(g, io, s, t); // the portable kernel
         };
         let uniform = self.ctx.uniform("attention params", &AttentionParams::new(s, t, 1, 0));
-        let grid = [(s.heads / hpw) as u32, t.div_ceil(16) as u32, 1]; // tiles of 16 query tokens on y
+        let grid = [s.heads as u32, t.div_ceil(16) as u32, 1]; // tiles of 16 query tokens on y
         let buffers = [&uniform, io.q, io.tok, io.kcache, io.vcache, io.out];
         g.push(&self.ctx, "attention_coop", &pipeline, &buffers, grid);
         Ok(())
