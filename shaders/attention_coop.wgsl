@@ -26,7 +26,8 @@
 
 override HEAD_DIM: u32 = 128u;
 override ND: u32 = HEAD_DIM / 16u;
-override KSPLIT: u32 = 2u; // subgroups per workgroup, each taking every KSPLIT-th key tile
+const KSPLIT: u32 = 2u; // subgroups per workgroup, each taking every other key tile
+const_assert KSPLIT == 2u; // emit combines exactly two subgroups' slices (and ml's halves)
 
 struct Params {
     heads: u32,
@@ -56,10 +57,10 @@ const TAU: f32 = 8.0;  // how far a row's scores may pass its reference maximum:
 // stores need 16-byte aligned tiles — a 4-byte flag of its own broke them on the H200)
 var<workgroup> sw: array<vec4<f32>, KSPLIT * 16u * BKEY / 4u>; // per subgroup: S (16 x 64), then O slices
 var<workgroup> pw: array<vec4<f16>, KSPLIT * 16u * PL / 4u>; // per subgroup: P (16 x 64) as f16
-var<workgroup> ow: array<f32, KSPLIT * 256u + 8u>;       // per subgroup an O slice being rescaled (S is still in
+var<workgroup> ow: array<f32, 516u>;       // per subgroup an O slice being rescaled (S is still in
                                            // use); [512 + s]: whether some row's maximum moves
                                            // this tile in subgroup s, [514]: in either
-var<workgroup> ml: array<f32, KSPLIT * 32u>;        // per subgroup and row: m, l
+var<workgroup> ml: array<f32, 64u>;        // per subgroup and row: m, l
 
 // S (16 rows x 64 keys from key0) = Q K^T, stored row-major in `sw` from `so`.
 fn scores(q0: coop_mat16x16<f16, A>, q1: coop_mat16x16<f16, A>, q2: coop_mat16x16<f16, A>,
@@ -118,20 +119,17 @@ fn emit(o: coop_mat16x16<f32, C>, j: u32, lid: u32, sg: u32, t0: u32, h: u32) {
     let r = e / 16u;
     let c = e % 16u;
     let t = t0 + r;
-    if lid < 64u && t < p.tokens {
-        var mx = NEG;
-        for (var s = 0u; s < KSPLIT; s++) {
-            mx = max(mx, ml[32u * s + 2u * r]);
-        }
-        var den = 0.0;
-        var acc = vec4<f32>(0.0);
-        for (var s = 0u; s < KSPLIT; s++) {
-            let w = exp(ml[32u * s + 2u * r] - mx);
-            den += ml[32u * s + 2u * r + 1u] * w;
-            acc += sw[(s * 16u * BKEY + 16u * r + c) / 4u] * w;
-        }
+    if t < p.tokens {
+        let m0 = ml[2u * r];
+        let m1 = ml[32u + 2u * r];
+        let mx = max(m0, m1);
+        let w0 = exp(m0 - mx);
+        let w1 = exp(m1 - mx);
+        let den = max(ml[2u * r + 1u] * w0 + ml[32u + 2u * r + 1u] * w1, 1e-30);
+        let a = 16u * r + c;
+        let b = 16u * BKEY + a;
         let ob = ((t * p.heads + h) * HEAD_DIM + 16u * j + c) / 2u;
-        let v = acc / max(den, 1e-30);
+        let v = (sw[a / 4u] * w0 + sw[b / 4u] * w1) / den;
         out[ob] = pack_act(v.xy);
         out[ob + 1u] = pack_act(v.zw);
     }
@@ -205,17 +203,13 @@ fn main(@builtin(subgroup_invocation_id) lane: u32,
         let up = mt > m + TAU;
         let any_up = subgroupAny(up);
         if lane == 0u {
-            ow[KSPLIT * 256u + sg] = select(0.0, 1.0, any_up);
+            ow[512u + sg] = select(0.0, 1.0, any_up);
         }
         workgroupBarrier();
         if lid == 0u {
-            var n = 0.0;
-            for (var s = 0u; s < KSPLIT; s++) {
-                n += ow[KSPLIT * 256u + s];
-            }
-            ow[KSPLIT * 256u + 7u] = n;
+            ow[514] = ow[512] + ow[513];
         }
-        if workgroupUniformLoad(&ow[KSPLIT * 256u + 7u]) != 0.0 {
+        if workgroupUniformLoad(&ow[514]) != 0.0 {
             // (both subgroups rescale when either moves: alpha = 1 where m stays)
             // (the first tile raises every row from NEG: O is still zero then)
             let m_new = select(m, mt, up);

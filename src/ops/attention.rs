@@ -168,8 +168,7 @@ impl Attention {
         check_buf("k cache (with its padding)", io.kcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
         check_buf("v cache (with its padding)", io.vcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
         check_buf("attention output", io.out, act_bytes(t * hd))?;
-        let ks = if std::env::var("XX_ATT_KS").as_deref() == Ok("4") { 4.0 } else { 2.0 };
-        let c = [("HEAD_DIM", s.head_dim as f64), ("KSPLIT", ks)];
+        let c = [("HEAD_DIM", s.head_dim as f64)];
         let Some(pipeline) = self.ctx.coop_pipeline(|| self.ctx.pipeline("attention_coop", &c)) else {
             return self.record(g, io, s, t); // the portable kernel
         };
