@@ -26,7 +26,6 @@
 
 override HEAD_DIM: u32 = 128u;
 override ND: u32 = HEAD_DIM / 16u;
-override BATCH: bool = false; // experiment: each step's cache fragments loaded together, then multiplied
 const KSPLIT: u32 = 2u; // subgroups per workgroup, each taking every other key tile
 const_assert KSPLIT == 2u; // emit combines exactly two subgroups' slices (and ml's halves)
 
@@ -71,31 +70,6 @@ fn scores(q0: coop_mat16x16<f16, A>, q1: coop_mat16x16<f16, A>, q2: coop_mat16x1
     for (var j = 0u; j < 4u; j++) {
         var s: coop_mat16x16<f32, C>;
         let kb = kbase + (key0 + 16u * j) * ks;
-        if BATCH {
-            let kv = kb / 4u; // vec4 index of the 16 keys' first fragment
-            let kst = ks / 4u;
-            let k0 = coopLoad<coop_mat16x16<f16, B>>(&kc[kv], kst);
-            var k1: coop_mat16x16<f16, B>; var k2: coop_mat16x16<f16, B>; var k3: coop_mat16x16<f16, B>;
-            var k4: coop_mat16x16<f16, B>; var k5: coop_mat16x16<f16, B>; var k6: coop_mat16x16<f16, B>;
-            var k7: coop_mat16x16<f16, B>;
-            if ND > 1u { let o = kv + 4u; k1 = coopLoad<coop_mat16x16<f16, B>>(&kc[o], kst); }
-            if ND > 2u { let o = kv + 8u; k2 = coopLoad<coop_mat16x16<f16, B>>(&kc[o], kst); }
-            if ND > 3u { let o = kv + 12u; k3 = coopLoad<coop_mat16x16<f16, B>>(&kc[o], kst); }
-            if ND > 4u { let o = kv + 16u; k4 = coopLoad<coop_mat16x16<f16, B>>(&kc[o], kst); }
-            if ND > 5u { let o = kv + 20u; k5 = coopLoad<coop_mat16x16<f16, B>>(&kc[o], kst); }
-            if ND > 6u { let o = kv + 24u; k6 = coopLoad<coop_mat16x16<f16, B>>(&kc[o], kst); }
-            if ND > 7u { let o = kv + 28u; k7 = coopLoad<coop_mat16x16<f16, B>>(&kc[o], kst); }
-            s = coopMultiplyAdd(q0, k0, s);
-            if ND > 1u { s = coopMultiplyAdd(q1, k1, s); }
-            if ND > 2u { s = coopMultiplyAdd(q2, k2, s); }
-            if ND > 3u { s = coopMultiplyAdd(q3, k3, s); }
-            if ND > 4u { s = coopMultiplyAdd(q4, k4, s); }
-            if ND > 5u { s = coopMultiplyAdd(q5, k5, s); }
-            if ND > 6u { s = coopMultiplyAdd(q6, k6, s); }
-            if ND > 7u { s = coopMultiplyAdd(q7, k7, s); }
-            coopStoreT(s, &sw[(so + 16u * j) / 4u], BKEY / 4u);
-            continue;
-        }
         s = coopMultiplyAdd(q0, coopLoad<coop_mat16x16<f16, B>>(&kc[kb / 4u], ks / 4u), s);
         if ND > 1u { let o = kb + 16u; s = coopMultiplyAdd(q1, coopLoad<coop_mat16x16<f16, B>>(&kc[o / 4u], ks / 4u), s); }
         if ND > 2u { let o = kb + 32u; s = coopMultiplyAdd(q2, coopLoad<coop_mat16x16<f16, B>>(&kc[o / 4u], ks / 4u), s); }
@@ -211,7 +185,6 @@ fn main(@builtin(subgroup_invocation_id) lane: u32,
     let obase = sg * 256u;
     let so = sbase + r * BKEY + half;
     let po = pbase + r * PL + half;
-    let ks_all = p.kv_heads * HEAD_DIM; // f16 between cache positions
     let iters = (n_tiles + KSPLIT - 1u) / KSPLIT; // the same for every subgroup (barriers)
     for (var it = 0u; it < iters; it++) {
         // a subgroup past the last tile recomputes it with every key masked
@@ -268,37 +241,6 @@ fn main(@builtin(subgroup_invocation_id) lane: u32,
             pw[(po + 4u * i4) / 4u] = pv4;
         }
         workgroupBarrier();
-        if BATCH {
-            // per 16 keys: P's fragment and the ND value fragments loaded together, then their
-            // multiply-adds
-            let kst = ks_all / 4u;
-            for (var kk = 0u; kk < 4u; kk++) {
-                let po4 = (pbase + 16u * kk) / 4u;
-                let pf = coopLoadT<coop_mat16x16<f16, A>>(&pw[po4], PL / 4u);
-                let vv = (base + (key0 + 16u * kk) * ks_all) / 4u;
-                let v0 = coopLoadT<coop_mat16x16<f16, B>>(&vc[vv], kst);
-                var v1: coop_mat16x16<f16, B>; var v2: coop_mat16x16<f16, B>; var v3: coop_mat16x16<f16, B>;
-                var v4: coop_mat16x16<f16, B>; var v5: coop_mat16x16<f16, B>; var v6: coop_mat16x16<f16, B>;
-                var v7: coop_mat16x16<f16, B>;
-                if ND > 1u { let o = vv + 4u; v1 = coopLoadT<coop_mat16x16<f16, B>>(&vc[o], kst); }
-                if ND > 2u { let o = vv + 8u; v2 = coopLoadT<coop_mat16x16<f16, B>>(&vc[o], kst); }
-                if ND > 3u { let o = vv + 12u; v3 = coopLoadT<coop_mat16x16<f16, B>>(&vc[o], kst); }
-                if ND > 4u { let o = vv + 16u; v4 = coopLoadT<coop_mat16x16<f16, B>>(&vc[o], kst); }
-                if ND > 5u { let o = vv + 20u; v5 = coopLoadT<coop_mat16x16<f16, B>>(&vc[o], kst); }
-                if ND > 6u { let o = vv + 24u; v6 = coopLoadT<coop_mat16x16<f16, B>>(&vc[o], kst); }
-                if ND > 7u { let o = vv + 28u; v7 = coopLoadT<coop_mat16x16<f16, B>>(&vc[o], kst); }
-                o0 = coopMultiplyAdd(pf, v0, o0);
-                if ND > 1u { o1 = coopMultiplyAdd(pf, v1, o1); }
-                if ND > 2u { o2 = coopMultiplyAdd(pf, v2, o2); }
-                if ND > 3u { o3 = coopMultiplyAdd(pf, v3, o3); }
-                if ND > 4u { o4 = coopMultiplyAdd(pf, v4, o4); }
-                if ND > 5u { o5 = coopMultiplyAdd(pf, v5, o5); }
-                if ND > 6u { o6 = coopMultiplyAdd(pf, v6, o6); }
-                if ND > 7u { o7 = coopMultiplyAdd(pf, v7, o7); }
-            }
-            workgroupBarrier();
-            continue;
-        }
         o0 = pv(o0, base, key0, 0u, pbase);
         if ND > 1u { o1 = pv(o1, base, key0, 1u, pbase); }
         if ND > 2u { o2 = pv(o2, base, key0, 2u, pbase); }

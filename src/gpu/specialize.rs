@@ -199,7 +199,6 @@ mod tests {
                 (_, true, _) => &[&[], &[("BT", 128.0)], &[("BT", 128.0), ("BN", 64.0)]],
                 _ if named("SCALED") => &[&[], &[("SCALED", 1.0)]],
                 _ if named("CODES") => &[&[], &[("CODES", 1.0), ("QUANT", 1.0)]],
-                _ if named("BATCH") => &[&[], &[("BATCH", 1.0)], &[("BATCH", 1.0), ("HEAD_DIM", 64.0)]],
                 _ => &[&[]],
             };
             for act_f16 in [0.0, 1.0] {

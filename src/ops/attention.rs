@@ -168,8 +168,7 @@ impl Attention {
         check_buf("k cache (with its padding)", io.kcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
         check_buf("v cache (with its padding)", io.vcache, act_bytes((s.ctx + PROMPT_PAD) * kvd))?;
         check_buf("attention output", io.out, act_bytes(t * hd))?;
-        let batch = if std::env::var("XX_ATT_BATCH").as_deref() == Ok("1") { 1.0 } else { 0.0 };
-        let c = [("HEAD_DIM", s.head_dim as f64), ("BATCH", batch)];
+        let c = [("HEAD_DIM", s.head_dim as f64)];
         let Some(pipeline) = self.ctx.coop_pipeline(|| self.ctx.pipeline("attention_coop", &c)) else {
             return self.record(g, io, s, t); // the portable kernel
         };
