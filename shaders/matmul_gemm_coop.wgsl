@@ -31,12 +31,12 @@ override BM: u32 = 64u;      // tokens per tile: 64 or 128
 override BK: u32 = 32u;      // K per stage: 32 (two staged buffers) or 64 (one)
 override SPLIT: u32 = 1u;    // K splits (grid z)
 
-override BN: u32 = 128u; // columns per tile: 128 or 64 (BM = 128, BK = 64)
+const BN: u32 = 128u; // columns per tile
 override NBUF: u32 = select(1u, 2u, BK == 32u); // staged buffers
 override LD: u32 = BK + 8u;  // row stride of the staged tiles (f16), against bank conflicts
 override XS: u32 = BM * LD;
 override WS: u32 = BN * LD;
-override THREADS: u32 = BM * BN / 64u; // subgroups of 32 tokens x 64 columns
+override THREADS: u32 = 2u * BM;
 override X_JOBS: u32 = BM * BK / 8u / THREADS; // vec4 loads of the x stage per thread: 2 or 4
 override W_JOBS: u32 = BN * BK / STAGE_JOB / THREADS; // jobs of the W stage (weights.wgsl): 1..8
 
@@ -139,7 +139,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
     var c10: coop_mat16x16<f32, C>; var c11: coop_mat16x16<f32, C>;
     var c12: coop_mat16x16<f32, C>; var c13: coop_mat16x16<f32, C>;
 
-    var xr: array<vec4<u32>, 8>;
+    var xr: array<vec4<u32>, 4>;
     var wr: array<RawJob, 8>;
     // this workgroup's stages: split wid.z of them (all with SPLIT = 1)
     let per = (p.k / BK + SPLIT - 1u) / SPLIT;

@@ -466,7 +466,7 @@ impl Matmul {
         // matrix-core tiles of 128 tokens where the prompt fills them and 48 KiB of workgroup
         // memory exist (H100, 8B shape, pp512: 6,900 tok/s vs 4,211 with 64), else 64; stages of
         // 64 K where K allows (see matmul_gemm_coop.wgsl)
-        let [bm, bn, bk] = self.coop_tiles(t, k);
+        let [bm, bk] = self.coop_tiles(t, k);
         if self.dequantizes(t, w.dtype, k) && self.record_dequantized(g, x, &[(w, cols)], out, out_kind, t)? {
             return Ok(());
         }
@@ -561,7 +561,7 @@ impl Matmul {
                     (p, [x, y, split as u32]) // K splits on z
                 }
                 (MatmulKernel::GemmCoop, Some(p)) => {
-                    let [x, y, _] = gemm_grid(&w.name, chunk.rows, bn, t, bm)?;
+                    let [x, y, _] = gemm_grid(&w.name, chunk.rows, 128, t, bm)?;
                     (p, [x, y, split as u32]) // K splits on z
                 }
                 // the portable GEMM, whose tiles depend on the chunk's rows
@@ -575,14 +575,10 @@ impl Matmul {
         Ok(())
     }
 
-    /// The matrix-core GEMM's tiles `[bm, bn, bk]` for `t` tokens of K `k`.
-    fn coop_tiles(&self, t: usize, k: usize) -> [usize; 3] {
+    /// The matrix-core GEMM's tiles `[bm, bk]` for `t` tokens of K `k`.
+    fn coop_tiles(&self, t: usize, k: usize) -> [usize; 2] {
         let big = t >= 256 && self.ctx.limits.max_compute_workgroup_storage_size >= 49152;
-        let bk = if k.is_multiple_of(64) { 64 } else { 32 };
-        let tiles = std::env::var("XX_GEMM_TILE").unwrap_or_default();
-        let bm = if big && tiles != "64x128" { 128 } else { 64 };
-        let bn = if bm == 128 && bk == 64 && tiles == "128x64" { 64 } else { 128 };
-        [bm, bn, bk]
+        [if big { 128 } else { 64 }, if k.is_multiple_of(64) { 64 } else { 32 }]
     }
 
     /// The portable GEMM's pipeline and grid for `t` tokens of a weight chunk of `rows` rows
@@ -628,7 +624,7 @@ impl Matmul {
         };
         let scratch = self.ctx.dequant_scratch()?;
         let k = w0.cols;
-        let [bm, bn, bk] = self.coop_tiles(t, k);
+        let [bm, bk] = self.coop_tiles(t, k);
         // (pieces of equal size instead of full ones and a remainder: 8B Q4_K_M pp512
         // 7,617 / 7,591 vs 7,862 tok/s, H200, two calls)
         // (whole tiles of 128 rows where they fit, else what fits)
@@ -658,7 +654,7 @@ impl Matmul {
                 let bufs = Bufs { x, w: &scratch, out, kind: out_kind, sums: None, xs: None };
                 return self.push(g, MatmulKernel::Gemm, &pipeline, params, bufs, (grid, bytes));
             };
-            let [gx, gy, _] = gemm_grid(&w0.name, rows, bn, t, bm)?;
+            let [gx, gy, _] = gemm_grid(&w0.name, rows, 128, t, bm)?;
             let (split, sums) = self.fit_splits(self.coop_splits(t, rows, k), k / bk, t, rows)?;
             let split_pipeline = match split {
                 1 => None,
@@ -700,8 +696,8 @@ impl Matmul {
     /// tokens of K `k` ([`Matmul::coop_tiles`]) in `split` K splits, or None where the context
     /// has none.
     fn coop_gemm(&self, [wd, om]: [(&str, f64); 2], t: usize, k: usize, split: usize) -> Option<Arc<Kernel>> {
-        let [bm, bn, bk] = self.coop_tiles(t, k);
-        let c = [wd, om, ("BM", bm as f64), ("BN", bn as f64), ("BK", bk as f64), ("SPLIT", split as f64)];
+        let [bm, bk] = self.coop_tiles(t, k);
+        let c = [wd, om, ("BM", bm as f64), ("BK", bk as f64), ("SPLIT", split as f64)];
         // SAFETY: bounds checks cost 1.7x around the cooperative loads; every index is in
         // bounds by construction: global reads guarded by t < T, n < N, K % 32 == 0 (checked by
         // `kernel`), workgroup-memory offsets inside the staged tiles, writes guarded per element
@@ -712,8 +708,8 @@ impl Matmul {
     /// (its tiles of `coop_tiles` x 128 columns, see [`k_splits`]), before the split scratch
     /// has its say ([`Matmul::fit_splits`]).
     fn coop_splits(&self, t: usize, rows: usize, k: usize) -> usize {
-        let [bm, bn, bk] = self.coop_tiles(t, k);
-        k_splits(rows.div_ceil(bn) * t.div_ceil(bm), k / bk)
+        let [bm, bk] = self.coop_tiles(t, k);
+        k_splits(rows.div_ceil(128) * t.div_ceil(bm), k / bk)
     }
 
     /// Pushes one dispatch of `kernel` over `bufs` with these params, on `grid`, noting the
