@@ -7,7 +7,8 @@
 //   out    (T, H, D)        packed: softmax(q k^T * scale) v
 // One 64-thread workgroup per (token, head, split); query head h reads KV head h / (H / Hkv).
 // Split-K (flash-decoding): with splits > 1, workgroup s only visits keys [s*chunk, (s+1)*chunk)
-// and writes its partial (m, l, acc[D]) to `part`;
+// and writes its partial (m, l, acc[D]) to `part` (nothing where those keys all lie past the
+// token's position);
 // attention_combine.wgsl merges the splits. With splits = 1 the normalised output goes to `out`.
 // D = HEAD_DIM <= 256, a constant, so the unit loops below unroll. A key or value row is read in
 // units of 8 values (one vec4<u32>; the last unit zero-filled when D is not a multiple of 8).
@@ -43,6 +44,7 @@ const NEG: f32 = -3.0e38;
 var<workgroup> qs: array<vec2<f32>, 128>; // the query head as pairs, zero past D
 var<workgroup> probs: array<f32, TILE>;
 var<workgroup> vred: array<vec4<f32>, 128>; // per-thread value sums, merged at the end
+var<workgroup> wpos: u32; // the token's position, read once for the workgroup
 
 // Units (of 8 values) per head row.
 fn units() -> u32 {
@@ -109,14 +111,23 @@ fn main(@builtin(local_invocation_index) lid: u32,
     let kvh = h / (p.heads / p.kv_heads);
     let hw = HEAD_DIM / 2u;
     let at = tok[t];
+    // a split whose keys all lie past the token's position has nothing to do (attention_combine
+    // reads splits 0..=pos / chunk only): a short sequence in a long cache skips most of them
+    if lid == 0u {
+        wpos = at.y;
+    }
+    let split = wid.z;
+    let k_begin = split * p.chunk;
+    if workgroupUniformLoad(&wpos) < k_begin {
+        return;
+    }
     for (var i = lid; i < 128u; i += TILE) {
         qs[i] = select(vec2<f32>(0.0), unpack_act(q[th * hw + min(i, hw - 1u)]), i < hw);
     }
     workgroupBarrier();
 
-    let split = wid.z;
-    let k_begin = split * p.chunk;
-    let n_keys = min(at.y + 1u, k_begin + p.chunk); // keys k_begin..n_keys (may be empty)
+    // keys k_begin..n_keys (the last split's reach to the token's position)
+    let n_keys = select(min(at.y + 1u, k_begin + p.chunk), at.y + 1u, split + 1u == p.splits);
     let row_words = p.kv_heads * hw;
     let seq_base = at.x * p.ctx;
     let head_word = kvh * hw;

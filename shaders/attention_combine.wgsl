@@ -1,6 +1,7 @@
 // attention_combine.wgsl — merges the split-K partials of attention.wgsl:
 //   out = sum_s acc_s * exp(m_s - M) / sum_s l_s * exp(m_s - M),  M = max_s m_s
-//   part (T, H, splits, 2 + D) f32: m, l, acc[D] per split (empty splits have l = 0)
+//   part (T, H, splits, 2 + D) f32: m, l, acc[D] per split (splits with some key: the others
+//        are not written)
 //   tok  (T) (slot, position): splits starting past the token's position are empty and skipped
 //   out  (T, H, D) packed activations
 // One 64-thread workgroup per (token, head): thread s < splits weighs split s, then each thread

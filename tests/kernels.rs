@@ -614,18 +614,20 @@ fn attention_gqa_causal_both_paths() {
                 cpu::attention(&q, &kc, &vc, tok, &AttentionShape { heads, kv_heads, head_dim: d, ctx: ctx_len });
             let (qb, tb) = (upload_act(c, &q), tok_buf(c, tok));
             let shape = AttentionShape { heads, kv_heads, head_dim: d, ctx: ctx_len };
-            // without and with split-K (flash-decoding)
-            for split in [false, true] {
+            // without and with split-K (flash-decoding) over the whole cache, and split over
+            // its first 128 positions only (as a session bounds a short sequence's step; tokens
+            // past them: the last range reads on)
+            for (split, keys) in [(false, ctx_len), (true, ctx_len), (true, 128)] {
                 let ob = poisoned(c, t * heads * d * 2);
                 let part = poisoned(c, part_bytes(t, shape) as usize);
                 let mut g = Graph::new();
                 let io =
                     AttentionIo { q: &qb, tok: &tb, kcache: &kb, vcache: &vb, out: &ob, part: split.then_some(&part) };
-                Attention::new(c).record(&mut g, io, shape, t).unwrap();
+                Attention::new(c).record_within(&mut g, io, shape, t, keys).unwrap();
                 g.run(c);
-                let splits = if split { splits_for(t, heads, ctx_len) } else { 1 };
+                let splits = if split { splits_for(t, heads, keys) } else { 1 };
                 let what = format!(
-                    "attention {path:?} H={heads} Hkv={kv_heads} D={d} t={t} first={:?} splits={splits}",
+                    "attention {path:?} H={heads} Hkv={kv_heads} D={d} t={t} first={:?} splits={splits} keys={keys}",
                     tok[0]
                 );
                 assert_close(&what, &read_act(c, &ob, t * heads * d), &want, act_tol(path));

@@ -82,6 +82,10 @@ pub struct Step {
     /// prompt's logits do not depend on how much of it a cache held (its last token runs as a
     /// one-token step after a prefix hit, inside the prompt's GEMM otherwise).
     pub int8: bool,
+    /// The cache positions its attention may read: above every position of its tokens (a bound
+    /// the session rounds up, see `Session`; the cache's length where unknown). The split-K decode
+    /// attention divides these keys, not the whole cache, among its workgroups.
+    pub keys: usize,
 }
 
 impl Ops {
@@ -511,10 +515,10 @@ impl Llama {
                 out: &s.attn, // (T, H*D)
                 part: Some(&s.attn_part),
             };
-            if step.one_seq {
+            if step.one_seq && ops.attention.prompt_on_matrix_cores(shape, t) {
                 ops.attention.record_prompt(g, io, shape, t)?;
             } else {
-                ops.attention.record(g, io, shape, t)?;
+                ops.attention.record_within(g, io, shape, t, step.keys)?;
             }
             self.residual(st, g, s, &s.attn, &w.o_proj, step)?;
             // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)

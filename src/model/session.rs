@@ -5,7 +5,7 @@ use super::llama::{KvCache, Llama, MemoryLedger, Scratch, Step};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::graph::Graph;
-use crate::ops::attention::{part_bytes, AttentionShape, PROMPT_PAD};
+use crate::ops::attention::{part_bytes, splits_for, AttentionShape, PROMPT_PAD};
 use crate::ops::w8a8::{QuantGrain, QuantInput, QuantScratch};
 use crate::ops::{act_bytes, argmax::NON_FINITE, matmul::MatmulOut, rope::RopeTable, MatmulDst};
 use std::collections::HashMap;
@@ -62,9 +62,26 @@ struct GraphKey {
     body: bool,
 }
 
-/// The graph of a greedy decode step of `n` sequences, a generated token each.
-fn decode_key(n: usize) -> GraphKey {
-    GraphKey { step: Step { t: n, one_seq: n == 1, int8: true }, rows: Rows::Last(n), argmax: true, body: true }
+/// The graph of a greedy decode step of `n` sequences, a generated token each, whose attention
+/// reads `keys` cache positions ([`Step::keys`]).
+fn decode_key(n: usize, keys: usize) -> GraphKey {
+    GraphKey { step: Step { t: n, one_seq: n == 1, int8: true, keys }, rows: Rows::Last(n), argmax: true, body: true }
+}
+
+/// The cache positions a step of `t` tokens whose last position is below `end` lets its attention
+/// read ([`Step::keys`]), out of a cache of `ctx` positions, for `heads` heads: the smallest power
+/// of two from 64 that holds `end`, or the whole cache where that splits the keys
+/// ([`splits_for`]) into as many ranges as the whole cache does (so that steps record fewer
+/// graphs). A short sequence in a long cache then runs a few split-K workgroups instead of one per
+/// 64 positions of the cache (lavapipe, SmolLM2 decode at a 4,096-position cache: 3.0 tok/s
+/// where a 64-position cache gives 5.3).
+fn attention_keys(end: usize, t: usize, heads: usize, ctx: usize) -> usize {
+    let b = end.next_power_of_two().max(64).min(ctx);
+    if splits_for(t, heads, b) == splits_for(t, heads, ctx) {
+        ctx
+    } else {
+        b
+    }
 }
 
 /// The chunks whose result is not `known` (the session's memo of rerun prompt tokens).
@@ -80,11 +97,6 @@ fn merge_known<T>(known: Vec<Option<T>>, ran: impl IntoIterator<Item = T>) -> Re
         (Some(m), None) => Ok(m),
         _ => Err(Error::Invalid("a step's results do not match its chunks (internal error)".into())),
     }
-}
-
-/// The step of `chunks` (`t` tokens in all).
-fn step_of(chunks: &[SeqChunk], t: usize) -> Step {
-    Step { t, one_seq: chunks.len() == 1, int8: chunks.iter().all(|c| c.generated) }
 }
 
 /// Recorded graphs a session keeps; the least recently used goes first (a server's steps mix
@@ -337,6 +349,13 @@ impl Session {
         self.stages[0].kv.ctx_len
     }
 
+    /// The step of `chunks` (`t` tokens in all).
+    fn step_of(&self, chunks: &[SeqChunk], t: usize) -> Step {
+        let end = chunks.iter().map(|c| c.pos + c.tokens.len()).max().unwrap_or(1);
+        let keys = attention_keys(end, t, self.model.config.num_attention_heads, self.ctx_len());
+        Step { t, one_seq: chunks.len() == 1, int8: chunks.iter().all(|c| c.generated), keys }
+    }
+
     /// Sequence slots.
     pub fn slots(&self) -> usize {
         self.stages[0].kv.slots
@@ -519,7 +538,8 @@ impl Session {
         let q = &self.model.last().ctx.queue; // the only stage (a split model does not run ahead)
         q.write_buffer(&self.stages[0].scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
         q.write_buffer(&self.hsel_idx, 0, bytemuck::bytes_of(&0u32));
-        self.submit(&decode_key(1), true, 4)
+        let keys = attention_keys(pos + 1, 1, self.model.config.num_attention_heads, self.ctx_len());
+        self.submit(&decode_key(1, keys), true, 4)
     }
 
     /// Reads the ids of the sequences at `at` (slot, position of the row's token) from id
@@ -537,7 +557,8 @@ impl Session {
     /// The recorded greedy decode graph of `n` sequences, one token each (for profiling; a
     /// split model's first stage).
     pub fn decode_graph(&self, n: usize) -> Option<&Graph> {
-        self.graphs.get(&(0, decode_key(n))).map(|(g, _)| g)
+        let steps = self.graphs.iter().filter(|((d, k), _)| *d == 0 && *k == decode_key(n, k.step.keys));
+        steps.max_by_key(|(_, (_, used))| *used).map(|(_, (g, _))| g)
     }
 
     /// The recorded forward with the most tokens (a prompt batch; for profiling; a split
@@ -589,7 +610,7 @@ impl Session {
         self.check_rows(last.len())?;
         let n = last.len() * self.model.config.vocab_size;
         self.write_rows(&last);
-        let bytes = self.run_logits(step_of(chunks, t), Rows::Last(last.len()), true, (n * 4) as u64).await?;
+        let bytes = self.run_logits(self.step_of(chunks, t), Rows::Last(last.len()), true, (n * 4) as u64).await?;
         let logits: Vec<f32> = bytemuck::cast_slice(&bytes).to_vec();
         match first_non_finite_row(&logits, self.model.config.vocab_size) {
             Some(r) => Err(non_finite((chunks[r].slot, chunks[r].pos + chunks[r].tokens.len() - 1))),
@@ -633,7 +654,7 @@ impl Session {
         self.check_rows(last.len())?;
         let n = last.len();
         self.write_rows(&last);
-        let key = GraphKey { rows: Rows::Last(n), argmax: true, body: true, step: step_of(chunks, t) };
+        let key = GraphKey { rows: Rows::Last(n), argmax: true, body: true, step: self.step_of(chunks, t) };
         self.run_early_stages(&key).await?;
         let (k, done) = self.submit(&key, false, (n * 4) as u64)?;
         let ahead = match chunks {
@@ -660,7 +681,7 @@ impl Session {
             for first in (0..t).step_by(self.max_logit_rows) {
                 let n = self.max_logit_rows.min(t - first);
                 // the body runs with the first block; later blocks read its h
-                let step = step_of(&[chunk], t);
+                let step = self.step_of(&[chunk], t);
                 let bytes = self.run_logits(step, Rows::Range(first, n), first == 0, (n * v * 4) as u64).await?;
                 let block: &[f32] = bytemuck::cast_slice(&bytes);
                 if let Some(r) = first_non_finite_row(block, v) {

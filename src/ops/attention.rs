@@ -182,14 +182,30 @@ impl Attention {
     /// Records `out (t, H, D) = softmax(q k^T / sqrt(D)) v` over each token's cache slot,
     /// keys at positions 0..=pos. `part` is the split-K scratch of [`part_bytes`] (None: no split).
     pub fn record(&self, g: &mut Graph, io: AttentionIo, s: AttentionShape, t: usize) -> Result<()> {
+        self.record_within(g, io, s, t, s.ctx)
+    }
+
+    /// [`Attention::record`] for tokens whose positions lie below `keys` (at most the cache's
+    /// `s.ctx`): the split-K ranges divide keys 0..keys rather than the whole cache, so a short
+    /// sequence in a long cache runs few workgroups. (A token past `keys` is still right — the last
+    /// range reads on to its position — only slower.)
+    pub fn record_within(
+        &self,
+        g: &mut Graph,
+        io: AttentionIo,
+        s: AttentionShape,
+        t: usize,
+        keys: usize,
+    ) -> Result<()> {
         check_shape(s)?;
+        let keys = keys.clamp(1, s.ctx.max(1));
         let AttentionIo { q, tok, kcache, vcache, out, part } = io;
         check_buf("attention q", q, act_bytes(t * s.heads * s.head_dim))?;
         check_buf("attention positions", tok, (t * 8) as u64)?;
         check_buf("k cache", kcache, act_bytes(s.ctx * s.kv_heads * s.head_dim))?;
         check_buf("v cache", vcache, act_bytes(s.ctx * s.kv_heads * s.head_dim))?;
         check_buf("attention output", out, act_bytes(t * s.heads * s.head_dim))?;
-        let splits = if part.is_some() { splits_for(t, s.heads, s.ctx) } else { 1 };
+        let splits = if part.is_some() { splits_for(t, s.heads, keys) } else { 1 };
         let part = match part {
             Some(b) if splits > 1 => {
                 check_buf("attention split scratch", b, part_bytes(t, s))?;
@@ -197,7 +213,7 @@ impl Attention {
             }
             _ => &self.dummy,
         };
-        let chunk = s.ctx.div_ceil(splits).div_ceil(64) * 64;
+        let chunk = keys.div_ceil(splits).div_ceil(64) * 64;
         let pipeline = self.ctx.pipeline("attention", &[("HEAD_DIM", s.head_dim as f64)])?;
         let uniform = self.ctx.uniform("attention params", &AttentionParams::new(s, t, splits, chunk));
         let [x, y, _] = fold_workgroups((t * s.heads) as u32);
