@@ -73,8 +73,8 @@ fn decode_key(n: usize, keys: usize) -> GraphKey {
 /// of two from 64 that holds `end`, or the whole cache where that splits the keys
 /// ([`splits_for`]) into as many ranges as the whole cache does (so that steps record fewer
 /// graphs). A short sequence in a long cache then runs a few split-K workgroups instead of one per
-/// 64 positions of the cache (lavapipe, SmolLM2 decode at a 4,096-position cache: 3.0 tok/s
-/// where a 64-position cache gives 5.3).
+/// 64 positions of the cache (lavapipe, SmolLM2 decode at a 4,096-position cache: 2.8 -> 5.4-5.6
+/// tok/s, what a 64-position cache gives).
 fn attention_keys(end: usize, t: usize, heads: usize, ctx: usize) -> usize {
     let b = end.next_power_of_two().max(64).min(ctx);
     if splits_for(t, heads, b) == splits_for(t, heads, ctx) {
