@@ -693,7 +693,7 @@ fn attention_prompt_both_paths() {
             let mut g = Graph::new();
             let a = Attention::new(c);
             let io = AttentionIo { q: &qb, tok: &tb, kcache: &kb, vcache: &vb, out: &ob, part: Some(&part) };
-            a.record_prompt(&mut g, io, shape, t).unwrap();
+            a.record_prompt(&mut g, io, shape, t, shape.ctx).unwrap();
             g.run(c);
             let what = format!(
                 "prompt attention {path:?} H={heads} Hkv={kv_heads} D={d} t={t} from={from} matrix cores={}",

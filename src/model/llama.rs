@@ -515,8 +515,8 @@ impl Llama {
                 out: &s.attn, // (T, H*D)
                 part: Some(&s.attn_part),
             };
-            if step.one_seq && ops.attention.prompt_on_matrix_cores(shape, t) {
-                ops.attention.record_prompt(g, io, shape, t)?;
+            if step.one_seq {
+                ops.attention.record_prompt(g, io, shape, t, step.keys)?;
             } else {
                 ops.attention.record_within(g, io, shape, t, step.keys)?;
             }

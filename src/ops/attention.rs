@@ -153,13 +153,21 @@ impl Attention {
         self.ctx.coopmat() && t >= 16 && s.head_dim.is_multiple_of(16) && s.head_dim <= 128
     }
 
-    /// [`Attention::record`] for `t` tokens of one sequence at ascending positions of one cache
-    /// slot (a prompt chunk): on matrix cores where [`Attention::prompt_on_matrix_cores`], which
-    /// needs `q` to hold `t` rounded up to 64 rows and the caches [`PROMPT_PAD`] positions after
-    /// their last slot.
-    pub fn record_prompt(&self, g: &mut Graph, io: AttentionIo, s: AttentionShape, t: usize) -> Result<()> {
+    /// [`Attention::record_within`] for `t` tokens of one sequence at ascending positions of one
+    /// cache slot (a prompt chunk, or one sequence's decode step): on matrix cores where
+    /// [`Attention::prompt_on_matrix_cores`], which needs `q` to hold `t` rounded up to 64 rows and
+    /// the caches [`PROMPT_PAD`] positions after their last slot (it reads each token's keys, so
+    /// `keys` only bounds the portable kernel's split).
+    pub fn record_prompt(
+        &self,
+        g: &mut Graph,
+        io: AttentionIo,
+        s: AttentionShape,
+        t: usize,
+        keys: usize,
+    ) -> Result<()> {
         if !self.prompt_on_matrix_cores(s, t) {
-            return self.record(g, io, s, t);
+            return self.record_within(g, io, s, t, keys);
         }
         check_shape(s)?;
         let (hd, kvd) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
@@ -170,7 +178,7 @@ impl Attention {
         check_buf("attention output", io.out, act_bytes(t * hd))?;
         let c = [("HEAD_DIM", s.head_dim as f64)];
         let Some(pipeline) = self.ctx.coop_pipeline(|| self.ctx.pipeline("attention_coop", &c)) else {
-            return self.record(g, io, s, t); // the portable kernel
+            return self.record_within(g, io, s, t, keys); // the portable kernel
         };
         let uniform = self.ctx.uniform("attention params", &AttentionParams::new(s, t, 1, 0));
         let grid = [s.heads as u32, t.div_ceil(16) as u32, 1]; // tiles of 16 query tokens on y

@@ -24,11 +24,14 @@ pub const GEMV_MAX_TOKENS: usize = 4;
 /// reading the int8 activations itself, converting them as it stages them, was slower: H200 1B
 /// pp512 41,000 vs 47,100-47,600 tok/s with them rewritten as codes first.)
 pub fn takes_codes(ctx: &GpuContext, t: usize, k: usize) -> bool {
-    ctx.w8a8_f16_gemm() && t >= CODES_MIN_TOKENS && k.is_multiple_of(8)
+    codes_at(ctx, t) && k.is_multiple_of(8)
 }
 
-/// The fewest tokens [`takes_codes`] gives the f16 GEMMs.
-const CODES_MIN_TOKENS: usize = 17;
+/// Whether steps of `t` tokens may take [`takes_codes`]' path (whatever their K): on the f16
+/// GEMMs, more than 16 tokens.
+fn codes_at(ctx: &GpuContext, t: usize) -> bool {
+    ctx.w8a8_f16_gemm() && t > 16
+}
 
 /// How `t` tokens of `k` activations quantized per `grain` lie in [`QuantScratch::xq`]: whether
 /// as 16-bit codes ([`takes_codes`]; per token only), and the bytes they take.
@@ -84,8 +87,9 @@ pub struct QuantScratch {
 impl QuantScratch {
     /// Scratch for up to `t` tokens of rows up to `k` long, of either grain.
     pub fn new(ctx: &GpuContext, t: usize, k: usize) -> Result<Self> {
-        // (W8A8 codes for the f16 GEMMs take two bytes a value: [`takes_codes`])
-        let codes = if ctx.w8a8_f16_gemm() && t >= CODES_MIN_TOKENS { act_bytes(t * k) } else { 0 };
+        // (W8A8 codes for the f16 GEMMs take two bytes a value: [`takes_codes`], for any row of
+        // up to k values)
+        let codes = if codes_at(ctx, t) { act_bytes(t * k) } else { 0 };
         Ok(QuantScratch {
             xq: ctx.storage("int8 activations", ((t * k.div_ceil(4) * 4) as u64).max(codes))?,
             xs: ctx.storage("int8 activation scales", (t * 4).max(t * k.div_ceil(32) * 8) as u64)?,

@@ -66,7 +66,7 @@ fn benches(cr: &mut Criterion) {
         let io = AttentionIo { q: &q, tok: &tb, kcache: &kc, vcache: &vc, out: &o, part: Some(&part) };
         if tokens > 1 {
             // a prompt: on matrix cores where the adapter has them
-            att.record_prompt(&mut g, io, shape, tokens).expect("record");
+            att.record_prompt(&mut g, io, shape, tokens, shape.ctx).expect("record");
         } else {
             att.record(&mut g, io, shape, tokens).expect("record");
         }
