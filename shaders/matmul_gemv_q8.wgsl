@@ -7,7 +7,7 @@
 //                    from quant_act.wgsl / rms_norm.wgsl with BLOCKS
 //   xs  (T, K/32)    per block (d, s): the activations are d * q, s = d * sum(q)
 //   W   (N, K)       this chunk's rows in W_DTYPE (weights.wgsl): 3 q8_0, 4 q4_0, 5 q4_1, 7 q4_k,
-//                    8 q6_k; as stored: 110 q2_k, 111 q3_k, 113 q5_k, 123 iq4_xs
+//                    8 q6_k; every type read as stored (100 + ggml type id)
 //   out (T, N_total) as matmul_gemv.wgsl (OUT_MODE, matmul_out.wgsl); this chunk writes columns
 //                    [out_offset, out_offset + N)
 // In a block of 32 each weight is a * c + b with a signed byte code c, so the block's dot is
@@ -15,9 +15,10 @@
 // (lo / hi: elements 0..15 / 16..31, whose scales differ for the K-quants' groups of 16). Codes:
 // Q4_K and Q4_1 the nibble (b = -dmin * m and m), Q5_K the nibble with its fifth bit
 // (b = -dmin * m), Q2_K its 2-bit value (b = -dmin * min per group of 16), IQ4_XS its table's
-// int8 value for the nibble, Q3_K its 3-bit value - 4, Q4_0 the nibble - 8, Q6_K
-// (low | high << 4) - 32 and Q8_0 its int8 value, its bytes regrouped to quant_word's order
-// (b = 0). Workgroup = ROWS x LANES threads of RPT rows each (ROWS x RPT rows), each lane whole
+// int8 value for the nibble (so IQ4_NL, MXFP4 and NVFP4, FP4 values doubled), Q3_K its 3-bit
+// value - 4, Q4_0 the nibble - 8, Q6_K (low | high << 4) - 32 and Q8_0 its int8 value; Q5_0/Q5_1,
+// TQ1_0/TQ2_0 and the grid i-quants weights.wgsl's stored_c8 codes (Q5_1: b = m); all regrouped
+// to quant_word's order (b = 0 where not given). Workgroup = ROWS x LANES threads of RPT rows each (ROWS x RPT rows), each lane whole
 // blocks of 32 (two at a time for one token); the TOK tokens of a workgroup share each block's
 // decode, and each token's activation block serves the thread's RPT rows. Grid as matmul_gemv.wgsl:
 // x = token group, y/z = row groups (folded). With ROPE (decode's q/k/v projection, packed
@@ -65,11 +66,6 @@ struct WBlock {
     a: vec2<f32>,
     b: f32,
     b_lo: f32,
-}
-
-// Bytes q - o of bytes q (each q + 128 - o < 256) as signed bytes: per byte, without carries.
-fn minus(q: u32, o: u32) -> u32 {
-    return (q + (0x80u - o) * 0x01010101u) ^ 0x80808080u;
 }
 
 // The 2-bit fields at bits 0, 4, 8, 12 of n (other bits clear) to bits 4..5 of bytes 0..3.
@@ -123,38 +119,112 @@ fn q5k_block(e: u32) -> WBlock {
     return r;
 }
 
-// IQ4_XS: entry b of this workgroup's table is the int8 values of byte b's two nibbles, low
-// nibble's in bits 0..7, high's in 8..15 (filled at the kernel's start): one lookup per two
-// weights (H200, 8B IQ4_XS mix tg64: 242.6 tok/s vs 110.7 computing each weight's byte from the
-// table in registers). One entry for the other types, whose kernels never touch it.
-override IQ4_PAIRS: u32 = select(1u, 256u, W_DTYPE == 123u);
+// The nibble-table types (IQ4_NL, IQ4_XS, MXFP4, NVFP4): entry b of this workgroup's table is
+// the int8 values of byte b's two nibbles, low nibble's in bits 0..7, high's in 8..15 (filled at
+// the kernel's start): one lookup per two weights (H200, 8B IQ4_XS mix tg64: 242.6 tok/s vs 110.7
+// computing each weight's byte from the table in registers). One entry for the other types, whose
+// kernels never touch it.
+override IQ4_PAIRS: u32 = select(1u, 256u, W_DTYPE == 120u || W_DTYPE == 123u || W_DTYPE == 139u || W_DTYPE == 140u);
 var<workgroup> iq4_pairs: array<u32, IQ4_PAIRS>;
 
-// IQ4_XS as stored (weights.wgsl dec_iq4xs: 34 words per 256 elements; sub-block s: 16 bytes,
-// elements 0..15 the low nibbles, 16..31 the high ones, each an index into IQ4_NL's int8 table),
-// from element e (e % 32 == 0).
-fn iq4xs_block(e: u32) -> WBlock {
-    let base = 34u * (e / 256u);
-    let s = (e % 256u) / 32u;
-    var lo: array<u32, 4>; // codes of elements 4m..4m+3
-    var hi: array<u32, 4>; // and of 16 + 4m..
-    for (var m = 0u; m < 4u; m++) {
-        let v = w_word(base + 2u + 4u * s + m);
-        let p0 = iq4_pairs[v & 255u];
-        let p1 = iq4_pairs[(v >> 8u) & 255u];
-        let p2 = iq4_pairs[(v >> 16u) & 255u];
-        let p3 = iq4_pairs[v >> 24u];
-        lo[m] = (p0 & 0xffu) | ((p1 & 0xffu) << 8u) | ((p2 & 0xffu) << 16u) | (p3 << 24u);
-        hi[m] = (p0 >> 8u) | (p1 & 0xff00u) | ((p2 << 8u) & 0xff0000u) | ((p3 << 16u) & 0xff000000u);
-    }
+fn nib_type() -> bool {
+    return W_DTYPE == 120u || W_DTYPE == 123u || W_DTYPE == 139u || W_DTYPE == 140u;
+}
+
+// The codes of the low nibbles (x) and of the high nibbles (y) of word v's four bytes.
+fn nib_codes(v: u32) -> vec2<u32> {
+    let p0 = iq4_pairs[v & 255u];
+    let p1 = iq4_pairs[(v >> 8u) & 255u];
+    let p2 = iq4_pairs[(v >> 16u) & 255u];
+    let p3 = iq4_pairs[v >> 24u];
+    return vec2<u32>((p0 & 0xffu) | ((p1 & 0xffu) << 8u) | ((p2 & 0xffu) << 16u) | (p3 << 24u),
+                     (p0 >> 8u) | (p1 & 0xff00u) | ((p2 << 8u) & 0xff0000u) | ((p3 << 16u) & 0xff000000u));
+}
+
+// A block of 32 from its codes in element order (word j: elements 4j..4j+3), as quant_word's
+// words.
+fn block_from(ew: array<u32, 8>) -> WBlock {
     var r: WBlock;
-    for (var g = 0u; g < 2u; g++) {
-        r.c[2u * g] = evens(lo[2u * g], lo[2u * g + 1u]);
-        r.c[2u * g + 1u] = odds(lo[2u * g], lo[2u * g + 1u]);
-        r.c[2u * g + 4u] = evens(hi[2u * g], hi[2u * g + 1u]);
-        r.c[2u * g + 5u] = odds(hi[2u * g], hi[2u * g + 1u]);
+    for (var g = 0u; g < 4u; g++) {
+        r.c[2u * g] = evens(ew[2u * g], ew[2u * g + 1u]);
+        r.c[2u * g + 1u] = odds(ew[2u * g], ew[2u * g + 1u]);
     }
-    r.a = vec2<f32>(iq4xs_scale(base, s));
+    return r;
+}
+
+// The 4 words of 16 nibble bytes from byte o (o even: half-word aligned, 5 words loaded).
+fn nib_words(o: u32) -> array<u32, 4> {
+    let sh = 8u * (o % 4u);
+    let w0 = o / 4u;
+    let v = array<u32, 5>(w_word(w0), w_word(w0 + 1u), w_word(w0 + 2u), w_word(w0 + 3u), w_word(w0 + 4u));
+    return array<u32, 4>(funnel(v[0], v[1], sh), funnel(v[1], v[2], sh), funnel(v[2], v[3], sh), funnel(v[3], v[4], sh));
+}
+
+// A nibble-table type's block of 32 weights from element e (e % 32 == 0): IQ4_NL, IQ4_XS and
+// MXFP4 hold elements 0..15 in the low nibbles of 16 bytes, 16..31 in the high ones (weights.wgsl
+// dec_iq4nl, dec_iq4xs, dec_mxfp4); NVFP4 two sub-blocks of 16, each 8 bytes: low nibbles, then
+// high (dec_nvfp4).
+fn nib_block(e: u32) -> WBlock {
+    var v: array<u32, 4>;
+    var a: vec2<f32>;
+    switch W_DTYPE {
+        case 120u: {
+            let bo = 18u * (e / 32u);
+            v = nib_words(bo + 2u);
+            a = vec2<f32>(w_f16b(bo));
+        }
+        case 123u: {
+            let base = 34u * (e / 256u);
+            let s = (e % 256u) / 32u;
+            let q = base + 2u + 4u * s; // word aligned
+            v = array<u32, 4>(w_word(q), w_word(q + 1u), w_word(q + 2u), w_word(q + 3u));
+            a = vec2<f32>(iq4xs_scale(base, s));
+        }
+        case 139u: {
+            let bo = 17u * (e / 32u);
+            v = nib_words(bo + 1u);
+            a = vec2<f32>(e8m0_half(w_u8(bo)));
+        }
+        default: {
+            let bo = 36u * (e / 64u);
+            let j = (e % 64u) / 32u;
+            v = nib_words(bo + 4u + 16u * j);
+            a = vec2<f32>(ue4m3_half(w_u8(bo + 2u * j)), ue4m3_half(w_u8(bo + 2u * j + 1u)));
+        }
+    }
+    var ew: array<u32, 8>;
+    for (var m = 0u; m < 4u; m++) {
+        let c = nib_codes(v[m]);
+        if W_DTYPE == 140u {
+            // sub-block m / 2: elements 0..7 the low nibbles of its words, 8..15 the high ones
+            ew[4u * (m / 2u) + m % 2u] = c.x;
+            ew[4u * (m / 2u) + 2u + m % 2u] = c.y;
+        } else {
+            ew[m] = c.x;
+            ew[4u + m] = c.y;
+        }
+    }
+    var r = block_from(ew);
+    r.a = a;
+    return r;
+}
+
+// A c8_type()'s block of 32 weights from element e (e % 32 == 0), four groups of 8 (weights.wgsl
+// stored_c8); each of these types' scales covers 16 weights or more, so groups 0 and 2 give a.
+fn c8_block(e: u32) -> WBlock {
+    var ew: array<u32, 8>;
+    var a: array<f32, 4>;
+    var b = 0.0;
+    for (var g = 0u; g < 4u; g++) {
+        let c = stored_c8(e + 8u * g);
+        ew[2u * g] = c.lo;
+        ew[2u * g + 1u] = c.hi;
+        a[g] = c.a;
+        b = c.b; // Q5_1's m, one per block of 32
+    }
+    var r = block_from(ew);
+    r.a = vec2<f32>(a[0], a[2]);
+    r.b = b;
     return r;
 }
 
@@ -222,8 +292,11 @@ fn wblock(e: u32) -> WBlock {
     if W_DTYPE == 113u {
         return q5k_block(e);
     }
-    if W_DTYPE == 123u {
-        return iq4xs_block(e);
+    if nib_type() {
+        return nib_block(e);
+    }
+    if c8_type() {
+        return c8_block(e);
     }
     if W_DTYPE == 111u {
         return q3k_block(e);
@@ -318,9 +391,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
     let row0 = (group * ROWS + r) * RPT; // this thread's rows: row0 .. row0 + RPT - 1
     w_d_off = p.d_off;
     w_m_off = p.m_off;
-    if W_DTYPE == 123u {
+    if nib_type() {
+        let table = select(IQ4NL_WORDS, FP4_WORDS, W_DTYPE == 139u || W_DTYPE == 140u);
         for (var b = r * LANES + lane; b < 256u; b += ROWS * LANES) {
-            iq4_pairs[b] = lut_byte(IQ4NL_WORDS, b & 15u) | (lut_byte(IQ4NL_WORDS, b >> 4u) << 8u);
+            iq4_pairs[b] = lut_byte(table, b & 15u) | (lut_byte(table, b >> 4u) << 8u);
         }
         workgroupBarrier();
     }

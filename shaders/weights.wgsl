@@ -43,7 +43,21 @@ fn half_of(v: u32, i: u32) -> f32 {
 
 // Four int8 of a word, sign-extended.
 fn i8x4(v: u32) -> vec4<f32> {
-    return vec4<f32>((vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+    return vec4<f32>(i8x4i(v));
+}
+fn i8x4i(v: u32) -> vec4<i32> {
+    return (vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+}
+
+// Four values in -128..127 as the bytes of a word (i8x4i's inverse).
+fn pack_i8(v: vec4<i32>) -> u32 {
+    let u = bitcast<vec4<u32>>(v) & vec4<u32>(255u);
+    return u.x | (u.y << 8u) | (u.z << 16u) | (u.w << 24u);
+}
+
+// Bytes q - o of bytes q (each q + 128 - o < 256) as signed bytes: per byte, without carries.
+fn minus(q: u32, o: u32) -> u32 {
+    return (q + (0x80u - o) * 0x01010101u) ^ 0x80808080u;
 }
 
 // Nibbles 0..3 (lo) or 4..7 (hi) of a word.
@@ -477,25 +491,45 @@ fn bits4(v: u32, b: u32) -> vec4<u32> {
     return (vec4<u32>(v >> b) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u);
 }
 
+// Eight weights as int8 codes with a scale a and an offset b: element k is a * code_k + b, code k
+// in byte k % 4 of lo (k < 4) or of hi. The decode GEMV on int8 activations multiplies the codes
+// as they are (matmul_gemv_q8.wgsl); the other kernels convert them (c8_w8).
+struct C8 {
+    lo: u32,
+    hi: u32,
+    a: f32,
+    b: f32,
+}
+
+fn c8_w8(c: C8) -> W8 {
+    return W8(c.a * i8x4(c.lo) + c.b, c.a * i8x4(c.hi) + c.b);
+}
+
+// Four values < 256 as the bytes of a word.
+fn pack4(v: vec4<u32>) -> u32 {
+    return v.x | (v.y << 8u) | (v.z << 16u) | (v.w << 24u);
+}
+
 // Q5_0 (22 bytes: d, qh u32, 16 bytes of nibbles) and Q5_1 (24: d, m, qh, nibbles), blocks of 32:
 // element j is the low nibble of byte j (j < 16) or the high nibble of byte j - 16, plus bit j of
-// qh as its fifth bit. Value: (q - 16) * d, or q * d + m.
-fn dec_q5(e: u32, bytes: u32, with_min: bool) -> W8 {
+// qh as its fifth bit. Value: (q - 16) * d (code q - 16), or q * d + m (code q).
+fn q5_8(e: u32, bytes: u32, with_min: bool) -> C8 {
     let bo = (e / 32u) * bytes;
     let j = e % 32u;
     let d = w_f16b(bo);
-    var m = -16.0 * d;
     var o = bo + 2u;
     if with_min {
-        m = w_f16b(bo + 2u);
         o = bo + 4u;
     }
     let qh = w_u32b(o);
     let q = o + 4u + j % 16u;
     let sh = 4u * (j / 16u);
-    let a = fields4(w_u32b(q), sh, 15u) | (bits4(qh, j) << vec4<u32>(4u));
-    let b = fields4(w_u32b(q + 4u), sh, 15u) | (bits4(qh, j + 4u) << vec4<u32>(4u));
-    return W8(vec4<f32>(a) * d + m, vec4<f32>(b) * d + m);
+    let lo = ((w_u32b(q) >> sh) & 0x0f0f0f0fu) | pack4(bits4(qh, j) << vec4<u32>(4u));
+    let hi = ((w_u32b(q + 4u) >> sh) & 0x0f0f0f0fu) | pack4(bits4(qh, j + 4u) << vec4<u32>(4u));
+    if with_min {
+        return C8(lo, hi, d, w_f16b(bo + 2u));
+    }
+    return C8(minus(lo, 16u), minus(hi, 16u), d, 0.0);
 }
 
 // IQ4_NL's 16 values (ggml's kvalues_iq4nl) as int8 bytes: -127 -104 -83 -65 | -49 -35 -22 -10 |
@@ -627,23 +661,40 @@ fn ksigns(i: u32) -> u32 {
 }
 
 // Four signs from bits 0..3 of s (1 = negative).
-fn signs4(s: u32) -> vec4<f32> {
-    return 1.0 - 2.0 * vec4<f32>((vec4<u32>(s) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u));
+fn signs4(s: u32) -> vec4<i32> {
+    return 1 - 2 * vec4<i32>((vec4<u32>(s) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u));
 }
 
-// scale * sign * (value + shift) of the 8 int8 values in words lo, hi.
-fn grid8(lo: u32, hi: u32, signs: u32, scale: f32, shift: f32) -> W8 {
-    return W8(scale * signs4(signs) * (i8x4(lo) + shift), scale * signs4(signs >> 4u) * (i8x4(hi) + shift));
+// Eight i-quant weights as their parts: the grid entry's int8 values (lo: elements 0..3, hi:
+// 4..7), sign bits (bit i set: element i negative), scale and shift; the value is
+// scale * sign * (grid + shift). (matmul_gemv_q8.wgsl multiplies the same parts as int8 codes.)
+struct Grid8 {
+    lo: u32,
+    hi: u32,
+    signs: u32,
+    scale: f32,
+    shift: f32,
 }
 
-// Grid entry idx of 8 values (two words).
-fn grid_entry8(idx: u32, signs: u32, scale: f32, shift: f32) -> W8 {
-    return grid8(w_word(w_d_off + 2u * idx), w_word(w_d_off + 2u * idx + 1u), signs, scale, shift);
+// A Grid8 as codes: sign * grid at its scale, or for the IQ1 types (grid values -1, 0, 1, shift
+// +-1/8, no signs) 8 * (grid + shift) at scale / 8; exact either way.
+fn grid_c8(g: Grid8) -> C8 {
+    let iq1 = W_DTYPE == 119u || W_DTYPE == 129u;
+    let m = select(1, 8, iq1);
+    let sh = i32(8.0 * g.shift);
+    let lo = (i8x4i(g.lo) * m + sh) * signs4(g.signs);
+    let hi = (i8x4i(g.hi) * m + sh) * signs4(g.signs >> 4u);
+    return C8(pack_i8(lo), pack_i8(hi), select(g.scale, 0.125 * g.scale, iq1), 0.0);
+}
+
+// Grid entry idx of 8 values (two words) with its signs, scale and shift.
+fn grid_entry8(idx: u32, signs: u32, scale: f32, shift: f32) -> Grid8 {
+    return Grid8(w_word(w_d_off + 2u * idx), w_word(w_d_off + 2u * idx + 1u), signs, scale, shift);
 }
 
 // IQ2_XXS (66 bytes: d, then per 32 elements two u32: 4 grid indices, then 4 x 7 sign bits and a
 // 4-bit scale in the top bits). Value d * (0.5 + s) / 4 * sign * grid.
-fn dec_iq2xxs(e: u32) -> W8 {
+fn iq2xxs_8(e: u32) -> Grid8 {
     let bo = (e / 256u) * 66u;
     let grp = (e % 256u) / 8u;
     let ib = grp / 4u;
@@ -655,7 +706,7 @@ fn dec_iq2xxs(e: u32) -> W8 {
 }
 
 // IQ2_XS (74 bytes: d, 32 u16 of 9-bit grid index + 7 sign bits, 8 bytes of 4-bit scales per 16).
-fn dec_iq2xs(e: u32) -> W8 {
+fn iq2xs_8(e: u32) -> Grid8 {
     let bo = (e / 256u) * 74u;
     let grp = (e % 256u) / 8u;
     let q = w_u16(bo + 2u + 2u * grp);
@@ -665,7 +716,7 @@ fn dec_iq2xs(e: u32) -> W8 {
 
 // IQ2_S (82 bytes: d, 32 low index bytes, 32 sign bytes, 8 bytes of 2 high index bits each, 8 bytes
 // of 4-bit scales per 16).
-fn dec_iq2s(e: u32) -> W8 {
+fn iq2s_8(e: u32) -> Grid8 {
     let bo = (e / 256u) * 82u;
     let grp = (e % 256u) / 8u;
     let idx = w_u8(bo + 2u + grp) | (((w_u8(bo + 66u + grp / 4u) >> (2u * (grp % 4u))) & 3u) << 8u);
@@ -675,7 +726,7 @@ fn dec_iq2s(e: u32) -> W8 {
 
 // IQ3_XXS (98 bytes: d, 64 grid indices of 4 values, then per 32 elements a u32 of 4 x 7 sign bits
 // and a 4-bit scale). Value d * (0.5 + s) / 2 * sign * grid.
-fn dec_iq3xxs(e: u32) -> W8 {
+fn iq3xxs_8(e: u32) -> Grid8 {
     let bo = (e / 256u) * 98u;
     let grp = (e % 256u) / 8u;
     let ib = grp / 4u;
@@ -683,24 +734,24 @@ fn dec_iq3xxs(e: u32) -> W8 {
     let aux = w_u32b(bo + 66u + 4u * ib);
     let lo = w_word(w_d_off + w_u8(bo + 2u + 8u * ib + 2u * l));
     let hi = w_word(w_d_off + w_u8(bo + 3u + 8u * ib + 2u * l));
-    return grid8(lo, hi, ksigns((aux >> (7u * l)) & 127u), w_f16b(bo) * (0.5 + f32(aux >> 28u)) * 0.5, 0.0);
+    return Grid8(lo, hi, ksigns((aux >> (7u * l)) & 127u), w_f16b(bo) * (0.5 + f32(aux >> 28u)) * 0.5, 0.0);
 }
 
 // IQ3_S (110 bytes: d, 64 low index bytes, 8 bytes of high index bits, 32 sign bytes, 4 bytes of
 // 4-bit scales per 32). Value d * (1 + 2s) * sign * grid.
-fn dec_iq3s(e: u32) -> W8 {
+fn iq3s_8(e: u32) -> Grid8 {
     let bo = (e / 256u) * 110u;
     let grp = (e % 256u) / 8u;
     let k = 2u * grp;
     let i0 = w_u8(bo + 2u + k) | (((w_u8(bo + 66u + k / 8u) >> (k % 8u)) & 1u) << 8u);
     let i1 = w_u8(bo + 3u + k) | (((w_u8(bo + 66u + k / 8u) >> (k % 8u + 1u)) & 1u) << 8u);
     let s = (w_u8(bo + 106u + grp / 8u) >> (4u * ((grp / 4u) % 2u))) & 15u;
-    return grid8(w_word(w_d_off + i0), w_word(w_d_off + i1), w_u8(bo + 74u + grp), w_f16b(bo) * f32(1u + 2u * s), 0.0);
+    return Grid8(w_word(w_d_off + i0), w_word(w_d_off + i1), w_u8(bo + 74u + grp), w_f16b(bo) * f32(1u + 2u * s), 0.0);
 }
 
 // IQ1_S (50 bytes: d, 32 low index bytes, per 32 elements a u16 of 4 x 3 high index bits, a 3-bit
 // scale and the shift's sign). Value d * (2s + 1) * (grid + shift), shift +-1/8.
-fn dec_iq1s(e: u32) -> W8 {
+fn iq1s_8(e: u32) -> Grid8 {
     let bo = (e / 256u) * 50u;
     let grp = (e % 256u) / 8u;
     let ib = grp / 4u;
@@ -712,7 +763,7 @@ fn dec_iq1s(e: u32) -> W8 {
 
 // IQ1_M (56 bytes: 32 low index bytes, 16 bytes of (3 high index bits, shift sign) nibbles, 4 u16
 // of 3-bit scales per 16 whose top nibbles together hold the f16 d).
-fn dec_iq1m(e: u32) -> W8 {
+fn iq1m_8(e: u32) -> Grid8 {
     let bo = (e / 256u) * 56u;
     let grp = (e % 256u) / 8u;
     let sc = vec4<u32>(w_u16(bo + 48u), w_u16(bo + 50u), w_u16(bo + 52u), w_u16(bo + 54u));
@@ -723,46 +774,101 @@ fn dec_iq1m(e: u32) -> W8 {
     return grid_entry8(w_u8(bo + grp) | ((nib & 7u) << 8u), 0u, unpack2x16float(dbits).x * f32(2u * s + 1u), shift);
 }
 
+// Whether W_DTYPE is a type read as stored that decodes 8 weights at a time as int8 codes
+// (stored_c8): Q5_0, Q5_1, the i-quants with a lookup grid, TQ1_0, TQ2_0.
+fn c8_type() -> bool {
+    return W_DTYPE == 106u || W_DTYPE == 107u || (W_DTYPE >= 116u && W_DTYPE <= 119u) || W_DTYPE == 121u
+        || W_DTYPE == 122u || W_DTYPE == 129u || W_DTYPE == 134u || W_DTYPE == 135u;
+}
+
+// The 8 weights from element e of a c8_type() as codes.
+fn stored_c8(e: u32) -> C8 {
+    switch W_DTYPE {
+        case 106u: {
+            return q5_8(e, 22u, false);
+        }
+        case 107u: {
+            return q5_8(e, 24u, true);
+        }
+        case 134u: {
+            return tq1_8(e);
+        }
+        case 135u: {
+            return tq2_8(e);
+        }
+        case 116u: {
+            return grid_c8(iq2xxs_8(e));
+        }
+        case 117u: {
+            return grid_c8(iq2xs_8(e));
+        }
+        case 122u: {
+            return grid_c8(iq2s_8(e));
+        }
+        case 118u: {
+            return grid_c8(iq3xxs_8(e));
+        }
+        case 121u: {
+            return grid_c8(iq3s_8(e));
+        }
+        case 119u: {
+            return grid_c8(iq1s_8(e));
+        }
+        default: {
+            return grid_c8(iq1m_8(e));
+        }
+    }
+}
+
 // TQ1_0 (54 bytes: 48 bytes of five base-3 codes each, 4 bytes of four, f16 d at 52), ternary
 // super-blocks of 256: element i < 160 is code i / 32 of byte i % 32, i < 240 code (i - 160) / 16
 // of byte 32 + (i - 160) % 16, else code (i - 240) / 4 of byte 48 + (i - 240) % 4; code j of
 // byte q is ((q * 3^j) % 256 * 3) >> 8, the value (code - 1) * d.
-fn dec_tq1_0(e: u32) -> W8 {
-    let bo = (e / 256u) * 54u;
-    let d = w_f16b(bo + 52u);
-    var v: array<f32, 8>;
-    for (var k = 0u; k < 8u; k++) {
-        let i = e % 256u + k;
-        var byte = 48u + (i - 240u) % 4u;
-        var j = (i - 240u) / 4u;
-        if i < 160u {
-            byte = i % 32u;
-            j = i / 32u;
-        } else if i < 240u {
-            byte = 32u + (i - 160u) % 16u;
-            j = (i - 160u) / 16u;
-        }
-        let p = select((0x511b0903u >> (8u * j - 8u)) & 255u, 1u, j == 0u); // 3^j: bytes 3 9 27 81
-        v[k] = d * (f32((((w_u8(bo + byte) * p) & 255u) * 3u) >> 8u) - 1.0);
+fn tq1_code(bo: u32, i: u32) -> u32 {
+    var byte = 48u + (i - 240u) % 4u;
+    var j = (i - 240u) / 4u;
+    if i < 160u {
+        byte = i % 32u;
+        j = i / 32u;
+    } else if i < 240u {
+        byte = 32u + (i - 160u) % 16u;
+        j = (i - 160u) / 16u;
     }
-    return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+    let p = select((0x511b0903u >> (8u * j - 8u)) & 255u, 1u, j == 0u); // 3^j: bytes 3 9 27 81
+    return (((w_u8(bo + byte) * p) & 255u) * 3u) >> 8u;
+}
+
+fn tq1_8(e: u32) -> C8 {
+    let bo = (e / 256u) * 54u;
+    var c: array<u32, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        c[k] = tq1_code(bo, e % 256u + k);
+    }
+    let lo = pack4(vec4<u32>(c[0], c[1], c[2], c[3]));
+    let hi = pack4(vec4<u32>(c[4], c[5], c[6], c[7]));
+    return C8(minus(lo, 1u), minus(hi, 1u), w_f16b(bo + 52u), 0.0);
 }
 
 // TQ2_0 (66 bytes: 64 bytes of 2-bit codes, f16 d at 64), ternary super-blocks of 256: element
 // 128g + 32j + l is bits 2j of byte 32g + l, the value (code - 1) * d.
-fn dec_tq2_0(e: u32) -> W8 {
+fn tq2_8(e: u32) -> C8 {
     let bo = (e / 256u) * 66u;
     let i = e % 256u;
-    let d = w_f16b(bo + 64u);
     let q = bo + 32u * (i / 128u) + i % 32u;
     let sh = 2u * ((i % 128u) / 32u);
-    return W8((vec4<f32>(fields4(w_u32b(q), sh, 3u)) - 1.0) * d,
-              (vec4<f32>(fields4(w_u32b(q + 4u), sh, 3u)) - 1.0) * d);
+    let lo = (w_u32b(q) >> sh) & 0x03030303u;
+    let hi = (w_u32b(q + 4u) >> sh) & 0x03030303u;
+    return C8(minus(lo, 1u), minus(hi, 1u), w_f16b(bo + 64u), 0.0);
 }
 
 // The E2M1 (FP4) values a nibble selects, doubled (ggml's kvalues_mxfp4), as int8 bytes:
 // 0 1 2 3 | 4 6 8 12 | 0 -1 -2 -3 | -4 -6 -8 -12.
 const FP4_WORDS = vec4<u32>(0x03020100u, 0x0c080604u, 0xfdfeff00u, 0xf4f8fafcu);
+
+// Half of 2^(x - 127), an E8M0 scale (ggml's e8m0_to_fp32_half; x < 2 subnormal).
+fn e8m0_half(x: u32) -> f32 {
+    return bitcast<f32>(select((x - 1u) << 23u, 0x00200000u << (x & 1u), x < 2u));
+}
 
 // MXFP4 (17 bytes: an E8M0 exponent e, 16 bytes of nibbles), blocks of 32: element 16h + l is
 // nibble h of byte 1 + l, the value fp4 * 2^(e - 128) (ggml's e8m0_to_fp32_half; e < 2
@@ -770,11 +876,19 @@ const FP4_WORDS = vec4<u32>(0x03020100u, 0x0c080604u, 0xfdfeff00u, 0xf4f8fafcu);
 fn dec_mxfp4(e: u32) -> W8 {
     let bo = (e / 32u) * 17u;
     let i = e % 32u;
-    let x = w_u8(bo);
-    let d = bitcast<f32>(select((x - 1u) << 23u, 0x00200000u << (x & 1u), x < 2u));
+    let d = e8m0_half(w_u8(bo));
     let q = bo + 1u + i % 16u;
     let sh = 4u * (i / 16u);
     return nib8(FP4_WORDS, q, sh, d);
+}
+
+// Half of an unsigned E4M3 scale x (bias 7; 0 and 0x7f zero).
+fn ue4m3_half(x: u32) -> f32 {
+    let ex = (x >> 3u) & 15u;
+    let man = f32(x & 7u);
+    // 2^(ex - 8) (the half folded in) and 2^-10 for subnormals, built exactly
+    let normal = (1.0 + man / 8.0) * bitcast<f32>((ex + 119u) << 23u);
+    return select(select(normal, man * bitcast<f32>(117u << 23u), ex == 0u), 0.0, x == 0u || x == 0x7fu);
 }
 
 // NVFP4 (36 bytes: 4 unsigned E4M3 scales, then 8 bytes of nibbles per sub-block of 16),
@@ -784,12 +898,7 @@ fn dec_nvfp4(e: u32) -> W8 {
     let bo = (e / 64u) * 36u;
     let i = e % 64u;
     let s = i / 16u;
-    let x = w_u8(bo + s);
-    let ex = (x >> 3u) & 15u;
-    let man = f32(x & 7u);
-    // 2^(ex - 8) (the half folded in) and 2^-10 for subnormals, built exactly
-    let normal = (1.0 + man / 8.0) * bitcast<f32>((ex + 119u) << 23u);
-    let d = select(select(normal, man * bitcast<f32>(117u << 23u), ex == 0u), 0.0, x == 0u || x == 0x7fu);
+    let d = ue4m3_half(w_u8(bo + s));
     let q = bo + 4u + 8u * s;
     let sh = 4u * ((i % 16u) / 8u);
     return nib8(FP4_WORDS, q, sh, d);
@@ -797,13 +906,10 @@ fn dec_nvfp4(e: u32) -> W8 {
 
 // The 8 weights from element e of a stored GGUF type.
 fn stored8(e: u32) -> W8 {
+    if c8_type() {
+        return c8_w8(stored_c8(e));
+    }
     switch W_DTYPE {
-        case 106u: {
-            return dec_q5(e, 22u, false);
-        }
-        case 107u: {
-            return dec_q5(e, 24u, true);
-        }
         case 110u: {
             return dec_q2k(e);
         }
@@ -818,33 +924,6 @@ fn stored8(e: u32) -> W8 {
         }
         case 123u: {
             return dec_iq4xs(e);
-        }
-        case 116u: {
-            return dec_iq2xxs(e);
-        }
-        case 117u: {
-            return dec_iq2xs(e);
-        }
-        case 122u: {
-            return dec_iq2s(e);
-        }
-        case 118u: {
-            return dec_iq3xxs(e);
-        }
-        case 121u: {
-            return dec_iq3s(e);
-        }
-        case 119u: {
-            return dec_iq1s(e);
-        }
-        case 129u: {
-            return dec_iq1m(e);
-        }
-        case 134u: {
-            return dec_tq1_0(e);
-        }
-        case 135u: {
-            return dec_tq2_0(e);
         }
         case 139u: {
             return dec_mxfp4(e);

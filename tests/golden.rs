@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ctx, PATHS};
+use common::{ctx, int8_ctx, PATHS};
 use inferno_llama::model::{Checkpoint, Llama, SeqChunk, Session};
 use inferno_llama::ActDtype;
 use std::path::Path;
@@ -36,16 +36,16 @@ const CASES: [&str; 14] = [
 /// 0.102 with f16 weights and attention probabilities too (mean |d| 0.00676; the H200 0.116, mean
 /// 0.00675), and 0.05-0.12 with weights jittered at random by f16's relative step.
 fn tol(path: ActDtype, case: &str, blocks_on_coop: bool, g: &Golden) -> f32 {
-    let rms = (g.logits.iter().map(|v| v * v).sum::<f32>() / g.logits.len() as f32).sqrt();
-    rms * match (path, case.contains("w8a8")) {
-        (_, true) => 0.38,
-        (ActDtype::F16, false) if blocks_on_coop => 0.05,
-        (ActDtype::F16, false) => 0.03,
-        // the 1-2 bit i-quants' coarse weights carry bf16's rounding of the activations further
-        // (measured 0.17 x RMS; 0.018 on the f16 path, which holds the usual tolerance)
-        (ActDtype::Bf16, false) if case == "tiny-iq-all" => 0.2,
-        (ActDtype::Bf16, false) => 0.15,
-    }
+    g.rms()
+        * match (path, case.contains("w8a8")) {
+            (_, true) => 0.38,
+            (ActDtype::F16, false) if blocks_on_coop => 0.05,
+            (ActDtype::F16, false) => 0.03,
+            // the 1-2 bit i-quants' coarse weights carry bf16's rounding of the activations further
+            // (measured 0.17 x RMS; 0.018 on the f16 path, which holds the usual tolerance)
+            (ActDtype::Bf16, false) if case == "tiny-iq-all" => 0.2,
+            (ActDtype::Bf16, false) => 0.15,
+        }
 }
 
 struct Golden {
@@ -54,6 +54,13 @@ struct Golden {
     margins: Vec<f32>,
     logits: Vec<f32>, // (prompt + greedy, V)
     vocab: usize,
+}
+
+impl Golden {
+    /// The reference logits' root mean square.
+    fn rms(&self) -> f32 {
+        (self.logits.iter().map(|v| v * v).sum::<f32>() / self.logits.len() as f32).sqrt()
+    }
 }
 
 fn golden(dir: &Path) -> Golden {
@@ -198,6 +205,32 @@ fn golden_logits_decode_and_greedy() {
             eprintln!("{what}: greedy {ours:?}, transformers {:?}, comparable steps {robust}", g.greedy);
             assert_eq!(ours[..robust], g.greedy[..robust], "{what}: greedy tokens");
         }
+    }
+}
+
+#[test]
+fn gguf_decode_on_int8_activations() {
+    // the engine's default decode of GGUF blocks on GPUs: every type's weight codes times the
+    // activations quantized to int8 per block of 32 (ops::gemv_q8, llama.cpp's MMVQ); prompts keep
+    // 16-bit activations. Quantizing the activations moves the decode logits of these tiny random
+    // models ~10x as far as the f16 path's rounding (lavapipe, 2026-12-04, max |d| / RMS:
+    // tiny-q4-k-m 0.28 — on int8 since 2026-12-02 — tiny-iq-all 0.23, the others 0.06-0.16,
+    // mean |d| 0.011-0.032; their prompts, on 16-bit activations, 0.007-0.024), as far as W8A8's
+    // per-token int8 activations (0.38, `tol`)
+    let c = int8_ctx();
+    for case in CASES {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(case);
+        let gguf = dir.join("model.gguf");
+        if !gguf.exists() {
+            continue;
+        }
+        let g = golden(&dir);
+        let ckpt = Checkpoint::open(&gguf).unwrap();
+        let model = Arc::new(Llama::load(c, &ckpt, |_, _| {}).unwrap());
+        assert!(model.decodes_int8(), "{case}: every GGUF type decodes on int8 activations");
+        let mut s = Session::new(model, 2, 64, 64).unwrap();
+        let tol = 0.4 * g.rms();
+        check_logits(&format!("{case} int8 decode"), &mut s, &g, tol);
     }
 }
 

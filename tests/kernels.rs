@@ -1235,18 +1235,11 @@ fn read_block_quant(
     out
 }
 
-/// GGUF weights the int8-activation GEMV reads.
-const Q8_DTYPES: [WeightDtype; 9] = [
-    WeightDtype::Q8_0,
-    WeightDtype::Q4_0,
-    WeightDtype::Q4_1,
-    WeightDtype::Q4K,
-    WeightDtype::Q6K,
-    WeightDtype::Stored(GgmlType::Q2K),
-    WeightDtype::Stored(GgmlType::Q3K),
-    WeightDtype::Stored(GgmlType::Q5K),
-    WeightDtype::Stored(GgmlType::Iq4Xs),
-];
+/// GGUF weights the int8-activation GEMV reads: the repacked types and every type read as stored.
+fn q8_dtypes() -> Vec<WeightDtype> {
+    let repacked = [WeightDtype::Q8_0, WeightDtype::Q4_0, WeightDtype::Q4_1, WeightDtype::Q4K, WeightDtype::Q6K];
+    repacked.into_iter().chain(stored()).collect()
+}
 
 #[test]
 fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
@@ -1260,7 +1253,7 @@ fn gemv_q8_token_sums_do_not_depend_on_the_batch() {
     use inferno_llama::ops::w8a8::{QuantGrain, QuantInput, QuantScratch, W8a8};
     let c = ctx(ActDtype::F16);
     let (k, n) = (4864, 34);
-    for dtype in Q8_DTYPES {
+    for dtype in q8_dtypes() {
         let mut rng = rng("gemv_q8 batch");
         let x = round_act(ActDtype::F16, &rand_vec(&mut rng, 16 * k, 1.0));
         let (_, w) = rand_weight(c, &mut rng, dtype, n, k, 0.5);
@@ -1410,7 +1403,7 @@ fn gemv_q8_matches_cpu_both_paths() {
             } else {
                 ctx(path)
             };
-            for dtype in Q8_DTYPES {
+            for dtype in q8_dtypes() {
                 // (1, 4864): 19 blocks of 256, more than 4 x 32 blocks of 32 per row, so lanes take
                 // several steps with a tail; 9, 12 and 20 tokens: token groups of 16 filled in part
                 let shapes: &[(usize, usize, usize)] = if small {

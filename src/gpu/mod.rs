@@ -32,7 +32,7 @@ pub struct GpuOptions {
     /// Use the portable GEMM even where the adapter has cooperative matrices. Env
     /// `INFERNO_NO_COOPMAT`.
     pub no_coopmat: bool,
-    /// Decode GGUF 4-, 6- and 8-bit block weights with f16 activations instead of int8 ones and
+    /// Decode GGUF block weights with f16 activations instead of int8 ones and
     /// integer dot products ([`GpuContext::int8_dot`]). Env `INFERNO_NO_INT8_DOT`.
     pub no_int8_dot: bool,
     /// Take that int8 decode on software adapters too (CPU device types: lavapipe, SwiftShader),
@@ -91,7 +91,7 @@ pub struct GpuContext {
     /// 32-wide subgroups, f16 activations, and [`GpuOptions::no_coopmat`] off. Turned off for good
     /// if the driver fails to compile that kernel (see [`GpuContext::coopmat`]).
     coopmat: Arc<AtomicBool>,
-    /// Decode steps multiply GGUF 4-, 6- and 8-bit block weights with activations quantized to int8
+    /// Decode steps multiply GGUF block weights (every type) with activations quantized to int8
     /// per block of 32 by integer dot products (ops::gemv_q8), unless [`GpuOptions::no_int8_dot`]
     /// (native GPUs; software adapters with [`GpuOptions::force_int8_dot`]; prompt tokens always
     /// keep 16-bit activations, see `model::llama::Step`).

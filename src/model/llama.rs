@@ -57,7 +57,7 @@ pub struct Ops {
     pub matmul_norm: MatmulNorm,
     /// INT8 W8A8 linear layers, and the int8 quantization of activations.
     pub w8a8: W8a8,
-    /// Decode GEMV of GGUF 8-, 6- and 4-bit block weights on int8 activations.
+    /// Decode GEMV of GGUF block weights on int8 activations.
     pub gemv_q8: GemvQ8,
 }
 

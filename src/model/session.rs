@@ -62,10 +62,12 @@ struct GraphKey {
     body: bool,
 }
 
-/// The graph of a greedy decode step of `n` sequences, a generated token each, whose attention
-/// reads `keys` cache positions ([`Step::keys`]).
-fn decode_key(n: usize, keys: usize) -> GraphKey {
-    GraphKey { step: Step { t: n, one_seq: n == 1, int8: true, keys }, rows: Rows::Last(n), argmax: true, body: true }
+impl GraphKey {
+    /// The graph of a greedy step of `step`: the argmax of each chunk's last token (one token per
+    /// chunk in a decode step).
+    fn greedy(step: Step, chunks: usize) -> GraphKey {
+        GraphKey { step, rows: Rows::Last(chunks), argmax: true, body: true }
+    }
 }
 
 /// The cache positions a step of `t` tokens whose last position is below `end` lets its attention
@@ -538,8 +540,9 @@ impl Session {
         let q = &self.model.last().ctx.queue; // the only stage (a split model does not run ahead)
         q.write_buffer(&self.stages[0].scratch.tok, 0, bytemuck::cast_slice(&[slot as u32, pos as u32]));
         q.write_buffer(&self.hsel_idx, 0, bytemuck::bytes_of(&0u32));
-        let keys = attention_keys(pos + 1, 1, self.model.config.num_attention_heads, self.ctx_len());
-        self.submit(&decode_key(1, keys), true, 4)
+        // the step forward_greedy records for this token (the token itself is on the GPU)
+        let step = self.step_of(&[SeqChunk::generated(slot, pos, &[0])], 1);
+        self.submit(&GraphKey::greedy(step, 1), true, 4)
     }
 
     /// Reads the ids of the sequences at `at` (slot, position of the row's token) from id
@@ -557,7 +560,8 @@ impl Session {
     /// The recorded greedy decode graph of `n` sequences, one token each (for profiling; a
     /// split model's first stage).
     pub fn decode_graph(&self, n: usize) -> Option<&Graph> {
-        let steps = self.graphs.iter().filter(|((d, k), _)| *d == 0 && *k == decode_key(n, k.step.keys));
+        let decode = |k: &GraphKey| k.step.int8 && k.step.t == n && *k == GraphKey::greedy(k.step, n);
+        let steps = self.graphs.iter().filter(|((d, k), _)| *d == 0 && decode(k));
         steps.max_by_key(|(_, (_, used))| *used).map(|(_, (g, _))| g)
     }
 
@@ -654,7 +658,7 @@ impl Session {
         self.check_rows(last.len())?;
         let n = last.len();
         self.write_rows(&last);
-        let key = GraphKey { rows: Rows::Last(n), argmax: true, body: true, step: self.step_of(chunks, t) };
+        let key = GraphKey::greedy(self.step_of(chunks, t), n);
         self.run_early_stages(&key).await?;
         let (k, done) = self.submit(&key, false, (n * 4) as u64)?;
         let ahead = match chunks {

@@ -1,5 +1,6 @@
-//! `out = x @ W^T` for decode steps with GGUF 8-, 6-, 5- and 4-bit block weights (Q8_0, Q6_K,
-//! Q5_K, Q4_0, Q4_1, Q4_K, and IQ4_XS) on int8 activations, as llama.cpp's MMVQ does: the input is quantized per block of 32
+//! `out = x @ W^T` for decode steps with GGUF block weights (every type the engine reads: Q8_0,
+//! the K-quants, Q4/Q5_0/1, the i-quants, TQ1_0/TQ2_0, MXFP4, NVFP4) on int8 activations, as
+//! llama.cpp's MMVQ does: the input is quantized per block of 32
 //! (shaders/quant_act.wgsl or shaders/rms_norm.wgsl with BLOCKS, into a [`QuantScratch`]), then
 //! shaders/matmul_gemv_q8.wgsl multiplies the weights' integer codes with it four at a time
 //! (`dot4I8Packed`). The f16-activation GEMV (ops::matmul) converts every weight and every
@@ -14,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::gpu::weight::Weight;
 use crate::gpu::{fold_workgroups, GpuContext};
 use crate::graph::Graph;
-use crate::model::gguf::GgmlType;
 
 /// Tokens per workgroup at most (the kernel's `TOK`): a step of `t` tokens reads and decodes each
 /// weight block `ceil(t / 16)` times, from L2 after the first (H200, 8B Q4_K_M, aggregate tg32 of
@@ -57,6 +57,8 @@ impl GemvQ8 {
 
     /// Whether the kernel reads weights of this dtype.
     pub fn supports(dtype: WeightDtype) -> bool {
+        // every type read as stored: weights.wgsl decodes each to int8 codes (stored_c8, or the
+        // kernel's nibble tables)
         matches!(
             dtype,
             WeightDtype::Q8_0
@@ -64,10 +66,7 @@ impl GemvQ8 {
                 | WeightDtype::Q4_1
                 | WeightDtype::Q4K
                 | WeightDtype::Q6K
-                | WeightDtype::Stored(GgmlType::Q2K)
-                | WeightDtype::Stored(GgmlType::Q3K)
-                | WeightDtype::Stored(GgmlType::Q5K)
-                | WeightDtype::Stored(GgmlType::Iq4Xs)
+                | WeightDtype::Stored(_)
         )
     }
 

@@ -44,7 +44,7 @@ pub fn ctx(path: ActDtype) -> &'static GpuContext {
     c
 }
 
-/// The f16 context with the engine's default decode of GGUF 4- and 6-bit weights: int8
+/// The f16 context with the engine's default decode of GGUF block weights: int8
 /// activations and integer dot products (ops::gemv_q8).
 pub fn int8_ctx() -> &'static GpuContext {
     static C: OnceLock<GpuContext> = OnceLock::new();
