@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 /// `*_m` (the larger type on the embedding, output, attn_v and ffn_down).
 pub const MIXES: &[&str] = &[
     "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl",
-    "iq4_xs", "iq3_xxs", "iq3_s", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "tq1_0", "tq2_0", "mxfp4", "nvfp4", "q4_k_m",
-    "q5_k_m", "q3_k_m", "q2_k_m", "iq4_xs_m",
+    "iq4_xs", "iq3_xxs", "iq3_s", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m", "tq1_0", "tq2_0", "mxfp4", "nvfp4",
+    "q4_k_m", "q5_k_m", "q3_k_m", "q2_k_m", "iq4_xs_m",
 ];
 
 /// Bytes of random blocks per type, tiled over every tensor of that type.
@@ -131,8 +131,18 @@ fn make_pool(ty: GgmlType, seed: u64) -> Vec<u8> {
             let scales: Vec<f32> = (0..blocks).map(|_| rng.random_range(0.5e-3..1.5e-3f32)).collect();
             let put = |raw: &mut Vec<u8>, k: f32| {
                 for (b, &d) in raw.chunks_exact_mut(bb).zip(&scales) {
+                    let d = half::f16::from_f32(d * k);
                     for &o in ty.f16_scale_offsets() {
-                        b[o..o + 2].copy_from_slice(&half::f16::from_f32(d * k).to_le_bytes());
+                        b[o..o + 2].copy_from_slice(&d.to_le_bytes());
+                    }
+                    if ty == GgmlType::Iq1M {
+                        // its f16 d is the top nibbles of the four u16 scale fields at byte 48
+                        for i in 0..4 {
+                            let o = 48 + 2 * i;
+                            let top = (d.to_bits() >> (4 * i)) & 15;
+                            let w = u16::from_le_bytes([b[o], b[o + 1]]) & 0x0fff | top << 12;
+                            b[o..o + 2].copy_from_slice(&w.to_le_bytes());
+                        }
                     }
                 }
             };
