@@ -78,8 +78,12 @@ fn quant_codes4(v: vec4<f32>, div: f32) -> vec2<u32> {
 
 // quant4's values packed into one word: element b in byte b.
 fn quant_i8x4(v: vec4<f32>, div: f32) -> u32 {
-    let q = vec4<i32>(quant4(v, div));
-    let b = (bitcast<vec4<u32>>(q) & vec4<u32>(0xffu)) << vec4<u32>(0u, 8u, 16u, 24u);
+    return pack_i8(vec4<i32>(quant4(v, div)));
+}
+
+// Four values in -128..127 as the bytes of a word, element b in byte b.
+fn pack_i8(v: vec4<i32>) -> u32 {
+    let b = (bitcast<vec4<u32>>(v) & vec4<u32>(0xffu)) << vec4<u32>(0u, 8u, 16u, 24u);
     return b.x | b.y | b.z | b.w;
 }
 

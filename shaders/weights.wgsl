@@ -49,12 +49,6 @@ fn i8x4i(v: u32) -> vec4<i32> {
     return (vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
 }
 
-// Four values in -128..127 as the bytes of a word (i8x4i's inverse).
-fn pack_i8(v: vec4<i32>) -> u32 {
-    let u = bitcast<vec4<u32>>(v) & vec4<u32>(255u);
-    return u.x | (u.y << 8u) | (u.z << 16u) | (u.w << 24u);
-}
-
 // Bytes q - o of bytes q (each q + 128 - o < 256) as signed bytes: per byte, without carries.
 fn minus(q: u32, o: u32) -> u32 {
     return (q + (0x80u - o) * 0x01010101u) ^ 0x80808080u;
@@ -505,11 +499,6 @@ fn c8_w8(c: C8) -> W8 {
     return W8(c.a * i8x4(c.lo) + c.b, c.a * i8x4(c.hi) + c.b);
 }
 
-// Four values < 256 as the bytes of a word.
-fn pack4(v: vec4<u32>) -> u32 {
-    return v.x | (v.y << 8u) | (v.z << 16u) | (v.w << 24u);
-}
-
 // Q5_0 (22 bytes: d, qh u32, 16 bytes of nibbles) and Q5_1 (24: d, m, qh, nibbles), blocks of 32:
 // element j is the low nibble of byte j (j < 16) or the high nibble of byte j - 16, plus bit j of
 // qh as its fifth bit. Value: (q - 16) * d (code q - 16), or q * d + m (code q).
@@ -524,8 +513,8 @@ fn q5_8(e: u32, bytes: u32, with_min: bool) -> C8 {
     let qh = w_u32b(o);
     let q = o + 4u + j % 16u;
     let sh = 4u * (j / 16u);
-    let lo = ((w_u32b(q) >> sh) & 0x0f0f0f0fu) | pack4(bits4(qh, j) << vec4<u32>(4u));
-    let hi = ((w_u32b(q + 4u) >> sh) & 0x0f0f0f0fu) | pack4(bits4(qh, j + 4u) << vec4<u32>(4u));
+    let lo = ((w_u32b(q) >> sh) & 0x0f0f0f0fu) | pack_i8(vec4<i32>(bits4(qh, j) << vec4<u32>(4u)));
+    let hi = ((w_u32b(q + 4u) >> sh) & 0x0f0f0f0fu) | pack_i8(vec4<i32>(bits4(qh, j + 4u) << vec4<u32>(4u)));
     if with_min {
         return C8(lo, hi, d, w_f16b(bo + 2u));
     }
@@ -840,13 +829,13 @@ fn tq1_code(bo: u32, i: u32) -> u32 {
 
 fn tq1_8(e: u32) -> C8 {
     let bo = (e / 256u) * 54u;
-    var c: array<u32, 8>;
+    var c: array<i32, 8>;
     for (var k = 0u; k < 8u; k++) {
-        c[k] = tq1_code(bo, e % 256u + k);
+        c[k] = i32(tq1_code(bo, e % 256u + k)) - 1;
     }
-    let lo = pack4(vec4<u32>(c[0], c[1], c[2], c[3]));
-    let hi = pack4(vec4<u32>(c[4], c[5], c[6], c[7]));
-    return C8(minus(lo, 1u), minus(hi, 1u), w_f16b(bo + 52u), 0.0);
+    let lo = pack_i8(vec4<i32>(c[0], c[1], c[2], c[3]));
+    let hi = pack_i8(vec4<i32>(c[4], c[5], c[6], c[7]));
+    return C8(lo, hi, w_f16b(bo + 52u), 0.0);
 }
 
 // TQ2_0 (66 bytes: 64 bytes of 2-bit codes, f16 d at 64), ternary super-blocks of 256: element
