@@ -4,8 +4,14 @@
 //        are not written)
 //   tok  (T) (slot, position): splits starting past the token's position are empty and skipped
 //   out  (T, H, D) packed activations
+//   xq, xs with QUANT (D % 32 == 0): the output quantized per block of 32 instead (the int8
+//        GEMV's input, in quant_act.wgsl's BLOCKS layout over rows of H*D), its values rounded to
+//        the activations' precision first, as quant_act would read them from `out`
 // One 64-thread workgroup per (token, head): thread s < splits weighs split s, then each thread
-// owns output words lid, lid + 64.
+// owns output words lid, lid + 64 (QUANT: int8 word lid of the head, quant_word's order).
+
+override QUANT: bool = false;
+const WG: u32 = 64u; // reduce.wgsl
 
 struct Params {
     heads: u32,
@@ -22,9 +28,31 @@ struct Params {
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 @group(0) @binding(3) var<storage, read> tok: array<vec2<u32>>;
+@group(0) @binding(4) var<storage, read_write> xq: array<u32>;
+@group(0) @binding(5) var<storage, read_write> xs: array<f32>;
 
 var<workgroup> ms: array<f32, 64>; // m per split, then each split's weight
 var<workgroup> ls: array<f32, 64>;
+
+// Elements b (indices into part of split 0) of the merged output: the sum over the splits of
+// part[b + s * stride] * ms[s], four splits' loads issued together.
+fn combined4(b: vec4<u32>, stride: u32, used: u32) -> vec4<f32> {
+    var acc = vec4<f32>(0.0);
+    var s = 0u;
+    for (; s + 4u <= used; s += 4u) {
+        var v: array<vec4<f32>, 4>;
+        for (var j = 0u; j < 4u; j++) {
+            let o = b + vec4<u32>((s + j) * stride);
+            v[j] = vec4<f32>(part[o.x], part[o.y], part[o.z], part[o.w]);
+        }
+        acc += v[0] * ms[s] + v[1] * ms[s + 1u] + v[2] * ms[s + 2u] + v[3] * ms[s + 3u];
+    }
+    for (; s < used; s++) {
+        let o = b + vec4<u32>(s * stride);
+        acc += vec4<f32>(part[o.x], part[o.y], part[o.z], part[o.w]) * ms[s];
+    }
+    return acc;
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32,
@@ -65,6 +93,27 @@ fn main(@builtin(local_invocation_index) lid: u32,
     }
     workgroupBarrier();
     let hw = p.head_dim / 2u;
+    if QUANT {
+        let words = p.head_dim / 4u; // <= 64: the head's int8 words, a block's 8 in adjacent threads
+        var v = vec4<f32>(0.0);
+        if lid < words {
+            let e = vec4<u32>(quant_word_elem(lid, 0u), quant_word_elem(lid, 1u), quant_word_elem(lid, 2u),
+                              quant_word_elem(lid, 3u));
+            v = combined4(vec4<u32>(base + 2u) + e, stride, used);
+        }
+        let qw = quant_word(lid, vec4<f32>(unpack_act(pack_act(v.xy)), unpack_act(pack_act(v.zw))));
+        if lid < words {
+            let row_words = p.heads * words; // the token's row of H*D values
+            let t = th / p.heads;
+            let w = (th % p.heads) * words + lid;
+            xq[quant_word_index(t, w, row_words)] = qw.q;
+            if w % 8u == 0u {
+                xs[2u * (t * (row_words / 8u) + w / 8u)] = qw.ds.x;
+                xs[2u * (t * (row_words / 8u) + w / 8u) + 1u] = qw.ds.y;
+            }
+        }
+        return;
+    }
     for (var w = lid; w < hw; w += 64u) {
         var acc = vec2<f32>(0.0);
         let b0 = base + 2u + 2u * w;

@@ -228,9 +228,24 @@ fn gguf_decode_on_int8_activations() {
         let ckpt = Checkpoint::open(&gguf).unwrap();
         let model = Arc::new(Llama::load(c, &ckpt, |_, _| {}).unwrap());
         assert!(model.decodes_int8(), "{case}: every GGUF type decodes on int8 activations");
-        let mut s = Session::new(model, 2, 64, 64).unwrap();
+        let mut s = Session::new(model.clone(), 2, 64, 64).unwrap();
         let tol = 0.4 * g.rms();
         check_logits(&format!("{case} int8 decode"), &mut s, &g, tol);
+        // past 64 positions a decode step's attention splits its keys, and the split-K combine
+        // writes o_proj's int8 input itself (ops::attention, AttentionIo::quant): decode steps at
+        // positions 100..116 against the same tokens' logits in one prompt pass (16-bit)
+        let seq: Vec<u32> = g.prompt.iter().chain(&g.greedy).copied().cycle().take(116).collect();
+        let mut s = Session::new(model, 2, 256, 64).unwrap();
+        let v = g.vocab;
+        let all = s.logits_all_blocking(0, 0, &seq).unwrap();
+        s.prefill_blocking(1, 0, &seq[..100]).unwrap();
+        let mut rows = Vec::new();
+        for p in 100..116 {
+            rows.extend(s.forward_last_blocking(&[SeqChunk::generated(1, p, &seq[p..=p])]).unwrap());
+        }
+        let (max, mean, _) = compare(&rows, &all[100 * v..116 * v], v);
+        eprintln!("{case} int8 decode at positions 100..116: max|d| {max:.4} mean|d| {mean:.5}");
+        assert!(max <= tol, "{case}: int8 decode at positions 100..116: max |d| {max} > {tol}");
     }
 }
 

@@ -621,16 +621,32 @@ fn attention_gqa_causal_both_paths() {
                 let ob = poisoned(c, t * heads * d * 2);
                 let part = poisoned(c, part_bytes(t, shape) as usize);
                 let mut g = Graph::new();
-                let io =
-                    AttentionIo { q: &qb, tok: &tb, kcache: &kb, vcache: &vb, out: &ob, part: split.then_some(&part) };
-                Attention::new(c).record_within(&mut g, io, shape, t, keys).unwrap();
+                let part = split.then_some(&part);
+                let io = AttentionIo { q: &qb, tok: &tb, kcache: &kb, vcache: &vb, out: &ob, part, quant: None };
+                assert!(!Attention::new(c).record_within(&mut g, io, shape, t, keys).unwrap());
                 g.run(c);
                 let splits = if split { splits_for(t, heads, keys) } else { 1 };
                 let what = format!(
                     "attention {path:?} H={heads} Hkv={kv_heads} D={d} t={t} first={:?} splits={splits} keys={keys}",
                     tok[0]
                 );
-                assert_close(&what, &read_act(c, &ob, t * heads * d), &want, act_tol(path));
+                let got = read_act(c, &ob, t * heads * d);
+                assert_close(&what, &got, &want, act_tol(path));
+                // the int8 GEMV's input straight from the combine: the output quantized per block
+                // of 32 as quant_act would (its values summed in another order: d within a step
+                // of the 16-bit values, a few codes one step off), `out` left alone
+                use inferno_llama::ops::w8a8::QuantScratch;
+                let qs = QuantScratch::new(c, t, heads * d).unwrap();
+                let ob = poisoned(c, t * heads * d * 2);
+                let mut g = Graph::new();
+                let io = AttentionIo { out: &ob, quant: Some(&qs), ..io };
+                let quantized = Attention::new(c).record_within(&mut g, io, shape, t, keys).unwrap();
+                assert_eq!(quantized, splits > 1 && d % 32 == 0, "{what}: quantized");
+                g.run(c);
+                if quantized {
+                    read_block_quant(c, &qs, &got, heads * d, 1e-2, &format!("{what} quantized"));
+                    assert!(read_act(c, &ob, t * heads * d).iter().all(|v| v.is_nan()), "{what}: wrote out");
+                }
             }
         }
     }
@@ -692,7 +708,8 @@ fn attention_prompt_both_paths() {
             let part = poisoned(c, part_bytes(t, shape) as usize);
             let mut g = Graph::new();
             let a = Attention::new(c);
-            let io = AttentionIo { q: &qb, tok: &tb, kcache: &kb, vcache: &vb, out: &ob, part: Some(&part) };
+            let io =
+                AttentionIo { q: &qb, tok: &tb, kcache: &kb, vcache: &vb, out: &ob, part: Some(&part), quant: None };
             a.record_prompt(&mut g, io, shape, t, shape.ctx).unwrap();
             g.run(c);
             let what = format!(

@@ -94,7 +94,7 @@ pub fn kernel_source(name: &str) -> Option<String> {
     };
     let prelude = prelude.join("\n");
     let rope = if ROPE_KERNELS.contains(&name) { ROPE_EPILOGUE } else { "" };
-    let reduce = if ["rms_norm", "quant_act", "attention"].contains(&name) { REDUCE } else { "" };
+    let reduce = if ["rms_norm", "quant_act", "attention", "attention_combine"].contains(&name) { REDUCE } else { "" };
     KERNELS
         .iter()
         .find(|(n, _)| *n == name)

@@ -199,6 +199,7 @@ mod tests {
                 (_, true, _) => &[&[], &[("BT", 128.0)], &[("BT", 128.0), ("BN", 64.0)]],
                 _ if named("SCALED") => &[&[], &[("SCALED", 1.0)]],
                 _ if named("CODES") => &[&[], &[("CODES", 1.0), ("QUANT", 1.0)]],
+                _ if named("QUANT") => &[&[], &[("QUANT", 1.0)]],
                 _ => &[&[]],
             };
             for act_f16 in [0.0, 1.0] {

@@ -442,7 +442,7 @@ impl Llama {
             if t <= crate::ops::matmul_norm::MAX_TOKENS && st.ops.matmul_norm.fuses(norm, gu) && !st.ops.q8(gu, step) {
                 let eps = self.config.rms_norm_eps;
                 st.ops.matmul_norm.record(g, &s.x, norm, gu, &s.act, NormEpilogue::Swiglu, t, eps)?;
-                return self.residual(st, g, s, &s.act, &w.down_proj, step);
+                return self.residual(st, g, s, &s.act, &w.down_proj, step, false);
             }
         }
         self.normed_linears(st, g, s, norm, &w.gate_up, &s.gu, step)?; // gu (T, 2I)
@@ -457,10 +457,12 @@ impl Llama {
             return st.ops.gemv_q8.record_cols(g, &s.quant, down, MatmulDst::new(&s.x, cols, MatmulOut::AddF32), t);
         }
         st.ops.swiglu.record(g, &s.gu, &s.act, i, t, interleaved)?; // act (T, I)
-        self.residual(st, g, s, &s.act, &w.down_proj, step)
+        self.residual(st, g, s, &s.act, &w.down_proj, step, false)
     }
 
-    /// Records `x (t, C) f32 += input @ W^T`: the add is the matmul's epilogue.
+    /// Records `x (t, C) f32 += input @ W^T`: the add is the matmul's epilogue. `quantized`: the
+    /// int8 GEMV's input is in `s.quant` already (ops::attention's combine wrote it).
+    #[allow(clippy::too_many_arguments)]
     fn residual(
         &self,
         st: &Stage,
@@ -469,13 +471,16 @@ impl Llama {
         input: &wgpu::Buffer,
         w: &Weight,
         step: Step,
+        quantized: bool,
     ) -> Result<()> {
         let t = step.t;
         if w.dtype == crate::WeightDtype::I8 {
             return st.ops.w8a8.record(g, input, &s.quant, w, &s.x, MatmulOut::AddF32, t);
         }
         if st.ops.q8(w, step) {
-            st.ops.w8a8.quantize_from(g, input, QuantInput::Act, QuantGrain::Block, &s.quant, w.cols, t)?;
+            if !quantized {
+                st.ops.w8a8.quantize_from(g, input, QuantInput::Act, QuantGrain::Block, &s.quant, w.cols, t)?;
+            }
             return st.ops.gemv_q8.record_cols(g, &s.quant, w, MatmulDst::all(&s.x, w.rows, MatmulOut::AddF32), t);
         }
         st.ops.matmul.record(g, input, w, &s.x, MatmulOut::AddF32, t)
@@ -514,13 +519,15 @@ impl Llama {
                 vcache: &kv.v[l],
                 out: &s.attn, // (T, H*D)
                 part: Some(&s.attn_part),
+                // o_proj's int8 input straight from the split-K combine where it can
+                quant: ops.q8(&w.o_proj, step).then_some(&s.quant),
             };
-            if step.one_seq {
-                ops.attention.record_prompt(g, io, shape, t, step.keys)?;
+            let quantized = if step.one_seq {
+                ops.attention.record_prompt(g, io, shape, t, step.keys)?
             } else {
-                ops.attention.record_within(g, io, shape, t, step.keys)?;
-            }
-            self.residual(st, g, s, &s.attn, &w.o_proj, step)?;
+                ops.attention.record_within(g, io, shape, t, step.keys)?
+            };
+            self.residual(st, g, s, &s.attn, &w.o_proj, step, quantized)?;
             // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rms_norm(x)
             self.mlp(st, g, s, w, step)?;
         }

@@ -3,6 +3,8 @@
 //! shaders/attention_coop.wgsl (matrix cores) for a prompt chunk of one sequence where the
 //! context has [`GpuContext::coopmat`].
 
+use super::gemv_q8::{xq_bytes, xs_bytes};
+use super::w8a8::QuantScratch;
 use super::{act_bytes, check_buf, check_even};
 use crate::error::{Error, Result};
 use crate::gpu::{fold_workgroups, GpuContext};
@@ -91,6 +93,10 @@ pub struct AttentionIo<'a> {
     pub out: &'a wgpu::Buffer,
     /// Split-K scratch of [`part_bytes`] (None: no split).
     pub part: Option<&'a wgpu::Buffer>,
+    /// Where the output may go instead of `out`, quantized to int8 per block of 32 (the input of
+    /// the int8 GEMV, as ops::w8a8's `QuantGrain::Block` writes it, of rows of H*D values): where
+    /// a call's split-K combine runs and D % 32 == 0 it does, and the call returns true.
+    pub quant: Option<&'a QuantScratch>,
 }
 
 /// Largest head dimension the kernel handles.
@@ -133,19 +139,22 @@ pub const PROMPT_PAD: usize = 64;
 /// The attention op.
 pub struct Attention {
     ctx: GpuContext,
-    dummy: wgpu::Buffer,
+    /// Stand-ins for the split-K scratch and the combine's int8 output when they are off.
+    dummy: [wgpu::Buffer; 3],
 }
 
 impl Attention {
     /// An attention op on this context.
     pub fn new(ctx: &GpuContext) -> Self {
-        let dummy = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("attention part (unused)"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-        Attention { ctx: ctx.clone(), dummy }
+        let dummy = || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("attention stand-in (unused)"),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        Attention { ctx: ctx.clone(), dummy: [dummy(), dummy(), dummy()] }
     }
 
     /// Whether [`Attention::record_prompt`] runs this shape on matrix cores.
@@ -157,7 +166,8 @@ impl Attention {
     /// cache slot (a prompt chunk, or one sequence's decode step): on matrix cores where
     /// [`Attention::prompt_on_matrix_cores`], which needs `q` to hold `t` rounded up to 64 rows and
     /// the caches [`PROMPT_PAD`] positions after their last slot (it reads each token's keys, so
-    /// `keys` only bounds the portable kernel's split).
+    /// `keys` only bounds the portable kernel's split). Returns whether the output went to
+    /// `io.quant` (the matrix-core kernel writes `out`).
     pub fn record_prompt(
         &self,
         g: &mut Graph,
@@ -165,7 +175,7 @@ impl Attention {
         s: AttentionShape,
         t: usize,
         keys: usize,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if !self.prompt_on_matrix_cores(s, t) {
             return self.record_within(g, io, s, t, keys);
         }
@@ -184,12 +194,13 @@ impl Attention {
         let grid = [s.heads as u32, t.div_ceil(16) as u32, 1]; // tiles of 16 query tokens on y
         let buffers = [&uniform, io.q, io.tok, io.kcache, io.vcache, io.out];
         g.push(&self.ctx, "attention_coop", &pipeline, &buffers, grid);
-        Ok(())
+        Ok(false)
     }
 
     /// Records `out (t, H, D) = softmax(q k^T / sqrt(D)) v` over each token's cache slot,
     /// keys at positions 0..=pos. `part` is the split-K scratch of [`part_bytes`] (None: no split).
-    pub fn record(&self, g: &mut Graph, io: AttentionIo, s: AttentionShape, t: usize) -> Result<()> {
+    /// Returns whether the output went to `io.quant` instead of `io.out` (see [`AttentionIo`]).
+    pub fn record(&self, g: &mut Graph, io: AttentionIo, s: AttentionShape, t: usize) -> Result<bool> {
         self.record_within(g, io, s, t, s.ctx)
     }
 
@@ -204,10 +215,10 @@ impl Attention {
         s: AttentionShape,
         t: usize,
         keys: usize,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         check_shape(s)?;
         let keys = keys.clamp(1, s.ctx.max(1));
-        let AttentionIo { q, tok, kcache, vcache, out, part } = io;
+        let AttentionIo { q, tok, kcache, vcache, out, part, quant } = io;
         check_buf("attention q", q, act_bytes(t * s.heads * s.head_dim))?;
         check_buf("attention positions", tok, (t * 8) as u64)?;
         check_buf("k cache", kcache, act_bytes(s.ctx * s.kv_heads * s.head_dim))?;
@@ -219,7 +230,18 @@ impl Attention {
                 check_buf("attention split scratch", b, part_bytes(t, s))?;
                 b
             }
-            _ => &self.dummy,
+            _ => &self.dummy[0],
+        };
+        // the combine quantizes where it runs and a block of 32 lies within one head
+        let quant = quant.filter(|_| splits > 1 && s.head_dim.is_multiple_of(32));
+        let (xq, xs) = match quant {
+            Some(qs) => {
+                let k = s.heads * s.head_dim;
+                check_buf("attention int8 output", &qs.xq, xq_bytes(t, k))?;
+                check_buf("attention int8 output scales", &qs.xs, xs_bytes(t, k))?;
+                (&qs.xq, &qs.xs)
+            }
+            None => (&self.dummy[1], &self.dummy[2]),
         };
         let chunk = keys.div_ceil(splits).div_ceil(64) * 64;
         let pipeline = self.ctx.pipeline("attention", &[("HEAD_DIM", s.head_dim as f64)])?;
@@ -233,7 +255,7 @@ impl Attention {
             [x, y, splits as u32],
         );
         if splits > 1 {
-            let pipeline = self.ctx.pipeline("attention_combine", &[])?;
+            let pipeline = self.ctx.pipeline("attention_combine", &[("QUANT", quant.is_some() as u8 as f64)])?;
             let params = CombineParams {
                 heads: s.heads as u32,
                 head_dim: s.head_dim as u32,
@@ -243,8 +265,8 @@ impl Attention {
                 _pad: [0; 3],
             };
             let uniform = self.ctx.uniform("attention combine params", &params);
-            g.push(&self.ctx, "attention_combine", &pipeline, &[&uniform, part, out, tok], [x, y, 1]);
+            g.push(&self.ctx, "attention_combine", &pipeline, &[&uniform, part, out, tok, xq, xs], [x, y, 1]);
         }
-        Ok(())
+        Ok(quant.is_some())
     }
 }

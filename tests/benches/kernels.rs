@@ -63,7 +63,7 @@ fn benches(cr: &mut Criterion) {
         let tb = c.storage_init("tok", bytemuck::cast_slice(&tok)).expect("tok");
         let mut g = Graph::new();
         let part = c.storage("part", part_bytes(tokens, shape)).expect("part");
-        let io = AttentionIo { q: &q, tok: &tb, kcache: &kc, vcache: &vc, out: &o, part: Some(&part) };
+        let io = AttentionIo { q: &q, tok: &tb, kcache: &kc, vcache: &vc, out: &o, part: Some(&part), quant: None };
         if tokens > 1 {
             // a prompt: on matrix cores where the adapter has them
             att.record_prompt(&mut g, io, shape, tokens, shape.ctx).expect("record");
