@@ -1,5 +1,5 @@
 // attention_combine.wgsl — merges the split-K partials of attention.wgsl:
-//   out = sum_s acc_s * exp(m_s - M) / sum_s l_s * exp(m_s - M),  M = max_s m_s
+//   out = (sum_s acc_s * exp(m_s - M)) / sum_s l_s * exp(m_s - M),  M = max_s m_s
 //   part (T, H, splits, 2 + D) f32: m, l, acc[D] per split (splits with some key: the others
 //        are not written)
 //   tok  (T) (slot, position): splits starting past the token's position are empty and skipped
@@ -87,9 +87,11 @@ fn main(@builtin(local_invocation_index) lid: u32,
         }
     }
     workgroupBarrier();
-    // 2. the weight of each split's accumulator (0 for empty splits)
+    // 2. the weight of each split's accumulator (0 for empty splits), the division by l last: a
+    // token whose keys all lie in split 0 gets acc_0 * 1 / l, bit for bit what attention.wgsl
+    // writes without splits (a decode step's split count follows its longest sequence)
     if lid < used {
-        ms[lid] = select(0.0, exp(ms[lid] - big_m) / l, ls[lid] > 0.0);
+        ms[lid] = select(0.0, exp(ms[lid] - big_m), ls[lid] > 0.0);
     }
     workgroupBarrier();
     let hw = p.head_dim / 2u;
@@ -99,7 +101,7 @@ fn main(@builtin(local_invocation_index) lid: u32,
         if lid < words {
             let e = vec4<u32>(quant_word_elem(lid, 0u), quant_word_elem(lid, 1u), quant_word_elem(lid, 2u),
                               quant_word_elem(lid, 3u));
-            v = combined4(vec4<u32>(base + 2u) + e, stride, used);
+            v = combined4(vec4<u32>(base + 2u) + e, stride, used) / l;
         }
         let qw = quant_word(lid, vec4<f32>(unpack_act(pack_act(v.xy)), unpack_act(pack_act(v.zw))));
         if lid < words {
@@ -137,6 +139,6 @@ fn main(@builtin(local_invocation_index) lid: u32,
             let b = b0 + s * stride;
             acc += vec2<f32>(part[b], part[b + 1u]) * ms[s];
         }
-        out[th * hw + w] = pack_act(acc);
+        out[th * hw + w] = pack_act(acc / l);
     }
 }

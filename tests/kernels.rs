@@ -652,6 +652,46 @@ fn attention_gqa_causal_both_paths() {
     }
 }
 
+#[test]
+fn decode_attention_does_not_depend_on_the_step() {
+    // a decode token's attention is bit for bit the same alone or beside other sequences, however
+    // many key ranges the step's longest sequence and its size give the split (while ranges stay
+    // 64 keys: a token whose keys all lie in the first range gets the combine's acc * 1 / l, what
+    // the kernel writes unsplit), so that int8 rounding downstream cannot turn a batch into other
+    // tokens
+    let (heads, kv_heads, d, ctx_len) = (9, 3, 64, 700);
+    let shape = AttentionShape { heads, kv_heads, head_dim: d, ctx: ctx_len };
+    for path in PATHS {
+        let c = ctx(path);
+        let mut rng = rng("attention decode steps");
+        let (_, kb) = rand_cache(c, path, &mut rng, 2 * ctx_len * kv_heads * d);
+        let (_, vb) = rand_cache(c, path, &mut rng, 2 * ctx_len * kv_heads * d);
+        let q = round_act(path, &rand_vec(&mut rng, 3 * heads * d, 1.5));
+        // each token's output (row r of q) in a step of `tok` with `keys`
+        let run = |tok: &[(usize, usize)], rows: &[usize], keys: usize| -> Vec<Vec<u32>> {
+            let qs: Vec<f32> = rows.iter().flat_map(|&r| q[r * heads * d..(r + 1) * heads * d].to_vec()).collect();
+            let (qb, tb) = (upload_act(c, &qs), tok_buf(c, tok));
+            let t = tok.len();
+            let ob = poisoned(c, t * heads * d * 2);
+            let part = poisoned(c, part_bytes(t, shape) as usize);
+            let io =
+                AttentionIo { q: &qb, tok: &tb, kcache: &kb, vcache: &vb, out: &ob, part: Some(&part), quant: None };
+            let mut g = Graph::new();
+            Attention::new(c).record_within(&mut g, io, shape, t, keys).unwrap();
+            g.run(c);
+            read_act(c, &ob, t * heads * d).chunks(heads * d).map(|r| r.iter().map(|v| v.to_bits()).collect()).collect()
+        };
+        let (a, b, e) = ((0, 40), (1, 100), (0, 7)); // (slot, position)
+        let alone = [run(&[a], &[0], 64), run(&[b], &[1], 128), run(&[e], &[2], 64)];
+        for keys in [128, 256, 700] {
+            let step = run(&[a, b, e], &[0, 1, 2], keys);
+            for (i, want) in alone.iter().enumerate() {
+                assert!(step[i] == want[0], "{path:?}: token {i} in a step of 3 with {keys} keys differs from alone");
+            }
+        }
+    }
+}
+
 /// (T, 2I) gate/up output in the fused weight's row order (alternating) or as `[gate | up]`.
 #[test]
 fn attention_prompt_both_paths() {
