@@ -114,6 +114,11 @@ enum Cmd {
         /// Model name reported by /v1/models (default: the file name).
         #[arg(long)]
         alias: Option<String>,
+        /// Greedy answers equal to each request run alone, with int8 decode too: one request's
+        /// prompt per step, cached prefixes reused in whole prompt pieces (slower first tokens
+        /// when many requests arrive together).
+        #[arg(long)]
+        deterministic: bool,
     },
     /// GPU adapters, features and limits (and a model's shape with -m).
     Info {
@@ -475,7 +480,7 @@ fn real_main() -> Result<()> {
             };
             bench(&m, ck, n_prompt, n_gen, reps, &parallel, json, profile)?
         }
-        Cmd::Serve { m, host, port, parallel, max_queue, api_key, cors, body_limit, alias } => {
+        Cmd::Serve { m, host, port, parallel, max_queue, api_key, cors, body_limit, alias, deterministic } => {
             let ctxs = gpus(&m.g)?;
             let engine = EngineOptions {
                 ctx_len: m.ctx,
@@ -499,6 +504,7 @@ fn real_main() -> Result<()> {
                 cors,
                 body_limit,
                 model_name: name,
+                deterministic,
             };
             inferno_llama::serve::serve(m.path()?.to_path_buf(), ctxs, engine, opts)?;
         }

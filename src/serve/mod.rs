@@ -49,6 +49,10 @@ pub struct ServeOptions {
     pub body_limit: usize,
     /// The name /v1/models reports (default: the model file's name).
     pub model_name: String,
+    /// Greedy answers equal to each request's single run also where the model decodes with int8
+    /// activations: the scheduler prefills one request's prompt per step and reuses cached
+    /// prefixes in whole prompt pieces only (see `scheduler::Scheduler::step`).
+    pub deterministic: bool,
 }
 
 /// What the handlers need once the model is loaded.
@@ -134,6 +138,7 @@ pub fn serve(
                 eng.eos_ids,
                 engine_state.metrics.clone(),
                 engine_state.waiting.clone(),
+                engine_state.opts.deterministic,
             );
             let ready = Ready { tx: Mutex::new(tx), tokenizer, template: eng.template, ctx_len };
             if engine_state.ready.set(ready).is_err() {

@@ -109,6 +109,10 @@ pub struct Scheduler {
     decodes_int8: bool,
     /// Where `decodes_int8`: whether the last step ran prompt pieces.
     prompt_turn: bool,
+    /// `ServeOptions::deterministic`: a step's prompt piece comes from one sequence, and a cached
+    /// prefix is reused in whole pieces of the step budget only, so a prompt is cut into the
+    /// same pieces as when its request runs alone.
+    deterministic: bool,
 }
 
 impl Scheduler {
@@ -119,12 +123,13 @@ impl Scheduler {
         eos: Vec<u32>,
         metrics: Arc<Metrics>,
         waiting: Arc<AtomicU64>,
+        deterministic: bool,
     ) -> Self {
         let slots = (0..session.slots()).map(|_| Slot::default()).collect();
         metrics.slots.store(session.slots() as u64, Ordering::Relaxed);
         metrics.gpu_bytes.store(session.ledger().total(), Ordering::Relaxed);
         let decodes_int8 = session.model.decodes_int8();
-        Scheduler { session, tokenizer, eos, slots, metrics, waiting, decodes_int8, prompt_turn: false }
+        Scheduler { session, tokenizer, eos, slots, metrics, waiting, decodes_int8, prompt_turn: false, deterministic }
     }
 
     /// Serves jobs from `rx` until every sender is gone and the last request has finished.
@@ -175,8 +180,11 @@ impl Scheduler {
                 .max_by_key(|&i| (lcp(&self.slots[i]), i == free))
                 .unwrap_or(free);
             let slot = &mut self.slots[best];
-            // keep the shared prefix, but always run the last prompt token (its logits are needed)
+            // keep the shared prefix, but always run the last prompt token (its logits are needed);
+            // deterministic: only whole pieces of the step budget, which a fresh run cuts alike
             let keep = lcp(slot).min(job.prompt.len() - 1);
+            let piece = self.session.max_tokens;
+            let keep = if self.deterministic { keep / piece * piece } else { keep };
             slot.cached.truncate(keep);
             self.metrics.prompt_tokens.fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
             slot.active = Some(Active {
@@ -215,10 +223,10 @@ impl Scheduler {
         let mut used = 0;
         // decoding sequences first (one token each), then prompt pieces in the remaining budget;
         // where the model decodes with int8 activations, which a step with prompt pieces does
-        // not, a step holds one kind, the two taking turns while both wait, so that a sequence's
-        // tokens are those it gets alone
+        // not (or `deterministic`), a step holds one kind, the two taking turns while both wait,
+        // so that a sequence's tokens are those it gets alone
         let mut kinds = [true, false].to_vec();
-        if self.decodes_int8 {
+        if self.decodes_int8 || self.deterministic {
             let has = |decode: bool| {
                 self.slots.iter().filter_map(|s| s.active.as_ref()).any(|a| a.generated.is_empty() != decode)
             };
@@ -237,6 +245,9 @@ impl Scheduler {
                 let n = a.pending.len().min(budget - used);
                 used += n;
                 plan.push((i, n, n == a.pending.len()));
+                if !decode && self.deterministic {
+                    break; // one sequence's prompt piece: rows cut as when it runs alone
+                }
             }
         }
         let chunks: Vec<SeqChunk> = plan
