@@ -18,9 +18,10 @@
 // int8 value for the nibble (so IQ4_NL, MXFP4 and NVFP4, FP4 values doubled), Q3_K its 3-bit
 // value - 4, Q4_0 the nibble - 8, Q6_K (low | high << 4) - 32 and Q8_0 its int8 value; Q5_0/Q5_1,
 // TQ1_0/TQ2_0 and the grid i-quants weights.wgsl's stored_c8 codes (Q5_1: b = m); all regrouped
-// to quant_word's order (b = 0 where not given). Workgroup = ROWS x LANES threads of RPT rows each (ROWS x RPT rows), each lane whole
-// blocks of 32 (two at a time for one token); the TOK tokens of a workgroup share each block's
-// decode, and each token's activation block serves the thread's RPT rows. Grid as matmul_gemv.wgsl:
+// to quant_word's order (b = 0 where not given). Workgroup = ROWS x LANES threads of RPT rows
+// each (ROWS x RPT rows), each lane whole blocks of 32 (two at a time for one token); the TOK
+// tokens of a workgroup share each block's decode, and each token's activation block serves the
+// thread's RPT rows. Grid as matmul_gemv.wgsl:
 // x = token group, y/z = row groups (folded). With ROPE (decode's q/k/v projection, packed
 // output) the output pairs become the attention input instead: RoPE and the KV-cache append
 // (rope_epilogue.wgsl).

@@ -1,8 +1,8 @@
 // reduce.wgsl — reductions over a workgroup of WG threads (a power of two; each kernel that takes
 // this file declares `const WG`), prepended after common.wgsl to the kernels that reduce with one
 // workgroup: rms_norm.wgsl, quant_act.wgsl (256 threads per token row), attention.wgsl (64 per
-// key tile), attention_combine.wgsl (64 per head, quant_word alone). Every thread calls them (uniform control flow) and gets the result; `red` is free
-// again on return.
+// key tile), attention_combine.wgsl (64 per head, quant_word alone). Every thread calls them
+// (uniform control flow) and gets the result; `red` is free again on return.
 
 var<workgroup> red: array<f32, WG>;
 

@@ -69,12 +69,8 @@ fn rand_weight(
                 }
                 if ty == GgmlType::Iq1M {
                     // its f16 d is spread over the top nibbles of the four u16 at byte 48
-                    let d = half::f16::from_f32(scale / 128.0 * rng.random_range(0.2..1.0f32)).to_bits();
-                    for i in 0..4 {
-                        let o = 48 + 2 * i;
-                        let w = u16::from_le_bytes([blk[o], blk[o + 1]]) & 0x0fff | (((d >> (4 * i)) & 15) << 12);
-                        blk[o..o + 2].copy_from_slice(&w.to_le_bytes());
-                    }
+                    let d = half::f16::from_f32(scale / 128.0 * rng.random_range(0.2..1.0f32));
+                    inferno_llama::model::gguf::set_iq1m_d(blk, d);
                 }
             }
             b

@@ -804,6 +804,17 @@ fn iq1m_d(blk: &[u8]) -> f32 {
     half::f16::from_bits(top(0) | top(1) | top(2) | top(3)).to_f32()
 }
 
+/// Writes `d` as an IQ1_M block's f16 scale (the inverse of how the loader reads it: the top
+/// nibbles of its four u16 scale fields, the 3-bit scales below them kept), for generated weights.
+pub fn set_iq1m_d(blk: &mut [u8], d: half::f16) {
+    for i in 0..4 {
+        let o = 48 + 2 * i;
+        let top = (d.to_bits() >> (4 * i)) & 15;
+        let w = u16::from_le_bytes([blk[o], blk[o + 1]]) & 0x0fff | top << 12;
+        blk[o..o + 2].copy_from_slice(&w.to_le_bytes());
+    }
+}
+
 /// The lookup grid an i-quant type reads, as the bytes appended to each of its GPU buffers (one
 /// little-endian integer per entry, see `iq_grids`); empty for the other types.
 pub fn grid_bytes(ty: GgmlType) -> Vec<u8> {

@@ -136,13 +136,7 @@ fn make_pool(ty: GgmlType, seed: u64) -> Vec<u8> {
                         b[o..o + 2].copy_from_slice(&d.to_le_bytes());
                     }
                     if ty == GgmlType::Iq1M {
-                        // its f16 d is the top nibbles of the four u16 scale fields at byte 48
-                        for i in 0..4 {
-                            let o = 48 + 2 * i;
-                            let top = (d.to_bits() >> (4 * i)) & 15;
-                            let w = u16::from_le_bytes([b[o], b[o + 1]]) & 0x0fff | top << 12;
-                            b[o..o + 2].copy_from_slice(&w.to_le_bytes());
-                        }
+                        gguf::set_iq1m_d(b, d); // its d is spread over its scale fields
                     }
                 }
             };
